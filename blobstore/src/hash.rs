@@ -177,7 +177,16 @@ mod tests {
     /// The b3sum sizes of the issue: the blob hash equals `blake3(bytes)` (what b3sum prints).
     #[test]
     fn blob_hash_equals_blake3_for_boundary_sizes() {
-        for len in [0, 1, 1023, 1024, 262_143, 262_144, 262_145, 3 * 1024 * 1024 + 7] {
+        for len in [
+            0,
+            1,
+            1023,
+            1024,
+            262_143,
+            262_144,
+            262_145,
+            3 * 1024 * 1024 + 7,
+        ] {
             let bytes = data(len);
             let (root, chunks) = blob_hashes(&bytes);
             assert_eq!(root, *blake3::hash(&bytes).as_bytes(), "size {len}");
@@ -187,7 +196,11 @@ mod tests {
                 s.update(piece);
             }
             let (sroot, schunks, ssize) = s.finalize();
-            assert_eq!((sroot, schunks, ssize), (root, chunks, len as u64), "stream, size {len}");
+            assert_eq!(
+                (sroot, schunks, ssize),
+                (root, chunks, len as u64),
+                "stream, size {len}"
+            );
         }
     }
 
@@ -198,7 +211,10 @@ mod tests {
         assert_ne!(chunk_hash(size, 0, &chunk), chunk_hash(size, 1, &chunk));
         assert_ne!(chunk_hash(size, 1, &chunk), chunk_hash(size, 2, &chunk));
         // And a whole single-chunk blob differs from the same bytes as a first chunk.
-        assert_ne!(chunk_hash(CHUNK_SIZE as u64, 0, &chunk), chunk_hash(size, 0, &chunk));
+        assert_ne!(
+            chunk_hash(CHUNK_SIZE as u64, 0, &chunk),
+            chunk_hash(size, 0, &chunk)
+        );
     }
 
     #[test]

@@ -1,0 +1,740 @@
+//! The blob store: chunk slots, the chunk index, blobs, and upload/import sessions.
+//!
+//! # Reference counting
+//!
+//! - A blob has `refs` references, taken by `finish_upload` (one per finished session) and
+//!   `add_ref`, dropped by `release`. At 0 the blob and its chunk list go.
+//! - A chunk's `refs` counts the blob positions (one per blob whose list names it) and the open
+//!   session positions that hold it. At 0 its slot is freed for reuse.
+//!
+//! # Atomicity
+//!
+//! Every check that can fail runs before the first write, so an `Err` means nothing changed.
+//! The only write that can fail is growing the chunk data memory, and it runs first. A broken
+//! internal invariant (a record that should exist does not) panics: on the IC the message traps
+//! and is rolled back.
+
+use ic_stable_structures::{Memory, StableBTreeMap, StableVec};
+
+use crate::error::BlobError;
+use crate::hash::{self, CHUNK_SIZE, Hash, to_hex};
+use crate::records::{BlobChunkKey, BlobMeta, ChunkEntry, UploadChunk, UploadChunkKey, UploadMeta};
+use crate::slots::{SCHEMA_VERSION, SlotArea};
+use crate::types::{BlobInfo, Limits, Memories, StoreStats, UploadId, UploadInfo, UploadKind};
+
+/// Longest owner id accepted, in bytes (a principal has at most 29).
+pub const MAX_OWNER_LEN: usize = 64;
+
+/// Largest blob the store can represent whatever the limits: chunk indices are `u32`.
+pub const MAX_SUPPORTED_BLOB_SIZE: u64 = u32::MAX as u64 * CHUNK_SIZE as u64;
+
+/// A content-addressed blob store over ic-stable-structures memories.
+pub struct BlobStore<M: Memory> {
+    limits: Limits,
+    slots: SlotArea<M>,
+    chunk_index: StableBTreeMap<Hash, ChunkEntry, M>,
+    free_slots: StableVec<u64, M>,
+    blobs: StableBTreeMap<Hash, BlobMeta, M>,
+    blob_chunks: StableBTreeMap<BlobChunkKey, Hash, M>,
+    uploads: StableBTreeMap<UploadId, UploadMeta, M>,
+    upload_chunks: StableBTreeMap<UploadChunkKey, UploadChunk, M>,
+}
+
+/// Panics on a broken internal invariant (see the module docs).
+fn invariant(what: &str) -> ! {
+    panic!("blobstore: internal invariant broken: {what}")
+}
+
+fn blob_key(blob: &Hash, index: u64) -> BlobChunkKey {
+    BlobChunkKey {
+        blob: *blob,
+        index: index as u32,
+    }
+}
+
+fn upload_key(upload: UploadId, index: u64) -> UploadChunkKey {
+    UploadChunkKey {
+        upload,
+        index: index as u32,
+    }
+}
+
+fn upload_range(upload: UploadId) -> std::ops::RangeInclusive<UploadChunkKey> {
+    upload_key(upload, 0)..=UploadChunkKey {
+        upload,
+        index: u32::MAX,
+    }
+}
+
+fn blob_range(blob: &Hash) -> std::ops::RangeInclusive<BlobChunkKey> {
+    blob_key(blob, 0)..=BlobChunkKey {
+        blob: *blob,
+        index: u32::MAX,
+    }
+}
+
+impl<M: Memory> BlobStore<M> {
+    /// Opens the store kept in `mem` (after an upgrade), or creates it in empty memories.
+    ///
+    /// `limits` apply from now on; they are not stored. Panics if the memories hold something
+    /// other than a store of a schema this code knows, or if only some of them are empty.
+    pub fn init(mem: Memories<M>, limits: Limits) -> Self {
+        let fresh = SlotArea::is_fresh(&mem.chunk_data);
+        let others = [
+            &mem.chunk_index,
+            &mem.free_slots,
+            &mem.blobs,
+            &mem.blob_chunks,
+            &mem.uploads,
+            &mem.upload_chunks,
+        ];
+        assert!(
+            others.iter().all(|m| (m.size() == 0) == fresh),
+            "blobstore: some memories are empty and others are not; they do not belong together"
+        );
+        Self {
+            limits,
+            slots: SlotArea::open(mem.chunk_data),
+            chunk_index: StableBTreeMap::init(mem.chunk_index),
+            free_slots: StableVec::init(mem.free_slots),
+            blobs: StableBTreeMap::init(mem.blobs),
+            blob_chunks: StableBTreeMap::init(mem.blob_chunks),
+            uploads: StableBTreeMap::init(mem.uploads),
+            upload_chunks: StableBTreeMap::init(mem.upload_chunks),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The schema version of the stored data.
+    pub fn schema_version(&self) -> u32 {
+        SCHEMA_VERSION
+    }
+
+    // ---------------------------------------------------------------- uploads
+
+    /// Opens an upload of a blob of `size` bytes owned by `owner` (opaque bytes, e.g. a
+    /// principal's). If `expected` is given, `finish_upload` requires the blob to hash to it.
+    ///
+    /// Errors: `OwnerTooLong`, `BlobTooLarge`, `TooManyUploads`, `TooManyUploadsForOwner`.
+    pub fn begin_upload(
+        &mut self,
+        owner: &[u8],
+        size: u64,
+        expected: Option<Hash>,
+        now_ns: u64,
+    ) -> Result<UploadId, BlobError> {
+        self.check_owner(owner)?;
+        let chunk_count = self.check_size(size)?;
+        self.check_capacity(owner)?;
+        Ok(self.new_session(UploadMeta {
+            owner: owner.to_vec(),
+            kind: UploadKind::Upload { expected },
+            size,
+            chunk_count,
+            received: 0,
+            created_ns: now_ns,
+        }))
+    }
+
+    /// Stores chunk `index` of an open session and returns its hash (its BLAKE3 chaining value at
+    /// that position). Chunks may come in any order; sending the same chunk again changes
+    /// nothing. In a plain upload, different bytes at an index already received replace them.
+    /// In an import, the bytes must hash to the expected value (as `put_verified_chunk`).
+    ///
+    /// Errors: `UnknownUpload`, `NotUploadOwner`, `ChunkIndexOutOfRange`, `ChunkSizeMismatch`,
+    /// `ChunkHashMismatch` (import), `OutOfStableMemory`.
+    pub fn put_chunk(
+        &mut self,
+        owner: &[u8],
+        upload: UploadId,
+        index: u64,
+        bytes: &[u8],
+    ) -> Result<Hash, BlobError> {
+        let meta = self.session(owner, upload)?;
+        self.put(upload, meta, index, bytes)
+    }
+
+    /// Stores chunk `index` of an import after checking that `bytes` hash, at that position, to
+    /// the chunk hash the import was begun with. Idempotent.
+    ///
+    /// Errors: `UnknownUpload`, `NotUploadOwner`, `NotAnImport`, `ChunkIndexOutOfRange`,
+    /// `ChunkSizeMismatch`, `ChunkHashMismatch`, `OutOfStableMemory`.
+    pub fn put_verified_chunk(
+        &mut self,
+        owner: &[u8],
+        upload: UploadId,
+        index: u64,
+        bytes: &[u8],
+    ) -> Result<(), BlobError> {
+        let meta = self.session(owner, upload)?;
+        if !matches!(meta.kind, UploadKind::Import { .. }) {
+            return Err(BlobError::NotAnImport { upload });
+        }
+        self.put(upload, meta, index, bytes).map(|_| ())
+    }
+
+    fn put(
+        &mut self,
+        upload: UploadId,
+        mut meta: UploadMeta,
+        index: u64,
+        bytes: &[u8],
+    ) -> Result<Hash, BlobError> {
+        let Some(expected_len) = hash::chunk_len(meta.size, index) else {
+            return Err(BlobError::ChunkIndexOutOfRange {
+                index,
+                chunk_count: meta.chunk_count,
+            });
+        };
+        if bytes.len() != expected_len {
+            return Err(BlobError::ChunkSizeMismatch {
+                index,
+                expected: expected_len as u64,
+                actual: bytes.len() as u64,
+            });
+        }
+        let actual = hash::chunk_hash(meta.size, index, bytes);
+        let key = upload_key(upload, index);
+        let existing = self.upload_chunks.get(&key);
+        if let UploadKind::Import { .. } = meta.kind {
+            let Some(entry) = existing else {
+                invariant("an import lacks a chunk entry")
+            };
+            if entry.hash != actual {
+                return Err(BlobError::ChunkHashMismatch {
+                    index,
+                    expected: to_hex(&entry.hash),
+                    actual: to_hex(&actual),
+                });
+            }
+        }
+        if existing.is_some_and(|e| e.present && e.hash == actual) {
+            return Ok(actual);
+        }
+        self.acquire_chunk(&actual, index, meta.chunk_count == 1, bytes)?;
+        match existing {
+            Some(old) if old.present => self.release_chunk(&old.hash),
+            _ => {
+                meta.received += 1;
+                self.uploads.insert(upload, meta);
+            }
+        }
+        self.upload_chunks.insert(
+            key,
+            UploadChunk {
+                hash: actual,
+                present: true,
+            },
+        );
+        Ok(actual)
+    }
+
+    /// Finishes a session once every chunk is in: the blob is created, or gains a reference if
+    /// it already exists (the session's chunks are then released). The blob gains exactly one
+    /// reference. A plain upload's blob hash is merged from its chunk hashes and checked against
+    /// the expected one; an import's chunk list was checked at begin, so nothing is re-hashed.
+    ///
+    /// Errors: `UnknownUpload`, `NotUploadOwner`, `IncompleteUpload`, `BlobHashMismatch` (the
+    /// session stays open: re-send the wrong chunks or abort).
+    pub fn finish_upload(&mut self, owner: &[u8], upload: UploadId) -> Result<BlobInfo, BlobError> {
+        let meta = self.session(owner, upload)?;
+        if meta.received < meta.chunk_count {
+            return Err(BlobError::IncompleteUpload {
+                missing: meta.chunk_count - meta.received,
+            });
+        }
+        let chunks: Vec<Hash> = self
+            .upload_chunks
+            .values_range(upload_range(upload))
+            .map(|c| c.hash)
+            .collect();
+        if chunks.len() as u64 != meta.chunk_count {
+            invariant("a complete session's chunk count");
+        }
+        let blob = match meta.kind {
+            UploadKind::Upload { expected } => {
+                let actual = hash::merge_chunk_hashes(&chunks);
+                if let Some(expected) = expected
+                    && expected != actual
+                {
+                    return Err(BlobError::BlobHashMismatch {
+                        expected: to_hex(&expected),
+                        actual: to_hex(&actual),
+                    });
+                }
+                actual
+            }
+            UploadKind::Import { blob } => blob,
+        };
+        // The session's chunk references pass to the new blob, or are released if it exists.
+        for index in 0..meta.chunk_count {
+            self.upload_chunks.remove(&upload_key(upload, index));
+        }
+        self.uploads.remove(&upload);
+        let blob_meta = match self.blobs.get(&blob) {
+            Some(mut existing) => {
+                existing.refs += 1;
+                for chunk in &chunks {
+                    self.release_chunk(chunk);
+                }
+                existing
+            }
+            None => {
+                for (index, chunk) in chunks.iter().enumerate() {
+                    self.blob_chunks
+                        .insert(blob_key(&blob, index as u64), *chunk);
+                }
+                BlobMeta {
+                    size: meta.size,
+                    chunk_count: meta.chunk_count,
+                    refs: 1,
+                }
+            }
+        };
+        self.blobs.insert(blob, blob_meta);
+        self.slots.update(|h| h.logical_bytes += blob_meta.size);
+        Ok(info(&blob, &blob_meta))
+    }
+
+    /// Aborts a session, releasing the chunks it holds.
+    ///
+    /// Errors: `UnknownUpload`, `NotUploadOwner`.
+    pub fn abort_upload(&mut self, owner: &[u8], upload: UploadId) -> Result<(), BlobError> {
+        self.session(owner, upload)?;
+        self.drop_session(upload);
+        Ok(())
+    }
+
+    /// Aborts every session created more than `max_age_ns` before `now_ns`; returns how many.
+    ///
+    /// Age counts from `begin_*`, not from the last chunk: choose `max_age_ns` longer than the
+    /// slowest whole upload.
+    pub fn expire_uploads(&mut self, now_ns: u64, max_age_ns: u64) -> u64 {
+        let stale: Vec<UploadId> = self
+            .uploads
+            .iter()
+            .filter_map(|e| {
+                let (id, meta) = e.into_pair();
+                (now_ns.saturating_sub(meta.created_ns) > max_age_ns).then_some(id)
+            })
+            .collect();
+        for id in &stale {
+            self.drop_session(*id);
+        }
+        stale.len() as u64
+    }
+
+    /// Describes an open session.
+    pub fn upload(&self, upload: UploadId) -> Option<UploadInfo> {
+        self.uploads.get(&upload).map(|m| UploadInfo {
+            id: upload,
+            owner: m.owner,
+            kind: m.kind,
+            size: m.size,
+            chunk_count: m.chunk_count,
+            received: m.received,
+            created_ns: m.created_ns,
+        })
+    }
+
+    // ---------------------------------------------------------------- imports
+
+    /// Opens an import of `blob` (`size` bytes) whose chunk hashes are known in advance, e.g.
+    /// from a verified manifest. Checks that the list has the right length and merges to
+    /// `blob`. Chunks already stored are linked at once (no transfer needed); fetch the others
+    /// (`missing_chunks`) and send them with `put_verified_chunk`, then `finish_upload`.
+    ///
+    /// Errors: `OwnerTooLong`, `BlobTooLarge`, `ChunkCountMismatch`, `ChunkListMismatch`,
+    /// `ChunkPositionMismatch`, `TooManyUploads`, `TooManyUploadsForOwner`.
+    pub fn begin_import(
+        &mut self,
+        owner: &[u8],
+        blob: Hash,
+        size: u64,
+        chunk_hashes: Vec<Hash>,
+        now_ns: u64,
+    ) -> Result<UploadId, BlobError> {
+        self.check_owner(owner)?;
+        let chunk_count = self.check_size(size)?;
+        if chunk_hashes.len() as u64 != chunk_count {
+            return Err(BlobError::ChunkCountMismatch {
+                size,
+                expected: chunk_count,
+                actual: chunk_hashes.len() as u64,
+            });
+        }
+        let merged = hash::merge_chunk_hashes(&chunk_hashes);
+        if merged != blob {
+            return Err(BlobError::ChunkListMismatch {
+                expected: to_hex(&blob),
+                actual: to_hex(&merged),
+            });
+        }
+        // A stored chunk was verified at one position; linking it elsewhere would make a blob
+        // whose bytes do not hash to its id.
+        let mut present = Vec::with_capacity(chunk_hashes.len());
+        for (index, chunk) in chunk_hashes.iter().enumerate() {
+            let stored = self.chunk_index.get(chunk);
+            if let Some(entry) = stored {
+                let fits = u64::from(entry.index) == index as u64
+                    && entry.single == (chunk_count == 1)
+                    && hash::chunk_len(size, index as u64) == Some(entry.len as usize);
+                if !fits {
+                    return Err(BlobError::ChunkPositionMismatch {
+                        index: index as u64,
+                        chunk: to_hex(chunk),
+                    });
+                }
+            }
+            present.push(stored.is_some());
+        }
+        self.check_capacity(owner)?;
+        let received = present.iter().filter(|p| **p).count() as u64;
+        let upload = self.new_session(UploadMeta {
+            owner: owner.to_vec(),
+            kind: UploadKind::Import { blob },
+            size,
+            chunk_count,
+            received,
+            created_ns: now_ns,
+        });
+        for (index, (chunk, present)) in chunk_hashes.iter().zip(present).enumerate() {
+            if present {
+                self.link_chunk(chunk);
+            }
+            self.upload_chunks.insert(
+                upload_key(upload, index as u64),
+                UploadChunk {
+                    hash: *chunk,
+                    present,
+                },
+            );
+        }
+        Ok(upload)
+    }
+
+    /// Indices of the chunks an open session still needs, in order.
+    ///
+    /// Errors: `UnknownUpload`.
+    pub fn missing_chunks(&self, upload: UploadId) -> Result<Vec<u64>, BlobError> {
+        let meta = self
+            .uploads
+            .get(&upload)
+            .ok_or(BlobError::UnknownUpload { upload })?;
+        let mut missing = Vec::with_capacity((meta.chunk_count - meta.received) as usize);
+        let mut next = 0u64;
+        for entry in self.upload_chunks.range(upload_range(upload)) {
+            let (key, chunk) = entry.into_pair();
+            let index = u64::from(key.index);
+            missing.extend(next..index);
+            if !chunk.present {
+                missing.push(index);
+            }
+            next = index + 1;
+        }
+        missing.extend(next..meta.chunk_count);
+        Ok(missing)
+    }
+
+    // ---------------------------------------------------------------- references
+
+    /// Adds a reference to a stored blob; returns the new count.
+    ///
+    /// Errors: `UnknownBlob`.
+    pub fn add_ref(&mut self, blob: &Hash) -> Result<u64, BlobError> {
+        let mut meta = self.blobs.get(blob).ok_or_else(|| unknown_blob(blob))?;
+        meta.refs += 1;
+        self.blobs.insert(*blob, meta);
+        self.slots.update(|h| h.logical_bytes += meta.size);
+        Ok(meta.refs)
+    }
+
+    /// Drops a reference to a stored blob; returns the new count. At 0 the blob is deleted and
+    /// the chunks no other blob or session uses are freed.
+    ///
+    /// Errors: `UnknownBlob`.
+    pub fn release(&mut self, blob: &Hash) -> Result<u64, BlobError> {
+        let mut meta = self.blobs.get(blob).ok_or_else(|| unknown_blob(blob))?;
+        meta.refs -= 1;
+        if meta.refs > 0 {
+            self.blobs.insert(*blob, meta);
+        } else {
+            self.blobs.remove(blob);
+            for index in 0..meta.chunk_count {
+                let Some(chunk) = self.blob_chunks.remove(&blob_key(blob, index)) else {
+                    invariant("a blob's chunk list is short")
+                };
+                self.release_chunk(&chunk);
+            }
+        }
+        self.slots.update(|h| h.logical_bytes -= meta.size);
+        Ok(meta.refs)
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// A stored blob's description.
+    pub fn blob(&self, blob: &Hash) -> Option<BlobInfo> {
+        self.blobs.get(blob).map(|m| info(blob, &m))
+    }
+
+    /// Up to `limit` stored blobs in hash order, starting after `after` (exclusive) if given.
+    pub fn list_blobs(&self, after: Option<&Hash>, limit: usize) -> Vec<BlobInfo> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, |h| Bound::Excluded(*h));
+        self.blobs
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|e| {
+                let (hash, meta) = e.into_pair();
+                info(&hash, &meta)
+            })
+            .collect()
+    }
+
+    /// A stored blob's chunk hashes, in order (empty for the empty blob).
+    pub fn blob_chunk_hashes(&self, blob: &Hash) -> Option<Vec<Hash>> {
+        self.blobs.get(blob)?;
+        Some(self.blob_chunks.values_range(blob_range(blob)).collect())
+    }
+
+    /// The hash of chunk `index` of a stored blob.
+    pub fn chunk_hash_at(&self, blob: &Hash, index: u64) -> Option<Hash> {
+        if index > u64::from(u32::MAX) {
+            return None;
+        }
+        self.blob_chunks.get(&blob_key(blob, index))
+    }
+
+    /// Whether a chunk with this hash is stored (used by a blob or an open session).
+    pub fn has_chunk(&self, chunk: &Hash) -> bool {
+        self.chunk_index.contains_key(chunk)
+    }
+
+    /// A stored chunk's bytes.
+    pub fn read_chunk(&self, chunk: &Hash) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_chunk_into(chunk, &mut out).then_some(out)
+    }
+
+    /// Appends a stored chunk's bytes to `out`; returns false (and leaves `out` alone) if the
+    /// chunk is not stored. Lets a reply be built without extra copies.
+    pub fn read_chunk_into(&self, chunk: &Hash, out: &mut Vec<u8>) -> bool {
+        match self.chunk_index.get(chunk) {
+            Some(entry) => {
+                self.slots
+                    .read_append(entry.slot, 0, entry.len as usize, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `len` bytes of a stored blob from `offset`.
+    ///
+    /// Errors: `RangeTooLarge` (`len > max_read_len`), `UnknownBlob`, `RangeOutOfBounds`.
+    pub fn read_range(&self, blob: &Hash, offset: u64, len: u64) -> Result<Vec<u8>, BlobError> {
+        if len > self.limits.max_read_len {
+            return Err(BlobError::RangeTooLarge {
+                len,
+                max: self.limits.max_read_len,
+            });
+        }
+        let meta = self.blobs.get(blob).ok_or_else(|| unknown_blob(blob))?;
+        let end = offset
+            .checked_add(len)
+            .filter(|end| *end <= meta.size)
+            .ok_or(BlobError::RangeOutOfBounds {
+                offset,
+                len,
+                size: meta.size,
+            })?;
+        let mut out = Vec::with_capacity(len as usize);
+        let chunk = CHUNK_SIZE as u64;
+        let mut pos = offset;
+        while pos < end {
+            let index = pos / chunk;
+            let start = pos % chunk;
+            let take = (chunk - start).min(end - pos);
+            let Some(hash) = self.blob_chunks.get(&blob_key(blob, index)) else {
+                invariant("a blob's chunk list is short")
+            };
+            let Some(entry) = self.chunk_index.get(&hash) else {
+                invariant("a blob names a chunk that is not stored")
+            };
+            self.slots
+                .read_append(entry.slot, start as usize, take as usize, &mut out);
+            pos += take;
+        }
+        Ok(out)
+    }
+
+    /// Store-wide counters (see [`StoreStats`]).
+    pub fn stats(&self) -> StoreStats {
+        let h = self.slots.header();
+        StoreStats {
+            blobs: self.blobs.len(),
+            chunks: self.chunk_index.len(),
+            stored_bytes: h.stored_bytes,
+            logical_bytes: h.logical_bytes,
+            open_uploads: self.uploads.len(),
+            allocated_slots: h.slot_count,
+            free_slots: self.free_slots.len(),
+        }
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    fn check_owner(&self, owner: &[u8]) -> Result<(), BlobError> {
+        if owner.len() > MAX_OWNER_LEN {
+            return Err(BlobError::OwnerTooLong {
+                len: owner.len() as u64,
+                max: MAX_OWNER_LEN as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a declared size against the limits; returns its chunk count.
+    fn check_size(&self, size: u64) -> Result<u64, BlobError> {
+        let max = self.limits.max_blob_size.min(MAX_SUPPORTED_BLOB_SIZE);
+        if size > max {
+            return Err(BlobError::BlobTooLarge { size, max });
+        }
+        Ok(hash::chunk_count(size))
+    }
+
+    /// Checks the session bounds. Counting an owner's sessions walks the open sessions, at
+    /// most `max_open_uploads` of them.
+    fn check_capacity(&self, owner: &[u8]) -> Result<(), BlobError> {
+        let max = self.limits.max_open_uploads;
+        if self.uploads.len() >= max {
+            return Err(BlobError::TooManyUploads { max });
+        }
+        let max = self.limits.max_open_uploads_per_owner;
+        let mine = self
+            .uploads
+            .values()
+            .filter(|m| m.owner == owner)
+            .take(max as usize)
+            .count() as u64;
+        if mine >= max {
+            return Err(BlobError::TooManyUploadsForOwner { max });
+        }
+        Ok(())
+    }
+
+    fn new_session(&mut self, meta: UploadMeta) -> UploadId {
+        let id = self.slots.header().next_upload;
+        self.slots.update(|h| h.next_upload += 1);
+        self.uploads.insert(id, meta);
+        id
+    }
+
+    /// The open session `upload`, if `owner` owns it.
+    fn session(&self, owner: &[u8], upload: UploadId) -> Result<UploadMeta, BlobError> {
+        let meta = self
+            .uploads
+            .get(&upload)
+            .ok_or(BlobError::UnknownUpload { upload })?;
+        if meta.owner != owner {
+            return Err(BlobError::NotUploadOwner { upload });
+        }
+        Ok(meta)
+    }
+
+    /// Removes a session and releases the chunks it holds.
+    fn drop_session(&mut self, upload: UploadId) {
+        let entries: Vec<(UploadChunkKey, UploadChunk)> = self
+            .upload_chunks
+            .range(upload_range(upload))
+            .map(|e| e.into_pair())
+            .collect();
+        for (key, chunk) in entries {
+            self.upload_chunks.remove(&key);
+            if chunk.present {
+                self.release_chunk(&chunk.hash);
+            }
+        }
+        self.uploads.remove(&upload);
+    }
+
+    /// Takes a reference on a chunk, storing its bytes if it is new. Fails, changing nothing,
+    /// only if the slot area cannot grow.
+    fn acquire_chunk(
+        &mut self,
+        chunk: &Hash,
+        index: u64,
+        single: bool,
+        bytes: &[u8],
+    ) -> Result<(), BlobError> {
+        if self.chunk_index.contains_key(chunk) {
+            self.link_chunk(chunk);
+            return Ok(());
+        }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = self.slots.header().slot_count;
+                self.slots.ensure_slot(slot)?;
+                self.slots.update(|h| h.slot_count += 1);
+                slot
+            }
+        };
+        self.slots.write(slot, bytes);
+        self.chunk_index.insert(
+            *chunk,
+            ChunkEntry {
+                slot,
+                len: bytes.len() as u32,
+                index: index as u32,
+                single,
+                refs: 1,
+            },
+        );
+        self.slots.update(|h| h.stored_bytes += bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Takes one more reference on a stored chunk.
+    fn link_chunk(&mut self, chunk: &Hash) {
+        let Some(mut entry) = self.chunk_index.get(chunk) else {
+            invariant("linking a chunk that is not stored")
+        };
+        entry.refs += 1;
+        self.chunk_index.insert(*chunk, entry);
+    }
+
+    /// Drops one reference on a chunk; at 0 its slot is freed.
+    fn release_chunk(&mut self, chunk: &Hash) {
+        let Some(mut entry) = self.chunk_index.get(chunk) else {
+            invariant("releasing a chunk that is not stored")
+        };
+        if entry.refs > 1 {
+            entry.refs -= 1;
+            self.chunk_index.insert(*chunk, entry);
+        } else {
+            self.chunk_index.remove(chunk);
+            self.free_slots.push(&entry.slot);
+            self.slots
+                .update(|h| h.stored_bytes -= u64::from(entry.len));
+        }
+    }
+}
+
+fn info(hash: &Hash, meta: &BlobMeta) -> BlobInfo {
+    BlobInfo {
+        hash: *hash,
+        size: meta.size,
+        chunk_count: meta.chunk_count,
+        refs: meta.refs,
+    }
+}
+
+fn unknown_blob(blob: &Hash) -> BlobError {
+    BlobError::UnknownBlob { blob: to_hex(blob) }
+}
