@@ -1,0 +1,53 @@
+//! Every stable memory of a personal canister. An id is never reused for another purpose.
+
+use std::cell::RefCell;
+
+use capsule::CapsuleMemories;
+use ic_stable_structures::DefaultMemoryImpl;
+use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+
+pub type Mem = VirtualMemory<DefaultMemoryImpl>;
+
+// MemoryId 0 is reserved (the schema version lives in CONFIG).
+// Capsule store.
+pub const CAPSULES: MemoryId = MemoryId::new(1);
+pub const MEMORIES: MemoryId = MemoryId::new(2);
+pub const CONNECTIONS: MemoryId = MemoryId::new(3);
+pub const CAPSULE_BLOBS: MemoryId = MemoryId::new(4);
+/// The personal canister's configuration (owner, backend).
+pub const CONFIG: MemoryId = MemoryId::new(5);
+// Blob store.
+pub const BLOB_CHUNK_INDEX: MemoryId = MemoryId::new(10);
+pub const BLOB_CHUNK_DATA: MemoryId = MemoryId::new(11);
+pub const BLOB_FREE_SLOTS: MemoryId = MemoryId::new(12);
+pub const BLOB_BLOBS: MemoryId = MemoryId::new(13);
+pub const BLOB_BLOB_CHUNKS: MemoryId = MemoryId::new(14);
+pub const BLOB_UPLOADS: MemoryId = MemoryId::new(15);
+pub const BLOB_UPLOAD_CHUNKS: MemoryId = MemoryId::new(16);
+
+thread_local! {
+    static MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
+        RefCell::new(MemoryManager::init(DefaultMemoryImpl::default()));
+}
+
+pub fn get(id: MemoryId) -> Mem {
+    MANAGER.with(|m| m.borrow().get(id))
+}
+
+pub fn capsule_memories() -> CapsuleMemories<Mem> {
+    CapsuleMemories {
+        capsules: get(CAPSULES),
+        memories: get(MEMORIES),
+        connections: get(CONNECTIONS),
+        capsule_blobs: get(CAPSULE_BLOBS),
+        blobs: blobstore::Memories {
+            chunk_index: get(BLOB_CHUNK_INDEX),
+            chunk_data: get(BLOB_CHUNK_DATA),
+            free_slots: get(BLOB_FREE_SLOTS),
+            blobs: get(BLOB_BLOBS),
+            blob_chunks: get(BLOB_BLOB_CHUNKS),
+            uploads: get(BLOB_UPLOADS),
+            upload_chunks: get(BLOB_UPLOAD_CHUNKS),
+        },
+    }
+}

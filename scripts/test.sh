@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test in the repository (building the canisters first) and exits non-zero on any
+# failure. Ends with one summary line: `total: N passed, M failed`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+log_dir=target/test-logs
+mkdir -p "$log_dir"
+failed_steps=()
+
+step() {
+    local name=$1
+    shift
+    echo "==> $name: $*"
+    if ! "$@" 2>&1 | tee "$log_dir/$name.log"; then
+        failed_steps+=("$name")
+    fi
+}
+
+step build scripts/build.sh
+step cargo cargo test --workspace --locked
+
+# Count the results of every cargo test binary.
+passed=0
+failed=0
+while read -r p f; do
+    passed=$((passed + p))
+    failed=$((failed + f))
+done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log_dir/cargo.log")
+
+if ((${#failed_steps[@]})); then
+    echo "failed steps: ${failed_steps[*]}"
+    [[ $failed -eq 0 ]] && failed=${#failed_steps[@]}
+fi
+echo "total: $passed passed, $failed failed"
+[[ ${#failed_steps[@]} -eq 0 && $failed -eq 0 ]]
