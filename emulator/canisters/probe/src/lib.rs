@@ -1,0 +1,296 @@
+//! `probe`: the emulator's own test canister (ic-cdk 0.20, ic-cdk-timers 1.0, ic-stable-structures 0.7).
+//!
+//! Every method exercises one piece of IC semantics the emulator must reproduce: heap and stable-memory
+//! rollback on trap, queries that do not persist, inter-canister calls with cycles, callback traps and the
+//! cleanup callback, bounded-wait calls, timers, self-calls, upgrades, management-canister calls.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use candid::Principal;
+use ic_cdk::call::{Call, CallFailed};
+use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::{DefaultMemoryImpl, StableCell};
+
+type Mem = VirtualMemory<DefaultMemoryImpl>;
+
+thread_local! {
+    static HEAP_COUNTER: Cell<u64> = const { Cell::new(0) };
+    static STEP: Cell<u64> = const { Cell::new(0) };
+    static CLEANUPS: Cell<u64> = const { Cell::new(0) };
+    static TIMER_FIRED: Cell<u64> = const { Cell::new(0) };
+    static UPGRADED: Cell<bool> = const { Cell::new(false) };
+    static BALLAST: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static MM: MemoryManager<DefaultMemoryImpl> = MemoryManager::init(DefaultMemoryImpl::default());
+    static STABLE_COUNTER: RefCell<StableCell<u64, Mem>> =
+        RefCell::new(StableCell::init(MM.with(|m| m.get(MemoryId::new(0))), 0));
+    static SAVED_HEAP: RefCell<StableCell<u64, Mem>> =
+        RefCell::new(StableCell::init(MM.with(|m| m.get(MemoryId::new(1))), 0));
+}
+
+fn stable_get() -> u64 {
+    STABLE_COUNTER.with(|c| *c.borrow().get())
+}
+
+fn stable_set(v: u64) {
+    STABLE_COUNTER.with(|c| c.borrow_mut().set(v));
+}
+
+#[ic_cdk::init]
+fn init() {
+    ic_cdk::println!("probe init");
+}
+
+#[ic_cdk::pre_upgrade]
+fn pre_upgrade() {
+    let heap = HEAP_COUNTER.get();
+    SAVED_HEAP.with(|c| c.borrow_mut().set(heap));
+}
+
+#[ic_cdk::post_upgrade]
+fn post_upgrade() {
+    UPGRADED.set(true);
+}
+
+/// `(heap counter, stable counter)`.
+#[ic_cdk::query]
+fn get() -> (u64, u64) {
+    (HEAP_COUNTER.get(), stable_get())
+}
+
+/// `(step, cleanups, timers fired, upgraded, heap counter saved by pre_upgrade)`.
+#[ic_cdk::query]
+fn flags() -> (u64, u64, u64, bool, u64) {
+    (
+        STEP.get(),
+        CLEANUPS.get(),
+        TIMER_FIRED.get(),
+        UPGRADED.get(),
+        SAVED_HEAP.with(|c| *c.borrow().get()),
+    )
+}
+
+/// Increments both counters; returns the heap counter.
+#[ic_cdk::update]
+fn inc() -> u64 {
+    HEAP_COUNTER.set(HEAP_COUNTER.get() + 1);
+    stable_set(stable_get() + 1);
+    HEAP_COUNTER.get()
+}
+
+/// Writes `v` to both counters, then traps: nothing of it may persist.
+#[ic_cdk::update]
+fn set_then_trap(v: u64) {
+    HEAP_COUNTER.set(v);
+    stable_set(v);
+    ic_cdk::trap(format!("set_then_trap({v})"));
+}
+
+/// A query that changes state: the change must not be kept.
+#[ic_cdk::query]
+fn query_mutate() -> u64 {
+    HEAP_COUNTER.set(HEAP_COUNTER.get() + 100);
+    stable_set(stable_get() + 100);
+    HEAP_COUNTER.get()
+}
+
+/// Counts cleanups: dropped only when the cleanup callback drops the future.
+struct CleanupMarker;
+impl Drop for CleanupMarker {
+    fn drop(&mut self) {
+        CLEANUPS.set(CLEANUPS.get() + 1);
+    }
+}
+
+/// Sets step 1, calls `target.inc`, sets step 2 and traps in the callback.
+/// Expected: step stays 1 (callback rolled back), the cleanup callback ran once.
+#[ic_cdk::update]
+async fn call_then_trap(target: Principal) {
+    let marker = CleanupMarker;
+    STEP.set(1);
+    let _ = Call::unbounded_wait(target, "inc").await;
+    STEP.set(2);
+    if STEP.get() == 2 {
+        ic_cdk::trap("trap in callback");
+    }
+    std::mem::forget(marker);
+}
+
+/// Attaches `amount` cycles to `target.accept_cycles(keep)`; returns `(accepted by callee, refunded)`.
+#[ic_cdk::update]
+async fn send_cycles(target: Principal, amount: u128, keep: u128) -> (u128, u128) {
+    let res = Call::unbounded_wait(target, "accept_cycles")
+        .with_arg(keep)
+        .with_cycles(amount)
+        .await
+        .expect("call failed");
+    let accepted: u128 = res.candid().expect("decode");
+    (accepted, ic_cdk::api::msg_cycles_refunded())
+}
+
+/// Accepts at most `max` of the attached cycles.
+#[ic_cdk::update]
+fn accept_cycles(max: u128) -> u128 {
+    ic_cdk::api::msg_cycles_accept(max)
+}
+
+#[ic_cdk::query]
+fn balance() -> u128 {
+    ic_cdk::api::canister_cycle_balance()
+}
+
+/// Starts a one-shot timer after `secs` seconds and an interval timer every `secs` seconds (if `repeat`).
+#[ic_cdk::update]
+fn start_timer(secs: u64, repeat: bool) {
+    if repeat {
+        ic_cdk_timers::set_timer_interval(Duration::from_secs(secs), || async {
+            TIMER_FIRED.set(TIMER_FIRED.get() + 1);
+        });
+    } else {
+        ic_cdk_timers::set_timer(Duration::from_secs(secs), async {
+            TIMER_FIRED.set(TIMER_FIRED.get() + 1);
+            ic_cdk::println!("timer fired");
+        });
+    }
+}
+
+fn describe(res: Result<ic_cdk::call::Response, CallFailed>) -> String {
+    match res {
+        Ok(r) => format!("reply:{}", r.len()),
+        Err(CallFailed::CallRejected(r)) => {
+            format!("reject:{}:{}", r.raw_reject_code(), r.reject_message())
+        }
+        Err(e) => format!("failed:{e}"),
+    }
+}
+
+/// Calls `target.method()` with a bounded wait of `timeout` seconds.
+#[ic_cdk::update]
+async fn call_bounded(target: Principal, method: String, timeout: u32) -> String {
+    STEP.set(10);
+    let res = Call::bounded_wait(target, &method).change_timeout(timeout).await;
+    describe(res)
+}
+
+/// Calls `target.method()` with an unbounded wait; describes the outcome.
+#[ic_cdk::update]
+async fn call_unbounded(target: Principal, method: String) -> String {
+    describe(Call::unbounded_wait(target, &method).await)
+}
+
+/// Calls itself `n` times (`inc`), returns the heap counter.
+#[ic_cdk::update]
+async fn self_calls(n: u64) -> u64 {
+    for _ in 0..n {
+        Call::unbounded_wait(ic_cdk::api::canister_self(), "inc")
+            .await
+            .expect("self call");
+    }
+    HEAP_COUNTER.get()
+}
+
+/// Burns instructions: `n` rounds of a cheap hash loop. Returns the performance counter.
+#[ic_cdk::update]
+fn burn(n: u64) -> u64 {
+    let mut x: u64 = 1;
+    for i in 0..n {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+    }
+    std::hint::black_box(x);
+    ic_cdk::api::performance_counter(0)
+}
+
+/// Returns its argument.
+#[ic_cdk::update]
+fn echo(b: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    b
+}
+
+/// Replies with `n` bytes.
+#[ic_cdk::update]
+fn make_bytes(n: u64) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(vec![7u8; n as usize])
+}
+
+/// Sends `n` bytes to `target.echo`; describes the outcome.
+#[ic_cdk::update]
+async fn send_bytes(target: Principal, n: u64) -> String {
+    let payload = serde_bytes::ByteBuf::from(vec![7u8; n as usize]);
+    describe(Call::unbounded_wait(target, "echo").with_arg(payload).await)
+}
+
+/// Grows the heap by `mib` MiB of dirtied pages (kept).
+#[ic_cdk::update]
+fn grow_heap(mib: u64) -> u64 {
+    BALLAST.with(|b| {
+        let mut b = b.borrow_mut();
+        b.extend(std::iter::repeat_n(1u8, (mib as usize) << 20));
+        b.len() as u64
+    })
+}
+
+/// `canister_info` of `target` through the management canister: `(controllers, module hash)`.
+#[ic_cdk::update]
+async fn info(target: Principal) -> Result<(Vec<Principal>, Option<Vec<u8>>), String> {
+    let arg = ic_cdk_management_canister::CanisterInfoArgs {
+        canister_id: target,
+        num_requested_changes: None,
+    };
+    ic_cdk_management_canister::canister_info(&arg)
+        .await
+        .map(|r| (r.controllers, r.module_hash))
+        .map_err(|e| e.to_string())
+}
+
+/// `canister_status` of `target`: only a controller may ask.
+#[ic_cdk::update]
+async fn status_of(target: Principal) -> Result<String, String> {
+    let arg = ic_cdk_management_canister::CanisterStatusArgs { canister_id: target };
+    ic_cdk_management_canister::canister_status(&arg)
+        .await
+        .map(|r| format!("{:?}", r.status))
+        .map_err(|e| e.to_string())
+}
+
+/// Stops `target` through the management canister.
+#[ic_cdk::update]
+async fn stop_other(target: Principal) -> Result<(), String> {
+    let arg = ic_cdk_management_canister::StopCanisterArgs { canister_id: target };
+    ic_cdk_management_canister::stop_canister(&arg)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Creates a canister with `cycles`, controllers `[self]`; returns its id.
+#[ic_cdk::update]
+async fn create_child(cycles: u128) -> Result<Principal, String> {
+    let arg = ic_cdk_management_canister::CreateCanisterArgs { settings: None };
+    ic_cdk_management_canister::create_canister_with_extra_cycles(&arg, cycles)
+        .await
+        .map(|r| r.canister_id)
+        .map_err(|e| e.to_string())
+}
+
+/// 32 random bytes from the management canister.
+#[ic_cdk::update]
+async fn rand() -> Vec<u8> {
+    ic_cdk_management_canister::raw_rand().await.expect("raw_rand")
+}
+
+/// Prints a line to the canister log.
+#[ic_cdk::update]
+fn log(msg: String) {
+    ic_cdk::println!("{msg}");
+}
+
+/// Rejects explicitly.
+#[ic_cdk::update(manual_reply = true)]
+fn reject_me(msg: String) {
+    ic_cdk::api::msg_reject(msg);
+}
+
+/// `(time, self id)`.
+#[ic_cdk::query]
+fn whoami() -> (u64, Principal, Principal) {
+    (ic_cdk::api::time(), ic_cdk::api::canister_self(), ic_cdk::api::msg_caller())
+}

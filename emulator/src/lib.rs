@@ -1,0 +1,20 @@
+//! A deterministic, single-process Internet Computer for tests and demos.
+//!
+//! It runs real canister wasm (rewritten and metered like the replica does) with the IC's
+//! message semantics: rounds, inter-canister calls delivered after the caller commits, traps
+//! rolling back, callbacks and cleanup, bounded-wait timeouts, cycles, timers, upgrades and a
+//! management canister. [`pocket_ic::PocketIc`] offers the `pocket-ic` crate's API on top of it;
+//! [`Emulator`] adds fault injection, statistics, captured logs and a message trace.
+//!
+//! See `README.md` next to this crate for what is modelled and what is not.
+
+pub mod canisters;
+pub mod engine;
+pub mod error;
+pub mod stable;
+
+pub use error::EmulatorError;
+
+/// The emulated subnet's id (returned by `subnet_self`).
+pub static SUBNET_ID: std::sync::LazyLock<candid::Principal> =
+    std::sync::LazyLock::new(|| candid::Principal::from_slice(&[0x65, 0x6d, 0x75, 0x01, 0x02]));

@@ -1,0 +1,172 @@
+//! Stable memory: sparse 4 KiB pages with a per-message journal of first writes.
+//!
+//! A message that writes N pages copies N pages into the journal; rollback restores those pages,
+//! commit drops the journal. Holding a GiB costs nothing per message.
+
+use std::collections::HashMap;
+
+/// Tracking granularity (the replica's OS page).
+pub const PAGE: usize = 4096;
+/// Wasm page size (the unit of `stable64_size` / `stable64_grow`).
+pub const WASM_PAGE: u64 = 65536;
+
+type Page = Box<[u8; PAGE]>;
+
+/// A canister's stable memory with rollback.
+#[derive(Default, Clone)]
+pub struct StableMemory {
+    pages: HashMap<u64, Page>,
+    size: u64,
+    /// First-write images of this message: `None` = page did not exist.
+    journal: HashMap<u64, Option<Page>>,
+    size_before: u64,
+}
+
+impl StableMemory {
+    /// Size in wasm pages.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Grows by `n` wasm pages up to `max_pages`; returns the old size or `None`.
+    pub fn grow(&mut self, n: u64, max_pages: u64) -> Option<u64> {
+        let old = self.size;
+        let new = old.checked_add(n)?;
+        if new > max_pages {
+            return None;
+        }
+        self.size = new;
+        Some(old)
+    }
+
+    fn in_bounds(&self, offset: u64, len: u64) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.size * WASM_PAGE)
+    }
+
+    /// Reads `buf.len()` bytes at `offset`; `false` when out of bounds.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
+        if !self.in_bounds(offset, buf.len() as u64) {
+            return false;
+        }
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let (page, within) = (pos / PAGE as u64, (pos % PAGE as u64) as usize);
+            let n = (PAGE - within).min(buf.len() - done);
+            match self.pages.get(&page) {
+                Some(p) => buf[done..done + n].copy_from_slice(&p[within..within + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+        true
+    }
+
+    /// Writes `data` at `offset`; returns the number of pages this message dirtied for the
+    /// first time, or `None` when out of bounds.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Option<u64> {
+        if !self.in_bounds(offset, data.len() as u64) {
+            return None;
+        }
+        let mut newly = 0;
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let (page, within) = (pos / PAGE as u64, (pos % PAGE as u64) as usize);
+            let n = (PAGE - within).min(data.len() - done);
+            if !self.journal.contains_key(&page) {
+                newly += 1;
+                let old = self.pages.get(&page).cloned();
+                self.journal.insert(page, old);
+            }
+            let p = self.pages.entry(page).or_insert_with(|| Box::new([0u8; PAGE]));
+            p[within..within + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        Some(newly)
+    }
+
+    /// Pages dirtied by the current message.
+    pub fn dirty_pages(&self) -> u64 {
+        self.journal.len() as u64
+    }
+
+    /// Starts a message.
+    pub fn begin(&mut self) {
+        self.journal.clear();
+        self.size_before = self.size;
+    }
+
+    /// Keeps the current message's writes.
+    pub fn commit(&mut self) {
+        self.journal.clear();
+        self.size_before = self.size;
+    }
+
+    /// Undoes the current message's writes and growth.
+    pub fn rollback(&mut self) {
+        for (page, old) in self.journal.drain() {
+            match old {
+                Some(p) => {
+                    self.pages.insert(page, p);
+                }
+                None => {
+                    self.pages.remove(&page);
+                }
+            }
+        }
+        self.size = self.size_before;
+    }
+
+    /// The whole stable memory as bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; (self.size * WASM_PAGE) as usize];
+        for (page, p) in &self.pages {
+            let start = *page as usize * PAGE;
+            if start < out.len() {
+                let end = (start + PAGE).min(out.len());
+                out[start..end].copy_from_slice(&p[..end - start]);
+            }
+        }
+        out
+    }
+
+    /// Replaces the contents (growing to fit `bytes`).
+    pub fn set_bytes(&mut self, bytes: &[u8]) {
+        self.pages.clear();
+        self.journal.clear();
+        self.size = (bytes.len() as u64).div_ceil(WASM_PAGE);
+        for (i, chunk) in bytes.chunks(PAGE).enumerate() {
+            if chunk.iter().any(|b| *b != 0) {
+                let mut p = Box::new([0u8; PAGE]);
+                p[..chunk.len()].copy_from_slice(chunk);
+                self.pages.insert(i as u64, p);
+            }
+        }
+        self.size_before = self.size;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_pages_and_size() {
+        let mut s = StableMemory::default();
+        s.begin();
+        s.grow(1, 100).unwrap();
+        s.write(10, b"hello").unwrap();
+        s.commit();
+        s.begin();
+        s.grow(2, 100).unwrap();
+        assert_eq!(s.write(10, b"HELLO").unwrap(), 1);
+        assert_eq!(s.write(70000, b"x").unwrap(), 1);
+        s.rollback();
+        let mut buf = [0u8; 5];
+        assert!(s.read(10, &mut buf));
+        assert_eq!(&buf, b"hello");
+        assert_eq!(s.size(), 1);
+        assert!(!s.read(65535, &mut [0u8; 2]));
+    }
+}
