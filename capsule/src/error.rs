@@ -44,6 +44,8 @@ pub enum Error {
     },
     #[error("upload {upload} belongs to another caller or does not exist")]
     UnknownUpload { upload: u64 },
+    #[error("import rejected: {reason}")]
+    ImportRejected { reason: String },
     #[error("blob store: {0}")]
     Blob(BlobError),
 }

@@ -6,12 +6,14 @@
 pub mod endpoints;
 pub mod error;
 pub mod limits;
+pub mod manifest;
 pub mod storable;
 pub mod store;
 pub mod types;
 
 pub use error::{CapsuleResult, Error};
 pub use limits::Limits;
+pub use manifest::{ManifestWalk, WalkPosition};
 pub use store::{CapsuleMemories, CapsuleRecord, CapsuleStore, Ctx};
 pub use types::*;
 

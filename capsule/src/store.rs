@@ -52,6 +52,24 @@ pub struct CapsuleRecord {
 }
 
 impl CapsuleRecord {
+    /// A new, empty capsule of `owner`.
+    pub fn empty(owner: Principal, now: u64) -> Self {
+        CapsuleRecord {
+            owner,
+            name: String::new(),
+            bio: String::new(),
+            settings: CapsuleSettings::default(),
+            created_at: now,
+            updated_at: now,
+            next_memory_id: 1,
+            memory_count: 0,
+            connection_count: 0,
+            blob_count: 0,
+            blob_bytes: 0,
+            frozen: None,
+        }
+    }
+
     fn info(&self) -> CapsuleInfo {
         CapsuleInfo {
             owner: self.owner,
@@ -109,6 +127,10 @@ impl<M: StableMemory> CapsuleStore<M> {
         &self.blobs
     }
 
+    pub(crate) fn blob_store_mut(&mut self) -> &mut BlobStore<M> {
+        &mut self.blobs
+    }
+
     // ---------------------------------------------------------------- access
 
     fn check_caller(&self, ctx: &Ctx) -> CapsuleResult<Principal> {
@@ -123,7 +145,8 @@ impl<M: StableMemory> CapsuleStore<M> {
         Ok(ctx.caller)
     }
 
-    fn record(&self, owner: Principal) -> CapsuleResult<CapsuleRecord> {
+    /// The stored record of `owner`'s capsule, or `CapsuleNotFound`.
+    pub fn record_of(&self, owner: Principal) -> CapsuleResult<CapsuleRecord> {
         self.capsules
             .get(&owner)
             .map(|c| c.0)
@@ -133,7 +156,7 @@ impl<M: StableMemory> CapsuleStore<M> {
     /// The caller's capsule record, for reading.
     fn readable(&self, ctx: &Ctx) -> CapsuleResult<CapsuleRecord> {
         let owner = self.check_caller(ctx)?;
-        self.record(owner)
+        self.record_of(owner)
     }
 
     /// The caller's capsule record, for changing: rejected while frozen.
@@ -145,6 +168,10 @@ impl<M: StableMemory> CapsuleStore<M> {
             });
         }
         Ok(rec)
+    }
+
+    pub(crate) fn put_record(&mut self, rec: CapsuleRecord) {
+        self.save(rec)
     }
 
     fn save(&mut self, rec: CapsuleRecord) {
@@ -161,18 +188,10 @@ impl<M: StableMemory> CapsuleStore<M> {
         let settings = input.settings.unwrap_or_default();
         self.check_capsule_fields(&input.name, &input.bio, &settings)?;
         let rec = CapsuleRecord {
-            owner,
             name: input.name,
             bio: input.bio,
             settings,
-            created_at: ctx.now,
-            updated_at: ctx.now,
-            next_memory_id: 1,
-            memory_count: 0,
-            connection_count: 0,
-            blob_count: 0,
-            blob_bytes: 0,
-            frozen: None,
+            ..CapsuleRecord::empty(owner, ctx.now)
         };
         let info = rec.info();
         self.save(rec);
@@ -204,7 +223,7 @@ impl<M: StableMemory> CapsuleStore<M> {
 
     /// Makes `owner`'s capsule read-only (for `reason`) or writable again (`None`).
     pub fn set_frozen(&mut self, owner: Principal, reason: Option<String>) -> CapsuleResult<()> {
-        let mut rec = self.record(owner)?;
+        let mut rec = self.record_of(owner)?;
         rec.frozen = reason;
         self.save(rec);
         Ok(())
@@ -264,13 +283,7 @@ impl<M: StableMemory> CapsuleStore<M> {
     pub fn list_memories(&self, ctx: &Ctx, req: MemoryPageRequest) -> CapsuleResult<MemoryPage> {
         let rec = self.readable(ctx)?;
         let limit = self.check_page(req.limit)?;
-        let start = req.start_after.map_or(0, |id| id.saturating_add(1));
-        let mut items: Vec<Memory> = self
-            .memories
-            .range((rec.owner, start)..=(rec.owner, u64::MAX))
-            .take(limit + 1)
-            .map(|entry| entry.value().0)
-            .collect();
+        let mut items = self.memories_after(rec.owner, req.start_after, limit + 1);
         let next = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|m| m.id)
@@ -390,7 +403,19 @@ impl<M: StableMemory> CapsuleStore<M> {
         ctx: &Ctx,
         upload: UploadId,
     ) -> CapsuleResult<BlobDescriptor> {
-        let mut rec = self.writable(ctx)?;
+        let rec = self.writable(ctx)?;
+        self.finish_upload_for(rec.owner, upload, Some(ctx.now))
+    }
+
+    /// Finishes an upload or import session of `owner`: the capsule then holds the blob.
+    /// `touch` is the new `updated_at` (imports keep the exported value).
+    pub(crate) fn finish_upload_for(
+        &mut self,
+        owner: Principal,
+        upload: UploadId,
+        touch: Option<u64>,
+    ) -> CapsuleResult<BlobDescriptor> {
+        let mut rec = self.record_of(owner)?;
         let info = self
             .blobs
             .finish_upload(rec.owner.as_slice(), upload)
@@ -410,7 +435,9 @@ impl<M: StableMemory> CapsuleStore<M> {
             self.capsule_blobs.insert(key, 0);
             rec.blob_count += 1;
             rec.blob_bytes += info.size;
-            rec.updated_at = ctx.now;
+            if let Some(now) = touch {
+                rec.updated_at = now;
+            }
             self.save(rec.clone());
         }
         self.descriptor(rec.owner, &info.hash)
@@ -484,7 +511,80 @@ impl<M: StableMemory> CapsuleStore<M> {
         })
     }
 
-    fn attach_blob(&mut self, owner: Principal, hash: &[u8; 32]) {
+    /// Size of a blob `owner`'s capsule holds, or `BlobNotInCapsule`.
+    pub(crate) fn held_blob_size(&self, owner: Principal, hash: &[u8; 32]) -> CapsuleResult<u64> {
+        self.held(owner, hash)?;
+        Ok(self.blobs.blob(hash).map_or(0, |b| b.size))
+    }
+
+    /// Up to `limit` blob hashes `owner`'s capsule holds, after `after`, in hash order.
+    pub(crate) fn blobs_after(
+        &self,
+        owner: Principal,
+        after: Option<[u8; 32]>,
+        limit: usize,
+    ) -> Vec<[u8; 32]> {
+        self.capsule_blobs
+            .range((owner, after.unwrap_or([0; 32]))..=(owner, [0xff; 32]))
+            .map(|e| e.key().1)
+            .filter(|h| Some(*h) != after)
+            .take(limit)
+            .collect()
+    }
+
+    /// Up to `limit` memories of `owner` after id `after`, in id order.
+    pub(crate) fn memories_after(
+        &self,
+        owner: Principal,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Vec<Memory> {
+        let start = after.map_or(0, |id| id.saturating_add(1));
+        self.memories
+            .range((owner, start)..=(owner, u64::MAX))
+            .take(limit)
+            .map(|e| e.value().0)
+            .collect()
+    }
+
+    /// Up to `limit` connections of `owner` after peer `after`, in peer order.
+    pub(crate) fn connections_after(
+        &self,
+        owner: Principal,
+        after: Option<Principal>,
+        limit: usize,
+    ) -> Vec<Connection> {
+        let start = after.unwrap_or_else(Principal::management_canister);
+        self.connections
+            .range((owner, start)..)
+            .take_while(|e| e.key().0 == owner)
+            .map(|e| e.value().0)
+            .filter(|c| Some(c.peer) != after)
+            .take(limit)
+            .collect()
+    }
+
+    /// Inserts a memory unless its id exists; returns whether it was inserted.
+    pub(crate) fn put_memory_if_absent(&mut self, owner: Principal, memory: Memory) -> bool {
+        let key = (owner, memory.id);
+        if self.memories.contains_key(&key) {
+            return false;
+        }
+        self.memories.insert(key, Candid(memory));
+        true
+    }
+
+    /// Inserts a connection unless one with that peer exists; returns whether it was inserted.
+    pub(crate) fn put_connection_if_absent(&mut self, owner: Principal, conn: Connection) -> bool {
+        let key = (owner, conn.peer);
+        if self.connections.contains_key(&key) {
+            return false;
+        }
+        self.connections.insert(key, Candid(conn));
+        true
+    }
+
+    pub(crate) fn attach_blob(&mut self, owner: Principal, hash: &[u8; 32]) {
         let key = (owner, *hash);
         let count = self
             .capsule_blobs

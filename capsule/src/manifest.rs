@@ -1,0 +1,425 @@
+//! The capsule store seen as a manifest: records ↔ manifest leaves, the manifest of a capsule
+//! built in bounded steps ([`ManifestWalk`]), and the import side that writes verified leaves and
+//! chunks into a store.
+//!
+//! The same walk serves both ends of a migration: the exporter runs it over the capsule it
+//! freezes, the importer runs it over what it stored (the chunk hashes it verified on arrival
+//! and the records it wrote, re-encoded), and the two roots must be equal.
+
+use blobstore::hash::{Hash, to_hex};
+use candid::{CandidType, Principal};
+use ic_stable_structures::Memory as StableMemory;
+use manifests::{
+    BlobLeaf, BlobRefLeaf, CapsuleLeaf, CapsuleSettingsLeaf, ConnectionLeaf, EncryptionLeaf,
+    ManifestBuilder, ManifestError, ManifestHeader, MemoryLeaf, PageLeaves,
+};
+use serde::{Deserialize, Serialize};
+use serde_bytes::{ByteArray, ByteBuf};
+
+use crate::error::{CapsuleResult, Error};
+use crate::store::{CapsuleRecord, CapsuleStore};
+use crate::types::*;
+
+// ------------------------------------------------------------------ records → leaves
+
+impl From<&CapsuleRecord> for CapsuleLeaf {
+    fn from(r: &CapsuleRecord) -> Self {
+        CapsuleLeaf {
+            owner: r.owner,
+            name: r.name.clone(),
+            bio: r.bio.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            settings: CapsuleSettingsLeaf {
+                public_profile: r.settings.public_profile,
+                locale: r.settings.locale.clone(),
+            },
+        }
+    }
+}
+
+impl From<&Memory> for MemoryLeaf {
+    fn from(m: &Memory) -> Self {
+        MemoryLeaf {
+            id: m.id,
+            title: m.title.clone(),
+            description: m.description.clone(),
+            tags: m.tags.clone(),
+            kind: m.kind.as_str().to_string(),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            blobs: m
+                .blobs
+                .iter()
+                .map(|b| BlobRefLeaf {
+                    hash: b.hash.into_array(),
+                    size: b.size,
+                    mime_type: b.mime_type.clone(),
+                })
+                .collect(),
+            encryption: m.encryption.as_ref().map(|e| EncryptionLeaf {
+                scheme: e.scheme.clone(),
+                wrapped_key: e.wrapped_key.to_vec(),
+            }),
+        }
+    }
+}
+
+impl From<&Connection> for ConnectionLeaf {
+    fn from(c: &Connection) -> Self {
+        ConnectionLeaf {
+            peer: c.peer,
+            relationship: c.relationship.clone(),
+            status: c.status.as_str().to_string(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+// ------------------------------------------------------------------ leaves → records
+
+impl TryFrom<&MemoryLeaf> for Memory {
+    type Error = Error;
+
+    fn try_from(l: &MemoryLeaf) -> Result<Self, Error> {
+        let kind = MemoryKind::parse(&l.kind).ok_or_else(|| Error::ImportRejected {
+            reason: format!("memory {} has unknown kind {:?}", l.id, l.kind),
+        })?;
+        Ok(Memory {
+            id: l.id,
+            title: l.title.clone(),
+            description: l.description.clone(),
+            tags: l.tags.clone(),
+            kind,
+            created_at: l.created_at,
+            updated_at: l.updated_at,
+            blobs: l
+                .blobs
+                .iter()
+                .map(|b| BlobRef {
+                    hash: ByteArray::new(b.hash),
+                    size: b.size,
+                    mime_type: b.mime_type.clone(),
+                })
+                .collect(),
+            encryption: l.encryption.as_ref().map(|e| EncryptionEnvelope {
+                scheme: e.scheme.clone(),
+                wrapped_key: ByteBuf::from(e.wrapped_key.clone()),
+            }),
+        })
+    }
+}
+
+impl TryFrom<&ConnectionLeaf> for Connection {
+    type Error = Error;
+
+    fn try_from(l: &ConnectionLeaf) -> Result<Self, Error> {
+        let status = ConnectionStatus::parse(&l.status).ok_or_else(|| Error::ImportRejected {
+            reason: format!(
+                "connection with {} has unknown status {:?}",
+                l.peer, l.status
+            ),
+        })?;
+        Ok(Connection {
+            peer: l.peer,
+            relationship: l.relationship.clone(),
+            status,
+            created_at: l.created_at,
+            updated_at: l.updated_at,
+        })
+    }
+}
+
+// ------------------------------------------------------------------ the manifest walk
+
+/// Where a [`ManifestWalk`] stands: the section it is in and the last key it emitted.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub enum WalkPosition {
+    Capsule,
+    Connections { after: Option<Principal> },
+    Memories { after: Option<u64> },
+    Blobs { after: Option<ByteArray<32>> },
+    Done { header: ManifestHeader },
+}
+
+/// Builds the manifest of one capsule over as many messages as needed: each [`ManifestWalk::step`]
+/// handles at most a given number of leaves, and the walk (a few hundred bytes) is stored between
+/// steps. The capsule must not change while the walk runs (the exporter freezes it).
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ManifestWalk {
+    pub owner: Principal,
+    builder: ManifestBuilder,
+    position: WalkPosition,
+}
+
+impl ManifestWalk {
+    pub fn new(owner: Principal) -> Self {
+        ManifestWalk {
+            owner,
+            builder: ManifestBuilder::new(),
+            position: WalkPosition::Capsule,
+        }
+    }
+
+    pub fn position(&self) -> &WalkPosition {
+        &self.position
+    }
+
+    /// The header, once the walk is done.
+    pub fn header(&self) -> Option<&ManifestHeader> {
+        match &self.position {
+            WalkPosition::Done { header } => Some(header),
+            _ => None,
+        }
+    }
+
+    /// Emits up to `budget` leaves (at least one unless done) to `sink`, in manifest order and
+    /// in batches of one section, and returns the header when the walk has finished.
+    pub fn step<M: StableMemory>(
+        &mut self,
+        store: &CapsuleStore<M>,
+        budget: usize,
+        mut sink: impl FnMut(&PageLeaves),
+    ) -> CapsuleResult<Option<ManifestHeader>> {
+        let mut left = budget.max(1);
+        while left > 0 {
+            let (leaves, next) = match &self.position {
+                WalkPosition::Done { header } => return Ok(Some(header.clone())),
+                WalkPosition::Capsule => {
+                    let leaf = store
+                        .capsule_leaf(self.owner)
+                        .ok_or(Error::CapsuleNotFound)?;
+                    (
+                        PageLeaves::Capsule(leaf),
+                        WalkPosition::Connections { after: None },
+                    )
+                }
+                WalkPosition::Connections { after } => {
+                    let v = store.connection_leaves(self.owner, *after, left);
+                    let next = match v.last() {
+                        Some(last) if v.len() == left => WalkPosition::Connections {
+                            after: Some(last.peer),
+                        },
+                        _ => WalkPosition::Memories { after: None },
+                    };
+                    (PageLeaves::Connections(v), next)
+                }
+                WalkPosition::Memories { after } => {
+                    let v = store.memory_leaves(self.owner, *after, left);
+                    let next = match v.last() {
+                        Some(last) if v.len() == left => WalkPosition::Memories {
+                            after: Some(last.id),
+                        },
+                        _ => WalkPosition::Blobs { after: None },
+                    };
+                    (PageLeaves::Memories(v), next)
+                }
+                WalkPosition::Blobs { after } => {
+                    let v = store.blob_leaves(self.owner, after.map(|h| h.into_array()), left);
+                    let next = match v.last() {
+                        Some(last) if v.len() == left => WalkPosition::Blobs {
+                            after: Some(ByteArray::new(last.hash)),
+                        },
+                        _ => {
+                            self.builder
+                                .push_leaves(&PageLeaves::Blobs(v.clone()))
+                                .map_err(manifest_error)?;
+                            if !v.is_empty() {
+                                sink(&PageLeaves::Blobs(v));
+                            }
+                            let header = self.builder.finish().map_err(manifest_error)?;
+                            self.position = WalkPosition::Done {
+                                header: header.clone(),
+                            };
+                            return Ok(Some(header));
+                        }
+                    };
+                    (PageLeaves::Blobs(v), next)
+                }
+            };
+            self.builder.push_leaves(&leaves).map_err(manifest_error)?;
+            left = left.saturating_sub(leaves.len().max(1));
+            if !leaves.is_empty() {
+                sink(&leaves);
+            }
+            self.position = next;
+        }
+        Ok(self.header().cloned())
+    }
+}
+
+fn manifest_error(e: ManifestError) -> Error {
+    Error::ImportRejected {
+        reason: e.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------ store: leaves out, leaves in
+
+impl<M: StableMemory> CapsuleStore<M> {
+    /// The capsule's metadata leaf.
+    pub fn capsule_leaf(&self, owner: Principal) -> Option<CapsuleLeaf> {
+        self.capsule_record(owner).as_ref().map(CapsuleLeaf::from)
+    }
+
+    /// Up to `limit` connection leaves of `owner` after `after`, in manifest order.
+    pub fn connection_leaves(
+        &self,
+        owner: Principal,
+        after: Option<Principal>,
+        limit: usize,
+    ) -> Vec<ConnectionLeaf> {
+        self.connections_after(owner, after, limit)
+            .iter()
+            .map(ConnectionLeaf::from)
+            .collect()
+    }
+
+    /// Up to `limit` memory leaves of `owner` after id `after`, in id order.
+    pub fn memory_leaves(
+        &self,
+        owner: Principal,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Vec<MemoryLeaf> {
+        self.memories_after(owner, after, limit)
+            .iter()
+            .map(MemoryLeaf::from)
+            .collect()
+    }
+
+    /// Up to `limit` blob leaves of `owner` after hash `after`, in hash order, from the chunk
+    /// hashes the blob store holds (verified when the chunks arrived).
+    pub fn blob_leaves(
+        &self,
+        owner: Principal,
+        after: Option<Hash>,
+        limit: usize,
+    ) -> Vec<BlobLeaf> {
+        self.blobs_after(owner, after, limit)
+            .into_iter()
+            .filter_map(|hash| {
+                let info = self.blob_store().blob(&hash)?;
+                let chunk_hashes = self.blob_store().blob_chunk_hashes(&hash)?;
+                Some(BlobLeaf {
+                    hash,
+                    size: info.size,
+                    chunk_hashes,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the capsule leaf of an import: creates the owner's capsule, frozen with `reason`
+    /// until the import finishes. An existing capsule of that owner must be empty.
+    pub fn import_capsule(&mut self, leaf: &CapsuleLeaf, reason: &str) -> CapsuleResult<()> {
+        let mut rec = match self.capsule_record(leaf.owner) {
+            Some(rec) => {
+                if rec.memory_count > 0 || rec.connection_count > 0 {
+                    return Err(Error::ImportRejected {
+                        reason: "the capsule already holds memories or connections".into(),
+                    });
+                }
+                rec
+            }
+            None => CapsuleRecord::empty(leaf.owner, leaf.created_at),
+        };
+        rec.name = leaf.name.clone();
+        rec.bio = leaf.bio.clone();
+        rec.settings = CapsuleSettings {
+            public_profile: leaf.settings.public_profile,
+            locale: leaf.settings.locale.clone(),
+        };
+        rec.created_at = leaf.created_at;
+        rec.updated_at = leaf.updated_at;
+        rec.frozen = Some(reason.to_string());
+        self.put_record(rec);
+        Ok(())
+    }
+
+    /// Writes an imported connection as it was (timestamps included).
+    pub fn import_connection(
+        &mut self,
+        owner: Principal,
+        leaf: &ConnectionLeaf,
+    ) -> CapsuleResult<()> {
+        let conn = Connection::try_from(leaf)?;
+        let mut rec = self.record_of(owner)?;
+        if self.put_connection_if_absent(owner, conn) {
+            rec.connection_count += 1;
+            self.put_record(rec);
+        }
+        Ok(())
+    }
+
+    /// Writes an imported memory with its id; every blob it references must have been imported.
+    pub fn import_memory(&mut self, owner: Principal, leaf: &MemoryLeaf) -> CapsuleResult<()> {
+        let memory = Memory::try_from(leaf)?;
+        let mut rec = self.record_of(owner)?;
+        for b in &memory.blobs {
+            let size = self.held_blob_size(owner, &b.hash)?;
+            if size != b.size {
+                return Err(Error::BlobSizeMismatch {
+                    hash: to_hex(&b.hash),
+                    declared: b.size,
+                    actual: size,
+                });
+            }
+        }
+        let hashes: Vec<Hash> = memory.blobs.iter().map(|b| b.hash.into_array()).collect();
+        if !self.put_memory_if_absent(owner, memory) {
+            return Ok(()); // Imported before a restart: nothing to do.
+        }
+        for h in &hashes {
+            self.attach_blob(owner, h);
+        }
+        rec.memory_count += 1;
+        rec.next_memory_id = rec.next_memory_id.max(leaf.id + 1);
+        self.put_record(rec);
+        Ok(())
+    }
+
+    /// Starts importing a blob whose chunk hashes come from a verified manifest. Chunks the
+    /// store holds already are linked at once; returns the upload and the chunk indices still
+    /// to transfer (empty when the blob is held already).
+    pub fn begin_blob_import(
+        &mut self,
+        owner: Principal,
+        leaf: &BlobLeaf,
+        now: u64,
+    ) -> CapsuleResult<(u64, Vec<u64>)> {
+        self.record_of(owner)?;
+        let upload = self.blob_store_mut().begin_import(
+            owner.as_slice(),
+            leaf.hash,
+            leaf.size,
+            leaf.chunk_hashes.clone(),
+            now,
+        )?;
+        let missing = self.blob_store().missing_chunks(upload)?;
+        Ok((upload, missing))
+    }
+
+    /// Stores one transferred chunk after checking it hashes to the manifest's value at `index`.
+    pub fn put_imported_chunk(
+        &mut self,
+        owner: Principal,
+        upload: u64,
+        index: u64,
+        bytes: &[u8],
+    ) -> CapsuleResult<()> {
+        Ok(self
+            .blob_store_mut()
+            .put_verified_chunk(owner.as_slice(), upload, index, bytes)?)
+    }
+
+    /// Finishes a blob import: the capsule now holds the blob (its `updated_at` is kept).
+    pub fn finish_blob_import(
+        &mut self,
+        owner: Principal,
+        upload: u64,
+    ) -> CapsuleResult<BlobDescriptor> {
+        self.finish_upload_for(owner, upload, None)
+    }
+}
