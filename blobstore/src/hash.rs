@@ -103,10 +103,12 @@ pub struct StreamHasher {
 }
 
 impl StreamHasher {
+    /// A hasher that has seen no bytes.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Feeds the next bytes of the stream, in pieces of any size.
     pub fn update(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             if self.buf.len() == CHUNK_SIZE {

@@ -30,6 +30,8 @@
 //! assert_eq!(store.read_range(&blob.hash, 1, 3).unwrap(), b"ell");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod hash;
 mod records;
