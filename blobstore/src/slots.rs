@@ -32,6 +32,8 @@ const HEADER_LEN: usize = 48;
 /// Counters kept in the header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Header {
+    /// Schema version of the stored records.
+    pub version: u32,
     /// Slots ever allocated (the area's high-water mark).
     pub slot_count: u64,
     /// Next upload id to hand out.
@@ -67,6 +69,7 @@ impl<M: Memory> SlotArea<M> {
             let area = Self {
                 mem,
                 header: Header {
+                    version: SCHEMA_VERSION,
                     next_upload: 1,
                     ..Header::default()
                 },
@@ -90,9 +93,12 @@ impl<M: Memory> SlotArea<M> {
             version <= SCHEMA_VERSION,
             "blobstore: stored schema version {version} is newer than this code's {SCHEMA_VERSION}; downgrades are not supported"
         );
+        // Version 1 is the only schema so far. A later version migrates older records here,
+        // before anything is written (`save` stamps the current version).
         Self {
             mem,
             header: Header {
+                version: SCHEMA_VERSION,
                 slot_count: word(16),
                 next_upload: word(24),
                 stored_bytes: word(32),
@@ -115,7 +121,7 @@ impl<M: Memory> SlotArea<M> {
         let h = &self.header;
         let mut buf = [0u8; HEADER_LEN];
         buf[..8].copy_from_slice(&MAGIC);
-        buf[8..12].copy_from_slice(&SCHEMA_VERSION.to_le_bytes());
+        buf[8..12].copy_from_slice(&h.version.to_le_bytes());
         buf[16..24].copy_from_slice(&h.slot_count.to_le_bytes());
         buf[24..32].copy_from_slice(&h.next_upload.to_le_bytes());
         buf[32..40].copy_from_slice(&h.stored_bytes.to_le_bytes());

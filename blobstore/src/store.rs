@@ -19,7 +19,9 @@ use ic_stable_structures::{Memory, StableBTreeMap, StableVec};
 use crate::error::BlobError;
 use crate::hash::{self, CHUNK_SIZE, Hash, to_hex};
 use crate::records::{BlobChunkKey, BlobMeta, ChunkEntry, UploadChunk, UploadChunkKey, UploadMeta};
-use crate::slots::{SCHEMA_VERSION, SlotArea};
+#[cfg(doc)]
+use crate::slots::SCHEMA_VERSION;
+use crate::slots::SlotArea;
 use crate::types::{BlobInfo, Limits, Memories, StoreStats, UploadId, UploadInfo, UploadKind};
 
 /// Longest owner id accepted, in bytes (a principal has at most 29).
@@ -109,9 +111,9 @@ impl<M: Memory> BlobStore<M> {
         &self.limits
     }
 
-    /// The schema version of the stored data.
+    /// The schema version of the stored data (equal to [`SCHEMA_VERSION`] once opened).
     pub fn schema_version(&self) -> u32 {
-        SCHEMA_VERSION
+        self.slots.header().version
     }
 
     // ---------------------------------------------------------------- uploads
@@ -425,7 +427,8 @@ impl<M: Memory> BlobStore<M> {
             .uploads
             .get(&upload)
             .ok_or(BlobError::UnknownUpload { upload })?;
-        let mut missing = Vec::with_capacity((meta.chunk_count - meta.received) as usize);
+        let wanted = (meta.chunk_count - meta.received).min(1 << 16);
+        let mut missing = Vec::with_capacity(wanted as usize);
         let mut next = 0u64;
         for entry in self.upload_chunks.range(upload_range(upload)) {
             let (key, chunk) = entry.into_pair();

@@ -697,6 +697,17 @@ fn init_refuses_foreign_chunk_data() {
     let _ = BlobStore::init(mem, Limits::default());
 }
 
+#[test]
+#[should_panic(expected = "newer than this code")]
+fn init_refuses_a_newer_schema() {
+    let mem = memories();
+    drop(BlobStore::init(mem.clone(), Limits::default()));
+    // The schema version is the little-endian u32 after the 8-byte magic.
+    mem.chunk_data
+        .write(8, &(blobstore::SCHEMA_VERSION + 1).to_le_bytes());
+    let _ = BlobStore::init(mem, Limits::default());
+}
+
 // ------------------------------------------------------------------ errors
 
 #[test]
