@@ -27,13 +27,16 @@ mod tests {
     fn committed_did_matches_the_code() {
         let generated = __export_service();
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("backend.did");
+        if std::env::var_os("UPDATE_DID").is_some() {
+            std::fs::write(&path, &generated).expect("write the .did file");
+        }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         if let Err(e) = candid_parser::utils::service_equal(
             candid_parser::utils::CandidSource::Text(&generated),
             candid_parser::utils::CandidSource::Text(&committed),
         ) {
             panic!(
-                "{} differs from the code's interface ({e}).\nThe code exports:\n{generated}",
+                "{} differs from the code's interface ({e}).\nRun `UPDATE_DID=1 cargo test -p <canister> committed_did` to accept it. The code exports:\n{generated}",
                 path.display()
             );
         }

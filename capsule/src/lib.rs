@@ -7,6 +7,8 @@ pub mod endpoints;
 pub mod error;
 pub mod limits;
 pub mod manifest;
+pub mod manifest_store;
+pub mod migration;
 pub mod storable;
 pub mod store;
 pub mod types;

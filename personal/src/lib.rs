@@ -6,7 +6,7 @@
 mod memory;
 mod state;
 
-pub use state::PersonalInitArgs;
+pub use capsule::migration::PersonalInitArgs;
 
 capsule::capsule_endpoints!(read = state::read, write = state::write, ctx = state::ctx);
 

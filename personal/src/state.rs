@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
+use capsule::migration::PersonalInitArgs;
 use capsule::storable::Candid;
 use capsule::{CapsuleStore, Ctx, Limits};
 use ic_stable_structures::StableCell;
@@ -13,15 +14,6 @@ use crate::memory::{self, Mem};
 
 /// Version of the stable layout this build writes. Bump it with a migration when it changes.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Install arguments of a personal canister.
-#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct PersonalInitArgs {
-    /// The user who owns the canister's capsule; the only caller the capsule API accepts.
-    pub owner: Principal,
-    /// The backend that created the canister, if any.
-    pub backend: Option<Principal>,
-}
 
 /// Stored configuration.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]

@@ -16,13 +16,16 @@ fn did(rel: &str) -> PathBuf {
 fn committed_did_matches_the_code() {
     let generated = __export_service();
     let path = did("personal/personal.did");
+    if std::env::var_os("UPDATE_DID").is_some() {
+        std::fs::write(&path, &generated).expect("write the .did file");
+    }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if let Err(e) = service_equal(
         CandidSource::Text(&generated),
         CandidSource::Text(&committed),
     ) {
         panic!(
-            "{} differs from the code's interface ({e}).\nThe code exports:\n{generated}",
+            "{} differs from the code's interface ({e}).\nRun `UPDATE_DID=1 cargo test -p <canister> committed_did` to accept it. The code exports:\n{generated}",
             path.display()
         );
     }
