@@ -156,3 +156,156 @@ pub fn big_manifest(n: u64) -> Manifest {
     }
     Manifest::from_leaves(capsule(), connections(), memories, blobs).expect("big manifest builds")
 }
+
+pub mod arb {
+    //! proptest strategies for leaves and whole manifests.
+    use super::*;
+    use blobstore::hash::{CHUNK_SIZE, Hash, merge_chunk_hashes};
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    pub fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[a-z]{1,8}",
+            "\\PC{0,20}",
+        ]
+    }
+
+    pub fn arb_principal() -> impl Strategy<Value = Principal> {
+        vec(any::<u8>(), 0..=29).prop_map(|b| Principal::from_slice(&b))
+    }
+
+    pub fn arb_capsule() -> impl Strategy<Value = CapsuleLeaf> {
+        (arb_principal(), text(), text(), any::<u64>(), any::<u64>(), any::<bool>(), text())
+            .prop_map(|(owner, name, bio, created_at, updated_at, public_profile, locale)| {
+                CapsuleLeaf {
+                    owner,
+                    name,
+                    bio,
+                    created_at,
+                    updated_at,
+                    settings: CapsuleSettingsLeaf {
+                        public_profile,
+                        locale,
+                    },
+                }
+            })
+    }
+
+    pub fn arb_connection() -> impl Strategy<Value = ConnectionLeaf> {
+        (arb_principal(), text(), text(), any::<u64>(), any::<u64>()).prop_map(
+            |(peer, relationship, status, created_at, updated_at)| ConnectionLeaf {
+                peer,
+                relationship,
+                status,
+                created_at,
+                updated_at,
+            },
+        )
+    }
+
+    /// A consistent blob leaf without hashing its bytes: random chunk hashes, a size that
+    /// needs exactly that many chunks, and their merge as the hash.
+    pub fn arb_blob() -> impl Strategy<Value = BlobLeaf> {
+        (0usize..5, any::<u32>(), any::<[u8; 32]>()).prop_map(|(n, r, seed)| {
+            let chunk_hashes: Vec<Hash> = (0..n)
+                .map(|i| {
+                    let mut h = seed;
+                    h[0] ^= i as u8;
+                    h
+                })
+                .collect();
+            let size = if n == 0 {
+                0
+            } else {
+                ((n - 1) * CHUNK_SIZE) as u64 + 1 + (r as u64 % CHUNK_SIZE as u64)
+            };
+            BlobLeaf {
+                hash: merge_chunk_hashes(&chunk_hashes),
+                size,
+                chunk_hashes,
+            }
+        })
+    }
+
+    pub fn arb_encryption() -> impl Strategy<Value = Option<EncryptionLeaf>> {
+        proptest::option::of((text(), vec(any::<u8>(), 0..64)).prop_map(
+            |(scheme, wrapped_key)| EncryptionLeaf {
+                scheme,
+                wrapped_key,
+            },
+        ))
+    }
+
+    /// A memory without blobs (blobs are attached by [`arb_manifest`]).
+    pub fn arb_memory() -> impl Strategy<Value = MemoryLeaf> {
+        (
+            any::<u64>(),
+            text(),
+            text(),
+            vec(text(), 0..4),
+            text(),
+            any::<u64>(),
+            any::<u64>(),
+            arb_encryption(),
+        )
+            .prop_map(
+                |(id, title, description, tags, kind, created_at, updated_at, encryption)| {
+                    MemoryLeaf {
+                        id,
+                        title,
+                        description,
+                        tags,
+                        kind,
+                        created_at,
+                        updated_at,
+                        blobs: vec![],
+                        encryption,
+                    }
+                },
+            )
+    }
+
+    /// A memory with up to 3 arbitrary blob references.
+    pub fn arb_memory_with_refs() -> impl Strategy<Value = MemoryLeaf> {
+        (arb_memory(), vec((arb_blob(), text()), 0..3)).prop_map(|(mut m, refs)| {
+            m.blobs = refs.iter().map(|(b, mime)| blob_ref(b, mime)).collect();
+            m
+        })
+    }
+
+    /// A consistent manifest: unique peers and ids, each memory referencing some of a pool of
+    /// blobs, the blobs section holding exactly the referenced ones.
+    pub fn arb_manifest() -> impl Strategy<Value = Manifest> {
+        (
+            arb_capsule(),
+            vec(arb_connection(), 0..12),
+            vec((arb_memory(), vec(any::<prop::sample::Index>(), 0..3)), 0..25),
+            vec(arb_blob(), 1..8),
+        )
+            .prop_map(|(capsule, connections, memories, pool)| {
+                let mut seen = std::collections::BTreeSet::new();
+                let connections: Vec<_> = connections
+                    .into_iter()
+                    .filter(|c| seen.insert(c.peer))
+                    .collect();
+                let mut ids = std::collections::BTreeSet::new();
+                let mut used = std::collections::BTreeMap::new();
+                let memories: Vec<_> = memories
+                    .into_iter()
+                    .filter(|(m, _)| ids.insert(m.id))
+                    .map(|(mut m, picks)| {
+                        for p in picks {
+                            let b = &pool[p.index(pool.len())];
+                            used.insert(b.hash, b.clone());
+                            m.blobs.push(blob_ref(b, "application/octet-stream"));
+                        }
+                        m
+                    })
+                    .collect();
+                Manifest::from_leaves(capsule, connections, memories, used.into_values().collect())
+                    .expect("generated manifest builds")
+            })
+    }
+}
