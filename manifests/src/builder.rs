@@ -207,12 +207,12 @@ impl ManifestBuilder {
             to_hex,
         )?;
         check_blob(leaf)?;
-        let total_blob_bytes =
-            self.total_blob_bytes
-                .checked_add(leaf.size)
-                .ok_or_else(|| ManifestError::Overflow {
-                    what: "total blob bytes".into(),
-                })?;
+        let total_blob_bytes = self
+            .total_blob_bytes
+            .checked_add(leaf.size)
+            .ok_or_else(|| ManifestError::Overflow {
+                what: "total blob bytes".into(),
+            })?;
         let total_chunks = self
             .total_chunks
             .checked_add(leaf.chunk_hashes.len() as u64)

@@ -36,19 +36,37 @@ pub enum Difference {
         b: Hash,
     },
     /// The header's encoding version differs.
-    Version { a: u32, b: u32 },
+    Version {
+        a: u32,
+        b: u32,
+    },
     /// Capsule metadata fields differ (owner included).
-    Capsule { changes: Vec<FieldChange> },
-    ConnectionAdded { peer: Principal },
-    ConnectionRemoved { peer: Principal },
+    Capsule {
+        changes: Vec<FieldChange>,
+    },
+    ConnectionAdded {
+        peer: Principal,
+    },
+    ConnectionRemoved {
+        peer: Principal,
+    },
     ConnectionChanged {
         peer: Principal,
         changes: Vec<FieldChange>,
     },
-    MemoryAdded { id: u64, title: String },
-    MemoryRemoved { id: u64, title: String },
+    MemoryAdded {
+        id: u64,
+        title: String,
+    },
+    MemoryRemoved {
+        id: u64,
+        title: String,
+    },
     /// Metadata of a memory present in both (title, tags, ..., a blob's MIME type).
-    MemoryMetadataChanged { id: u64, changes: Vec<FieldChange> },
+    MemoryMetadataChanged {
+        id: u64,
+        changes: Vec<FieldChange>,
+    },
     /// The blob in slot `index` of a memory present in both is another blob (or the slot was
     /// added or removed). `chunks` lists the chunk indices whose hashes differ when both
     /// blobs' leaves are known; chunks present on one side only count as differing.
@@ -247,7 +265,11 @@ fn memory_changes(x: &MemoryLeaf, y: &MemoryLeaf) -> Vec<FieldChange> {
     c.field("encryption.wrapped_key", &key_hex(x), &key_hex(y));
     for (i, (bx, by)) in x.blobs.iter().zip(&y.blobs).enumerate() {
         if bx.hash == by.hash {
-            c.field(&format!("blobs[{i}].mime_type"), &bx.mime_type, &by.mime_type);
+            c.field(
+                &format!("blobs[{i}].mime_type"),
+                &bx.mime_type,
+                &by.mime_type,
+            );
             c.field(&format!("blobs[{i}].size"), &bx.size, &by.size);
         }
     }
@@ -285,8 +307,13 @@ fn diff_memories(a: &Manifest, b: &Manifest, out: &mut Vec<Difference>) {
                     if rx.map(|r| r.hash) == ry.map(|r| r.hash) {
                         continue;
                     }
-                    let chunks = match (rx.and_then(|r| ba.get(&r.hash)), ry.and_then(|r| bb.get(&r.hash))) {
-                        (Some(lx), Some(ly)) => Some(chunk_diff(&lx.chunk_hashes, &ly.chunk_hashes)),
+                    let chunks = match (
+                        rx.and_then(|r| ba.get(&r.hash)),
+                        ry.and_then(|r| bb.get(&r.hash)),
+                    ) {
+                        (Some(lx), Some(ly)) => {
+                            Some(chunk_diff(&lx.chunk_hashes, &ly.chunk_hashes))
+                        }
                         _ => None,
                     };
                     out.push(Difference::MemoryBlobChanged {

@@ -14,7 +14,8 @@ pub enum ManifestError {
     /// The leaves recompute a root different from the header's.
     #[error(
         "manifest root mismatch: the header says {}, the leaves give {}; the leaves or the header were altered or come from another export: fetch the manifest again from the exporter",
-        to_hex(expected), to_hex(actual)
+        to_hex(expected),
+        to_hex(actual)
     )]
     RootMismatch {
         #[serde(with = "crate::serde_hex::hash")]
@@ -25,7 +26,8 @@ pub enum ManifestError {
     /// A section's leaves recompute a section root different from the header's.
     #[error(
         "{section} section root mismatch: the header says {}, the leaves give {}; some {section} leaf was altered: fetch the manifest again from the exporter",
-        to_hex(expected), to_hex(actual)
+        to_hex(expected),
+        to_hex(actual)
     )]
     SectionRootMismatch {
         section: Section,
@@ -37,7 +39,8 @@ pub enum ManifestError {
     /// The header's `root` is not the root of its own fields.
     #[error(
         "inconsistent header: its root field is {} but its fields hash to {}; the header was altered: fetch it again",
-        to_hex(claimed), to_hex(computed)
+        to_hex(claimed),
+        to_hex(computed)
     )]
     HeaderInconsistent {
         #[serde(with = "crate::serde_hex::hash")]
@@ -49,7 +52,8 @@ pub enum ManifestError {
     /// the personal canister's init arguments).
     #[error(
         "unexpected manifest: its root is {} but {} was expected; this is another export: ask for the manifest of the expected migration",
-        to_hex(actual), to_hex(expected)
+        to_hex(actual),
+        to_hex(expected)
     )]
     UnexpectedRoot {
         #[serde(with = "crate::serde_hex::hash")]
@@ -100,9 +104,15 @@ pub enum ManifestError {
     #[error(
         "the capsule's owner {capsule} differs from the header's owner {header}: the page belongs to another capsule"
     )]
-    OwnerMismatch { header: Principal, capsule: Principal },
+    OwnerMismatch {
+        header: Principal,
+        capsule: Principal,
+    },
     /// A blob leaf whose hash, size and chunk hashes do not agree.
-    #[error("blob {}: {reason}; recompute the blob's chunk hashes from its stored chunks", to_hex(hash))]
+    #[error(
+        "blob {}: {reason}; recompute the blob's chunk hashes from its stored chunks",
+        to_hex(hash)
+    )]
     BlobInconsistent {
         #[serde(with = "crate::serde_hex::hash")]
         hash: Hash,
@@ -148,7 +158,8 @@ pub enum ManifestError {
     /// A page whose `next` cursor is not the position right after it.
     #[error(
         "page at {at} says the next page is {}, but it should be {}: the exporter pages wrongly",
-        show_cursor(actual), show_cursor(expected)
+        show_cursor(actual),
+        show_cursor(expected)
     )]
     BadNextCursor {
         at: PageCursor,
@@ -159,7 +170,9 @@ pub enum ManifestError {
     #[error("empty page at {at}: every page carries at least one leaf")]
     EmptyPage { at: PageCursor },
     /// A cursor that points outside the manifest.
-    #[error("cursor {cursor} is outside the manifest ({count} leaves in that section): start again from the first page")]
+    #[error(
+        "cursor {cursor} is outside the manifest ({count} leaves in that section): start again from the first page"
+    )]
     BadCursor { cursor: PageCursor, count: u64 },
     /// Verification finished before all pages arrived.
     #[error("the manifest is incomplete: the next page is {next}; fetch the remaining pages")]
@@ -173,7 +186,8 @@ pub enum ManifestError {
 }
 
 fn show_cursor(c: &Option<PageCursor>) -> String {
-    c.as_ref().map_or("none (last page)".to_string(), |c| c.to_string())
+    c.as_ref()
+        .map_or("none (last page)".to_string(), |c| c.to_string())
 }
 
 /// `Result` with [`ManifestError`].

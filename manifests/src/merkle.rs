@@ -20,8 +20,8 @@
 
 use crate::encoding::Encoder;
 use crate::model::{ManifestHeader, Section};
-use blobstore::hash::Hash;
 use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
+use blobstore::hash::Hash;
 use candid::CandidType;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -176,7 +176,10 @@ impl MerkleAccumulator {
         let mut node = leaf;
         let mut c = self.count;
         while c & 1 == 1 {
-            let left = self.stack.pop().expect("accumulator stack matches its count");
+            let left = self
+                .stack
+                .pop()
+                .expect("accumulator stack matches its count");
             node = inner(&left, &node);
             c >>= 1;
         }

@@ -53,8 +53,7 @@ impl<'de> Visitor<'de> for HashVisitor {
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Hash, E> {
-        v.try_into()
-            .map_err(|_| E::invalid_length(v.len(), &self))
+        v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Hash, A::Error> {

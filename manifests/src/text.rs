@@ -16,9 +16,10 @@
 
 use crate::error::{ManifestError, Result};
 use crate::model::Manifest;
-use crate::pages::ManifestPageReply;
+use crate::pages::{ManifestPageReply, PageLeaves};
 use crate::serde_hex::bytes_to_hex;
 use blobstore::hash::to_hex;
+use candid::types::Label;
 use candid::types::value::{IDLArgs, IDLValue};
 use candid::{CandidType, TypeEnv};
 use std::fmt::Write;
@@ -124,14 +125,45 @@ pub fn split_candid_values(text: &str) -> Result<Vec<&str>> {
     Ok(out)
 }
 
-fn is_label(label: &candid::types::Label, name: &str) -> bool {
+/// Rewrites labels written `_1234_` (how Motoko and some printers show a field known only by
+/// its id) into the numeric id 1234, recursively. `candid_parser` reads `_1234_` as a name,
+/// whose hash is not 1234.
+fn normalize_labels(value: &mut IDLValue) {
+    fn fix(label: &mut Label) {
+        if let Label::Named(name) = label
+            && let Some(digits) = name.strip_prefix('_').and_then(|n| n.strip_suffix('_'))
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(id) = digits.parse::<u32>()
+        {
+            *label = Label::Id(id);
+        }
+    }
+    match value {
+        IDLValue::Record(fields) => {
+            for f in fields {
+                fix(&mut f.id);
+                normalize_labels(&mut f.val);
+            }
+        }
+        IDLValue::Variant(v) => {
+            fix(&mut v.0.id);
+            normalize_labels(&mut v.0.val);
+        }
+        IDLValue::Opt(v) => normalize_labels(v),
+        IDLValue::Vec(items) => items.iter_mut().for_each(normalize_labels),
+        _ => {}
+    }
+}
+
+fn is_label(label: &Label, name: &str) -> bool {
     label.get_id() == candid::idl_hash(name)
 }
 
 /// Parses one candid value `( reply )` or `( variant { Ok = reply } )` into a reply.
 pub fn parse_candid_reply(value_text: &str) -> Result<ManifestPageReply> {
-    let args = candid_parser::parse_idl_args(value_text)
-        .map_err(|e| decode_err("candid text", e))?;
+    let args =
+        candid_parser::parse_idl_args(value_text).map_err(|e| decode_err("candid text", e))?;
     let [value] = <[IDLValue; 1]>::try_from(args.args).map_err(|v: Vec<IDLValue>| {
         decode_err(
             "candid text",
@@ -141,12 +173,17 @@ pub fn parse_candid_reply(value_text: &str) -> Result<ManifestPageReply> {
             ),
         )
     })?;
+    let mut value = value;
+    normalize_labels(&mut value);
     let value = match value {
         IDLValue::Variant(v) if is_label(&v.0.id, "Ok") => v.0.val.clone(),
         IDLValue::Variant(v) if is_label(&v.0.id, "Err") => {
             return Err(decode_err(
                 "candid text",
-                format!("the canister returned an error instead of a page: {}", v.0.val),
+                format!(
+                    "the canister returned an error instead of a page: {}",
+                    v.0.val
+                ),
             ));
         }
         v => v,
@@ -156,7 +193,9 @@ pub fn parse_candid_reply(value_text: &str) -> Result<ManifestPageReply> {
         .map_err(|e| {
             decode_err(
                 "candid text",
-                format!("not a manifest page reply ({e}); pass the output of the manifest page query"),
+                format!(
+                    "not a manifest page reply ({e}); pass the output of the manifest page query"
+                ),
             )
         })?;
     candid::decode_one(&bytes).map_err(|e| decode_err("candid page reply", e))
@@ -207,6 +246,12 @@ pub fn parse(text: &str) -> Result<Vec<Input>> {
 /// Makes one verified manifest of inputs: either exactly one whole manifest, or the pages of
 /// one manifest (in any order; sorted by cursor, then verified page by page).
 pub fn assemble(inputs: Vec<Input>) -> Result<Manifest> {
+    assemble_with(inputs, true)
+}
+
+/// Like [`assemble`], but with `verify == false` only collects the leaves (pages sorted by
+/// cursor, the first page's header), to inspect a manifest that does not verify.
+pub fn assemble_with(inputs: Vec<Input>, verify: bool) -> Result<Manifest> {
     let mut manifests = Vec::new();
     let mut pages = Vec::new();
     for input in inputs {
@@ -219,8 +264,31 @@ pub fn assemble(inputs: Vec<Input>) -> Result<Manifest> {
         (0, true) => Err(decode_err("input", "it holds no manifest and no page")),
         (1, true) => {
             let m = manifests.pop().expect("one manifest");
-            m.verify()?;
+            if verify {
+                m.verify()?;
+            }
             Ok(m)
+        }
+        (0, false) if !verify => {
+            pages.sort_by_key(|p| p.page.cursor());
+            let header = pages[0].header.clone();
+            let mut capsule = None;
+            let (mut connections, mut memories, mut blobs) = (vec![], vec![], vec![]);
+            for p in pages {
+                match p.page.leaves {
+                    PageLeaves::Capsule(c) => capsule = Some(c),
+                    PageLeaves::Connections(v) => connections.extend(v),
+                    PageLeaves::Memories(v) => memories.extend(v),
+                    PageLeaves::Blobs(v) => blobs.extend(v),
+                }
+            }
+            Ok(Manifest {
+                header,
+                capsule: capsule.ok_or(ManifestError::MissingCapsule)?,
+                connections,
+                memories,
+                blobs,
+            })
         }
         (0, false) => {
             let header = pages[0].header.clone();
@@ -253,11 +321,17 @@ pub fn to_json(manifest: &Manifest) -> String {
 }
 
 /// A human-readable summary: header, then one line per connection, memory and blob.
-pub fn summary(m: &Manifest) -> String {
+/// `verified` says whether the caller verified the manifest (printed on the first line).
+pub fn summary(m: &Manifest, verified: bool) -> String {
     let h = &m.header;
     let c = &m.capsule;
     let mut s = String::new();
-    let _ = writeln!(s, "manifest {} (verified)", to_hex(&h.root));
+    let _ = writeln!(
+        s,
+        "manifest {} ({})",
+        to_hex(&h.root),
+        if verified { "verified" } else { "NOT verified" }
+    );
     let _ = writeln!(s, "version      {}", h.version);
     let _ = writeln!(s, "owner        {}", h.owner);
     let _ = writeln!(
@@ -273,7 +347,11 @@ pub fn summary(m: &Manifest) -> String {
         h.blob_count, h.total_blob_bytes, h.total_chunks
     );
     let _ = writeln!(s, "roots        capsule     {}", to_hex(&h.capsule_root));
-    let _ = writeln!(s, "             connections {}", to_hex(&h.connections_root));
+    let _ = writeln!(
+        s,
+        "             connections {}",
+        to_hex(&h.connections_root)
+    );
     let _ = writeln!(s, "             memories    {}", to_hex(&h.memories_root));
     let _ = writeln!(s, "             blobs       {}", to_hex(&h.blobs_root));
     if !m.connections.is_empty() {

@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 
 /// Applies each mutation to a clone of `base`; every result must hash differently from the
 /// base and from every other result.
-fn all_distinct<T: Leaf + Clone>(base: &T, mutations: Vec<(&str, Box<dyn Fn(&mut T)>)>) {
+type Mutation<'a, T> = (&'a str, Box<dyn Fn(&mut T)>);
+
+fn all_distinct<T: Leaf + Clone>(base: &T, mutations: Vec<Mutation<'_, T>>) {
     let mut seen = BTreeSet::new();
     seen.insert(base.leaf_hash());
     for (name, mutate) in mutations {
@@ -31,12 +33,18 @@ fn every_capsule_field_changes_the_hash() {
     all_distinct(
         &base,
         vec![
-            ("owner", Box::new(|c: &mut CapsuleLeaf| c.owner = common::principal(&[1]))),
+            (
+                "owner",
+                Box::new(|c: &mut CapsuleLeaf| c.owner = common::principal(&[1])),
+            ),
             ("name", Box::new(|c| c.name.push('!'))),
             ("bio", Box::new(|c| c.bio.clear())),
             ("created_at", Box::new(|c| c.created_at += 1)),
             ("updated_at", Box::new(|c| c.updated_at += 1)),
-            ("public_profile", Box::new(|c| c.settings.public_profile ^= true)),
+            (
+                "public_profile",
+                Box::new(|c| c.settings.public_profile ^= true),
+            ),
             ("locale", Box::new(|c| c.settings.locale = "fr".into())),
         ],
     );
@@ -48,8 +56,14 @@ fn every_connection_field_changes_the_hash() {
     all_distinct(
         &base,
         vec![
-            ("peer", Box::new(|c: &mut ConnectionLeaf| c.peer = common::principal(&[7]))),
-            ("relationship", Box::new(|c| c.relationship = "family".into())),
+            (
+                "peer",
+                Box::new(|c: &mut ConnectionLeaf| c.peer = common::principal(&[7])),
+            ),
+            (
+                "relationship",
+                Box::new(|c| c.relationship = "family".into()),
+            ),
             ("status", Box::new(|c| c.status = "blocked".into())),
             ("created_at", Box::new(|c| c.created_at ^= 1)),
             ("updated_at", Box::new(|c| c.updated_at ^= 1)),
@@ -74,12 +88,21 @@ fn every_memory_field_changes_the_hash() {
             ("updated_at", Box::new(|m| m.updated_at += 1)),
             ("blob hash", Box::new(move |m| m.blobs[0].hash = other)),
             ("blob size", Box::new(|m| m.blobs[0].size += 1)),
-            ("blob mime", Box::new(|m| m.blobs[1].mime_type = "image/gif".into())),
+            (
+                "blob mime",
+                Box::new(|m| m.blobs[1].mime_type = "image/gif".into()),
+            ),
             ("blob order", Box::new(|m| m.blobs.swap(0, 1))),
             ("blob removed", Box::new(|m| m.blobs.truncate(1))),
             ("encryption removed", Box::new(|m| m.encryption = None)),
-            ("scheme", Box::new(|m| m.encryption.as_mut().unwrap().scheme.push('2'))),
-            ("wrapped key", Box::new(|m| m.encryption.as_mut().unwrap().wrapped_key[0] ^= 1)),
+            (
+                "scheme",
+                Box::new(|m| m.encryption.as_mut().unwrap().scheme.push('2')),
+            ),
+            (
+                "wrapped key",
+                Box::new(|m| m.encryption.as_mut().unwrap().wrapped_key[0] ^= 1),
+            ),
         ],
     );
 }
@@ -94,9 +117,12 @@ fn every_blob_field_changes_the_hash() {
             ("size", Box::new(|b| b.size -= 1)),
             ("chunk hash", Box::new(|b| b.chunk_hashes[2][0] ^= 1)),
             ("chunk order", Box::new(|b| b.chunk_hashes.swap(0, 1))),
-            ("chunk removed", Box::new(|b| {
-                b.chunk_hashes.pop();
-            })),
+            (
+                "chunk removed",
+                Box::new(|b| {
+                    b.chunk_hashes.pop();
+                }),
+            ),
         ],
     );
 }
@@ -126,7 +152,11 @@ fn field_boundaries_are_unambiguous() {
         scheme: String::new(),
         wrapped_key: vec![],
     });
-    assert_ne!(a.encode(), f.encode(), "an empty envelope is not no envelope");
+    assert_ne!(
+        a.encode(),
+        f.encode(),
+        "an empty envelope is not no envelope"
+    );
 }
 
 #[test]
@@ -178,7 +208,10 @@ fn hashes_are_blobs_in_candid_and_hex_in_json() {
     let blob = &common::fixture_blobs()[1];
     let did = <BlobLeaf as candid::CandidType>::ty().to_string();
     assert!(did.contains("hash : blob"), "candid type: {did}");
-    assert!(did.contains("chunk_hashes : vec blob"), "candid type: {did}");
+    assert!(
+        did.contains("chunk_hashes : vec blob"),
+        "candid type: {did}"
+    );
     let json = serde_json::to_value(blob).unwrap();
     assert_eq!(json["hash"], blobstore::hash::to_hex(&blob.hash));
     assert_eq!(

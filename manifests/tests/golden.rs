@@ -8,11 +8,13 @@ use manifests::*;
 
 const GOLDEN_ROOT: &str = "0aad8494b3c432a51761656f778c22154fbd9b267b3786910e3cc2e1610c5cc6";
 const GOLDEN_CONNECTION_ENCODING: &str = concat!(
-    "02000000c801",                   // peer: u32 length 2, bytes c8 01
-    "06000000", "66616d696c79",       // relationship "family"
-    "07000000", "70656e64696e67",     // status "pending"
-    "005efae8fe9c9717",               // created_at u64 LE
-    "005efae8fe9c9717",               // updated_at u64 LE
+    "02000000c801", // peer: u32 length 2, bytes c8 01
+    "06000000",
+    "66616d696c79", // relationship "family"
+    "07000000",
+    "70656e64696e67",   // status "pending"
+    "005efae8fe9c9717", // created_at u64 LE
+    "005efae8fe9c9717", // updated_at u64 LE
 );
 const GOLDEN_CONNECTION_LEAF_HASH: &str =
     "b8af852717dc952d816593db1e0a62f49a8d7fa98199460fe36f3d359c5062a1";
@@ -24,7 +26,11 @@ fn fixed_capsule_has_fixed_root() {
     assert_eq!(to_hex(&m.header.root), GOLDEN_ROOT);
     assert_eq!(m.header.version, 1);
     assert_eq!(
-        (m.header.connection_count, m.header.memory_count, m.header.blob_count),
+        (
+            m.header.connection_count,
+            m.header.memory_count,
+            m.header.blob_count
+        ),
         (3, 4, 3)
     );
     assert_eq!(m.header.total_blob_bytes, 601_000);
@@ -56,7 +62,11 @@ fn section(tag: u8, leaves: &[[u8; 32]], tree: Option<[u8; 32]>) -> [u8; 32] {
     let zero = [0u8; 32];
     h(
         "personal-canister manifest v1 section root",
-        &[&[tag], &(leaves.len() as u64).to_le_bytes(), tree.as_ref().unwrap_or(&zero)],
+        &[
+            &[tag],
+            &(leaves.len() as u64).to_le_bytes(),
+            tree.as_ref().unwrap_or(&zero),
+        ],
     )
 }
 
@@ -65,11 +75,22 @@ fn root_follows_the_documented_layout() {
     let m = common::manifest();
     let inner = |l: &[u8; 32], r: &[u8; 32]| h("personal-canister manifest v1 inner node", &[l, r]);
     let leaf = |kind: &str, bytes: Vec<u8>| {
-        h(&format!("personal-canister manifest v1 {kind} leaf"), &[&bytes])
+        h(
+            &format!("personal-canister manifest v1 {kind} leaf"),
+            &[&bytes],
+        )
     };
     let capsule = leaf("capsule", m.capsule.encode());
-    let conns: Vec<_> = m.connections.iter().map(|c| leaf("connection", c.encode())).collect();
-    let mems: Vec<_> = m.memories.iter().map(|c| leaf("memory", c.encode())).collect();
+    let conns: Vec<_> = m
+        .connections
+        .iter()
+        .map(|c| leaf("connection", c.encode()))
+        .collect();
+    let mems: Vec<_> = m
+        .memories
+        .iter()
+        .map(|c| leaf("memory", c.encode()))
+        .collect();
     let blobs: Vec<_> = m.blobs.iter().map(|c| leaf("blob", c.encode())).collect();
     // 3 leaves: left subtree of 2, right of 1. 4 leaves: two pairs.
     let conn_tree = inner(&inner(&conns[0], &conns[1]), &conns[2]);
@@ -114,5 +135,9 @@ fn empty_sections_have_the_documented_root() {
     // Empty sections of different kinds differ.
     assert_ne!(empty(1), empty(2));
     m.verify().unwrap();
-    assert_eq!(m.pages(DEFAULT_PAGE_BYTES).unwrap().len(), 1, "only the capsule page");
+    assert_eq!(
+        m.pages(DEFAULT_PAGE_BYTES).unwrap().len(),
+        1,
+        "only the capsule page"
+    );
 }

@@ -106,7 +106,11 @@ fn a_leaf_larger_than_the_budget_gets_its_own_page() {
         .iter()
         .filter(|p| p.leaves.section() == Section::Memories)
         .collect();
-    assert!(memory_pages.iter().any(|p| p.leaves.len() == 1 && p.start == 1));
+    assert!(
+        memory_pages
+            .iter()
+            .any(|p| p.leaves.len() == 1 && p.start == 1)
+    );
     assert_eq!(Manifest::from_pages(m.header.clone(), pages).unwrap(), m);
 }
 
@@ -218,7 +222,10 @@ fn verifier_rejects_a_tampered_blob_chunk() {
     };
     v[0].chunk_hashes[0][0] ^= 1;
     let err = verify_all(&m.header, &pages).unwrap_err();
-    assert!(matches!(err, ManifestError::BlobInconsistent { .. }), "{err}");
+    assert!(
+        matches!(err, ManifestError::BlobInconsistent { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -282,7 +289,10 @@ fn verifier_rejects_a_wrong_header() {
     let mut h = m.header.clone();
     h.memory_count += 1;
     let err = verify_all(&h, &pages).unwrap_err();
-    assert!(matches!(err, ManifestError::HeaderInconsistent { .. }), "{err}");
+    assert!(
+        matches!(err, ManifestError::HeaderInconsistent { .. }),
+        "{err}"
+    );
 
     // A consistent header of another manifest: its roots do not match the leaves.
     let other = common::manifest();
@@ -329,7 +339,10 @@ fn verifier_rejects_a_wrong_header() {
     h.version = 2;
     h.root = h.compute_root();
     let err = PageVerifier::new(h).unwrap_err();
-    assert!(matches!(err, ManifestError::UnsupportedVersion { .. }), "{err}");
+    assert!(
+        matches!(err, ManifestError::UnsupportedVersion { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -380,21 +393,34 @@ fn builder_rejects_bad_order_and_changes_nothing() {
     let before = b.clone();
     assert!(matches!(
         b.push_connection(&m.connections[0]).unwrap_err(),
-        ManifestError::OutOfOrder { section: Section::Connections, index: 1, .. }
+        ManifestError::OutOfOrder {
+            section: Section::Connections,
+            index: 1,
+            ..
+        }
     ));
     assert!(matches!(
         b.push_connection(&m.connections[1]).unwrap_err(),
-        ManifestError::Duplicate { section: Section::Connections, .. }
+        ManifestError::Duplicate {
+            section: Section::Connections,
+            ..
+        }
     ));
     assert_eq!(b, before, "failed pushes change nothing");
     b.push_memory(&m.memories[1]).unwrap();
     assert!(matches!(
         b.push_connection(&m.connections[2]).unwrap_err(),
-        ManifestError::SectionOrder { section: Section::Connections, current: Section::Memories }
+        ManifestError::SectionOrder {
+            section: Section::Connections,
+            current: Section::Memories
+        }
     ));
     assert!(matches!(
         b.push_memory(&m.memories[0]).unwrap_err(),
-        ManifestError::OutOfOrder { section: Section::Memories, .. }
+        ManifestError::OutOfOrder {
+            section: Section::Memories,
+            ..
+        }
     ));
     // An inconsistent blob: wrong chunk count, then chunk hashes that do not merge to the hash.
     // (For a single-chunk blob a wrong size cannot be seen from hashes alone: the importer
@@ -431,23 +457,31 @@ fn builder_state_from_bad_bytes_is_an_error() {
 fn whole_manifest_checks_references() {
     let m = common::manifest();
     m.verify().unwrap();
-    let rebuild = |m: Manifest| {
-        Manifest::from_leaves(m.capsule, m.connections, m.memories, m.blobs).unwrap()
-    };
+    let rebuild =
+        |m: Manifest| Manifest::from_leaves(m.capsule, m.connections, m.memories, m.blobs).unwrap();
     let mut missing = m.clone();
     missing.blobs.retain(|b| b.size != 600_000);
     let err = rebuild(missing).verify().unwrap_err();
-    assert!(matches!(err, ManifestError::MissingBlob { memory_id: 2, .. }), "{err}");
+    assert!(
+        matches!(err, ManifestError::MissingBlob { memory_id: 2, .. }),
+        "{err}"
+    );
 
     let mut size = m.clone();
     size.memories[1].blobs[0].size += 1; // memory 2's photo
     let err = rebuild(size).verify().unwrap_err();
-    assert!(matches!(err, ManifestError::BlobSizeMismatch { memory_id: 2, .. }), "{err}");
+    assert!(
+        matches!(err, ManifestError::BlobSizeMismatch { memory_id: 2, .. }),
+        "{err}"
+    );
 
     let mut unreferenced = m.clone();
     unreferenced.memories[1].blobs.clear();
     let err = rebuild(unreferenced).verify().unwrap_err();
-    assert!(matches!(err, ManifestError::UnreferencedBlob { .. }), "{err}");
+    assert!(
+        matches!(err, ManifestError::UnreferencedBlob { .. }),
+        "{err}"
+    );
 
     // Leaves out of order in a whole manifest are caught.
     let mut unsorted = m.clone();

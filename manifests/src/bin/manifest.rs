@@ -70,11 +70,14 @@ enum Command {
         /// Write the manifest's JSON form instead of the summary.
         #[arg(long)]
         json: bool,
+        /// Do not verify (to inspect a manifest that fails verification).
+        #[arg(long)]
+        no_verify: bool,
     },
     /// Compare two manifests: exit 0 when identical, 1 when they differ, 2 on bad input.
     #[command(long_about = "Compare manifests A and B, each given as one file (candid text \
         of its pages, or JSON; `-` for standard input, on one side only). Both are verified \
-        first. Prints `identical <root>` and exits 0 when the roots are equal; otherwise prints \
+        first (unless --no-verify). Prints `identical <root>` and exits 0 when the roots are equal; otherwise prints \
         one line per difference (roots, capsule metadata, connections added/removed/changed by \
         peer, memories added/removed/metadata changed by id, a memory's blob replaced with the \
         differing chunk indices, blobs added/removed) and exits 1. Exits 2 on bad input.",
@@ -87,6 +90,10 @@ enum Command {
         /// Print the differences as a JSON array.
         #[arg(long)]
         json: bool,
+        /// Do not verify the inputs (e.g. to see what was altered in a manifest that fails
+        /// verification, against a good one).
+        #[arg(long)]
+        no_verify: bool,
     },
 }
 
@@ -198,17 +205,17 @@ fn read_input(path: &str) -> Result<String, String> {
     Ok(text)
 }
 
-fn load(paths: &[String]) -> Result<Manifest, String> {
+fn load(paths: &[String], verify: bool) -> Result<Manifest, String> {
     let mut inputs: Vec<Input> = Vec::new();
     for path in paths {
         let text = read_input(path)?;
         inputs.extend(text::parse(&text).map_err(|e| format!("{path}: {e}"))?);
     }
     let name = paths.join(" ");
-    text::assemble(inputs).map_err(|e| format!("{name}: {e}"))
+    text::assemble_with(inputs, verify).map_err(|e| format!("{name}: {e}"))
 }
 
-fn cmd_show(files: &[String], json: bool) -> ExitCode {
+fn cmd_show(files: &[String], json: bool, verify: bool) -> ExitCode {
     let files = if files.is_empty() {
         vec!["-".to_string()]
     } else {
@@ -218,12 +225,12 @@ fn cmd_show(files: &[String], json: bool) -> ExitCode {
         eprintln!("manifest show: standard input (-) can be given once");
         return ExitCode::from(2);
     }
-    match load(&files) {
+    match load(&files, verify) {
         Ok(m) => {
             let text = if json {
                 text::to_json(&m) + "\n"
             } else {
-                text::summary(&m)
+                text::summary(&m, verify)
             };
             let _ = io::stdout().lock().write_all(text.as_bytes());
             ExitCode::SUCCESS
@@ -235,12 +242,15 @@ fn cmd_show(files: &[String], json: bool) -> ExitCode {
     }
 }
 
-fn cmd_diff(a: &str, b: &str, json: bool) -> ExitCode {
+fn cmd_diff(a: &str, b: &str, json: bool, verify: bool) -> ExitCode {
     if a == "-" && b == "-" {
         eprintln!("manifest diff: standard input (-) can be only one of A and B");
         return ExitCode::from(2);
     }
-    let (ma, mb) = match (load(&[a.to_string()]), load(&[b.to_string()])) {
+    let (ma, mb) = match (
+        load(&[a.to_string()], verify),
+        load(&[b.to_string()], verify),
+    ) {
         (Ok(ma), Ok(mb)) => (ma, mb),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("manifest diff: {e}");
@@ -277,7 +287,16 @@ fn main() -> ExitCode {
             no_chunks,
             json,
         } => cmd_hash(files, *no_chunks, *json),
-        Command::Show { files, json } => cmd_show(files, *json),
-        Command::Diff { a, b, json } => cmd_diff(a, b, *json),
+        Command::Show {
+            files,
+            json,
+            no_verify,
+        } => cmd_show(files, *json, !*no_verify),
+        Command::Diff {
+            a,
+            b,
+            json,
+            no_verify,
+        } => cmd_diff(a, b, *json, !*no_verify),
     }
 }

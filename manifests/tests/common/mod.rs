@@ -7,7 +7,12 @@ use manifests::*;
 /// Deterministic bytes: `len` bytes from `seed`.
 pub fn data(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(seed as u32 % 32) as u8 ^ seed)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(seed as u32 % 32) as u8
+                ^ seed
+        })
         .collect()
 }
 
@@ -165,11 +170,7 @@ pub mod arb {
     use proptest::prelude::*;
 
     pub fn text() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just(String::new()),
-            "[a-z]{1,8}",
-            "\\PC{0,20}",
-        ]
+        prop_oneof![Just(String::new()), "[a-z]{1,8}", "\\PC{0,20}",]
     }
 
     pub fn arb_principal() -> impl Strategy<Value = Principal> {
@@ -177,9 +178,17 @@ pub mod arb {
     }
 
     pub fn arb_capsule() -> impl Strategy<Value = CapsuleLeaf> {
-        (arb_principal(), text(), text(), any::<u64>(), any::<u64>(), any::<bool>(), text())
-            .prop_map(|(owner, name, bio, created_at, updated_at, public_profile, locale)| {
-                CapsuleLeaf {
+        (
+            arb_principal(),
+            text(),
+            text(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            text(),
+        )
+            .prop_map(
+                |(owner, name, bio, created_at, updated_at, public_profile, locale)| CapsuleLeaf {
                     owner,
                     name,
                     bio,
@@ -189,8 +198,8 @@ pub mod arb {
                         public_profile,
                         locale,
                     },
-                }
-            })
+                },
+            )
     }
 
     pub fn arb_connection() -> impl Strategy<Value = ConnectionLeaf> {
@@ -230,12 +239,12 @@ pub mod arb {
     }
 
     pub fn arb_encryption() -> impl Strategy<Value = Option<EncryptionLeaf>> {
-        proptest::option::of((text(), vec(any::<u8>(), 0..64)).prop_map(
-            |(scheme, wrapped_key)| EncryptionLeaf {
+        proptest::option::of(
+            (text(), vec(any::<u8>(), 0..64)).prop_map(|(scheme, wrapped_key)| EncryptionLeaf {
                 scheme,
                 wrapped_key,
-            },
-        ))
+            }),
+        )
     }
 
     /// A memory without blobs (blobs are attached by [`arb_manifest`]).
@@ -281,7 +290,10 @@ pub mod arb {
         (
             arb_capsule(),
             vec(arb_connection(), 0..12),
-            vec((arb_memory(), vec(any::<prop::sample::Index>(), 0..3)), 0..25),
+            vec(
+                (arb_memory(), vec(any::<prop::sample::Index>(), 0..3)),
+                0..25,
+            ),
             vec(arb_blob(), 1..8),
         )
             .prop_map(|(capsule, connections, memories, pool)| {
