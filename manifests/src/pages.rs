@@ -42,6 +42,8 @@ pub const DEFAULT_PAGE_BYTES: usize = 1024 * 1024;
 
 /// Bytes a [`PageBudget`] reserves for everything in a reply but the leaves: the candid magic
 /// and type table, the header, the page's `start`, variant tag, vector length and `next`.
+/// A bare [`ManifestPageReply`] uses about 700 of them; the rest leaves room for a wrapper such
+/// as `variant { Ok : ManifestPageReply; Err : ... }` with a small error type.
 pub const PAGE_OVERHEAD_BYTES: usize = 2048;
 
 /// A position in a manifest: a section and a leaf index in it.
@@ -117,7 +119,7 @@ impl ManifestPage {
     /// A page of `leaves` starting at `start`, with `next` computed from `header`'s counts.
     /// This is how an exporter that reads leaves from its own storage makes pages.
     pub fn new(header: &ManifestHeader, start: u64, leaves: PageLeaves) -> ManifestPage {
-        let end = start + leaves.len() as u64;
+        let end = start.saturating_add(leaves.len() as u64);
         let next = cursor_after(header, leaves.section(), end);
         ManifestPage {
             start,

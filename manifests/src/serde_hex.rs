@@ -192,3 +192,17 @@ pub mod bytes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_bytes_round_trip() {
+        assert_eq!(bytes_to_hex(&[0, 15, 255]), "000fff");
+        assert_eq!(bytes_from_hex("000FfF"), Some(vec![0, 15, 255]));
+        assert_eq!(bytes_from_hex("abc"), None);
+        assert_eq!(bytes_from_hex("zz"), None);
+        assert_eq!(bytes_from_hex(""), Some(vec![]));
+    }
+}

@@ -11,8 +11,13 @@
 //! - **JSON**: a [`Manifest`] (what `manifest show --json` writes), a [`ManifestPageReply`], an
 //!   array of replies, or several such values concatenated.
 //!
-//! Pages are sorted by cursor and verified with [`crate::PageVerifier`]; a whole manifest with
-//! [`Manifest::verify`].
+//! Pages are sorted by cursor (identical duplicates dropped) and verified with
+//! [`crate::PageVerifier`]; a whole manifest with [`Manifest::verify`].
+//!
+//! In JSON, hashes and byte strings are lower-case hex, principals text, and `u64` values plain
+//! JSON numbers. Nanosecond timestamps exceed 2^53: tools that read numbers as doubles (jq
+//! before 1.7, JavaScript's `JSON.parse`) round them, and the edited manifest then fails
+//! verification rather than silently changing.
 
 use crate::error::{ManifestError, Result};
 use crate::model::Manifest;
@@ -271,6 +276,7 @@ pub fn assemble_with(inputs: Vec<Input>, verify: bool) -> Result<Manifest> {
         }
         (0, false) if !verify => {
             pages.sort_by_key(|p| p.page.cursor());
+            pages.dedup();
             let header = pages[0].header.clone();
             let mut capsule = None;
             let (mut connections, mut memories, mut blobs) = (vec![], vec![], vec![]);
@@ -303,6 +309,9 @@ pub fn assemble_with(inputs: Vec<Input>, verify: bool) -> Result<Manifest> {
                 ));
             }
             pages.sort_by_key(|p| p.page.cursor());
+            // The same page fetched twice is harmless; two different pages at one cursor are not
+            // (the verifier rejects the second).
+            pages.dedup();
             for p in &pages {
                 crate::verify::check_header(&p.header)?;
             }
@@ -407,4 +416,55 @@ pub fn summary(m: &Manifest, verified: bool) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_top_level_values_skipping_strings_and_comments() {
+        let text = r#"
+            // a comment with ( and )
+            (record { a = "text with ) and \" and (" })
+            /* block ( */ (variant { B })(1)
+        "#;
+        let values = split_candid_values(text).unwrap();
+        assert_eq!(values.len(), 3);
+        assert_eq!(values[0], r#"(record { a = "text with ) and \" and (" })"#);
+        assert_eq!(values[1], "(variant { B })");
+        assert_eq!(values[2], "(1)");
+    }
+
+    #[test]
+    fn reports_where_splitting_fails() {
+        let err = split_candid_values("(1)\n  oops").unwrap_err().to_string();
+        assert!(err.contains("line 2, column 3"), "{err}");
+        let err = split_candid_values("(record {").unwrap_err().to_string();
+        assert!(err.contains("never closed"), "{err}");
+        let err = split_candid_values("(1))").unwrap_err().to_string();
+        assert!(err.contains("unbalanced ')'"), "{err}");
+        let err = split_candid_values("(\"abc").unwrap_err().to_string();
+        assert!(err.contains("unterminated string"), "{err}");
+    }
+
+    #[test]
+    fn underscore_labels_become_ids() {
+        let args = candid_parser::parse_idl_args(
+            "(record { _42_ = variant { _7_ }; _x_ = 1; __ = 2; name = opt vec { record { _9_ = 1 } } })",
+        )
+        .unwrap();
+        let mut v = args.args[0].clone();
+        normalize_labels(&mut v);
+        let IDLValue::Record(fields) = v else {
+            panic!("record")
+        };
+        let labels: Vec<String> = fields.iter().map(|f| format!("{:?}", f.id)).collect();
+        assert!(labels.contains(&"Id(42)".to_string()), "{labels:?}");
+        assert!(labels.contains(&"Named(\"_x_\")".to_string()), "{labels:?}");
+        assert!(labels.contains(&"Named(\"__\")".to_string()), "{labels:?}");
+        let rendered = format!("{}", IDLValue::Record(fields));
+        assert!(rendered.contains("variant { 7 }"), "{rendered}");
+        assert!(rendered.contains("record { 9 = 1"), "{rendered}");
+    }
 }
