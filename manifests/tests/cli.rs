@@ -522,3 +522,24 @@ fn no_verify_shows_what_was_altered() {
     let out = run(&["show", &good]);
     assert!(stdout(&out).contains("(verified)"));
 }
+
+#[test]
+fn hash_escapes_paths_like_b3sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a\\b", "n\nl", "sp ace"];
+    let paths: Vec<String> = names.iter().map(|n| write(dir.path(), n, n)).collect();
+    let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let out = run(&[&["hash", "--no-chunks"][..], &args].concat());
+    assert!(out.status.success());
+    let d = dir.path().display();
+    let expected = format!(
+        "\\{}  {d}/a\\\\b\n\\{}  {d}/n\\nl\n{}  {d}/sp ace\n",
+        blake3::hash(b"a\\b").to_hex(),
+        blake3::hash(b"n\nl").to_hex(),
+        blake3::hash(b"sp ace").to_hex()
+    );
+    assert_eq!(stdout(&out), expected);
+    if let Ok(b3) = Command::new("b3sum").args(&args).output() {
+        assert_eq!(stdout(&out), stdout(&b3));
+    }
+}

@@ -13,10 +13,12 @@ INPUT FORMATS (show and diff):
   Candid text, exactly as `dfx canister call backend export_manifest_page '(...)'` or the
   emulator CLI prints the page query's reply: one `(record { header = ...; page = ... })` per
   page (or `(variant { Ok = record { ... } })`), several pages concatenated in one file or
-  spread over several files, in any order. Numeric field names such as `_1234_` (printed when
-  the .did was not available) work like the real names.
+  spread over several files, in any order (a page given twice counts once). Numeric field
+  names, printed when the .did was not available (`1_234 = ...` or `_1234_ = ...`), work like
+  the real names.
   JSON: what `manifest show --json` writes (a whole manifest), or page replies in JSON.
-  Every manifest is verified (leaf order, blob chunk hashes, section roots, root) while read.";
+  Every manifest is verified (leaf order, blob chunk hashes, section roots, root) while read,
+  unless --no-verify.";
 
 #[derive(Parser)]
 #[command(
