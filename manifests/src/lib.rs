@@ -22,6 +22,66 @@
 //!
 //! Hashes are `blob` in candid and hex in JSON; principals are `principal` / text.
 //! Build for canisters with `default-features = false` (no CLI dependencies).
+//!
+//! # In canisters
+//!
+//! The exporter converts its records into leaves (connections in `Principal` order, memories
+//! by id, one [`BlobLeaf`] per distinct blob with the chunk hashes it stored, by hash), feeds
+//! them to a [`ManifestBuilder`] over as many messages as needed (persisting the builder in
+//! between), and serves pages made with [`PageBudget`] and [`ManifestPage::new`]. The importer
+//! checks each page with a [`PageVerifier`] (persisted in between too) before storing its
+//! leaves, and at the end recomputes the root from what it stored with a fresh builder.
+//!
+//! ```
+//! use manifests::*;
+//! # let capsule = CapsuleLeaf { owner: candid::Principal::anonymous(), name: "c".into(),
+//! #     bio: String::new(), created_at: 0, updated_at: 0,
+//! #     settings: CapsuleSettingsLeaf { public_profile: false, locale: "en".into() } };
+//! # let blob = BlobLeaf::from_bytes(b"photo bytes");
+//! # let memories: Vec<MemoryLeaf> = (0..10).map(|id| MemoryLeaf { id, title: format!("m{id}"),
+//! #     description: String::new(), tags: vec![], kind: "photo".into(), created_at: 0,
+//! #     updated_at: 0, blobs: vec![BlobRefLeaf { hash: blob.hash, size: blob.size,
+//! #     mime_type: "image/jpeg".into() }], encryption: None }).collect();
+//! // Exporter: build in steps, saving the state between messages.
+//! let mut saved = ManifestBuilder::new().to_bytes();
+//! let mut b = ManifestBuilder::from_bytes(&saved)?;
+//! b.push_capsule(&capsule)?;
+//! saved = b.to_bytes();
+//! for batch in memories.chunks(4) {
+//!     let mut b = ManifestBuilder::from_bytes(&saved)?;
+//!     b.push_leaves(&PageLeaves::Memories(batch.to_vec()))?;
+//!     saved = b.to_bytes();
+//! }
+//! let mut b = ManifestBuilder::from_bytes(&saved)?;
+//! b.push_blob(&blob)?;
+//! let header = b.finish()?;
+//!
+//! // Exporter: the page query at `cursor`.
+//! let page_at = |cursor: PageCursor| -> ManifestPageReply {
+//!     let leaves = match cursor.section {
+//!         Section::Capsule => PageLeaves::Capsule(capsule.clone()),
+//!         Section::Memories => {
+//!             let mut budget = PageBudget::new(DEFAULT_PAGE_BYTES);
+//!             PageLeaves::Memories(memories[cursor.index as usize..].iter()
+//!                 .take_while(|l| budget.admit(*l)).cloned().collect())
+//!         }
+//!         Section::Blobs => PageLeaves::Blobs(vec![blob.clone()]),
+//!         Section::Connections => unreachable!("no connections here"),
+//!     };
+//!     ManifestPageReply { header: header.clone(), page: ManifestPage::new(&header, cursor.index, leaves) }
+//! };
+//!
+//! // Importer: verify page by page against the root it was given.
+//! let first = page_at(PageCursor::FIRST);
+//! let mut v = PageVerifier::new_expecting(first.header.clone(), &header.root)?;
+//! v.push_reply(&first)?;
+//! while let Some(cursor) = v.next_cursor() {
+//!     let reply = page_at(cursor);
+//!     v.push_reply(&reply)?; // then store reply.page's leaves
+//! }
+//! assert_eq!(v.finish()?.root, header.root);
+//! # Ok::<(), ManifestError>(())
+//! ```
 
 pub mod builder;
 pub mod diff;

@@ -451,6 +451,21 @@ fn builder_rejects_bad_order_and_changes_nothing() {
 fn builder_state_from_bad_bytes_is_an_error() {
     let err = ManifestBuilder::from_bytes(b"not candid").unwrap_err();
     assert!(matches!(err, ManifestError::DecodeError { .. }), "{err}");
+
+    // A state whose accumulator stack does not match its count (tampered storage).
+    let mut b = ManifestBuilder::new();
+    b.push_capsule(&common::capsule()).unwrap();
+    for m in common::manifest().memories.iter().take(3) {
+        b.push_memory(m).unwrap();
+    }
+    let saved = ManifestBuilder::from_bytes(&b.to_bytes()).unwrap();
+    assert_eq!(saved, b);
+    let mut json = serde_json::to_value(&b).unwrap();
+    assert_eq!(json["memories"]["count"], 3);
+    json["memories"]["count"] = 4.into();
+    let tampered: ManifestBuilder = serde_json::from_value(json).unwrap();
+    let err = ManifestBuilder::from_bytes(&tampered.to_bytes()).unwrap_err();
+    assert!(err.to_string().contains("stack does not match"), "{err}");
 }
 
 #[test]
