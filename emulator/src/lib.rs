@@ -9,11 +9,24 @@
 //! See `README.md` next to this crate for what is modelled and what is not.
 
 pub mod canisters;
+pub mod cycles;
+mod emulator;
 pub mod engine;
 pub mod error;
+pub mod faults;
+pub mod management;
+pub mod pocket_ic;
+pub mod reject;
+pub mod scheduler;
 pub mod stable;
+pub mod state;
+pub mod stats;
 
+pub use crate::emulator::{Emulator, MessageId};
+pub use cycles::{Config, Prices};
 pub use error::EmulatorError;
+pub use reject::{ErrorCode, RejectCode, RejectResponse};
+pub use stats::{CanisterStats, LogLine, MethodStats, TraceEvent, TraceKind};
 
 /// The emulated subnet's id (returned by `subnet_self`).
 pub static SUBNET_ID: std::sync::LazyLock<candid::Principal> =

@@ -294,3 +294,11 @@ fn reject_me(msg: String) {
 fn whoami() -> (u64, Principal, Principal) {
     (ic_cdk::api::time(), ic_cdk::api::canister_self(), ic_cdk::api::msg_caller())
 }
+
+/// Grows the heap by `mib` MiB, then traps: the growth must be undone too.
+#[ic_cdk::update]
+fn grow_then_trap(mib: u64) {
+    grow_heap(mib);
+    HEAP_COUNTER.set(777);
+    ic_cdk::trap("grow_then_trap");
+}

@@ -1,0 +1,371 @@
+//! [`Emulator`]: the public handle, with fault injection, statistics, logs and a trace.
+//!
+//! Methods take `&self` (the state sits behind a mutex), like `pocket_ic::PocketIc`.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use candid::utils::{ArgumentDecoder, ArgumentEncoder};
+use candid::{CandidType, Principal};
+use serde::de::DeserializeOwned;
+
+use crate::cycles::Config;
+use crate::engine::{ApiType, Entry, Response};
+use crate::faults::RejectRule;
+use crate::reject::{ErrorCode, RejectCode, RejectResponse};
+use crate::scheduler::{Inner, trap_reject};
+use crate::state::{Message, Origin, Status, reject};
+use crate::stats::{CanisterStats, LogLine, TraceEvent, TraceKind};
+
+/// Id of a submitted ingress message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+/// A deterministic single-process IC.
+pub struct Emulator {
+    inner: Mutex<Inner>,
+}
+
+impl Default for Emulator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Emulator {
+    /// An empty subnet with the IC's default limits and prices.
+    pub fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    /// An empty subnet with `config`.
+    pub fn with_config(config: Config) -> Self {
+        Self { inner: Mutex::new(Inner::new(config)) }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Config {
+        self.lock().config.clone()
+    }
+
+    /// Changes the configuration (limits, prices, time per round) from now on.
+    pub fn update_config(&self, f: impl FnOnce(&mut Config)) {
+        f(&mut self.lock().config)
+    }
+
+    // ---- time and rounds
+
+    /// Runs one round.
+    pub fn tick(&self) {
+        self.lock().tick()
+    }
+
+    /// Runs `n` rounds.
+    pub fn tick_n(&self, n: u64) {
+        let mut g = self.lock();
+        for _ in 0..n {
+            g.tick();
+        }
+    }
+
+    /// Runs rounds until no message is in flight (at most `max` rounds); returns rounds run.
+    pub fn run_until_idle(&self, max: u64) -> u64 {
+        let mut g = self.lock();
+        let mut n = 0;
+        while n < max && !g.queue.is_empty() {
+            g.tick();
+            n += 1;
+        }
+        n
+    }
+
+    /// Moves time forward (no round runs).
+    pub fn advance_time(&self, d: Duration) {
+        self.lock().time += d.as_nanos() as u64;
+    }
+
+    /// Sets the time (nanoseconds since the epoch).
+    pub fn set_time_nanos(&self, t: u64) {
+        self.lock().time = t;
+    }
+
+    /// Current time in nanoseconds since the epoch.
+    pub fn time_nanos(&self) -> u64 {
+        self.lock().time
+    }
+
+    /// Rounds run so far.
+    pub fn round(&self) -> u64 {
+        self.lock().round
+    }
+
+    // ---- messages
+
+    /// Submits an ingress update call; it executes in the next round.
+    pub fn submit(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<MessageId, RejectResponse> {
+        let mut g = self.lock();
+        let size = method.len() + arg.len();
+        if size > g.config.max_ingress_bytes {
+            return Err(reject(
+                ErrorCode::CanisterRejectedMessage,
+                format!("Ingress message of {size} bytes exceeds the limit of {} bytes", g.config.max_ingress_bytes),
+            ));
+        }
+        if canister != Principal::management_canister() && !g.canisters.contains_key(&canister) {
+            return Err(reject(ErrorCode::CanisterNotFound, format!("Canister {canister} not found")));
+        }
+        let id = g.book.id();
+        g.book.ingress.insert(id, None);
+        g.trace(TraceKind::Ingress, sender, canister, method, format!("{} bytes", arg.len()));
+        g.enqueue(Message::Request {
+            from: sender,
+            to: canister,
+            method: method.into(),
+            arg,
+            cycles: 0,
+            origin: Origin::Ingress(id),
+            deadline: 0,
+        });
+        Ok(MessageId(id))
+    }
+
+    /// The result of an ingress message, if it completed.
+    pub fn ingress_status(&self, id: MessageId) -> Option<Result<Vec<u8>, RejectResponse>> {
+        self.lock().book.ingress.get(&id.0).cloned().flatten()
+    }
+
+    /// Runs rounds until the message completes (at most `max_rounds_per_call`).
+    pub fn await_message(&self, id: MessageId) -> Result<Vec<u8>, RejectResponse> {
+        let mut g = self.lock();
+        let max = g.config.max_rounds_per_call;
+        for _ in 0..=max {
+            match g.book.ingress.get(&id.0) {
+                Some(Some(r)) => return r.clone(),
+                Some(None) => g.tick(),
+                None => return Err(reject(ErrorCode::IngressMessageTimeout, format!("unknown message {}", id.0))),
+            }
+        }
+        Err(reject(
+            ErrorCode::IngressMessageTimeout,
+            format!("message {} did not complete within {max} rounds (paused or waiting forever?)", id.0),
+        ))
+    }
+
+    /// Submits an update call and runs rounds until it completes.
+    pub fn update(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+        let id = self.submit(canister, sender, method, arg)?;
+        self.await_message(id)
+    }
+
+    /// Runs a query on the current state; nothing it does is kept.
+    pub fn query(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+        self.lock().query_now(canister, sender, method, arg)
+    }
+
+    /// Candid update call: encodes `args`, decodes the reply (panics on a decoding error).
+    pub fn update_candid<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R, RejectResponse> {
+        let bytes = self.update(canister, sender, method, candid::encode_args(args).expect("encode"))?;
+        Ok(candid::decode_args(&bytes).unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
+    }
+
+    /// Candid query call.
+    pub fn query_candid<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R, RejectResponse> {
+        let bytes = self.query(canister, sender, method, candid::encode_args(args).expect("encode"))?;
+        Ok(candid::decode_args(&bytes).unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
+    }
+
+    /// Calls the management canister as `sender` (an ingress message) and decodes the reply.
+    pub fn management<A: CandidType, R: DeserializeOwned + CandidType>(
+        &self,
+        sender: Principal,
+        method: &str,
+        arg: &A,
+    ) -> Result<R, RejectResponse> {
+        let bytes = self.update(
+            Principal::management_canister(),
+            sender,
+            method,
+            candid::encode_one(arg).expect("encode"),
+        )?;
+        Ok(candid::decode_one(&bytes).unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
+    }
+
+    // ---- faults
+
+    /// Rejects the next `n` requests to `canister` (and `method`, if given) with `code`.
+    pub fn reject_next(&self, canister: Principal, method: Option<&str>, n: u32, code: RejectCode, message: &str) {
+        self.lock().faults.reject_rules.push(RejectRule {
+            canister,
+            method: method.map(Into::into),
+            remaining: n,
+            code,
+            message: message.into(),
+        });
+    }
+
+    /// Makes `method` of `canister` trap as soon as it is called (until [`Self::clear_faults`]).
+    pub fn trap_method(&self, canister: Principal, method: &str) {
+        self.lock().faults.trapping_methods.insert((canister, method.into()));
+    }
+
+    /// Delays delivery of every message to `canister` by `rounds` extra rounds (0 clears).
+    pub fn delay_delivery(&self, canister: Principal, rounds: u64) {
+        self.lock().faults.delays.insert(canister, rounds);
+    }
+
+    /// Holds every message to `canister` (use `Principal::management_canister()` for `aaaaa-aa`).
+    pub fn pause(&self, canister: Principal) {
+        self.lock().faults.paused.insert(canister);
+    }
+
+    /// Resumes delivery to `canister`.
+    pub fn resume(&self, canister: Principal) {
+        self.lock().faults.paused.remove(&canister);
+    }
+
+    /// Makes the next `n` `create_canister` calls fail.
+    pub fn fail_next_create_canister(&self, n: u32) {
+        self.lock().faults.fail_create_canister = n;
+    }
+
+    /// Makes the next `n` `install_code` calls fail.
+    pub fn fail_next_install_code(&self, n: u32) {
+        self.lock().faults.fail_install_code = n;
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults = Default::default();
+    }
+
+    /// Sets a canister's cycle balance.
+    pub fn set_cycles(&self, canister: Principal, amount: u128) {
+        if let Some(c) = self.lock().canisters.get_mut(&canister) {
+            c.balance = amount;
+        }
+    }
+
+    /// Sets a canister's balance to zero.
+    pub fn drain_cycles(&self, canister: Principal) {
+        self.set_cycles(canister, 0)
+    }
+
+    // ---- observability
+
+    /// Statistics of `canister`.
+    pub fn stats(&self, canister: Principal) -> CanisterStats {
+        self.lock().stats.get(&canister).cloned().unwrap_or_default()
+    }
+
+    /// Every captured `debug_print` line.
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.lock().logs.clone()
+    }
+
+    /// The `debug_print` lines of one canister.
+    pub fn debug_prints(&self, canister: Principal) -> Vec<String> {
+        self.lock().logs.iter().filter(|l| l.canister == canister).map(|l| l.text.clone()).collect()
+    }
+
+    /// The message trace.
+    pub fn trace(&self) -> Vec<TraceEvent> {
+        self.lock().trace.clone()
+    }
+
+    /// The message trace, one event per line (print it when a test fails).
+    pub fn trace_string(&self) -> String {
+        self.lock().trace.iter().map(|e| format!("{e}\n")).collect()
+    }
+
+    /// Ids of all canisters.
+    pub fn canister_ids(&self) -> Vec<Principal> {
+        self.lock().canisters.keys().copied().collect()
+    }
+
+    /// Whether `canister` exists.
+    pub fn canister_exists(&self, canister: Principal) -> bool {
+        self.lock().canisters.contains_key(&canister)
+    }
+
+    /// Messages in flight.
+    pub fn messages_in_flight(&self) -> usize {
+        self.lock().queue.len()
+    }
+}
+
+impl Inner {
+    /// A non-replicated query: runs on the current state, keeps nothing.
+    pub fn query_now(&mut self, id: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+        let Some(mut c) = self.canisters.remove(&id) else {
+            return Err(reject(ErrorCode::CanisterNotFound, format!("Canister {id} not found")));
+        };
+        let result = self.query_on(&mut c, sender, method, arg);
+        self.canisters.insert(id, c);
+        result
+    }
+
+    fn query_on(&mut self, c: &mut crate::state::Canister, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+        let id = c.id;
+        if c.status != Status::Running {
+            let code = if c.status == Status::Stopped { ErrorCode::CanisterStopped } else { ErrorCode::CanisterStopping };
+            return Err(reject(code, format!("Canister {id} is not running")));
+        }
+        let export = format!("canister_query {method}");
+        let has = c.instance.as_ref().map(|i| i.module().exports(&export));
+        match has {
+            None => {
+                return Err(reject(
+                    ErrorCode::CanisterWasmModuleNotFound,
+                    format!("Error from Canister {id}: Attempted to execute a message, but the canister contains no Wasm module."),
+                ));
+            }
+            Some(false) => {
+                return Err(reject(
+                    ErrorCode::CanisterMethodNotFound,
+                    format!("Error from Canister {id}: Canister has no query method '{method}'."),
+                ));
+            }
+            Some(true) => {}
+        }
+        let limit = self.config.query_instruction_limit;
+        let mut msg = self.base_ctx(c, ApiType::Query, sender, limit);
+        msg.arg = arg;
+        msg.method_name = method.into();
+        msg.stable = std::mem::take(&mut c.stable);
+        msg.stable.begin();
+        let inst = c.instance.as_mut().unwrap();
+        let mut ex = inst.run(&Entry::Export(export), msg);
+        let _ = inst.rollback();
+        ex.msg.stable.rollback();
+        c.stable = std::mem::take(&mut ex.msg.stable);
+        let prints = std::mem::take(&mut ex.msg.debug_prints);
+        self.record_prints(id, prints, false);
+        let st = self.stats.entry(id).or_default();
+        st.method(method).add_execution(ex.instructions, 0, ex.trap.is_some());
+        st.total.add_execution(ex.instructions, 0, ex.trap.is_some());
+        if let Some(t) = ex.trap {
+            return Err(trap_reject(id, &t));
+        }
+        match ex.msg.response {
+            Some(Response::Reply(b)) => Ok(b),
+            Some(Response::Reject(m)) => Err(RejectResponse::new(ErrorCode::CanisterRejectedMessage, m)),
+            None => Err(reject(ErrorCode::CanisterDidNotReply, format!("Error from Canister {id}: Canister did not reply to the call"))),
+        }
+    }
+}
