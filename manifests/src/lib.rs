@@ -16,7 +16,7 @@
 //!   bounded in bytes ([`PageBudget`]).
 //! - [`verify`]: [`PageVerifier`] checks pages one at a time against a header;
 //!   [`Manifest::verify`] recomputes a whole manifest.
-//! - [`diff`]: [`diff()`] lists what differs between two manifests.
+//! - [`mod@diff`]: [`diff()`] lists what differs between two manifests.
 //! - `text` (feature `cli`): reads manifests from candid text (as `dfx canister call` prints
 //!   it) and JSON, for the `manifest` command-line tool.
 //!

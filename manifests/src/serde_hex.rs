@@ -1,6 +1,6 @@
 //! Serde adapters for hashes and byte strings.
 //!
-//! In binary formats (candid: its deserializer is not human-readable) a [`Hash`] is a byte string,
+//! In binary formats (candid: its deserializer is not human-readable) a [`type@Hash`] is a byte string,
 //! so its candid type is `blob` (`vec nat8`) and decoding it costs about one instruction per byte
 //! instead of ~67 for a `Vec<u8>` decoded element by element. In human-readable formats (JSON) it
 //! is a lower-case hex string. Used through `#[serde(with = "...")]` on every hash field, so the
@@ -86,7 +86,7 @@ impl<'de> Deserialize<'de> for HashRepr {
     }
 }
 
-/// `#[serde(with = "crate::serde_hex::hash")]` for a [`Hash`] field.
+/// `#[serde(with = "crate::serde_hex::hash")]` for a [`type@Hash`] field.
 pub mod hash {
     use super::*;
 
