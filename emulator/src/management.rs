@@ -343,6 +343,14 @@ impl Inner {
         })
     }
 
+    fn record_prints_into(&mut self, c: &mut Canister, prints: Vec<String>) {
+        for text in prints {
+            let idx = c.logs.len() as u64;
+            c.logs.push((idx, self.time, text.clone().into_bytes()));
+            self.logs.push(crate::stats::LogLine { round: self.round, timestamp_nanos: self.time, canister: c.id, text });
+        }
+    }
+
     /// `canister_status` of `id` (no access check).
     pub fn status_of(&self, id: Principal) -> mgmt::CanisterStatusResult {
         let c = &self.canisters[&id];
@@ -470,7 +478,7 @@ impl Inner {
                     stable.rollback();
                     c.stable = stable;
                     c.instance = Some(old);
-                    self.record_prints(id, prints, true);
+                    self.record_prints_into(c, prints);
                     let mut r = trap_reject(id, &t);
                     r.reject_message = format!("{} (in canister_pre_upgrade)", r.reject_message);
                     return Err(r);
@@ -508,7 +516,7 @@ impl Inner {
                         c.stable = stable;
                     }
                 }
-                self.record_prints(id, prints, true);
+                self.record_prints_into(c, prints);
                 let mut r = trap_reject(id, &t);
                 r.reject_message = format!("{} (in {hook})", r.reject_message);
                 return Err(r);
@@ -536,7 +544,7 @@ impl Inner {
         let st = self.stats.entry(id).or_default();
         st.method(hook).add_execution(used, self.config.execution_cost(used), false);
         st.total.add_execution(used, self.config.execution_cost(used), false);
-        self.record_prints(id, prints, true);
+        self.record_prints_into(c, prints);
         Ok(())
     }
 }
