@@ -5,6 +5,7 @@
 
 pub mod endpoints;
 pub mod error;
+pub mod import_support;
 pub mod limits;
 pub mod manifest;
 pub mod manifest_store;

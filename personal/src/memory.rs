@@ -25,6 +25,15 @@ pub const BLOB_BLOB_CHUNKS: MemoryId = MemoryId::new(14);
 pub const BLOB_UPLOADS: MemoryId = MemoryId::new(15);
 pub const BLOB_UPLOAD_CHUNKS: MemoryId = MemoryId::new(16);
 
+// Importer (see `import`).
+pub const IMPORT_STATE: MemoryId = MemoryId::new(20);
+pub const IMPORT_LEAVES: MemoryId = MemoryId::new(21);
+pub const IMPORT_HEADERS: MemoryId = MemoryId::new(22);
+pub const IMPORT_OPEN: MemoryId = MemoryId::new(23);
+pub const IMPORT_TODO: MemoryId = MemoryId::new(24);
+pub const IMPORT_ORPHANS: MemoryId = MemoryId::new(25);
+pub const IMPORT_PINNED: MemoryId = MemoryId::new(26);
+
 thread_local! {
     static MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
         RefCell::new(MemoryManager::init(DefaultMemoryImpl::default()));
@@ -49,5 +58,17 @@ pub fn capsule_memories() -> CapsuleMemories<Mem> {
             uploads: get(BLOB_UPLOADS),
             upload_chunks: get(BLOB_UPLOAD_CHUNKS),
         },
+    }
+}
+
+pub fn import_memories() -> crate::import::ImportMemories<Mem> {
+    crate::import::ImportMemories {
+        state: get(IMPORT_STATE),
+        leaves: get(IMPORT_LEAVES),
+        headers: get(IMPORT_HEADERS),
+        open: get(IMPORT_OPEN),
+        todo: get(IMPORT_TODO),
+        orphans: get(IMPORT_ORPHANS),
+        pinned: get(IMPORT_PINNED),
     }
 }

@@ -6,11 +6,22 @@ use std::cell::RefCell;
 use candid::{CandidType, Principal};
 use capsule::migration::PersonalInitArgs;
 use capsule::storable::Candid;
-use capsule::{CapsuleStore, Ctx, Limits};
+use capsule::{CapsuleResult, CapsuleStore, Ctx, Error, Limits};
 use ic_stable_structures::StableCell;
 use serde::{Deserialize, Serialize};
 
+use crate::import::Importer;
 use crate::memory::{self, Mem};
+
+/// Blob-store limits of a personal canister: one owner, who imports many blobs at once (every
+/// blob of the batches in flight is an open import session; see `import::MAX_OPEN_BLOBS`).
+pub fn blob_limits() -> blobstore::Limits {
+    blobstore::Limits {
+        max_open_uploads: 4_096,
+        max_open_uploads_per_owner: 4_096,
+        ..blobstore::Limits::default()
+    }
+}
 
 /// Version of the stable layout this build writes. Bump it with a migration when it changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -23,12 +34,18 @@ pub struct Config {
     pub backend: Option<Principal>,
 }
 
+/// The owner, once configured (every install sets one).
+pub fn owner() -> Principal {
+    config().owner.unwrap_or_else(Principal::anonymous)
+}
+
 thread_local! {
     static STORE: RefCell<CapsuleStore<Mem>> = RefCell::new(CapsuleStore::init(
         memory::capsule_memories(),
         Limits::default(),
-        blobstore::Limits::default(),
+        blob_limits(),
     ));
+    static IMPORTER: RefCell<Importer<Mem>> = RefCell::new(Importer::init(memory::import_memories()));
     static CONFIG: RefCell<StableCell<Candid<Config>, Mem>> =
         RefCell::new(StableCell::init(memory::get(memory::CONFIG), Candid(Config::default())));
 }
@@ -37,8 +54,31 @@ pub fn read<R>(f: impl FnOnce(&CapsuleStore<Mem>) -> R) -> R {
     STORE.with(|s| f(&s.borrow()))
 }
 
-pub fn write<R>(f: impl FnOnce(&mut CapsuleStore<Mem>) -> R) -> R {
+/// The capsule API's writes: refused for the owner while a migration is imported (or failed),
+/// with the reason naming the migration; other callers get the store's own answer.
+pub fn write<T>(f: impl FnOnce(&mut CapsuleStore<Mem>) -> CapsuleResult<T>) -> CapsuleResult<T> {
+    if let Some(reason) = write_block(ic_cdk::api::msg_caller()) {
+        return Err(Error::CapsuleFrozen { reason });
+    }
     STORE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// Why `caller`'s capsule writes are refused now, if they are.
+pub fn write_block(caller: Principal) -> Option<String> {
+    if config().owner != Some(caller) {
+        return None;
+    }
+    IMPORTER.with(|i| i.borrow().state().write_block())
+}
+
+/// The store, for the importer (no write gate).
+pub fn store_mut<R>(f: impl FnOnce(&mut CapsuleStore<Mem>) -> R) -> R {
+    STORE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// The importer and the store together.
+pub fn importer<R>(f: impl FnOnce(&mut Importer<Mem>, &mut CapsuleStore<Mem>) -> R) -> R {
+    IMPORTER.with(|i| STORE.with(|s| f(&mut i.borrow_mut(), &mut s.borrow_mut())))
 }
 
 pub fn ctx() -> Ctx {
@@ -53,8 +93,10 @@ pub fn config() -> Config {
 }
 
 /// Applies install or upgrade arguments (an upgrade without arguments keeps the stored ones),
-/// checks the schema version and restricts the capsule store to the owner.
-pub fn configure(args: Option<PersonalInitArgs>) {
+/// checks the schema version, restricts the capsule store to the owner and hands the migration
+/// (if any) to the importer. Returns whether the importer has work to drive.
+pub fn configure(args: Option<PersonalInitArgs>) -> bool {
+    let migration = args.as_ref().and_then(|a| a.migration.clone());
     let mut config = config();
     if config.schema_version > SCHEMA_VERSION {
         ic_cdk::trap(format!(
@@ -72,6 +114,7 @@ pub fn configure(args: Option<PersonalInitArgs>) {
             "a personal canister needs an owner: install it with (record { owner = principal \"...\" })",
         );
     }
-    write(|s| s.set_sole_owner(config.owner));
+    store_mut(|s| s.set_sole_owner(config.owner));
     CONFIG.with(|c| c.borrow_mut().set(Candid(config)));
+    IMPORTER.with(|i| i.borrow_mut().start(migration))
 }

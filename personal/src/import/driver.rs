@@ -1,0 +1,201 @@
+//! The importer's canister wiring (wasm only): timers and calls to the backend.
+//!
+//! One "pump" runs at a time (a Drop guard in the heap): it asks [`Importer::next`] for work,
+//! keeps up to `calls_in_flight` calls outstanding, and hands each result to the importer in
+//! the first lines after its `await` (nothing that can trap runs in between: the reply is
+//! decoded into a `Result` and passed on). Local work (records, verification) runs one bounded
+//! step per message, each in a fresh zero-delay timer. A periodic watchdog restarts a pump that
+//! stopped (backoff over, a callback trapped, calls lost); timers do not survive upgrades, so
+//! `post_upgrade` arms them again.
+//!
+//! Rejects (SYS_TRANSIENT, SYS_UNKNOWN i.e. timeouts, CANISTER_ERROR from a stopped backend,
+//! DESTINATION_INVALID, CANISTER_REJECT) are retried with backoff, at most
+//! [`super::MAX_ATTEMPTS`] times in a row; SYS_FATAL and undecodable replies fail the import.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use candid::utils::ArgumentEncoder;
+use candid::{CandidType, Principal};
+use capsule::migration::{ChunkBatch, ChunkRef, ExportError, ImportProgress, ImportReport};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use ic_cdk::api::time;
+use ic_cdk::call::{Call, CallFailed, RejectCode, Response};
+use manifests::{ManifestPageReply, PageCursor};
+use serde::de::DeserializeOwned;
+
+use super::{Action, Fault};
+use crate::state;
+
+/// How often the watchdog looks for a stalled import.
+pub const WATCHDOG_PERIOD: Duration = Duration::from_secs(30);
+
+/// A pump holding the guard longer than this is considered dead (its task was dropped without
+/// running its destructor).
+const PUMP_STALE_NS: u64 = 15 * 60 * 1_000_000_000;
+
+thread_local! {
+    static RUNNING: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Marks the pump as running; dropping it (also when a trap drops the task) clears the mark.
+struct Running;
+
+impl Running {
+    fn acquire(now: u64) -> Option<Running> {
+        RUNNING.with(|r| match r.get() {
+            Some(since) if now.saturating_sub(since) < PUMP_STALE_NS => None,
+            _ => {
+                r.set(Some(now));
+                Some(Running)
+            }
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.set(None));
+    }
+}
+
+/// Arms the watchdog, and starts the pump now if `start` (install or upgrade with work to do).
+pub fn arm(start: bool) {
+    ic_cdk_timers::set_timer_interval(WATCHDOG_PERIOD, || pump());
+    if start {
+        schedule(Duration::ZERO);
+    }
+}
+
+fn schedule(delay: Duration) {
+    ic_cdk_timers::set_timer(delay, pump());
+}
+
+type CallTask = Pin<Box<dyn Future<Output = ()>>>;
+
+async fn pump() {
+    let Some(_running) = Running::acquire(time()) else {
+        return;
+    };
+    let config = state::config();
+    let (Some(owner), Some(backend)) = (config.owner, config.backend) else {
+        return;
+    };
+    let mut calls: FuturesUnordered<CallTask> = FuturesUnordered::new();
+    loop {
+        let action = state::importer(|imp, store| imp.next(store, owner, time()));
+        match action {
+            Action::FetchPage {
+                call,
+                migration_id,
+                cursor,
+            } => calls.push(Box::pin(fetch_page(
+                backend,
+                owner,
+                call,
+                migration_id,
+                cursor,
+            ))),
+            Action::FetchChunks {
+                call,
+                migration_id,
+                refs,
+            } => calls.push(Box::pin(fetch_chunks(
+                backend,
+                owner,
+                call,
+                migration_id,
+                refs,
+            ))),
+            Action::ReportDone { call, report } => {
+                calls.push(Box::pin(report_done(backend, owner, call, report)))
+            }
+            Action::Work | Action::Wait { .. } | Action::Stop if !calls.is_empty() => {
+                calls.next().await;
+            }
+            Action::Work => {
+                state::importer(|imp, store| imp.work(store, owner, time()));
+                schedule(Duration::ZERO); // The next step gets a message of its own.
+                return;
+            }
+            Action::Wait { until } => {
+                if let Some(until) = until {
+                    schedule(Duration::from_nanos(until.saturating_sub(time())));
+                }
+                return;
+            }
+            Action::Stop => return,
+        }
+    }
+}
+
+/// Decodes a call's outcome into what the importer takes; never traps.
+fn outcome<T: CandidType + DeserializeOwned>(r: Result<Response, CallFailed>) -> Result<T, Fault> {
+    match r {
+        Ok(response) => response
+            .candid::<T>()
+            .map_err(|e| Fault::Fatal(format!("the backend's reply could not be decoded: {e}"))),
+        Err(CallFailed::CallRejected(rej)) => {
+            let why = format!(
+                "call rejected ({}): {}",
+                rej.raw_reject_code(),
+                rej.reject_message()
+            );
+            match rej.reject_code() {
+                Ok(RejectCode::SysFatal) => Err(Fault::Fatal(why)),
+                _ => Err(Fault::Retry(why)),
+            }
+        }
+        Err(e) => Err(Fault::Retry(e.to_string())),
+    }
+}
+
+async fn call<A: ArgumentEncoder>(
+    backend: Principal,
+    method: &str,
+    args: &A,
+) -> Result<Response, CallFailed> {
+    Call::bounded_wait(backend, method).with_args(args).await
+}
+
+async fn fetch_page(
+    backend: Principal,
+    owner: Principal,
+    call_id: u64,
+    migration_id: u64,
+    cursor: PageCursor,
+) {
+    let r = call(backend, "export_manifest_page", &(migration_id, cursor)).await;
+    let reply = outcome::<Result<ManifestPageReply, ExportError>>(r);
+    state::importer(|imp, store| imp.on_page(store, owner, time(), call_id, reply));
+}
+
+async fn fetch_chunks(
+    backend: Principal,
+    owner: Principal,
+    call_id: u64,
+    migration_id: u64,
+    refs: Vec<ChunkRef>,
+) {
+    let r = call(backend, "export_chunks", &(migration_id, refs)).await;
+    let reply = outcome::<Result<ChunkBatch, ExportError>>(r);
+    let report = state::importer(|imp, store| imp.on_chunks(store, owner, time(), call_id, reply));
+    if let Some(progress) = report {
+        report_progress(backend, progress).await;
+    }
+}
+
+/// Progress reports are informative: a failed one is not retried (the next batch reports).
+async fn report_progress(backend: Principal, progress: ImportProgress) {
+    let r = call(backend, "report_import_progress", &(progress,)).await;
+    let _ = outcome::<Result<(), ExportError>>(r);
+}
+
+async fn report_done(backend: Principal, owner: Principal, call_id: u64, report: ImportReport) {
+    let r = call(backend, "report_import_done", &(report,)).await;
+    let reply = outcome::<Result<(), ExportError>>(r);
+    state::importer(|imp, store| imp.on_report(store, owner, time(), call_id, reply));
+}
