@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds both canisters for wasm32 in release (BLAKE3 with its wasm SIMD path) and writes
-#   target/wasm/backend.wasm.gz   target/wasm/personal.wasm.gz
+#   target/wasm/personal.wasm.gz      the personal canister
+#   target/wasm/backend.wasm.gz       the backend, with the personal-canister factory (embeds the above)
+#   target/wasm/backend-core.wasm.gz  the backend without the factory
+#   target/wasm/backend-test.wasm.gz  the backend with test-only fault injection (tests only)
 # Installs the wasm32 target when missing. Never rewrites the committed .did files: the tests
 # check them against the code.
 set -euo pipefail
@@ -13,13 +16,28 @@ fi
 
 # +simd128 comes from .cargo/config.toml; the `simd` feature of blobstore (on for wasm32 in the
 # canisters' manifests) turns on BLAKE3's wasm SIMD path.
-cargo build --release --locked --target wasm32-unknown-unknown -p backend -p personal
-
+wasm_target=target/wasm32-unknown-unknown/release
 mkdir -p target/wasm
-for canister in backend personal; do
-    src="target/wasm32-unknown-unknown/release/${canister}.wasm"
-    dst="target/wasm/${canister}.wasm.gz"
+
+# gzip_wasm NAME OUT: compresses the freshly built NAME.wasm to target/wasm/OUT.wasm.gz.
+gzip_wasm() {
+    local src="$wasm_target/$1.wasm" dst="target/wasm/$2.wasm.gz"
     gzip -9 -n -c "$src" > "$dst.tmp"
     mv "$dst.tmp" "$dst"
-    printf 'build: %-28s %9d bytes (%d bytes uncompressed)\n' "$dst" "$(stat -c %s "$dst")" "$(stat -c %s "$src")"
-done
+    printf 'build: %-34s %9d bytes (%d bytes uncompressed)\n' "$dst" "$(stat -c %s "$dst")" "$(stat -c %s "$src")"
+}
+
+# The personal canister first: the backend's factory embeds it.
+cargo build --release --locked --target wasm32-unknown-unknown -p personal
+gzip_wasm personal personal
+
+cargo build --release --locked --target wasm32-unknown-unknown -p backend
+gzip_wasm backend backend
+
+# The backend without the factory (cargo feature `personal-canister` off).
+cargo build --release --locked --target wasm32-unknown-unknown -p backend --no-default-features
+gzip_wasm backend backend-core
+
+# Test builds only: the backend with test fault injection. Never deployed.
+cargo build --release --locked --target wasm32-unknown-unknown -p backend --features test-faults
+gzip_wasm backend backend-test

@@ -24,6 +24,14 @@ pub const BLOB_BLOB_CHUNKS: MemoryId = MemoryId::new(14);
 pub const BLOB_UPLOADS: MemoryId = MemoryId::new(15);
 pub const BLOB_UPLOAD_CHUNKS: MemoryId = MemoryId::new(16);
 
+// Factory (feature `personal-canister`).
+pub const FACTORY_STATE: MemoryId = MemoryId::new(20);
+pub const FACTORY_RECORDS: MemoryId = MemoryId::new(21);
+pub const FACTORY_BY_OWNER: MemoryId = MemoryId::new(22);
+pub const FACTORY_WALKS: MemoryId = MemoryId::new(23);
+pub const FACTORY_MANIFEST_LEAVES: MemoryId = MemoryId::new(24);
+pub const FACTORY_MANIFEST_HEADERS: MemoryId = MemoryId::new(25);
+
 thread_local! {
     static MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
         RefCell::new(MemoryManager::init(DefaultMemoryImpl::default()));
@@ -48,5 +56,17 @@ pub fn capsule_memories() -> CapsuleMemories<Mem> {
             uploads: get(BLOB_UPLOADS),
             upload_chunks: get(BLOB_UPLOAD_CHUNKS),
         },
+    }
+}
+
+#[cfg(feature = "personal-canister")]
+pub fn factory_memories() -> crate::factory::registry::FactoryMemories<Mem> {
+    crate::factory::registry::FactoryMemories {
+        state: get(FACTORY_STATE),
+        records: get(FACTORY_RECORDS),
+        by_owner: get(FACTORY_BY_OWNER),
+        walks: get(FACTORY_WALKS),
+        manifest_leaves: get(FACTORY_MANIFEST_LEAVES),
+        manifest_headers: get(FACTORY_MANIFEST_HEADERS),
     }
 }

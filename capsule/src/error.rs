@@ -20,6 +20,8 @@ pub enum Error {
         "capsule is read-only while it moves to a personal canister ({reason}); try again when that ends"
     )]
     CapsuleFrozen { reason: String },
+    #[error("this capsule has moved to personal canister {canister_id}: use that canister")]
+    CapsuleMoved { canister_id: Principal },
     #[error("no memory with id {id} in this capsule")]
     MemoryNotFound { id: u64 },
     #[error("no connection with {peer} in this capsule")]

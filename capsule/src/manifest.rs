@@ -140,7 +140,7 @@ pub enum WalkPosition {
     Connections { after: Option<Principal> },
     Memories { after: Option<u64> },
     Blobs { after: Option<ByteArray<32>> },
-    Done { header: ManifestHeader },
+    Done { header: Box<ManifestHeader> },
 }
 
 /// Builds the manifest of one capsule over as many messages as needed: each [`ManifestWalk::step`]
@@ -169,7 +169,7 @@ impl ManifestWalk {
     /// The header, once the walk is done.
     pub fn header(&self) -> Option<&ManifestHeader> {
         match &self.position {
-            WalkPosition::Done { header } => Some(header),
+            WalkPosition::Done { header } => Some(header.as_ref()),
             _ => None,
         }
     }
@@ -185,7 +185,7 @@ impl ManifestWalk {
         let mut left = budget.max(1);
         while left > 0 {
             let (leaves, next) = match &self.position {
-                WalkPosition::Done { header } => return Ok(Some(header.clone())),
+                WalkPosition::Done { header } => return Ok(Some(*header.clone())),
                 WalkPosition::Capsule => {
                     let leaf = store
                         .capsule_leaf(self.owner)
@@ -230,7 +230,7 @@ impl ManifestWalk {
                             }
                             let header = self.builder.finish().map_err(manifest_error)?;
                             self.position = WalkPosition::Done {
-                                header: header.clone(),
+                                header: Box::new(header.clone()),
                             };
                             return Ok(Some(header));
                         }

@@ -139,6 +139,8 @@ pub enum ExportError {
         "the batch asks for {bytes} bytes, more than the {max} a reply can carry: ask for fewer chunks"
     )]
     BatchTooLarge { bytes: u64, max: u64 },
+    #[error("the imported data does not match the export: {detail}")]
+    RootMismatch { detail: String },
     #[error("cursor {cursor} is past the end of the manifest")]
     CursorOutOfRange { cursor: String },
 }

@@ -49,6 +49,8 @@ pub struct CapsuleRecord {
     pub blob_bytes: u64,
     /// Set while the capsule must not change (during export to a personal canister).
     pub frozen: Option<String>,
+    /// The personal canister that serves this capsule now; the record here is read-only.
+    pub moved_to: Option<Principal>,
 }
 
 impl CapsuleRecord {
@@ -67,6 +69,7 @@ impl CapsuleRecord {
             blob_count: 0,
             blob_bytes: 0,
             frozen: None,
+            moved_to: None,
         }
     }
 
@@ -162,6 +165,9 @@ impl<M: StableMemory> CapsuleStore<M> {
     /// The caller's capsule record, for changing: rejected while frozen.
     fn writable(&self, ctx: &Ctx) -> CapsuleResult<CapsuleRecord> {
         let rec = self.readable(ctx)?;
+        if let Some(canister_id) = rec.moved_to {
+            return Err(Error::CapsuleMoved { canister_id });
+        }
         if let Some(reason) = &rec.frozen {
             return Err(Error::CapsuleFrozen {
                 reason: reason.clone(),
@@ -227,6 +233,54 @@ impl<M: StableMemory> CapsuleStore<M> {
         rec.frozen = reason;
         self.save(rec);
         Ok(())
+    }
+
+    /// Marks `owner`'s capsule as served by `canister_id` from now on: read-only here.
+    pub fn set_moved(&mut self, owner: Principal, canister_id: Principal) -> CapsuleResult<()> {
+        let mut rec = self.record_of(owner)?;
+        rec.moved_to = Some(canister_id);
+        rec.frozen = None;
+        self.save(rec);
+        Ok(())
+    }
+
+    /// Deletes up to `budget` items of `owner`'s capsule (memories, connections, blobs), then
+    /// the capsule itself; returns whether it is gone. Blobs other capsules hold stay.
+    pub fn purge_step(&mut self, owner: Principal, budget: usize) -> bool {
+        let Ok(mut rec) = self.record_of(owner) else {
+            return true;
+        };
+        let mut left = budget.max(1);
+        for m in self.memories_after(owner, None, left) {
+            self.memories.remove(&(owner, m.id));
+            for b in &m.blobs {
+                self.detach_blob(&mut rec, &b.hash);
+            }
+            rec.memory_count -= 1;
+            left -= 1;
+        }
+        for c in self.connections_after(owner, None, left) {
+            self.connections.remove(&(owner, c.peer));
+            rec.connection_count -= 1;
+            left -= 1;
+        }
+        // Blobs no memory references any more (uploaded, never attached).
+        for hash in self.blobs_after(owner, None, left) {
+            self.capsule_blobs.remove(&(owner, hash));
+            let size = self.blobs.blob(&hash).map_or(0, |b| b.size);
+            self.blobs
+                .release(&hash)
+                .expect("blob store: a held blob cannot be released");
+            rec.blob_count -= 1;
+            rec.blob_bytes -= size;
+            left -= 1;
+        }
+        if left > 0 {
+            self.capsules.remove(&owner);
+            return true;
+        }
+        self.save(rec);
+        false
     }
 
     /// The stored record of `owner`'s capsule, for the export side.
@@ -512,7 +566,7 @@ impl<M: StableMemory> CapsuleStore<M> {
     }
 
     /// Size of a blob `owner`'s capsule holds, or `BlobNotInCapsule`.
-    pub(crate) fn held_blob_size(&self, owner: Principal, hash: &[u8; 32]) -> CapsuleResult<u64> {
+    pub fn held_blob_size(&self, owner: Principal, hash: &[u8; 32]) -> CapsuleResult<u64> {
         self.held(owner, hash)?;
         Ok(self.blobs.blob(hash).map_or(0, |b| b.size))
     }

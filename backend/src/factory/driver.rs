@@ -1,0 +1,386 @@
+//! The factory's async driver: a timer pumps every open creation one step at a time.
+//!
+//! Journal rule: before an `await` the registry already holds the step in progress (the
+//! message that issues a call commits its state); right after the `await` returns, the first
+//! statement hands the result to the registry. Nothing in between can trap. A creation is
+//! driven by at most one task at a time ([`Running`], a drop guard); after an upgrade the
+//! timer is re-armed and picks up whatever is open.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use candid::{Encode, Nat, Principal};
+use capsule::migration::PersonalInitArgs;
+use ic_cdk::call::{Call, Error as CallErr};
+use ic_cdk_management_canister::{
+    CanisterInfoArgs, CanisterInstallMode, CanisterSettings, DeleteCanisterArgs, InstallCodeArgs,
+    StopCanisterArgs, UpdateSettingsArgs, UpgradeFlags, canister_info, delete_canister,
+    install_code, stop_canister, update_settings,
+};
+
+use super::registry::{CallError, Step, StepFailure};
+use super::types::{CreationState, FactoryError};
+use super::{PERSONAL_WASM, personal_wasm_hash};
+use crate::state;
+
+/// Instructions one pump message may spend on export steps (10% of the 40 B message limit).
+const EXPORT_INSTRUCTIONS_PER_MESSAGE: u64 = 4_000_000_000;
+
+thread_local! {
+    static RUNNING: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// Marks a creation as driven by the current task until dropped.
+struct Running(u64);
+
+impl Running {
+    fn acquire(id: u64) -> Option<Running> {
+        RUNNING
+            .with(|r| r.borrow_mut().insert(id))
+            .then_some(Running(id))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.borrow_mut().remove(&self.0));
+    }
+}
+
+/// Arms the periodic pump (on install and after every upgrade) and pumps once now.
+pub fn arm() {
+    ic_cdk_timers::set_timer_interval(Duration::from_secs(1), pump);
+    kick();
+}
+
+/// Pumps as soon as possible (after a request or a report).
+pub fn kick() {
+    ic_cdk_timers::set_timer(Duration::ZERO, pump());
+}
+
+fn now() -> u64 {
+    ic_cdk::api::time()
+}
+
+async fn pump() {
+    let now = now();
+    state::write(|caps| super::with(|f| f.admit_queued(caps, now)));
+    if let Some(alert) = super::with(|f| f.check_low_water(now))
+        && let Some(target) = super::with(|f| f.config().notification_canister)
+    {
+        // Best effort, one-way: the alert is recorded whatever the notification's fate.
+        let _ = Call::unbounded_wait(target, "notify_low_reserve")
+            .with_arg(alert)
+            .oneway();
+    }
+    purge_expired(now);
+    for id in super::with(|f| f.open_migrations()) {
+        if RUNNING.with(|r| !r.borrow().contains(&id)) {
+            ic_cdk::futures::spawn(advance(id));
+        }
+    }
+}
+
+/// Purges shared capsules whose retention after a completed move has passed (bounded work).
+fn purge_expired(now: u64) {
+    for owner in super::with(|f| f.purge_due(now)) {
+        let done = state::write(|caps| caps.purge_step(owner, 500));
+        if done {
+            super::with(|f| f.mark_purged(owner));
+        }
+    }
+}
+
+async fn advance(id: u64) {
+    let Some(_running) = Running::acquire(id) else {
+        return;
+    };
+    match super::with(|f| f.next_step(id, now())) {
+        Step::Wait => {}
+        Step::Export => export(id),
+        Step::Create => create(id).await,
+        Step::Install { canister_id, args } => install(id, canister_id, args).await,
+        Step::Handoff { canister_id } => handoff(id, canister_id).await,
+    }
+}
+
+/// Export steps until the manifest is done or this message has used its instruction share.
+fn export(id: u64) {
+    loop {
+        let state = state::write(|caps| super::with(|f| f.export_step(id, caps, now())));
+        if state != Ok(CreationState::Exporting) {
+            kick();
+            return;
+        }
+        if ic_cdk::api::performance_counter(0) > EXPORT_INSTRUCTIONS_PER_MESSAGE {
+            kick();
+            return;
+        }
+    }
+}
+
+async fn create(id: u64) {
+    let Some(rec) = super::with(|f| f.record(id)) else {
+        return;
+    };
+    let cycles = match super::with(|f| f.take_creation_cycles(id)) {
+        Ok(c) => c,
+        Err(e) => {
+            state::write(|caps| super::with(|f| f.fail(id, e, caps, now())));
+            return;
+        }
+    };
+    let freezing = super::with(|f| f.config().freezing_threshold_seconds);
+    let arg = ic_management_canister_types::CreateCanisterArgs {
+        settings: Some(CanisterSettings {
+            controllers: Some(vec![ic_cdk::api::canister_self(), rec.owner]),
+            freezing_threshold: Some(Nat::from(freezing)),
+            ..Default::default()
+        }),
+        sender_canister_version: Some(ic_cdk::api::canister_version()),
+    };
+    let result = Call::unbounded_wait(Principal::management_canister(), "create_canister")
+        .with_arg(&arg)
+        .with_cycles(cycles)
+        .await;
+    // Journal first: the canister id (or the failure) is recorded before anything else.
+    let result = match result {
+        Ok(reply) => reply
+            .candid::<ic_management_canister_types::CreateCanisterResult>()
+            .map(|r| r.canister_id)
+            .map_err(|e| CallError {
+                code: 0,
+                message: e.to_string(),
+            }),
+        Err(e) => Err(call_error(e)),
+    };
+    state::write(|caps| super::with(|f| f.created(id, result, cycles, caps, now())));
+    kick();
+}
+
+async fn install(id: u64, canister_id: Principal, args: PersonalInitArgs) {
+    let result = install_steps(canister_id, args).await;
+    state::write(|caps| super::with(|f| f.installed(id, result, caps, now())));
+    kick();
+}
+
+/// Installs (or, when a module is there already, upgrades with the new arguments) the personal
+/// canister, then checks its module hash and API version.
+async fn install_steps(canister_id: Principal, args: PersonalInitArgs) -> Result<(), StepFailure> {
+    let info = canister_info(&CanisterInfoArgs {
+        canister_id,
+        num_requested_changes: None,
+    })
+    .await
+    .map_err(|e| StepFailure::Call("canister_info", call_error(e)))?;
+    let (mode, arg) = match info.module_hash {
+        None => (CanisterInstallMode::Install, Encode!(&args)),
+        Some(_) => (
+            CanisterInstallMode::Upgrade(Some(UpgradeFlags {
+                skip_pre_upgrade: None,
+                wasm_memory_persistence: None,
+            })),
+            Encode!(&Some(args)),
+        ),
+    };
+    let arg = arg.map_err(|e| {
+        StepFailure::Fatal(FactoryError::ImportFailed {
+            reason: e.to_string(),
+        })
+    })?;
+    install_code(&InstallCodeArgs {
+        mode,
+        canister_id,
+        wasm_module: PERSONAL_WASM.to_vec(),
+        arg,
+    })
+    .await
+    .map_err(|e| StepFailure::Call("install_code", call_error(e)))?;
+    check_module(canister_id).await?;
+    let version = Call::bounded_wait(canister_id, "api_version")
+        .await
+        .map_err(|e| StepFailure::Call("api_version", call_error(e)))?
+        .candid::<u32>()
+        .map_err(|e| {
+            StepFailure::Fatal(FactoryError::ImportFailed {
+                reason: e.to_string(),
+            })
+        })?;
+    if version != capsule::API_VERSION {
+        return Err(StepFailure::Fatal(FactoryError::ApiVersionMismatch {
+            expected: capsule::API_VERSION,
+            actual: version,
+        }));
+    }
+    Ok(())
+}
+
+async fn check_module(canister_id: Principal) -> Result<(), StepFailure> {
+    let info = canister_info(&CanisterInfoArgs {
+        canister_id,
+        num_requested_changes: None,
+    })
+    .await
+    .map_err(|e| StepFailure::Call("canister_info", call_error(e)))?;
+    let expected = personal_wasm_hash();
+    match info.module_hash {
+        Some(h) if h == expected => Ok(()),
+        other => Err(StepFailure::Fatal(FactoryError::ModuleHashMismatch {
+            expected: blobstore::hash::to_hex(&expected),
+            actual: other.map(|h| hex(&h)).unwrap_or_else(|| "none".into()),
+        })),
+    }
+}
+
+async fn handoff(id: u64, canister_id: Principal) {
+    let Some(owner) = super::with(|f| f.record(id)).map(|r| r.owner) else {
+        return;
+    };
+    let result = handoff_steps(canister_id, owner).await;
+    state::write(|caps| super::with(|f| f.handed_off(id, result, caps, now())));
+    kick();
+}
+
+/// Upgrades a personal canister running an older module, sets its controllers to the owner
+/// alone, and confirms with `canister_info` (the backend is no controller afterwards).
+async fn handoff_steps(canister_id: Principal, owner: Principal) -> Result<(), StepFailure> {
+    let info = canister_info(&CanisterInfoArgs {
+        canister_id,
+        num_requested_changes: None,
+    })
+    .await
+    .map_err(|e| StepFailure::Call("canister_info", call_error(e)))?;
+    if info.controllers == [owner] {
+        return Ok(()); // A previous attempt handed off already.
+    }
+    if info.module_hash.as_deref() != Some(&personal_wasm_hash()[..]) {
+        let arg = Encode!(&None::<PersonalInitArgs>).map_err(|e| {
+            StepFailure::Fatal(FactoryError::ImportFailed {
+                reason: e.to_string(),
+            })
+        })?;
+        install_code(&InstallCodeArgs {
+            mode: CanisterInstallMode::Upgrade(None),
+            canister_id,
+            wasm_module: PERSONAL_WASM.to_vec(),
+            arg,
+        })
+        .await
+        .map_err(|e| StepFailure::Call("install_code (upgrade before handoff)", call_error(e)))?;
+    }
+    update_settings(&UpdateSettingsArgs {
+        canister_id,
+        settings: CanisterSettings {
+            controllers: Some(vec![owner]),
+            ..Default::default()
+        },
+    })
+    .await
+    .map_err(|e| StepFailure::Call("update_settings", call_error(e)))?;
+    let info = canister_info(&CanisterInfoArgs {
+        canister_id,
+        num_requested_changes: None,
+    })
+    .await
+    .map_err(|e| StepFailure::Call("canister_info", call_error(e)))?;
+    if info.controllers != [owner] {
+        return Err(StepFailure::Fatal(FactoryError::HandoffUnconfirmed {
+            controllers: info.controllers,
+        }));
+    }
+    Ok(())
+}
+
+/// Cleans up a failed creation's canister: installs the personal module if the canister is
+/// empty, has it send its cycles back, stops and deletes it; returns the cycles credited.
+pub async fn cleanup(id: u64) -> Result<u128, FactoryError> {
+    let rec =
+        super::with(|f| f.record(id)).ok_or(FactoryError::UnknownMigration { migration_id: id })?;
+    if rec.state != CreationState::Failed {
+        return Err(FactoryError::InvalidState {
+            state: rec.state,
+            expected: "Failed".into(),
+        });
+    }
+    let canister_id = rec.canister_id.ok_or_else(|| FactoryError::CleanupFailed {
+        reason: "the creation has no canister left to clean up".into(),
+    })?;
+    let failed = |step: &str, e: CallErr| FactoryError::CleanupFailed {
+        reason: format!("{step}: {e}"),
+    };
+    let info = canister_info(&CanisterInfoArgs {
+        canister_id,
+        num_requested_changes: None,
+    })
+    .await
+    .map_err(|e| failed("canister_info", e))?;
+    if info.module_hash.is_none() {
+        let args = PersonalInitArgs {
+            owner: rec.owner,
+            backend: Some(ic_cdk::api::canister_self()),
+            migration: None,
+        };
+        let arg = Encode!(&args).map_err(|e| FactoryError::CleanupFailed {
+            reason: e.to_string(),
+        })?;
+        install_code(&InstallCodeArgs {
+            mode: CanisterInstallMode::Install,
+            canister_id,
+            wasm_module: PERSONAL_WASM.to_vec(),
+            arg,
+        })
+        .await
+        .map_err(|e| failed("install_code", e))?;
+    }
+    let returned = Call::unbounded_wait(canister_id, "return_cycles")
+        .with_arg(ic_cdk::api::canister_self())
+        .await
+        .map_err(|e| failed("return_cycles", e.into()))?
+        .candid::<Result<Nat, capsule::Error>>()
+        .map_err(|e| FactoryError::CleanupFailed {
+            reason: e.to_string(),
+        })?
+        .map_err(|e| FactoryError::CleanupFailed {
+            reason: e.to_string(),
+        })?;
+    let returned: u128 = returned.0.try_into().unwrap_or(0);
+    // The cycles are in the backend's balance now: credit them before anything else can fail.
+    super::with(|f| f.credit_returned(id, returned));
+    stop_canister(&StopCanisterArgs { canister_id })
+        .await
+        .map_err(|e| failed("stop_canister", e))?;
+    delete_canister(&DeleteCanisterArgs { canister_id })
+        .await
+        .map_err(|e| failed("delete_canister", e))?;
+    super::with(|f| f.cleaned_up(id, 0));
+    Ok(returned)
+}
+
+fn call_error(e: impl Into<CallErr>) -> CallError {
+    match e.into() {
+        CallErr::CallRejected(r) => CallError {
+            code: r.raw_reject_code(),
+            message: r.reject_message().to_string(),
+        },
+        // Not enough liquid cycles to send the call: retrying does not help.
+        CallErr::InsufficientLiquidCycleBalance(e) => CallError {
+            code: 0,
+            message: e.to_string(),
+        },
+        // The call could not be enqueued (e.g. a full queue): transient.
+        CallErr::CallPerformFailed(e) => CallError {
+            code: 2,
+            message: e.to_string(),
+        },
+        // The reply did not decode: a bug or an incompatible canister, not worth retrying.
+        CallErr::CandidDecodeFailed(e) => CallError {
+            code: 0,
+            message: e.to_string(),
+        },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,97 @@
+//! The export queries the personal canister pulls from: manifest pages and chunk batches of
+//! its migration only, each reply within the IC's reply limit.
+
+use blobstore::hash::{chunk_count, chunk_len, to_hex};
+use candid::Principal;
+use capsule::CapsuleStore;
+use capsule::migration::{
+    ChunkBatch, ChunkData, ChunkRef, ExportError, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES,
+};
+use ic_stable_structures::Memory as StableMemory;
+use manifests::{ManifestPageReply, PageCursor};
+use serde_bytes::ByteBuf;
+
+use super::registry::Factory;
+
+/// A manifest page of `migration_id` for its personal canister (or, with `admin`, anyone).
+pub fn manifest_page<M: StableMemory>(
+    factory: &Factory<M>,
+    migration_id: u64,
+    caller: Principal,
+    cursor: PageCursor,
+    admin: bool,
+) -> Result<ManifestPageReply, ExportError> {
+    if !admin {
+        factory.check_importer(migration_id, caller)?;
+    }
+    factory
+        .manifests()
+        .header(migration_id)
+        .ok_or(ExportError::UnknownMigration { migration_id })?;
+    factory
+        .manifests()
+        .page(migration_id, cursor, MANIFEST_PAGE_BYTES as usize)
+        .ok_or_else(|| ExportError::CursorOutOfRange {
+            cursor: cursor.to_string(),
+        })
+}
+
+/// The chunks asked for, in order. Every chunk must belong to a blob of the migration's
+/// capsule (frozen while it exports, so equal to its manifest), and their sizes must add up to
+/// at most [`MAX_CHUNK_BATCH_BYTES`].
+pub fn chunks<M: StableMemory, C: StableMemory>(
+    factory: &Factory<M>,
+    capsules: &CapsuleStore<C>,
+    migration_id: u64,
+    caller: Principal,
+    refs: &[ChunkRef],
+    tamper: impl Fn(&mut Vec<u8>),
+) -> Result<ChunkBatch, ExportError> {
+    let rec = factory.check_importer(migration_id, caller)?;
+    let store = capsules.blob_store();
+    let mut total = 0u64;
+    let mut hashes = Vec::with_capacity(refs.len());
+    for r in refs {
+        let size = capsules.held_blob_size(rec.owner, &r.blob).map_err(|_| {
+            ExportError::BlobNotInManifest {
+                migration_id,
+                blob: to_hex(&r.blob),
+            }
+        })?;
+        let len = chunk_len(size, r.index).ok_or_else(|| ExportError::ChunkOutOfRange {
+            blob: to_hex(&r.blob),
+            index: r.index,
+            chunk_count: chunk_count(size),
+        })?;
+        total += len as u64;
+        let hash = store.chunk_hash_at(&r.blob, r.index).ok_or_else(|| {
+            ExportError::BlobNotInManifest {
+                migration_id,
+                blob: to_hex(&r.blob),
+            }
+        })?;
+        hashes.push(hash);
+    }
+    if total > MAX_CHUNK_BATCH_BYTES {
+        return Err(ExportError::BatchTooLarge {
+            bytes: total,
+            max: MAX_CHUNK_BATCH_BYTES,
+        });
+    }
+    let chunks = refs
+        .iter()
+        .zip(hashes)
+        .map(|(r, hash)| {
+            let mut bytes = store
+                .read_chunk(&hash)
+                .expect("blob store: a listed chunk is missing");
+            tamper(&mut bytes);
+            ChunkData {
+                blob: r.blob,
+                index: r.index,
+                bytes: ByteBuf::from(bytes),
+            }
+        })
+        .collect();
+    Ok(ChunkBatch { chunks })
+}

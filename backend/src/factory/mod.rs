@@ -1,0 +1,38 @@
+//! The personal-canister factory (cargo feature `personal-canister`): requests, the cycles
+//! reserve, export of a frozen capsule to its personal canister, verification and handoff.
+//!
+//! - [`registry`]: durable state and every synchronous decision (plain Rust, tested natively);
+//! - [`quote`]: what a creation costs;
+//! - [`export`]: the queries the personal canister pulls from;
+//! - [`driver`]: the timer-driven async steps (management calls), journaled through `registry`.
+
+pub mod driver;
+pub mod export;
+pub mod quote;
+pub mod registry;
+pub mod types;
+
+use std::cell::RefCell;
+
+use crate::memory::{self, Mem};
+use registry::Factory;
+
+/// The personal canister's module, embedded at build time (see `build.rs`).
+pub static PERSONAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/personal.wasm.gz"));
+
+thread_local! {
+    static FACTORY: RefCell<Factory<Mem>> = RefCell::new(Factory::init(memory::factory_memories()));
+}
+
+pub fn with<R>(f: impl FnOnce(&mut Factory<Mem>) -> R) -> R {
+    FACTORY.with(|x| f(&mut x.borrow_mut()))
+}
+
+/// SHA-256 of the embedded module: the `module_hash` the IC reports once it is installed.
+pub fn personal_wasm_hash() -> [u8; 32] {
+    use sha2::Digest;
+    thread_local! {
+        static HASH: [u8; 32] = sha2::Sha256::digest(PERSONAL_WASM).into();
+    }
+    HASH.with(|h| *h)
+}

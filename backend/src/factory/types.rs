@@ -1,0 +1,322 @@
+//! The factory's API types.
+
+use candid::{CandidType, Principal};
+use capsule::Hash32;
+use capsule::migration::Progress;
+use serde::{Deserialize, Serialize};
+
+/// Arguments of `create_personal_canister`. Fields a client sends that this version does not
+/// know are ignored (candid record subtyping).
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct CreatePersonalCanisterConfig {
+    /// A display name for the canister (recorded).
+    pub name: Option<String>,
+    /// A subnet to create the canister on. Recorded, not acted on: creating on another subnet
+    /// goes through the cycles minting canister; the backend's own subnet is the fast path.
+    pub subnet_id: Option<Principal>,
+}
+
+/// The states of a creation, in order. `Failed` can follow any state but `Completed`.
+#[derive(
+    CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+pub enum CreationState {
+    /// Accepted, waiting for a slot (creations in flight are limited).
+    NotStarted,
+    /// The capsule is frozen and its manifest is being built.
+    Exporting,
+    /// Creating the canister, funded from the reserve.
+    Creating,
+    /// Installing the personal canister's module.
+    Installing,
+    /// The personal canister pulls the data.
+    Importing,
+    /// Roots compared; handing control to the owner.
+    Verifying,
+    Completed,
+    Failed,
+}
+
+impl CreationState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CreationState::NotStarted => "NotStarted",
+            CreationState::Exporting => "Exporting",
+            CreationState::Creating => "Creating",
+            CreationState::Installing => "Installing",
+            CreationState::Importing => "Importing",
+            CreationState::Verifying => "Verifying",
+            CreationState::Completed => "Completed",
+            CreationState::Failed => "Failed",
+        }
+    }
+
+    /// States in which a creation occupies an in-flight slot.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            CreationState::Exporting
+                | CreationState::Creating
+                | CreationState::Installing
+                | CreationState::Importing
+                | CreationState::Verifying
+        )
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, CreationState::Completed | CreationState::Failed)
+    }
+}
+
+impl std::fmt::Display for CreationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// When a state was entered.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct StateTime {
+    pub state: CreationState,
+    pub at: u64,
+}
+
+/// What a creation is expected to cost, computed from the manifest after export.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Quote {
+    /// The IC's fee for `create_canister`.
+    pub creation_fee: u128,
+    /// Installing the module.
+    pub install: u128,
+    /// The personal canister's calls and bytes pulling the data.
+    pub transfer: u128,
+    /// Storage of the data for the freezing threshold.
+    pub storage: u128,
+    /// Admin-set margin.
+    pub buffer: u128,
+    /// The sum: what is attached to `create_canister`.
+    pub total: u128,
+}
+
+/// The size of what moves.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct ManifestSummary {
+    pub root: Hash32,
+    pub memories: u64,
+    pub connections: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub chunks: u64,
+}
+
+/// A user's creation record (one per capsule owner).
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct CreationRecord {
+    pub migration_id: u64,
+    pub owner: Principal,
+    pub name: Option<String>,
+    pub subnet_id: Option<Principal>,
+    pub state: CreationState,
+    pub canister_id: Option<Principal>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// 1 for the first attempt, +1 per retry after `Failed`.
+    pub attempts: u32,
+    /// Every state entered, with its time, oldest first.
+    pub timeline: Vec<StateTime>,
+    pub progress: Progress,
+    pub error: Option<FactoryError>,
+    /// The state the creation was in when it failed.
+    pub failed_in: Option<CreationState>,
+    pub manifest: Option<ManifestSummary>,
+    pub quote: Option<Quote>,
+    /// Cycles taken from the reserve for this creation, less what came back.
+    pub cycles_consumed: u128,
+    /// Consecutive transient failures of the current step (reset when a step succeeds).
+    pub step_retries: u32,
+    /// Earliest time the current step may be tried again (backoff).
+    pub next_try_at: u64,
+    /// After `Completed`: the owner asked to purge the shared copy before the retention ends.
+    pub purge_requested: bool,
+    /// After `Completed`: the shared copy of the capsule is gone.
+    pub shared_capsule_purged: bool,
+}
+
+/// State of the cycles reserve.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReserveStatus {
+    /// Cycles set aside for creations.
+    pub reserve: u128,
+    /// The canister's balance.
+    pub balance: u128,
+    /// Creations are refused when the reserve would fall below this after the quote.
+    pub threshold: u128,
+    pub low_water_mark: u128,
+    pub total_topped_up: u128,
+    pub total_consumed: u128,
+    pub total_returned: u128,
+    pub alerts: Vec<ReserveAlert>,
+}
+
+/// A low-reserve alert (at most one per day).
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReserveAlert {
+    pub at: u64,
+    pub reserve: u128,
+    pub low_water_mark: u128,
+}
+
+/// Admin-set factory parameters.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct FactoryConfig {
+    pub creation_enabled: bool,
+    /// Creations in Exporting..Verifying at once; more wait in NotStarted, in order.
+    pub max_in_flight: u32,
+    /// Creations accepted per UTC day; more are rejected.
+    pub daily_limit: u32,
+    /// Reserve that must remain after a quote is taken.
+    pub reserve_threshold: u128,
+    /// Below this, an alert is recorded (and sent to `notification_canister`).
+    pub low_water_mark: u128,
+    pub notification_canister: Option<Principal>,
+    /// Added to every quote.
+    pub quote_buffer: u128,
+    /// Freezing threshold of the created canisters, seconds.
+    pub freezing_threshold_seconds: u64,
+    /// `export_chunks` calls the personal canister keeps in flight.
+    pub import_calls_in_flight: u32,
+    /// Leaves added to a manifest per export step.
+    pub export_leaves_per_step: u32,
+    /// Transient failures of one step before the creation fails.
+    pub max_step_retries: u32,
+    /// How long a completed creation's shared capsule is kept read-only before it is purged.
+    pub retention_seconds: u64,
+    pub prices: Prices,
+}
+
+/// IC prices the quote uses (13-node subnet defaults; adjustable).
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Prices {
+    pub create_canister: u128,
+    pub update_message: u128,
+    pub instruction: u128,
+    pub call: u128,
+    pub call_byte: u128,
+    /// Per GiB per second of storage.
+    pub storage_gib_second: u128,
+    /// Instructions per imported byte the personal canister is assumed to spend.
+    pub import_instructions_per_byte: u128,
+    /// Instructions the install is assumed to take.
+    pub install_instructions: u128,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices {
+            create_canister: 500_000_000_000,
+            update_message: 5_000_000,
+            instruction: 1,
+            call: 260_000,
+            call_byte: 1_000,
+            storage_gib_second: 127_000,
+            import_instructions_per_byte: 25,
+            install_instructions: 300_000_000,
+        }
+    }
+}
+
+impl Default for FactoryConfig {
+    fn default() -> Self {
+        FactoryConfig {
+            creation_enabled: true,
+            max_in_flight: 10,
+            daily_limit: 1_000,
+            reserve_threshold: 1_000_000_000_000,
+            low_water_mark: 5_000_000_000_000,
+            notification_canister: None,
+            quote_buffer: 100_000_000_000,
+            freezing_threshold_seconds: 30 * 24 * 3600,
+            import_calls_in_flight: 8,
+            export_leaves_per_step: 500,
+            max_step_retries: 8,
+            retention_seconds: 30 * 24 * 3600,
+            prices: Prices::default(),
+        }
+    }
+}
+
+/// Factory statistics for admins.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct FactoryStats {
+    pub attempted: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub in_progress: u64,
+    pub queued: u64,
+    pub total_cycles_consumed: u128,
+}
+
+/// A page of creation records for admins, ordered by migration id.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct CreationPage {
+    pub items: Vec<CreationRecord>,
+    pub next: Option<u64>,
+}
+
+/// Errors of the factory endpoints, and the reason a creation failed.
+#[derive(thiserror::Error, CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub enum FactoryError {
+    #[error("anonymous callers cannot create canisters: sign in with an identity")]
+    Anonymous,
+    #[error("personal canister creation is disabled by the administrators; try again later")]
+    CreationDisabled,
+    #[error("this caller has no capsule: create one before asking for a personal canister")]
+    NoCapsule,
+    #[error("this caller has not asked for a personal canister")]
+    NoCreation,
+    #[error("the daily limit of {limit} new personal canisters is reached; try again tomorrow")]
+    DailyLimitReached { limit: u32 },
+    #[error(
+        "the cycles reserve holds {available} cycles, {required} are needed: an administrator must top it up"
+    )]
+    InsufficientCycles { required: u128, available: u128 },
+    #[error("only an administrator may do this")]
+    NotAdmin,
+    #[error("only a controller of the backend may do this")]
+    NotController,
+    #[error("no creation with migration id {migration_id}")]
+    UnknownMigration { migration_id: u64 },
+    #[error("the creation is {state}; this needs it to be {expected}")]
+    InvalidState {
+        state: CreationState,
+        expected: String,
+    },
+    #[error("the capsule is already served by personal canister {canister_id}")]
+    AlreadyCompleted { canister_id: Principal },
+    #[error("exporting the capsule failed: {reason}")]
+    ExportFailed { reason: String },
+    #[error("{step} failed: reject code {code}: {message}")]
+    CallFailed {
+        step: String,
+        code: u32,
+        message: String,
+    },
+    #[error("the personal canister serves API version {actual}, the backend needs {expected}")]
+    ApiVersionMismatch { expected: u32, actual: u32 },
+    #[error("the installed module hash is {actual}, the backend installed {expected}")]
+    ModuleHashMismatch { expected: String, actual: String },
+    #[error(
+        "the personal canister's data has root {actual}, the export has {expected}; differing: {sections:?}"
+    )]
+    RootMismatch {
+        expected: String,
+        actual: String,
+        sections: Vec<String>,
+    },
+    #[error("the import failed: {reason}")]
+    ImportFailed { reason: String },
+    #[error("handing control to the owner failed: controllers are {controllers:?}")]
+    HandoffUnconfirmed { controllers: Vec<Principal> },
+    #[error("cleanup failed: {reason}")]
+    CleanupFailed { reason: String },
+}

@@ -1,0 +1,223 @@
+//! The factory's endpoints: thin wrappers that check the caller and call the factory.
+
+use candid::{Nat, Principal};
+use capsule::migration::{ChunkBatch, ChunkRef, ExportError, ImportProgress, ImportReport};
+use manifests::{ManifestPageReply, PageCursor};
+
+use crate::factory::types::*;
+use crate::factory::{self, driver, export};
+use crate::state;
+
+fn caller() -> Principal {
+    ic_cdk::api::msg_caller()
+}
+
+fn now() -> u64 {
+    ic_cdk::api::time()
+}
+
+fn require_admin() -> Result<(), FactoryError> {
+    let c = caller();
+    if factory::with(|f| f.is_admin(&c, ic_cdk::api::is_controller(&c))) {
+        Ok(())
+    } else {
+        Err(FactoryError::NotAdmin)
+    }
+}
+
+// ---------------------------------------------------------------- owners
+
+/// Asks for the caller's personal canister (or retries a failed creation). Repeated calls
+/// return the same record.
+#[ic_cdk::update]
+fn create_personal_canister(
+    config: CreatePersonalCanisterConfig,
+) -> Result<CreationRecord, FactoryError> {
+    let rec = state::write(|caps| factory::with(|f| f.request(caller(), config, caps, now())))?;
+    driver::kick();
+    Ok(rec)
+}
+
+/// The caller's creation record: state, canister, byte-level progress, error, quote, cycles.
+#[ic_cdk::query]
+fn get_creation_status() -> Result<CreationRecord, FactoryError> {
+    factory::with(|f| f.record_of(caller())).ok_or(FactoryError::NoCreation)
+}
+
+/// After `Completed`: purge the read-only shared copy now instead of after the retention.
+#[ic_cdk::update]
+fn purge_shared_capsule() -> Result<CreationRecord, FactoryError> {
+    let rec = factory::with(|f| f.request_purge(caller()))?;
+    driver::kick();
+    Ok(rec)
+}
+
+// ---------------------------------------------------------------- the personal canister
+
+#[ic_cdk::query]
+fn export_manifest_page(
+    migration_id: u64,
+    cursor: PageCursor,
+) -> Result<ManifestPageReply, ExportError> {
+    factory::with(|f| export::manifest_page(f, migration_id, caller(), cursor, false))
+}
+
+#[ic_cdk::query]
+fn export_chunks(migration_id: u64, chunks: Vec<ChunkRef>) -> Result<ChunkBatch, ExportError> {
+    state::read(|caps| {
+        factory::with(|f| export::chunks(f, caps, migration_id, caller(), &chunks, faults::tamper))
+    })
+}
+
+#[ic_cdk::update]
+fn report_import_progress(report: ImportProgress) -> Result<(), ExportError> {
+    factory::with(|f| f.report_progress(report.migration_id, caller(), report.progress, now()))
+}
+
+#[ic_cdk::update]
+fn report_import_done(report: ImportReport) -> Result<(), ExportError> {
+    let r = state::write(|caps| {
+        factory::with(|f| f.report_done(report.migration_id, caller(), report.header, caps, now()))
+    });
+    driver::kick();
+    r
+}
+
+// ---------------------------------------------------------------- admins
+
+#[ic_cdk::update]
+fn admin_set_creation_enabled(enabled: bool) -> Result<FactoryConfig, FactoryError> {
+    require_admin()?;
+    Ok(factory::with(|f| {
+        f.set_creation_enabled(enabled);
+        f.config()
+    }))
+}
+
+#[ic_cdk::query]
+fn admin_get_config() -> Result<FactoryConfig, FactoryError> {
+    require_admin()?;
+    Ok(factory::with(|f| f.config()))
+}
+
+#[ic_cdk::update]
+fn admin_set_config(config: FactoryConfig) -> Result<FactoryConfig, FactoryError> {
+    require_admin()?;
+    Ok(factory::with(|f| {
+        f.set_config(config);
+        f.config()
+    }))
+}
+
+/// Adds or removes an admin. Only controllers manage the admin list.
+#[ic_cdk::update]
+fn admin_set_admin(who: Principal, admin: bool) -> Result<Vec<Principal>, FactoryError> {
+    if !ic_cdk::api::is_controller(&caller()) {
+        return Err(FactoryError::NotController);
+    }
+    Ok(factory::with(|f| {
+        f.set_admin(who, admin);
+        f.admins()
+    }))
+}
+
+#[ic_cdk::query]
+fn admin_list_admins() -> Result<Vec<Principal>, FactoryError> {
+    require_admin()?;
+    Ok(factory::with(|f| f.admins()))
+}
+
+#[ic_cdk::query]
+fn admin_get_stats() -> Result<FactoryStats, FactoryError> {
+    require_admin()?;
+    Ok(factory::with(|f| f.stats()))
+}
+
+#[ic_cdk::query]
+fn admin_list_creations(
+    start_after: Option<u64>,
+    limit: u32,
+) -> Result<CreationPage, FactoryError> {
+    require_admin()?;
+    Ok(factory::with(|f| {
+        f.list(start_after, limit.clamp(1, 100) as usize)
+    }))
+}
+
+/// A page of the manifest a migration exported.
+#[ic_cdk::query]
+fn admin_get_manifest_page(
+    migration_id: u64,
+    cursor: PageCursor,
+) -> Result<ManifestPageReply, FactoryError> {
+    require_admin()?;
+    factory::with(|f| export::manifest_page(f, migration_id, caller(), cursor, true)).map_err(|e| {
+        FactoryError::ExportFailed {
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// Cleans up a failed creation: its canister returns its cycles to the reserve, then it is
+/// stopped and deleted. Returns the cycles credited.
+#[ic_cdk::update]
+async fn admin_cleanup_creation(migration_id: u64) -> Result<Nat, FactoryError> {
+    require_admin()?;
+    driver::cleanup(migration_id).await.map(Nat::from)
+}
+
+/// Tops up the reserve with the cycles attached to the call, plus `from_balance` cycles of the
+/// canister's balance not already reserved (bounded by what it can spend above its freezing
+/// threshold).
+#[ic_cdk::update]
+fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, FactoryError> {
+    require_admin()?;
+    let attached = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
+    let wanted: u128 = from_balance.map_or(0, |n| n.0.try_into().unwrap_or(u128::MAX));
+    let liquid = ic_cdk::api::canister_liquid_cycle_balance();
+    factory::with(|f| {
+        let spendable = liquid.saturating_sub(f.reserve().saturating_add(attached));
+        f.top_up(attached + wanted.min(spendable));
+        Ok(f.reserve_status(ic_cdk::api::canister_cycle_balance()))
+    })
+}
+
+#[ic_cdk::query]
+fn admin_get_reserve() -> Result<ReserveStatus, FactoryError> {
+    require_admin()?;
+    Ok(factory::with(|f| {
+        f.reserve_status(ic_cdk::api::canister_cycle_balance())
+    }))
+}
+
+/// Test-only fault injection, compiled only with the `test-faults` feature.
+mod faults {
+    #[cfg(feature = "test-faults")]
+    thread_local! {
+        static TAMPER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Flips a byte of the next `n` exported chunks (feature `test-faults` only).
+    #[cfg(feature = "test-faults")]
+    #[ic_cdk::update]
+    fn test_tamper_next_chunks(n: u32) {
+        if !ic_cdk::api::is_controller(&ic_cdk::api::msg_caller()) {
+            ic_cdk::trap("test_tamper_next_chunks: controllers only");
+        }
+        TAMPER.with(|t| t.set(n));
+    }
+
+    #[cfg(feature = "test-faults")]
+    pub fn tamper(bytes: &mut Vec<u8>) {
+        // Queries do not persist: the counter is read, not decremented, so tests set it and
+        // clear it explicitly.
+        if TAMPER.with(|t| t.get()) > 0
+            && let Some(b) = bytes.first_mut()
+        {
+            *b ^= 0xff;
+        }
+    }
+
+    #[cfg(not(feature = "test-faults"))]
+    pub fn tamper(_bytes: &mut Vec<u8>) {}
+}

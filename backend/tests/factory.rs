@@ -1,0 +1,761 @@
+//! The factory's state machine, natively: requests, queueing, export and quote, the reserve,
+//! step results, verification, failure, retry, purge and the export queries.
+
+use backend::factory::export;
+use backend::factory::registry::{CallError, Factory, FactoryMemories, Step, StepFailure};
+use backend::factory::types::*;
+use blobstore::hash::CHUNK_SIZE;
+use candid::Principal;
+use capsule::migration::{ChunkRef, ExportError, MAX_CHUNK_BATCH_BYTES, Progress};
+use capsule::*;
+use ic_stable_structures::VectorMemory;
+use manifests::{PageCursor, PageVerifier};
+use serde_bytes::ByteArray;
+
+type Caps = CapsuleStore<VectorMemory>;
+type F = Factory<VectorMemory>;
+
+const SEC: u64 = 1_000_000_000;
+const DAY: u64 = 86_400 * SEC;
+
+fn caps() -> Caps {
+    let m = VectorMemory::default;
+    CapsuleStore::init(
+        CapsuleMemories {
+            capsules: m(),
+            memories: m(),
+            connections: m(),
+            capsule_blobs: m(),
+            blobs: blobstore::Memories {
+                chunk_index: m(),
+                chunk_data: m(),
+                free_slots: m(),
+                blobs: m(),
+                blob_chunks: m(),
+                uploads: m(),
+                upload_chunks: m(),
+            },
+        },
+        Limits::default(),
+        blobstore::Limits::default(),
+    )
+}
+
+fn factory() -> F {
+    let m = VectorMemory::default;
+    let mut f = Factory::init(FactoryMemories {
+        state: m(),
+        records: m(),
+        by_owner: m(),
+        walks: m(),
+        manifest_leaves: m(),
+        manifest_headers: m(),
+    });
+    f.set_config(FactoryConfig {
+        export_leaves_per_step: 3,
+        ..FactoryConfig::default()
+    });
+    f
+}
+
+fn user(n: u8) -> Principal {
+    Principal::from_slice(&[n; 10])
+}
+
+fn personal(n: u8) -> Principal {
+    Principal::from_slice(&[n, 0, 0, 0, 0, 0, 0, 1, 1, 1])
+}
+
+fn ctx(n: u8) -> Ctx {
+    Ctx {
+        caller: user(n),
+        now: SEC / 2,
+    }
+}
+
+/// A capsule for user `n`: a few memories with blobs and connections.
+fn with_capsule(c: &mut Caps, n: u8) {
+    c.create_capsule(
+        &ctx(n),
+        CapsuleInput {
+            name: format!("user {n}"),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let bytes: Vec<u8> = (0..CHUNK_SIZE * 2 + 100)
+        .map(|i| (i * 7 % 251) as u8 ^ n)
+        .collect();
+    let id = c
+        .begin_blob_upload(
+            &ctx(n),
+            BlobUploadRequest {
+                size: bytes.len() as u64,
+                expected_hash: None,
+            },
+        )
+        .unwrap();
+    for (i, chunk) in bytes.chunks(CHUNK_SIZE).enumerate() {
+        c.put_blob_chunk(&ctx(n), id, i as u64, chunk).unwrap();
+    }
+    let d = c.finish_blob_upload(&ctx(n), id).unwrap();
+    for i in 0..5 {
+        c.add_memory(
+            &ctx(n),
+            MemoryInput {
+                title: format!("m{i}"),
+                description: String::new(),
+                tags: vec![],
+                kind: MemoryKind::Photo,
+                blobs: vec![BlobRef {
+                    hash: d.hash,
+                    size: d.size,
+                    mime_type: "image/png".into(),
+                }],
+                encryption: None,
+            },
+        )
+        .unwrap();
+    }
+    c.add_connection(
+        &ctx(n),
+        ConnectionInput {
+            peer: user(n + 100),
+            relationship: "friend".into(),
+            status: ConnectionStatus::Accepted,
+        },
+    )
+    .unwrap();
+}
+
+fn request(f: &mut F, c: &mut Caps, n: u8, now: u64) -> Result<CreationRecord, FactoryError> {
+    f.request(user(n), CreatePersonalCanisterConfig::default(), c, now)
+}
+
+fn states(r: &CreationRecord) -> Vec<CreationState> {
+    r.timeline.iter().map(|t| t.state).collect()
+}
+
+/// Runs export steps until the creation leaves Exporting.
+fn export_all(f: &mut F, c: &mut Caps, id: u64, now: u64) -> CreationState {
+    for _ in 0..100 {
+        let s = f.export_step(id, c, now).unwrap();
+        if s != CreationState::Exporting {
+            return s;
+        }
+    }
+    panic!("export did not finish");
+}
+
+/// Drives a creation from request to Importing, with `canister` as its personal canister.
+fn to_importing(f: &mut F, c: &mut Caps, n: u8) -> u64 {
+    let id = request(f, c, n, SEC).unwrap().migration_id;
+    f.admit_queued(c, 2 * SEC);
+    assert_eq!(export_all(f, c, id, 3 * SEC), CreationState::Creating);
+    assert_eq!(f.next_step(id, 3 * SEC), Step::Create);
+    let cycles = f.take_creation_cycles(id).unwrap();
+    f.created(id, Ok(personal(n)), cycles, c, 4 * SEC);
+    assert!(
+        matches!(f.next_step(id, 4 * SEC), Step::Install { canister_id, .. } if canister_id == personal(n))
+    );
+    f.installed(id, Ok(()), c, 5 * SEC);
+    assert_eq!(f.record(id).unwrap().state, CreationState::Importing);
+    id
+}
+
+fn funded() -> F {
+    let mut f = factory();
+    f.top_up(100_000_000_000_000);
+    f
+}
+
+#[test]
+fn requests_are_checked() {
+    let mut f = factory();
+    let mut c = caps();
+    assert_eq!(
+        f.request(
+            Principal::anonymous(),
+            CreatePersonalCanisterConfig::default(),
+            &mut c,
+            0
+        ),
+        Err(FactoryError::Anonymous)
+    );
+    assert_eq!(request(&mut f, &mut c, 1, 0), Err(FactoryError::NoCapsule));
+    with_capsule(&mut c, 1);
+    f.set_creation_enabled(false);
+    assert_eq!(
+        request(&mut f, &mut c, 1, 0),
+        Err(FactoryError::CreationDisabled)
+    );
+    f.set_creation_enabled(true);
+    let rec = request(&mut f, &mut c, 1, 0).unwrap();
+    assert_eq!(rec.state, CreationState::NotStarted);
+    // Repeated calls return the same record and create nothing new.
+    assert_eq!(request(&mut f, &mut c, 1, 10).unwrap(), rec);
+    assert_eq!(f.stats().attempted, 1);
+    assert_eq!(f.list(None, 10).items.len(), 1);
+}
+
+#[test]
+fn the_daily_limit_rejects_and_resets_the_next_day() {
+    let mut f = factory();
+    f.set_config(FactoryConfig {
+        daily_limit: 2,
+        ..f.config()
+    });
+    let mut c = caps();
+    for n in 1..=3 {
+        with_capsule(&mut c, n);
+    }
+    request(&mut f, &mut c, 1, 10).unwrap();
+    request(&mut f, &mut c, 2, 20).unwrap();
+    assert_eq!(
+        request(&mut f, &mut c, 3, 30),
+        Err(FactoryError::DailyLimitReached { limit: 2 })
+    );
+    assert!(f.record_of(user(3)).is_none());
+    request(&mut f, &mut c, 3, DAY + 1).unwrap();
+}
+
+#[test]
+fn creations_over_the_in_flight_limit_wait_in_order() {
+    let mut f = funded();
+    f.set_config(FactoryConfig {
+        max_in_flight: 2,
+        ..f.config()
+    });
+    let mut c = caps();
+    for n in 1..=3 {
+        with_capsule(&mut c, n);
+        request(&mut f, &mut c, n, n as u64).unwrap();
+    }
+    let started = f.admit_queued(&mut c, 10);
+    assert_eq!(started.len(), 2);
+    let third = f.record_of(user(3)).unwrap();
+    assert_eq!(third.state, CreationState::NotStarted);
+    assert_eq!(f.stats().queued, 1);
+    assert_eq!(f.stats().in_progress, 2);
+    // When one fails, the queued one starts.
+    let first = f.record_of(user(1)).unwrap().migration_id;
+    f.fail(
+        first,
+        FactoryError::ImportFailed {
+            reason: "test".into(),
+        },
+        &mut c,
+        20,
+    );
+    assert_eq!(f.admit_queued(&mut c, 30), vec![third.migration_id]);
+}
+
+#[test]
+fn exporting_freezes_the_capsule_and_builds_the_manifest() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
+    f.admit_queued(&mut c, 1);
+    let err = c.add_memory(
+        &ctx(1),
+        MemoryInput {
+            title: "during export".into(),
+            description: String::new(),
+            tags: vec![],
+            kind: MemoryKind::Note,
+            blobs: vec![],
+            encryption: None,
+        },
+    );
+    assert!(
+        matches!(err, Err(Error::CapsuleFrozen { reason }) if reason.contains(&format!("migration {id}")))
+    );
+    assert!(c.get_capsule(&ctx(1)).is_ok(), "reads keep working");
+    assert_eq!(export_all(&mut f, &mut c, id, 2), CreationState::Creating);
+    let rec = f.record(id).unwrap();
+    let m = rec.manifest.unwrap();
+    assert_eq!((m.memories, m.connections, m.blobs, m.chunks), (5, 1, 1, 3));
+    assert_eq!(rec.progress.bytes_total, m.blob_bytes);
+    let q = rec.quote.unwrap();
+    assert_eq!(
+        q.total,
+        q.creation_fee + q.install + q.transfer + q.storage + q.buffer
+    );
+    assert_eq!(
+        states(&f.record(id).unwrap()),
+        [
+            CreationState::NotStarted,
+            CreationState::Exporting,
+            CreationState::Creating
+        ]
+    );
+}
+
+#[test]
+fn an_insufficient_reserve_fails_early_and_spends_nothing() {
+    let mut f = factory();
+    f.top_up(1_000);
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
+    f.admit_queued(&mut c, 1);
+    assert_eq!(export_all(&mut f, &mut c, id, 2), CreationState::Failed);
+    let rec = f.record(id).unwrap();
+    let q = rec.quote.clone().unwrap();
+    let threshold = f.config().reserve_threshold;
+    assert_eq!(
+        rec.error,
+        Some(FactoryError::InsufficientCycles {
+            required: threshold + q.total,
+            available: 1_000
+        })
+    );
+    assert_eq!(rec.canister_id, None);
+    assert_eq!(rec.cycles_consumed, 0);
+    assert_eq!(f.reserve(), 1_000);
+    // The capsule is writable again.
+    c.update_capsule(
+        &ctx(1),
+        CapsuleUpdate {
+            bio: Some("still mine".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_creation_walks_every_state_to_completed() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let reserve = f.reserve();
+    let id = to_importing(&mut f, &mut c, 1);
+    let quote = f.record(id).unwrap().quote.unwrap().total;
+    assert_eq!(f.reserve(), reserve - quote);
+
+    // Only the registered canister may report.
+    let progress = Progress {
+        bytes_done: 100,
+        ..Progress::default()
+    };
+    assert_eq!(
+        f.report_progress(id, user(9), progress.clone(), 6 * SEC),
+        Err(ExportError::NotTheMigrationCanister { migration_id: id })
+    );
+    f.report_progress(id, personal(1), progress, 6 * SEC)
+        .unwrap();
+    assert_eq!(f.record(id).unwrap().progress.bytes_done, 100);
+
+    let header = f.manifests().header(id).unwrap();
+    f.report_done(id, personal(1), header, &mut c, 7 * SEC)
+        .unwrap();
+    assert_eq!(
+        f.next_step(id, 7 * SEC),
+        Step::Handoff {
+            canister_id: personal(1)
+        }
+    );
+    f.handed_off(id, Ok(()), &mut c, 8 * SEC);
+    let rec = f.record(id).unwrap();
+    assert_eq!(
+        states(&rec),
+        [
+            CreationState::NotStarted,
+            CreationState::Exporting,
+            CreationState::Creating,
+            CreationState::Installing,
+            CreationState::Importing,
+            CreationState::Verifying,
+            CreationState::Completed
+        ]
+    );
+    assert_eq!(rec.cycles_consumed, quote);
+    assert_eq!(rec.progress.bytes_done, rec.progress.bytes_total);
+    assert_eq!(f.stats().succeeded, 1);
+    // The shared capsule is read-only and points at the personal canister.
+    assert_eq!(
+        c.delete_memory(&ctx(1), 1),
+        Err(Error::CapsuleMoved {
+            canister_id: personal(1)
+        })
+    );
+    assert!(c.get_memory(&ctx(1), 1).is_ok());
+    // Reports after completion are refused.
+    assert!(matches!(
+        f.report_progress(id, personal(1), Progress::default(), 9 * SEC),
+        Err(ExportError::NotImporting { .. })
+    ));
+}
+
+#[test]
+fn a_root_mismatch_fails_and_names_the_section() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let mut header = f.manifests().header(id).unwrap();
+    header.memories_root[0] ^= 1;
+    header.root = header.compute_root();
+    let err = f.report_done(id, personal(1), header, &mut c, 7 * SEC);
+    assert!(matches!(err, Err(ExportError::RootMismatch { .. })));
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Failed);
+    assert_eq!(rec.failed_in, Some(CreationState::Importing));
+    assert!(
+        matches!(&rec.error, Some(FactoryError::RootMismatch { sections, .. }) if sections == &["memories"]),
+        "{:?}",
+        rec.error
+    );
+    // Failure leaves the original data unchanged and writable.
+    c.add_connection(
+        &ctx(1),
+        ConnectionInput {
+            peer: user(77),
+            relationship: "new".into(),
+            status: ConnectionStatus::Pending,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn transient_create_failures_back_off_then_fail_and_refund() {
+    let mut f = funded();
+    f.set_config(FactoryConfig {
+        max_step_retries: 2,
+        ..f.config()
+    });
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
+    f.admit_queued(&mut c, 1);
+    export_all(&mut f, &mut c, id, 2);
+    let reserve = f.reserve();
+    let transient = CallError {
+        code: 2,
+        message: "queue full".into(),
+    };
+    let mut now = 10 * SEC;
+    for attempt in 1..=2 {
+        let cycles = f.take_creation_cycles(id).unwrap();
+        f.created(id, Err(transient.clone()), cycles, &mut c, now);
+        let rec = f.record(id).unwrap();
+        assert_eq!(rec.state, CreationState::Creating);
+        assert_eq!(rec.step_retries, attempt);
+        assert_eq!(f.next_step(id, now), Step::Wait, "backing off");
+        assert_eq!(f.reserve(), reserve, "a rejected call's cycles come back");
+        now = rec.next_try_at;
+        assert_eq!(f.next_step(id, now), Step::Create);
+    }
+    let cycles = f.take_creation_cycles(id).unwrap();
+    f.created(id, Err(transient), cycles, &mut c, now);
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Failed);
+    assert!(matches!(
+        rec.error,
+        Some(FactoryError::CallFailed { code: 2, .. })
+    ));
+    assert_eq!(rec.cycles_consumed, 0);
+}
+
+#[test]
+fn a_stopped_canister_is_retried_but_a_real_error_fails_at_once() {
+    assert!(
+        CallError {
+            code: 5,
+            message: "Canister xyz is stopped".into()
+        }
+        .is_retryable()
+    );
+    assert!(
+        CallError {
+            code: 6,
+            message: "timeout".into()
+        }
+        .is_retryable()
+    );
+    assert!(
+        !CallError {
+            code: 5,
+            message: "trapped".into()
+        }
+        .is_retryable()
+    );
+    assert!(
+        !CallError {
+            code: 4,
+            message: "not authorized".into()
+        }
+        .is_retryable()
+    );
+
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
+    f.admit_queued(&mut c, 1);
+    export_all(&mut f, &mut c, id, 2);
+    let cycles = f.take_creation_cycles(id).unwrap();
+    f.created(id, Ok(personal(1)), cycles, &mut c, 3);
+    f.installed(
+        id,
+        Err(StepFailure::Call(
+            "install_code",
+            CallError {
+                code: 5,
+                message: "trapped".into(),
+            },
+        )),
+        &mut c,
+        4,
+    );
+    let rec = f.record(id).unwrap();
+    assert_eq!(
+        (rec.state, rec.failed_in),
+        (CreationState::Failed, Some(CreationState::Installing))
+    );
+}
+
+#[test]
+fn retry_resumes_with_the_same_canister_when_the_capsule_is_unchanged() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let root = f.record(id).unwrap().manifest.unwrap().root;
+    f.fail(
+        id,
+        FactoryError::ImportFailed {
+            reason: "lost".into(),
+        },
+        &mut c,
+        6 * SEC,
+    );
+    let rec = request(&mut f, &mut c, 1, 7 * SEC).unwrap();
+    assert_eq!(rec.attempts, 2);
+    // Importing resumes through a new install (an upgrade with the same root).
+    assert_eq!(rec.state, CreationState::Installing);
+    assert_eq!(rec.canister_id, Some(personal(1)));
+    match f.next_step(id, 7 * SEC) {
+        Step::Install { canister_id, args } => {
+            assert_eq!(canister_id, personal(1));
+            assert_eq!(args.migration.unwrap().manifest_root, root);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(
+            c.add_memory(
+                &ctx(1),
+                MemoryInput {
+                    title: "x".into(),
+                    description: String::new(),
+                    tags: vec![],
+                    kind: MemoryKind::Note,
+                    blobs: vec![],
+                    encryption: None
+                }
+            ),
+            Err(Error::CapsuleFrozen { .. })
+        ),
+        "frozen again"
+    );
+}
+
+#[test]
+fn retry_exports_again_when_the_owner_changed_the_capsule() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let old_root = f.record(id).unwrap().manifest.unwrap().root;
+    f.fail(
+        id,
+        FactoryError::ImportFailed {
+            reason: "lost".into(),
+        },
+        &mut c,
+        6 * SEC,
+    );
+    let edit = Ctx {
+        caller: user(1),
+        now: 7 * SEC,
+    };
+    c.update_memory(
+        &edit,
+        2,
+        MemoryUpdate {
+            title: Some("edited".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let rec = request(&mut f, &mut c, 1, 8 * SEC).unwrap();
+    assert_eq!(rec.state, CreationState::NotStarted);
+    f.admit_queued(&mut c, 9 * SEC);
+    // The existing canister is kept: after the export comes an install (upgrade), not a create.
+    assert_eq!(
+        export_all(&mut f, &mut c, id, 10 * SEC),
+        CreationState::Installing
+    );
+    let rec = f.record(id).unwrap();
+    assert_ne!(rec.manifest.unwrap().root, old_root);
+    assert_eq!(rec.canister_id, Some(personal(1)));
+}
+
+#[test]
+fn the_export_serves_pages_that_verify_and_only_its_own_chunks() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    with_capsule(&mut c, 2);
+    let id = to_importing(&mut f, &mut c, 1);
+    let header = f.manifests().header(id).unwrap();
+
+    // Pages, pulled as the personal canister does, verify against the export root.
+    let mut v = PageVerifier::new_expecting(header.clone(), &header.root).unwrap();
+    let mut cursor = Some(PageCursor::FIRST);
+    let mut blobs = vec![];
+    while let Some(at) = cursor {
+        let reply = export::manifest_page(&f, id, personal(1), at, false).unwrap();
+        if let manifests::PageLeaves::Blobs(b) = &reply.page.leaves {
+            blobs.extend(b.clone());
+        }
+        v.push_reply(&reply).unwrap();
+        cursor = reply.page.next;
+    }
+    assert_eq!(v.finish().unwrap().root, header.root);
+    assert_eq!(
+        export::manifest_page(&f, id, user(1), PageCursor::FIRST, false).unwrap_err(),
+        ExportError::NotTheMigrationCanister { migration_id: id }
+    );
+
+    // Chunks: the right bytes, in order; nothing outside the manifest; bounded batches.
+    let blob = &blobs[0];
+    let refs: Vec<ChunkRef> = (0..3)
+        .map(|i| ChunkRef {
+            blob: ByteArray::new(blob.hash),
+            index: i,
+        })
+        .collect();
+    let batch = export::chunks(&f, &c, id, personal(1), &refs, |_| {}).unwrap();
+    for (i, chunk) in batch.chunks.iter().enumerate() {
+        let hash = blobstore::hash::chunk_hash(blob.size, i as u64, &chunk.bytes);
+        assert_eq!(hash, blob.chunk_hashes[i]);
+    }
+    let other = c.get_capsule(&ctx(2)).unwrap();
+    assert_eq!(other.blob_count, 1);
+    let other_blob = c.blob_leaves(user(2), None, 1).remove(0);
+    assert!(matches!(
+        export::chunks(
+            &f,
+            &c,
+            id,
+            personal(1),
+            &[ChunkRef {
+                blob: ByteArray::new(other_blob.hash),
+                index: 0
+            }],
+            |_| {}
+        ),
+        Err(ExportError::BlobNotInManifest { .. })
+    ));
+    assert!(matches!(
+        export::chunks(
+            &f,
+            &c,
+            id,
+            personal(1),
+            &[ChunkRef {
+                blob: ByteArray::new(blob.hash),
+                index: 3
+            }],
+            |_| {}
+        ),
+        Err(ExportError::ChunkOutOfRange {
+            index: 3,
+            chunk_count: 3,
+            ..
+        })
+    ));
+    let too_many: Vec<ChunkRef> = (0..9).map(|_| refs[0].clone()).collect();
+    assert_eq!(
+        export::chunks(&f, &c, id, personal(1), &too_many, |_| {}).unwrap_err(),
+        ExportError::BatchTooLarge {
+            bytes: 9 * CHUNK_SIZE as u64,
+            max: MAX_CHUNK_BATCH_BYTES
+        }
+    );
+    assert!(matches!(
+        export::chunks(&f, &c, id, user(1), &refs, |_| {}),
+        Err(ExportError::NotTheMigrationCanister { .. })
+    ));
+}
+
+#[test]
+fn the_low_water_alert_fires_at_most_once_a_day() {
+    let mut f = factory();
+    f.set_config(FactoryConfig {
+        low_water_mark: 1_000,
+        ..f.config()
+    });
+    f.top_up(10);
+    assert!(f.check_low_water(DAY).is_some());
+    assert!(f.check_low_water(DAY + SEC).is_none());
+    assert!(f.check_low_water(2 * DAY).is_some());
+    f.top_up(5_000);
+    assert!(f.check_low_water(3 * DAY).is_none());
+    assert_eq!(f.reserve_status(0).alerts.len(), 2);
+}
+
+#[test]
+fn the_shared_copy_is_purged_after_retention_or_on_request() {
+    let mut f = funded();
+    f.set_config(FactoryConfig {
+        retention_seconds: 100,
+        ..f.config()
+    });
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    with_capsule(&mut c, 2);
+    let id = to_importing(&mut f, &mut c, 1);
+    let header = f.manifests().header(id).unwrap();
+    f.report_done(id, personal(1), header, &mut c, 6 * SEC)
+        .unwrap();
+    f.handed_off(id, Ok(()), &mut c, 7 * SEC);
+    assert!(f.purge_due(8 * SEC).is_empty());
+    assert_eq!(f.purge_due(107 * SEC), vec![user(1)]);
+    f.request_purge(user(1)).unwrap();
+    assert_eq!(f.purge_due(8 * SEC), vec![user(1)]);
+    while !c.purge_step(user(1), 2) {}
+    f.mark_purged(user(1));
+    assert!(f.purge_due(1_000 * SEC).is_empty());
+    assert_eq!(c.get_capsule(&ctx(1)), Err(Error::CapsuleNotFound));
+    // The other capsule, holding a blob of its own, is intact.
+    assert_eq!(c.get_capsule(&ctx(2)).unwrap().memory_count, 5);
+}
+
+#[test]
+fn cleanup_credits_the_returned_cycles() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let consumed = f.record(id).unwrap().cycles_consumed;
+    f.fail(
+        id,
+        FactoryError::ImportFailed { reason: "x".into() },
+        &mut c,
+        6 * SEC,
+    );
+    let reserve = f.reserve();
+    f.credit_returned(id, 400);
+    f.cleaned_up(id, 0);
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.canister_id, None);
+    assert_eq!(rec.cycles_consumed, consumed - 400);
+    assert_eq!(f.reserve(), reserve + 400);
+    assert_eq!(f.reserve_status(0).total_returned, 400);
+}
