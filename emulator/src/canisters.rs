@@ -24,7 +24,10 @@ pub struct BuildSpec {
 
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
@@ -35,7 +38,10 @@ fn target_dir() -> PathBuf {
 
 /// Builds `package` with default features and flags; returns the wasm bytes.
 pub fn build_canister(package: &str) -> Result<Arc<Vec<u8>>, EmulatorError> {
-    build(&BuildSpec { package: package.into(), ..Default::default() })
+    build(&BuildSpec {
+        package: package.into(),
+        ..Default::default()
+    })
 }
 
 /// Builds a canister as `spec` says; returns the wasm bytes (cached per process).
@@ -65,7 +71,14 @@ fn run_cargo(spec: &BuildSpec) -> Result<Arc<Vec<u8>>, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "--release", "--target", "wasm32-unknown-unknown", "-p", &spec.package])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            &spec.package,
+        ])
         .env("CARGO_TARGET_DIR", &tdir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS");
@@ -82,5 +95,7 @@ fn run_cargo(spec: &BuildSpec) -> Result<Arc<Vec<u8>>, String> {
     let file = tdir
         .join("wasm32-unknown-unknown/release")
         .join(format!("{}.wasm", spec.package.replace('-', "_")));
-    std::fs::read(&file).map(Arc::new).map_err(|e| format!("{}: {e}", file.display()))
+    std::fs::read(&file)
+        .map(Arc::new)
+        .map_err(|e| format!("{}: {e}", file.display()))
 }

@@ -40,7 +40,9 @@ impl Emulator {
 
     /// An empty subnet with `config`.
     pub fn with_config(config: Config) -> Self {
-        Self { inner: Mutex::new(Inner::new(config)) }
+        Self {
+            inner: Mutex::new(Inner::new(config)),
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -106,21 +108,39 @@ impl Emulator {
     // ---- messages
 
     /// Submits an ingress update call; it executes in the next round.
-    pub fn submit(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<MessageId, RejectResponse> {
+    pub fn submit(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<MessageId, RejectResponse> {
         let mut g = self.lock();
         let size = method.len() + arg.len();
         if size > g.config.max_ingress_bytes {
             return Err(reject(
                 ErrorCode::CanisterRejectedMessage,
-                format!("Ingress message of {size} bytes exceeds the limit of {} bytes", g.config.max_ingress_bytes),
+                format!(
+                    "Ingress message of {size} bytes exceeds the limit of {} bytes",
+                    g.config.max_ingress_bytes
+                ),
             ));
         }
         if canister != Principal::management_canister() && !g.canisters.contains_key(&canister) {
-            return Err(reject(ErrorCode::CanisterNotFound, format!("Canister {canister} not found")));
+            return Err(reject(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {canister} not found"),
+            ));
         }
         let id = g.book.id();
         g.book.ingress.insert(id, None);
-        g.trace(TraceKind::Ingress, sender, canister, method, format!("{} bytes", arg.len()));
+        g.trace(
+            TraceKind::Ingress,
+            sender,
+            canister,
+            method,
+            format!("{} bytes", arg.len()),
+        );
         g.enqueue(Message::Request {
             from: sender,
             to: canister,
@@ -146,23 +166,43 @@ impl Emulator {
             match g.book.ingress.get(&id.0) {
                 Some(Some(r)) => return r.clone(),
                 Some(None) => g.tick(),
-                None => return Err(reject(ErrorCode::IngressMessageTimeout, format!("unknown message {}", id.0))),
+                None => {
+                    return Err(reject(
+                        ErrorCode::IngressMessageTimeout,
+                        format!("unknown message {}", id.0),
+                    ));
+                }
             }
         }
         Err(reject(
             ErrorCode::IngressMessageTimeout,
-            format!("message {} did not complete within {max} rounds (paused or waiting forever?)", id.0),
+            format!(
+                "message {} did not complete within {max} rounds (paused or waiting forever?)",
+                id.0
+            ),
         ))
     }
 
     /// Submits an update call and runs rounds until it completes.
-    pub fn update(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+    pub fn update(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
         let id = self.submit(canister, sender, method, arg)?;
         self.await_message(id)
     }
 
     /// Runs a query on the current state; nothing it does is kept.
-    pub fn query(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+    pub fn query(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
         self.lock().query_now(canister, sender, method, arg)
     }
 
@@ -174,8 +214,14 @@ impl Emulator {
         method: &str,
         args: A,
     ) -> Result<R, RejectResponse> {
-        let bytes = self.update(canister, sender, method, candid::encode_args(args).expect("encode"))?;
-        Ok(candid::decode_args(&bytes).unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
+        let bytes = self.update(
+            canister,
+            sender,
+            method,
+            candid::encode_args(args).expect("encode"),
+        )?;
+        Ok(candid::decode_args(&bytes)
+            .unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
     }
 
     /// Candid query call.
@@ -186,8 +232,14 @@ impl Emulator {
         method: &str,
         args: A,
     ) -> Result<R, RejectResponse> {
-        let bytes = self.query(canister, sender, method, candid::encode_args(args).expect("encode"))?;
-        Ok(candid::decode_args(&bytes).unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
+        let bytes = self.query(
+            canister,
+            sender,
+            method,
+            candid::encode_args(args).expect("encode"),
+        )?;
+        Ok(candid::decode_args(&bytes)
+            .unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
     }
 
     /// Calls the management canister as `sender` (an ingress message) and decodes the reply.
@@ -203,13 +255,23 @@ impl Emulator {
             method,
             candid::encode_one(arg).expect("encode"),
         )?;
-        Ok(candid::decode_one(&bytes).unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
+        Ok(
+            candid::decode_one(&bytes)
+                .unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")),
+        )
     }
 
     // ---- faults
 
     /// Rejects the next `n` requests to `canister` (and `method`, if given) with `code`.
-    pub fn reject_next(&self, canister: Principal, method: Option<&str>, n: u32, code: RejectCode, message: &str) {
+    pub fn reject_next(
+        &self,
+        canister: Principal,
+        method: Option<&str>,
+        n: u32,
+        code: RejectCode,
+        message: &str,
+    ) {
         self.lock().faults.reject_rules.push(RejectRule {
             canister,
             method: method.map(Into::into),
@@ -221,7 +283,10 @@ impl Emulator {
 
     /// Makes `method` of `canister` trap as soon as it is called (until [`Self::clear_faults`]).
     pub fn trap_method(&self, canister: Principal, method: &str) {
-        self.lock().faults.trapping_methods.insert((canister, method.into()));
+        self.lock()
+            .faults
+            .trapping_methods
+            .insert((canister, method.into()));
     }
 
     /// Delays delivery of every message to `canister` by `rounds` extra rounds (0 clears).
@@ -270,7 +335,11 @@ impl Emulator {
 
     /// Statistics of `canister`.
     pub fn stats(&self, canister: Principal) -> CanisterStats {
-        self.lock().stats.get(&canister).cloned().unwrap_or_default()
+        self.lock()
+            .stats
+            .get(&canister)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Every captured `debug_print` line.
@@ -280,7 +349,12 @@ impl Emulator {
 
     /// The `debug_print` lines of one canister.
     pub fn debug_prints(&self, canister: Principal) -> Vec<String> {
-        self.lock().logs.iter().filter(|l| l.canister == canister).map(|l| l.text.clone()).collect()
+        self.lock()
+            .logs
+            .iter()
+            .filter(|l| l.canister == canister)
+            .map(|l| l.text.clone())
+            .collect()
     }
 
     /// The message trace.
@@ -311,19 +385,38 @@ impl Emulator {
 
 impl Inner {
     /// A non-replicated query: runs on the current state, keeps nothing.
-    pub fn query_now(&mut self, id: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+    pub fn query_now(
+        &mut self,
+        id: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
         let Some(mut c) = self.canisters.remove(&id) else {
-            return Err(reject(ErrorCode::CanisterNotFound, format!("Canister {id} not found")));
+            return Err(reject(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {id} not found"),
+            ));
         };
         let result = self.query_on(&mut c, sender, method, arg);
         self.canisters.insert(id, c);
         result
     }
 
-    fn query_on(&mut self, c: &mut crate::state::Canister, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+    fn query_on(
+        &mut self,
+        c: &mut crate::state::Canister,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
         let id = c.id;
         if c.status != Status::Running {
-            let code = if c.status == Status::Stopped { ErrorCode::CanisterStopped } else { ErrorCode::CanisterStopping };
+            let code = if c.status == Status::Stopped {
+                ErrorCode::CanisterStopped
+            } else {
+                ErrorCode::CanisterStopping
+            };
             return Err(reject(code, format!("Canister {id} is not running")));
         }
         let export = format!("canister_query {method}");
@@ -332,7 +425,9 @@ impl Inner {
             None => {
                 return Err(reject(
                     ErrorCode::CanisterWasmModuleNotFound,
-                    format!("Error from Canister {id}: Attempted to execute a message, but the canister contains no Wasm module."),
+                    format!(
+                        "Error from Canister {id}: Attempted to execute a message, but the canister contains no Wasm module."
+                    ),
                 ));
             }
             Some(false) => {
@@ -357,15 +452,22 @@ impl Inner {
         let prints = std::mem::take(&mut ex.msg.debug_prints);
         self.record_prints(id, prints, false);
         let st = self.stats.entry(id).or_default();
-        st.method(method).add_execution(ex.instructions, 0, ex.trap.is_some());
-        st.total.add_execution(ex.instructions, 0, ex.trap.is_some());
+        st.method(method)
+            .add_execution(ex.instructions, 0, ex.trap.is_some());
+        st.total
+            .add_execution(ex.instructions, 0, ex.trap.is_some());
         if let Some(t) = ex.trap {
             return Err(trap_reject(id, &t));
         }
         match ex.msg.response {
             Some(Response::Reply(b)) => Ok(b),
-            Some(Response::Reject(m)) => Err(RejectResponse::new(ErrorCode::CanisterRejectedMessage, m)),
-            None => Err(reject(ErrorCode::CanisterDidNotReply, format!("Error from Canister {id}: Canister did not reply to the call"))),
+            Some(Response::Reject(m)) => {
+                Err(RejectResponse::new(ErrorCode::CanisterRejectedMessage, m))
+            }
+            None => Err(reject(
+                ErrorCode::CanisterDidNotReply,
+                format!("Error from Canister {id}: Canister did not reply to the call"),
+            )),
         }
     }
 }

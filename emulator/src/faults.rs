@@ -40,9 +40,15 @@ pub struct Faults {
 
 impl Faults {
     /// The reject to answer a request with, consuming one use of the matching rule.
-    pub fn take_reject(&mut self, canister: Principal, method: &str) -> Option<(RejectCode, String)> {
+    pub fn take_reject(
+        &mut self,
+        canister: Principal,
+        method: &str,
+    ) -> Option<(RejectCode, String)> {
         let rule = self.reject_rules.iter_mut().find(|r| {
-            r.remaining > 0 && r.canister == canister && r.method.as_deref().is_none_or(|m| m == method)
+            r.remaining > 0
+                && r.canister == canister
+                && r.method.as_deref().is_none_or(|m| m == method)
         })?;
         rule.remaining -= 1;
         let out = (rule.code, rule.message.clone());

@@ -18,7 +18,10 @@ type MResult = Result<Vec<u8>, RejectResponse>;
 
 fn decode<T: CandidType + DeserializeOwned>(arg: &[u8]) -> Result<T, RejectResponse> {
     Decode!(arg, T).map_err(|e| {
-        reject(ErrorCode::InvalidManagementPayload, format!("Error decoding candid: {e}"))
+        reject(
+            ErrorCode::InvalidManagementPayload,
+            format!("Error decoding candid: {e}"),
+        )
     })
 }
 
@@ -47,7 +50,14 @@ pub fn canister_id(i: u64) -> Principal {
 
 impl Inner {
     /// Handles a request to `aaaaa-aa` and answers `origin` (unless it must wait).
-    pub fn handle_management(&mut self, caller: Principal, method: &str, arg: &[u8], cycles: u128, origin: Origin) {
+    pub fn handle_management(
+        &mut self,
+        caller: Principal,
+        method: &str,
+        arg: &[u8],
+        cycles: u128,
+        origin: Origin,
+    ) {
         let mgmt_id = Principal::management_canister();
         let mut kept = 0u128;
         let result = self.dispatch(caller, method, arg, cycles, &origin, &mut kept);
@@ -63,19 +73,23 @@ impl Inner {
     }
 
     fn canister_ref(&self, id: Principal) -> Result<&Canister, RejectResponse> {
-        self.canisters
-            .get(&id)
-            .ok_or_else(|| reject(ErrorCode::CanisterNotFound, format!("Canister {id} not found")))
+        self.canisters.get(&id).ok_or_else(|| {
+            reject(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {id} not found"),
+            )
+        })
     }
 
-    fn controlled(&mut self, caller: Principal, id: Principal, method: &str) -> Result<&mut Canister, RejectResponse> {
+    fn controlled(
+        &mut self,
+        caller: Principal,
+        id: Principal,
+        method: &str,
+    ) -> Result<&mut Canister, RejectResponse> {
         let c = self.canister_ref(id)?;
         if !c.controllers.contains(&caller) {
-            let code = if method == "canister_status" {
-                ErrorCode::CanisterInvalidController
-            } else {
-                ErrorCode::CanisterInvalidController
-            };
+            let code = ErrorCode::CanisterInvalidController;
             return Err(reject(
                 code,
                 format!(
@@ -88,13 +102,22 @@ impl Inner {
 
     fn change_origin(caller: Principal, is_canister: bool) -> mgmt::ChangeOrigin {
         if is_canister {
-            mgmt::ChangeOrigin::FromCanister(mgmt::FromCanisterRecord { canister_id: caller, canister_version: None })
+            mgmt::ChangeOrigin::FromCanister(mgmt::FromCanisterRecord {
+                canister_id: caller,
+                canister_version: None,
+            })
         } else {
             mgmt::ChangeOrigin::FromUser(mgmt::FromUserRecord { user_id: caller })
         }
     }
 
-    fn push_change(&mut self, id: Principal, caller: Principal, origin: &Origin, details: mgmt::ChangeDetails) {
+    fn push_change(
+        &mut self,
+        id: Principal,
+        caller: Principal,
+        origin: &Origin,
+        details: mgmt::ChangeDetails,
+    ) {
         let time = self.time;
         let is_canister = matches!(origin, Origin::Canister { .. });
         if let Some(c) = self.canisters.get_mut(&id) {
@@ -117,12 +140,23 @@ impl Inner {
     ) -> Result<Principal, RejectResponse> {
         if self.faults.fail_create_canister > 0 {
             self.faults.fail_create_canister -= 1;
-            return Err(reject(ErrorCode::SubnetOversubscribed, "injected fault: create_canister fails"));
+            return Err(reject(
+                ErrorCode::SubnetOversubscribed,
+                "injected fault: create_canister fails",
+            ));
         }
         let id = canister_id(self.next_canister_index);
         self.next_canister_index += 1;
-        let controllers = settings.as_ref().and_then(|s| s.controllers.clone()).unwrap_or_else(|| vec![caller]);
-        let c = Canister::new(id, controllers.clone(), cycles, self.config.freezing_threshold_secs);
+        let controllers = settings
+            .as_ref()
+            .and_then(|s| s.controllers.clone())
+            .unwrap_or_else(|| vec![caller]);
+        let c = Canister::new(
+            id,
+            controllers.clone(),
+            cycles,
+            self.config.freezing_threshold_secs,
+        );
         self.canisters.insert(id, c);
         if let Some(s) = settings {
             self.apply_settings(id, s);
@@ -131,7 +165,10 @@ impl Inner {
             id,
             caller,
             origin,
-            mgmt::ChangeDetails::Creation(mgmt::CreationRecord { controllers, environment_variables_hash: None }),
+            mgmt::ChangeDetails::Creation(mgmt::CreationRecord {
+                controllers,
+                environment_variables_hash: None,
+            }),
         );
         Ok(id)
     }
@@ -168,7 +205,9 @@ impl Inner {
                 if cycles < fee {
                     return Err(reject(
                         ErrorCode::InsufficientCyclesForCreateCanister,
-                        format!("Creating a canister requires a fee of {fee} that is deducted from the canister's initial balance but only {cycles} cycles were received with the create_canister request."),
+                        format!(
+                            "Creating a canister requires a fee of {fee} that is deducted from the canister's initial balance but only {cycles} cycles were received with the create_canister request."
+                        ),
                     ));
                 }
                 let id = self.create(caller, a.settings, cycles - fee, origin)?;
@@ -177,7 +216,11 @@ impl Inner {
             })(),
             "provisional_create_canister_with_cycles" => (|| {
                 let a: mgmt::ProvisionalCreateCanisterWithCyclesArgs = decode(arg)?;
-                let amount = a.amount.as_ref().map(nat_u128).unwrap_or(self.config.default_canister_cycles);
+                let amount = a
+                    .amount
+                    .as_ref()
+                    .map(nat_u128)
+                    .unwrap_or(self.config.default_canister_cycles);
                 let id = self.create(caller, a.settings, amount, origin)?;
                 Ok(encode(&mgmt::CanisterIdRecord { canister_id: id }))
             })(),
@@ -212,7 +255,10 @@ impl Inner {
                         None => {
                             return Err(reject(
                                 ErrorCode::InvalidManagementPayload,
-                                format!("chunk {} is not in the chunk store of {store}", hex::encode(&h.hash)),
+                                format!(
+                                    "chunk {} is not in the chunk store of {store}",
+                                    hex::encode(&h.hash)
+                                ),
                             ));
                         }
                     }
@@ -220,8 +266,11 @@ impl Inner {
                 if sha256(&wasm).as_slice() != a.wasm_module_hash.as_slice() {
                     return Err(reject(
                         ErrorCode::InvalidManagementPayload,
-                        format!("wasm module hash mismatch: expected {}, got {}",
-                            hex::encode(&a.wasm_module_hash), hex::encode(sha256(&wasm))),
+                        format!(
+                            "wasm module hash mismatch: expected {}, got {}",
+                            hex::encode(&a.wasm_module_hash),
+                            hex::encode(sha256(&wasm))
+                        ),
                     ));
                 }
                 self.install(caller, a.target_canister, a.mode, wasm, a.arg, origin)?;
@@ -232,7 +281,10 @@ impl Inner {
                 let max = self.config.max_chunk_bytes;
                 let c = self.controlled(caller, a.canister_id, "upload_chunk")?;
                 if a.chunk.len() > max {
-                    return Err(reject(ErrorCode::InvalidManagementPayload, format!("chunk larger than {max} bytes")));
+                    return Err(reject(
+                        ErrorCode::InvalidManagementPayload,
+                        format!("chunk larger than {max} bytes"),
+                    ));
                 }
                 let h = sha256(&a.chunk);
                 c.chunks.insert(h, a.chunk);
@@ -240,13 +292,19 @@ impl Inner {
             })(),
             "clear_chunk_store" => (|| {
                 let a: mgmt::CanisterIdRecord = decode(arg)?;
-                self.controlled(caller, a.canister_id, "clear_chunk_store")?.chunks.clear();
+                self.controlled(caller, a.canister_id, "clear_chunk_store")?
+                    .chunks
+                    .clear();
                 Ok(unit())
             })(),
             "stored_chunks" => (|| {
                 let a: mgmt::CanisterIdRecord = decode(arg)?;
                 let c = self.controlled(caller, a.canister_id, "stored_chunks")?;
-                let list: Vec<mgmt::ChunkHash> = c.chunks.keys().map(|h| mgmt::ChunkHash { hash: h.to_vec() }).collect();
+                let list: Vec<mgmt::ChunkHash> = c
+                    .chunks
+                    .keys()
+                    .map(|h| mgmt::ChunkHash { hash: h.to_vec() })
+                    .collect();
                 Ok(encode(&list))
             })(),
             "update_settings" => (|| {
@@ -256,7 +314,9 @@ impl Inner {
                 self.apply_settings(a.canister_id, a.settings);
                 self.canisters.get_mut(&a.canister_id).unwrap().version += 1;
                 if let Some(controllers) = new_controllers {
-                    let d = mgmt::ChangeDetails::ControllersChange(mgmt::ControllersChangeRecord { controllers });
+                    let d = mgmt::ChangeDetails::ControllersChange(mgmt::ControllersChangeRecord {
+                        controllers,
+                    });
                     self.push_change(a.canister_id, caller, origin, d);
                 }
                 Ok(unit())
@@ -280,9 +340,13 @@ impl Inner {
             })(),
             "start_canister" => (|| {
                 let a: mgmt::CanisterIdRecord = decode(arg)?;
-                self.controlled(caller, a.canister_id, "start_canister")?.status = Status::Running;
+                self.controlled(caller, a.canister_id, "start_canister")?
+                    .status = Status::Running;
                 for w in self.stop_waiters.remove(&a.canister_id).unwrap_or_default() {
-                    let r = reject(ErrorCode::CanisterStoppingCancelled, format!("Canister {}'s stop request was cancelled.", a.canister_id));
+                    let r = reject(
+                        ErrorCode::CanisterStoppingCancelled,
+                        format!("Canister {}'s stop request was cancelled.", a.canister_id),
+                    );
                     self.respond(&w, Err(r), 0);
                 }
                 Ok(unit())
@@ -295,7 +359,10 @@ impl Inner {
                         return Ok(None);
                     }
                     c.status = Status::Stopping;
-                    self.stop_waiters.entry(a.canister_id).or_default().push(origin.clone());
+                    self.stop_waiters
+                        .entry(a.canister_id)
+                        .or_default()
+                        .push(origin.clone());
                     Ok(Some(()))
                 })();
                 match r {
@@ -308,7 +375,13 @@ impl Inner {
                 let a: mgmt::CanisterIdRecord = decode(arg)?;
                 let c = self.controlled(caller, a.canister_id, "delete_canister")?;
                 if c.status != Status::Stopped {
-                    return Err(reject(ErrorCode::CanisterNotStopped, format!("Canister {} must be stopped before it is deleted.", a.canister_id)));
+                    return Err(reject(
+                        ErrorCode::CanisterNotStopped,
+                        format!(
+                            "Canister {} must be stopped before it is deleted.",
+                            a.canister_id
+                        ),
+                    ));
                 }
                 self.canisters.remove(&a.canister_id);
                 Ok(unit())
@@ -323,7 +396,12 @@ impl Inner {
                 c.global_timer = 0;
                 c.version += 1;
                 c.code_generation += 1;
-                self.push_change(a.canister_id, caller, origin, mgmt::ChangeDetails::CodeUninstall);
+                self.push_change(
+                    a.canister_id,
+                    caller,
+                    origin,
+                    mgmt::ChangeDetails::CodeUninstall,
+                );
                 Ok(unit())
             })(),
             "raw_rand" => {
@@ -338,7 +416,9 @@ impl Inner {
             )),
             other => Err(reject(
                 ErrorCode::CanisterMethodNotFound,
-                format!("Management canister has no method '{other}' (not modelled by the emulator)"),
+                format!(
+                    "Management canister has no method '{other}' (not modelled by the emulator)"
+                ),
             )),
         })
     }
@@ -347,14 +427,23 @@ impl Inner {
         for text in prints {
             let idx = c.logs.len() as u64;
             c.logs.push((idx, self.time, text.clone().into_bytes()));
-            self.logs.push(crate::stats::LogLine { round: self.round, timestamp_nanos: self.time, canister: c.id, text });
+            self.logs.push(crate::stats::LogLine {
+                round: self.round,
+                timestamp_nanos: self.time,
+                canister: c.id,
+                text,
+            });
         }
     }
 
     /// `canister_status` of `id` (no access check).
     pub fn status_of(&self, id: Principal) -> mgmt::CanisterStatusResult {
         let c = &self.canisters[&id];
-        let heap = c.instance.as_ref().map(|i| i.heap_size() as u64).unwrap_or(0);
+        let heap = c
+            .instance
+            .as_ref()
+            .map(|i| i.heap_size() as u64)
+            .unwrap_or(0);
         let stable = c.stable.size() * crate::stable::WASM_PAGE;
         let per_day = self.config.freezing_reserve(c.memory_size(), 86_400);
         mgmt::CanisterStatusResult {
@@ -372,7 +461,10 @@ impl Inner {
                 environment_variables: c
                     .env_vars
                     .iter()
-                    .map(|(n, v)| mgmt::EnvironmentVariable { name: n.clone(), value: v.clone() })
+                    .map(|(n, v)| mgmt::EnvironmentVariable {
+                        name: n.clone(),
+                        value: v.clone(),
+                    })
                     .collect(),
                 ..Default::default()
             },
@@ -385,7 +477,9 @@ impl Inner {
                 wasm_binary_size: Nat::from(0u64),
                 custom_sections_size: Nat::from(0u64),
                 canister_history_size: Nat::from(0u64),
-                wasm_chunk_store_size: Nat::from(c.chunks.values().map(|v| v.len() as u64).sum::<u64>()),
+                wasm_chunk_store_size: Nat::from(
+                    c.chunks.values().map(|v| v.len() as u64).sum::<u64>(),
+                ),
                 snapshots_size: Nat::from(0u64),
                 log_memory_store_size: Nat::from(0u64),
             },
@@ -414,10 +508,16 @@ impl Inner {
         self.controlled(caller, id, "install_code")?;
         if self.faults.fail_install_code > 0 {
             self.faults.fail_install_code -= 1;
-            return Err(reject(ErrorCode::CanisterInstallCodeRateLimited, "injected fault: install_code fails"));
+            return Err(reject(
+                ErrorCode::CanisterInstallCodeRateLimited,
+                "injected fault: install_code fails",
+            ));
         }
         let module = engine::compile(&wasm).map_err(|e| {
-            reject(ErrorCode::CanisterInvalidWasm, format!("Error from Canister {id}: Canister's Wasm module is not valid: {e}"))
+            reject(
+                ErrorCode::CanisterInvalidWasm,
+                format!("Error from Canister {id}: Canister's Wasm module is not valid: {e}"),
+            )
         })?;
         let mut c = self.canisters.remove(&id).unwrap();
         let result = self.install_into(&mut c, caller, module, &mode, arg);
@@ -453,10 +553,20 @@ impl Inner {
         let upgrade = matches!(mode, mgmt::CanisterInstallMode::Upgrade(_));
         match mode {
             mgmt::CanisterInstallMode::Install if c.instance.is_some() => {
-                return Err(reject(ErrorCode::CanisterNonEmpty, format!("Canister {id} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead.")));
+                return Err(reject(
+                    ErrorCode::CanisterNonEmpty,
+                    format!(
+                        "Canister {id} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead."
+                    ),
+                ));
             }
             mgmt::CanisterInstallMode::Upgrade(_) if c.instance.is_none() => {
-                return Err(reject(ErrorCode::CanisterWasmModuleNotFound, format!("Error from Canister {id}: Attempted to upgrade a canister that has no Wasm module.")));
+                return Err(reject(
+                    ErrorCode::CanisterWasmModuleNotFound,
+                    format!(
+                        "Error from Canister {id}: Attempted to upgrade a canister that has no Wasm module."
+                    ),
+                ));
             }
             _ => {}
         }
@@ -468,7 +578,16 @@ impl Inner {
         if upgrade && !skip_pre {
             let mut old = c.instance.take().unwrap();
             if old.module().exports("canister_pre_upgrade") {
-                let ex = self.run_hook(c, &mut old, ApiType::PreUpgrade, "canister_pre_upgrade", Vec::new(), caller, limit, stable);
+                let ex = self.run_hook(
+                    c,
+                    &mut old,
+                    ApiType::PreUpgrade,
+                    "canister_pre_upgrade",
+                    Vec::new(),
+                    caller,
+                    limit,
+                    stable,
+                );
                 let _ = old.rollback();
                 let mut msg = ex.msg;
                 prints.extend(std::mem::take(&mut msg.debug_prints));
@@ -486,9 +605,16 @@ impl Inner {
             }
             c.instance = Some(old);
         }
-        let old_stable = if upgrade { None } else { Some(std::mem::take(&mut stable)) };
+        let old_stable = if upgrade {
+            None
+        } else {
+            Some(std::mem::take(&mut stable))
+        };
         let mut inst = CanisterInstance::new(module.clone()).map_err(|e| {
-            reject(ErrorCode::CanisterInvalidWasm, format!("Error from Canister {id}: {e}"))
+            reject(
+                ErrorCode::CanisterInvalidWasm,
+                format!("Error from Canister {id}: {e}"),
+            )
         })?;
         let (hook, api) = if upgrade {
             ("canister_post_upgrade", ApiType::PostUpgrade)
@@ -502,7 +628,16 @@ impl Inner {
         if module.exports(hook) {
             let saved_timer = c.global_timer;
             c.global_timer = 0;
-            let ex = self.run_hook(c, &mut inst, api, hook, arg, caller, limit.saturating_sub(used), stable);
+            let ex = self.run_hook(
+                c,
+                &mut inst,
+                api,
+                hook,
+                arg,
+                caller,
+                limit.saturating_sub(used),
+                stable,
+            );
             c.global_timer = saved_timer;
             let mut msg = ex.msg;
             prints.extend(std::mem::take(&mut msg.debug_prints));
@@ -542,8 +677,10 @@ impl Inner {
         }
         c.balance = balance.saturating_sub(self.config.execution_cost(used));
         let st = self.stats.entry(id).or_default();
-        st.method(hook).add_execution(used, self.config.execution_cost(used), false);
-        st.total.add_execution(used, self.config.execution_cost(used), false);
+        st.method(hook)
+            .add_execution(used, self.config.execution_cost(used), false);
+        st.total
+            .add_execution(used, self.config.execution_cost(used), false);
         self.record_prints_into(c, prints);
         Ok(())
     }

@@ -9,12 +9,12 @@
 use std::ops::Deref;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::Principal;
+use candid::utils::{ArgumentDecoder, ArgumentEncoder};
+use ic_management_canister_types as mgmt;
 pub use ic_management_canister_types::{
     CanisterId, CanisterInstallMode, CanisterLogRecord, CanisterSettings, CanisterStatusResult,
 };
-use ic_management_canister_types as mgmt;
 
 use crate::cycles::Config;
 use crate::emulator::{Emulator, MessageId};
@@ -113,7 +113,9 @@ impl PocketIcBuilder {
     }
     /// Builds the instance.
     pub fn build(self) -> PocketIc {
-        PocketIc { emu: Emulator::with_config(self.config) }
+        PocketIc {
+            emu: Emulator::with_config(self.config),
+        }
     }
 }
 
@@ -182,24 +184,43 @@ impl PocketIc {
 
     /// Controllers of a canister.
     pub fn get_controllers(&self, canister_id: CanisterId) -> Vec<Principal> {
-        self.emu.lock().canisters.get(&canister_id).map(|c| c.controllers.clone()).unwrap_or_default()
+        self.emu
+            .lock()
+            .canisters
+            .get(&canister_id)
+            .map(|c| c.controllers.clone())
+            .unwrap_or_default()
     }
 
     /// Cycle balance.
     pub fn cycle_balance(&self, canister_id: CanisterId) -> u128 {
-        self.emu.lock().canisters.get(&canister_id).map(|c| c.balance).unwrap_or(0)
+        self.emu
+            .lock()
+            .canisters
+            .get(&canister_id)
+            .map(|c| c.balance)
+            .unwrap_or(0)
     }
 
     /// Adds cycles; returns the new balance.
     pub fn add_cycles(&self, canister_id: CanisterId, amount: u128) -> u128 {
         let mut g = self.emu.lock();
-        let c = g.canisters.get_mut(&canister_id).expect("canister not found");
+        let c = g
+            .canisters
+            .get_mut(&canister_id)
+            .expect("canister not found");
         c.balance += amount;
         c.balance
     }
 
     /// Submits an update call.
-    pub fn submit_call(&self, canister_id: CanisterId, sender: Principal, method: &str, payload: Vec<u8>) -> Result<RawMessageId, RejectResponse> {
+    pub fn submit_call(
+        &self,
+        canister_id: CanisterId,
+        sender: Principal,
+        method: &str,
+        payload: Vec<u8>,
+    ) -> Result<RawMessageId, RejectResponse> {
         let id = self.emu.submit(canister_id, sender, method, payload)?;
         Ok(RawMessageId {
             effective_principal: RawEffectivePrincipal::CanisterId(canister_id.as_slice().to_vec()),
@@ -220,53 +241,94 @@ impl PocketIc {
     }
 
     /// The result, if the call completed (no rounds run).
-    pub fn ingress_status(&self, message_id: RawMessageId) -> Option<Result<Vec<u8>, RejectResponse>> {
+    pub fn ingress_status(
+        &self,
+        message_id: RawMessageId,
+    ) -> Option<Result<Vec<u8>, RejectResponse>> {
         self.emu.ingress_status(Self::message_id(&message_id))
     }
 
     /// Waits without running rounds: the result if completed, else a reject.
     pub fn await_call_no_ticks(&self, message_id: RawMessageId) -> Result<Vec<u8>, RejectResponse> {
-        self.ingress_status(message_id)
-            .unwrap_or_else(|| Err(reject(ErrorCode::IngressMessageTimeout, "message has not completed")))
+        self.ingress_status(message_id).unwrap_or_else(|| {
+            Err(reject(
+                ErrorCode::IngressMessageTimeout,
+                "message has not completed",
+            ))
+        })
     }
 
     /// Update call.
-    pub fn update_call(&self, canister_id: CanisterId, sender: Principal, method: &str, payload: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+    pub fn update_call(
+        &self,
+        canister_id: CanisterId,
+        sender: Principal,
+        method: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
         self.emu.update(canister_id, sender, method, payload)
     }
 
     /// Query call.
-    pub fn query_call(&self, canister_id: CanisterId, sender: Principal, method: &str, payload: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+    pub fn query_call(
+        &self,
+        canister_id: CanisterId,
+        sender: Principal,
+        method: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
         self.emu.query(canister_id, sender, method, payload)
     }
 
     /// Canister logs (controllers, or anyone when the visibility is public).
-    pub fn fetch_canister_logs(&self, canister_id: CanisterId, sender: Principal) -> Result<Vec<CanisterLogRecord>, RejectResponse> {
+    pub fn fetch_canister_logs(
+        &self,
+        canister_id: CanisterId,
+        sender: Principal,
+    ) -> Result<Vec<CanisterLogRecord>, RejectResponse> {
         let g = self.emu.lock();
-        let c = g
-            .canisters
-            .get(&canister_id)
-            .ok_or_else(|| reject(ErrorCode::CanisterNotFound, format!("Canister {canister_id} not found")))?;
+        let c = g.canisters.get(&canister_id).ok_or_else(|| {
+            reject(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {canister_id} not found"),
+            )
+        })?;
         let allowed = match &c.log_visibility {
             mgmt::LogVisibility::Public => true,
             mgmt::LogVisibility::Controllers => c.controllers.contains(&sender),
-            mgmt::LogVisibility::AllowedViewers(v) => v.contains(&sender) || c.controllers.contains(&sender),
+            mgmt::LogVisibility::AllowedViewers(v) => {
+                v.contains(&sender) || c.controllers.contains(&sender)
+            }
         };
         if !allowed {
             return Err(reject(
                 ErrorCode::CanisterRejectedMessage,
-                format!("Caller {sender} is not allowed to read the logs of canister {canister_id}"),
+                format!(
+                    "Caller {sender} is not allowed to read the logs of canister {canister_id}"
+                ),
             ));
         }
         Ok(c.logs
             .iter()
-            .map(|(idx, t, content)| CanisterLogRecord { idx: *idx, timestamp_nanos: *t, content: content.clone() })
+            .map(|(idx, t, content)| CanisterLogRecord {
+                idx: *idx,
+                timestamp_nanos: *t,
+                content: content.clone(),
+            })
             .collect())
     }
 
     /// `canister_status` as `sender`.
-    pub fn canister_status(&self, canister_id: CanisterId, sender: Option<Principal>) -> Result<CanisterStatusResult, RejectResponse> {
-        self.emu.management(anon(sender), "canister_status", &mgmt::CanisterIdRecord { canister_id })
+    pub fn canister_status(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+    ) -> Result<CanisterStatusResult, RejectResponse> {
+        self.emu.management(
+            anon(sender),
+            "canister_status",
+            &mgmt::CanisterIdRecord { canister_id },
+        )
     }
 
     /// Creates a canister (anonymous controller, default cycles).
@@ -275,7 +337,11 @@ impl PocketIc {
     }
 
     /// Creates a canister as `sender` with `settings`.
-    pub fn create_canister_with_settings(&self, sender: Option<Principal>, settings: Option<CanisterSettings>) -> CanisterId {
+    pub fn create_canister_with_settings(
+        &self,
+        sender: Option<Principal>,
+        settings: Option<CanisterSettings>,
+    ) -> CanisterId {
         let arg = mgmt::ProvisionalCreateCanisterWithCyclesArgs {
             amount: None,
             settings,
@@ -284,52 +350,138 @@ impl PocketIc {
         };
         let r: mgmt::CanisterIdRecord = self
             .emu
-            .management(anon(sender), "provisional_create_canister_with_cycles", &arg)
+            .management(
+                anon(sender),
+                "provisional_create_canister_with_cycles",
+                &arg,
+            )
             .unwrap_or_else(|e| panic!("create_canister failed: {e}"));
         r.canister_id
     }
 
-    fn install_mode(&self, canister_id: CanisterId, wasm_module: Vec<u8>, arg: Vec<u8>, sender: Option<Principal>, mode: CanisterInstallMode) -> Result<(), RejectResponse> {
-        let a = mgmt::InstallCodeArgs { mode, canister_id, wasm_module, arg, sender_canister_version: None };
+    fn install_mode(
+        &self,
+        canister_id: CanisterId,
+        wasm_module: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+        mode: CanisterInstallMode,
+    ) -> Result<(), RejectResponse> {
+        let a = mgmt::InstallCodeArgs {
+            mode,
+            canister_id,
+            wasm_module,
+            arg,
+            sender_canister_version: None,
+        };
         self.emu.management(anon(sender), "install_code", &a)
     }
 
     /// Installs code (panics on failure, like pocket-ic).
-    pub fn install_canister(&self, canister_id: CanisterId, wasm_module: Vec<u8>, arg: Vec<u8>, sender: Option<Principal>) {
-        self.install_mode(canister_id, wasm_module, arg, sender, CanisterInstallMode::Install)
-            .unwrap_or_else(|e| panic!("install_canister failed: {e}"))
+    pub fn install_canister(
+        &self,
+        canister_id: CanisterId,
+        wasm_module: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) {
+        self.install_mode(
+            canister_id,
+            wasm_module,
+            arg,
+            sender,
+            CanisterInstallMode::Install,
+        )
+        .unwrap_or_else(|e| panic!("install_canister failed: {e}"))
     }
 
     /// Upgrades (pre_upgrade, new module, post_upgrade; stable memory kept).
-    pub fn upgrade_canister(&self, canister_id: CanisterId, wasm_module: Vec<u8>, arg: Vec<u8>, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.install_mode(canister_id, wasm_module, arg, sender, CanisterInstallMode::Upgrade(None))
+    pub fn upgrade_canister(
+        &self,
+        canister_id: CanisterId,
+        wasm_module: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.install_mode(
+            canister_id,
+            wasm_module,
+            arg,
+            sender,
+            CanisterInstallMode::Upgrade(None),
+        )
     }
 
     /// Reinstalls (heap and stable memory cleared).
-    pub fn reinstall_canister(&self, canister_id: CanisterId, wasm_module: Vec<u8>, arg: Vec<u8>, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.install_mode(canister_id, wasm_module, arg, sender, CanisterInstallMode::Reinstall)
+    pub fn reinstall_canister(
+        &self,
+        canister_id: CanisterId,
+        wasm_module: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.install_mode(
+            canister_id,
+            wasm_module,
+            arg,
+            sender,
+            CanisterInstallMode::Reinstall,
+        )
     }
 
     /// Removes the code.
-    pub fn uninstall_canister(&self, canister_id: CanisterId, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.emu.management(anon(sender), "uninstall_code", &mgmt::CanisterIdRecord { canister_id })
+    pub fn uninstall_canister(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.emu.management(
+            anon(sender),
+            "uninstall_code",
+            &mgmt::CanisterIdRecord { canister_id },
+        )
     }
 
     /// Uploads a chunk; returns its hash.
-    pub fn upload_chunk(&self, canister_id: CanisterId, sender: Option<Principal>, chunk: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
-        let r: mgmt::ChunkHash = self.emu.management(anon(sender), "upload_chunk", &mgmt::UploadChunkArgs { canister_id, chunk })?;
+    pub fn upload_chunk(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+        chunk: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
+        let r: mgmt::ChunkHash = self.emu.management(
+            anon(sender),
+            "upload_chunk",
+            &mgmt::UploadChunkArgs { canister_id, chunk },
+        )?;
         Ok(r.hash)
     }
 
     /// Hashes of the stored chunks.
-    pub fn stored_chunks(&self, canister_id: CanisterId, sender: Option<Principal>) -> Result<Vec<Vec<u8>>, RejectResponse> {
-        let r: Vec<mgmt::ChunkHash> = self.emu.management(anon(sender), "stored_chunks", &mgmt::CanisterIdRecord { canister_id })?;
+    pub fn stored_chunks(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+    ) -> Result<Vec<Vec<u8>>, RejectResponse> {
+        let r: Vec<mgmt::ChunkHash> = self.emu.management(
+            anon(sender),
+            "stored_chunks",
+            &mgmt::CanisterIdRecord { canister_id },
+        )?;
         Ok(r.into_iter().map(|h| h.hash).collect())
     }
 
     /// Clears the chunk store.
-    pub fn clear_chunk_store(&self, canister_id: CanisterId, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.emu.management(anon(sender), "clear_chunk_store", &mgmt::CanisterIdRecord { canister_id })
+    pub fn clear_chunk_store(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.emu.management(
+            anon(sender),
+            "clear_chunk_store",
+            &mgmt::CanisterIdRecord { canister_id },
+        )
     }
 
     /// Installs code assembled from chunks.
@@ -348,39 +500,84 @@ impl PocketIc {
             mode,
             target_canister: canister_id,
             store_canister: Some(store_canister_id),
-            chunk_hashes_list: chunk_hashes_list.into_iter().map(|hash| mgmt::ChunkHash { hash }).collect(),
+            chunk_hashes_list: chunk_hashes_list
+                .into_iter()
+                .map(|hash| mgmt::ChunkHash { hash })
+                .collect(),
             wasm_module_hash,
             arg,
             sender_canister_version: None,
         };
-        self.emu.management(anon(sender), "install_chunked_code", &a)
+        self.emu
+            .management(anon(sender), "install_chunked_code", &a)
     }
 
     /// Changes settings.
-    pub fn update_canister_settings(&self, canister_id: CanisterId, sender: Option<Principal>, settings: CanisterSettings) -> Result<(), RejectResponse> {
-        let a = mgmt::UpdateSettingsArgs { canister_id, settings, sender_canister_version: None };
+    pub fn update_canister_settings(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+        settings: CanisterSettings,
+    ) -> Result<(), RejectResponse> {
+        let a = mgmt::UpdateSettingsArgs {
+            canister_id,
+            settings,
+            sender_canister_version: None,
+        };
         self.emu.management(anon(sender), "update_settings", &a)
     }
 
     /// Sets the controllers.
-    pub fn set_controllers(&self, canister_id: CanisterId, sender: Option<Principal>, new_controllers: Vec<Principal>) -> Result<(), RejectResponse> {
-        let settings = CanisterSettings { controllers: Some(new_controllers), ..Default::default() };
+    pub fn set_controllers(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+        new_controllers: Vec<Principal>,
+    ) -> Result<(), RejectResponse> {
+        let settings = CanisterSettings {
+            controllers: Some(new_controllers),
+            ..Default::default()
+        };
         self.update_canister_settings(canister_id, sender, settings)
     }
 
     /// Starts a canister.
-    pub fn start_canister(&self, canister_id: CanisterId, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.emu.management(anon(sender), "start_canister", &mgmt::CanisterIdRecord { canister_id })
+    pub fn start_canister(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.emu.management(
+            anon(sender),
+            "start_canister",
+            &mgmt::CanisterIdRecord { canister_id },
+        )
     }
 
     /// Stops a canister (runs rounds until its open call contexts are closed).
-    pub fn stop_canister(&self, canister_id: CanisterId, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.emu.management(anon(sender), "stop_canister", &mgmt::CanisterIdRecord { canister_id })
+    pub fn stop_canister(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.emu.management(
+            anon(sender),
+            "stop_canister",
+            &mgmt::CanisterIdRecord { canister_id },
+        )
     }
 
     /// Deletes a stopped canister.
-    pub fn delete_canister(&self, canister_id: CanisterId, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.emu.management(anon(sender), "delete_canister", &mgmt::CanisterIdRecord { canister_id })
+    pub fn delete_canister(
+        &self,
+        canister_id: CanisterId,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.emu.management(
+            anon(sender),
+            "delete_canister",
+            &mgmt::CanisterIdRecord { canister_id },
+        )
     }
 
     /// Whether the canister exists.
@@ -390,7 +587,12 @@ impl PocketIc {
 
     /// The whole stable memory.
     pub fn get_stable_memory(&self, canister_id: CanisterId) -> Vec<u8> {
-        self.emu.lock().canisters.get(&canister_id).map(|c| c.stable.to_bytes()).unwrap_or_default()
+        self.emu
+            .lock()
+            .canisters
+            .get(&canister_id)
+            .map(|c| c.stable.to_bytes())
+            .unwrap_or_default()
     }
 
     /// Replaces the stable memory (uncompressed bytes; an extra with a simpler signature).
@@ -402,21 +604,43 @@ impl PocketIc {
 }
 
 /// Candid update call as the anonymous principal, as `pocket_ic::update_candid`.
-pub fn update_candid<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(env: &PocketIc, canister_id: CanisterId, method: &str, input: I) -> Result<O, RejectResponse> {
+pub fn update_candid<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(
+    env: &PocketIc,
+    canister_id: CanisterId,
+    method: &str,
+    input: I,
+) -> Result<O, RejectResponse> {
     update_candid_as(env, canister_id, Principal::anonymous(), method, input)
 }
 
 /// Candid update call as `sender`.
-pub fn update_candid_as<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(env: &PocketIc, canister_id: CanisterId, sender: Principal, method: &str, input: I) -> Result<O, RejectResponse> {
+pub fn update_candid_as<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(
+    env: &PocketIc,
+    canister_id: CanisterId,
+    sender: Principal,
+    method: &str,
+    input: I,
+) -> Result<O, RejectResponse> {
     env.emu.update_candid(canister_id, sender, method, input)
 }
 
 /// Candid query call as the anonymous principal.
-pub fn query_candid<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(env: &PocketIc, canister_id: CanisterId, method: &str, input: I) -> Result<O, RejectResponse> {
+pub fn query_candid<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(
+    env: &PocketIc,
+    canister_id: CanisterId,
+    method: &str,
+    input: I,
+) -> Result<O, RejectResponse> {
     query_candid_as(env, canister_id, Principal::anonymous(), method, input)
 }
 
 /// Candid query call as `sender`.
-pub fn query_candid_as<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(env: &PocketIc, canister_id: CanisterId, sender: Principal, method: &str, input: I) -> Result<O, RejectResponse> {
+pub fn query_candid_as<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(
+    env: &PocketIc,
+    canister_id: CanisterId,
+    sender: Principal,
+    method: &str,
+    input: I,
+) -> Result<O, RejectResponse> {
     env.emu.query_candid(canister_id, sender, method, input)
 }

@@ -93,14 +93,36 @@ impl Inner {
         }
     }
 
-    pub(crate) fn trace(&mut self, kind: TraceKind, from: Principal, to: Principal, method: &str, detail: String) {
-        self.trace.push(TraceEvent { round: self.round, kind, from, to, method: method.into(), detail });
+    pub(crate) fn trace(
+        &mut self,
+        kind: TraceKind,
+        from: Principal,
+        to: Principal,
+        method: &str,
+        detail: String,
+    ) {
+        self.trace.push(TraceEvent {
+            round: self.round,
+            kind,
+            from,
+            to,
+            method: method.into(),
+            detail,
+        });
     }
 
     /// Queues `message` for the next round (plus any injected delay).
     pub fn enqueue(&mut self, message: Message) {
-        let delay = self.faults.delays.get(&message.destination()).copied().unwrap_or(0);
-        self.queue.push_back(Queued { round: self.round + 1 + delay, message });
+        let delay = self
+            .faults
+            .delays
+            .get(&message.destination())
+            .copied()
+            .unwrap_or(0);
+        self.queue.push_back(Queued {
+            round: self.round + 1 + delay,
+            message,
+        });
     }
 
     /// Answers whoever waits on `origin`.
@@ -109,9 +131,12 @@ impl Inner {
             Origin::Ingress(id) => {
                 self.book.ingress.insert(*id, Some(payload));
             }
-            Origin::Canister { caller, callback } => {
-                self.enqueue(Message::Response { callback: *callback, to: *caller, payload, refund })
-            }
+            Origin::Canister { caller, callback } => self.enqueue(Message::Response {
+                callback: *callback,
+                to: *caller,
+                payload,
+                refund,
+            }),
             Origin::System => {}
         }
     }
@@ -153,7 +178,9 @@ impl Inner {
                 c.status == Status::Running
                     && c.global_timer != 0
                     && c.global_timer <= self.time
-                    && c.instance.as_ref().is_some_and(|i| i.module().exports("canister_global_timer"))
+                    && c.instance
+                        .as_ref()
+                        .is_some_and(|i| i.module().exports("canister_global_timer"))
                     && !self.faults.paused.contains(&c.id)
             })
             .map(|c| c.id)
@@ -178,7 +205,13 @@ impl Inner {
                     last_trap: None,
                 },
             );
-            self.trace(TraceKind::Timer, id, id, "canister_global_timer", String::new());
+            self.trace(
+                TraceKind::Timer,
+                id,
+                id,
+                "canister_global_timer",
+                String::new(),
+            );
             let entry = Entry::Export("canister_global_timer".into());
             self.execute(id, ctx, ApiType::Timer, entry, Vec::new(), None, 0, true);
             self.close_if_done(ctx);
@@ -199,14 +232,23 @@ impl Inner {
             if let Some(cb) = self.book.callbacks.get_mut(&id) {
                 cb.deadline = None;
                 let (callee, method) = (cb.callee, cb.method.clone());
-                self.trace(TraceKind::Timeout, caller, callee, &method, "deadline expired".into());
+                self.trace(
+                    TraceKind::Timeout,
+                    caller,
+                    callee,
+                    &method,
+                    "deadline expired".into(),
+                );
                 // Delivered in this round, before anything else can answer it.
                 self.queue.push_front(Queued {
                     round: self.round,
                     message: Message::Response {
                         callback: id,
                         to: caller,
-                        payload: Err(reject(ErrorCode::DeadlineExpired, "Call deadline has expired.")),
+                        payload: Err(reject(
+                            ErrorCode::DeadlineExpired,
+                            "Call deadline has expired.",
+                        )),
                         refund: 0,
                     },
                 });
@@ -231,7 +273,15 @@ impl Inner {
 
     fn deliver(&mut self, message: Message) {
         match message {
-            Message::Request { from, to, method, arg, cycles, origin, deadline } => {
+            Message::Request {
+                from,
+                to,
+                method,
+                arg,
+                cycles,
+                origin,
+                deadline,
+            } => {
                 if deadline != 0 && deadline <= self.time {
                     // An expired best-effort request is dropped; the caller got SYS_UNKNOWN.
                     return;
@@ -242,9 +292,12 @@ impl Inner {
                     self.deliver_request(from, to, method, arg, cycles, origin, deadline);
                 }
             }
-            Message::Response { callback, to, payload, refund } => {
-                self.deliver_response(callback, to, payload, refund)
-            }
+            Message::Response {
+                callback,
+                to,
+                payload,
+                refund,
+            } => self.deliver_response(callback, to, payload, refund),
         }
     }
 
@@ -260,11 +313,23 @@ impl Inner {
         deadline: u64,
     ) {
         let fail = |inner: &mut Self, r: RejectResponse| {
-            inner.trace(TraceKind::Rejected, from, to, &method, r.reject_message.clone());
+            inner.trace(
+                TraceKind::Rejected,
+                from,
+                to,
+                &method,
+                r.reject_message.clone(),
+            );
             inner.respond(&origin, Err(r), cycles);
         };
         let Some(c) = self.canisters.get(&to) else {
-            return fail(self, reject(ErrorCode::CanisterNotFound, format!("Canister {to} not found")));
+            return fail(
+                self,
+                reject(
+                    ErrorCode::CanisterNotFound,
+                    format!("Canister {to} not found"),
+                ),
+            );
         };
         if let Some((code, msg)) = self.faults.take_reject(to, &method) {
             let r = RejectResponse {
@@ -277,10 +342,19 @@ impl Inner {
         }
         match c.status {
             Status::Stopped => {
-                return fail(self, reject(ErrorCode::CanisterStopped, format!("Canister {to} is stopped")));
+                return fail(
+                    self,
+                    reject(
+                        ErrorCode::CanisterStopped,
+                        format!("Canister {to} is stopped"),
+                    ),
+                );
             }
             Status::Stopping => {
-                let r = reject(ErrorCode::CanisterStopping, format!("Canister {to} is stopping"));
+                let r = reject(
+                    ErrorCode::CanisterStopping,
+                    format!("Canister {to} is stopping"),
+                );
                 return fail(self, r);
             }
             Status::Running => {}
@@ -288,7 +362,9 @@ impl Inner {
         let Some(inst) = &c.instance else {
             let r = reject(
                 ErrorCode::CanisterWasmModuleNotFound,
-                format!("Error from Canister {to}: Attempted to execute a message, but the canister contains no Wasm module."),
+                format!(
+                    "Error from Canister {to}: Attempted to execute a message, but the canister contains no Wasm module."
+                ),
             );
             return fail(self, r);
         };
@@ -304,12 +380,17 @@ impl Inner {
             );
             return fail(self, r);
         };
-        let reserve = self.config.freezing_reserve(c.memory_size(), c.freezing_threshold);
+        let reserve = self
+            .config
+            .freezing_reserve(c.memory_size(), c.freezing_threshold);
         if c.balance < reserve + self.config.prices.update_message_fee {
             let r = reject(
                 ErrorCode::CanisterOutOfCycles,
-                format!("Canister {to} is out of cycles: balance {}, needs {}", c.balance,
-                    reserve + self.config.prices.update_message_fee),
+                format!(
+                    "Canister {to} is out of cycles: balance {}, needs {}",
+                    c.balance,
+                    reserve + self.config.prices.update_message_fee
+                ),
             );
             return fail(self, r);
         }
@@ -337,14 +418,21 @@ impl Inner {
         m.bytes_in += arg.len() as u64;
         st.total.calls_received += 1;
         st.total.bytes_in += arg.len() as u64;
-        self.trace(TraceKind::Request, from, to, &method, format!("{} bytes, {cycles} cycles", arg.len()));
+        self.trace(
+            TraceKind::Request,
+            from,
+            to,
+            &method,
+            format!("{} bytes, {cycles} cycles", arg.len()),
+        );
         if self.faults.trapping_methods.contains(&(to, method.clone())) {
             let r = trap_reject(to, &TrapKind::Called(format!("injected trap in {method}")));
             self.book.call_contexts.get_mut(&ctx).unwrap().last_trap = Some(r);
-        } else if let Some(trap) = self.execute(to, ctx, api, Entry::Export(export), arg, None, 0, persist) {
-            if let Some(c) = self.book.call_contexts.get_mut(&ctx) {
-                c.last_trap = Some(trap_reject(to, &trap));
-            }
+        } else if let Some(trap) =
+            self.execute(to, ctx, api, Entry::Export(export), arg, None, 0, persist)
+            && let Some(c) = self.book.call_contexts.get_mut(&ctx)
+        {
+            c.last_trap = Some(trap_reject(to, &trap));
         }
         self.close_if_done(ctx);
     }
@@ -355,7 +443,9 @@ impl Inner {
         };
         let fee = self.config.prices.call_fee_per_byte
             * payload.as_ref().map(|b| b.len()).unwrap_or(0) as u128;
-        let Some(c) = self.canisters.get_mut(&to) else { return };
+        let Some(c) = self.canisters.get_mut(&to) else {
+            return;
+        };
         c.balance = (c.balance + refund).saturating_sub(fee);
         let runnable = c.instance.is_some() && c.code_generation == cb.code_generation;
         let detail = match &payload {
@@ -365,7 +455,12 @@ impl Inner {
         self.trace(TraceKind::Response, cb.callee, to, &cb.method, detail);
         if runnable && self.book.call_contexts.contains_key(&cb.call_context) {
             let (api, entry, arg, rej) = match payload {
-                Ok(bytes) => (ApiType::ReplyCallback, Entry::Closure(cb.reply.0, cb.reply.1), bytes, None),
+                Ok(bytes) => (
+                    ApiType::ReplyCallback,
+                    Entry::Closure(cb.reply.0, cb.reply.1),
+                    bytes,
+                    None,
+                ),
                 Err(r) => (
                     ApiType::RejectCallback,
                     Entry::Closure(cb.reject.0, cb.reject.1),
@@ -373,13 +468,24 @@ impl Inner {
                     Some((r.reject_code as u32, r.reject_message)),
                 ),
             };
-            if let Some(trap) = self.execute(to, cb.call_context, api, entry, arg, rej, refund, true) {
+            if let Some(trap) =
+                self.execute(to, cb.call_context, api, entry, arg, rej, refund, true)
+            {
                 if let Some(ctx) = self.book.call_contexts.get_mut(&cb.call_context) {
                     ctx.last_trap = Some(trap_reject(to, &trap));
                 }
                 if let Some((f, env)) = cb.cleanup {
                     let entry = Entry::Closure(f, env);
-                    self.execute(to, cb.call_context, ApiType::Cleanup, entry, Vec::new(), None, 0, true);
+                    self.execute(
+                        to,
+                        cb.call_context,
+                        ApiType::Cleanup,
+                        entry,
+                        Vec::new(),
+                        None,
+                        0,
+                        true,
+                    );
                 }
             }
         }
@@ -391,7 +497,9 @@ impl Inner {
 
     /// Closes a call context with no outstanding callbacks, rejecting it if it never replied.
     pub fn close_if_done(&mut self, ctx_id: u64) {
-        let Some(ctx) = self.book.call_contexts.get(&ctx_id) else { return };
+        let Some(ctx) = self.book.call_contexts.get(&ctx_id) else {
+            return;
+        };
         if ctx.outstanding > 0 {
             return;
         }
@@ -400,7 +508,10 @@ impl Inner {
             let r = ctx.last_trap.clone().unwrap_or_else(|| {
                 reject(
                     ErrorCode::CanisterDidNotReply,
-                    format!("Error from Canister {}: Canister did not produce a response", ctx.canister),
+                    format!(
+                        "Error from Canister {}: Canister did not produce a response",
+                        ctx.canister
+                    ),
                 )
             });
             self.respond(&ctx.origin, Err(r), ctx.cycles_available);
@@ -411,7 +522,13 @@ impl Inner {
     }
 
     /// The system-API context for running code of `c`.
-    pub fn base_ctx(&self, c: &Canister, api: ApiType, caller: Principal, limit: u64) -> MessageCtx {
+    pub fn base_ctx(
+        &self,
+        c: &Canister,
+        api: ApiType,
+        caller: Principal,
+        limit: u64,
+    ) -> MessageCtx {
         MessageCtx {
             api: Some(api),
             canister_id: Some(c.id),
@@ -434,7 +551,9 @@ impl Inner {
                 call_fee: self.config.prices.call_fee,
                 call_fee_per_byte: self.config.prices.call_fee_per_byte,
                 create_fee: self.config.prices.create_canister_fee,
-                freezing_reserve: self.config.freezing_reserve(c.memory_size(), c.freezing_threshold),
+                freezing_reserve: self
+                    .config
+                    .freezing_reserve(c.memory_size(), c.freezing_threshold),
             },
             env_vars: c.env_vars.clone(),
             ..Default::default()
@@ -442,15 +561,25 @@ impl Inner {
     }
 
     /// Records printed lines in the canister log and the captured log.
-    pub fn record_prints(&mut self, id: Principal, prints: Vec<String>, keep_in_canister_log: bool) {
+    pub fn record_prints(
+        &mut self,
+        id: Principal,
+        prints: Vec<String>,
+        keep_in_canister_log: bool,
+    ) {
         for text in prints {
-            if keep_in_canister_log {
-                if let Some(c) = self.canisters.get_mut(&id) {
+            if keep_in_canister_log && let Some(c) = self.canisters.get_mut(&id) {
+                {
                     let idx = c.logs.len() as u64;
                     c.logs.push((idx, self.time, text.clone().into_bytes()));
                 }
             }
-            self.logs.push(LogLine { round: self.round, timestamp_nanos: self.time, canister: id, text });
+            self.logs.push(LogLine {
+                round: self.round,
+                timestamp_nanos: self.time,
+                canister: id,
+                text,
+            });
         }
     }
 
@@ -477,7 +606,11 @@ impl Inner {
             msg.method_name = ctx.method.clone();
         }
         msg.reject = reject_info;
-        msg.cycles_available = if api == ApiType::Cleanup { 0 } else { ctx.cycles_available };
+        msg.cycles_available = if api == ApiType::Cleanup {
+            0
+        } else {
+            ctx.cycles_available
+        };
         msg.cycles_refunded = refund;
         msg.already_responded = ctx.responded;
         msg.call_context_instructions = ctx.instructions;
@@ -485,7 +618,11 @@ impl Inner {
         msg.stable = std::mem::take(&mut c.stable);
         msg.stable.begin();
         let inst = c.instance.as_mut().expect("executing canister has code");
-        let Execution { mut msg, instructions, trap } = inst.run(&entry, msg);
+        let Execution {
+            mut msg,
+            instructions,
+            trap,
+        } = inst.run(&entry, msg);
         let fee = self.config.execution_cost(instructions);
         let prints = std::mem::take(&mut msg.debug_prints);
         let st = self.stats.entry(id).or_default();
@@ -538,9 +675,13 @@ impl Inner {
         let mut bytes_out = 0u64;
         for call in calls {
             let cb = self.book.id();
-            call_fees += self.config.call_cost(call.method.len() + call.payload.len());
+            call_fees += self
+                .config
+                .call_cost(call.method.len() + call.payload.len());
             bytes_out += call.payload.len() as u64;
-            let deadline = call.timeout_secs.map(|s| self.time + s as u64 * 1_000_000_000);
+            let deadline = call
+                .timeout_secs
+                .map(|s| self.time + s as u64 * 1_000_000_000);
             self.book.callbacks.insert(
                 cb,
                 Callback {
@@ -561,7 +702,10 @@ impl Inner {
                 method: call.method,
                 arg: call.payload,
                 cycles: call.cycles,
-                origin: Origin::Canister { caller: id, callback: cb },
+                origin: Origin::Canister {
+                    caller: id,
+                    callback: cb,
+                },
                 deadline: deadline.unwrap_or(0),
             });
         }
@@ -576,14 +720,20 @@ impl Inner {
         if response.is_some() {
             ctx_mut.responded = true;
         }
-        let refund = if response.is_some() { std::mem::take(&mut ctx_mut.cycles_available) } else { 0 };
+        let refund = if response.is_some() {
+            std::mem::take(&mut ctx_mut.cycles_available)
+        } else {
+            0
+        };
         if let Some(resp) = response {
             let payload = match resp {
                 Response::Reply(bytes) => {
                     bytes_out += bytes.len() as u64;
                     Ok(bytes)
                 }
-                Response::Reject(m) => Err(RejectResponse::new(ErrorCode::CanisterRejectedMessage, m)),
+                Response::Reject(m) => {
+                    Err(RejectResponse::new(ErrorCode::CanisterRejectedMessage, m))
+                }
             };
             self.respond(&origin, payload, refund);
         }
@@ -599,6 +749,7 @@ impl Inner {
     }
 
     /// Runs code outside any call context (install hooks); the caller applies the effects.
+    #[allow(clippy::too_many_arguments)]
     pub fn run_hook(
         &mut self,
         c: &Canister,

@@ -40,7 +40,9 @@ impl StableMemory {
     }
 
     fn in_bounds(&self, offset: u64, len: u64) -> bool {
-        offset.checked_add(len).is_some_and(|end| end <= self.size * WASM_PAGE)
+        offset
+            .checked_add(len)
+            .is_some_and(|end| end <= self.size * WASM_PAGE)
     }
 
     /// Reads `buf.len()` bytes at `offset`; `false` when out of bounds.
@@ -79,7 +81,10 @@ impl StableMemory {
                 let old = self.pages.get(&page).cloned();
                 self.journal.insert(page, old);
             }
-            let p = self.pages.entry(page).or_insert_with(|| Box::new([0u8; PAGE]));
+            let p = self
+                .pages
+                .entry(page)
+                .or_insert_with(|| Box::new([0u8; PAGE]));
             p[within..within + n].copy_from_slice(&data[done..done + n]);
             done += n;
         }

@@ -93,7 +93,10 @@ impl Canister {
 
     /// Heap + stable bytes (for the freezing reserve and status).
     pub fn memory_size(&self) -> u64 {
-        self.instance.as_ref().map(|i| i.heap_size() as u64).unwrap_or(0)
+        self.instance
+            .as_ref()
+            .map(|i| i.heap_size() as u64)
+            .unwrap_or(0)
             + self.stable.size() * crate::stable::WASM_PAGE
     }
 }

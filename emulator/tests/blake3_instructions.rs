@@ -13,12 +13,16 @@ fn measure(spec: &BuildSpec) -> (u64, Vec<u8>) {
     let pic = PocketIc::new();
     let id = pic.create_canister();
     pic.install_canister(id, wasm, candid::encode_args(()).unwrap(), None);
-    pic.update_candid(id, Principal::anonymous(), "bench", (LEN,)).unwrap()
+    pic.update_candid(id, Principal::anonymous(), "bench", (LEN,))
+        .unwrap()
 }
 
 #[test]
 fn blake3_instructions_per_byte_match_the_ic() {
-    let portable = BuildSpec { package: "blake3_bench".into(), ..Default::default() };
+    let portable = BuildSpec {
+        package: "blake3_bench".into(),
+        ..Default::default()
+    };
     let simd = BuildSpec {
         package: "blake3_bench".into(),
         features: vec!["simd".into()],
@@ -30,7 +34,12 @@ fn blake3_instructions_per_byte_match_the_ic() {
     assert_eq!(p_hash.len(), 32);
     let p = p_instr as f64 / LEN as f64;
     let s = s_instr as f64 / LEN as f64;
-    println!("BLAKE3 of 8 MiB: portable {p_instr} instructions ({p:.2}/byte), simd128 {s_instr} instructions ({s:.2}/byte)");
-    assert!((25.0..50.0).contains(&p), "portable {p:.2} instructions/byte");
+    println!(
+        "BLAKE3 of 8 MiB: portable {p_instr} instructions ({p:.2}/byte), simd128 {s_instr} instructions ({s:.2}/byte)"
+    );
+    assert!(
+        (25.0..50.0).contains(&p),
+        "portable {p:.2} instructions/byte"
+    );
     assert!((8.0..22.0).contains(&s), "simd {s:.2} instructions/byte");
 }

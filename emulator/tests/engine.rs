@@ -26,7 +26,10 @@ fn probe_runs_and_rolls_back_heap() {
     let module = engine::compile(&wasm).unwrap();
     assert!(module.exports("canister_update inc"));
     let mut inst = CanisterInstance::new(module).unwrap();
-    let init = inst.run(&Entry::Export("canister_init".into()), ctx(ApiType::Init, candid::encode_args(()).unwrap()));
+    let init = inst.run(
+        &Entry::Export("canister_init".into()),
+        ctx(ApiType::Init, candid::encode_args(()).unwrap()),
+    );
     assert!(init.trap.is_none(), "{:?}", init.trap);
     let mut stable = init.msg.stable;
     stable.commit();
@@ -37,7 +40,9 @@ fn probe_runs_and_rolls_back_heap() {
     let ex = inst.run(&Entry::Export("canister_update inc".into()), m);
     assert!(ex.trap.is_none(), "{:?}", ex.trap);
     assert!(ex.instructions > 100, "{}", ex.instructions);
-    let Some(Response::Reply(r)) = ex.msg.response else { panic!() };
+    let Some(Response::Reply(r)) = ex.msg.response else {
+        panic!()
+    };
     assert_eq!(candid::decode_one::<u64>(&r).unwrap(), 1);
     let dirty = inst.commit();
     assert!(dirty > 0);
@@ -47,7 +52,11 @@ fn probe_runs_and_rolls_back_heap() {
     let mut m = ctx(ApiType::Update, candid::encode_one(42u64).unwrap());
     m.stable = stable;
     let ex = inst.run(&Entry::Export("canister_update set_then_trap".into()), m);
-    assert!(matches!(ex.trap, Some(engine::TrapKind::Called(_))), "{:?}", ex.trap);
+    assert!(
+        matches!(ex.trap, Some(engine::TrapKind::Called(_))),
+        "{:?}",
+        ex.trap
+    );
     inst.rollback().unwrap();
     let mut stable = ex.msg.stable;
     stable.rollback();
@@ -55,6 +64,8 @@ fn probe_runs_and_rolls_back_heap() {
     let mut m = ctx(ApiType::Query, candid::encode_args(()).unwrap());
     m.stable = stable;
     let ex = inst.run(&Entry::Export("canister_query get".into()), m);
-    let Some(Response::Reply(r)) = ex.msg.response else { panic!("{:?}", ex.trap) };
+    let Some(Response::Reply(r)) = ex.msg.response else {
+        panic!("{:?}", ex.trap)
+    };
     assert_eq!(candid::decode_args::<(u64, u64)>(&r).unwrap(), (1, 1));
 }

@@ -14,7 +14,13 @@ fn anon() -> Principal {
 fn reject_next_n_calls_then_recover() {
     let (pic, ids) = setup(2);
     let (a, b) = (ids[0], ids[1]);
-    pic.reject_next(b, Some("inc"), 2, RejectCode::SysTransient, "injected: queue full");
+    pic.reject_next(
+        b,
+        Some("inc"),
+        2,
+        RejectCode::SysTransient,
+        "injected: queue full",
+    );
     for _ in 0..2 {
         let r: (String,) = update(&pic, a, "call_unbounded", (b, "inc".to_string())).unwrap();
         assert_eq!(r.0, "reject:2:injected: queue full");
@@ -36,16 +42,26 @@ fn trapping_method_and_failing_management_calls() {
     assert_eq!(update::<_, (u64,)>(&pic, b, "inc", ()).unwrap().0, 1);
 
     pic.fail_next_create_canister(1);
-    let r: (Result<Principal, String>,) = update(&pic, a, "create_child", (1_000_000u128,)).unwrap();
+    let r: (Result<Principal, String>,) =
+        update(&pic, a, "create_child", (1_000_000u128,)).unwrap();
     assert!(r.0.is_err());
-    let r: (Result<Principal, String>,) = update(&pic, a, "create_child", (1_000_000u128,)).unwrap();
+    let r: (Result<Principal, String>,) =
+        update(&pic, a, "create_child", (1_000_000u128,)).unwrap();
     assert!(r.0.is_ok());
 
     pic.fail_next_install_code(1);
     let wasm = common::probe_wasm();
-    assert!(pic.reinstall_canister(b, wasm.clone(), candid::encode_args(()).unwrap(), None).is_err());
-    assert_eq!(counters(&pic, b), (1, 1), "a failed install changes nothing");
-    pic.reinstall_canister(b, wasm, candid::encode_args(()).unwrap(), None).unwrap();
+    assert!(
+        pic.reinstall_canister(b, wasm.clone(), candid::encode_args(()).unwrap(), None)
+            .is_err()
+    );
+    assert_eq!(
+        counters(&pic, b),
+        (1, 1),
+        "a failed install changes nothing"
+    );
+    pic.reinstall_canister(b, wasm, candid::encode_args(()).unwrap(), None)
+        .unwrap();
     assert_eq!(counters(&pic, b), (0, 0));
 }
 
@@ -55,7 +71,9 @@ fn pause_and_delay_hold_messages() {
     let (a, b) = (ids[0], ids[1]);
     // Pausing the management canister holds a flow that waits on it.
     pic.pause(Principal::management_canister());
-    let msg = pic.submit_call(a, anon(), "info", candid::encode_one(b).unwrap()).unwrap();
+    let msg = pic
+        .submit_call(a, anon(), "info", candid::encode_one(b).unwrap())
+        .unwrap();
     pic.tick_n(10);
     assert!(pic.ingress_status(msg.clone()).is_none());
     pic.resume(Principal::management_canister());
@@ -90,11 +108,16 @@ fn heap_delta_limit_defers_to_the_next_round() {
     let a = ids[0];
     pic.update_config(|c| c.heap_delta_per_round = 1024 * 1024);
     let arg = candid::encode_one(2u64).unwrap();
-    let m1 = pic.submit_call(a, anon(), "grow_heap", arg.clone()).unwrap();
+    let m1 = pic
+        .submit_call(a, anon(), "grow_heap", arg.clone())
+        .unwrap();
     let m2 = pic.submit_call(a, anon(), "grow_heap", arg).unwrap();
     pic.tick();
     assert!(pic.ingress_status(m1).is_some());
-    assert!(pic.ingress_status(m2.clone()).is_none(), "second message waits: heap delta exhausted");
+    assert!(
+        pic.ingress_status(m2.clone()).is_none(),
+        "second message waits: heap delta exhausted"
+    );
     pic.tick();
     assert!(pic.ingress_status(m2).is_some());
 }
@@ -122,5 +145,8 @@ fn stats_logs_and_trace() {
     assert!(sa.total.heap_delta > 0);
     assert!(pic.debug_prints(a).contains(&"observable".to_string()));
     let trace = pic.trace_string();
-    assert!(trace.contains("send_bytes") && trace.contains("echo"), "{trace}");
+    assert!(
+        trace.contains("send_bytes") && trace.contains("echo"),
+        "{trace}"
+    );
 }

@@ -9,7 +9,9 @@ use emulator::pocket_ic::{
 };
 
 fn wasm() -> Vec<u8> {
-    emulator::canisters::build_canister("probe").unwrap().to_vec()
+    emulator::canisters::build_canister("probe")
+        .unwrap()
+        .to_vec()
 }
 
 #[test]
@@ -19,7 +21,14 @@ fn counter_canister_lifecycle() {
     pic.add_cycles(canister_id, 2_000_000_000_000);
     pic.install_canister(canister_id, wasm(), encode_one(()).unwrap(), None);
 
-    let reply = pic.update_call(canister_id, Principal::anonymous(), "inc", encode_one(()).unwrap()).unwrap();
+    let reply = pic
+        .update_call(
+            canister_id,
+            Principal::anonymous(),
+            "inc",
+            encode_one(()).unwrap(),
+        )
+        .unwrap();
     assert_eq!(decode_one::<u64>(&reply).unwrap(), 1);
     let (n,): (u64,) = update_candid(&pic, canister_id, "inc", ()).unwrap();
     assert_eq!(n, 2);
@@ -27,19 +36,34 @@ fn counter_canister_lifecycle() {
     assert_eq!((heap, stable), (2, 2));
 
     let err = pic
-        .update_call(canister_id, Principal::anonymous(), "set_then_trap", encode_one(5u64).unwrap())
+        .update_call(
+            canister_id,
+            Principal::anonymous(),
+            "set_then_trap",
+            encode_one(5u64).unwrap(),
+        )
         .unwrap_err();
     assert_eq!(err.reject_code, RejectCode::CanisterError);
     assert_eq!(err.error_code, ErrorCode::CanisterCalledTrap);
 
-    let msg = pic.submit_call(canister_id, Principal::anonymous(), "inc", encode_one(()).unwrap()).unwrap();
+    let msg = pic
+        .submit_call(
+            canister_id,
+            Principal::anonymous(),
+            "inc",
+            encode_one(()).unwrap(),
+        )
+        .unwrap();
     let reply = pic.await_call(msg).unwrap();
     assert_eq!(decode_one::<u64>(&reply).unwrap(), 3);
 
     let t0 = pic.get_time();
     pic.advance_time(Duration::from_secs(60));
     pic.tick();
-    assert!(pic.get_time().as_nanos_since_unix_epoch() >= t0.as_nanos_since_unix_epoch() + 60_000_000_000);
+    assert!(
+        pic.get_time().as_nanos_since_unix_epoch()
+            >= t0.as_nanos_since_unix_epoch() + 60_000_000_000
+    );
 
     assert!(pic.get_stable_memory(canister_id).starts_with(b"MGR"));
     let status = pic.canister_status(canister_id, None).unwrap();
@@ -47,10 +71,13 @@ fn counter_canister_lifecycle() {
     assert!(status.module_hash.is_some());
     assert!(pic.cycle_balance(canister_id) > 2_000_000_000_000);
 
-    let logs = pic.fetch_canister_logs(canister_id, Principal::anonymous()).unwrap();
+    let logs = pic
+        .fetch_canister_logs(canister_id, Principal::anonymous())
+        .unwrap();
     assert!(logs.iter().any(|l| l.content == b"probe init"));
 
-    pic.upgrade_canister(canister_id, wasm(), encode_args(()).unwrap(), None).unwrap();
+    pic.upgrade_canister(canister_id, wasm(), encode_args(()).unwrap(), None)
+        .unwrap();
     let (heap, stable): (u64, u64) = query_candid(&pic, canister_id, "get", ()).unwrap();
     assert_eq!((heap, stable), (0, 3));
 
@@ -67,16 +94,25 @@ fn counter_canister_lifecycle() {
 fn settings_and_chunked_install() {
     let pic = PocketIc::new();
     let user = Principal::from_slice(&[42]);
-    let settings = CanisterSettings { controllers: Some(vec![user]), ..Default::default() };
+    let settings = CanisterSettings {
+        controllers: Some(vec![user]),
+        ..Default::default()
+    };
     let canister_id = pic.create_canister_with_settings(Some(user), Some(settings));
     assert_eq!(pic.get_controllers(canister_id), vec![user]);
 
     let wasm = wasm();
     let mut hashes = Vec::new();
     for chunk in wasm.chunks(500_000) {
-        hashes.push(pic.upload_chunk(canister_id, Some(user), chunk.to_vec()).unwrap());
+        hashes.push(
+            pic.upload_chunk(canister_id, Some(user), chunk.to_vec())
+                .unwrap(),
+        );
     }
-    assert_eq!(pic.stored_chunks(canister_id, Some(user)).unwrap().len(), hashes.len());
+    assert_eq!(
+        pic.stored_chunks(canister_id, Some(user)).unwrap().len(),
+        hashes.len()
+    );
     let wasm_hash = emulator::engine::sha256(&wasm).to_vec();
     pic.install_chunked_canister(
         canister_id,
@@ -91,5 +127,9 @@ fn settings_and_chunked_install() {
     let status = pic.canister_status(canister_id, Some(user)).unwrap();
     assert_eq!(status.module_hash, Some(wasm_hash));
     pic.clear_chunk_store(canister_id, Some(user)).unwrap();
-    assert!(pic.stored_chunks(canister_id, Some(user)).unwrap().is_empty());
+    assert!(
+        pic.stored_chunks(canister_id, Some(user))
+            .unwrap()
+            .is_empty()
+    );
 }

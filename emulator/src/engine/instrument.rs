@@ -60,8 +60,8 @@ pub fn instruction_cost(op: &Operator) -> u64 {
     match op {
         Block { .. } | Else | End | Loop { .. } => 0,
         I32DivS | I32DivU | I32RemS | I32RemU | I64DivS | I64DivU | I64RemS | I64RemU => 10,
-        F32Add | F32Sub | F32Mul | F32Ceil | F32Floor | F32Trunc | F32Nearest | F64Add
-        | F64Sub | F64Mul | F64Ceil | F64Floor | F64Trunc | F64Nearest => 2,
+        F32Add | F32Sub | F32Mul | F32Ceil | F32Floor | F32Trunc | F32Nearest | F64Add | F64Sub
+        | F64Mul | F64Ceil | F64Floor | F64Trunc | F64Nearest => 2,
         F32Div => 3,
         F64Div => 5,
         F32Min | F32Max | F64Min | F64Max => 18,
@@ -73,17 +73,21 @@ pub fn instruction_cost(op: &Operator) -> u64 {
         | F64Ge => 3,
         F32ConvertI32S | F64ConvertI64S | F32ConvertI64S | F64ConvertI32S => 3,
         F64ConvertI32U | F32ConvertI64U | F32ConvertI32U | F64ConvertI64U => 16,
-        I64TruncSatF32S | I64TruncSatF32U | I64TruncSatF64S | I64TruncSatF64U
-        | I32TruncSatF32S | I32TruncSatF32U | I32TruncSatF64S | I32TruncSatF64U => 20,
-        I32TruncF32S | I32TruncF32U | I32TruncF64S | I32TruncF64U | I64TruncF32S
-        | I64TruncF32U | I64TruncF64S | I64TruncF64U => 20,
+        I64TruncSatF32S | I64TruncSatF32U | I64TruncSatF64S | I64TruncSatF64U | I32TruncSatF32S
+        | I32TruncSatF32U | I32TruncSatF64S | I32TruncSatF64U => 20,
+        I32TruncF32S | I32TruncF32U | I32TruncF64S | I32TruncF64U | I64TruncF32S | I64TruncF32U
+        | I64TruncF64S | I64TruncF64U => 20,
         GlobalGet { .. } | GlobalSet { .. } => 2,
         TableGet { .. } | TableSet { .. } => 5,
         TableGrow { .. } | MemoryGrow { .. } => 300,
         MemorySize { .. } => 20,
         TableSize { .. } => 100,
-        MemoryFill { .. } | MemoryCopy { .. } | TableFill { .. } | TableCopy { .. }
-        | MemoryInit { .. } | TableInit { .. } => 100,
+        MemoryFill { .. }
+        | MemoryCopy { .. }
+        | TableFill { .. }
+        | TableCopy { .. }
+        | MemoryInit { .. }
+        | TableInit { .. } => 100,
         DataDrop { .. } | ElemDrop { .. } => 300,
         Call { .. } => 5,
         CallIndirect { .. } => 10,
@@ -99,7 +103,9 @@ pub fn instruction_cost(op: &Operator) -> u64 {
         I16x8ExtMulHighI8x16S | I16x8ExtMulHighI8x16U => 2,
         I32x4ExtAddPairwiseI16x8U => 3,
         I32x4Shl | I32x4ShrS | I32x4ShrU | I32x4Mul => 2,
-        I32x4ExtMulLowI16x8S | I32x4ExtMulHighI16x8S | I32x4ExtMulLowI16x8U
+        I32x4ExtMulLowI16x8S
+        | I32x4ExtMulHighI16x8S
+        | I32x4ExtMulLowI16x8U
         | I32x4ExtMulHighI16x8U => 2,
         I64x2Shl | I64x2ShrU => 2,
         I64x2ShrS => 3,
@@ -236,7 +242,8 @@ pub fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, ModuleInfo), EmulatorError> {
                     match imp.ty {
                         TypeRef::Func(_) => {
                             imported_funcs += 1;
-                            info.imports.push((imp.module.to_string(), imp.name.to_string()));
+                            info.imports
+                                .push((imp.module.to_string(), imp.name.to_string()));
                         }
                         TypeRef::Global(_) => imported_globals += 1,
                         TypeRef::Memory(_) => imported_mems += 1,
@@ -274,7 +281,8 @@ pub fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, ModuleInfo), EmulatorError> {
                 if let Some(n) = name.strip_prefix("icp:public ") {
                     info.metadata.push((n.to_string(), true, c.data().to_vec()));
                 } else if let Some(n) = name.strip_prefix("icp:private ") {
-                    info.metadata.push((n.to_string(), false, c.data().to_vec()));
+                    info.metadata
+                        .push((n.to_string(), false, c.data().to_vec()));
                 }
             }
             _ => {}
@@ -323,7 +331,9 @@ pub fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, ModuleInfo), EmulatorError> {
                 re.parse_import_section(&mut s, r).map_err(e)?;
                 imports = Some(s);
             }
-            Payload::FunctionSection(r) => re.parse_function_section(&mut functions, r).map_err(e)?,
+            Payload::FunctionSection(r) => {
+                re.parse_function_section(&mut functions, r).map_err(e)?
+            }
             Payload::TableSection(r) => {
                 let mut s = TableSection::new();
                 re.parse_table_section(&mut s, r).map_err(e)?;
@@ -337,13 +347,19 @@ pub fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, ModuleInfo), EmulatorError> {
             }
             Payload::GlobalSection(r) => re.parse_global_section(&mut globals, r).map_err(e)?,
             Payload::ExportSection(r) => re.parse_export_section(&mut exports, r).map_err(e)?,
-            Payload::StartSection { func, .. } => start = Some(StartSection { function_index: func }),
+            Payload::StartSection { func, .. } => {
+                start = Some(StartSection {
+                    function_index: func,
+                })
+            }
             Payload::ElementSection(r) => {
                 let mut s = ElementSection::new();
                 re.parse_element_section(&mut s, r).map_err(e)?;
                 elements = Some(s);
             }
-            Payload::DataCountSection { count, .. } => data_count = Some(DataCountSection { count }),
+            Payload::DataCountSection { count, .. } => {
+                data_count = Some(DataCountSection { count })
+            }
             Payload::DataSection(r) => {
                 let mut s = DataSection::new();
                 re.parse_data_section(&mut s, r).map_err(e)?;
@@ -352,7 +368,12 @@ pub fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, ModuleInfo), EmulatorError> {
             Payload::CodeSectionEntry(body) => {
                 let ty = &func_types[defined_funcs[func_idx] as usize];
                 func_idx += 1;
-                code.function(&instrument_body(&mut re, body, ty.params().len() as u32, inj)?);
+                code.function(&instrument_body(
+                    &mut re,
+                    body,
+                    ty.params().len() as u32,
+                    inj,
+                )?);
             }
             Payload::CustomSection(c) => customs.push((c.name().to_string(), c.data().to_vec())),
             _ => {}
@@ -370,7 +391,11 @@ pub fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, ModuleInfo), EmulatorError> {
     code.function(&charge_body(inj));
     code.function(&mark_body(inj));
     globals.global(
-        GlobalType { val_type: ValType::I64, mutable: true, shared: false },
+        GlobalType {
+            val_type: ValType::I64,
+            mutable: true,
+            shared: false,
+        },
         &ConstExpr::i64_const(0),
     );
     memories.memory(MemoryType {
@@ -424,7 +449,10 @@ pub fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, ModuleInfo), EmulatorError> {
     for (name, bytes) in &customs {
         if name == "name" {
             // Keep function names for readable traps.
-            module.section(&CustomSection { name: name.into(), data: bytes.into() });
+            module.section(&CustomSection {
+                name: name.into(),
+                data: bytes.into(),
+            });
         }
     }
     Ok((module.finish(), info))
@@ -448,7 +476,11 @@ fn charge(f: &mut Function, inj: Injected, cost: u64, check: bool) {
 }
 
 fn bytemap_store(inj: Injected) -> Instruction<'static> {
-    Instruction::I32Store8(MemArg { offset: 0, align: 0, memory_index: inj.bytemap })
+    Instruction::I32Store8(MemArg {
+        offset: 0,
+        align: 0,
+        memory_index: inj.bytemap,
+    })
 }
 
 /// Marks the page of `addr_local + offset` as dirty.
@@ -638,7 +670,9 @@ fn mark_body(inj: Injected) -> Function {
         f.instruction(&Instruction::LocalGet(2));
         f.instruction(&Instruction::I32LtU);
         f.instruction(&Instruction::If(BlockType::Empty));
-        f.instruction(&Instruction::I32Const(((1u64 << 32) / PAGE_SIZE as u64 - 1) as i32));
+        f.instruction(&Instruction::I32Const(
+            ((1u64 << 32) / PAGE_SIZE as u64 - 1) as i32,
+        ));
         f.instruction(&Instruction::LocalSet(3));
         f.instruction(&Instruction::End);
         f.instruction(&Instruction::Loop(BlockType::Empty));
@@ -669,6 +703,12 @@ mod tests {
         assert_eq!(instruction_cost(&Operator::Br { relative_depth: 0 }), 2);
         assert_eq!(instruction_cost(&Operator::I32Add), 1);
         assert_eq!(instruction_cost(&Operator::End), 0);
-        assert_eq!(instruction_cost(&Operator::MemoryCopy { dst_mem: 0, src_mem: 0 }), 100);
+        assert_eq!(
+            instruction_cost(&Operator::MemoryCopy {
+                dst_mem: 0,
+                src_mem: 0
+            }),
+            100
+        );
     }
 }

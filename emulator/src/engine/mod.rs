@@ -99,7 +99,9 @@ pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, EmulatorError> {
     } else if bytes.starts_with(b"\0asm") {
         Ok(bytes.to_vec())
     } else {
-        Err(EmulatorError::InvalidWasm("neither wasm nor gzipped wasm".into()))
+        Err(EmulatorError::InvalidWasm(
+            "neither wasm nor gzipped wasm".into(),
+        ))
     }
 }
 
@@ -118,7 +120,10 @@ pub fn compile(installed: &[u8]) -> Result<Arc<CompiledModule>, EmulatorError> {
     let (rewritten, info) = instrument::instrument(&wasm)?;
     for (module, name) in &info.imports {
         if module != "ic0" || !system_api::PROVIDED.contains(&name.as_str()) {
-            return Err(EmulatorError::UnknownImport { module: module.clone(), name: name.clone() });
+            return Err(EmulatorError::UnknownImport {
+                module: module.clone(),
+                name: name.clone(),
+            });
         }
     }
     let dir = disk_cache_dir();
@@ -147,7 +152,10 @@ pub fn compile(installed: &[u8]) -> Result<Arc<CompiledModule>, EmulatorError> {
         }
     };
     let compiled = Arc::new(CompiledModule { hash, module, info });
-    memory_cache().lock().unwrap().insert(hash, compiled.clone());
+    memory_cache()
+        .lock()
+        .unwrap()
+        .insert(hash, compiled.clone());
     Ok(compiled)
 }
 
@@ -209,7 +217,15 @@ impl CanisterInstance {
         store.data_mut().counter = counter;
         let committed_heap = memory.map(|m| m.data(&store).to_vec()).unwrap_or_default();
         let committed_globals = globals.iter().map(|g| g.get(&mut store)).collect();
-        Ok(Self { module, store, instance, table, globals, committed_heap, committed_globals })
+        Ok(Self {
+            module,
+            store,
+            instance,
+            table,
+            globals,
+            committed_heap,
+            committed_globals,
+        })
     }
 
     /// The module this instance runs.
@@ -227,10 +243,17 @@ impl CanisterInstance {
     pub fn run(&mut self, entry: &Entry, msg: MessageCtx) -> Execution {
         let limit = msg.limit;
         self.store.data_mut().msg = msg;
-        let counter = self.store.data().counter.expect("instrumented module has a counter");
+        let counter = self
+            .store
+            .data()
+            .counter
+            .expect("instrumented module has a counter");
         let _ = counter.set(&mut self.store, Val::I64(limit.min(i64::MAX as u64) as i64));
         let result: wasmtime::Result<()> = match entry {
-            Entry::Export(name) => match self.instance.get_typed_func::<(), ()>(&mut self.store, name) {
+            Entry::Export(name) => match self
+                .instance
+                .get_typed_func::<(), ()>(&mut self.store, name)
+            {
                 Ok(f) => f.call(&mut self.store, ()),
                 Err(e) => Err(e),
             },
@@ -252,11 +275,17 @@ impl CanisterInstance {
                 }
             })),
         };
-        Execution { msg, instructions: instructions.min(limit), trap }
+        Execution {
+            msg,
+            instructions: instructions.min(limit),
+            trap,
+        }
     }
 
     fn call_closure(&mut self, idx: u32, env: u32) -> wasmtime::Result<()> {
-        let table = self.table.ok_or_else(|| wasmtime::Error::msg("module has no function table"))?;
+        let table = self
+            .table
+            .ok_or_else(|| wasmtime::Error::msg("module has no function table"))?;
         let f = table
             .get(&mut self.store, idx as u64)
             .and_then(|r| r.as_func().flatten().cloned())
@@ -266,8 +295,15 @@ impl CanisterInstance {
     }
 
     fn dirty_pages(&mut self) -> Vec<usize> {
-        let Some(map) = self.store.data().bytemap else { return Vec::new() };
-        let heap_len = self.store.data().memory.map(|m| m.data_size(&self.store)).unwrap_or(0);
+        let Some(map) = self.store.data().bytemap else {
+            return Vec::new();
+        };
+        let heap_len = self
+            .store
+            .data()
+            .memory
+            .map(|m| m.data_size(&self.store))
+            .unwrap_or(0);
         let pages = heap_len.div_ceil(PAGE_SIZE);
         let data = map.data(&self.store);
         data[..pages.min(data.len())]
@@ -301,7 +337,11 @@ impl CanisterInstance {
             }
         }
         self.clear_marks(&pages);
-        self.committed_globals = self.globals.iter().map(|g| g.get(&mut self.store)).collect();
+        self.committed_globals = self
+            .globals
+            .iter()
+            .map(|g| g.get(&mut self.store))
+            .collect();
         (pages.len() * PAGE_SIZE) as u64
     }
 

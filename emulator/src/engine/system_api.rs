@@ -248,7 +248,10 @@ fn read_mem(caller: &mut Caller<'_, Ctx>, off: u32, len: u32) -> R<Vec<u8>> {
     let data = mem.data(&*caller);
     let (s, e) = (off as usize, off as usize + len as usize);
     if e > data.len() {
-        return Err(violation(caller, format!("read of [{s}, {e}) out of heap bounds")));
+        return Err(violation(
+            caller,
+            format!("read of [{s}, {e}) out of heap bounds"),
+        ));
     }
     Ok(data[s..e].to_vec())
 }
@@ -262,15 +265,16 @@ fn write_mem(caller: &mut Caller<'_, Ctx>, dst: u32, bytes: &[u8]) -> R<()> {
     {
         let data = mem.data_mut(&mut *caller);
         if e > data.len() {
-            return Err(violation(caller, format!("write of [{s}, {e}) out of heap bounds")));
+            return Err(violation(
+                caller,
+                format!("write of [{s}, {e}) out of heap bounds"),
+            ));
         }
         data[s..e].copy_from_slice(bytes);
     }
     if !bytes.is_empty() {
         let map = map.data_mut(&mut *caller);
-        for p in s / 4096..=(e - 1) / 4096 {
-            map[p] = 1;
-        }
+        map[s / 4096..=(e - 1) / 4096].fill(1);
     }
     Ok(())
 }
@@ -278,7 +282,10 @@ fn write_mem(caller: &mut Caller<'_, Ctx>, dst: u32, bytes: &[u8]) -> R<()> {
 fn copy_out(caller: &mut Caller<'_, Ctx>, src: &[u8], dst: u32, off: u32, size: u32) -> R<()> {
     let (o, s) = (off as usize, size as usize);
     if o.checked_add(s).is_none_or(|end| end > src.len()) {
-        return Err(violation(caller, format!("copy of [{o}, {}) out of {} bytes", o + s, src.len())));
+        return Err(violation(
+            caller,
+            format!("copy of [{o}, {}) out of {} bytes", o + s, src.len()),
+        ));
     }
     charge(caller, 20 + size as u64)?;
     let bytes = src[o..o + s].to_vec();
@@ -305,77 +312,170 @@ fn liquid(caller: &Caller<'_, Ctx>) -> u128 {
 
 /// All `ic0` functions the emulator provides.
 pub const PROVIDED: &[&str] = &[
-    "msg_arg_data_size", "msg_arg_data_copy", "msg_caller_size", "msg_caller_copy",
-    "msg_reject_code", "msg_reject_msg_size", "msg_reject_msg_copy", "msg_deadline",
-    "msg_reply_data_append", "msg_reply", "msg_reject", "msg_cycles_available128",
-    "msg_cycles_refunded128", "msg_cycles_accept128", "cycles_burn128", "canister_self_size",
-    "canister_self_copy", "canister_cycle_balance128", "canister_liquid_cycle_balance128",
-    "canister_status", "canister_version", "msg_method_name_size", "msg_method_name_copy",
-    "accept_message", "call_new", "call_on_cleanup", "call_data_append",
-    "call_with_best_effort_response", "call_cycles_add128", "call_perform", "stable64_size",
-    "stable64_grow", "stable64_write", "stable64_read", "stable_size", "stable_grow",
-    "stable_write", "stable_read", "certified_data_set", "data_certificate_present",
-    "data_certificate_size", "data_certificate_copy", "time", "global_timer_set",
-    "performance_counter", "is_controller", "in_replicated_execution", "cost_call",
-    "cost_create_canister", "debug_print", "trap", "root_key_size", "root_key_copy",
-    "subnet_self_size", "subnet_self_copy", "env_var_count", "env_var_name_size",
-    "env_var_name_copy", "env_var_name_exists", "env_var_value_size", "env_var_value_copy",
+    "msg_arg_data_size",
+    "msg_arg_data_copy",
+    "msg_caller_size",
+    "msg_caller_copy",
+    "msg_reject_code",
+    "msg_reject_msg_size",
+    "msg_reject_msg_copy",
+    "msg_deadline",
+    "msg_reply_data_append",
+    "msg_reply",
+    "msg_reject",
+    "msg_cycles_available128",
+    "msg_cycles_refunded128",
+    "msg_cycles_accept128",
+    "cycles_burn128",
+    "canister_self_size",
+    "canister_self_copy",
+    "canister_cycle_balance128",
+    "canister_liquid_cycle_balance128",
+    "canister_status",
+    "canister_version",
+    "msg_method_name_size",
+    "msg_method_name_copy",
+    "accept_message",
+    "call_new",
+    "call_on_cleanup",
+    "call_data_append",
+    "call_with_best_effort_response",
+    "call_cycles_add128",
+    "call_perform",
+    "stable64_size",
+    "stable64_grow",
+    "stable64_write",
+    "stable64_read",
+    "stable_size",
+    "stable_grow",
+    "stable_write",
+    "stable_read",
+    "certified_data_set",
+    "data_certificate_present",
+    "data_certificate_size",
+    "data_certificate_copy",
+    "time",
+    "global_timer_set",
+    "performance_counter",
+    "is_controller",
+    "in_replicated_execution",
+    "cost_call",
+    "cost_create_canister",
+    "debug_print",
+    "trap",
+    "root_key_size",
+    "root_key_copy",
+    "subnet_self_size",
+    "subnet_self_copy",
+    "env_var_count",
+    "env_var_name_size",
+    "env_var_name_copy",
+    "env_var_name_exists",
+    "env_var_value_size",
+    "env_var_value_copy",
 ];
 
 /// Registers every `ic0` function on `linker`.
 pub fn link(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
     let l = linker;
     // ---- message argument and caller
-    l.func_wrap("ic0", "msg_arg_data_size", |mut c: Caller<'_, Ctx>| -> R<u32> {
-        if !api(&c).has_arg() {
-            return Err(violation(&mut c, "msg_arg_data_size: no argument here"));
-        }
-        Ok(c.data().msg.arg.len() as u32)
-    })?;
-    l.func_wrap("ic0", "msg_arg_data_copy", |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
-        if !api(&c).has_arg() {
-            return Err(violation(&mut c, "msg_arg_data_copy: no argument here"));
-        }
-        let arg = std::mem::take(&mut c.data_mut().msg.arg);
-        let r = copy_out(&mut c, &arg, dst, off, size);
-        c.data_mut().msg.arg = arg;
-        r
-    })?;
+    l.func_wrap(
+        "ic0",
+        "msg_arg_data_size",
+        |mut c: Caller<'_, Ctx>| -> R<u32> {
+            if !api(&c).has_arg() {
+                return Err(violation(&mut c, "msg_arg_data_size: no argument here"));
+            }
+            Ok(c.data().msg.arg.len() as u32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_arg_data_copy",
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            if !api(&c).has_arg() {
+                return Err(violation(&mut c, "msg_arg_data_copy: no argument here"));
+            }
+            let arg = std::mem::take(&mut c.data_mut().msg.arg);
+            let r = copy_out(&mut c, &arg, dst, off, size);
+            c.data_mut().msg.arg = arg;
+            r
+        },
+    )?;
     l.func_wrap("ic0", "msg_caller_size", |c: Caller<'_, Ctx>| -> R<u32> {
         Ok(c.data().msg.caller.map(|p| p.as_slice().len()).unwrap_or(0) as u32)
     })?;
-    l.func_wrap("ic0", "msg_caller_copy", |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
-        let bytes = c.data().msg.caller.map(|p| p.as_slice().to_vec()).unwrap_or_default();
-        copy_out(&mut c, &bytes, dst, off, size)
+    l.func_wrap(
+        "ic0",
+        "msg_caller_copy",
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            let bytes = c
+                .data()
+                .msg
+                .caller
+                .map(|p| p.as_slice().to_vec())
+                .unwrap_or_default();
+            copy_out(&mut c, &bytes, dst, off, size)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_reject_code",
+        |mut c: Caller<'_, Ctx>| -> R<u32> {
+            match api(&c) {
+                ApiType::ReplyCallback => Ok(0),
+                ApiType::RejectCallback => {
+                    Ok(c.data().msg.reject.as_ref().map(|r| r.0).unwrap_or(0))
+                }
+                _ => Err(violation(&mut c, "msg_reject_code outside a callback")),
+            }
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_reject_msg_size",
+        |mut c: Caller<'_, Ctx>| -> R<u32> {
+            match &c.data().msg.reject {
+                Some((_, m)) if api(&c) == ApiType::RejectCallback => Ok(m.len() as u32),
+                _ => Err(violation(
+                    &mut c,
+                    "msg_reject_msg_size outside a reject callback",
+                )),
+            }
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_reject_msg_copy",
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            let m = match &c.data().msg.reject {
+                Some((_, m)) if api(&c) == ApiType::RejectCallback => m.clone().into_bytes(),
+                _ => {
+                    return Err(violation(
+                        &mut c,
+                        "msg_reject_msg_copy outside a reject callback",
+                    ));
+                }
+            };
+            copy_out(&mut c, &m, dst, off, size)
+        },
+    )?;
+    l.func_wrap("ic0", "msg_deadline", |c: Caller<'_, Ctx>| -> R<u64> {
+        Ok(c.data().msg.deadline)
     })?;
-    l.func_wrap("ic0", "msg_reject_code", |mut c: Caller<'_, Ctx>| -> R<u32> {
-        match api(&c) {
-            ApiType::ReplyCallback => Ok(0),
-            ApiType::RejectCallback => Ok(c.data().msg.reject.as_ref().map(|r| r.0).unwrap_or(0)),
-            _ => Err(violation(&mut c, "msg_reject_code outside a callback")),
-        }
-    })?;
-    l.func_wrap("ic0", "msg_reject_msg_size", |mut c: Caller<'_, Ctx>| -> R<u32> {
-        match &c.data().msg.reject {
-            Some((_, m)) if api(&c) == ApiType::RejectCallback => Ok(m.len() as u32),
-            _ => Err(violation(&mut c, "msg_reject_msg_size outside a reject callback")),
-        }
-    })?;
-    l.func_wrap("ic0", "msg_reject_msg_copy", |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
-        let m = match &c.data().msg.reject {
-            Some((_, m)) if api(&c) == ApiType::RejectCallback => m.clone().into_bytes(),
-            _ => return Err(violation(&mut c, "msg_reject_msg_copy outside a reject callback")),
-        };
-        copy_out(&mut c, &m, dst, off, size)
-    })?;
-    l.func_wrap("ic0", "msg_deadline", |c: Caller<'_, Ctx>| -> R<u64> { Ok(c.data().msg.deadline) })?;
-    l.func_wrap("ic0", "msg_method_name_size", |c: Caller<'_, Ctx>| -> R<u32> {
-        Ok(c.data().msg.method_name.len() as u32)
-    })?;
-    l.func_wrap("ic0", "msg_method_name_copy", |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
-        let m = c.data().msg.method_name.clone().into_bytes();
-        copy_out(&mut c, &m, dst, off, size)
-    })?;
+    l.func_wrap(
+        "ic0",
+        "msg_method_name_size",
+        |c: Caller<'_, Ctx>| -> R<u32> { Ok(c.data().msg.method_name.len() as u32) },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_method_name_copy",
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            let m = c.data().msg.method_name.clone().into_bytes();
+            copy_out(&mut c, &m, dst, off, size)
+        },
+    )?;
     l.func_wrap("ic0", "accept_message", |mut c: Caller<'_, Ctx>| -> R<()> {
         c.data_mut().msg.accepted_message = true;
         Ok(())
@@ -400,106 +500,196 @@ pub fn link(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         Ok(())
     })?;
     l.func_wrap("ic0", "msg_reply", |mut c: Caller<'_, Ctx>| -> R<()> {
-        if !api(&c).can_reply() || c.data().msg.already_responded || c.data().msg.response.is_some() {
-            return Err(violation(&mut c, "msg_reply: cannot reply here or already replied"));
+        if !api(&c).can_reply() || c.data().msg.already_responded || c.data().msg.response.is_some()
+        {
+            return Err(violation(
+                &mut c,
+                "msg_reply: cannot reply here or already replied",
+            ));
         }
         let buf = std::mem::take(&mut c.data_mut().msg.reply_buf);
         c.data_mut().msg.response = Some(Response::Reply(buf));
         Ok(())
     })?;
-    l.func_wrap("ic0", "msg_reject", |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
-        if !api(&c).can_reply() || c.data().msg.already_responded || c.data().msg.response.is_some() {
-            return Err(violation(&mut c, "msg_reject: cannot reply here or already replied"));
-        }
-        let bytes = read_mem(&mut c, src, size)?;
-        c.data_mut().msg.response = Some(Response::Reject(String::from_utf8_lossy(&bytes).into()));
-        Ok(())
-    })?;
+    l.func_wrap(
+        "ic0",
+        "msg_reject",
+        |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
+            if !api(&c).can_reply()
+                || c.data().msg.already_responded
+                || c.data().msg.response.is_some()
+            {
+                return Err(violation(
+                    &mut c,
+                    "msg_reject: cannot reply here or already replied",
+                ));
+            }
+            let bytes = read_mem(&mut c, src, size)?;
+            c.data_mut().msg.response =
+                Some(Response::Reject(String::from_utf8_lossy(&bytes).into()));
+            Ok(())
+        },
+    )?;
 
     // ---- cycles
-    l.func_wrap("ic0", "msg_cycles_available128", |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-        let v = c.data().msg.cycles_available;
-        write_u128(&mut c, dst, v)
-    })?;
-    l.func_wrap("ic0", "msg_cycles_refunded128", |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-        let v = c.data().msg.cycles_refunded;
-        write_u128(&mut c, dst, v)
-    })?;
-    l.func_wrap("ic0", "msg_cycles_accept128", |mut c: Caller<'_, Ctx>, high: u64, low: u64, dst: u32| -> R<()> {
-        let want = u128_of(high, low);
-        let m = &mut c.data_mut().msg;
-        let got = want.min(m.cycles_available);
-        m.cycles_available -= got;
-        m.cycles_accepted += got;
-        m.balance += got;
-        write_u128(&mut c, dst, got)
-    })?;
-    l.func_wrap("ic0", "cycles_burn128", |mut c: Caller<'_, Ctx>, high: u64, low: u64, dst: u32| -> R<()> {
-        let want = u128_of(high, low);
-        let burn = want.min(liquid(&c));
-        let m = &mut c.data_mut().msg;
-        m.balance -= burn;
-        m.cycles_burnt += burn;
-        write_u128(&mut c, dst, burn)
-    })?;
-    l.func_wrap("ic0", "canister_cycle_balance128", |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-        let v = c.data().msg.balance;
-        write_u128(&mut c, dst, v)
-    })?;
-    l.func_wrap("ic0", "canister_liquid_cycle_balance128", |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-        let v = liquid(&c);
-        write_u128(&mut c, dst, v)
-    })?;
-    l.func_wrap("ic0", "cost_call", |mut c: Caller<'_, Ctx>, name_size: u64, arg_size: u64, dst: u32| -> R<()> {
-        let lim = &c.data().msg.limits;
-        let v = lim.call_fee + lim.call_fee_per_byte * (name_size as u128 + arg_size as u128);
-        write_u128(&mut c, dst, v)
-    })?;
-    l.func_wrap("ic0", "cost_create_canister", |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-        let v = c.data().msg.limits.create_fee;
-        write_u128(&mut c, dst, v)
-    })?;
+    l.func_wrap(
+        "ic0",
+        "msg_cycles_available128",
+        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
+            let v = c.data().msg.cycles_available;
+            write_u128(&mut c, dst, v)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_cycles_refunded128",
+        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
+            let v = c.data().msg.cycles_refunded;
+            write_u128(&mut c, dst, v)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "msg_cycles_accept128",
+        |mut c: Caller<'_, Ctx>, high: u64, low: u64, dst: u32| -> R<()> {
+            let want = u128_of(high, low);
+            let m = &mut c.data_mut().msg;
+            let got = want.min(m.cycles_available);
+            m.cycles_available -= got;
+            m.cycles_accepted += got;
+            m.balance += got;
+            write_u128(&mut c, dst, got)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "cycles_burn128",
+        |mut c: Caller<'_, Ctx>, high: u64, low: u64, dst: u32| -> R<()> {
+            let want = u128_of(high, low);
+            let burn = want.min(liquid(&c));
+            let m = &mut c.data_mut().msg;
+            m.balance -= burn;
+            m.cycles_burnt += burn;
+            write_u128(&mut c, dst, burn)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_cycle_balance128",
+        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
+            let v = c.data().msg.balance;
+            write_u128(&mut c, dst, v)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_liquid_cycle_balance128",
+        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
+            let v = liquid(&c);
+            write_u128(&mut c, dst, v)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "cost_call",
+        |mut c: Caller<'_, Ctx>, name_size: u64, arg_size: u64, dst: u32| -> R<()> {
+            let lim = &c.data().msg.limits;
+            let v = lim.call_fee + lim.call_fee_per_byte * (name_size as u128 + arg_size as u128);
+            write_u128(&mut c, dst, v)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "cost_create_canister",
+        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
+            let v = c.data().msg.limits.create_fee;
+            write_u128(&mut c, dst, v)
+        },
+    )?;
 
     // ---- identity and status
-    l.func_wrap("ic0", "canister_self_size", |c: Caller<'_, Ctx>| -> R<u32> {
-        Ok(c.data().msg.canister_id.map(|p| p.as_slice().len()).unwrap_or(0) as u32)
-    })?;
-    l.func_wrap("ic0", "canister_self_copy", |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
-        let b = c.data().msg.canister_id.map(|p| p.as_slice().to_vec()).unwrap_or_default();
-        copy_out(&mut c, &b, dst, off, size)
-    })?;
+    l.func_wrap(
+        "ic0",
+        "canister_self_size",
+        |c: Caller<'_, Ctx>| -> R<u32> {
+            Ok(c.data()
+                .msg
+                .canister_id
+                .map(|p| p.as_slice().len())
+                .unwrap_or(0) as u32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "canister_self_copy",
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            let b = c
+                .data()
+                .msg
+                .canister_id
+                .map(|p| p.as_slice().to_vec())
+                .unwrap_or_default();
+            copy_out(&mut c, &b, dst, off, size)
+        },
+    )?;
     l.func_wrap("ic0", "subnet_self_size", |_c: Caller<'_, Ctx>| -> R<u32> {
         Ok(crate::SUBNET_ID.as_slice().len() as u32)
     })?;
-    l.func_wrap("ic0", "subnet_self_copy", |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
-        copy_out(&mut c, crate::SUBNET_ID.as_slice(), dst, off, size)
+    l.func_wrap(
+        "ic0",
+        "subnet_self_copy",
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            copy_out(&mut c, crate::SUBNET_ID.as_slice(), dst, off, size)
+        },
+    )?;
+    l.func_wrap("ic0", "canister_status", |c: Caller<'_, Ctx>| -> R<u32> {
+        Ok(c.data().msg.status)
     })?;
-    l.func_wrap("ic0", "canister_status", |c: Caller<'_, Ctx>| -> R<u32> { Ok(c.data().msg.status) })?;
     l.func_wrap("ic0", "canister_version", |c: Caller<'_, Ctx>| -> R<u64> {
         Ok(c.data().msg.canister_version)
     })?;
-    l.func_wrap("ic0", "is_controller", |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<u32> {
-        let b = read_mem(&mut c, src, size)?;
-        let p = match Principal::try_from_slice(&b) {
-            Ok(p) => p,
-            Err(_) => return Err(violation(&mut c, "is_controller: invalid principal")),
-        };
-        Ok(c.data().msg.controllers.contains(&p) as u32)
+    l.func_wrap(
+        "ic0",
+        "is_controller",
+        |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<u32> {
+            let b = read_mem(&mut c, src, size)?;
+            let p = match Principal::try_from_slice(&b) {
+                Ok(p) => p,
+                Err(_) => return Err(violation(&mut c, "is_controller: invalid principal")),
+            };
+            Ok(c.data().msg.controllers.contains(&p) as u32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "in_replicated_execution",
+        |c: Caller<'_, Ctx>| -> R<u32> { Ok((api(&c) != ApiType::Query) as u32) },
+    )?;
+    l.func_wrap("ic0", "root_key_size", |_c: Caller<'_, Ctx>| -> R<u32> {
+        Ok(0)
     })?;
-    l.func_wrap("ic0", "in_replicated_execution", |c: Caller<'_, Ctx>| -> R<u32> {
-        Ok((api(&c) != ApiType::Query) as u32)
-    })?;
-    l.func_wrap("ic0", "root_key_size", |_c: Caller<'_, Ctx>| -> R<u32> { Ok(0) })?;
-    l.func_wrap("ic0", "root_key_copy", |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
-        copy_out(&mut c, &[], dst, off, size)
-    })?;
+    l.func_wrap(
+        "ic0",
+        "root_key_copy",
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            copy_out(&mut c, &[], dst, off, size)
+        },
+    )?;
 
     // ---- calls
     l.func_wrap(
         "ic0",
         "call_new",
-        |mut c: Caller<'_, Ctx>, callee_src: u32, callee_size: u32, name_src: u32, name_size: u32,
-         reply_fun: u32, reply_env: u32, reject_fun: u32, reject_env: u32| -> R<()> {
+        |mut c: Caller<'_, Ctx>,
+         callee_src: u32,
+         callee_size: u32,
+         name_src: u32,
+         name_size: u32,
+         reply_fun: u32,
+         reply_env: u32,
+         reject_fun: u32,
+         reject_env: u32|
+         -> R<()> {
             if !api(&c).can_call() {
                 return Err(violation(&mut c, "call_new: calls are not allowed here"));
             }
@@ -525,53 +715,80 @@ pub fn link(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
             Ok(())
         },
     )?;
-    l.func_wrap("ic0", "call_on_cleanup", |mut c: Caller<'_, Ctx>, fun: u32, env: u32| -> R<()> {
-        match c.data_mut().msg.pending_call.as_mut() {
-            Some(p) if p.cleanup.is_none() => {
-                p.cleanup = Some((fun, env));
-                Ok(())
+    l.func_wrap(
+        "ic0",
+        "call_on_cleanup",
+        |mut c: Caller<'_, Ctx>, fun: u32, env: u32| -> R<()> {
+            match c.data_mut().msg.pending_call.as_mut() {
+                Some(p) if p.cleanup.is_none() => {
+                    p.cleanup = Some((fun, env));
+                    Ok(())
+                }
+                _ => Err(violation(
+                    &mut c,
+                    "call_on_cleanup: no call or cleanup already set",
+                )),
             }
-            _ => Err(violation(&mut c, "call_on_cleanup: no call or cleanup already set")),
-        }
-    })?;
-    l.func_wrap("ic0", "call_data_append", |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
-        if c.data().msg.pending_call.is_none() {
-            return Err(violation(&mut c, "call_data_append: no call"));
-        }
-        charge(&mut c, 50 * size as u64)?;
-        let bytes = read_mem(&mut c, src, size)?;
-        let max = c.data().msg.limits.max_call_bytes;
-        let p = c.data_mut().msg.pending_call.as_mut().unwrap();
-        p.payload.extend_from_slice(&bytes);
-        let len = p.payload.len();
-        if len > max {
-            return Err(violation(&mut c, format!(
-                "call_data_append: payload size ({len}) cannot be larger than {max}")));
-        }
-        Ok(())
-    })?;
-    l.func_wrap("ic0", "call_with_best_effort_response", |mut c: Caller<'_, Ctx>, timeout: u32| -> R<()> {
-        match c.data_mut().msg.pending_call.as_mut() {
-            Some(p) if p.timeout_secs.is_none() => {
-                p.timeout_secs = Some(timeout.clamp(1, 300));
-                Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "call_data_append",
+        |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
+            if c.data().msg.pending_call.is_none() {
+                return Err(violation(&mut c, "call_data_append: no call"));
             }
-            _ => Err(violation(&mut c, "call_with_best_effort_response: no call or already set")),
-        }
-    })?;
-    l.func_wrap("ic0", "call_cycles_add128", |mut c: Caller<'_, Ctx>, high: u64, low: u64| -> R<()> {
-        let amount = u128_of(high, low);
-        if c.data().msg.pending_call.is_none() {
-            return Err(violation(&mut c, "call_cycles_add128: no call"));
-        }
-        if liquid(&c) < amount {
-            return Err(violation(&mut c, "call_cycles_add128: insufficient liquid cycles"));
-        }
-        let m = &mut c.data_mut().msg;
-        m.balance -= amount;
-        m.pending_call.as_mut().unwrap().cycles += amount;
-        Ok(())
-    })?;
+            charge(&mut c, 50 * size as u64)?;
+            let bytes = read_mem(&mut c, src, size)?;
+            let max = c.data().msg.limits.max_call_bytes;
+            let p = c.data_mut().msg.pending_call.as_mut().unwrap();
+            p.payload.extend_from_slice(&bytes);
+            let len = p.payload.len();
+            if len > max {
+                return Err(violation(
+                    &mut c,
+                    format!("call_data_append: payload size ({len}) cannot be larger than {max}"),
+                ));
+            }
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "call_with_best_effort_response",
+        |mut c: Caller<'_, Ctx>, timeout: u32| -> R<()> {
+            match c.data_mut().msg.pending_call.as_mut() {
+                Some(p) if p.timeout_secs.is_none() => {
+                    p.timeout_secs = Some(timeout.clamp(1, 300));
+                    Ok(())
+                }
+                _ => Err(violation(
+                    &mut c,
+                    "call_with_best_effort_response: no call or already set",
+                )),
+            }
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "call_cycles_add128",
+        |mut c: Caller<'_, Ctx>, high: u64, low: u64| -> R<()> {
+            let amount = u128_of(high, low);
+            if c.data().msg.pending_call.is_none() {
+                return Err(violation(&mut c, "call_cycles_add128: no call"));
+            }
+            if liquid(&c) < amount {
+                return Err(violation(
+                    &mut c,
+                    "call_cycles_add128: insufficient liquid cycles",
+                ));
+            }
+            let m = &mut c.data_mut().msg;
+            m.balance -= amount;
+            m.pending_call.as_mut().unwrap().cycles += amount;
+            Ok(())
+        },
+    )?;
     l.func_wrap("ic0", "call_perform", |mut c: Caller<'_, Ctx>| -> R<u32> {
         let Some(call) = c.data_mut().msg.pending_call.take() else {
             return Err(violation(&mut c, "call_perform: no call"));
@@ -595,7 +812,10 @@ pub fn link(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         charge(c, 20 + size)?;
         let mut buf = vec![0u8; size as usize];
         if !c.data().msg.stable.read(off, &mut buf) {
-            return Err(trap(c, TrapKind::Wasm("stable memory out of bounds".into())));
+            return Err(trap(
+                c,
+                TrapKind::Wasm("stable memory out of bounds".into()),
+            ));
         }
         write_mem(c, dst as u32, &buf)
     }
@@ -607,121 +827,228 @@ pub fn link(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
                 c.data_mut().msg.stable_dirty_pages += newly;
                 charge(c, 1000 * newly)
             }
-            None => Err(trap(c, TrapKind::Wasm("stable memory out of bounds".into()))),
+            None => Err(trap(
+                c,
+                TrapKind::Wasm("stable memory out of bounds".into()),
+            )),
         }
     }
     fn stable_grow(c: &mut Caller<'_, Ctx>, n: u64) -> i64 {
         let max = c.data().msg.limits.max_stable_pages;
-        c.data_mut().msg.stable.grow(n, max).map(|o| o as i64).unwrap_or(-1)
+        c.data_mut()
+            .msg
+            .stable
+            .grow(n, max)
+            .map(|o| o as i64)
+            .unwrap_or(-1)
     }
-    l.func_wrap("ic0", "stable64_size", |c: Caller<'_, Ctx>| -> R<u64> { Ok(c.data().msg.stable.size()) })?;
-    l.func_wrap("ic0", "stable64_grow", |mut c: Caller<'_, Ctx>, n: u64| -> R<u64> {
-        charge(&mut c, 300)?;
-        Ok(stable_grow(&mut c, n) as u64)
+    l.func_wrap("ic0", "stable64_size", |c: Caller<'_, Ctx>| -> R<u64> {
+        Ok(c.data().msg.stable.size())
     })?;
-    l.func_wrap("ic0", "stable64_read", |mut c: Caller<'_, Ctx>, dst: u64, off: u64, size: u64| -> R<()> {
-        stable_read(&mut c, dst, off, size)
-    })?;
-    l.func_wrap("ic0", "stable64_write", |mut c: Caller<'_, Ctx>, off: u64, src: u64, size: u64| -> R<()> {
-        stable_write(&mut c, off, src, size)
-    })?;
+    l.func_wrap(
+        "ic0",
+        "stable64_grow",
+        |mut c: Caller<'_, Ctx>, n: u64| -> R<u64> {
+            charge(&mut c, 300)?;
+            Ok(stable_grow(&mut c, n) as u64)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable64_read",
+        |mut c: Caller<'_, Ctx>, dst: u64, off: u64, size: u64| -> R<()> {
+            stable_read(&mut c, dst, off, size)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable64_write",
+        |mut c: Caller<'_, Ctx>, off: u64, src: u64, size: u64| -> R<()> {
+            stable_write(&mut c, off, src, size)
+        },
+    )?;
     l.func_wrap("ic0", "stable_size", |mut c: Caller<'_, Ctx>| -> R<u32> {
         let s = c.data().msg.stable.size();
         if s > u32::MAX as u64 / 65536 {
-            return Err(violation(&mut c, "stable_size: memory too large for 32-bit API"));
+            return Err(violation(
+                &mut c,
+                "stable_size: memory too large for 32-bit API",
+            ));
         }
         Ok(s as u32)
     })?;
-    l.func_wrap("ic0", "stable_grow", |mut c: Caller<'_, Ctx>, n: u32| -> R<i32> {
-        let cur = c.data().msg.stable.size();
-        if cur + n as u64 > 65536 {
-            return Ok(-1);
-        }
-        Ok(stable_grow(&mut c, n as u64) as i32)
-    })?;
-    l.func_wrap("ic0", "stable_read", |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
-        stable_read(&mut c, dst as u64, off as u64, size as u64)
-    })?;
-    l.func_wrap("ic0", "stable_write", |mut c: Caller<'_, Ctx>, off: u32, src: u32, size: u32| -> R<()> {
-        stable_write(&mut c, off as u64, src as u64, size as u64)
-    })?;
+    l.func_wrap(
+        "ic0",
+        "stable_grow",
+        |mut c: Caller<'_, Ctx>, n: u32| -> R<i32> {
+            let cur = c.data().msg.stable.size();
+            if cur + n as u64 > 65536 {
+                return Ok(-1);
+            }
+            Ok(stable_grow(&mut c, n as u64) as i32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable_read",
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            stable_read(&mut c, dst as u64, off as u64, size as u64)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "stable_write",
+        |mut c: Caller<'_, Ctx>, off: u32, src: u32, size: u32| -> R<()> {
+            stable_write(&mut c, off as u64, src as u64, size as u64)
+        },
+    )?;
 
     // ---- certification
-    l.func_wrap("ic0", "certified_data_set", |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
-        if size > 32 {
-            return Err(violation(&mut c, "certified_data_set: more than 32 bytes"));
-        }
-        let b = read_mem(&mut c, src, size)?;
-        c.data_mut().msg.certified_data = Some(b);
-        Ok(())
-    })?;
-    l.func_wrap("ic0", "data_certificate_present", |_c: Caller<'_, Ctx>| -> R<u32> { Ok(0) })?;
-    l.func_wrap("ic0", "data_certificate_size", |mut c: Caller<'_, Ctx>| -> R<u32> {
-        Err(violation(&mut c, "data_certificate_size: no certificate (not modelled)"))
-    })?;
-    l.func_wrap("ic0", "data_certificate_copy", |mut c: Caller<'_, Ctx>, _d: u32, _o: u32, _s: u32| -> R<()> {
-        Err(violation(&mut c, "data_certificate_copy: no certificate (not modelled)"))
-    })?;
+    l.func_wrap(
+        "ic0",
+        "certified_data_set",
+        |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
+            if size > 32 {
+                return Err(violation(&mut c, "certified_data_set: more than 32 bytes"));
+            }
+            let b = read_mem(&mut c, src, size)?;
+            c.data_mut().msg.certified_data = Some(b);
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "data_certificate_present",
+        |_c: Caller<'_, Ctx>| -> R<u32> { Ok(0) },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "data_certificate_size",
+        |mut c: Caller<'_, Ctx>| -> R<u32> {
+            Err(violation(
+                &mut c,
+                "data_certificate_size: no certificate (not modelled)",
+            ))
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "data_certificate_copy",
+        |mut c: Caller<'_, Ctx>, _d: u32, _o: u32, _s: u32| -> R<()> {
+            Err(violation(
+                &mut c,
+                "data_certificate_copy: no certificate (not modelled)",
+            ))
+        },
+    )?;
 
     // ---- time, timers, counters
-    l.func_wrap("ic0", "time", |c: Caller<'_, Ctx>| -> R<u64> { Ok(c.data().msg.time) })?;
-    l.func_wrap("ic0", "global_timer_set", |mut c: Caller<'_, Ctx>, ts: u64| -> R<u64> {
-        let m = &mut c.data_mut().msg;
-        let old = m.global_timer;
-        m.global_timer = ts;
-        m.global_timer_changed = true;
-        Ok(old)
+    l.func_wrap("ic0", "time", |c: Caller<'_, Ctx>| -> R<u64> {
+        Ok(c.data().msg.time)
     })?;
-    l.func_wrap("ic0", "performance_counter", |mut c: Caller<'_, Ctx>, kind: u32| -> R<u64> {
-        let u = used(&mut c);
-        match kind {
-            0 => Ok(u),
-            1 => Ok(u + c.data().msg.call_context_instructions),
-            _ => Err(violation(&mut c, format!("performance_counter: unknown type {kind}"))),
-        }
-    })?;
+    l.func_wrap(
+        "ic0",
+        "global_timer_set",
+        |mut c: Caller<'_, Ctx>, ts: u64| -> R<u64> {
+            let m = &mut c.data_mut().msg;
+            let old = m.global_timer;
+            m.global_timer = ts;
+            m.global_timer_changed = true;
+            Ok(old)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "performance_counter",
+        |mut c: Caller<'_, Ctx>, kind: u32| -> R<u64> {
+            let u = used(&mut c);
+            match kind {
+                0 => Ok(u),
+                1 => Ok(u + c.data().msg.call_context_instructions),
+                _ => Err(violation(
+                    &mut c,
+                    format!("performance_counter: unknown type {kind}"),
+                )),
+            }
+        },
+    )?;
 
     // ---- debugging
-    l.func_wrap("ic0", "debug_print", |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
-        let b = read_mem(&mut c, src, size.min(64 * 1024))?;
-        c.data_mut().msg.debug_prints.push(String::from_utf8_lossy(&b).into());
-        Ok(())
-    })?;
-    l.func_wrap("ic0", "trap", |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
-        let b = read_mem(&mut c, src, size.min(64 * 1024))?;
-        Err(trap(&mut c, TrapKind::Called(String::from_utf8_lossy(&b).into())))
-    })?;
+    l.func_wrap(
+        "ic0",
+        "debug_print",
+        |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
+            let b = read_mem(&mut c, src, size.min(64 * 1024))?;
+            c.data_mut()
+                .msg
+                .debug_prints
+                .push(String::from_utf8_lossy(&b).into());
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "trap",
+        |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<()> {
+            let b = read_mem(&mut c, src, size.min(64 * 1024))?;
+            Err(trap(
+                &mut c,
+                TrapKind::Called(String::from_utf8_lossy(&b).into()),
+            ))
+        },
+    )?;
 
     // ---- environment variables
     l.func_wrap("ic0", "env_var_count", |c: Caller<'_, Ctx>| -> R<u32> {
         Ok(c.data().msg.env_vars.len() as u32)
     })?;
-    l.func_wrap("ic0", "env_var_name_size", |mut c: Caller<'_, Ctx>, i: u32| -> R<u32> {
-        match c.data().msg.env_vars.get(i as usize) {
-            Some((n, _)) => Ok(n.len() as u32),
-            None => Err(violation(&mut c, "env_var_name_size: index out of range")),
-        }
-    })?;
-    l.func_wrap("ic0", "env_var_name_copy", |mut c: Caller<'_, Ctx>, i: u32, dst: u32, off: u32, size: u32| -> R<()> {
-        let n = match c.data().msg.env_vars.get(i as usize) {
-            Some((n, _)) => n.clone().into_bytes(),
-            None => return Err(violation(&mut c, "env_var_name_copy: index out of range")),
-        };
-        copy_out(&mut c, &n, dst, off, size)
-    })?;
+    l.func_wrap(
+        "ic0",
+        "env_var_name_size",
+        |mut c: Caller<'_, Ctx>, i: u32| -> R<u32> {
+            match c.data().msg.env_vars.get(i as usize) {
+                Some((n, _)) => Ok(n.len() as u32),
+                None => Err(violation(&mut c, "env_var_name_size: index out of range")),
+            }
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "env_var_name_copy",
+        |mut c: Caller<'_, Ctx>, i: u32, dst: u32, off: u32, size: u32| -> R<()> {
+            let n = match c.data().msg.env_vars.get(i as usize) {
+                Some((n, _)) => n.clone().into_bytes(),
+                None => return Err(violation(&mut c, "env_var_name_copy: index out of range")),
+            };
+            copy_out(&mut c, &n, dst, off, size)
+        },
+    )?;
     fn env_value(c: &mut Caller<'_, Ctx>, src: u32, size: u32) -> R<Option<String>> {
         let name = String::from_utf8_lossy(&read_mem(c, src, size)?).into_owned();
-        Ok(c.data().msg.env_vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()))
+        Ok(c.data()
+            .msg
+            .env_vars
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone()))
     }
-    l.func_wrap("ic0", "env_var_name_exists", |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<u32> {
-        Ok(env_value(&mut c, src, size)?.is_some() as u32)
-    })?;
-    l.func_wrap("ic0", "env_var_value_size", |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<u32> {
-        match env_value(&mut c, src, size)? {
-            Some(v) => Ok(v.len() as u32),
-            None => Err(violation(&mut c, "env_var_value_size: no such variable")),
-        }
-    })?;
+    l.func_wrap(
+        "ic0",
+        "env_var_name_exists",
+        |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<u32> {
+            Ok(env_value(&mut c, src, size)?.is_some() as u32)
+        },
+    )?;
+    l.func_wrap(
+        "ic0",
+        "env_var_value_size",
+        |mut c: Caller<'_, Ctx>, src: u32, size: u32| -> R<u32> {
+            match env_value(&mut c, src, size)? {
+                Some(v) => Ok(v.len() as u32),
+                None => Err(violation(&mut c, "env_var_value_size: no such variable")),
+            }
+        },
+    )?;
     l.func_wrap(
         "ic0",
         "env_var_value_copy",

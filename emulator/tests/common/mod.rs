@@ -2,14 +2,16 @@
 
 #![allow(dead_code)]
 
-use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::Principal;
-use emulator::pocket_ic::PocketIc;
+use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use emulator::RejectResponse;
+use emulator::pocket_ic::PocketIc;
 
 /// The probe canister's wasm (built by `cargo build` on first use, then cached).
 pub fn probe_wasm() -> Vec<u8> {
-    emulator::canisters::build_canister("probe").expect("build probe").to_vec()
+    emulator::canisters::build_canister("probe")
+        .expect("build probe")
+        .to_vec()
 }
 
 /// A fresh emulator with `n` probe canisters installed (anonymous controller).

@@ -168,7 +168,9 @@ fn describe(res: Result<ic_cdk::call::Response, CallFailed>) -> String {
 #[ic_cdk::update]
 async fn call_bounded(target: Principal, method: String, timeout: u32) -> String {
     STEP.set(10);
-    let res = Call::bounded_wait(target, &method).change_timeout(timeout).await;
+    let res = Call::bounded_wait(target, &method)
+        .change_timeout(timeout)
+        .await;
     describe(res)
 }
 
@@ -245,7 +247,9 @@ async fn info(target: Principal) -> Result<(Vec<Principal>, Option<Vec<u8>>), St
 /// `canister_status` of `target`: only a controller may ask.
 #[ic_cdk::update]
 async fn status_of(target: Principal) -> Result<String, String> {
-    let arg = ic_cdk_management_canister::CanisterStatusArgs { canister_id: target };
+    let arg = ic_cdk_management_canister::CanisterStatusArgs {
+        canister_id: target,
+    };
     ic_cdk_management_canister::canister_status(&arg)
         .await
         .map(|r| format!("{:?}", r.status))
@@ -255,7 +259,9 @@ async fn status_of(target: Principal) -> Result<String, String> {
 /// Stops `target` through the management canister.
 #[ic_cdk::update]
 async fn stop_other(target: Principal) -> Result<(), String> {
-    let arg = ic_cdk_management_canister::StopCanisterArgs { canister_id: target };
+    let arg = ic_cdk_management_canister::StopCanisterArgs {
+        canister_id: target,
+    };
     ic_cdk_management_canister::stop_canister(&arg)
         .await
         .map_err(|e| e.to_string())
@@ -274,7 +280,9 @@ async fn create_child(cycles: u128) -> Result<Principal, String> {
 /// 32 random bytes from the management canister.
 #[ic_cdk::update]
 async fn rand() -> Vec<u8> {
-    ic_cdk_management_canister::raw_rand().await.expect("raw_rand")
+    ic_cdk_management_canister::raw_rand()
+        .await
+        .expect("raw_rand")
 }
 
 /// Prints a line to the canister log.
@@ -292,7 +300,11 @@ fn reject_me(msg: String) {
 /// `(time, self id)`.
 #[ic_cdk::query]
 fn whoami() -> (u64, Principal, Principal) {
-    (ic_cdk::api::time(), ic_cdk::api::canister_self(), ic_cdk::api::msg_caller())
+    (
+        ic_cdk::api::time(),
+        ic_cdk::api::canister_self(),
+        ic_cdk::api::msg_caller(),
+    )
 }
 
 /// Grows the heap by `mib` MiB, then traps: the growth must be undone too.
