@@ -24,6 +24,9 @@ use wasmparser::{ExternalKind, Operator, Parser, Payload, TypeRef};
 
 use crate::error::EmulatorError;
 
+/// This file's source: part of the compiled-module cache key.
+pub const SOURCE: &str = include_str!("instrument.rs");
+
 /// Export name of the instruction counter global (the replica's name).
 pub const COUNTER_EXPORT: &str = "canister counter_instructions";
 /// Export name of the dirty-page bytemap memory.

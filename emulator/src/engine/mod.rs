@@ -127,9 +127,13 @@ pub fn compile(installed: &[u8]) -> Result<Arc<CompiledModule>, EmulatorError> {
         }
     }
     let dir = disk_cache_dir();
+    // The key covers the module, the rewrite's source and the crate version, so a changed
+    // rewrite never loads a stale compiled module.
+    let rewrite = sha256(instrument::SOURCE.as_bytes());
     let key = format!(
-        "{}-v{INSTRUMENTATION_VERSION}-{}.cwasm",
+        "{}-v{INSTRUMENTATION_VERSION}-{}-{}.cwasm",
         hex::encode(hash),
+        hex::encode(&rewrite[..6]),
         env!("CARGO_PKG_VERSION")
     );
     let path = dir.join(key);
