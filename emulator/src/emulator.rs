@@ -59,6 +59,11 @@ impl Emulator {
         f(&mut self.lock().config)
     }
 
+    /// A stable principal for a named test identity (`"alice"`, `"admin"`...).
+    pub fn identity(name: &str) -> Principal {
+        Principal::self_authenticating(name.as_bytes())
+    }
+
     // ---- time and rounds
 
     /// Runs one round.

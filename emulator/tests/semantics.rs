@@ -484,3 +484,38 @@ fn canister_logs_and_fetch_canister_logs() {
             .is_err()
     );
 }
+
+#[test]
+fn explicit_rejects_are_canister_reject() {
+    let (pic, ids) = setup(2);
+    let (a, b) = (ids[0], ids[1]);
+    let err = update::<_, ()>(&pic, a, "reject_me", ("no thanks".to_string(),)).unwrap_err();
+    assert_eq!(err.reject_code, RejectCode::CanisterReject);
+    assert_eq!(err.error_code, ErrorCode::CanisterRejectedMessage);
+    assert_eq!(err.reject_message, "no thanks");
+    let r: (String,) =
+        update(&pic, a, "call_unbounded", (b, "no_such_method".to_string())).unwrap();
+    assert!(r.0.starts_with("reject:5:"), "{}", r.0);
+    let err = update::<_, ()>(&pic, a, "no_such_method", ()).unwrap_err();
+    assert_eq!(err.error_code, ErrorCode::CanisterMethodNotFound);
+}
+
+#[test]
+fn callers_and_identities() {
+    let (pic, ids) = setup(1);
+    let a = ids[0];
+    let alice = emulator::Emulator::identity("alice");
+    assert_ne!(alice, emulator::Emulator::identity("bob"));
+    let (time, me, caller): (u64, Principal, Principal) =
+        pic.query_candid(a, alice, "whoami", ()).unwrap();
+    assert_eq!(me, a);
+    assert_eq!(caller, alice);
+    assert_eq!(time, pic.get_time().as_nanos_since_unix_epoch());
+}
+
+#[test]
+fn the_handle_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<emulator::pocket_ic::PocketIc>();
+    check::<emulator::Emulator>();
+}
