@@ -64,7 +64,7 @@ impl Drop for Running {
 
 /// Arms the watchdog, and starts the pump now if `start` (install or upgrade with work to do).
 pub fn arm(start: bool) {
-    ic_cdk_timers::set_timer_interval(WATCHDOG_PERIOD, || pump());
+    ic_cdk_timers::set_timer_interval(WATCHDOG_PERIOD, pump);
     if start {
         schedule(Duration::ZERO);
     }
@@ -194,7 +194,12 @@ async fn report_progress(backend: Principal, progress: ImportProgress) {
     let _ = outcome::<Result<(), ExportError>>(r);
 }
 
-async fn report_done(backend: Principal, owner: Principal, call_id: u64, report: ImportReport) {
+async fn report_done(
+    backend: Principal,
+    owner: Principal,
+    call_id: u64,
+    report: Box<ImportReport>,
+) {
     let r = call(backend, "report_import_done", &(report,)).await;
     let reply = outcome::<Result<(), ExportError>>(r);
     state::importer(|imp, store| imp.on_report(store, owner, time(), call_id, reply));

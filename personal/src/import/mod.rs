@@ -101,7 +101,10 @@ pub enum Action {
         refs: Vec<ChunkRef>,
     },
     /// `report_import_done(report)`; answer with [`Importer::on_report`].
-    ReportDone { call: u64, report: ImportReport },
+    ReportDone {
+        call: u64,
+        report: Box<ImportReport>,
+    },
     /// Local work is pending: call [`Importer::work`] (in a fresh message).
     Work,
     /// Nothing to start now: wait for calls in flight, or until `until` (backoff).
@@ -540,10 +543,10 @@ impl<M: Memory> Importer<M> {
                 let call = st.call(now, CallKind::Report);
                 Action::ReportDone {
                     call,
-                    report: ImportReport {
+                    report: Box::new(ImportReport {
                         migration_id: m.migration_id,
                         header,
-                    },
+                    }),
                 }
             }
         }
