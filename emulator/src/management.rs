@@ -323,7 +323,11 @@ impl Inner {
             })(),
             "canister_status" => (|| {
                 let a: mgmt::CanisterIdRecord = decode(arg)?;
-                self.controlled(caller, a.canister_id, "canister_status")?;
+                // Controllers and the canister itself may ask.
+                if caller != a.canister_id {
+                    self.controlled(caller, a.canister_id, "canister_status")?;
+                }
+                self.canister_ref(a.canister_id)?;
                 Ok(encode(&self.status_of(a.canister_id)))
             })(),
             "canister_info" => (|| {

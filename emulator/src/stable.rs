@@ -174,4 +174,23 @@ mod tests {
         assert_eq!(s.size(), 1);
         assert!(!s.read(65535, &mut [0u8; 2]));
     }
+
+    #[test]
+    fn a_gib_of_stable_memory_journals_only_what_a_message_touches() {
+        let mut s = StableMemory::default();
+        s.begin();
+        s.grow(16 * 1024, 1 << 20).unwrap(); // 1 GiB
+        s.write((1 << 30) - 8, b"tail!!!!").unwrap();
+        s.commit();
+        s.begin();
+        s.write(0, &[1u8; 3 * PAGE]).unwrap();
+        assert_eq!(s.dirty_pages(), 3);
+        s.rollback();
+        let mut b = [9u8; 8];
+        assert!(s.read(0, &mut b));
+        assert_eq!(b, [0u8; 8]);
+        assert!(s.read((1 << 30) - 8, &mut b));
+        assert_eq!(&b, b"tail!!!!");
+        assert_eq!(s.pages.len(), 1, "sparse: one page stored for a GiB");
+    }
 }
