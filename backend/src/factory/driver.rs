@@ -159,7 +159,9 @@ async fn create(id: u64) {
     kick();
 }
 
-async fn install(id: u64, canister_id: Principal, args: PersonalInitArgs) {
+async fn install(id: u64, canister_id: Principal, mut args: PersonalInitArgs) {
+    // The personal canister pulls from, and reports to, this backend.
+    args.backend = Some(ic_cdk::api::canister_self());
     let result = install_steps(canister_id, args).await;
     state::write(|caps| super::with(|f| f.installed(id, result, caps, now())));
     kick();

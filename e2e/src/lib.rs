@@ -1,0 +1,313 @@
+//! The end-to-end harness: the real canister wasm (`target/wasm/*.wasm.gz`, built once by
+//! `scripts/build.sh`) on the emulator, with helpers to fill capsules and drive migrations.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use backend::factory::types::{
+    CreatePersonalCanisterConfig, CreationRecord, CreationState, FactoryError,
+};
+use blobstore::hash::{CHUNK_SIZE, blob_hashes};
+use candid::utils::{ArgumentDecoder, ArgumentEncoder};
+use candid::{CandidType, Principal};
+use capsule::*;
+use emulator::Emulator;
+use emulator::pocket_ic::PocketIc;
+use serde_bytes::{ByteArray, ByteBuf};
+
+pub use emulator::RejectResponse;
+
+/// Cycles the backend starts with.
+pub const BACKEND_CYCLES: u128 = 1_000_000_000_000_000;
+/// Cycles admins move into the reserve by default.
+pub const RESERVE: u128 = 100_000_000_000_000;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A canister module from `target/wasm`, built by `scripts/build.sh` on first use if missing.
+pub fn wasm(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let path = root().join("target/wasm").join(format!("{name}.wasm.gz"));
+    if !path.exists() {
+        BUILT.get_or_init(|| {
+            let status = std::process::Command::new(root().join("scripts/build.sh"))
+                .status()
+                .expect("run scripts/build.sh");
+            assert!(status.success(), "scripts/build.sh failed");
+        });
+    }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A user principal (self-authenticating shape, distinct per `n`).
+pub fn user(n: u32) -> Principal {
+    let mut b = [0u8; 29];
+    b[..4].copy_from_slice(&n.to_be_bytes());
+    b[28] = 0x02;
+    Principal::from_slice(&b)
+}
+
+/// The admin (the backend's controller).
+pub fn admin() -> Principal {
+    Principal::from_slice(&[0xad; 29])
+}
+
+/// Deterministic, non-repeating bytes.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// An emulated IC with the backend installed and its reserve funded.
+pub struct World {
+    pub ic: PocketIc,
+    pub backend: Principal,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self::with_backend("backend")
+    }
+
+    /// A world running the backend module `target/wasm/<module>.wasm.gz`.
+    pub fn with_backend(module: &str) -> Self {
+        let ic = PocketIc::new();
+        let backend = ic.create_canister_with_settings(Some(admin()), None);
+        ic.add_cycles(backend, BACKEND_CYCLES);
+        ic.install_canister(
+            backend,
+            wasm(module),
+            candid::encode_args(()).unwrap(),
+            Some(admin()),
+        );
+        let w = World { ic, backend };
+        if module != "backend-core" {
+            let (status,): (Result<backend::factory::types::ReserveStatus, FactoryError>,) = w
+                .update(
+                    admin(),
+                    "admin_top_up_reserve",
+                    (Some(candid::Nat::from(RESERVE)),),
+                );
+            assert_eq!(status.unwrap().reserve, RESERVE);
+        }
+        w
+    }
+
+    /// The emulator beneath, for faults, statistics and logs.
+    pub fn emu(&self) -> &Emulator {
+        self.ic.emulator()
+    }
+
+    pub fn update<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
+        &self,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> R {
+        self.try_update(self.backend, who, method, args)
+            .unwrap_or_else(|e| panic!("{method}: {e:?}"))
+    }
+
+    pub fn query<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
+        &self,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> R {
+        self.try_query(self.backend, who, method, args)
+            .unwrap_or_else(|e| panic!("{method}: {e:?}"))
+    }
+
+    pub fn try_update<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
+        &self,
+        canister: Principal,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R, RejectResponse> {
+        emulator::pocket_ic::update_candid_as(&self.ic, canister, who, method, args)
+    }
+
+    pub fn try_query<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
+        &self,
+        canister: Principal,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<R, RejectResponse> {
+        emulator::pocket_ic::query_candid_as(&self.ic, canister, who, method, args)
+    }
+
+    /// Calls the capsule API of `canister` as `who`.
+    pub fn capsule<A: ArgumentEncoder, T: CandidType + for<'a> serde::Deserialize<'a>>(
+        &self,
+        canister: Principal,
+        who: Principal,
+        method: &str,
+        args: A,
+    ) -> Result<T, Error> {
+        let (r,): (Result<T, Error>,) = self
+            .try_update(canister, who, method, args)
+            .unwrap_or_else(|e| panic!("{method}: {e:?}"));
+        r
+    }
+
+    /// Uploads `bytes` to `who`'s capsule on `canister` through the capsule API.
+    pub fn upload(&self, canister: Principal, who: Principal, bytes: &[u8]) -> BlobDescriptor {
+        let (hash, _) = blob_hashes(bytes);
+        let req = BlobUploadRequest {
+            size: bytes.len() as u64,
+            expected_hash: Some(ByteArray::new(hash)),
+        };
+        let upload: u64 = self
+            .capsule(canister, who, "begin_blob_upload", (req,))
+            .unwrap();
+        for (i, chunk) in bytes.chunks(CHUNK_SIZE).enumerate() {
+            let _: Hash32 = self
+                .capsule(
+                    canister,
+                    who,
+                    "put_blob_chunk",
+                    (upload, i as u64, ByteBuf::from(chunk.to_vec())),
+                )
+                .unwrap();
+        }
+        self.capsule(canister, who, "finish_blob_upload", (upload,))
+            .unwrap()
+    }
+
+    /// A capsule for `who` on the backend: `memories` memories over the given blob sizes (each
+    /// blob attached to some memories) and `connections` connections.
+    pub fn fill_capsule(
+        &self,
+        who: Principal,
+        blob_sizes: &[usize],
+        memories: u64,
+        connections: u32,
+    ) -> Vec<BlobDescriptor> {
+        let b = self.backend;
+        let _: CapsuleInfo = self
+            .capsule(
+                b,
+                who,
+                "create_capsule",
+                (CapsuleInput {
+                    name: format!("{who}"),
+                    bio: "e2e".into(),
+                    settings: None,
+                },),
+            )
+            .unwrap();
+        let seed = who.as_slice().iter().map(|x| *x as u64).sum::<u64>();
+        let blobs: Vec<BlobDescriptor> = blob_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| self.upload(b, who, &data(*size, seed * 1000 + i as u64)))
+            .collect();
+        for i in 0..memories {
+            let attached: Vec<BlobRef> = if blobs.is_empty() {
+                vec![]
+            } else {
+                let d = &blobs[i as usize % blobs.len()];
+                vec![BlobRef {
+                    hash: d.hash,
+                    size: d.size,
+                    mime_type: "image/jpeg".into(),
+                }]
+            };
+            let input = MemoryInput {
+                title: format!("memory {i}"),
+                description: format!("about {i}"),
+                tags: vec!["e2e".into()],
+                kind: if attached.is_empty() {
+                    MemoryKind::Note
+                } else {
+                    MemoryKind::Photo
+                },
+                blobs: attached,
+                encryption: (i % 7 == 3).then(|| EncryptionEnvelope {
+                    scheme: "x25519-xsalsa20poly1305".into(),
+                    wrapped_key: ByteBuf::from(data(48, i)),
+                }),
+            };
+            let _: Memory = self.capsule(b, who, "add_memory", (input,)).unwrap();
+        }
+        for n in 0..connections {
+            let input = ConnectionInput {
+                peer: user(1_000_000 + n),
+                relationship: "friend".into(),
+                status: ConnectionStatus::Accepted,
+            };
+            let _: Connection = self.capsule(b, who, "add_connection", (input,)).unwrap();
+        }
+        blobs
+    }
+
+    pub fn create_personal_canister(&self, who: Principal) -> Result<CreationRecord, FactoryError> {
+        let (r,): (Result<CreationRecord, FactoryError>,) = self.update(
+            who,
+            "create_personal_canister",
+            (CreatePersonalCanisterConfig::default(),),
+        );
+        r
+    }
+
+    pub fn status(&self, who: Principal) -> Result<CreationRecord, FactoryError> {
+        let (r,): (Result<CreationRecord, FactoryError>,) =
+            self.query(who, "get_creation_status", ());
+        r
+    }
+
+    /// Advances time and rounds until `done` holds or `max_rounds` passed; returns the rounds.
+    pub fn run_until(&self, max_rounds: u64, mut done: impl FnMut(&World) -> bool) -> u64 {
+        for round in 0..max_rounds {
+            if done(self) {
+                return round;
+            }
+            self.ic.advance_time(Duration::from_millis(200));
+            self.ic.tick();
+        }
+        assert!(
+            done(self),
+            "condition not reached after {max_rounds} rounds\n{}",
+            self.tail_of_trace()
+        );
+        max_rounds
+    }
+
+    /// Runs until `who`'s creation is final; returns its record.
+    pub fn run_to_final(&self, who: Principal, max_rounds: u64) -> CreationRecord {
+        self.run_until(max_rounds, |w| {
+            w.status(who).is_ok_and(|r| r.state.is_final())
+        });
+        self.status(who).unwrap()
+    }
+
+    /// The last lines of the emulator's message trace, for failure messages.
+    pub fn tail_of_trace(&self) -> String {
+        let t = self.emu().trace_string();
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Timeline states of a record.
+    pub fn states(r: &CreationRecord) -> Vec<CreationState> {
+        r.timeline.iter().map(|t| t.state).collect()
+    }
+}
