@@ -137,6 +137,9 @@ impl Emulator {
                 format!("Canister {canister} not found"),
             ));
         }
+        if canister != Principal::management_canister() {
+            g.inspect_message(canister, sender, method, &arg)?;
+        }
         let id = g.book.id();
         g.book.ingress.insert(id, None);
         g.trace(
@@ -389,6 +392,55 @@ impl Emulator {
 }
 
 impl Inner {
+    /// Runs `canister_inspect_message` (if exported) for an ingress update; keeps nothing.
+    pub fn inspect_message(
+        &mut self,
+        id: Principal,
+        sender: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<(), RejectResponse> {
+        let Some(mut c) = self.canisters.remove(&id) else {
+            return Ok(());
+        };
+        let exported = c
+            .instance
+            .as_ref()
+            .is_some_and(|i| i.module().exports("canister_inspect_message"));
+        if !exported || c.status != Status::Running {
+            self.canisters.insert(id, c);
+            return Ok(());
+        }
+        let mut msg = self.base_ctx(
+            &c,
+            ApiType::InspectMessage,
+            sender,
+            self.config.query_instruction_limit,
+        );
+        msg.arg = arg.to_vec();
+        msg.method_name = method.into();
+        msg.stable = std::mem::take(&mut c.stable);
+        msg.stable.begin();
+        let inst = c.instance.as_mut().unwrap();
+        let mut ex = inst.run(&Entry::Export("canister_inspect_message".into()), msg);
+        let _ = inst.rollback();
+        ex.msg.stable.rollback();
+        c.stable = std::mem::take(&mut ex.msg.stable);
+        let prints = std::mem::take(&mut ex.msg.debug_prints);
+        self.canisters.insert(id, c);
+        self.record_prints(id, prints, false);
+        if let Some(t) = ex.trap {
+            return Err(trap_reject(id, &t));
+        }
+        if !ex.msg.accepted_message {
+            return Err(reject(
+                ErrorCode::CanisterRejectedMessage,
+                format!("Error from Canister {id}: Canister rejected the message"),
+            ));
+        }
+        Ok(())
+    }
+
     /// A non-replicated query: runs on the current state, keeps nothing.
     pub fn query_now(
         &mut self,

@@ -519,3 +519,21 @@ fn the_handle_is_send_and_sync() {
     check::<emulator::pocket_ic::PocketIc>();
     check::<emulator::Emulator>();
 }
+
+#[test]
+fn inspect_message_filters_ingress_only() {
+    let (pic, ids) = setup(2);
+    let (a, b) = (ids[0], ids[1]);
+    let err = update::<_, (u64,)>(&pic, a, "refused_by_inspect", ()).unwrap_err();
+    assert_eq!(err.error_code, ErrorCode::CanisterRejectedMessage);
+    assert_eq!(counters(&pic, a), (0, 0));
+    let r: (String,) = update(
+        &pic,
+        b,
+        "call_unbounded",
+        (a, "refused_by_inspect".to_string()),
+    )
+    .unwrap();
+    assert!(r.0.starts_with("reply:"), "{}", r.0);
+    assert_eq!(counters(&pic, a), (1, 1));
+}

@@ -31,6 +31,8 @@ pub enum ApiType {
     Cleanup,
     /// `canister_global_timer`.
     Timer,
+    /// `canister_inspect_message` (ingress filter; never persists).
+    InspectMessage,
 }
 
 impl ApiType {
@@ -54,6 +56,7 @@ impl ApiType {
                 | ApiType::Update
                 | ApiType::Query
                 | ApiType::ReplyCallback
+                | ApiType::InspectMessage
         )
     }
 }

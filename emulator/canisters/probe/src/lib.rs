@@ -314,3 +314,17 @@ fn grow_then_trap(mib: u64) {
     HEAP_COUNTER.set(777);
     ic_cdk::trap("grow_then_trap");
 }
+
+/// Ingress filter: refuses `refused_by_inspect`, accepts everything else.
+#[ic_cdk::inspect_message]
+fn inspect_message() {
+    if ic_cdk::api::msg_method_name() != "refused_by_inspect" {
+        ic_cdk::api::accept_message();
+    }
+}
+
+/// Never reached by ingress (inspect_message refuses it); callable by canisters.
+#[ic_cdk::update]
+fn refused_by_inspect() -> u64 {
+    inc()
+}
