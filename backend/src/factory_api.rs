@@ -65,7 +65,16 @@ fn export_manifest_page(
 #[ic_cdk::query]
 fn export_chunks(migration_id: u64, chunks: Vec<ChunkRef>) -> Result<ChunkBatch, ExportError> {
     state::read(|caps| {
-        factory::with(|f| export::chunks(f, caps, migration_id, caller(), &chunks, faults::tamper))
+        factory::with(|f| {
+            export::chunks(
+                f,
+                caps,
+                migration_id,
+                caller(),
+                &chunks,
+                crate::factory::faults::tamper,
+            )
+        })
     })
 }
 
@@ -188,36 +197,4 @@ fn admin_get_reserve() -> Result<ReserveStatus, FactoryError> {
     Ok(factory::with(|f| {
         f.reserve_status(ic_cdk::api::canister_cycle_balance())
     }))
-}
-
-/// Test-only fault injection, compiled only with the `test-faults` feature.
-mod faults {
-    #[cfg(feature = "test-faults")]
-    thread_local! {
-        static TAMPER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-    }
-
-    /// Flips a byte of the next `n` exported chunks (feature `test-faults` only).
-    #[cfg(feature = "test-faults")]
-    #[ic_cdk::update]
-    fn test_tamper_next_chunks(n: u32) {
-        if !ic_cdk::api::is_controller(&ic_cdk::api::msg_caller()) {
-            ic_cdk::trap("test_tamper_next_chunks: controllers only");
-        }
-        TAMPER.with(|t| t.set(n));
-    }
-
-    #[cfg(feature = "test-faults")]
-    pub fn tamper(bytes: &mut Vec<u8>) {
-        // Queries do not persist: the counter is read, not decremented, so tests set it and
-        // clear it explicitly.
-        if TAMPER.with(|t| t.get()) > 0
-            && let Some(b) = bytes.first_mut()
-        {
-            *b ^= 0xff;
-        }
-    }
-
-    #[cfg(not(feature = "test-faults"))]
-    pub fn tamper(_bytes: &mut Vec<u8>) {}
 }

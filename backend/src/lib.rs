@@ -9,6 +9,8 @@ pub mod factory;
 #[cfg(feature = "personal-canister")]
 mod factory_api;
 mod memory;
+#[cfg(feature = "bench-naive")]
+mod naive;
 mod state;
 
 capsule::capsule_endpoints!(read = state::read, write = state::write, ctx = state::ctx);

@@ -24,12 +24,18 @@ pub const BLOB_BLOB_CHUNKS: MemoryId = MemoryId::new(14);
 pub const BLOB_UPLOADS: MemoryId = MemoryId::new(15);
 pub const BLOB_UPLOAD_CHUNKS: MemoryId = MemoryId::new(16);
 
-// Factory (feature `personal-canister`).
+// Factory (feature `personal-canister`). Reserved in every build.
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_STATE: MemoryId = MemoryId::new(20);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_RECORDS: MemoryId = MemoryId::new(21);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_BY_OWNER: MemoryId = MemoryId::new(22);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_WALKS: MemoryId = MemoryId::new(23);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_MANIFEST_LEAVES: MemoryId = MemoryId::new(24);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_MANIFEST_HEADERS: MemoryId = MemoryId::new(25);
 
 thread_local! {

@@ -293,10 +293,18 @@ impl World {
 
     /// Runs until `who`'s creation is final; returns its record.
     pub fn run_to_final(&self, who: Principal, max_rounds: u64) -> CreationRecord {
-        self.run_until(max_rounds, |w| {
-            w.status(who).is_ok_and(|r| r.state.is_final())
-        });
-        self.status(who).unwrap()
+        for _ in 0..max_rounds {
+            if self.status(who).is_ok_and(|r| r.state.is_final()) {
+                return self.status(who).unwrap();
+            }
+            self.ic.advance_time(Duration::from_millis(200));
+            self.ic.tick();
+        }
+        panic!(
+            "the creation of {who} is not final after {max_rounds} rounds: {:#?}\n{}",
+            self.status(who),
+            self.tail_of_trace()
+        );
     }
 
     /// The last lines of the emulator's message trace, for failure messages.

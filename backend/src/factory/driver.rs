@@ -102,7 +102,23 @@ async fn advance(id: u64) {
         Step::Create => create(id).await,
         Step::Install { canister_id, args } => install(id, canister_id, args).await,
         Step::Handoff { canister_id } => handoff(id, canister_id).await,
+        Step::WatchImport { canister_id } => watch_import(id, canister_id).await,
     }
+}
+
+/// Asks the personal canister for its import status; a failed import fails the creation.
+async fn watch_import(id: u64, canister_id: Principal) {
+    let status = Call::bounded_wait(canister_id, "import_status").await;
+    let status = match status {
+        Ok(reply) => reply
+            .candid::<capsule::migration::ImportStatus>()
+            .map_err(|e| CallError {
+                code: 0,
+                message: e.to_string(),
+            }),
+        Err(e) => Err(call_error(e)),
+    };
+    state::write(|caps| super::with(|f| f.import_checked(id, status, caps, now())));
 }
 
 /// Export steps until the manifest is done or this message has used its instruction share.
@@ -209,9 +225,10 @@ async fn install_steps(canister_id: Principal, args: PersonalInitArgs) -> Result
                 reason: e.to_string(),
             })
         })?;
-    if version != capsule::API_VERSION {
+    let expected = super::faults::expected_api_version();
+    if version != expected {
         return Err(StepFailure::Fatal(FactoryError::ApiVersionMismatch {
-            expected: capsule::API_VERSION,
+            expected,
             actual: version,
         }));
     }

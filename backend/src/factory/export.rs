@@ -45,7 +45,7 @@ pub fn chunks<M: StableMemory, C: StableMemory>(
     migration_id: u64,
     caller: Principal,
     refs: &[ChunkRef],
-    tamper: impl Fn(&mut Vec<u8>),
+    tamper: impl Fn(&mut [u8]),
 ) -> Result<ChunkBatch, ExportError> {
     let rec = factory.check_importer(migration_id, caller)?;
     let store = capsules.blob_store();

@@ -8,6 +8,7 @@
 
 pub mod driver;
 pub mod export;
+pub mod faults;
 pub mod quote;
 pub mod registry;
 pub mod types;

@@ -65,7 +65,12 @@ pub enum Step {
     },
     /// Check the installed module and hand control to the owner.
     Handoff { canister_id: Principal },
+    /// Ask the importing personal canister how it is doing (it may have failed).
+    WatchImport { canister_id: Principal },
 }
+
+/// How often the backend asks an importing personal canister for its status.
+pub const IMPORT_WATCH_INTERVAL_NS: u64 = 5_000_000_000;
 
 /// Why a call failed, as the driver saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -378,6 +383,7 @@ impl<M: StableMemory> Factory<M> {
                 args: self.init_args(&rec),
             },
             (CreationState::Verifying, Some(canister_id)) => Step::Handoff { canister_id },
+            (CreationState::Importing, Some(canister_id)) => Step::WatchImport { canister_id },
             _ => Step::Wait,
         }
     }
@@ -585,6 +591,38 @@ impl<M: StableMemory> Factory<M> {
             }
             Err(StepFailure::Fatal(err)) => self.fail(migration_id, err, capsules, now),
         }
+    }
+
+    /// The importer's own status, asked while importing: a failed import fails the creation
+    /// (with the importer's reason); otherwise the next check is scheduled.
+    pub fn import_checked<C: StableMemory>(
+        &mut self,
+        migration_id: u64,
+        status: Result<capsule::migration::ImportStatus, CallError>,
+        capsules: &mut CapsuleStore<C>,
+        now: u64,
+    ) {
+        if self.record(migration_id).map(|r| r.state) != Some(CreationState::Importing) {
+            return;
+        }
+        if let Ok(s) = &status
+            && s.phase == capsule::migration::ImportPhase::Failed
+        {
+            let reason = s
+                .error
+                .clone()
+                .unwrap_or_else(|| "the personal canister reports a failed import".into());
+            self.fail(
+                migration_id,
+                FactoryError::ImportFailed { reason },
+                capsules,
+                now,
+            );
+            return;
+        }
+        let _ = self.with_record(migration_id, |r| {
+            r.next_try_at = now + IMPORT_WATCH_INTERVAL_NS
+        });
     }
 
     fn step_failed<C: StableMemory>(
