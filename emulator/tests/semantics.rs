@@ -537,3 +537,30 @@ fn inspect_message_filters_ingress_only() {
     assert!(r.0.starts_with("reply:"), "{}", r.0);
     assert_eq!(counters(&pic, a), (1, 1));
 }
+
+#[test]
+fn callbacks_of_replaced_code_are_not_run() {
+    let (pic, ids) = setup(2);
+    let (a, b) = (ids[0], ids[1]);
+    pic.pause(b);
+    let msg = pic
+        .submit_call(
+            a,
+            Principal::anonymous(),
+            "call_unbounded",
+            candid::encode_args((b, "inc".to_string())).unwrap(),
+        )
+        .unwrap();
+    pic.tick_n(2);
+    pic.upgrade_canister(a, probe_wasm(), candid::encode_args(()).unwrap(), None)
+        .unwrap();
+    pic.resume(b);
+    let err = pic.await_call(msg).unwrap_err();
+    assert_eq!(err.error_code, ErrorCode::CanisterDidNotReply);
+    assert_eq!(counters(&pic, b), (1, 1), "the callee ran");
+    assert_eq!(
+        update::<_, (u64,)>(&pic, a, "inc", ()).unwrap().0,
+        1,
+        "the new code works"
+    );
+}
