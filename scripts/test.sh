@@ -18,7 +18,12 @@ step() {
 }
 
 step build scripts/build.sh
+# Every crate's tests: unit, integration, the emulator's own, and end to end on the emulator.
 step cargo cargo test --workspace --locked
+# The backend built without the factory (its interface file and capsule behaviour).
+step cargo-core cargo test --locked -p backend --no-default-features
+# The migration benchmark in its quick mode, so it cannot rot (no performance assertions).
+step bench scripts/bench.sh --quick
 
 # Count the results of every cargo test binary.
 passed=0
@@ -26,7 +31,7 @@ failed=0
 while read -r p f; do
     passed=$((passed + p))
     failed=$((failed + f))
-done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log_dir/cargo.log")
+done < <(cat "$log_dir"/cargo*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p')
 
 if ((${#failed_steps[@]})); then
     echo "failed steps: ${failed_steps[*]}"
