@@ -375,6 +375,19 @@ impl Emulator {
         self.lock().trace.iter().map(|e| format!("{e}\n")).collect()
     }
 
+    /// Clears statistics, captured logs and the trace (e.g. after a benchmark's setup).
+    pub fn clear_observations(&self) {
+        let mut g = self.lock();
+        g.stats.clear();
+        g.logs.clear();
+        g.trace.clear();
+    }
+
+    /// Turns the message trace on or off (on by default).
+    pub fn set_tracing(&self, on: bool) {
+        self.lock().tracing = on;
+    }
+
     /// Ids of all canisters.
     pub fn canister_ids(&self) -> Vec<Principal> {
         self.lock().canisters.keys().copied().collect()

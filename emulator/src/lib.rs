@@ -8,6 +8,8 @@
 //!
 //! See `README.md` next to this crate for what is modelled and what is not.
 
+#![warn(missing_docs)]
+
 pub mod canisters;
 pub mod cycles;
 mod emulator;

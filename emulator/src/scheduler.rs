@@ -47,6 +47,8 @@ pub struct Inner {
     pub stop_waiters: BTreeMap<Principal, Vec<Origin>>,
     /// Counter for `raw_rand`.
     pub rand_counter: u64,
+    /// Whether the trace records events.
+    pub tracing: bool,
 }
 
 /// The IC's trap reject for a canister.
@@ -90,6 +92,7 @@ impl Inner {
             logs: Vec::new(),
             stop_waiters: BTreeMap::new(),
             rand_counter: 0,
+            tracing: true,
         }
     }
 
@@ -101,6 +104,9 @@ impl Inner {
         method: &str,
         detail: String,
     ) {
+        if !self.tracing {
+            return;
+        }
         self.trace.push(TraceEvent {
             round: self.round,
             kind,
