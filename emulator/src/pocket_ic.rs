@@ -69,6 +69,15 @@ pub struct RawMessageId {
     pub message_id: Vec<u8>,
 }
 
+/// Compression of a blob, as `pocket_ic::common::rest::BlobCompression`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobCompression {
+    /// Gzip.
+    Gzip,
+    /// Plain bytes.
+    NoCompression,
+}
+
 /// Builder, as `pocket_ic::PocketIcBuilder` (subnet choices are accepted and ignored: the
 /// emulator has one application subnet).
 #[derive(Default)]
@@ -595,10 +604,26 @@ impl PocketIc {
             .unwrap_or_default()
     }
 
-    /// Replaces the stable memory (uncompressed bytes; an extra with a simpler signature).
-    pub fn set_stable_memory_bytes(&self, canister_id: CanisterId, data: &[u8]) {
+    /// Replaces the stable memory.
+    pub fn set_stable_memory(
+        &self,
+        canister_id: CanisterId,
+        data: Vec<u8>,
+        compression: BlobCompression,
+    ) {
+        let data = match compression {
+            BlobCompression::NoCompression => data,
+            BlobCompression::Gzip => {
+                use std::io::Read;
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&data[..])
+                    .read_to_end(&mut out)
+                    .expect("gzip stable memory");
+                out
+            }
+        };
         if let Some(c) = self.emu.lock().canisters.get_mut(&canister_id) {
-            c.stable.set_bytes(data);
+            c.stable.set_bytes(&data);
         }
     }
 }
@@ -643,4 +668,27 @@ pub fn query_candid_as<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(
     input: I,
 ) -> Result<O, RejectResponse> {
     env.emu.query_candid(canister_id, sender, method, input)
+}
+
+/// Candid update call, as `pocket_ic::call_candid` (the effective principal is ignored).
+pub fn call_candid<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(
+    env: &PocketIc,
+    canister_id: CanisterId,
+    _effective_principal: RawEffectivePrincipal,
+    method: &str,
+    input: I,
+) -> Result<O, RejectResponse> {
+    update_candid(env, canister_id, method, input)
+}
+
+/// Candid update call as `sender`, as `pocket_ic::call_candid_as`.
+pub fn call_candid_as<I: ArgumentEncoder, O: for<'a> ArgumentDecoder<'a>>(
+    env: &PocketIc,
+    canister_id: CanisterId,
+    _effective_principal: RawEffectivePrincipal,
+    sender: Principal,
+    method: &str,
+    input: I,
+) -> Result<O, RejectResponse> {
+    update_candid_as(env, canister_id, sender, method, input)
 }

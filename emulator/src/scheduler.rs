@@ -156,6 +156,7 @@ impl Inner {
             c.round_heap_delta = 0;
         }
         self.fire_timers();
+        self.run_heartbeats();
         self.expire_deadlines();
         let pending = std::mem::take(&mut self.queue);
         let mut held = VecDeque::new();
@@ -192,36 +193,54 @@ impl Inner {
             .map(|c| c.id)
             .collect();
         for id in due {
-            let c = self.canisters.get_mut(&id).unwrap();
-            c.global_timer = 0;
-            c.open_call_contexts += 1;
-            let ctx = self.book.id();
-            self.book.call_contexts.insert(
-                ctx,
-                CallContext {
-                    canister: id,
-                    origin: Origin::System,
-                    method: "canister_global_timer".into(),
-                    caller: id,
-                    responded: true,
-                    cycles_available: 0,
-                    outstanding: 0,
-                    instructions: 0,
-                    deadline: 0,
-                    last_trap: None,
-                },
-            );
-            self.trace(
-                TraceKind::Timer,
-                id,
-                id,
-                "canister_global_timer",
-                String::new(),
-            );
-            let entry = Entry::Export("canister_global_timer".into());
-            self.execute(id, ctx, ApiType::Timer, entry, Vec::new(), None, 0, true);
-            self.close_if_done(ctx);
+            self.canisters.get_mut(&id).unwrap().global_timer = 0;
+            self.run_system_task(id, "canister_global_timer");
         }
+    }
+
+    /// Runs `canister_heartbeat` of every running canister that exports it.
+    fn run_heartbeats(&mut self) {
+        let due: Vec<Principal> = self
+            .canisters
+            .values()
+            .filter(|c| {
+                c.status == Status::Running
+                    && c.instance
+                        .as_ref()
+                        .is_some_and(|i| i.module().exports("canister_heartbeat"))
+                    && !self.faults.paused.contains(&c.id)
+            })
+            .map(|c| c.id)
+            .collect();
+        for id in due {
+            self.run_system_task(id, "canister_heartbeat");
+        }
+    }
+
+    /// Runs a system task (global timer, heartbeat) in a call context nobody waits on.
+    fn run_system_task(&mut self, id: Principal, export: &str) {
+        let c = self.canisters.get_mut(&id).unwrap();
+        c.open_call_contexts += 1;
+        let ctx = self.book.id();
+        self.book.call_contexts.insert(
+            ctx,
+            CallContext {
+                canister: id,
+                origin: Origin::System,
+                method: export.into(),
+                caller: id,
+                responded: true,
+                cycles_available: 0,
+                outstanding: 0,
+                instructions: 0,
+                deadline: 0,
+                last_trap: None,
+            },
+        );
+        self.trace(TraceKind::Timer, id, id, export, String::new());
+        let entry = Entry::Export(export.into());
+        self.execute(id, ctx, ApiType::Timer, entry, Vec::new(), None, 0, true);
+        self.close_if_done(ctx);
     }
 
     fn expire_deadlines(&mut self) {

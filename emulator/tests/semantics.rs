@@ -564,3 +564,19 @@ fn callbacks_of_replaced_code_are_not_run() {
         "the new code works"
     );
 }
+
+#[test]
+fn heartbeat_runs_every_round() {
+    let pic = emulator::pocket_ic::PocketIc::new();
+    let id = pic.create_canister();
+    let wasm = emulator::canisters::build_canister("heartbeat")
+        .unwrap()
+        .to_vec();
+    pic.install_canister(id, wasm, candid::encode_args(()).unwrap(), None);
+    let (before,): (u64,) = query(&pic, id, "beats", ()).unwrap();
+    pic.tick_n(5);
+    let (after,): (u64,) = query(&pic, id, "beats", ()).unwrap();
+    assert_eq!(after - before, 5);
+    pic.stop_canister(id, None).unwrap();
+    pic.start_canister(id, None).unwrap();
+}
