@@ -4,6 +4,7 @@
 #   target/wasm/backend.wasm.gz       the backend, with the personal-canister factory (embeds the above)
 #   target/wasm/backend-core.wasm.gz  the backend without the factory
 #   target/wasm/backend-test.wasm.gz  the backend with test-only fault injection (tests only)
+#   target/wasm/backend-bench.wasm.gz the backend with the naive-copy baseline (benchmark only)
 # Installs the wasm32 target when missing. Never rewrites the committed .did files: the tests
 # check them against the code.
 set -euo pipefail
@@ -41,3 +42,7 @@ gzip_wasm backend backend-core
 # Test builds only: the backend with test fault injection. Never deployed.
 cargo build --release --locked --target wasm32-unknown-unknown -p backend --features test-faults
 gzip_wasm backend backend-test
+
+# Benchmark only: the backend with the naive-copy baseline (`bench_naive_copy`). Never deployed.
+cargo build --release --locked --target wasm32-unknown-unknown -p backend --features bench-naive
+gzip_wasm backend backend-bench

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The migration benchmark (issue 6): synthetic capsules moved to personal canisters by the
+# pipeline and, in the same run, copied the naive way (bench_naive_copy, feature bench-naive),
+# all measured with the emulator's IC metering. Prints a table and writes JSON.
+#
+#   scripts/bench.sh            full run (64 MiB, 1 GiB, 100,000 memories; release build;
+#                               takes a while): target/bench/migration.json
+#   scripts/bench.sh --quick    a few MiB and a few hundred memories (dev build, shared with
+#                               `cargo test`): target/bench/migration-quick.json; part of
+#                               scripts/test.sh, so it only checks that the run completed and
+#                               wrote well-formed JSON with finite numbers (no performance
+#                               assertions)
+#
+# Needs target/wasm/{personal,backend,backend-bench}.wasm.gz (scripts/build.sh builds them;
+# run here when one is missing). Honours CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+case "${1:-}" in
+    --quick) quick=1 ;;
+    "") ;;
+    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+esac
+
+for m in personal backend backend-bench; do
+    if [[ ! -f target/wasm/$m.wasm.gz ]]; then
+        echo "bench: target/wasm/$m.wasm.gz missing, running scripts/build.sh"
+        scripts/build.sh
+        break
+    fi
+done
+
+mkdir -p target/bench
+if ((quick)); then
+    out=target/bench/migration-quick.json
+    cargo run --locked -q -p e2e --bin bench -- --quick --out "$out"
+else
+    out=target/bench/migration.json
+    cargo run --locked -q --release -p e2e --bin bench -- --out "$out"
+fi
+
+# Well-formed, every scenario has the required keys, every number finite.
+keys='["name","bytes","blob_bytes","rounds","calls","reply_fill_ratio","personal_instructions_per_byte","backend_instructions_per_byte","max_message_instructions_ratio","cycles_per_gib","verification_instructions","baseline_instruction_ratio","baseline_call_ratio","baseline_round_ratio"]'
+if command -v jq > /dev/null; then
+    jq -e --argjson keys "$keys" '
+        (.scenarios | type == "array" and length > 0)
+        and all(.scenarios[]; . as $s | all($keys[]; $s | has(.)) and (.name | type == "string"))
+        and all(.. | numbers; isinfinite | not and (isnan | not))' "$out" > /dev/null \
+        || { echo "bench: $out is not well-formed" >&2; exit 1; }
+else
+    python3 - "$out" "$keys" <<'PY' || { echo "bench: $out is not well-formed" >&2; exit 1; }
+import json, math, sys
+def bad(c): raise ValueError(c)
+doc = json.load(open(sys.argv[1]), parse_constant=bad)
+keys = json.loads(sys.argv[2])
+assert doc["scenarios"]
+def nums(v):
+    if isinstance(v, dict): return [x for u in v.values() for x in nums(u)]
+    if isinstance(v, list): return [x for u in v for x in nums(u)]
+    return [v] if isinstance(v, (int, float)) and not isinstance(v, bool) else []
+for s in doc["scenarios"]:
+    assert all(k in s for k in keys) and isinstance(s["name"], str)
+    assert all(math.isfinite(x) for x in nums(s))
+PY
+fi
+echo "bench: $out well-formed"
