@@ -96,7 +96,7 @@ const factoryMessages: Messages<FactoryError> = {
   AlreadyCompleted: ({ canister_id }) =>
     `You already have a personal canister (${principalText(canister_id)}); your capsule lives there now.`,
   CleanupFailed: ({ reason }) => `The failed attempt could not be cleaned up (${reason}); try again later.`,
-  UnknownMigration: ({ migration_id }) => `The service does not know the move number ${migration_id}.`,
+  UnknownMigration: ({ migration_id }) => `The service has no record of move number ${migration_id}.`,
   InvalidState: ({ state, expected }) =>
     `This cannot be done while the creation is ${describeState(state)} (it needs to be ${expected}).`,
   DailyLimitReached: ({ limit }) =>

@@ -1,0 +1,294 @@
+// A fake backend (factory + capsule API) and fake personal canisters, driven by a script of
+// states: each `get_creation_status` poll moves the creation one step along the script.
+import { Principal } from '@icp-sdk/core/principal';
+import type { FactoryService } from '../src/client/creation';
+import type {
+  BlobDescriptor,
+  CapsuleInfo,
+  CapsuleService,
+  CreatePersonalCanisterConfig,
+  CreationRecord,
+  CreationStateName,
+  FactoryError,
+  Memory,
+  Progress,
+} from '../src/client/types';
+import { CHUNK_SIZE } from '../src/client/upload';
+
+export const BACKEND_ID = Principal.fromText('bkyz2-fmaaa-aaaaa-qaaaq-cai');
+export const PERSONAL_ID = Principal.fromText('bd3sg-teaaa-aaaaa-qaaba-cai');
+export const OWNER = Principal.fromText('2vxsx-fae');
+
+/** One step of a script: the state the next poll shows, its bytes done, and an error for Failed. */
+export interface Step {
+  state: CreationStateName;
+  bytes?: bigint;
+  error?: FactoryError;
+}
+
+export const TOTAL_BYTES = 3n * 262_144n + 1000n;
+
+/** The success path through every state, with byte progress during the import. */
+export function happyScript(): Step[] {
+  return [
+    { state: 'Exporting' },
+    { state: 'Creating' },
+    { state: 'Installing' },
+    { state: 'Importing', bytes: 0n },
+    { state: 'Importing', bytes: 262_144n },
+    { state: 'Importing', bytes: 2n * 262_144n },
+    { state: 'Importing', bytes: TOTAL_BYTES },
+    { state: 'Verifying', bytes: TOTAL_BYTES },
+    { state: 'Completed', bytes: TOTAL_BYTES },
+  ];
+}
+
+function progress(bytes: bigint): Progress {
+  const chunks = (bytes + 262_143n) / 262_144n;
+  return {
+    bytes_done: bytes,
+    bytes_total: TOTAL_BYTES,
+    chunks_done: chunks,
+    chunks_total: 4n,
+    memories_done: bytes === TOTAL_BYTES ? 2n : 0n,
+    memories_total: 2n,
+    connections_done: 0n,
+    connections_total: 0n,
+  };
+}
+
+/** An in-memory capsule API (enough for uploads, memories and reading blobs back). */
+export class FakeCapsule implements CapsuleService {
+  capsule: CapsuleInfo | null = null;
+  memories: Memory[] = [];
+  blobs = new Map<string, Uint8Array>();
+  uploads = new Map<bigint, { size: number; chunks: Map<number, Uint8Array> }>();
+  nextUpload = 1n;
+  aborted: bigint[] = [];
+  calls: string[] = [];
+  failPutAt: number | null = null;
+
+  constructor(readonly canisterId: Principal, name: string | null = null) {
+    if (name) this.capsule = capsuleInfo(name);
+  }
+
+  async get_capsule() {
+    this.calls.push('get_capsule');
+    return this.capsule ? { Ok: this.capsule } : { Err: { CapsuleNotFound: null } };
+  }
+  async create_capsule(input: { name: string; bio: string }) {
+    if (this.capsule) return { Err: { CapsuleExists: null } };
+    this.capsule = capsuleInfo(input.name);
+    return { Ok: this.capsule };
+  }
+  async update_capsule(): Promise<never> {
+    throw new Error('not faked');
+  }
+  async begin_blob_upload(req: { size: bigint }) {
+    const id = this.nextUpload++;
+    this.uploads.set(id, { size: Number(req.size), chunks: new Map() });
+    return { Ok: id };
+  }
+  async put_blob_chunk(upload: bigint, index: bigint, bytes: Uint8Array) {
+    this.calls.push(`put_blob_chunk ${index} ${bytes.length}`);
+    if (this.failPutAt === Number(index)) return { Err: { Blob: { TooManyUploads: { max: 4n } } } };
+    const u = this.uploads.get(upload);
+    if (!u) return { Err: { UnknownUpload: { upload } } };
+    u.chunks.set(Number(index), bytes.slice());
+    return { Ok: new Uint8Array([Number(index)]) };
+  }
+  async finish_blob_upload(upload: bigint) {
+    const u = this.uploads.get(upload);
+    if (!u) return { Err: { UnknownUpload: { upload } } };
+    const bytes = new Uint8Array(u.size);
+    for (const [i, c] of u.chunks) bytes.set(c, i * CHUNK_SIZE);
+    const hash = new Uint8Array(32).fill(Number(upload));
+    this.blobs.set(hex(hash), bytes);
+    this.uploads.delete(upload);
+    const d: BlobDescriptor = { hash, size: BigInt(u.size), memory_refs: 0n, chunk_hashes: [] };
+    return { Ok: d };
+  }
+  async abort_blob_upload(upload: bigint) {
+    this.aborted.push(upload);
+    this.uploads.delete(upload);
+    return { Ok: null };
+  }
+  async add_memory(m: Parameters<CapsuleService['add_memory']>[0]) {
+    const memory: Memory = {
+      id: BigInt(this.memories.length),
+      title: m.title,
+      description: m.description,
+      kind: m.kind,
+      tags: m.tags,
+      encryption: [],
+      blobs: m.blobs,
+      created_at: 1n,
+      updated_at: 1n,
+    };
+    this.memories.push(memory);
+    return { Ok: memory };
+  }
+  async get_memory(id: bigint) {
+    const m = this.memories[Number(id)];
+    return m ? { Ok: m } : { Err: { MemoryNotFound: { id } } };
+  }
+  async list_memories(req: { start_after: [] | [bigint]; limit: number }) {
+    const start = req.start_after[0] === undefined ? 0 : Number(req.start_after[0]) + 1;
+    const items = this.memories.slice(start, start + req.limit);
+    const last = items[items.length - 1];
+    const next: [] | [bigint] = last && start + req.limit < this.memories.length ? [last.id] : [];
+    return { Ok: { items, next } };
+  }
+  async get_blob_chunk(hash: Uint8Array, index: bigint) {
+    const b = this.blobs.get(hex(hash));
+    if (!b) return { Err: { Blob: { UnknownBlob: { blob: hex(hash) } } } };
+    return { Ok: b.slice(Number(index) * CHUNK_SIZE, (Number(index) + 1) * CHUNK_SIZE) };
+  }
+  async get_blob(): Promise<never> {
+    throw new Error('not faked');
+  }
+  async read_blob_range(): Promise<never> {
+    throw new Error('not faked');
+  }
+  async delete_memory(): Promise<never> {
+    throw new Error('not faked');
+  }
+  async update_memory(): Promise<never> {
+    throw new Error('not faked');
+  }
+  async add_connection(): Promise<never> {
+    throw new Error('not faked');
+  }
+  async remove_connection(): Promise<never> {
+    throw new Error('not faked');
+  }
+  async update_connection(): Promise<never> {
+    throw new Error('not faked');
+  }
+  async list_connections(): Promise<never> {
+    throw new Error('not faked');
+  }
+}
+
+export function capsuleInfo(name: string): CapsuleInfo {
+  return {
+    name,
+    bio: '',
+    owner: OWNER,
+    created_at: 1n,
+    updated_at: 1n,
+    settings: { public_profile: false, locale: 'en' },
+    memory_count: 0n,
+    blob_count: 0n,
+    blob_bytes: 0n,
+    connection_count: 0n,
+  };
+}
+
+export function hex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+/** The fake backend: a capsule plus a factory walking through `scripts[attempt - 1]`. */
+export class FakeBackend extends FakeCapsule implements FactoryService {
+  record: CreationRecord | null = null;
+  /** One script per attempt; a retry (create after Failed) starts the next one. */
+  scripts: Step[][];
+  private step = 0;
+  polls = 0;
+  creates = 0;
+  /** Errors thrown by the next polls (transport failures), consumed first. */
+  pollErrors: unknown[] = [];
+  createError: FactoryError | null = null;
+  now = 1_700_000_000_000_000_000n;
+
+  constructor(scripts: Step[][] = [happyScript()]) {
+    super(BACKEND_ID, 'Shared capsule');
+    this.scripts = scripts;
+  }
+
+  private enter(state: CreationStateName, bytes: bigint, error?: FactoryError): void {
+    const r = this.record as CreationRecord;
+    this.now += 1_000_000_000n;
+    const prev = Object.keys(r.state)[0] as CreationStateName;
+    if (prev !== state) r.timeline.push({ state: { [state]: null } as CreationRecord['state'], at: this.now });
+    if (state === 'Failed') {
+      r.failed_in = [r.state];
+      r.error = [error ?? { ImportFailed: { reason: 'chunk fetch failed' } }];
+    }
+    r.state = { [state]: null } as CreationRecord['state'];
+    r.progress = progress(bytes);
+    if (['Installing', 'Importing', 'Verifying', 'Completed', 'Failed'].includes(state) && prev !== 'NotStarted')
+      r.canister_id = [PERSONAL_ID];
+    r.updated_at = this.now;
+  }
+
+  async create_personal_canister(_config?: CreatePersonalCanisterConfig): Promise<{ Ok: CreationRecord } | { Err: FactoryError }> {
+    this.creates++;
+    if (this.createError) return { Err: this.createError };
+    if (!this.record) {
+      this.record = newRecord(this.now);
+      return { Ok: clone(this.record) };
+    }
+    const state = Object.keys(this.record.state)[0];
+    if (state === 'Completed') return { Err: { AlreadyCompleted: { canister_id: PERSONAL_ID } } };
+    if (state === 'Failed') {
+      this.record.attempts += 1;
+      this.record.error = [];
+      this.record.failed_in = [];
+      this.step = 0;
+      this.enter('NotStarted', 0n);
+    }
+    return { Ok: clone(this.record) };
+  }
+
+  async get_creation_status(): Promise<{ Ok: CreationRecord } | { Err: FactoryError }> {
+    this.polls++;
+    if (this.pollErrors.length) throw this.pollErrors.shift();
+    if (!this.record) return { Err: { NoCreation: null } };
+    const script = this.scripts[this.record.attempts - 1] ?? [];
+    const s = script[this.step];
+    if (s) {
+      this.step++;
+      this.enter(s.state, s.bytes ?? 0n, s.error);
+    }
+    return { Ok: clone(this.record) };
+  }
+}
+
+/** A copy of the record as a transport would deliver it (Principals stay Principals). */
+function clone(r: CreationRecord): CreationRecord {
+  return {
+    ...r,
+    timeline: r.timeline.map((t) => ({ ...t })),
+    progress: { ...r.progress },
+    canister_id: [...r.canister_id],
+    error: [...r.error],
+    failed_in: [...r.failed_in],
+  };
+}
+
+function newRecord(now: bigint): CreationRecord {
+  return {
+    owner: OWNER,
+    created_at: now,
+    updated_at: now,
+    subnet_id: [],
+    name: [],
+    step_retries: 0,
+    canister_id: [],
+    attempts: 1,
+    quote: [],
+    failed_in: [],
+    error: [],
+    shared_capsule_purged: false,
+    cycles_consumed: 0n,
+    state: { NotStarted: null },
+    progress: progress(0n),
+    next_try_at: now,
+    manifest: [],
+    migration_id: 1n,
+    purge_requested: false,
+    timeline: [{ state: { NotStarted: null }, at: now }],
+  };
+}
