@@ -807,13 +807,16 @@ fn si(x: f64) -> String {
     }
 }
 
+/// A table row: its label and how a scenario's cell is written.
+type Row = (&'static str, Box<dyn Fn(&Metrics) -> String>);
+
 fn mib(bytes: u64) -> String {
     format!("{:.2} MiB", bytes as f64 / MIB as f64)
 }
 
 fn table(ms: &[Metrics]) -> String {
     let mut t = String::new();
-    let rows: Vec<(&str, Box<dyn Fn(&Metrics) -> String>)> = vec![
+    let rows: Vec<Row> = vec![
         ("bytes moved", Box::new(|m| mib(m.bytes))),
         ("blob bytes", Box::new(|m| mib(m.blob_bytes))),
         ("rounds", Box::new(|m| m.rounds.to_string())),
