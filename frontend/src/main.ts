@@ -86,7 +86,11 @@ function formatTime(ns: bigint): string {
 
 function renderCreation(s: CreationStatus | null): void {
   ui.state.dataset.state = s?.state ?? '';
-  ui.state.textContent = s ? `${s.state} (${describeState(s.state)})` : 'none yet';
+  ui.state.textContent = !s
+    ? 'none yet'
+    : s.state === 'Completed' || s.state === 'Failed'
+      ? s.state
+      : `${s.state}: ${describeState(s.state)}…`;
   ui.attempts.textContent = s && s.attempts > 1 ? `attempt ${s.attempts}` : '';
   const done = s?.progress.bytes_done ?? 0n;
   const total = s?.progress.bytes_total ?? 0n;

@@ -1,0 +1,279 @@
+// The page in Chromium against `icemu serve` running the real backend wasm:
+//   alice: creates a capsule with files through the page, clicks create, watches the byte
+//          progress to Completed, reads a memory back from her personal canister;
+//   bob:   the same with a fault injected: sees the error, the fault is cleared, recovers
+//          through the retry button.
+// Screenshots of each state seen go to target/frontend-screenshots/.
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Principal } from '@icp-sdk/core/principal';
+import { idlFactory as personalIdl, type _SERVICE as PersonalActorService } from '../src/bindings/personal/personal.did';
+import { icemuActor, icemuCanisters } from '../src/client/transport/icemu';
+import { readBlob, unwrapCapsule } from '../src/client';
+import {
+  BACKEND_WASM,
+  CHROMIUM_ARGS,
+  DEPLOY_CYCLES,
+  DIST,
+  FAULTS,
+  Icemu,
+  RESERVE_TOP_UP,
+  SCREENSHOTS,
+  fileBytes,
+  findChromium,
+  findIcemu,
+  requireFile,
+  stop,
+  type Served,
+} from './harness';
+
+// Preconditions, checked when the file loads: a missing piece fails the run with a message
+// saying how to get it. Nothing is skipped.
+const icemuCmd = findIcemu();
+const chromiumPath = findChromium();
+requireFile(BACKEND_WASM, 'build the canisters with scripts/build.sh');
+requireFile(join(DIST, 'index.html'), 'build the page with `npm run build` (npm run test:browser does it)');
+
+const ALL_STATES = ['NotStarted', 'Exporting', 'Creating', 'Installing', 'Importing', 'Verifying', 'Completed'];
+
+let icemu: Icemu;
+let served: Served | undefined;
+let context: BrowserContext | undefined;
+let profile: string;
+let backendId: Principal;
+const pageLogs: string[] = [];
+
+beforeAll(async () => {
+  rmSync(SCREENSHOTS, { recursive: true, force: true });
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  icemu = new Icemu(icemuCmd);
+  icemu.run(['deploy', 'backend', BACKEND_WASM, '--cycles', DEPLOY_CYCLES]);
+  const topUp = icemu.run(['call', '--as', 'admin', 'backend', 'admin_top_up_reserve', `(opt ${RESERVE_TOP_UP})`]);
+  if (!/Ok/.test(topUp) || /Err/.test(topUp)) throw new Error(`topping up the reserve failed: ${topUp}`);
+  served = await icemu.serve(DIST);
+  const ids = await icemuCanisters({ baseUrl: served.url });
+  if (!ids['backend']) throw new Error(`icemu serve lists no "backend": ${JSON.stringify(ids)}`);
+  backendId = ids['backend'];
+  profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1000, height: 1100 },
+  });
+}, 10 * 60_000);
+
+afterAll(async () => {
+  await context?.close();
+  await stop(served);
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (icemu) rmSync(icemu.state, { recursive: true, force: true });
+});
+
+function failWithContext(e: unknown): never {
+  const tail = (s: string) => s.split('\n').slice(-40).join('\n');
+  throw new Error(
+    `${e instanceof Error ? e.stack : String(e)}\n--- page console ---\n${tail(pageLogs.join('\n'))}\n--- icemu serve ---\n${tail(
+      served?.output() ?? '',
+    )}`,
+  );
+}
+
+async function openAs(user: string): Promise<Page> {
+  if (!context || !served) throw new Error('not set up');
+  const page = await context.newPage();
+  page.on('console', (m) => pageLogs.push(`[${user}] ${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => pageLogs.push(`[${user}] pageerror: ${e.message}`));
+  await page.goto(`${served.url}/?as=${encodeURIComponent(user)}`);
+  await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+  expect(await page.getAttribute('body', 'data-ready'), await page.textContent('#message') ?? '').toBe('true');
+  return page;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+interface Added {
+  id: bigint;
+  title: string;
+  bytes: Uint8Array;
+}
+
+/** Creates the capsule and adds memories with files, all through the page. */
+async function createCapsuleWithFiles(page: Page, user: string, seed: number): Promise<Added[]> {
+  await page.waitForSelector('#capsule-form:not([hidden])');
+  expect(await page.getAttribute('#served-by', 'data-served-by')).toBe('backend');
+  await page.fill('#capsule-name', `${user}'s capsule`);
+  await page.click('#create-capsule');
+  await page.waitForSelector('#memory-form:not([hidden])', { timeout: 60_000 });
+  const files = [
+    { title: `${user}: the beach`, name: 'beach.png', mime: 'image/png', bytes: fileBytes(600 * 1024 + 123, seed) },
+    { title: `${user}: a letter`, name: 'letter.txt', mime: 'text/plain', bytes: fileBytes(3_000, seed + 1) },
+  ];
+  const added: Added[] = [];
+  for (const f of files) {
+    await page.fill('#memory-title', f.title);
+    await page.setInputFiles('#memory-file', { name: f.name, mimeType: f.mime, buffer: Buffer.from(f.bytes) });
+    const before = await page.getAttribute('#upload-status', 'data-added-id');
+    await page.click('#add-memory');
+    await page.waitForFunction(
+      (prev) => {
+        const el = document.querySelector('#upload-status') as HTMLElement | null;
+        return el?.dataset.addedId !== undefined && el.dataset.addedId !== prev;
+      },
+      before ?? undefined,
+      { timeout: 120_000 },
+    );
+    const id = BigInt((await page.getAttribute('#upload-status', 'data-added-id')) as string);
+    added.push({ id, title: f.title, bytes: f.bytes });
+  }
+  await page.waitForFunction((n) => document.querySelectorAll('#memories li').length === n, files.length);
+  await shot(page, `${user}-0-capsule-on-backend`);
+  return added;
+}
+
+interface Observed {
+  state: string;
+  bytesDone: bigint;
+  bytesTotal: bigint;
+}
+
+/** Watches the page until the creation is Completed or Failed, screenshotting each new state. */
+async function watchPage(page: Page, user: string, label: string): Promise<Observed[]> {
+  const seen: Observed[] = [];
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    const o = await page.evaluate(() => {
+      const s = document.querySelector('#state') as HTMLElement;
+      const p = document.querySelector('#progress') as HTMLElement;
+      return { state: s.dataset.state ?? '', done: p.dataset.bytesDone ?? '0', total: p.dataset.bytesTotal ?? '0' };
+    });
+    const cur: Observed = { state: o.state, bytesDone: BigInt(o.done), bytesTotal: BigInt(o.total) };
+    const last = seen[seen.length - 1];
+    if (cur.state === '') {
+      // No creation shown yet (the click's call is in flight).
+    } else if (!last || last.state !== cur.state || last.bytesDone !== cur.bytesDone) {
+      seen.push(cur);
+      if (!last || last.state !== cur.state) await shot(page, `${user}-${label}-${seen.length}-${cur.state}`);
+    }
+    if (cur.state === 'Completed' || cur.state === 'Failed') return seen;
+    if (Date.now() > deadline) throw new Error(`creation for ${user} still ${cur.state} after 10 minutes`);
+    await page.waitForTimeout(150);
+  }
+}
+
+function expectProgressReachedCompleted(seen: Observed[], expectedBytes: number): void {
+  const done = seen.map((o) => o.bytesDone);
+  for (let i = 1; i < done.length; i++) expect(done[i]! >= done[i - 1]!, `bytes went back: ${done}`).toBe(true);
+  const final = seen[seen.length - 1]!;
+  expect(final.state).toBe('Completed');
+  expect(final.bytesTotal).toBe(BigInt(expectedBytes));
+  expect(final.bytesDone).toBe(final.bytesTotal);
+}
+
+async function expectServedByPersonal(page: Page): Promise<{ id: Principal; timeline: string[] }> {
+  await page.waitForSelector('#served-by[data-served-by="personal"]', { timeout: 60_000 });
+  const id = Principal.fromText(((await page.textContent('#served-canister')) ?? '').trim());
+  expect(id.toText()).not.toBe(backendId.toText());
+  const timeline = await page.$$eval('#timeline li', (lis) => lis.map((li) => (li as HTMLElement).dataset.state ?? ''));
+  expect(await page.getAttribute('#progress', 'value')).toBe('1000');
+  return { id, timeline };
+}
+
+/** The states after the last Failed: in creation order, through Importing and Verifying, to Completed. */
+function expectRetryTimeline(timeline: string[]): void {
+  const failedAt = timeline.lastIndexOf('Failed');
+  expect(failedAt, `no Failed in ${timeline}`).toBeGreaterThan(0);
+  const after = timeline.slice(failedAt + 1);
+  const order = after.map((s) => ALL_STATES.indexOf(s));
+  expect(order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1]!)), `retry timeline ${after}`).toBe(true);
+  expect(after).toEqual(expect.arrayContaining(['Importing', 'Verifying']));
+  expect(after[after.length - 1]).toBe('Completed');
+}
+
+/** Reads the memory's file back through the page (from the personal canister) and directly. */
+async function expectMemoryReadBack(page: Page, user: string, personal: Principal, m: Added): Promise<void> {
+  const item = page.locator(`#memories li[data-memory-id="${m.id}"]`);
+  await expect(item.locator('.memory-title').textContent()).resolves.toBe(m.title);
+  await item.locator('button.read-memory').click();
+  await item.locator('.digest[data-sha256]').waitFor({ timeout: 120_000 });
+  const digest = item.locator('.digest');
+  expect(await digest.getAttribute('data-sha256')).toBe(createHash('sha256').update(m.bytes).digest('hex'));
+  expect(await digest.getAttribute('data-bytes')).toBe(String(m.bytes.length));
+  expect(await digest.getAttribute('data-from')).toBe(personal.toText());
+  await shot(page, `${user}-9-memory-read-back`);
+
+  // And without the page: the personal canister serves the memory and its bytes to its owner.
+  const actor = icemuActor<PersonalActorService>(personalIdl, personal, { baseUrl: served!.url, caller: user });
+  const memory = unwrapCapsule(await actor.get_memory(m.id));
+  expect(memory.title).toBe(m.title);
+  expect(await readBlob(actor, memory.blobs[0]!)).toEqual(m.bytes);
+}
+
+describe('the page against icemu serve and the real backend', () => {
+  it('alice: capsule with files → create → byte progress to Completed → memory read back from her canister', async () => {
+    try {
+      const page = await openAs('alice');
+      const added = await createCapsuleWithFiles(page, 'alice', 1);
+      await page.click('#create');
+      const seen = await watchPage(page, 'alice', '1');
+      writeFileSync(join(SCREENSHOTS, 'alice-progress.json'), JSON.stringify(seen, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+      expectProgressReachedCompleted(
+        seen,
+        added.reduce((n, m) => n + m.bytes.length, 0),
+      );
+      expect(await page.isHidden('#error')).toBe(true);
+      const { id: personal, timeline } = await expectServedByPersonal(page);
+      expect(timeline).toEqual(ALL_STATES);
+      await expectMemoryReadBack(page, 'alice', personal, added[0]!);
+      await page.close();
+    } catch (e) {
+      failWithContext(e);
+    }
+  });
+
+  it('bob: with a fault injected the creation fails with a readable error, and the retry button recovers', async () => {
+    try {
+      const page = await openAs('bob');
+      const added = await createCapsuleWithFiles(page, 'bob', 7);
+      FAULTS.inject(icemu);
+      await page.click('#create');
+      const failed = await watchPage(page, 'bob', '1');
+      expect(failed[failed.length - 1]?.state).toBe('Failed');
+      await page.waitForSelector('#error:not([hidden])');
+      const message = ((await page.textContent('#error-text')) ?? '').trim();
+      expect(message).toMatch(/^[A-Z].*[.!]$/);
+      expect(message).not.toMatch(/Err|undefined|\[object|FactoryError/);
+      expect(await page.getAttribute('#served-by', 'data-served-by')).toBe('backend');
+      await shot(page, 'bob-2-error-shown');
+
+      FAULTS.clear(icemu);
+      await page.click('#retry');
+      await page.waitForFunction(() => (document.querySelector('#state') as HTMLElement).dataset.state !== 'Failed', null, {
+        timeout: 60_000,
+      });
+      const retried = await watchPage(page, 'bob', '3-retry');
+      writeFileSync(
+        join(SCREENSHOTS, 'bob-progress.json'),
+        JSON.stringify({ failed, retried }, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
+      );
+      expectProgressReachedCompleted(
+        retried,
+        added.reduce((n, m) => n + m.bytes.length, 0),
+      );
+      expect(await page.isHidden('#error')).toBe(true);
+      expect(await page.textContent('#attempts')).toContain('attempt 2');
+      const { id: personal, timeline } = await expectServedByPersonal(page);
+      expectRetryTimeline(timeline);
+      await expectMemoryReadBack(page, 'bob', personal, added[0]!);
+      await page.close();
+    } catch (e) {
+      failWithContext(e);
+    }
+  });
+});
