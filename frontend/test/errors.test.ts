@@ -104,7 +104,7 @@ describe('messages carry the details people need', () => {
   });
   it('CallFailed names the step and the reject', () => {
     expect(describeFactoryError({ CallFailed: { code: 4, step: 'install_code', message: 'out of cycles' } })).toBe(
-      'A call the service made while install code failed (reject code 4: out of cycles). Your data is unchanged; try again.',
+      "The service's call to install code failed (reject code 4: out of cycles). Your data is unchanged; try again.",
     );
   });
   it('InvalidState says the state in words', () => {

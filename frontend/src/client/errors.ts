@@ -68,7 +68,7 @@ export function describeState(state: CreationState | string): string {
 
 const factoryMessages: Messages<FactoryError> = {
   CallFailed: ({ step, code, message }) =>
-    `A call the service made while ${stepWords(step)} failed (reject code ${code}: ${message}). Your data is unchanged; try again.`,
+    `The service's call to ${stepWords(step)} failed (reject code ${code}: ${message}). Your data is unchanged; try again.`,
   NoCreation: () => 'You have not asked for a personal canister yet.',
   Anonymous: () => 'You need to sign in first: anonymous users cannot own a personal canister.',
   NotController: () => 'Only a controller of the service may do this.',
@@ -105,7 +105,7 @@ const factoryMessages: Messages<FactoryError> = {
 
 function stepWords(step: string): string {
   const s = step.replace(/_/g, ' ').trim();
-  return s ? `${s}` : 'working';
+  return s || 'another canister';
 }
 
 const blobMessages: Messages<BlobError> = {
