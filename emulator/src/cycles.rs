@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Cycle prices (13-node application subnet defaults).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Prices {
     /// Charged by `create_canister` from the attached cycles.
     pub create_canister_fee: u128,
@@ -33,7 +33,7 @@ impl Default for Prices {
 }
 
 /// Limits and behaviour of an emulator instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// Largest ingress message (method name + argument).
     pub max_ingress_bytes: usize,

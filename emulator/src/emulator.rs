@@ -191,7 +191,8 @@ impl Emulator {
         ))
     }
 
-    /// Submits an update call and runs rounds until it completes.
+    /// Submits an update call and runs rounds until it completes (its result is not kept in
+    /// the ingress history).
     pub fn update(
         &self,
         canister: Principal,
@@ -200,7 +201,35 @@ impl Emulator {
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, RejectResponse> {
         let id = self.submit(canister, sender, method, arg)?;
-        self.await_message(id)
+        let result = self.await_message(id);
+        self.lock().book.ingress.remove(&id.0);
+        result
+    }
+
+    /// The result of an ingress message if it completed, removing it from the ingress history
+    /// (for long-running drivers that poll and must not accumulate replies).
+    pub fn take_ingress_status(&self, id: MessageId) -> Option<Result<Vec<u8>, RejectResponse>> {
+        let mut g = self.lock();
+        match g.book.ingress.get(&id.0) {
+            Some(Some(_)) => g.book.ingress.remove(&id.0).flatten(),
+            _ => None,
+        }
+    }
+
+    // ---- persistence
+
+    /// Saves the whole state to `dir`, incrementally when `dir` is where it was last saved to
+    /// or loaded from: only pages changed since then are written (see [`crate::snapshot`]).
+    /// Any state can be saved (also with messages in flight); it is taken between rounds.
+    pub fn save_state(&self, dir: &std::path::Path) -> Result<crate::SaveReport, crate::EmulatorError> {
+        self.lock().save_to(dir)
+    }
+
+    /// Loads a state saved by [`save_state`](Self::save_state).
+    pub fn load_state(dir: &std::path::Path) -> Result<Self, crate::EmulatorError> {
+        Ok(Self {
+            inner: Mutex::new(Inner::load_from(dir)?),
+        })
     }
 
     /// Runs a query on the current state; nothing it does is kept.
@@ -272,6 +301,8 @@ impl Emulator {
     // ---- faults
 
     /// Rejects the next `n` requests to `canister` (and `method`, if given) with `code`.
+    /// With `Principal::management_canister()` it rejects requests to `aaaaa-aa` (from
+    /// canisters and ingress alike), e.g. `create_canister` or `install_code`.
     pub fn reject_next(
         &self,
         canister: Principal,
@@ -401,6 +432,45 @@ impl Emulator {
     /// Messages in flight.
     pub fn messages_in_flight(&self) -> usize {
         self.lock().queue.len()
+    }
+
+    /// The canister log of `canister` without access checks: `(index, timestamp, text)`.
+    pub fn canister_log(&self, canister: Principal) -> Vec<(u64, u64, String)> {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .map(|c| {
+                c.logs
+                    .iter()
+                    .map(|(i, t, m)| (*i, *t, String::from_utf8_lossy(m).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `canister_status` of `canister` without access checks (`None` if it does not exist).
+    pub fn canister_status(
+        &self,
+        canister: Principal,
+    ) -> Option<ic_management_canister_types::CanisterStatusResult> {
+        let g = self.lock();
+        g.canisters
+            .contains_key(&canister)
+            .then(|| g.status_of(canister))
+    }
+
+    /// Statistics of every canister that has any.
+    pub fn all_stats(&self) -> Vec<(Principal, CanisterStats)> {
+        self.lock()
+            .stats
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// The active faults.
+    pub fn faults(&self) -> crate::faults::Faults {
+        self.lock().faults.clone()
     }
 }
 

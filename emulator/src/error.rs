@@ -31,6 +31,9 @@ pub enum EmulatorError {
     /// Building a test canister failed.
     #[error("building canister `{0}` failed: {1}")]
     Build(String, String),
+    /// A saved state cannot be written or read.
+    #[error("state: {0}")]
+    State(String),
     /// I/O error (module cache, builds).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

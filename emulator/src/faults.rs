@@ -7,7 +7,7 @@ use candid::Principal;
 use crate::reject::RejectCode;
 
 /// Reject the next `remaining` requests to a canister (and method, if given).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RejectRule {
     /// Destination canister.
     pub canister: Principal,
@@ -22,13 +22,14 @@ pub struct RejectRule {
 }
 
 /// All active faults.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Faults {
     /// Reject rules, applied in order.
     pub reject_rules: Vec<RejectRule>,
     /// Methods that trap as soon as they are called.
     pub trapping_methods: BTreeSet<(Principal, String)>,
     /// Extra rounds before messages to a canister are delivered.
+    #[serde(with = "crate::snapshot::principal_map")]
     pub delays: BTreeMap<Principal, u64>,
     /// Canisters (or `aaaaa-aa`) whose incoming messages are held.
     pub paused: BTreeSet<Principal>,

@@ -20,6 +20,7 @@ pub mod management;
 pub mod pocket_ic;
 pub mod reject;
 pub mod scheduler;
+pub mod snapshot;
 pub mod stable;
 pub mod state;
 pub mod stats;
@@ -28,6 +29,7 @@ pub use crate::emulator::{Emulator, MessageId};
 pub use cycles::{Config, Prices};
 pub use error::EmulatorError;
 pub use reject::{ErrorCode, RejectCode, RejectResponse};
+pub use snapshot::SaveReport;
 pub use stats::{CanisterStats, LogLine, MethodStats, TraceEvent, TraceKind};
 
 /// The emulated subnet's id (returned by `subnet_self`).

@@ -49,6 +49,8 @@ pub struct Inner {
     pub rand_counter: u64,
     /// Whether the trace records events.
     pub tracing: bool,
+    /// The directory this state was last saved to or loaded from (incremental saves).
+    pub(crate) persisted: Option<crate::snapshot::Persisted>,
 }
 
 /// The IC's trap reject for a canister.
@@ -93,6 +95,7 @@ impl Inner {
             stop_waiters: BTreeMap::new(),
             rand_counter: 0,
             tracing: true,
+            persisted: None,
         }
     }
 
@@ -312,6 +315,17 @@ impl Inner {
                     return;
                 }
                 if to == Principal::management_canister() {
+                    if let Some((code, msg)) = self.faults.take_reject(to, &method) {
+                        let r = RejectResponse {
+                            reject_code: code,
+                            reject_message: msg,
+                            error_code: error_code_for(code),
+                            certified: true,
+                        };
+                        self.trace(TraceKind::Rejected, from, to, &method, r.reject_message.clone());
+                        self.respond(&origin, Err(r), cycles);
+                        return;
+                    }
                     self.handle_management(from, &method, &arg, cycles, origin);
                 } else {
                     self.deliver_request(from, to, method, arg, cycles, origin, deadline);

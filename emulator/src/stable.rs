@@ -20,6 +20,10 @@ pub struct StableMemory {
     /// First-write images of this message: `None` = page did not exist.
     journal: HashMap<u64, Option<Page>>,
     size_before: u64,
+    /// Pages written since the last [`mark_saved`](Self::mark_saved).
+    unsaved: std::collections::BTreeSet<u64>,
+    /// Whether a saved copy exists (else everything is unsaved).
+    saved_base: bool,
 }
 
 impl StableMemory {
@@ -78,6 +82,9 @@ impl StableMemory {
             let n = (PAGE - within).min(data.len() - done);
             if !self.journal.contains_key(&page) {
                 newly += 1;
+                if self.saved_base {
+                    self.unsaved.insert(page);
+                }
                 let old = self.pages.get(&page).cloned();
                 self.journal.insert(page, old);
             }
@@ -136,8 +143,53 @@ impl StableMemory {
         out
     }
 
+    /// Pages (4 KiB) written since the last save, or `None` when everything must be written.
+    pub fn unsaved_pages(&self) -> Option<Vec<u64>> {
+        self.saved_base
+            .then(|| self.unsaved.iter().copied().collect())
+    }
+
+    /// Records that the contents have been saved.
+    pub fn mark_saved(&mut self) {
+        self.unsaved.clear();
+        self.saved_base = true;
+    }
+
+    /// The stored (possibly non-zero) pages, in index order.
+    pub fn stored_pages(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.pages.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// One 4 KiB page (zeros if never written).
+    pub fn page(&self, index: u64) -> [u8; PAGE] {
+        self.pages.get(&index).map(|p| **p).unwrap_or([0u8; PAGE])
+    }
+
+    /// Rebuilds a saved stable memory: `size` wasm pages and the given 4 KiB pages. It counts
+    /// as saved.
+    pub fn restore(size: u64, pages: impl IntoIterator<Item = (u64, [u8; PAGE])>) -> Self {
+        let mut s = Self {
+            size,
+            size_before: size,
+            saved_base: true,
+            ..Default::default()
+        };
+        for (i, p) in pages {
+            if p.iter().any(|b| *b != 0) {
+                s.pages.insert(i, Box::new(p));
+            } else {
+                s.pages.remove(&i);
+            }
+        }
+        s
+    }
+
     /// Replaces the contents (growing to fit `bytes`).
     pub fn set_bytes(&mut self, bytes: &[u8]) {
+        self.saved_base = false;
+        self.unsaved.clear();
         self.pages.clear();
         self.journal.clear();
         self.size = (bytes.len() as u64).div_ceil(WASM_PAGE);

@@ -10,7 +10,7 @@ use crate::reject::{ErrorCode, RejectResponse};
 use crate::stable::StableMemory;
 
 /// Lifecycle status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     /// Accepts messages.
     Running,
@@ -102,7 +102,7 @@ impl Canister {
 }
 
 /// Who is waiting for a call context's response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Origin {
     /// An ingress message.
     Ingress(u64),
@@ -118,7 +118,7 @@ pub enum Origin {
 }
 
 /// An open call context.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CallContext {
     /// Owning canister.
     pub canister: Principal,
@@ -143,7 +143,7 @@ pub struct CallContext {
 }
 
 /// A registered callback.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Callback {
     /// The calling canister.
     pub canister: Principal,
@@ -169,7 +169,7 @@ pub struct Callback {
 pub type Payload = Result<Vec<u8>, RejectResponse>;
 
 /// A message in flight.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     /// A call.
     Request {
@@ -180,6 +180,7 @@ pub enum Message {
         /// Method.
         method: String,
         /// Argument.
+        #[serde(with = "crate::snapshot::hex_bytes")]
         arg: Vec<u8>,
         /// Attached cycles.
         cycles: u128,
@@ -195,6 +196,7 @@ pub enum Message {
         /// The calling canister.
         to: Principal,
         /// Reply or reject.
+        #[serde(with = "crate::snapshot::hex_payload")]
         payload: Payload,
         /// Cycles refunded.
         refund: u128,
@@ -212,7 +214,7 @@ impl Message {
 }
 
 /// A queued message with its delivery round.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Queued {
     /// Earliest round it may be delivered in.
     pub round: u64,

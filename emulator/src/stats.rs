@@ -6,7 +6,7 @@ use std::fmt;
 use candid::Principal;
 
 /// Counters for one method (or a canister's total).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MethodStats {
     /// Messages executed (requests, callbacks, timers).
     pub executions: u64,
@@ -41,7 +41,7 @@ impl MethodStats {
 }
 
 /// Statistics of one canister.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CanisterStats {
     /// Per method (callbacks are counted under the method whose call context they belong to).
     pub methods: BTreeMap<String, MethodStats>,

@@ -41,7 +41,7 @@ pub const PAGE_SIZE: usize = 4096;
 const BYTEMAP_WASM_PAGES: u64 = (1 << 32) / PAGE_SIZE as u64 / 65536;
 
 /// What the rewrite learned about the module.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ModuleInfo {
     /// `(module, name)` of every function import.
     pub imports: Vec<(String, String)>,

@@ -44,6 +44,8 @@ pub struct CompiledModule {
     pub module: Module,
     /// What the rewrite learned.
     pub info: ModuleInfo,
+    /// The module bytes as installed (kept so a state snapshot can store the module).
+    pub installed: Arc<[u8]>,
 }
 
 impl CompiledModule {
@@ -111,51 +113,71 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Loads, checks imports, rewrites and compiles a module, using the caches.
+///
+/// Lookup order: the in-process cache, then the disk cache (a compiled `.cwasm` plus a `.info`
+/// sidecar with what the rewrite learned, so a warm process neither rewrites nor compiles),
+/// then a full rewrite and compilation whose results are written to the disk cache.
 pub fn compile(installed: &[u8]) -> Result<Arc<CompiledModule>, EmulatorError> {
     let hash = sha256(installed);
     if let Some(m) = memory_cache().lock().unwrap().get(&hash) {
         return Ok(m.clone());
-    }
-    let wasm = decompress(installed)?;
-    let (rewritten, info) = instrument::instrument(&wasm)?;
-    for (module, name) in &info.imports {
-        if module != "ic0" || !system_api::PROVIDED.contains(&name.as_str()) {
-            return Err(EmulatorError::UnknownImport {
-                module: module.clone(),
-                name: name.clone(),
-            });
-        }
     }
     let dir = disk_cache_dir();
     // The key covers the module, the rewrite's source and the crate version, so a changed
     // rewrite never loads a stale compiled module.
     let rewrite = sha256(instrument::SOURCE.as_bytes());
     let key = format!(
-        "{}-v{INSTRUMENTATION_VERSION}-{}-{}.cwasm",
+        "{}-v{INSTRUMENTATION_VERSION}-{}-{}",
         hex::encode(hash),
         hex::encode(&rewrite[..6]),
         env!("CARGO_PKG_VERSION")
     );
-    let path = dir.join(key);
+    let path = dir.join(format!("{key}.cwasm"));
+    let info_path = dir.join(format!("{key}.info"));
+    let cached_info: Option<ModuleInfo> = std::fs::read(&info_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     // SAFETY: the file was written by `Module::serialize` of this same engine configuration
     // (the key carries the rewrite and crate versions; wasmtime checks its own compatibility).
-    let cached = unsafe { Module::deserialize_file(engine(), &path) }.ok();
-    let module = match cached {
-        Some(m) => m,
-        None => {
+    let cached = cached_info
+        .as_ref()
+        .and_then(|_| unsafe { Module::deserialize_file(engine(), &path) }.ok());
+    let (module, info) = match (cached, cached_info) {
+        (Some(m), Some(info)) => (m, info),
+        _ => {
+            let wasm = decompress(installed)?;
+            let (rewritten, info) = instrument::instrument(&wasm)?;
+            for (module, name) in &info.imports {
+                if module != "ic0" || !system_api::PROVIDED.contains(&name.as_str()) {
+                    return Err(EmulatorError::UnknownImport {
+                        module: module.clone(),
+                        name: name.clone(),
+                    });
+                }
+            }
             let m = Module::new(engine(), &rewritten)
                 .map_err(|e| EmulatorError::Engine(format!("{e:?}")))?;
             if let Ok(bytes) = m.serialize() {
                 let _ = std::fs::create_dir_all(&dir);
-                let tmp = dir.join(format!("{}.tmp{}", hex::encode(hash), std::process::id()));
-                if std::fs::write(&tmp, bytes).is_ok() {
-                    let _ = std::fs::rename(&tmp, &path);
+                let tag = format!("{}.tmp{}", hex::encode(hash), std::process::id());
+                let (tmp, tmp_info) = (dir.join(&tag), dir.join(format!("{tag}i")));
+                let info_json = serde_json::to_vec(&info).unwrap_or_default();
+                if std::fs::write(&tmp, bytes).is_ok()
+                    && std::fs::rename(&tmp, &path).is_ok()
+                    && std::fs::write(&tmp_info, info_json).is_ok()
+                {
+                    let _ = std::fs::rename(&tmp_info, &info_path);
                 }
             }
-            m
+            (m, info)
         }
     };
-    let compiled = Arc::new(CompiledModule { hash, module, info });
+    let compiled = Arc::new(CompiledModule {
+        hash,
+        module,
+        info,
+        installed: Arc::from(installed),
+    });
     memory_cache()
         .lock()
         .unwrap()
@@ -191,6 +213,48 @@ pub struct CanisterInstance {
     globals: Vec<Global>,
     committed_heap: Vec<u8>,
     committed_globals: Vec<Val>,
+    /// Committed heap pages changed since the last [`mark_saved`](Self::mark_saved).
+    unsaved: std::collections::BTreeSet<usize>,
+    /// Whether a saved copy of the committed image exists (else everything is unsaved).
+    saved_base: bool,
+}
+
+/// A mutable global's value in a state snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum GlobalValue {
+    /// `i32`.
+    I32(i32),
+    /// `i64`.
+    I64(i64),
+    /// `f32` bits.
+    F32(u32),
+    /// `f64` bits.
+    F64(u64),
+    /// `v128`.
+    V128(u128),
+}
+
+impl GlobalValue {
+    fn from_val(v: &Val) -> Option<Self> {
+        Some(match v {
+            Val::I32(x) => Self::I32(*x),
+            Val::I64(x) => Self::I64(*x),
+            Val::F32(x) => Self::F32(*x),
+            Val::F64(x) => Self::F64(*x),
+            Val::V128(x) => Self::V128(x.as_u128()),
+            _ => return None,
+        })
+    }
+
+    fn to_val(self) -> Val {
+        match self {
+            Self::I32(x) => Val::I32(x),
+            Self::I64(x) => Val::I64(x),
+            Self::F32(x) => Val::F32(x),
+            Self::F64(x) => Val::F64(x),
+            Self::V128(x) => Val::V128(x.into()),
+        }
+    }
 }
 
 impl CanisterInstance {
@@ -229,7 +293,58 @@ impl CanisterInstance {
             globals,
             committed_heap,
             committed_globals,
+            unsaved: Default::default(),
+            saved_base: false,
         })
+    }
+
+    /// Re-creates an instance of `module` from a saved committed image (heap and mutable
+    /// globals, see [`heap_image`](Self::heap_image) and [`globals`](Self::globals)). The
+    /// restored image counts as saved.
+    pub fn restore(
+        module: Arc<CompiledModule>,
+        heap: Vec<u8>,
+        globals: &[GlobalValue],
+    ) -> Result<Self, EmulatorError> {
+        let mut inst = Self::new(module)?;
+        if globals.len() != inst.globals.len() {
+            return Err(EmulatorError::Engine(format!(
+                "snapshot has {} globals, the module {}",
+                globals.len(),
+                inst.globals.len()
+            )));
+        }
+        let globals = globals.iter().map(|g| g.to_val()).collect();
+        inst.restore_image(heap, globals)?;
+        inst.unsaved.clear();
+        inst.saved_base = true;
+        Ok(inst)
+    }
+
+    /// The committed heap.
+    pub fn heap_image(&self) -> &[u8] {
+        &self.committed_heap
+    }
+
+    /// The committed values of the module's mutable globals.
+    pub fn globals(&self) -> Vec<GlobalValue> {
+        self.committed_globals
+            .iter()
+            .filter_map(GlobalValue::from_val)
+            .collect()
+    }
+
+    /// Committed heap pages (4 KiB) changed since the last save, or `None` when the whole
+    /// image must be written (never saved: a new instance).
+    pub fn unsaved_pages(&self) -> Option<Vec<usize>> {
+        self.saved_base
+            .then(|| self.unsaved.iter().copied().collect())
+    }
+
+    /// Records that the committed image has been saved.
+    pub fn mark_saved(&mut self) {
+        self.unsaved.clear();
+        self.saved_base = true;
     }
 
     /// The module this instance runs.
@@ -341,6 +456,9 @@ impl CanisterInstance {
             }
         }
         self.clear_marks(&pages);
+        if self.saved_base {
+            self.unsaved.extend(pages.iter().copied());
+        }
         self.committed_globals = self
             .globals
             .iter()
@@ -360,8 +478,12 @@ impl CanisterInstance {
             // Wasm memories cannot shrink: start a new instance from the committed image.
             let heap = std::mem::take(&mut self.committed_heap);
             let globals = std::mem::take(&mut self.committed_globals);
+            let unsaved = std::mem::take(&mut self.unsaved);
+            let saved_base = self.saved_base;
             *self = Self::new(self.module.clone())?;
             self.restore_image(heap, globals)?;
+            self.unsaved = unsaved;
+            self.saved_base = saved_base;
             return Ok(());
         }
         let pages = self.dirty_pages();
