@@ -535,9 +535,7 @@ fn naive_copy(w: &World, who: Principal, s: &Scenario) -> Run {
         (s.memories, s.connections as u64, s.blob_sizes.len() as u64),
         "the naive copy moved everything"
     );
-    let copied: CapsuleInfo = w.capsule(target, w.backend, "get_capsule", ()).unwrap();
-    assert_eq!(copied.blob_bytes, s.blob_sizes.iter().sum::<usize>() as u64);
-    Run {
+    let run = Run {
         rounds,
         // The backend's share is the copy's call context (its callbacks included); its
         // interval timer and upgrade hooks are not part of the copy.
@@ -545,7 +543,10 @@ fn naive_copy(w: &World, who: Principal, s: &Scenario) -> Run {
         personal: Window::between(Some(&t0), &emu.stats(target)),
         cycles: cycles0 - w.ic.cycle_balance(w.backend) - w.ic.cycle_balance(target),
         ..Run::default()
-    }
+    };
+    let copied: CapsuleInfo = w.capsule(target, w.backend, "get_capsule", ()).unwrap();
+    assert_eq!(copied.blob_bytes, s.blob_sizes.iter().sum::<usize>() as u64);
+    run
 }
 
 // ------------------------------------------------------------------------------ figures
