@@ -20,29 +20,38 @@ fi
 wasm_target=target/wasm32-unknown-unknown/release
 mkdir -p target/wasm
 
-# gzip_wasm NAME OUT: compresses the freshly built NAME.wasm to target/wasm/OUT.wasm.gz.
+# gzip_wasm SRC OUT: compresses the freshly built SRC to target/wasm/OUT.wasm.gz.
 gzip_wasm() {
-    local src="$wasm_target/$1.wasm" dst="target/wasm/$2.wasm.gz"
+    local src=$1 dst="target/wasm/$2.wasm.gz"
     gzip -9 -n -c "$src" > "$dst.tmp"
-    mv "$dst.tmp" "$dst"
+    # Replace only on change: the backend's build script reruns when personal.wasm.gz changes.
+    if cmp -s "$dst.tmp" "$dst"; then rm "$dst.tmp"; else mv "$dst.tmp" "$dst"; fi
     printf 'build: %-34s %9d bytes (%d bytes uncompressed)\n' "$dst" "$(stat -c %s "$dst")" "$(stat -c %s "$src")"
 }
 
 # The personal canister first: the backend's factory embeds it.
 cargo build --release --locked --target wasm32-unknown-unknown -p personal
-gzip_wasm personal personal
+gzip_wasm "$wasm_target/personal.wasm" personal
 
 cargo build --release --locked --target wasm32-unknown-unknown -p backend
-gzip_wasm backend backend
+gzip_wasm "$wasm_target/backend.wasm" backend
+
+# Each other build variant has its own target directory, so switching features never
+# rebuilds the others (the first build of a variant compiles its dependencies once).
+# variant NAME OUT CARGO-ARGS...: builds the backend with CARGO-ARGS into its own directory.
+variant() {
+    local name=$1 out=$2
+    shift 2
+    local dir=target/wasm-variants/$name
+    cargo build --release --locked --target wasm32-unknown-unknown -p backend --target-dir "$dir" "$@"
+    gzip_wasm "$dir/wasm32-unknown-unknown/release/backend.wasm" "$out"
+}
 
 # The backend without the factory (cargo feature `personal-canister` off).
-cargo build --release --locked --target wasm32-unknown-unknown -p backend --no-default-features
-gzip_wasm backend backend-core
+variant core backend-core --no-default-features
 
 # Test builds only: the backend with test fault injection. Never deployed.
-cargo build --release --locked --target wasm32-unknown-unknown -p backend --features test-faults
-gzip_wasm backend backend-test
+variant test backend-test --features test-faults
 
 # Benchmark only: the backend with the naive-copy baseline (`bench_naive_copy`). Never deployed.
-cargo build --release --locked --target wasm32-unknown-unknown -p backend --features bench-naive
-gzip_wasm backend backend-bench
+variant bench backend-bench --features bench-naive
