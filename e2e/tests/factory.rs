@@ -293,6 +293,16 @@ fn transient_rejects_of_the_pulls_and_reports_are_retried() {
     let rec = completed(&w, alice);
     assert_eq!(w.ic.get_controllers(rec.canister_id.unwrap()), vec![alice]);
     assert_eq!(rec.attempts, 1);
+    let injected = w
+        .emu()
+        .trace_string()
+        .matches("injected: queue full")
+        .count();
+    // Six rejects injected; the trace shows each one (as the reject and as the caller's response).
+    assert!(
+        injected >= 6,
+        "every injected reject was delivered: {injected}"
+    );
 }
 
 #[test]
