@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 log_dir=target/test-logs
 mkdir -p "$log_dir"
+rm -f "$log_dir"/*.log
 failed_steps=()
 
 step() {
@@ -22,6 +23,8 @@ step build scripts/build.sh
 step cargo cargo test --workspace --locked
 # The backend built without the factory (its interface file and capsule behaviour).
 step cargo-core cargo test --locked -p backend --no-default-features
+# The frontend: generated bindings up to date, types, unit tests (Vitest).
+step frontend bash -c 'cd frontend && npm ci --no-audit --no-fund && npm run typecheck && npm test'
 # The migration benchmark in its quick mode, so it cannot rot (no performance assertions).
 step bench scripts/bench.sh --quick
 
@@ -32,6 +35,15 @@ while read -r p f; do
     passed=$((passed + p))
     failed=$((failed + f))
 done < <(cat "$log_dir"/cargo*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p')
+
+# And of Vitest ("Tests  N passed | M failed (T)").
+if [[ -f $log_dir/frontend.log ]]; then
+    line=$(sed -nE 's/\x1b\[[0-9;]*m//g; /^ +Tests +[0-9]/p' "$log_dir/frontend.log" | tail -1)
+    p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || true)
+    f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || true)
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+fi
 
 if ((${#failed_steps[@]})); then
     echo "failed steps: ${failed_steps[*]}"
