@@ -120,6 +120,20 @@ impl Emulator {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<MessageId, RejectResponse> {
+        self.submit_with_cycles(canister, sender, method, arg, 0)
+    }
+
+    /// Submits an ingress update call carrying `cycles` (a test convenience: on the IC ingress
+    /// messages carry no cycles and a cycles wallet canister forwards them). Cycles the callee
+    /// does not accept are dropped with the reply.
+    pub fn submit_with_cycles(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+        cycles: u128,
+    ) -> Result<MessageId, RejectResponse> {
         let mut g = self.lock();
         let size = method.len() + arg.len();
         if size > g.config.max_ingress_bytes {
@@ -154,7 +168,7 @@ impl Emulator {
             to: canister,
             method: method.into(),
             arg,
-            cycles: 0,
+            cycles,
             origin: Origin::Ingress(id),
             deadline: 0,
         });

@@ -1,0 +1,390 @@
+//! `icemu serve`: the HTTP endpoint on 127.0.0.1 (protocol in README.md).
+//!
+//! Rounds run in the background at a steady pace (`--round-ms`), with time following the wall
+//! clock, so timers progress; each request is handled on its own thread; an update call waits
+//! for the background rounds to produce its reply. The state is saved every `--save-secs` and
+//! when SIGINT or SIGTERM stops the server.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use candid::{CandidType, Deserialize, Principal};
+use clap::Args;
+use emulator::{Emulator, RejectResponse};
+use serde_bytes::ByteBuf;
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::state::{self, Names, StateDir};
+
+/// Options of `icemu serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0 picks a free one; the URL is printed).
+    #[arg(long, default_value_t = 4943)]
+    port: u16,
+    /// Serve the files of DIR at `/` (index.html for directories).
+    #[arg(long = "static")]
+    static_dir: Option<PathBuf>,
+    /// Milliseconds between background rounds.
+    #[arg(long, default_value_t = 50)]
+    round_ms: u64,
+    /// Seconds between saves of the state (also saved on SIGINT / SIGTERM).
+    #[arg(long, default_value_t = 10)]
+    save_secs: u64,
+    /// Largest request body in bytes (larger requests get 413).
+    #[arg(long, default_value_t = 3 * 1024 * 1024)]
+    max_body: usize,
+    /// Seconds an update call may wait for its reply.
+    #[arg(long, default_value_t = 120)]
+    call_timeout_secs: u64,
+}
+
+/// `kind` of a call request.
+#[derive(CandidType, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// An update call.
+    #[serde(rename = "update")]
+    Update,
+    /// A query call.
+    #[serde(rename = "query")]
+    Query,
+}
+
+/// Body of `POST /api/v1/call`.
+#[derive(CandidType, Deserialize, Debug, Clone)]
+pub struct CallRequest {
+    /// Callee.
+    pub canister_id: Principal,
+    /// Method.
+    pub method: String,
+    /// Identity name of the caller (or a principal's text).
+    pub caller: String,
+    /// Candid argument bytes.
+    pub arg: ByteBuf,
+    /// Update or query.
+    pub kind: CallKind,
+}
+
+/// A reject in a reply.
+#[derive(CandidType, Deserialize, Debug, Clone)]
+pub struct CallError {
+    /// The IC's reject code (1..6).
+    pub reject_code: u32,
+    /// The IC's error code, e.g. `IC0301`.
+    pub error_code: String,
+    /// Message.
+    pub message: String,
+}
+
+/// Body of the reply to `POST /api/v1/call`.
+#[derive(CandidType, Deserialize, Debug, Clone)]
+pub enum CallReply {
+    /// Candid reply bytes.
+    Ok(ByteBuf),
+    /// Reject.
+    Err(CallError),
+}
+
+impl From<RejectResponse> for CallError {
+    fn from(r: RejectResponse) -> Self {
+        Self {
+            reject_code: r.reject_code as u32,
+            error_code: format!("IC{:04}", r.error_code as u32),
+            message: r.reject_message,
+        }
+    }
+}
+
+struct Shared {
+    emu: Arc<Emulator>,
+    names: Names,
+    static_dir: Option<PathBuf>,
+    max_body: usize,
+    call_timeout: Duration,
+}
+
+/// Runs the server until SIGINT / SIGTERM; saves the state on the way out.
+pub fn serve(mut st: StateDir, args: ServeArgs) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let server = Server::http(("127.0.0.1", args.port))
+        .map_err(|e| anyhow!("binding 127.0.0.1:{}: {e}", args.port))?;
+    let port = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.port())
+        .unwrap_or(args.port);
+    let static_dir = match &args.static_dir {
+        Some(d) => Some(
+            d.canonicalize()
+                .with_context(|| format!("static folder {}", d.display()))?,
+        ),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        emu: st.emu.clone(),
+        names: st.names.clone(),
+        static_dir,
+        max_body: args.max_body,
+        call_timeout: Duration::from_secs(args.call_timeout_secs),
+    });
+    println!(
+        "icemu: serving http://127.0.0.1:{port} (state {}, a round every {} ms)",
+        st.dir.display(),
+        args.round_ms
+    );
+    // Background rounds, time following the wall clock.
+    let ticker = {
+        let emu = st.emu.clone();
+        let stop = stop.clone();
+        let round = Duration::from_millis(args.round_ms.max(1));
+        std::thread::spawn(move || {
+            let per_round = emu.config().time_per_round;
+            let mut last = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(round);
+                let now = Instant::now();
+                let elapsed = now - last;
+                last = now;
+                emu.advance_time(elapsed.saturating_sub(per_round));
+                emu.tick();
+            }
+        })
+    };
+    let mut last_save = Instant::now();
+    let save_every = Duration::from_secs(args.save_secs.max(1));
+    while !stop.load(Ordering::Relaxed) {
+        if last_save.elapsed() >= save_every {
+            if let Err(e) = st.save() {
+                eprintln!("icemu: saving failed: {e:#}");
+            }
+            last_save = Instant::now();
+        }
+        let req = match server.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) => {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                eprintln!("icemu: accept: {e}");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        std::thread::spawn(move || handle(&shared, req));
+    }
+    eprintln!("icemu: stopping; saving the state");
+    let _ = ticker.join();
+    st.save()?;
+    Ok(())
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+}
+
+fn respond(req: Request, status: u16, content_type: &str, body: Vec<u8>) {
+    let r = Response::from_data(body)
+        .with_status_code(status)
+        .with_header(header("content-type", content_type))
+        .with_header(header("access-control-allow-origin", "*"));
+    let _ = req.respond(r);
+}
+
+fn text(req: Request, status: u16, msg: &str) {
+    respond(req, status, "text/plain; charset=utf-8", msg.as_bytes().to_vec());
+}
+
+fn handle(sh: &Shared, mut req: Request) {
+    let url = req.url().to_string();
+    let path = url.split(['?', '#']).next().unwrap_or("/").to_string();
+    let method = req.method().clone();
+    if method == Method::Options {
+        let r = Response::empty(204)
+            .with_header(header("access-control-allow-origin", "*"))
+            .with_header(header("access-control-allow-methods", "GET, POST, OPTIONS"))
+            .with_header(header("access-control-allow-headers", "content-type"))
+            .with_header(header("access-control-max-age", "600"));
+        let _ = req.respond(r);
+        return;
+    }
+    match (&method, path.as_str()) {
+        (Method::Post, "/api/v1/call") => {
+            let body = match read_body(&mut req, sh.max_body) {
+                Ok(b) => b,
+                Err(status) => {
+                    let msg = format!("request body larger than {} bytes", sh.max_body);
+                    return text(req, status, &msg);
+                }
+            };
+            let call: CallRequest = match candid::decode_one(&body) {
+                Ok(c) => c,
+                Err(e) => {
+                    let msg = format!(
+                        "body is not a candid `record {{ canister_id : principal; method : text; caller : text; arg : blob; kind : variant {{ update; query }} }}`: {e}"
+                    );
+                    return text(req, 400, &msg);
+                }
+            };
+            let reply = call_once(sh, call);
+            let bytes = candid::encode_one(&reply).expect("encode reply");
+            respond(req, 200, "application/candid", bytes);
+        }
+        (Method::Post, _) => text(req, 404, "unknown endpoint"),
+        (Method::Get | Method::Head, "/api/v1/canisters") => {
+            let map: serde_json::Map<String, serde_json::Value> = sh
+                .names
+                .canisters
+                .iter()
+                .filter(|(_, n)| sh.emu.canister_exists(n.id))
+                .map(|(k, n)| (k.clone(), n.id.to_text().into()))
+                .collect();
+            let body = serde_json::to_vec(&map).unwrap_or_default();
+            respond(req, 200, "application/json", body);
+        }
+        (Method::Get | Method::Head, p) if p.starts_with("/api/v1/identity/") => {
+            let name = percent_decode(&p["/api/v1/identity/".len()..]);
+            if name.is_empty() {
+                return text(req, 400, "missing identity name");
+            }
+            text(req, 200, &state::identity(&name).to_text());
+        }
+        (Method::Get | Method::Head, p) if p.starts_with("/api/") => {
+            text(req, 404, "unknown endpoint")
+        }
+        (Method::Get | Method::Head, p) => match &sh.static_dir {
+            Some(dir) => serve_file(req, dir, p),
+            None => text(req, 404, "not found (no --static folder)"),
+        },
+        _ => text(req, 405, "method not allowed"),
+    }
+}
+
+/// Reads the body up to `max` bytes; `Err(413)` when larger, `Err(400)` on a read error.
+fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, u16> {
+    if req.body_length().is_some_and(|n| n > max) {
+        return Err(413);
+    }
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(max as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| 400u16)?;
+    if body.len() > max {
+        return Err(413);
+    }
+    Ok(body)
+}
+
+fn call_once(sh: &Shared, c: CallRequest) -> CallReply {
+    let caller = state::identity(&c.caller);
+    let arg = c.arg.into_vec();
+    let result = match c.kind {
+        CallKind::Query => sh.emu.query(c.canister_id, caller, &c.method, arg),
+        CallKind::Update => match sh.emu.submit(c.canister_id, caller, &c.method, arg) {
+            Err(r) => Err(r),
+            Ok(id) => {
+                let deadline = Instant::now() + sh.call_timeout;
+                loop {
+                    if let Some(r) = sh.emu.take_ingress_status(id) {
+                        break r;
+                    }
+                    if Instant::now() > deadline {
+                        break Err(RejectResponse::new(
+                            emulator::ErrorCode::IngressMessageTimeout,
+                            format!(
+                                "no reply within {} s (the message is still in flight)",
+                                sh.call_timeout.as_secs()
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        },
+    };
+    match result {
+        Ok(b) => CallReply::Ok(ByteBuf::from(b)),
+        Err(r) => CallReply::Err(r.into()),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(h) = std::str::from_utf8(&b[i + 1..i + 3])
+            && let Ok(v) = u8::from_str_radix(h, 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Content type by file extension.
+pub fn content_type(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json" | "map") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("ico") => "image/x-icon",
+        Some("wasm") => "application/wasm",
+        Some("woff2") => "font/woff2",
+        Some("woff") => "font/woff",
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("did") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn serve_file(req: Request, root: &Path, url_path: &str) {
+    let rel = percent_decode(url_path.trim_start_matches('/'));
+    let rel = Path::new(&rel);
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return text(req, 400, "bad path");
+    }
+    let mut path = root.join(rel);
+    if path.is_dir() {
+        path = path.join("index.html");
+    }
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let r = Response::from_data(bytes)
+                .with_header(header("content-type", content_type(&path)))
+                .with_header(header("access-control-allow-origin", "*"))
+                .with_header(header("cache-control", "no-cache"))
+                .with_header(header("x-content-type-options", "nosniff"));
+            let _ = req.respond(r);
+        }
+        Err(_) => text(req, 404, "not found"),
+    }
+}
