@@ -235,7 +235,10 @@ impl Emulator {
     /// Saves the whole state to `dir`, incrementally when `dir` is where it was last saved to
     /// or loaded from: only pages changed since then are written (see [`crate::snapshot`]).
     /// Any state can be saved (also with messages in flight); it is taken between rounds.
-    pub fn save_state(&self, dir: &std::path::Path) -> Result<crate::SaveReport, crate::EmulatorError> {
+    pub fn save_state(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<crate::SaveReport, crate::EmulatorError> {
         self.lock().save_to(dir)
     }
 

@@ -322,7 +322,13 @@ impl Inner {
                             error_code: error_code_for(code),
                             certified: true,
                         };
-                        self.trace(TraceKind::Rejected, from, to, &method, r.reject_message.clone());
+                        self.trace(
+                            TraceKind::Rejected,
+                            from,
+                            to,
+                            &method,
+                            r.reject_message.clone(),
+                        );
                         self.respond(&origin, Err(r), cycles);
                         return;
                     }

@@ -481,8 +481,8 @@ impl Inner {
     pub fn load_from(dir: &Path) -> Result<Self, EmulatorError> {
         let ipath = dir.join(INDEX);
         let bytes = fs::read(&ipath).map_err(|e| io(&ipath, e))?;
-        let index: Index = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("{}: {e}", ipath.display())))?;
+        let index: Index =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("{}: {e}", ipath.display())))?;
         if index.format != FORMAT {
             return Err(bad(format!(
                 "{}: format {} (this emulator reads {FORMAT})",
@@ -501,7 +501,11 @@ impl Inner {
         inner.book.next_id = index.next_id;
         inner.book.call_contexts = index.call_contexts.into_iter().collect();
         inner.book.callbacks = index.callbacks.into_iter().collect();
-        inner.book.ingress = index.pending_ingress.into_iter().map(|k| (k, None)).collect();
+        inner.book.ingress = index
+            .pending_ingress
+            .into_iter()
+            .map(|k| (k, None))
+            .collect();
         inner.stop_waiters = index.stop_waiters.into_iter().collect();
         inner.stats = index.stats.into_iter().collect();
         let mut files = BTreeMap::new();

@@ -30,7 +30,8 @@ fn a_saved_state_loads_with_heap_stable_memory_timers_and_faults() {
 
     let loaded = Emulator::load_state(&dir).unwrap();
     let q = |e: &Emulator, id| -> (u64, u64) {
-        e.query_candid(id, Principal::anonymous(), "get", ()).unwrap()
+        e.query_candid(id, Principal::anonymous(), "get", ())
+            .unwrap()
     };
     assert_eq!(q(&loaded, a), counters(&pic, a));
     assert_eq!(q(&loaded, a), (3, 3));
@@ -71,14 +72,10 @@ fn a_saved_state_loads_with_heap_stable_memory_timers_and_faults() {
     let again = Emulator::load_state(&dir).unwrap();
     assert_eq!(q(&again, a), (4, 4));
     assert_eq!(
-        again.query_candid::<_, (u64, u64, u64, bool, u64)>(
-            a,
-            Principal::anonymous(),
-            "flags",
-            ()
-        )
-        .unwrap()
-        .2,
+        again
+            .query_candid::<_, (u64, u64, u64, bool, u64)>(a, Principal::anonymous(), "flags", ())
+            .unwrap()
+            .2,
         1
     );
     std::fs::remove_dir_all(&dir).unwrap();

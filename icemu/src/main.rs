@@ -108,6 +108,9 @@ enum Cmd {
         /// ... and the results of this method.
         #[arg(long)]
         method: Option<String>,
+        /// Write the first blob in the value to FILE (raw) instead of printing.
+        #[arg(long)]
+        output_blob: Option<PathBuf>,
     },
     /// Fault injection (kept in the state until `fault clear`).
     #[command(subcommand)]
@@ -335,7 +338,11 @@ impl std::fmt::Display for Rejected {
         write!(
             f,
             "rejected: reject code {} ({:?}), error code IC{:04} ({:?}): {}",
-            r.reject_code as u32, r.reject_code, r.error_code as u32, r.error_code, r.reject_message
+            r.reject_code as u32,
+            r.reject_code,
+            r.error_code as u32,
+            r.error_code,
+            r.reject_message
         )
     }
 }
@@ -392,6 +399,7 @@ fn run(cli: Cli) -> Result<()> {
         file,
         did,
         method,
+        output_blob,
     } = &cli.cmd
     {
         let bytes = match (h, file) {
@@ -409,7 +417,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             _ => text::decode_untyped(&bytes)?,
         };
-        println!("{args}");
+        match output_blob {
+            Some(p) => {
+                let blob = text::first_blob(&args)
+                    .ok_or_else(|| anyhow!("the value has no blob: {args}"))?;
+                std::fs::write(p, &blob)?;
+                println!("{} bytes written to {}", blob.len(), p.display());
+            }
+            None => println!("{args}"),
+        }
         return Ok(());
     }
     let mut st = StateDir::open(&cli.state)?;
@@ -652,7 +668,11 @@ fn call(st: &mut StateDir, a: CallArgs) -> Result<()> {
         }
         None => {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{decoded}")?;
+            match writeln!(out, "{decoded}") {
+                // A reader that stopped early (`| grep -q`) is not a failure of the call.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
         }
     }
     Ok(())
@@ -668,7 +688,10 @@ fn status(st: &StateDir, canister: Option<String>) -> Result<()> {
             .emu
             .canister_status(id)
             .ok_or_else(|| anyhow!("canister {id} does not exist"))?;
-        let name = st.name_of(id).map(|n| format!(" ({n})")).unwrap_or_default();
+        let name = st
+            .name_of(id)
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         println!("canister {id}{name}");
         println!("  status: {:?}", s.status);
         let ctrl: Vec<String> = s
@@ -740,11 +763,22 @@ fn stats(st: &StateDir, canister: Option<String>, json: bool) -> Result<()> {
         return Ok(());
     }
     for (id, s) in all {
-        let name = st.name_of(id).map(|n| format!(" ({n})")).unwrap_or_default();
+        let name = st
+            .name_of(id)
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         println!("canister {id}{name}: {} rounds with executions", s.rounds);
         println!(
             "  {:<32} {:>8} {:>8} {:>16} {:>14} {:>12} {:>12} {:>16} {:>6}",
-            "method", "execs", "calls in", "instructions", "max instr", "bytes in", "bytes out", "cycles burnt", "traps"
+            "method",
+            "execs",
+            "calls in",
+            "instructions",
+            "max instr",
+            "bytes in",
+            "bytes out",
+            "cycles burnt",
+            "traps"
         );
         let rows = s
             .methods

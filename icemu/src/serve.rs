@@ -199,7 +199,12 @@ fn respond(req: Request, status: u16, content_type: &str, body: Vec<u8>) {
 }
 
 fn text(req: Request, status: u16, msg: &str) {
-    respond(req, status, "text/plain; charset=utf-8", msg.as_bytes().to_vec());
+    respond(
+        req,
+        status,
+        "text/plain; charset=utf-8",
+        msg.as_bytes().to_vec(),
+    );
 }
 
 fn handle(sh: &Shared, mut req: Request) {

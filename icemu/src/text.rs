@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
+use candid::types::value::IDLValue;
 use candid::types::{Type, TypeInner};
 use candid::{IDLArgs, TypeEnv};
-use candid::types::value::IDLValue;
 
 /// A parsed `.did` file.
 pub struct Interface {
@@ -27,10 +27,12 @@ impl Interface {
     /// Argument and result types of `method`, and whether it is a query.
     pub fn method(&self, method: &str) -> Option<(Vec<Type>, Vec<Type>, bool)> {
         let f = self.env.get_method(&self.actor, method).ok()?;
-        let query = f
-            .modes
-            .iter()
-            .any(|m| matches!(m, candid::types::FuncMode::Query | candid::types::FuncMode::CompositeQuery));
+        let query = f.modes.iter().any(|m| {
+            matches!(
+                m,
+                candid::types::FuncMode::Query | candid::types::FuncMode::CompositeQuery
+            )
+        });
         Some((f.args.clone(), f.rets.clone(), query))
     }
 
@@ -89,7 +91,9 @@ pub fn first_blob(args: &IDLArgs) -> Option<Vec<u8>> {
 fn blob_in(v: &IDLValue) -> Option<Vec<u8>> {
     match v {
         IDLValue::Blob(b) => Some(b.clone()),
-        IDLValue::Vec(items) if !items.is_empty() && items.iter().all(|i| matches!(i, IDLValue::Nat8(_))) => {
+        IDLValue::Vec(items)
+            if !items.is_empty() && items.iter().all(|i| matches!(i, IDLValue::Nat8(_))) =>
+        {
             Some(
                 items
                     .iter()

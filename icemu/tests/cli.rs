@@ -12,9 +12,15 @@ const CREATE: &str = r#"(record { name = "Alice"; bio = "hello"; settings = null
 fn deploy_call_tick_and_call_again_in_later_processes() {
     let t = with_backend("later");
     let s = &t.0;
-    let out = ok(s, &["call", "--as", "alice", "backend", "create_capsule", CREATE]);
+    let out = ok(
+        s,
+        &["call", "--as", "alice", "backend", "create_capsule", CREATE],
+    );
     assert!(out.contains("Ok = record"), "{out}");
-    assert!(out.contains("name = \"Alice\""), "field names from the .did: {out}");
+    assert!(
+        out.contains("name = \"Alice\""),
+        "field names from the .did: {out}"
+    );
     let round = ok(s, &["tick", "5"]);
     assert!(round.starts_with("round "), "{round}");
     // A later process: the capsule is still there.
@@ -24,8 +30,14 @@ fn deploy_call_tick_and_call_again_in_later_processes() {
     println!("warm-state query call in a new process: {warm:.2?}");
     assert!(out.contains("bio = \"hello\""), "{out}");
     let start = Instant::now();
-    let out = ok(s, &["call", "--as", "alice", "backend", "create_capsule", CREATE]);
-    println!("warm-state update call in a new process: {:.2?}", start.elapsed());
+    let out = ok(
+        s,
+        &["call", "--as", "alice", "backend", "create_capsule", CREATE],
+    );
+    println!(
+        "warm-state update call in a new process: {:.2?}",
+        start.elapsed()
+    );
     assert!(out.contains("CapsuleExists"), "state intact: {out}");
     // Another identity has no capsule.
     let out = ok(s, &["call", "--as", "bob", "backend", "get_capsule"]);
@@ -35,7 +47,10 @@ fn deploy_call_tick_and_call_again_in_later_processes() {
     assert!(status.contains("module hash: 0x"), "{status}");
     assert!(status.contains("controllers:"), "{status}");
     let admin = ok(s, &["identity", "admin"]);
-    assert!(status.contains(admin.trim()), "admin controls the backend: {status}");
+    assert!(
+        status.contains(admin.trim()),
+        "admin controls the backend: {status}"
+    );
     let stats = ok(s, &["stats", "backend"]);
     assert!(stats.contains("create_capsule"), "{stats}");
     let list = ok(s, &["canisters"]);
@@ -78,26 +93,62 @@ fn rejects_and_traps_exit_non_zero_with_the_code_on_stderr() {
     ok(
         s,
         &[
-            "fault", "reject", "--canister", "backend", "--method", "create_capsule", "--code",
-            "2", "--count", "1", "--message", "injected busy",
+            "fault",
+            "reject",
+            "--canister",
+            "backend",
+            "--method",
+            "create_capsule",
+            "--code",
+            "2",
+            "--count",
+            "1",
+            "--message",
+            "injected busy",
         ],
     );
-    let o = icemu(s, &["call", "--as", "carol", "backend", "create_capsule", CREATE]);
-    assert_eq!(o.status.code(), Some(12), "{}", stderr(&o));
-    assert!(stderr(&o).contains("injected busy"), "{}", stderr(&o));
-    ok(s, &["call", "--as", "carol", "backend", "create_capsule", CREATE]);
-    // A trapping method: CANISTER_ERROR with the trap's message.
-    ok(s, &["fault", "trap", "--canister", "backend", "--method", "update_capsule"]);
     let o = icemu(
         s,
-        &["call", "--as", "carol", "backend", "update_capsule", r#"(record { name = null; bio = null; settings = null })"#],
+        &["call", "--as", "carol", "backend", "create_capsule", CREATE],
+    );
+    assert_eq!(o.status.code(), Some(12), "{}", stderr(&o));
+    assert!(stderr(&o).contains("injected busy"), "{}", stderr(&o));
+    ok(
+        s,
+        &["call", "--as", "carol", "backend", "create_capsule", CREATE],
+    );
+    // A trapping method: CANISTER_ERROR with the trap's message.
+    ok(
+        s,
+        &[
+            "fault",
+            "trap",
+            "--canister",
+            "backend",
+            "--method",
+            "update_capsule",
+        ],
+    );
+    let o = icemu(
+        s,
+        &[
+            "call",
+            "--as",
+            "carol",
+            "backend",
+            "update_capsule",
+            r#"(record { name = null; bio = null; settings = null })"#,
+        ],
     );
     assert_eq!(o.status.code(), Some(15), "{}", stderr(&o));
     assert!(stderr(&o).contains("injected trap"), "{}", stderr(&o));
     ok(s, &["fault", "clear"]);
     // Stopped canister.
     ok(s, &["fault", "stop", "backend"]);
-    let o = icemu(s, &["call", "--as", "carol", "backend", "create_capsule", CREATE]);
+    let o = icemu(
+        s,
+        &["call", "--as", "carol", "backend", "create_capsule", CREATE],
+    );
     assert_eq!(o.status.code(), Some(15), "{}", stderr(&o));
     assert!(stderr(&o).contains("IC0508"), "{}", stderr(&o));
     ok(s, &["fault", "start", "backend"]);
@@ -138,13 +189,26 @@ fn five_mib_blob_uploads_and_reads_back_with_output_blob() {
     let s = &t.0;
     let data = bytes(5 << 20, 7);
     let hash = blake3::hash(&data);
-    ok(s, &["call", "--as", "alice", "backend", "create_capsule", CREATE]);
+    ok(
+        s,
+        &["call", "--as", "alice", "backend", "create_capsule", CREATE],
+    );
     let begin = format!(
         "(record {{ size = {} : nat64; expected_hash = opt {} }})",
         data.len(),
         blob_literal(hash.as_bytes())
     );
-    let out = ok(s, &["call", "--as", "alice", "backend", "begin_blob_upload", &begin]);
+    let out = ok(
+        s,
+        &[
+            "call",
+            "--as",
+            "alice",
+            "backend",
+            "begin_blob_upload",
+            &begin,
+        ],
+    );
     let upload: u64 = out
         .split("Ok =")
         .nth(1)
@@ -157,22 +221,53 @@ fn five_mib_blob_uploads_and_reads_back_with_output_blob() {
         std::fs::write(&file, format!("({upload}, {i}, {})", blob_literal(chunk))).unwrap();
         let out = ok(
             s,
-            &["call", "--as", "alice", "backend", "put_blob_chunk", "--arg-file", file.to_str().unwrap()],
+            &[
+                "call",
+                "--as",
+                "alice",
+                "backend",
+                "put_blob_chunk",
+                "--arg-file",
+                file.to_str().unwrap(),
+            ],
         );
         assert!(out.contains("Ok"), "chunk {i}: {out}");
     }
     println!("20 chunk uploads of 256 KiB: {:.2?}", start.elapsed());
-    let out = ok(s, &["call", "--as", "alice", "backend", "finish_blob_upload", &upload.to_string()]);
+    let out = ok(
+        s,
+        &[
+            "call",
+            "--as",
+            "alice",
+            "backend",
+            "finish_blob_upload",
+            &upload.to_string(),
+        ],
+    );
     assert!(out.contains("Ok"), "{out}");
     // Read back 1 MiB at a time into files.
     let hash_lit = blob_literal(hash.as_bytes());
     let mut back = Vec::new();
     for part in 0..5u64 {
         let f = t.0.join(format!("part{part}"));
-        let arg = format!("({hash_lit}, {} : nat64, {} : nat64)", part << 20, 1u64 << 20);
+        let arg = format!(
+            "({hash_lit}, {} : nat64, {} : nat64)",
+            part << 20,
+            1u64 << 20
+        );
         let out = ok(
             s,
-            &["call", "--as", "alice", "backend", "read_blob_range", &arg, "--output-blob", f.to_str().unwrap()],
+            &[
+                "call",
+                "--as",
+                "alice",
+                "backend",
+                "read_blob_range",
+                &arg,
+                "--output-blob",
+                f.to_str().unwrap(),
+            ],
         );
         assert!(out.contains("1048576 bytes"), "{out}");
         back.extend(std::fs::read(&f).unwrap());
@@ -183,7 +278,16 @@ fn five_mib_blob_uploads_and_reads_back_with_output_blob() {
     let f = t.0.join("chunk19");
     ok(
         s,
-        &["call", "--as", "alice", "backend", "get_blob_chunk", &format!("({hash_lit}, 19)"), "--output-blob", f.to_str().unwrap()],
+        &[
+            "call",
+            "--as",
+            "alice",
+            "backend",
+            "get_blob_chunk",
+            &format!("({hash_lit}, 19)"),
+            "--output-blob",
+            f.to_str().unwrap(),
+        ],
     );
     assert_eq!(std::fs::read(&f).unwrap(), &data[19 << 18..]);
 }
@@ -196,7 +300,14 @@ fn encode_prints_candid_bytes() {
     let did = common::repo().join("backend/backend.did");
     let hex = ok(
         &t.0,
-        &["encode", "--did", did.to_str().unwrap(), "--method", "get_blob_chunk", r#"(blob "\01\02", 3)"#],
+        &[
+            "encode",
+            "--did",
+            did.to_str().unwrap(),
+            "--method",
+            "get_blob_chunk",
+            r#"(blob "\01\02", 3)"#,
+        ],
     );
     let expect = candid::encode_args((serde_bytes::ByteBuf::from(vec![1u8, 2]), 3u64)).unwrap();
     assert_eq!(hex.trim(), hex::encode(expect));

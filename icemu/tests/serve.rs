@@ -59,7 +59,8 @@ impl HttpReply {
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`).
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -68,20 +69,40 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("http head");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("http head");
     let head = String::from_utf8_lossy(&raw[..end]).to_string();
     let mut lines = head.lines();
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    HttpReply { status, headers, body: raw[end + 4..].to_vec() }
+    HttpReply {
+        status,
+        headers,
+        body: raw[end + 4..].to_vec(),
+    }
 }
 
 fn call(port: u16, req: &CallRequest) -> CallReply {
     let body = candid::encode_one(req).unwrap();
-    let r = http(port, "POST", "/api/v1/call", &[("content-type", "application/candid")], &body);
+    let r = http(
+        port,
+        "POST",
+        "/api/v1/call",
+        &[("content-type", "application/candid")],
+        &body,
+    );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     candid::decode_one(&r.body).unwrap()
@@ -94,7 +115,8 @@ fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
     std::fs::create_dir_all(&static_dir).unwrap();
     std::fs::write(static_dir.join("index.html"), "<h1>hi</h1>").unwrap();
     std::fs::write(static_dir.join("app.js"), "console.log(1)").unwrap();
-    let backend = Principal::from_text(ok(&t.0, &["canisters"]).split_whitespace().nth(1).unwrap()).unwrap();
+    let backend =
+        Principal::from_text(ok(&t.0, &["canisters"]).split_whitespace().nth(1).unwrap()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_icemu"))
         .arg("--state")
         .arg(&t.0)
@@ -105,7 +127,9 @@ fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let port: u16 = line
         .split("127.0.0.1:")
         .nth(1)
@@ -114,64 +138,110 @@ fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
         .unwrap_or_else(|| panic!("no port in {line:?}"));
 
     // An update with candid bytes returns the reply.
-    let arg = candid::encode_one(CapsuleInput { name: "Web".into(), bio: "b".into(), settings: None }).unwrap();
-    let reply = call(port, &CallRequest {
-        canister_id: backend,
-        method: "create_capsule".into(),
-        caller: "webuser".into(),
-        arg: ByteBuf::from(arg),
-        kind: Kind::Update,
-    });
-    let CallReply::Ok(bytes) = reply else { panic!("{reply:?}") };
+    let arg = candid::encode_one(CapsuleInput {
+        name: "Web".into(),
+        bio: "b".into(),
+        settings: None,
+    })
+    .unwrap();
+    let reply = call(
+        port,
+        &CallRequest {
+            canister_id: backend,
+            method: "create_capsule".into(),
+            caller: "webuser".into(),
+            arg: ByteBuf::from(arg),
+            kind: Kind::Update,
+        },
+    );
+    let CallReply::Ok(bytes) = reply else {
+        panic!("{reply:?}")
+    };
     let text = candid::IDLArgs::from_bytes(&bytes).unwrap().to_string();
     assert!(text.contains("\"Web\""), "{text}");
     // A query sees it.
-    let reply = call(port, &CallRequest {
-        canister_id: backend,
-        method: "get_capsule".into(),
-        caller: "webuser".into(),
-        arg: ByteBuf::from(candid::encode_args(()).unwrap()),
-        kind: Kind::Query,
-    });
+    let reply = call(
+        port,
+        &CallRequest {
+            canister_id: backend,
+            method: "get_capsule".into(),
+            caller: "webuser".into(),
+            arg: ByteBuf::from(candid::encode_args(()).unwrap()),
+            kind: Kind::Query,
+        },
+    );
     assert!(matches!(reply, CallReply::Ok(_)), "{reply:?}");
     // Unknown canister and unknown method: Err with the IC's codes.
     let unknown = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 99, 1, 1]);
     for kind in [Kind::Update, Kind::Query] {
-        let reply = call(port, &CallRequest {
-            canister_id: unknown,
-            method: "get_capsule".into(),
+        let reply = call(
+            port,
+            &CallRequest {
+                canister_id: unknown,
+                method: "get_capsule".into(),
+                caller: "webuser".into(),
+                arg: ByteBuf::from(candid::encode_args(()).unwrap()),
+                kind,
+            },
+        );
+        let CallReply::Err(e) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(
+            (e.reject_code, e.error_code.as_str()),
+            (3, "IC0301"),
+            "{e:?}"
+        );
+    }
+    let reply = call(
+        port,
+        &CallRequest {
+            canister_id: backend,
+            method: "no_such".into(),
             caller: "webuser".into(),
             arg: ByteBuf::from(candid::encode_args(()).unwrap()),
-            kind,
-        });
-        let CallReply::Err(e) = reply else { panic!("{reply:?}") };
-        assert_eq!((e.reject_code, e.error_code.as_str()), (3, "IC0301"), "{e:?}");
-    }
-    let reply = call(port, &CallRequest {
-        canister_id: backend,
-        method: "no_such".into(),
-        caller: "webuser".into(),
-        arg: ByteBuf::from(candid::encode_args(()).unwrap()),
-        kind: Kind::Update,
-    });
-    let CallReply::Err(e) = reply else { panic!("{reply:?}") };
-    assert_eq!((e.reject_code, e.error_code.as_str()), (5, "IC0536"), "{e:?}");
+            kind: Kind::Update,
+        },
+    );
+    let CallReply::Err(e) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(
+        (e.reject_code, e.error_code.as_str()),
+        (5, "IC0536"),
+        "{e:?}"
+    );
 
     // Preflight.
-    let r = http(port, "OPTIONS", "/api/v1/call", &[
-        ("origin", "http://localhost:5173"),
-        ("access-control-request-method", "POST"),
-        ("access-control-request-headers", "content-type"),
-    ], b"");
+    let r = http(
+        port,
+        "OPTIONS",
+        "/api/v1/call",
+        &[
+            ("origin", "http://localhost:5173"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type"),
+        ],
+        b"",
+    );
     assert_eq!(r.status, 204);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST, OPTIONS"));
-    assert_eq!(r.header("access-control-allow-headers"), Some("content-type"));
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET, POST, OPTIONS")
+    );
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("content-type")
+    );
 
     // Identity and canisters.
     let r = http(port, "GET", "/api/v1/identity/webuser", &[], b"");
     assert_eq!(r.status, 200);
-    assert_eq!(String::from_utf8(r.body).unwrap(), ok(&t.0, &["identity", "webuser"]).trim());
+    assert_eq!(
+        String::from_utf8(r.body).unwrap(),
+        ok(&t.0, &["identity", "webuser"]).trim()
+    );
     let r = http(port, "GET", "/api/v1/canisters", &[], b"");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -180,23 +250,44 @@ fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
 
     // Too large a body: 413.
     let big = vec![0u8; 3 * 1024 * 1024 + 1];
-    let r = http(port, "POST", "/api/v1/call", &[("content-type", "application/candid")], &big);
+    let r = http(
+        port,
+        "POST",
+        "/api/v1/call",
+        &[("content-type", "application/candid")],
+        &big,
+    );
     assert_eq!(r.status, 413);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     // Not candid: 400.
-    let r = http(port, "POST", "/api/v1/call", &[("content-type", "application/candid")], b"nope");
+    let r = http(
+        port,
+        "POST",
+        "/api/v1/call",
+        &[("content-type", "application/candid")],
+        b"nope",
+    );
     assert_eq!(r.status, 400);
 
     // Static files with content types.
     let r = http(port, "GET", "/", &[], b"");
-    assert_eq!((r.status, r.header("content-type")), (200, Some("text/html; charset=utf-8")));
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("text/html; charset=utf-8"))
+    );
     let r = http(port, "GET", "/app.js", &[], b"");
-    assert_eq!(r.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(http(port, "GET", "/missing.css", &[], b"").status, 404);
     assert_eq!(http(port, "GET", "/../etc/passwd", &[], b"").status, 400);
 
     // Clean stop on SIGTERM, state saved: the capsule is there for the next process.
-    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
