@@ -6,6 +6,9 @@ use candid::Principal;
 use common::{counters, flags, query, setup, update};
 use emulator::{Emulator, ErrorCode, RejectCode};
 
+/// Reply of the probe's `info`.
+type InfoResult = Result<(Vec<Principal>, Option<Vec<u8>>), String>;
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("emulator-snapshot-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -130,8 +133,7 @@ fn reject_next_applies_to_management_methods() {
     let e = r.0.unwrap_err();
     assert!(e.contains("injected: subnet busy"), "{e}");
     // Other management methods are not affected, and the rule is used up.
-    let info: (Result<(Vec<Principal>, Option<Vec<u8>>), String>,) =
-        update(&pic, a, "info", (a,)).unwrap();
+    let info: (InfoResult,) = update(&pic, a, "info", (a,)).unwrap();
     assert!(info.0.is_ok());
     let r: (Result<Principal, String>,) =
         update(&pic, a, "create_child", (1_000_000u128,)).unwrap();
@@ -146,12 +148,10 @@ fn reject_next_applies_to_management_methods() {
         "injected: info fails",
     );
     for _ in 0..2 {
-        let info: (Result<(Vec<Principal>, Option<Vec<u8>>), String>,) =
-            update(&pic, a, "info", (a,)).unwrap();
+        let info: (InfoResult,) = update(&pic, a, "info", (a,)).unwrap();
         assert!(info.0.unwrap_err().contains("injected: info fails"));
     }
-    let info: (Result<(Vec<Principal>, Option<Vec<u8>>), String>,) =
-        update(&pic, a, "info", (a,)).unwrap();
+    let info: (InfoResult,) = update(&pic, a, "info", (a,)).unwrap();
     assert!(info.0.is_ok());
     let _: (u64, u64) = query(&pic, a, "get", ()).unwrap();
 }
