@@ -1,6 +1,7 @@
 //! `icemu`: the in-repo Internet Computer emulator as a command-line tool over a persistent
 //! state directory, and a local HTTP endpoint (`icemu serve`). See `README.md`.
 
+mod admin;
 mod serve;
 mod state;
 mod text;
@@ -15,8 +16,9 @@ use candid::{Nat, Principal};
 use clap::{Args, Parser, Subcommand};
 use emulator::{Emulator, RejectCode, RejectResponse};
 use ic_management_canister_types as mgmt;
+use serde::{Deserialize, Serialize};
 
-use state::{Named, StateDir};
+use state::{Named, Opened, StateDir};
 use text::Interface;
 
 /// The in-repo IC emulator: deploy and call canister wasm over a persistent state directory.
@@ -37,7 +39,7 @@ struct Cli {
     cmd: Cmd,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 enum Cmd {
     /// Creates canister NAME (if new) and installs WASM (.wasm or .wasm.gz); an existing NAME
     /// is upgraded (or reinstalled with --mode reinstall).
@@ -116,10 +118,11 @@ enum Cmd {
     #[command(subcommand)]
     Fault(FaultCmd),
     /// Serves the HTTP endpoint on 127.0.0.1 (see README: POST /api/v1/call ...).
+    #[serde(skip)]
     Serve(serve::ServeArgs),
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 struct DeployArgs {
     /// Canister name (used by later commands).
     name: String,
@@ -145,7 +148,7 @@ struct DeployArgs {
     mode: Option<String>,
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 struct CallArgs {
     /// Canister name or principal (`aaaaa-aa` for the management canister).
     canister: String,
@@ -181,7 +184,7 @@ struct CallArgs {
     raw: bool,
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 struct EncodeArgs {
     /// Candid text, e.g. `(record { a = 1 : nat })`.
     text: String,
@@ -196,7 +199,7 @@ struct EncodeArgs {
     out: Option<PathBuf>,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize)]
 enum FaultCmd {
     /// Rejects the next COUNT requests to a canister (and method) with a reject code. With
     /// `--canister aaaaa-aa` it applies to management methods (create_canister, install_code,
@@ -294,7 +297,7 @@ enum FaultCmd {
     List,
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize)]
 struct LimitArgs {
     /// Largest ingress message in bytes.
     #[arg(long)]
@@ -351,15 +354,34 @@ impl std::error::Error for Rejected {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    ExitCode::from(exit_status(run(cli), &mut std::io::stderr()))
+}
+
+/// Exit with this status (the output was printed already: a forwarded command).
+#[derive(Debug)]
+struct ExitWith(u8);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+/// The exit status of a command's result, printing the error to `err`.
+fn exit_status(r: Result<()>, err: &mut dyn Write) -> u8 {
+    match r {
+        Ok(()) => 0,
         Err(e) => {
-            if let Some(r) = e.downcast_ref::<Rejected>() {
-                eprintln!("icemu: {r}");
-                ExitCode::from(10 + r.0.reject_code as u8)
+            if let Some(ExitWith(c)) = e.downcast_ref::<ExitWith>() {
+                *c
+            } else if let Some(r) = e.downcast_ref::<Rejected>() {
+                let _ = writeln!(err, "icemu: {r}");
+                10 + r.0.reject_code as u8
             } else {
-                eprintln!("icemu: error: {e:#}");
-                ExitCode::from(1)
+                let _ = writeln!(err, "icemu: error: {e:#}");
+                1
             }
         }
     }
@@ -428,15 +450,145 @@ fn run(cli: Cli) -> Result<()> {
         }
         return Ok(());
     }
-    let mut st = StateDir::open(&cli.state)?;
-    match cli.cmd {
-        Cmd::Serve(args) => return serve::serve(st, args),
-        Cmd::Deploy(a) => deploy(&mut st, a)?,
-        Cmd::Call(a) => {
-            let result = call(&mut st, a);
-            st.save()?;
-            return result;
+    if let Cmd::Serve(args) = cli.cmd {
+        let st = StateDir::open(&cli.state)?;
+        return serve::serve(st, args);
+    }
+    let cmd = cli.cmd;
+    let info = match StateDir::open_or_served(&cli.state)? {
+        Opened::Local(mut st) => return with_std(|io| exec_and_save(&mut st, cmd, io)),
+        Opened::Served(info) => info,
+    };
+    // `icemu serve` holds the state: it runs the command (paths made absolute here first).
+    let cmd = absolutize(cmd)?;
+    match admin::forward(&info, &cmd) {
+        Ok(reply) => {
+            print!("{}", reply.stdout);
+            eprint!("{}", reply.stderr);
+            let _ = std::io::stdout().flush();
+            Err(ExitWith(reply.exit).into())
         }
+        Err(admin::ForwardError::Unreachable(e)) => {
+            // The server stopped in between: wait for its lock as usual.
+            eprintln!("icemu: icemu serve at {} is not answering ({e}); opening the state here", info.url);
+            let mut st = StateDir::open(&cli.state)?;
+            with_std(|io| exec_and_save(&mut st, cmd, io))
+        }
+        Err(admin::ForwardError::Other(e)) => Err(e),
+    }
+}
+
+/// Runs a state command here and saves (after a call also when it failed).
+fn exec_and_save(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
+    let is_call = matches!(cmd, Cmd::Call(_));
+    let r = exec(st, cmd, io);
+    if r.is_ok() || is_call {
+        st.save()?;
+    }
+    r
+}
+
+/// Makes the paths of a command absolute (against this process's directory) and resolves the
+/// default `.did` of a deploy here, so that another process (`icemu serve`) can run it.
+fn absolutize(cmd: Cmd) -> Result<Cmd> {
+    let abs = |p: PathBuf| -> Result<PathBuf> { Ok(std::path::absolute(&p)?) };
+    let opt = |p: Option<PathBuf>| -> Result<Option<PathBuf>> { p.map(abs).transpose() };
+    Ok(match cmd {
+        Cmd::Deploy(mut a) => {
+            a.did = a.did.clone().or_else(|| guess_did(&a.wasm));
+            a.did = opt(a.did)?;
+            a.wasm = abs(a.wasm)?;
+            Cmd::Deploy(a)
+        }
+        Cmd::Call(mut a) => {
+            a.did = opt(a.did)?;
+            a.arg_file = opt(a.arg_file)?;
+            a.output_blob = opt(a.output_blob)?;
+            Cmd::Call(a)
+        }
+        c => c,
+    })
+}
+
+/// Runs a command received by `icemu serve`'s admin endpoint on its state; returns the exit
+/// status and what the command printed.
+pub(crate) fn exec_forwarded(st: &mut StateDir, cmd_json: &[u8]) -> admin::AdminReply {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let exit = {
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+        };
+        match serde_json::from_slice::<Cmd>(cmd_json) {
+            Err(e) => {
+                let _ = writeln!(io.err, "icemu: error: not a forwarded command: {e}");
+                2
+            }
+            Ok(Cmd::Serve(_)) => {
+                let _ = writeln!(io.err, "icemu: error: the state directory is already served");
+                1
+            }
+            Ok(cmd) => {
+                let read_only = matches!(
+                    cmd,
+                    Cmd::Status { .. }
+                        | Cmd::Stats { .. }
+                        | Cmd::Logs { .. }
+                        | Cmd::Canisters
+                        | Cmd::Fault(FaultCmd::List)
+                );
+                let r = exec(st, cmd, &mut io);
+                if !read_only && let Err(e) = st.save() {
+                    let _ = writeln!(io.err, "icemu: saving failed: {e:#}");
+                }
+                exit_status(r, io.err)
+            }
+        }
+    };
+    admin::AdminReply {
+        exit,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
+/// Where a command prints: stdout / stderr here, buffers when run for another process.
+pub(crate) struct Io<'a> {
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+}
+
+/// Runs `f` printing to this process's stdout / stderr.
+fn with_std<R>(f: impl FnOnce(&mut Io) -> R) -> R {
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    f(&mut Io {
+        out: &mut out,
+        err: &mut err,
+    })
+}
+
+/// Writes a line; a reader that stopped early (`| grep -q`) is not a failure.
+fn write_line(w: &mut dyn Write, args: std::fmt::Arguments) -> Result<()> {
+    match w.write_fmt(args).and_then(|()| w.write_all(b"\n")) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+macro_rules! outln {
+    ($io:expr, $($t:tt)*) => { write_line(&mut *$io.out, format_args!($($t)*))? };
+}
+macro_rules! errln {
+    ($io:expr, $($t:tt)*) => { write_line(&mut *$io.err, format_args!($($t)*))? };
+}
+
+/// Runs a command on an open state (not saved here).
+fn exec(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
+    match cmd {
+        Cmd::Serve(_) => bail!("serve is not a state command"),
+        Cmd::Deploy(a) => deploy(st, a, io)?,
+        Cmd::Call(a) => return call(st, a, io),
         Cmd::DepositCycles { canister, cycles } => {
             let id = st.canister(&canister)?;
             let amount = parse_u128(&cycles)?;
@@ -450,45 +602,46 @@ fn run(cli: Cli) -> Result<()> {
                 .management(sender, "provisional_top_up_canister", &arg)
                 .map_err(Rejected)?;
             let bal = st.emu.canister_status(id).map(|s| s.cycles);
-            println!("{} cycles", bal.map(|b| b.to_string()).unwrap_or_default());
+            outln!(io, "{} cycles", bal.map(|b| b.to_string()).unwrap_or_default());
         }
         Cmd::Tick { n } => {
             st.emu.tick_n(n);
-            println!("round {}", st.emu.round());
+            outln!(io, "round {}", st.emu.round());
         }
         Cmd::Advance { seconds } => {
             st.emu.advance_time(Duration::from_secs_f64(seconds));
             st.emu.tick();
-            println!("round {}, time {} ns", st.emu.round(), st.emu.time_nanos());
+            outln!(io, "round {}, time {} ns", st.emu.round(), st.emu.time_nanos());
         }
         Cmd::RunUntilIdle { max } => {
             let n = st.emu.run_until_idle(max);
             let left = st.emu.messages_in_flight();
-            println!("{n} rounds; {left} messages in flight");
+            outln!(io, "{n} rounds; {left} messages in flight");
             if left > 0 {
-                eprintln!("icemu: not idle after {n} rounds ({left} messages in flight)");
+                errln!(io, "icemu: not idle after {n} rounds ({left} messages in flight)");
             }
         }
-        Cmd::Status { canister } => status(&st, canister)?,
-        Cmd::Stats { canister, json } => stats(&st, canister, json)?,
+        Cmd::Status { canister } => status(st, canister, io)?,
+        Cmd::Stats { canister, json } => stats(st, canister, json, io)?,
         Cmd::Logs { canister } => {
             let id = st.canister(&canister)?;
             if !st.emu.canister_exists(id) {
                 bail!("canister {canister} does not exist");
             }
             for (i, t, m) in st.emu.canister_log(id) {
-                println!("[{i}. {t}]: {m}");
+                outln!(io, "[{i}. {t}]: {m}");
             }
         }
         Cmd::Canisters => {
             for (name, n) in &st.names.canisters {
-                println!("{name} {}", n.id);
+                outln!(io, "{name} {}", n.id);
             }
         }
-        Cmd::Fault(f) => fault(&mut st, f)?,
-        Cmd::Identity { .. } | Cmd::Encode(_) | Cmd::Decode { .. } => unreachable!(),
+        Cmd::Fault(f) => fault(st, f, io)?,
+        Cmd::Identity { .. } | Cmd::Encode(_) | Cmd::Decode { .. } => {
+            bail!("not a state command")
+        }
     }
-    st.save()?;
     Ok(())
 }
 
@@ -508,7 +661,7 @@ fn guess_did(wasm: &Path) -> Option<PathBuf> {
     guess.is_file().then_some(guess)
 }
 
-fn deploy(st: &mut StateDir, a: DeployArgs) -> Result<()> {
+fn deploy(st: &mut StateDir, a: DeployArgs, io: &mut Io) -> Result<()> {
     let t0 = Instant::now();
     let wasm = std::fs::read(&a.wasm).with_context(|| format!("reading {}", a.wasm.display()))?;
     let did = a.did.clone().or_else(|| guess_did(&a.wasm));
@@ -612,8 +765,8 @@ fn deploy(st: &mut StateDir, a: DeployArgs) -> Result<()> {
             did: did.clone(),
         },
     );
-    println!("{} {id}", a.name);
-    eprintln!(
+    outln!(io, "{} {id}", a.name);
+    errln!(io, 
         "icemu: deployed {} ({}){} in {:.2?}",
         a.name,
         a.wasm.display(),
@@ -624,7 +777,7 @@ fn deploy(st: &mut StateDir, a: DeployArgs) -> Result<()> {
     Ok(())
 }
 
-fn call(st: &mut StateDir, a: CallArgs) -> Result<()> {
+fn call(st: &mut StateDir, a: CallArgs, io: &mut Io) -> Result<()> {
     let id = st.canister(&a.canister)?;
     let sender = st.identity(&a.as_);
     let did = a.did.clone().or_else(|| st.did_of(id));
@@ -642,17 +795,20 @@ fn call(st: &mut StateDir, a: CallArgs) -> Result<()> {
         _ => text::encode_untyped(&arg_text)?,
     };
     let query = a.query || (!a.update && typed.as_ref().is_some_and(|t| t.2));
+    let cycles = a.with_cycles.as_deref().map(parse_u128).transpose()?;
     let reply = if query {
         st.emu.query(id, sender, &a.method, arg)
-    } else if let Some(c) = &a.with_cycles {
-        st.emu
-            .update_with_cycles(id, sender, &a.method, arg, parse_u128(c)?)
+    } else if st.served {
+        // `serve`'s background rounds run the message; wait for them.
+        served_update(&st.emu, id, sender, &a.method, arg, cycles.unwrap_or(0))
+    } else if let Some(c) = cycles {
+        st.emu.update_with_cycles(id, sender, &a.method, arg, c)
     } else {
         st.emu.update(id, sender, &a.method, arg)
     }
     .map_err(Rejected)?;
     if a.raw {
-        println!("{}", hex::encode(&reply));
+        outln!(io, "{}", hex::encode(&reply));
         return Ok(());
     }
     let decoded = match (&iface, &typed) {
@@ -664,21 +820,57 @@ fn call(st: &mut StateDir, a: CallArgs) -> Result<()> {
             let blob = text::first_blob(&decoded)
                 .ok_or_else(|| anyhow!("the reply has no blob: {decoded}"))?;
             std::fs::write(path, &blob).with_context(|| format!("writing {}", path.display()))?;
-            println!("{} bytes written to {}", blob.len(), path.display());
+            outln!(io, "{} bytes written to {}", blob.len(), path.display());
         }
-        None => {
-            let mut out = std::io::stdout().lock();
-            match writeln!(out, "{decoded}") {
-                // A reader that stopped early (`| grep -q`) is not a failure of the call.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-                _ => {}
-            }
-        }
+        None => outln!(io, "{decoded}"),
     }
     Ok(())
 }
 
-fn status(st: &StateDir, canister: Option<String>) -> Result<()> {
+/// An update call while `serve` runs the rounds: submits it and waits for its reply.
+pub(crate) fn served_update(
+    emu: &Emulator,
+    canister: Principal,
+    sender: Principal,
+    method: &str,
+    arg: Vec<u8>,
+    cycles: u128,
+) -> Result<Vec<u8>, RejectResponse> {
+    served_wait(
+        emu,
+        emu.submit_with_cycles(canister, sender, method, arg, cycles)?,
+        SERVED_CALL_TIMEOUT,
+    )
+}
+
+/// How long a forwarded update call waits for `serve`'s rounds to reply.
+const SERVED_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Waits (polling) for the background rounds of `serve` to complete message `id`.
+pub(crate) fn served_wait(
+    emu: &Emulator,
+    id: emulator::MessageId,
+    timeout: Duration,
+) -> Result<Vec<u8>, RejectResponse> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(r) = emu.take_ingress_status(id) {
+            return r;
+        }
+        if Instant::now() > deadline {
+            return Err(RejectResponse::new(
+                emulator::ErrorCode::IngressMessageTimeout,
+                format!(
+                    "no reply within {} s (the message is still in flight)",
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn status(st: &StateDir, canister: Option<String>, io: &mut Io) -> Result<()> {
     let ids = match canister {
         Some(c) => vec![st.canister(&c)?],
         None => st.emu.canister_ids(),
@@ -692,8 +884,8 @@ fn status(st: &StateDir, canister: Option<String>) -> Result<()> {
             .name_of(id)
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        println!("canister {id}{name}");
-        println!("  status: {:?}", s.status);
+        outln!(io, "canister {id}{name}");
+        outln!(io, "  status: {:?}", s.status);
         let ctrl: Vec<String> = s
             .settings
             .controllers
@@ -710,22 +902,22 @@ fn status(st: &StateDir, canister: Option<String>) -> Result<()> {
                 format!("{c}{who}")
             })
             .collect();
-        println!("  controllers: {}", ctrl.join(", "));
-        println!(
+        outln!(io, "  controllers: {}", ctrl.join(", "));
+        outln!(io, 
             "  module hash: {}",
             s.module_hash
                 .as_ref()
                 .map(|h| format!("0x{}", hex::encode(h)))
                 .unwrap_or_else(|| "none".into())
         );
-        println!("  cycles: {}", s.cycles);
-        println!(
+        outln!(io, "  cycles: {}", s.cycles);
+        outln!(io, 
             "  memory: {} bytes (heap {}, stable {})",
             s.memory_size, s.memory_metrics.wasm_memory_size, s.memory_metrics.stable_memory_size
         );
-        println!("  version: {}", s.version);
+        outln!(io, "  version: {}", s.version);
     }
-    println!(
+    outln!(io, 
         "round {}, time {} ns, {} messages in flight",
         st.emu.round(),
         st.emu.time_nanos(),
@@ -734,7 +926,7 @@ fn status(st: &StateDir, canister: Option<String>) -> Result<()> {
     Ok(())
 }
 
-fn stats(st: &StateDir, canister: Option<String>, json: bool) -> Result<()> {
+fn stats(st: &StateDir, canister: Option<String>, json: bool, io: &mut Io) -> Result<()> {
     let only = canister.map(|c| st.canister(&c)).transpose()?;
     let all: Vec<(Principal, emulator::CanisterStats)> = st
         .emu
@@ -759,7 +951,7 @@ fn stats(st: &StateDir, canister: Option<String>, json: bool) -> Result<()> {
             })
             .collect::<serde_json::Map<_, _>>()
             .into();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!(io, "{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     for (id, s) in all {
@@ -767,8 +959,8 @@ fn stats(st: &StateDir, canister: Option<String>, json: bool) -> Result<()> {
             .name_of(id)
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        println!("canister {id}{name}: {} rounds with executions", s.rounds);
-        println!(
+        outln!(io, "canister {id}{name}: {} rounds with executions", s.rounds);
+        outln!(io, 
             "  {:<32} {:>8} {:>8} {:>16} {:>14} {:>12} {:>12} {:>16} {:>6}",
             "method",
             "execs",
@@ -786,7 +978,7 @@ fn stats(st: &StateDir, canister: Option<String>, json: bool) -> Result<()> {
             .map(|(m, v)| (m.as_str(), v))
             .chain(std::iter::once(("(total)", &s.total)));
         for (m, v) in rows {
-            println!(
+            outln!(io, 
                 "  {:<32} {:>8} {:>8} {:>16} {:>14} {:>12} {:>12} {:>16} {:>6}",
                 m,
                 v.executions,
@@ -841,7 +1033,7 @@ fn as_controller(st: &mut StateDir, id: Principal, method: &str) -> Result<()> {
     Ok(())
 }
 
-fn fault(st: &mut StateDir, f: FaultCmd) -> Result<()> {
+fn fault(st: &mut StateDir, f: FaultCmd, io: &mut Io) -> Result<()> {
     match f {
         FaultCmd::Reject {
             canister,
@@ -932,7 +1124,7 @@ fn fault(st: &mut StateDir, f: FaultCmd) -> Result<()> {
                 set!(max_stable_bytes, max_stable_bytes);
             });
             let c = st.emu.config();
-            println!(
+            outln!(io, 
                 "ingress {} B, call {} B, reply {} B, update {} / query {} / install {} instructions, heap delta {} B/round, {} instructions/round, stable {} B",
                 c.max_ingress_bytes,
                 c.max_call_bytes,
@@ -948,7 +1140,7 @@ fn fault(st: &mut StateDir, f: FaultCmd) -> Result<()> {
         FaultCmd::Clear => st.emu.clear_faults(),
         FaultCmd::List => {
             let f = st.emu.faults();
-            println!("{}", serde_json::to_string_pretty(&f)?);
+            outln!(io, "{}", serde_json::to_string_pretty(&f)?);
         }
     }
     Ok(())

@@ -7,7 +7,7 @@
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,8 @@ use emulator::{Emulator, RejectResponse};
 use serde_bytes::ByteBuf;
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::state::{self, Names, StateDir};
+use crate::admin;
+use crate::state::{self, ServeInfo, StateDir};
 
 /// Options of `icemu serve`.
 #[derive(Args)]
@@ -101,7 +102,9 @@ impl From<RejectResponse> for CallError {
 
 struct Shared {
     emu: Arc<Emulator>,
-    names: Names,
+    /// The state, for forwarded commands (`POST /api/v1/admin`) and the names.
+    st: Arc<Mutex<StateDir>>,
+    token: String,
     static_dir: Option<PathBuf>,
     max_body: usize,
     call_timeout: Duration,
@@ -127,21 +130,33 @@ pub fn serve(mut st: StateDir, args: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
+    st.served = true;
+    let dir = st.dir.clone();
+    let emu = st.emu.clone();
+    let info = ServeInfo {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        pid: std::process::id(),
+        token: admin::new_token()?,
+    };
+    write_serve_info(&dir, &info)?;
+    let st = Arc::new(Mutex::new(st));
     let shared = Arc::new(Shared {
-        emu: st.emu.clone(),
-        names: st.names.clone(),
+        emu: emu.clone(),
+        st: st.clone(),
+        token: info.token.clone(),
         static_dir,
         max_body: args.max_body,
         call_timeout: Duration::from_secs(args.call_timeout_secs),
     });
     println!(
         "icemu: serving http://127.0.0.1:{port} (state {}, a round every {} ms)",
-        st.dir.display(),
+        dir.display(),
         args.round_ms
     );
     // Background rounds, time following the wall clock.
     let ticker = {
-        let emu = st.emu.clone();
+        let emu = emu.clone();
         let stop = stop.clone();
         let round = Duration::from_millis(args.round_ms.max(1));
         std::thread::spawn(move || {
@@ -161,10 +176,13 @@ pub fn serve(mut st: StateDir, args: ServeArgs) -> Result<()> {
     let save_every = Duration::from_secs(args.save_secs.max(1));
     while !stop.load(Ordering::Relaxed) {
         if last_save.elapsed() >= save_every {
-            if let Err(e) = st.save() {
-                eprintln!("icemu: saving failed: {e:#}");
+            // A forwarded command holding the state saves when it is done; try again later.
+            if let Ok(mut st) = st.try_lock() {
+                if let Err(e) = st.save() {
+                    eprintln!("icemu: saving failed: {e:#}");
+                }
+                last_save = Instant::now();
             }
-            last_save = Instant::now();
         }
         let req = match server.recv_timeout(Duration::from_millis(100)) {
             Ok(Some(r)) => r,
@@ -182,7 +200,31 @@ pub fn serve(mut st: StateDir, args: ServeArgs) -> Result<()> {
     }
     eprintln!("icemu: stopping; saving the state");
     let _ = ticker.join();
-    st.save()?;
+    // Commands forwarded from here on wait for the lock and run in their own process.
+    let _ = std::fs::remove_file(state::serve_info_path(&dir));
+    lock(&st).save()?;
+    Ok(())
+}
+
+fn lock(st: &Mutex<StateDir>) -> MutexGuard<'_, StateDir> {
+    st.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes `DIR/serve.json` readable by the owner only (it holds the admin token).
+fn write_serve_info(dir: &Path, info: &ServeInfo) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join("serve.json.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .context("writing serve.json")?;
+    f.write_all(&serde_json::to_vec_pretty(info)?)?;
+    drop(f);
+    std::fs::rename(&tmp, state::serve_info_path(dir)).context("writing serve.json")?;
     Ok(())
 }
 
@@ -242,10 +284,30 @@ fn handle(sh: &Shared, mut req: Request) {
             let bytes = candid::encode_one(&reply).expect("encode reply");
             respond(req, 200, "application/candid", bytes);
         }
+        (Method::Post, admin::PATH) => {
+            let loopback = req.remote_addr().is_some_and(|a| a.ip().is_loopback());
+            let token_ok = req
+                .headers()
+                .iter()
+                .any(|h| h.field.equiv(admin::TOKEN_HEADER) && h.value.as_str() == sh.token);
+            if !loopback || !token_ok {
+                return text(req, 403, "forbidden: the admin endpoint takes the token in DIR/serve.json");
+            }
+            let body = match read_body(&mut req, sh.max_body) {
+                Ok(b) => b,
+                Err(status) => return text(req, status, "bad admin request body"),
+            };
+            let reply = crate::exec_forwarded(&mut lock(&sh.st), &body);
+            let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+            let r = Response::from_data(bytes)
+                .with_status_code(200)
+                .with_header(header("content-type", "application/json"));
+            let _ = req.respond(r);
+        }
         (Method::Post, _) => text(req, 404, "unknown endpoint"),
         (Method::Get | Method::Head, "/api/v1/canisters") => {
-            let map: serde_json::Map<String, serde_json::Value> = sh
-                .names
+            let names = lock(&sh.st).names.clone();
+            let map: serde_json::Map<String, serde_json::Value> = names
                 .canisters
                 .iter()
                 .filter(|(_, n)| sh.emu.canister_exists(n.id))
@@ -293,27 +355,10 @@ fn call_once(sh: &Shared, c: CallRequest) -> CallReply {
     let arg = c.arg.into_vec();
     let result = match c.kind {
         CallKind::Query => sh.emu.query(c.canister_id, caller, &c.method, arg),
-        CallKind::Update => match sh.emu.submit(c.canister_id, caller, &c.method, arg) {
-            Err(r) => Err(r),
-            Ok(id) => {
-                let deadline = Instant::now() + sh.call_timeout;
-                loop {
-                    if let Some(r) = sh.emu.take_ingress_status(id) {
-                        break r;
-                    }
-                    if Instant::now() > deadline {
-                        break Err(RejectResponse::new(
-                            emulator::ErrorCode::IngressMessageTimeout,
-                            format!(
-                                "no reply within {} s (the message is still in flight)",
-                                sh.call_timeout.as_secs()
-                            ),
-                        ));
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-        },
+        CallKind::Update => sh
+            .emu
+            .submit(c.canister_id, caller, &c.method, arg)
+            .and_then(|id| crate::served_wait(&sh.emu, id, sh.call_timeout)),
     };
     match result {
         Ok(b) => CallReply::Ok(ByteBuf::from(b)),

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! DIR/lock         held (flock) by the one icemu process using DIR
+//! DIR/serve.json   while `icemu serve` runs on DIR: its URL and admin token (see `ServeInfo`)
 //! DIR/icemu.json   canister names → ids (and the .did remembered for each), identities used
 //! DIR/state.json   the emulator's index, DIR/modules, DIR/chunks, DIR/canisters: see
 //!                  `emulator::snapshot`
@@ -53,6 +54,40 @@ pub fn identity(name: &str) -> Principal {
     Emulator::identity(name)
 }
 
+/// Where `icemu serve` listens for a state directory it holds: `DIR/serve.json`, written (mode
+/// 0600) once the server is bound and removed when it stops. Other icemu processes on DIR find
+/// it while the lock is held and forward their command to `POST /api/v1/admin` with the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServeInfo {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The port.
+    pub port: u16,
+    /// The server's process id.
+    pub pid: u32,
+    /// Secret for the admin endpoint (header `x-icemu-token`).
+    pub token: String,
+}
+
+/// `DIR/serve.json`.
+pub fn serve_info_path(dir: &Path) -> PathBuf {
+    dir.join("serve.json")
+}
+
+/// The serve info of `dir`, if a server wrote one.
+pub fn read_serve_info(dir: &Path) -> Option<ServeInfo> {
+    let b = std::fs::read(serve_info_path(dir)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// A state directory opened by this process, or held by an `icemu serve` to forward to.
+pub enum Opened {
+    /// Locked and loaded here.
+    Local(StateDir),
+    /// `icemu serve` holds it.
+    Served(ServeInfo),
+}
+
 /// An open state directory (locked for this process).
 pub struct StateDir {
     /// The directory.
@@ -61,6 +96,9 @@ pub struct StateDir {
     pub emu: std::sync::Arc<Emulator>,
     /// Names.
     pub names: Names,
+    /// Set by `serve`: background rounds run, so an update call waits for them instead of
+    /// running rounds itself.
+    pub served: bool,
     _lock: File,
 }
 
@@ -68,6 +106,19 @@ impl StateDir {
     /// Opens (creating if needed) and locks `dir`, then loads the saved state or starts an
     /// empty subnet. Waits up to `$ICEMU_LOCK_TIMEOUT` seconds (default 60) for the lock.
     pub fn open(dir: &Path) -> Result<Self> {
+        match Self::open_inner(dir, false)? {
+            Opened::Local(s) => Ok(s),
+            Opened::Served(_) => unreachable!(),
+        }
+    }
+
+    /// Like [`open`](Self::open), but while another process holds the lock and has written
+    /// `serve.json` (an `icemu serve`), returns its [`ServeInfo`] instead of waiting.
+    pub fn open_or_served(dir: &Path) -> Result<Opened> {
+        Self::open_inner(dir, true)
+    }
+
+    fn open_inner(dir: &Path, or_served: bool) -> Result<Opened> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = dir
             .canonicalize()
@@ -86,11 +137,18 @@ impl StateDir {
         let mut told = false;
         loop {
             match lock.try_lock() {
-                Ok(()) => break,
+                Ok(()) => {
+                    // A server killed without cleaning up leaves its serve.json behind.
+                    let _ = std::fs::remove_file(serve_info_path(&dir));
+                    break;
+                }
                 Err(std::fs::TryLockError::WouldBlock) => {
+                    if or_served && let Some(info) = read_serve_info(&dir) {
+                        return Ok(Opened::Served(info));
+                    }
                     if start.elapsed() > Duration::from_secs(timeout) {
                         bail!(
-                            "state directory {} is in use by another icemu process (is `icemu serve` running on it?)",
+                            "state directory {} is in use by another icemu process (a long command, or an `icemu serve` that did not write serve.json)",
                             dir.display()
                         );
                     }
@@ -115,12 +173,13 @@ impl StateDir {
                 .with_context(|| format!("reading {}", names_path.display()))?,
             Err(_) => Names::default(),
         };
-        Ok(Self {
+        Ok(Opened::Local(Self {
             dir,
             emu: std::sync::Arc::new(emu),
             names,
+            served: false,
             _lock: lock,
-        })
+        }))
     }
 
     /// Saves the emulator's state (incrementally) and the names.
