@@ -19,14 +19,20 @@ export const DEPLOY_CYCLES = '500_000_000_000_000';
 export const RESERVE_TOP_UP = '100_000_000_000_000';
 
 // ---------------------------------------------------------------------------------------------
-// Faults. The one place that knows the icemu fault commands: adjust here when the CLI settles.
-// The fault makes every `export_chunks` query of the personal canister's importer to the
-// backend reject, so the import fails and the creation ends Failed; clearing it lets a retry
-// through.
+// Faults. The one place that knows the icemu fault commands. They run while `icemu serve` holds
+// the state directory: icemu finds DIR/serve.json and forwards them to the server's admin
+// endpoint (icemu/README.md), so they take effect at once, between two background rounds.
+// The fault rejects the backend's `install_code` calls to the management canister with
+// CANISTER_ERROR (5): final for the backend (only a stopped canister's 5 is retried), so the
+// creation ends Failed at Installing with a reason the page turns into a sentence. The count
+// outlasts any retry of the backend; clearing it lets the retry through.
 // ---------------------------------------------------------------------------------------------
 export const FAULTS = {
   inject: (icemu: Icemu) =>
-    icemu.run(['fault', 'reject', '--canister', 'backend', '--method', 'export_chunks', '--code', '1', '--count', '1000']),
+    icemu.run([
+      'fault', 'reject', '--canister', 'aaaaa-aa', '--method', 'install_code',
+      '--code', '5', '--count', '100', '--message', 'the subnet refused to install the module (injected fault)',
+    ]),
   clear: (icemu: Icemu) => icemu.run(['fault', 'clear']),
 };
 
