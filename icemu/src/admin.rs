@@ -60,8 +60,11 @@ pub fn forward<T: Serialize>(info: &ServeInfo, cmd: &T) -> Result<AdminReply, Fo
         info.token,
         body.len()
     );
-    let io = |e: std::io::Error| ForwardError::Other(anyhow!("talking to icemu serve at {}: {e}", info.url));
-    s.set_write_timeout(Some(Duration::from_secs(60))).map_err(io)?;
+    let io = |e: std::io::Error| {
+        ForwardError::Other(anyhow!("talking to icemu serve at {}: {e}", info.url))
+    };
+    s.set_write_timeout(Some(Duration::from_secs(60)))
+        .map_err(io)?;
     s.write_all(head.as_bytes()).map_err(io)?;
     s.write_all(&body).map_err(io)?;
     let mut raw = Vec::new();
@@ -69,7 +72,9 @@ pub fn forward<T: Serialize>(info: &ServeInfo, cmd: &T) -> Result<AdminReply, Fo
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| ForwardError::Other(anyhow!("icemu serve at {} sent no HTTP answer", info.url)))?;
+        .ok_or_else(|| {
+            ForwardError::Other(anyhow!("icemu serve at {} sent no HTTP answer", info.url))
+        })?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let status: u16 = head
         .split_whitespace()
@@ -85,6 +90,9 @@ pub fn forward<T: Serialize>(info: &ServeInfo, cmd: &T) -> Result<AdminReply, Fo
         )));
     }
     serde_json::from_slice(body).map_err(|e| {
-        ForwardError::Other(anyhow!("icemu serve at {} answered something else: {e}", info.url))
+        ForwardError::Other(anyhow!(
+            "icemu serve at {} answered something else: {e}",
+            info.url
+        ))
     })
 }

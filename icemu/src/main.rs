@@ -470,7 +470,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Err(admin::ForwardError::Unreachable(e)) => {
             // The server stopped in between: wait for its lock as usual.
-            eprintln!("icemu: icemu serve at {} is not answering ({e}); opening the state here", info.url);
+            eprintln!(
+                "icemu: icemu serve at {} is not answering ({e}); opening the state here",
+                info.url
+            );
             let mut st = StateDir::open(&cli.state)?;
             with_std(|io| exec_and_save(&mut st, cmd, io))
         }
@@ -526,7 +529,10 @@ pub(crate) fn exec_forwarded(st: &mut StateDir, cmd_json: &[u8]) -> admin::Admin
                 2
             }
             Ok(Cmd::Serve(_)) => {
-                let _ = writeln!(io.err, "icemu: error: the state directory is already served");
+                let _ = writeln!(
+                    io.err,
+                    "icemu: error: the state directory is already served"
+                );
                 1
             }
             Ok(cmd) => {
@@ -602,7 +608,11 @@ fn exec(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
                 .management(sender, "provisional_top_up_canister", &arg)
                 .map_err(Rejected)?;
             let bal = st.emu.canister_status(id).map(|s| s.cycles);
-            outln!(io, "{} cycles", bal.map(|b| b.to_string()).unwrap_or_default());
+            outln!(
+                io,
+                "{} cycles",
+                bal.map(|b| b.to_string()).unwrap_or_default()
+            );
         }
         Cmd::Tick { n } => {
             st.emu.tick_n(n);
@@ -611,14 +621,22 @@ fn exec(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
         Cmd::Advance { seconds } => {
             st.emu.advance_time(Duration::from_secs_f64(seconds));
             st.emu.tick();
-            outln!(io, "round {}, time {} ns", st.emu.round(), st.emu.time_nanos());
+            outln!(
+                io,
+                "round {}, time {} ns",
+                st.emu.round(),
+                st.emu.time_nanos()
+            );
         }
         Cmd::RunUntilIdle { max } => {
             let n = st.emu.run_until_idle(max);
             let left = st.emu.messages_in_flight();
             outln!(io, "{n} rounds; {left} messages in flight");
             if left > 0 {
-                errln!(io, "icemu: not idle after {n} rounds ({left} messages in flight)");
+                errln!(
+                    io,
+                    "icemu: not idle after {n} rounds ({left} messages in flight)"
+                );
             }
         }
         Cmd::Status { canister } => status(st, canister, io)?,
@@ -766,7 +784,8 @@ fn deploy(st: &mut StateDir, a: DeployArgs, io: &mut Io) -> Result<()> {
         },
     );
     outln!(io, "{} {id}", a.name);
-    errln!(io, 
+    errln!(
+        io,
         "icemu: deployed {} ({}){} in {:.2?}",
         a.name,
         a.wasm.display(),
@@ -903,7 +922,8 @@ fn status(st: &StateDir, canister: Option<String>, io: &mut Io) -> Result<()> {
             })
             .collect();
         outln!(io, "  controllers: {}", ctrl.join(", "));
-        outln!(io, 
+        outln!(
+            io,
             "  module hash: {}",
             s.module_hash
                 .as_ref()
@@ -911,13 +931,17 @@ fn status(st: &StateDir, canister: Option<String>, io: &mut Io) -> Result<()> {
                 .unwrap_or_else(|| "none".into())
         );
         outln!(io, "  cycles: {}", s.cycles);
-        outln!(io, 
+        outln!(
+            io,
             "  memory: {} bytes (heap {}, stable {})",
-            s.memory_size, s.memory_metrics.wasm_memory_size, s.memory_metrics.stable_memory_size
+            s.memory_size,
+            s.memory_metrics.wasm_memory_size,
+            s.memory_metrics.stable_memory_size
         );
         outln!(io, "  version: {}", s.version);
     }
-    outln!(io, 
+    outln!(
+        io,
         "round {}, time {} ns, {} messages in flight",
         st.emu.round(),
         st.emu.time_nanos(),
@@ -959,8 +983,13 @@ fn stats(st: &StateDir, canister: Option<String>, json: bool, io: &mut Io) -> Re
             .name_of(id)
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        outln!(io, "canister {id}{name}: {} rounds with executions", s.rounds);
-        outln!(io, 
+        outln!(
+            io,
+            "canister {id}{name}: {} rounds with executions",
+            s.rounds
+        );
+        outln!(
+            io,
             "  {:<32} {:>8} {:>8} {:>16} {:>14} {:>12} {:>12} {:>16} {:>6}",
             "method",
             "execs",
@@ -978,7 +1007,8 @@ fn stats(st: &StateDir, canister: Option<String>, json: bool, io: &mut Io) -> Re
             .map(|(m, v)| (m.as_str(), v))
             .chain(std::iter::once(("(total)", &s.total)));
         for (m, v) in rows {
-            outln!(io, 
+            outln!(
+                io,
                 "  {:<32} {:>8} {:>8} {:>16} {:>14} {:>12} {:>12} {:>16} {:>6}",
                 m,
                 v.executions,
@@ -1124,7 +1154,8 @@ fn fault(st: &mut StateDir, f: FaultCmd, io: &mut Io) -> Result<()> {
                 set!(max_stable_bytes, max_stable_bytes);
             });
             let c = st.emu.config();
-            outln!(io, 
+            outln!(
+                io,
                 "ingress {} B, call {} B, reply {} B, update {} / query {} / install {} instructions, heap delta {} B/round, {} instructions/round, stable {} B",
                 c.max_ingress_bytes,
                 c.max_call_bytes,

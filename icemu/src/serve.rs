@@ -7,8 +7,8 @@
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -291,7 +291,11 @@ fn handle(sh: &Shared, mut req: Request) {
                 .iter()
                 .any(|h| h.field.equiv(admin::TOKEN_HEADER) && h.value.as_str() == sh.token);
             if !loopback || !token_ok {
-                return text(req, 403, "forbidden: the admin endpoint takes the token in DIR/serve.json");
+                return text(
+                    req,
+                    403,
+                    "forbidden: the admin endpoint takes the token in DIR/serve.json",
+                );
             }
             let body = match read_body(&mut req, sh.max_body) {
                 Ok(b) => b,

@@ -301,3 +301,203 @@ struct CapsuleInput {
     bio: String,
     settings: Option<()>,
 }
+
+/// Starts `icemu serve --port 0` on `state`; returns the child and its port.
+fn start_serve(state: &std::path::Path) -> (std::process::Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_icemu"))
+        .arg("--state")
+        .arg(state)
+        .args(["serve", "--port", "0", "--round-ms", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (child, port)
+}
+
+/// `icemu` with a short lock timeout: a command that waited for serve's lock would fail.
+fn icemu_nowait(state: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_icemu"))
+        .current_dir(common::repo())
+        .env("ICEMU_LOCK_TIMEOUT", "1")
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn commands_on_a_served_state_dir_are_forwarded_to_serve() {
+    let t = with_backend("forward");
+    let (mut child, port) = start_serve(&t.0);
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.0.join("serve.json")).unwrap()).unwrap();
+    assert_eq!(info["port"], port);
+    assert_eq!(info["url"], format!("http://127.0.0.1:{port}"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(t.0.join("serve.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "serve.json holds the admin token: owner only"
+    );
+    let backend =
+        Principal::from_text(ok(&t.0, &["canisters"]).split_whitespace().nth(1).unwrap()).unwrap();
+
+    // A fault injected by another process takes effect in the server at once.
+    let out = icemu_nowait(
+        &t.0,
+        &[
+            "fault",
+            "reject",
+            "--canister",
+            "backend",
+            "--method",
+            "create_capsule",
+            "--code",
+            "4",
+            "--count",
+            "1",
+            "--message",
+            "forwarded fault",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8(icemu_nowait(&t.0, &["fault", "list"]).stdout).unwrap();
+    assert!(list.contains("forwarded fault"), "{list}");
+    let create = || CallRequest {
+        canister_id: backend,
+        method: "create_capsule".into(),
+        caller: "webuser".into(),
+        arg: ByteBuf::from(
+            candid::encode_one(CapsuleInput {
+                name: "Web".into(),
+                bio: "b".into(),
+                settings: None,
+            })
+            .unwrap(),
+        ),
+        kind: Kind::Update,
+    };
+    let CallReply::Err(e) = call(port, &create()) else {
+        panic!("the forwarded fault did not reject")
+    };
+    assert_eq!(e.reject_code, 4, "{e:?}");
+    assert!(e.message.contains("forwarded fault"), "{e:?}");
+    // Cleared from another process: the next call goes through.
+    assert!(icemu_nowait(&t.0, &["fault", "clear"]).status.success());
+    assert!(matches!(call(port, &create()), CallReply::Ok(_)));
+
+    // Calls (typed by the remembered .did), rejects with their exit status, rounds, status.
+    let out = icemu_nowait(&t.0, &["call", "--as", "webuser", "backend", "get_capsule"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("name = \"Web\""),
+        "{stdout}"
+    );
+    let out = icemu_nowait(&t.0, &["call", "backend", "no_such"]);
+    assert_eq!(out.status.code(), Some(15));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IC0536"));
+    let out = icemu_nowait(
+        &t.0,
+        &[
+            "call",
+            "--as",
+            "webuser",
+            "backend",
+            "create_capsule",
+            r#"(record { name = "Again"; bio = ""; settings = null })"#,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&icemu_nowait(&t.0, &["tick", "3"]).stdout).starts_with("round ")
+    );
+    assert!(icemu_nowait(&t.0, &["advance", "1"]).status.success());
+    let out = icemu_nowait(&t.0, &["status", "backend"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("module hash: 0x"));
+    // A relative wasm path is the caller's, not the server's.
+    let out = icemu_nowait(&t.0, &["deploy", "backend", "target/wasm/backend.wasm.gz"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Usage errors stay local.
+    assert_eq!(
+        icemu_nowait(&t.0, &["fault", "reject"]).status.code(),
+        Some(2)
+    );
+
+    // The admin endpoint wants the token.
+    let r = http(
+        port,
+        "POST",
+        "/api/v1/admin",
+        &[("content-type", "application/json")],
+        b"\"Canisters\"",
+    );
+    assert_eq!(r.status, 403);
+    let r = http(
+        port,
+        "POST",
+        "/api/v1/admin",
+        &[
+            ("content-type", "application/json"),
+            ("x-icemu-token", "wrong"),
+        ],
+        b"\"Canisters\"",
+    );
+    assert_eq!(r.status, 403);
+
+    // Stopped: serve.json is gone and commands open the state themselves.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!t.0.join("serve.json").exists());
+    let out = ok(&t.0, &["call", "--as", "webuser", "backend", "get_capsule"]);
+    assert!(out.contains("\"Web\""), "{out}");
+}
+
+#[test]
+fn a_stale_serve_json_is_ignored() {
+    let t = with_backend("stale");
+    // What a killed server leaves: serve.json, but no lock held and nobody on the port.
+    std::fs::write(
+        t.0.join("serve.json"),
+        r#"{"url":"http://127.0.0.1:9","port":9,"pid":1,"token":"x"}"#,
+    )
+    .unwrap();
+    let out = icemu_nowait(&t.0, &["fault", "fail-install-code", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!t.0.join("serve.json").exists());
+    assert!(ok(&t.0, &["fault", "list"]).contains("\"fail_install_code\": 1"));
+}
