@@ -24,8 +24,9 @@ use super::types::{CreationState, FactoryError};
 use super::{PERSONAL_WASM, personal_wasm_hash};
 use crate::state;
 
-/// Instructions one pump message may spend on export steps (10% of the 40 B message limit).
-const EXPORT_INSTRUCTIONS_PER_MESSAGE: u64 = 4_000_000_000;
+/// Instructions after which a pump message stops taking export steps: one step more (a few
+/// hundred million) keeps the message under 10% of the 40 B limit.
+const EXPORT_INSTRUCTIONS_PER_MESSAGE: u64 = 3_400_000_000;
 
 thread_local! {
     static RUNNING: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };

@@ -184,7 +184,8 @@ async fn fetch_chunks(
     let reply = outcome::<Result<ChunkBatch, ExportError>>(r);
     let report = state::importer(|imp, store| imp.on_chunks(store, owner, time(), call_id, reply));
     if let Some(progress) = report {
-        report_progress(backend, progress).await;
+        // Reported on the side: the batch's slot is free for the next pull at once.
+        ic_cdk::futures::spawn(report_progress(backend, progress));
     }
 }
 
