@@ -53,7 +53,7 @@ trap _cleanup EXIT
 ic() { "$ICEMU" "$@"; }
 
 # ---------------------------------------------------------------- the driver
-# canister_call [--query|--update] [--as ID] [--did FILE] [--arg-file FILE] [--output-blob FILE] CANISTER METHOD [ARG]
+# canister_call [--query|--update] [--as ID] [--did FILE] [--with-cycles N] [--arg-file FILE] [--output-blob FILE] CANISTER METHOD [ARG]
 # CANISTER is a name given at deploy (`backend`) or a principal. Canisters the factory creates
 # have no name and no remembered .did: call them with `--did personal/personal.did` (or use
 # `personal_call`), and type numbers in arguments (`0 : nat64`): icemu does not type the
@@ -61,7 +61,7 @@ ic() { "$ICEMU" "$@"; }
 # Sets REPLY (candid text printed, or stderr on a reject), CALL_RC (exit status, 0 = replied,
 # 10+code = rejected) and CALL_CMD (the command, for failure messages). Never exits.
 canister_call() {
-    local query="" update="" as="admin" argfile="" outblob="" did=""
+    local query="" update="" as="admin" argfile="" outblob="" did="" cycles=""
     while [ $# -gt 0 ]; do
         case "$1" in
             --query) query=1; shift ;;
@@ -70,6 +70,7 @@ canister_call() {
             --arg-file) argfile="$2"; shift 2 ;;
             --output-blob) outblob="$2"; shift 2 ;;
             --did) did="$2"; shift 2 ;;
+            --with-cycles) cycles="$2"; shift 2 ;;
             *) break ;;
         esac
     done
@@ -79,12 +80,13 @@ canister_call() {
     [ -n "$update" ] && cmd+=(--update)
     [ -n "$outblob" ] && cmd+=(--output-blob "$outblob")
     [ -n "$did" ] && cmd+=(--did "$did")
+    [ -n "$cycles" ] && cmd+=(--with-cycles "$cycles")
     if [ -n "$argfile" ]; then
         cmd+=("$canister" "$method" --arg-file "$argfile")
-        CALL_CMD="icemu call --as $as ${query:+--query }$canister $method --arg-file $argfile"
+        CALL_CMD="icemu call --as $as ${query:+--query }${cycles:+--with-cycles $cycles }$canister $method --arg-file $argfile"
     else
         cmd+=("$canister" "$method" "$arg")
-        CALL_CMD="icemu call --as $as ${query:+--query }$canister $method '$(printf '%s' "$arg" | cut -c1-300)'"
+        CALL_CMD="icemu call --as $as ${query:+--query }${cycles:+--with-cycles $cycles }$canister $method '$(printf '%s' "$arg" | cut -c1-300)'"
     fi
     "${cmd[@]}" > "$WORK/out/reply" 2> "$WORK/out/err"
     CALL_RC=$?
@@ -309,3 +311,18 @@ manifest_pages() {
     done
     return 0
 }
+
+# ---------------------------------------------------------------- factory config
+# set_config NAME VALUE...: admin_get_config, replace the fields, admin_set_config (as admin).
+set_config() {
+    local cfg
+    canister_call "$BACKEND" admin_get_config
+    cfg=$(printf '%s' "$REPLY" | tr '\n' ' ' | sed 's/^ *( *variant { *Ok = \(.*\) } *, *) *$/\1/')
+    while [ $# -ge 2 ]; do
+        cfg=$(printf '%s' "$cfg" | sed "s/\\b$1 = [^;]*;/$1 = $2;/")
+        shift 2
+    done
+    canister_call "$BACKEND" admin_set_config "($cfg)"
+    printf '%s' "$REPLY" | grep -q 'Ok = record' || die "admin_set_config" "Ok"
+}
+reserve_nat() { canister_call --query "$BACKEND" admin_get_reserve; field_nat reserve; }
