@@ -121,21 +121,25 @@ function showError(text: string | null): void {
   ui.retry.disabled = busy;
 }
 
+/**
+ * Reads the capsule from the canister that serves it, then renders it in one go: the serving
+ * canister (`#served-by`) changes together with the memory list, so a list item (and its
+ * read-back button) always belongs to the canister the page says serves the capsule.
+ */
 async function refreshCapsule(): Promise<void> {
   const target: CapsuleTarget = await conn.client.capsuleTarget();
+  const r = await target.actor.get_capsule();
+  if ('Err' in r && !('CapsuleNotFound' in r.Err)) throw new CapsuleCallError(r.Err);
+  const memories = 'Ok' in r ? await listAllMemories(target.actor) : [];
   ui.servedBy.dataset.servedBy = target.servedBy;
   ui.servedBy.textContent = target.servedBy === 'personal' ? 'your personal canister' : 'the shared backend';
   ui.servedCanister.textContent = target.canisterId.toText();
-  const r = await target.actor.get_capsule();
   if ('Err' in r) {
-    if ('CapsuleNotFound' in r.Err) {
-      ui.capsuleSummary.textContent = 'You have no capsule yet.';
-      ui.capsuleForm.hidden = false;
-      ui.memoryForm.hidden = true;
-      ui.memories.replaceChildren();
-      return;
-    }
-    throw new CapsuleCallError(r.Err);
+    ui.capsuleSummary.textContent = 'You have no capsule yet.';
+    ui.capsuleForm.hidden = false;
+    ui.memoryForm.hidden = true;
+    ui.memories.replaceChildren();
+    return;
   }
   const c = r.Ok;
   ui.capsuleForm.hidden = true;
@@ -143,7 +147,6 @@ async function refreshCapsule(): Promise<void> {
   ui.capsuleSummary.textContent = `“${c.name}”: ${c.memory_count} memories, ${c.blob_count} files (${formatBytes(
     c.blob_bytes,
   )}).`;
-  const memories = await listAllMemories(target.actor);
   ui.memories.replaceChildren(...memories.map((m) => memoryItem(m, target)));
 }
 
