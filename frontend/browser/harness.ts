@@ -139,6 +139,15 @@ export class Icemu {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+    // Faults are injected while serving: icemu forwards them to the server it finds in
+    // DIR/serve.json. An icemu that writes none predates that and would wait for the lock.
+    if (!existsSync(join(this.state, 'serve.json'))) {
+      child.kill('SIGTERM');
+      throw new Error(
+        `${this.cmd.join(' ')} serve wrote no ${join(this.state, 'serve.json')}: this icemu cannot take commands while ` +
+          'serving; rebuild it (`cargo build -p icemu`) or point ICEMU at a current build.',
+      );
+    }
     return { url, child, output: () => output };
   }
 }
