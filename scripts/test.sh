@@ -23,8 +23,16 @@ step build scripts/build.sh
 step cargo cargo test --workspace --locked
 # The backend built without the factory (its interface file and capsule behaviour).
 step cargo-core cargo test --locked -p backend --no-default-features
+# Where a PocketIC server is installed, the end-to-end tests run on it too.
+if [[ -n ${POCKET_IC_BIN:-} ]]; then
+    step cargo-pocketic cargo test --locked -p e2e --no-default-features --features pocketic
+fi
+# The bash integration suite over icemu (its own closing line: "N passed, M failed").
+step bash-suite scripts/tests/run.sh
 # The frontend: generated bindings up to date, types, unit tests (Vitest).
 step frontend bash -c 'cd frontend && npm ci --no-audit --no-fund && npm run typecheck && npm test'
+# The page in headless Chromium against `icemu serve` running the real backend.
+step frontend-browser scripts/tests/frontend_browser.sh
 # The migration benchmark in its quick mode, so it cannot rot (no performance assertions).
 step bench scripts/bench.sh --quick
 
@@ -36,14 +44,24 @@ while read -r p f; do
     failed=$((failed + f))
 done < <(cat "$log_dir"/cargo*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p')
 
-# And of Vitest ("Tests  N passed | M failed (T)").
-if [[ -f $log_dir/frontend.log ]]; then
-    line=$(sed -nE 's/\x1b\[[0-9;]*m//g; /^ +Tests +[0-9]/p' "$log_dir/frontend.log" | tail -1)
+# And of the bash suite ("N passed, M failed").
+if [[ -f $log_dir/bash-suite.log ]]; then
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log_dir/bash-suite.log" | tail -1)
+    if [[ -n $line ]]; then
+        passed=$((passed + $(cut -d' ' -f1 <<<"$line")))
+        failed=$((failed + $(cut -d' ' -f3 <<<"$line")))
+    fi
+fi
+
+# And of Vitest ("Tests  N passed | M failed (T)"), unit and browser.
+for log in "$log_dir/frontend.log" "$log_dir/frontend-browser.log"; do
+    [[ -f $log ]] || continue
+    line=$(sed -E 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ +Tests +[0-9]' | tail -1)
     p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || true)
     f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || true)
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0}))
-fi
+done
 
 if ((${#failed_steps[@]})); then
     echo "failed steps: ${failed_steps[*]}"

@@ -759,3 +759,24 @@ fn cleanup_credits_the_returned_cycles() {
     assert_eq!(f.reserve(), reserve + 400);
     assert_eq!(f.reserve_status(0).total_returned, 400);
 }
+
+#[test]
+fn retry_after_cleanup_creates_a_new_canister() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    f.fail(
+        id,
+        FactoryError::ImportFailed { reason: "x".into() },
+        &mut c,
+        6 * SEC,
+    );
+    f.cleaned_up(id, 0);
+    let rec = request(&mut f, &mut c, 1, 7 * SEC).unwrap();
+    assert_eq!(
+        (rec.state, rec.canister_id),
+        (CreationState::Creating, None)
+    );
+    assert_eq!(f.next_step(id, 7 * SEC), Step::Create);
+}

@@ -12,11 +12,16 @@ use blobstore::hash::{CHUNK_SIZE, blob_hashes};
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{CandidType, Principal};
 use capsule::*;
-use emulator::Emulator;
-use emulator::pocket_ic::PocketIc;
 use serde_bytes::{ByteArray, ByteBuf};
 
+#[cfg(not(feature = "pocketic"))]
 pub use emulator::RejectResponse;
+#[cfg(not(feature = "pocketic"))]
+use emulator::pocket_ic::{PocketIc, query_candid_as, update_candid_as};
+#[cfg(feature = "pocketic")]
+pub use pocket_ic::RejectResponse;
+#[cfg(feature = "pocketic")]
+use pocket_ic::{PocketIc, query_candid_as, update_candid_as};
 
 /// Cycles the backend starts with.
 pub const BACKEND_CYCLES: u128 = 1_000_000_000_000_000;
@@ -110,7 +115,8 @@ impl World {
     }
 
     /// The emulator beneath, for faults, statistics and logs.
-    pub fn emu(&self) -> &Emulator {
+    #[cfg(not(feature = "pocketic"))]
+    pub fn emu(&self) -> &emulator::Emulator {
         self.ic.emulator()
     }
 
@@ -141,7 +147,7 @@ impl World {
         method: &str,
         args: A,
     ) -> Result<R, RejectResponse> {
-        emulator::pocket_ic::update_candid_as(&self.ic, canister, who, method, args)
+        update_candid_as(&self.ic, canister, who, method, args)
     }
 
     pub fn try_query<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
@@ -151,7 +157,7 @@ impl World {
         method: &str,
         args: A,
     ) -> Result<R, RejectResponse> {
-        emulator::pocket_ic::query_candid_as(&self.ic, canister, who, method, args)
+        query_candid_as(&self.ic, canister, who, method, args)
     }
 
     /// Calls the capsule API of `canister` as `who`.
@@ -308,6 +314,13 @@ impl World {
     }
 
     /// The last lines of the emulator's message trace, for failure messages.
+    #[cfg(feature = "pocketic")]
+    pub fn tail_of_trace(&self) -> String {
+        String::from("(no message trace on PocketIC)")
+    }
+
+    /// The last lines of the emulator's message trace, for failure messages.
+    #[cfg(not(feature = "pocketic"))]
     pub fn tail_of_trace(&self) -> String {
         let t = self.emu().trace_string();
         let lines: Vec<&str> = t.lines().collect();

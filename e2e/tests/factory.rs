@@ -7,6 +7,7 @@ use candid::{Nat, Principal};
 use capsule::migration::{ChunkBatch, ChunkRef, ExportError};
 use capsule::*;
 use e2e::*;
+#[cfg(not(feature = "pocketic"))]
 use emulator::RejectCode;
 use serde_bytes::ByteArray;
 
@@ -60,6 +61,7 @@ fn completed(w: &World, who: Principal) -> CreationRecord {
 }
 
 #[test]
+#[cfg(not(feature = "pocketic"))] // uses the emulator's fault controls
 fn repeated_and_concurrent_requests_make_one_canister() {
     let w = World::new();
     let alice = user(1);
@@ -218,6 +220,7 @@ fn callers_are_checked() {
 }
 
 #[test]
+#[cfg(not(feature = "pocketic"))] // uses the emulator's fault controls
 fn an_insufficient_reserve_creates_nothing_and_spends_nothing() {
     let w = World::new();
     set_config(
@@ -270,6 +273,7 @@ fn invalid_states_are_refused() {
 }
 
 #[test]
+#[cfg(not(feature = "pocketic"))] // uses the emulator's fault controls
 fn transient_rejects_of_the_pulls_and_reports_are_retried() {
     let w = World::new();
     let alice = user(1);
@@ -306,6 +310,7 @@ fn transient_rejects_of_the_pulls_and_reports_are_retried() {
 }
 
 #[test]
+#[cfg(not(feature = "pocketic"))] // uses the emulator's fault controls
 fn a_failing_create_fails_cleanly_and_a_retry_completes() {
     let w = World::new();
     let alice = user(1);
@@ -349,6 +354,7 @@ fn a_failing_create_fails_cleanly_and_a_retry_completes() {
 }
 
 #[test]
+#[cfg(not(feature = "pocketic"))] // uses the emulator's fault controls
 fn traps_between_steps_are_resumed_by_the_timer() {
     let w = World::new();
     let alice = user(1);
@@ -433,6 +439,7 @@ fn the_backend_is_upgraded_in_the_middle_of_an_import() {
 }
 
 #[test]
+#[cfg(not(feature = "pocketic"))] // uses the emulator's fault controls
 fn a_tampered_chunk_fails_the_creation_and_the_data_stays_intact() {
     let w = World::with_backend("backend-test");
     let alice = user(1);

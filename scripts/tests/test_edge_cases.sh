@@ -61,9 +61,11 @@ set_config max_step_retries "8 : nat32"
 create_personal dave
 check "retry after cleanup: attempts 2" "2 : nat32" "$(field attempts)"
 check_contains "retry after cleanup: accepted" "Ok = record" "$REPLY"
-# Not checked here: the retry after a cleanup reaching Completed. On this build it was seen to
-# stay in Installing with no canister id (reported to the lead); retry-to-Completed is covered
-# above (alice) and in test_cycles_and_faults.sh. The retry replies with state Installing.
+check_contains "retry after cleanup: a new canister is created" "state = variant { Creating }" "$REPLY"
+wait_final dave
+check "retry after cleanup Completed" Completed "$STATE"
+new="$(canister_id_of_record)"
+check "retry after cleanup: another canister than the deleted one" yes "$([[ -n $new && $new != "$old" ]] && echo yes || echo no)"
 
 echo "== a stopped personal canister during the import is waited for"
 fill_capsule erin $((600 * 1024))

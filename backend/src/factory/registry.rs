@@ -727,10 +727,11 @@ impl<M: StableMemory> Factory<M> {
                     } else {
                         state
                     };
-                    let state = if state == CreationState::Creating && r.canister_id.is_some() {
-                        CreationState::Installing
-                    } else {
-                        state
+                    let state = match (state, r.canister_id) {
+                        (CreationState::Creating, Some(_)) => CreationState::Installing,
+                        // The canister was cleaned up: create a new one.
+                        (s, None) if s > CreationState::Creating => CreationState::Creating,
+                        (s, _) => s,
                     };
                     enter(r, state, now);
                 })?;
