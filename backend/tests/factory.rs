@@ -19,23 +19,8 @@ const SEC: u64 = 1_000_000_000;
 const DAY: u64 = 86_400 * SEC;
 
 fn caps() -> Caps {
-    let m = VectorMemory::default;
     CapsuleStore::init(
-        CapsuleMemories {
-            capsules: m(),
-            memories: m(),
-            connections: m(),
-            capsule_blobs: m(),
-            blobs: blobstore::Memories {
-                chunk_index: m(),
-                chunk_data: m(),
-                free_slots: m(),
-                blobs: m(),
-                blob_chunks: m(),
-                uploads: m(),
-                upload_chunks: m(),
-            },
-        },
+        CapsuleMemories::in_memory(),
         Limits::default(),
         blobstore::Limits::default(),
     )

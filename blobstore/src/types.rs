@@ -33,6 +33,23 @@ pub struct Memories<M> {
     pub upload_chunks: M,
 }
 
+impl Memories<ic_stable_structures::VectorMemory> {
+    /// Fresh in-memory memories, for tests and tools. Clones share the same bytes, so a clone
+    /// reopened with [`crate::BlobStore::init`] sees what the original wrote (an upgrade).
+    pub fn in_memory() -> Self {
+        let m = ic_stable_structures::VectorMemory::default;
+        Memories {
+            chunk_index: m(),
+            chunk_data: m(),
+            free_slots: m(),
+            blobs: m(),
+            blob_chunks: m(),
+            uploads: m(),
+            upload_chunks: m(),
+        }
+    }
+}
+
 /// Bounds on what the store accepts. Passed at every `init`, so an upgrade may change them;
 /// sessions opened under older limits go on.
 #[derive(Clone, Debug, CandidType, Deserialize, Serialize, PartialEq, Eq)]

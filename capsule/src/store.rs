@@ -25,12 +25,28 @@ pub struct Ctx {
 
 /// The stable memories the store keeps its data in; ids are assigned in each canister's
 /// `memory.rs`.
+#[derive(Clone)]
 pub struct CapsuleMemories<M: StableMemory> {
     pub capsules: M,
     pub memories: M,
     pub connections: M,
     pub capsule_blobs: M,
     pub blobs: blobstore::Memories<M>,
+}
+
+impl CapsuleMemories<ic_stable_structures::VectorMemory> {
+    /// Fresh in-memory memories, for tests and tools. Clones share the same bytes, so a clone
+    /// reopened with [`CapsuleStore::init`] sees what the original wrote (an upgrade).
+    pub fn in_memory() -> Self {
+        let m = ic_stable_structures::VectorMemory::default;
+        CapsuleMemories {
+            capsules: m(),
+            memories: m(),
+            connections: m(),
+            capsule_blobs: m(),
+            blobs: blobstore::Memories::in_memory(),
+        }
+    }
 }
 
 /// A capsule's stored record (candid, so later versions may add `opt` fields).

@@ -12,23 +12,8 @@ use serde_bytes::{ByteArray, ByteBuf};
 type Store = CapsuleStore<VectorMemory>;
 
 fn new_store() -> Store {
-    let m = VectorMemory::default;
     CapsuleStore::init(
-        CapsuleMemories {
-            capsules: m(),
-            memories: m(),
-            connections: m(),
-            capsule_blobs: m(),
-            blobs: blobstore::Memories {
-                chunk_index: m(),
-                chunk_data: m(),
-                free_slots: m(),
-                blobs: m(),
-                blob_chunks: m(),
-                uploads: m(),
-                upload_chunks: m(),
-            },
-        },
+        CapsuleMemories::in_memory(),
         Limits::default(),
         blobstore::Limits::default(),
     )

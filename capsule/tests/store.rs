@@ -9,40 +9,7 @@ use serde_bytes::{ByteArray, ByteBuf};
 type Store = CapsuleStore<VectorMemory>;
 
 fn memories() -> CapsuleMemories<VectorMemory> {
-    let m = VectorMemory::default;
-    CapsuleMemories {
-        capsules: m(),
-        memories: m(),
-        connections: m(),
-        capsule_blobs: m(),
-        blobs: blobstore::Memories {
-            chunk_index: m(),
-            chunk_data: m(),
-            free_slots: m(),
-            blobs: m(),
-            blob_chunks: m(),
-            uploads: m(),
-            upload_chunks: m(),
-        },
-    }
-}
-
-fn share(m: &CapsuleMemories<VectorMemory>) -> CapsuleMemories<VectorMemory> {
-    CapsuleMemories {
-        capsules: m.capsules.clone(),
-        memories: m.memories.clone(),
-        connections: m.connections.clone(),
-        capsule_blobs: m.capsule_blobs.clone(),
-        blobs: blobstore::Memories {
-            chunk_index: m.blobs.chunk_index.clone(),
-            chunk_data: m.blobs.chunk_data.clone(),
-            free_slots: m.blobs.free_slots.clone(),
-            blobs: m.blobs.blobs.clone(),
-            blob_chunks: m.blobs.blob_chunks.clone(),
-            uploads: m.blobs.uploads.clone(),
-            upload_chunks: m.blobs.upload_chunks.clone(),
-        },
-    }
+    CapsuleMemories::in_memory()
 }
 
 fn store_with(limits: Limits) -> Store {
@@ -670,7 +637,7 @@ fn a_frozen_capsule_reads_but_does_not_change() {
 #[test]
 fn reopening_the_memories_keeps_everything() {
     let mem = memories();
-    let mut s = CapsuleStore::init(share(&mem), Limits::default(), blobstore::Limits::default());
+    let mut s = CapsuleStore::init(mem.clone(), Limits::default(), blobstore::Limits::default());
     with_capsule(&mut s, ALICE);
     let bytes = data(CHUNK_SIZE * 2, 5);
     let d = upload(&mut s, ALICE, &bytes);
@@ -690,7 +657,7 @@ fn reopening_the_memories_keeps_everything() {
     drop(s);
 
     // What an upgrade does: a new process opens the same stable memories.
-    let s = CapsuleStore::init(share(&mem), Limits::default(), blobstore::Limits::default());
+    let s = CapsuleStore::init(mem.clone(), Limits::default(), blobstore::Limits::default());
     assert_eq!(s.get_capsule(&ctx(ALICE)).unwrap(), capsule);
     assert_eq!(s.get_memory(&ctx(ALICE), memory.id).unwrap(), memory);
     let chunk = s.get_blob_chunk(&ctx(ALICE), &d.hash, 1).unwrap();

@@ -6,16 +6,7 @@ use ic_stable_structures::{Memory, VectorMemory};
 
 /// A fresh set of in-memory stable memories.
 pub fn memories() -> Memories<VectorMemory> {
-    let m = VectorMemory::default;
-    Memories {
-        chunk_index: m(),
-        chunk_data: m(),
-        free_slots: m(),
-        blobs: m(),
-        blob_chunks: m(),
-        uploads: m(),
-        upload_chunks: m(),
-    }
+    Memories::in_memory()
 }
 
 /// A store over fresh memories, with a handle on the memories (clones share the bytes).
