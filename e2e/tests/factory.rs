@@ -579,3 +579,45 @@ fn the_backend_without_the_factory_serves_capsules_only() {
         .unwrap();
     assert_eq!(d.size, BLOBS[1] as u64);
 }
+
+/// A personal canister running another module than the one the backend ships (here: the same
+/// code with an extra custom section, installed by its co-controller mid-import) is upgraded to
+/// the backend's module before the handoff, not failed.
+#[test]
+fn an_older_personal_module_is_upgraded_before_handoff() {
+    use sha2::Digest;
+    let w = World::new();
+    let alice = user(1);
+    w.fill_capsule(alice, &BLOBS, 4, 1);
+    w.create_personal_canister(alice).unwrap();
+    w.run_until(500, |w| {
+        w.status(alice).unwrap().state == CreationState::Importing
+    });
+    let personal = w.status(alice).unwrap().canister_id.unwrap();
+
+    // The shipped module, unzipped, plus a custom section: same behaviour, another hash.
+    let shipped = wasm("personal");
+    let mut other = vec![];
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&shipped[..]), &mut other)
+        .unwrap();
+    other.extend_from_slice(&[0, 6, 5, b'o', b't', b'h', b'e', b'r']);
+    let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &other).unwrap();
+    let other = gz.finish().unwrap();
+    let arg = candid::encode_one(None::<capsule::migration::PersonalInitArgs>).unwrap();
+    w.ic.upgrade_canister(personal, other.clone(), arg, Some(alice))
+        .unwrap();
+    let hash = |bytes: &[u8]| sha2::Sha256::digest(bytes).to_vec();
+    let status = w.ic.canister_status(personal, Some(alice)).unwrap();
+    assert_eq!(status.module_hash, Some(hash(&other)));
+
+    let rec = completed(&w, alice);
+    assert_eq!(rec.attempts, 1);
+    let status = w.ic.canister_status(personal, Some(alice)).unwrap();
+    assert_eq!(
+        status.module_hash,
+        Some(hash(&shipped)),
+        "upgraded to the shipped module"
+    );
+    assert_eq!(w.ic.get_controllers(personal), vec![alice]);
+}
