@@ -528,16 +528,18 @@ impl<M: StableMemory> CapsuleStore<M> {
 
     pub fn get_blob_chunk(&self, ctx: &Ctx, hash: &Hash32, index: u64) -> CapsuleResult<ByteBuf> {
         let rec = self.readable(ctx)?;
-        let desc = self.descriptor(rec.owner, hash)?;
-        let chunk = desc.chunk_hashes.get(index as usize).ok_or(Error::Blob(
-            blobstore::BlobError::ChunkIndexOutOfRange {
+        self.held(rec.owner, hash)?;
+        // One chunk-list entry, not the whole list: this is the read path of every download.
+        let Some(chunk) = self.blobs.chunk_hash_at(hash, index) else {
+            let chunk_count = self.blobs.blob(hash).map_or(0, |b| b.chunk_count);
+            return Err(Error::Blob(blobstore::BlobError::ChunkIndexOutOfRange {
                 index,
-                chunk_count: desc.chunk_hashes.len() as u64,
-            },
-        ))?;
+                chunk_count,
+            }));
+        };
         let bytes = self
             .blobs
-            .read_chunk(chunk)
+            .read_chunk(&chunk)
             .expect("blob store: a listed chunk is missing");
         Ok(ByteBuf::from(bytes))
     }
