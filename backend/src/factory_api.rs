@@ -92,6 +92,20 @@ fn report_import_done(report: ImportReport) -> Result<(), ExportError> {
     r
 }
 
+/// A personal canister under cleanup sends its cycles back here (attached to the call). The
+/// backend accepts them only from a canister whose cleanup is running, and credits the reserve
+/// with exactly what it accepted. Returns that amount; from anyone else nothing is accepted
+/// (the IC refunds the cycles).
+#[ic_cdk::update]
+fn deposit_returned_cycles() -> Result<Nat, FactoryError> {
+    let from = caller();
+    let migration_id =
+        factory::with(|f| f.cleanup_expecting(from)).ok_or(FactoryError::NotAdmin)?;
+    let accepted = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
+    factory::with(|f| f.credit_returned(migration_id, accepted));
+    Ok(Nat::from(accepted))
+}
+
 // ---------------------------------------------------------------- admins
 
 #[ic_cdk::update]
@@ -167,8 +181,9 @@ fn admin_get_manifest_page(
     })
 }
 
-/// Cleans up a failed creation: its canister returns its cycles to the reserve, then it is
-/// stopped and deleted. Returns the cycles credited.
+/// Cleans up a creation in any state but `Completed` (a running one is failed first): its
+/// canister returns its cycles to the reserve, then it is stopped and deleted. Returns the
+/// cycles credited (as received by `deposit_returned_cycles`).
 #[ic_cdk::update]
 async fn admin_cleanup_creation(migration_id: u64) -> Result<Nat, FactoryError> {
     require_admin()?;

@@ -22,11 +22,27 @@ fn init() {
     factory::driver::arm();
 }
 
+/// Refuses an upgrade that could lose the outcome of a `create_canister` call in flight (the
+/// replies to calls made before an upgrade cannot be matched to the new module's futures).
+/// It reads one journaled list and writes nothing: all state is in stable memory already.
+/// Stopping the backend first always works (stopping waits for every reply).
+#[cfg(feature = "personal-canister")]
+#[ic_cdk::pre_upgrade]
+fn pre_upgrade() {
+    if let Some(why) = factory::with(|f| f.upgrade_blocker()) {
+        ic_cdk::trap(format!("upgrade refused: {why}"));
+    }
+}
+
 #[ic_cdk::post_upgrade]
 fn post_upgrade() {
     state::open_schema();
     #[cfg(feature = "personal-canister")]
-    factory::driver::arm();
+    {
+        let now = ic_cdk::api::time();
+        state::write(|caps| factory::with(|f| f.after_upgrade(caps, now)));
+        factory::driver::arm();
+    }
 }
 
 // `export_candid!` names the endpoints' types as written, so they must be in scope here.

@@ -138,7 +138,7 @@ fn to_importing(f: &mut F, c: &mut Caps, n: u8) -> u64 {
     f.admit_queued(c, 2 * SEC);
     assert_eq!(export_all(f, c, id, 3 * SEC), CreationState::Creating);
     assert_eq!(f.next_step(id, 3 * SEC), Step::Create);
-    let cycles = f.take_creation_cycles(id).unwrap();
+    let cycles = f.take_creation_cycles(id, 3 * SEC).unwrap();
     f.created(id, Ok(personal(n)), cycles, c, 4 * SEC);
     assert!(
         matches!(f.next_step(id, 4 * SEC), Step::Install { canister_id, .. } if canister_id == personal(n))
@@ -424,7 +424,7 @@ fn transient_create_failures_back_off_then_fail_and_refund() {
     };
     let mut now = 10 * SEC;
     for attempt in 1..=2 {
-        let cycles = f.take_creation_cycles(id).unwrap();
+        let cycles = f.take_creation_cycles(id, now).unwrap();
         f.created(id, Err(transient.clone()), cycles, &mut c, now);
         let rec = f.record(id).unwrap();
         assert_eq!(rec.state, CreationState::Creating);
@@ -434,7 +434,7 @@ fn transient_create_failures_back_off_then_fail_and_refund() {
         now = rec.next_try_at;
         assert_eq!(f.next_step(id, now), Step::Create);
     }
-    let cycles = f.take_creation_cycles(id).unwrap();
+    let cycles = f.take_creation_cycles(id, now).unwrap();
     f.created(id, Err(transient), cycles, &mut c, now);
     let rec = f.record(id).unwrap();
     assert_eq!(rec.state, CreationState::Failed);
@@ -482,7 +482,7 @@ fn a_stopped_canister_is_retried_but_a_real_error_fails_at_once() {
     let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
     f.admit_queued(&mut c, 1);
     export_all(&mut f, &mut c, id, 2);
-    let cycles = f.take_creation_cycles(id).unwrap();
+    let cycles = f.take_creation_cycles(id, 2).unwrap();
     f.created(id, Ok(personal(1)), cycles, &mut c, 3);
     f.installed(
         id,
@@ -736,9 +736,13 @@ fn cleanup_credits_the_returned_cycles() {
         6 * SEC,
     );
     let reserve = f.reserve();
+    assert_eq!(f.begin_cleanup(id, &mut c, 7 * SEC), Ok(Some(personal(1))));
+    assert_eq!(f.cleanup_expecting(personal(1)), Some(id));
     f.credit_returned(id, 400);
-    f.cleaned_up(id, 0);
+    assert_eq!(f.cleanup_done(id), 400);
+    assert_eq!(f.cleanup_expecting(personal(1)), None);
     let rec = f.record(id).unwrap();
+    assert_eq!(rec.created_canisters, Some(vec![personal(1)]));
     assert_eq!(rec.canister_id, None);
     assert_eq!(rec.cycles_consumed, consumed - 400);
     assert_eq!(f.reserve(), reserve + 400);
@@ -757,7 +761,8 @@ fn retry_after_cleanup_creates_a_new_canister() {
         &mut c,
         6 * SEC,
     );
-    f.cleaned_up(id, 0);
+    f.begin_cleanup(id, &mut c, 6 * SEC).unwrap();
+    f.cleanup_done(id);
     let rec = request(&mut f, &mut c, 1, 7 * SEC).unwrap();
     assert_eq!(
         (rec.state, rec.canister_id),

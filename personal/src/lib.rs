@@ -98,8 +98,10 @@ fn check_owner_or_controller(caller: Principal) -> Result<(), Error> {
     }
 }
 
-/// Sends all cycles but [`RETURN_CYCLES_RESERVE`] (and the freezing reserve) to `to`; returns
-/// the amount. Only a controller may call it (after the handoff the backend is not one).
+/// Sends all cycles but [`RETURN_CYCLES_RESERVE`] (and the freezing reserve) to `to`, attached
+/// to a call of `to.deposit_returned_cycles()` (the backend credits what it accepts); returns
+/// the amount `to` kept (the rest comes back as a refund). Only a controller may call it (after
+/// the handoff the backend is not one).
 #[ic_cdk::update]
 async fn return_cycles(to: Principal) -> Result<Nat, Error> {
     let caller = msg_caller();
@@ -115,11 +117,16 @@ async fn return_cycles(to: Principal) -> Result<Nat, Error> {
     if amount == 0 {
         return Ok(Nat::from(0u8));
     }
-    let args = ic_cdk_management_canister::DepositCyclesArgs { canister_id: to };
-    match ic_cdk_management_canister::deposit_cycles(&args, amount).await {
-        Ok(()) => Ok(Nat::from(amount)),
+    let sent = ic_cdk::call::Call::bounded_wait(to, "deposit_returned_cycles")
+        .with_cycles(amount)
+        .await;
+    let refunded = ic_cdk::api::msg_cycles_refunded();
+    match sent {
+        Ok(_) => Ok(Nat::from(amount.saturating_sub(refunded))),
         Err(e) => Err(Error::ImportRejected {
-            reason: format!("deposit_cycles to {to} failed, no cycles were sent: {e}"),
+            reason: format!(
+                "deposit_returned_cycles on {to} failed ({e}); {refunded} of {amount} cycles came back"
+            ),
         }),
     }
 }

@@ -5,6 +5,21 @@
 //! statement hands the result to the registry. Nothing in between can trap. A creation is
 //! driven by at most one task at a time ([`Running`], a drop guard); after an upgrade the
 //! timer is re-armed and picks up whatever is open.
+//!
+//! ## The protocol, step by step (who retries, what a repeat returns)
+//!
+//! The personal canister is controlled by its owner from `create_canister` on, so everything it
+//! says is untrusted: calls to it are bounded waits, a reply that does not decode is a failure
+//! (`UntrustedReply`), and every non-final state has a deadline (`FactoryConfig::timeout_seconds`)
+//! after which the creation fails with `TimedOut` (capsule unfrozen, slot freed).
+//!
+//! | step | calls | retried by | a repeat |
+//! |---|---|---|---|
+//! | Create | `create_canister` | the driver, after a reject (cycles refunded first) | impossible while in flight: journaled in the record and in `creates_in_flight`; the backend refuses upgrades until the callback ran (`pre_upgrade`) |
+//! | Install | `canister_info`, `install_code`, `canister_info`, `api_version` | the driver (transient rejects, backoff) | `install_code` in upgrade mode with the same arguments: the importer restarts from what it stored |
+//! | Import | the personal canister pulls; `import_status` is watched | the importer (its calls); the driver (the watch) | `report_import_done` returns the outcome already reached: `Ok` once `Verifying`/`Completed` with the same root, `RootMismatch` again after a mismatch |
+//! | Handoff | `import_status` (must be `Done`), `canister_info`, [`install_code` upgrade], `update_settings`, `canister_info` | the driver | controllers already `{owner}` is success; an import not `Done` yet is waited for (its report's reply may have been lost) |
+//! | Cleanup (admin) | `canister_info`, `update_settings` (owner removed), `install_code` (reinstall), `return_cycles` → `deposit_returned_cycles`, `stop_canister`, `delete_canister` | the admin, by calling it again | every call is idempotent; cycles are credited as the backend accepts them, never as the canister says |
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -20,7 +35,7 @@ use ic_cdk_management_canister::{
 };
 
 use super::registry::{CallError, Step, StepFailure};
-use super::types::{CreationState, FactoryError};
+use super::types::{CleanupStep, CreationState, FactoryError};
 use super::{PERSONAL_WASM, personal_wasm_hash};
 use crate::state;
 
@@ -99,6 +114,10 @@ async fn advance(id: u64) {
     };
     match super::with(|f| f.next_step(id, now())) {
         Step::Wait => {}
+        Step::Fail(err) => {
+            state::write(|caps| super::with(|f| f.fail(id, err, caps, now())));
+            kick();
+        }
         Step::Export => export(id),
         Step::Create => create(id).await,
         Step::Install { canister_id, args } => install(id, canister_id, args).await,
@@ -109,17 +128,27 @@ async fn advance(id: u64) {
 
 /// Asks the personal canister for its import status; a failed import fails the creation.
 async fn watch_import(id: u64, canister_id: Principal) {
-    let status = Call::bounded_wait(canister_id, "import_status").await;
-    let status = match status {
+    let status = import_status(canister_id).await;
+    state::write(|caps| super::with(|f| f.import_checked(id, status, caps, now())));
+    kick();
+}
+
+/// The personal canister's `import_status` (a bounded wait; an undecodable reply is fatal).
+async fn import_status(
+    canister_id: Principal,
+) -> Result<capsule::migration::ImportStatus, StepFailure> {
+    let reply = Call::bounded_wait(canister_id, "import_status").await;
+    match reply {
         Ok(reply) => reply
             .candid::<capsule::migration::ImportStatus>()
-            .map_err(|e| CallError {
-                code: 0,
-                message: e.to_string(),
+            .map_err(|e| {
+                StepFailure::Fatal(FactoryError::UntrustedReply {
+                    step: "import_status".into(),
+                    reason: e.to_string(),
+                })
             }),
-        Err(e) => Err(call_error(e)),
-    };
-    state::write(|caps| super::with(|f| f.import_checked(id, status, caps, now())));
+        Err(e) => Err(StepFailure::Call("import_status", call_error(e))),
+    }
 }
 
 /// Export steps until the manifest is done or this message has used its instruction share.
@@ -141,7 +170,7 @@ async fn create(id: u64) {
     let Some(rec) = super::with(|f| f.record(id)) else {
         return;
     };
-    let cycles = match super::with(|f| f.take_creation_cycles(id)) {
+    let cycles = match super::with(|f| f.take_creation_cycles(id, now())) {
         Ok(c) => c,
         Err(e) => {
             state::write(|caps| super::with(|f| f.fail(id, e, caps, now())));
@@ -222,7 +251,8 @@ async fn install_steps(canister_id: Principal, args: PersonalInitArgs) -> Result
         .map_err(|e| StepFailure::Call("api_version", call_error(e)))?
         .candid::<u32>()
         .map_err(|e| {
-            StepFailure::Fatal(FactoryError::ImportFailed {
+            StepFailure::Fatal(FactoryError::UntrustedReply {
+                step: "api_version".into(),
                 reason: e.to_string(),
             })
         })?;
@@ -274,6 +304,20 @@ async fn handoff_steps(canister_id: Principal, owner: Principal) -> Result<(), S
     if info.controllers == [owner] {
         return Ok(()); // A previous attempt handed off already.
     }
+    // Both sides must agree before control moves: the importer has its report's `Ok` (a lost
+    // reply is retried by the importer and answered `Ok` again, see `report_done`).
+    let status = import_status(canister_id).await?;
+    match status.phase {
+        capsule::migration::ImportPhase::Done => {}
+        capsule::migration::ImportPhase::Failed => {
+            return Err(StepFailure::Fatal(FactoryError::ImportFailed {
+                reason: status
+                    .error
+                    .unwrap_or_else(|| "the personal canister reports a failed import".into()),
+            }));
+        }
+        _ => return Err(StepFailure::NotYet),
+    }
     if info.module_hash.as_deref() != Some(&personal_wasm_hash()[..]) {
         let arg = Encode!(&None::<PersonalInitArgs>).map_err(|e| {
             StepFailure::Fatal(FactoryError::ImportFailed {
@@ -312,69 +356,92 @@ async fn handoff_steps(canister_id: Principal, owner: Principal) -> Result<(), S
     Ok(())
 }
 
-/// Cleans up a failed creation's canister: installs the personal module if the canister is
-/// empty, has it send its cycles back, stops and deletes it; returns the cycles credited.
+/// Cleans up a creation's canister (any state but `Completed`; a running creation is failed
+/// first): removes the owner from its controllers, reinstalls the backend's own personal module
+/// (so the code that returns the cycles is ours, whatever the owner installed), has it send its
+/// cycles to `deposit_returned_cycles` (credited as accepted there), stops and deletes it. Each
+/// call's result is journaled in the record's `cleanup` before the next. A canister already
+/// gone, or no longer controlled by the backend, ends the cleanup with nothing to return.
+/// Returns the cycles credited by this cleanup.
 pub async fn cleanup(id: u64) -> Result<u128, FactoryError> {
-    let rec =
-        super::with(|f| f.record(id)).ok_or(FactoryError::UnknownMigration { migration_id: id })?;
-    if rec.state != CreationState::Failed {
-        return Err(FactoryError::InvalidState {
-            state: rec.state,
-            expected: "Failed".into(),
-        });
-    }
-    let canister_id = rec.canister_id.ok_or_else(|| FactoryError::CleanupFailed {
-        reason: "the creation has no canister left to clean up".into(),
-    })?;
-    let failed = |step: &str, e: CallErr| FactoryError::CleanupFailed {
-        reason: format!("{step}: {e}"),
+    let canister_id = state::write(|caps| super::with(|f| f.begin_cleanup(id, caps, now())))?;
+    let Some(canister_id) = canister_id else {
+        return Ok(super::with(|f| f.cleanup_done(id)));
     };
+    match cleanup_steps(id, canister_id).await {
+        Ok(()) => Ok(super::with(|f| f.cleanup_done(id))),
+        Err(reason) => Err(super::with(|f| f.cleanup_failed(id, reason))),
+    }
+}
+
+async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
+    let me = ic_cdk::api::canister_self();
     let info = canister_info(&CanisterInfoArgs {
         canister_id,
         num_requested_changes: None,
     })
-    .await
-    .map_err(|e| failed("canister_info", e))?;
-    if info.module_hash.is_none() {
-        let args = PersonalInitArgs {
-            owner: rec.owner,
-            backend: Some(ic_cdk::api::canister_self()),
-            migration: None,
-        };
-        let arg = Encode!(&args).map_err(|e| FactoryError::CleanupFailed {
-            reason: e.to_string(),
-        })?;
-        install_code(&InstallCodeArgs {
-            mode: CanisterInstallMode::Install,
-            canister_id,
-            wasm_module: PERSONAL_WASM.to_vec(),
-            arg,
-        })
-        .await
-        .map_err(|e| failed("install_code", e))?;
+    .await;
+    let info = match info {
+        Ok(info) => info,
+        // Deleted already (by the owner, who is a controller until the handoff).
+        Err(e) if is_gone(&e) => return Ok(()),
+        Err(e) => return Err(format!("canister_info: {e}")),
+    };
+    if !info.controllers.contains(&me) {
+        return Ok(()); // The owner took it over: it is theirs, with its cycles.
     }
-    let returned = Call::unbounded_wait(canister_id, "return_cycles")
-        .with_arg(ic_cdk::api::canister_self())
-        .await
-        .map_err(|e| failed("return_cycles", e.into()))?
-        .candid::<Result<Nat, capsule::Error>>()
-        .map_err(|e| FactoryError::CleanupFailed {
-            reason: e.to_string(),
-        })?
-        .map_err(|e| FactoryError::CleanupFailed {
-            reason: e.to_string(),
-        })?;
-    let returned: u128 = returned.0.try_into().unwrap_or(0);
-    // The cycles are in the backend's balance now: credit them before anything else can fail.
-    super::with(|f| f.credit_returned(id, returned));
+    let owner_removed = update_settings(&UpdateSettingsArgs {
+        canister_id,
+        settings: CanisterSettings {
+            controllers: Some(vec![me]),
+            ..Default::default()
+        },
+    })
+    .await;
+    match owner_removed {
+        Ok(()) => super::with(|f| f.cleanup_step(id, CleanupStep::OwnerRemoved)),
+        Err(e) if is_gone(&e) => return Ok(()),
+        Err(e) => return Err(format!("update_settings: {e}")),
+    }
+    let owner = super::with(|f| f.record(id)).map_or(me, |r| r.owner);
+    let arg = Encode!(&PersonalInitArgs {
+        owner,
+        backend: Some(me),
+        migration: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let reinstalled = install_code(&InstallCodeArgs {
+        mode: CanisterInstallMode::Reinstall,
+        canister_id,
+        wasm_module: PERSONAL_WASM.to_vec(),
+        arg,
+    })
+    .await;
+    // A canister too poor to be reinstalled has no cycles worth returning: delete it anyway.
+    let has_our_module = reinstalled.is_ok();
+    if has_our_module {
+        super::with(|f| f.cleanup_step(id, CleanupStep::Reinstalled));
+        // What the reply says is ignored: `deposit_returned_cycles` credited what arrived.
+        let returned = Call::bounded_wait(canister_id, "return_cycles")
+            .with_arg(me)
+            .await;
+        if returned.is_ok() {
+            super::with(|f| f.cleanup_step(id, CleanupStep::CyclesReturned));
+        }
+    }
     stop_canister(&StopCanisterArgs { canister_id })
         .await
-        .map_err(|e| failed("stop_canister", e))?;
+        .map_err(|e| format!("stop_canister: {e}"))?;
+    super::with(|f| f.cleanup_step(id, CleanupStep::Stopped));
     delete_canister(&DeleteCanisterArgs { canister_id })
         .await
-        .map_err(|e| failed("delete_canister", e))?;
-    super::with(|f| f.cleaned_up(id, 0));
-    Ok(returned)
+        .map_err(|e| format!("delete_canister: {e}"))?;
+    Ok(())
+}
+
+/// A management call rejected because the canister no longer exists.
+fn is_gone(e: &CallErr) -> bool {
+    matches!(e, CallErr::CallRejected(r) if r.reject_code() == Ok(ic_cdk::call::RejectCode::DestinationInvalid))
 }
 
 fn call_error(e: impl Into<CallErr>) -> CallError {

@@ -47,6 +47,11 @@ pub struct FactoryState {
     pub attempted: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// Migrations whose `create_canister` call is in flight (journaled before the call,
+    /// removed in the first line of its callback). `None` = none (layouts before this field).
+    pub creates_in_flight: Option<Vec<u64>>,
+    /// Migrations whose cleanup is running: their canisters may send cycles back.
+    pub cleanups_running: Option<Vec<u64>>,
 }
 
 /// What the driver must do next for a creation.
@@ -67,10 +72,22 @@ pub enum Step {
     Handoff { canister_id: Principal },
     /// Ask the importing personal canister how it is doing (it may have failed).
     WatchImport { canister_id: Principal },
+    /// The creation must fail now: its state timed out, or the record is inconsistent.
+    Fail(FactoryError),
 }
 
 /// How often the backend asks an importing personal canister for its status.
 pub const IMPORT_WATCH_INTERVAL_NS: u64 = 5_000_000_000;
+
+/// How often the handoff asks a personal canister whose import is not `Done` yet (its
+/// `report_import_done` reply may have been lost: it retries and gets `Ok`).
+pub const HANDOFF_WAIT_NS: u64 = 2_000_000_000;
+
+/// A cleanup journaled as running for longer than this is taken as interrupted (its update
+/// call was lost to an upgrade) and may be started again.
+pub const CLEANUP_STALE_NS: u64 = 30 * 60 * 1_000_000_000;
+
+const NS_PER_SEC: u64 = 1_000_000_000;
 
 /// Why a call failed, as the driver saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,8 +182,43 @@ impl<M: StableMemory> Factory<M> {
         self.by_owner.get(&owner).and_then(|id| self.record(id))
     }
 
-    fn save(&mut self, rec: CreationRecord) {
+    /// Stores a record, with the deadline of the state it is in.
+    fn save(&mut self, mut rec: CreationRecord) {
+        rec.deadline_at = self.deadline_of(&rec);
         self.records.insert(rec.migration_id, Candid(rec));
+    }
+
+    /// When `rec`'s current state times out: the time it was entered plus the configured bound.
+    fn deadline_of(&self, rec: &CreationRecord) -> Option<u64> {
+        let entered = rec.timeline.last().map(|t| t.at)?;
+        let blob_bytes = rec.manifest.as_ref().map_or(0, |m| m.blob_bytes);
+        let secs = self.config().timeout_seconds(rec.state, blob_bytes)?;
+        Some(entered.saturating_add(secs.saturating_mul(NS_PER_SEC)))
+    }
+
+    /// Moves a record from `from` to `to` (with `f` applied), or refuses with `InvalidState`
+    /// when it is not in `from`: a step's result is applied only to the state that step expects.
+    fn transition(
+        &mut self,
+        migration_id: u64,
+        from: CreationState,
+        to: CreationState,
+        now: u64,
+        f: impl FnOnce(&mut CreationRecord),
+    ) -> Result<(), FactoryError> {
+        let mut rec = self
+            .record(migration_id)
+            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        if rec.state != from {
+            return Err(FactoryError::InvalidState {
+                state: rec.state,
+                expected: from.to_string(),
+            });
+        }
+        f(&mut rec);
+        enter(&mut rec, to, now);
+        self.save(rec);
+        Ok(())
     }
 
     fn with_record<R>(
@@ -299,6 +351,10 @@ impl<M: StableMemory> Factory<M> {
             next_try_at: 0,
             purge_requested: false,
             shared_capsule_purged: false,
+            create_call_since: None,
+            created_canisters: None,
+            cleanup: None,
+            deadline_at: None,
         };
         self.by_owner.insert(owner, migration_id);
         self.save(rec.clone());
@@ -366,25 +422,54 @@ impl<M: StableMemory> Factory<M> {
 
     // ------------------------------------------------------------ the driver's view
 
-    /// What the driver should do next for `migration_id`.
+    /// What the driver should do next for `migration_id`. Exhaustive over (state, canister):
+    /// a combination no step produces fails the creation loudly instead of waiting forever,
+    /// and a state past its deadline fails with `TimedOut`.
     pub fn next_step(&self, migration_id: u64, now: u64) -> Step {
+        use CreationState::*;
         let Some(rec) = self.record(migration_id) else {
             return Step::Wait;
         };
+        if rec.state.is_final() {
+            return Step::Wait;
+        }
+        if let Some(deadline) = rec.deadline_at
+            && now >= deadline
+        {
+            let blob_bytes = rec.manifest.as_ref().map_or(0, |m| m.blob_bytes);
+            let seconds = self
+                .config()
+                .timeout_seconds(rec.state, blob_bytes)
+                .unwrap_or(0);
+            return Step::Fail(FactoryError::TimedOut {
+                state: rec.state,
+                seconds,
+            });
+        }
         if rec.next_try_at > now {
             return Step::Wait;
         }
+        let broken = |what: &str| {
+            Step::Fail(FactoryError::Internal {
+                detail: format!("migration {migration_id} is {} {what}", rec.state),
+            })
+        };
         match (rec.state, rec.canister_id) {
-            (CreationState::Exporting, _) => Step::Export,
-            (CreationState::Creating, None) => Step::Create,
-            (CreationState::Creating, Some(_)) => Step::Wait,
-            (CreationState::Installing, Some(canister_id)) => Step::Install {
+            // Admission (`admit_queued`) starts queued creations.
+            (NotStarted, _) => Step::Wait,
+            (Exporting, _) => Step::Export,
+            // The callback of the call in flight journals its outcome.
+            (Creating, None) if rec.create_call_since.is_some() => Step::Wait,
+            (Creating, None) => Step::Create,
+            (Creating, Some(_)) => broken("with a canister already created"),
+            (Installing, Some(canister_id)) => Step::Install {
                 canister_id,
                 args: self.init_args(&rec),
             },
-            (CreationState::Verifying, Some(canister_id)) => Step::Handoff { canister_id },
-            (CreationState::Importing, Some(canister_id)) => Step::WatchImport { canister_id },
-            _ => Step::Wait,
+            (Importing, Some(canister_id)) => Step::WatchImport { canister_id },
+            (Verifying, Some(canister_id)) => Step::Handoff { canister_id },
+            (Installing | Importing | Verifying, None) => broken("without a canister"),
+            (Completed | Failed, _) => Step::Wait,
         }
     }
 
@@ -485,16 +570,30 @@ impl<M: StableMemory> Factory<M> {
         } else {
             CreationState::Creating
         };
-        self.with_record(migration_id, |r| enter(r, next, now))?;
+        self.transition(migration_id, CreationState::Exporting, next, now, |_| {})?;
         Ok(next)
     }
 
-    /// Journals the start of `create_canister`: takes the quoted cycles from the reserve and
-    /// returns them (to attach). Called right before the call.
-    pub fn take_creation_cycles(&mut self, migration_id: u64) -> Result<u128, FactoryError> {
+    /// Journals the start of `create_canister`: takes the quoted cycles from the reserve, marks
+    /// the call in flight (the backend refuses upgrades until its callback has run) and returns
+    /// the cycles to attach. Called right before the call, in the same message.
+    pub fn take_creation_cycles(
+        &mut self,
+        migration_id: u64,
+        now: u64,
+    ) -> Result<u128, FactoryError> {
         let rec = self
             .record(migration_id)
             .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        if rec.state != CreationState::Creating
+            || rec.canister_id.is_some()
+            || rec.create_call_since.is_some()
+        {
+            return Err(FactoryError::InvalidState {
+                state: rec.state,
+                expected: "Creating, with no canister and no create_canister call in flight".into(),
+            });
+        }
         let cycles = rec.quote.as_ref().map_or(0, |q| q.total);
         let available = self.st().reserve;
         if available < cycles {
@@ -504,15 +603,64 @@ impl<M: StableMemory> Factory<M> {
             });
         }
         self.update_st(|s| {
-            s.reserve -= cycles;
-            s.total_consumed += cycles;
+            s.reserve = s.reserve.checked_sub(cycles).expect("checked above");
+            s.total_consumed = s.total_consumed.saturating_add(cycles);
+            s.creates_in_flight
+                .get_or_insert_with(Vec::new)
+                .push(migration_id);
         });
-        self.with_record(migration_id, |r| r.cycles_consumed += cycles)?;
+        self.with_record(migration_id, |r| {
+            r.cycles_consumed = r.cycles_consumed.saturating_add(cycles);
+            r.create_call_since = Some(now);
+        })?;
         Ok(cycles)
     }
 
-    /// `create_canister` returned: records the canister (→ Installing), or gives the cycles
-    /// back (the IC refunds a rejected call) and retries or fails.
+    /// Migrations with a `create_canister` call in flight.
+    pub fn creates_in_flight(&self) -> Vec<u64> {
+        self.st().creates_in_flight.unwrap_or_default()
+    }
+
+    /// Why the backend must not be upgraded now, if it must not: a `create_canister` reply
+    /// lost to an upgrade would leave a paid-for canister that no record names.
+    pub fn upgrade_blocker(&self) -> Option<String> {
+        let ids = self.creates_in_flight();
+        (!ids.is_empty()).then(|| {
+            format!(
+                "create_canister calls are in flight for migrations {ids:?}: upgrading now could lose the created canisters; stop the backend first (stopping waits for the replies) or retry in a few seconds"
+            )
+        })
+    }
+
+    /// After an upgrade: settles what the previous module left in flight. A `create_canister`
+    /// still journaled as in flight means the upgrade skipped `pre_upgrade`: its outcome is
+    /// unknown, so the creation fails with `CreateOutcomeUnknown` (the cycles stay counted as
+    /// spent). Cleanups whose update call died with the old module are marked interrupted.
+    pub fn after_upgrade<C: StableMemory>(&mut self, capsules: &mut CapsuleStore<C>, now: u64) {
+        let (lost, interrupted) = self.update_st(|s| {
+            (
+                s.creates_in_flight.take().unwrap_or_default(),
+                s.cleanups_running.take().unwrap_or_default(),
+            )
+        });
+        for id in interrupted {
+            let _ = self.with_record(id, |r| {
+                if let Some(c) = r.cleanup.as_mut() {
+                    c.error =
+                        Some("interrupted by an upgrade of the backend; start it again".into());
+                }
+            });
+        }
+        for id in lost {
+            let _ = self.with_record(id, |r| r.create_call_since = None);
+            self.fail(id, FactoryError::CreateOutcomeUnknown, capsules, now);
+        }
+    }
+
+    /// `create_canister` returned. The first lines journal the outcome whatever state the
+    /// creation is in now (it may have timed out or been cancelled while the call was in
+    /// flight): a created canister is always recorded, a rejected call's cycles (refunded by the
+    /// IC) always go back to the reserve. Only a creation still in `Creating` moves on.
     pub fn created<C: StableMemory>(
         &mut self,
         migration_id: u64,
@@ -521,21 +669,41 @@ impl<M: StableMemory> Factory<M> {
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) {
+        self.update_st(|s| {
+            if let Some(ids) = s.creates_in_flight.as_mut() {
+                ids.retain(|id| *id != migration_id);
+            }
+        });
+        let _ = self.with_record(migration_id, |r| r.create_call_since = None);
         match result {
             Ok(canister_id) => {
                 let _ = self.with_record(migration_id, |r| {
-                    r.canister_id = Some(canister_id);
-                    r.step_retries = 0;
-                    enter(r, CreationState::Installing, now);
+                    r.created_canisters
+                        .get_or_insert_with(Vec::new)
+                        .push(canister_id);
+                    if r.canister_id.is_none() {
+                        r.canister_id = Some(canister_id);
+                    }
                 });
+                let _ = self.transition(
+                    migration_id,
+                    CreationState::Creating,
+                    CreationState::Installing,
+                    now,
+                    |r| r.step_retries = 0,
+                );
             }
             Err(e) => {
                 self.update_st(|s| {
-                    s.reserve += cycles;
-                    s.total_consumed -= cycles;
+                    s.reserve = s.reserve.saturating_add(cycles);
+                    s.total_consumed = s.total_consumed.saturating_sub(cycles);
                 });
-                let _ = self.with_record(migration_id, |r| r.cycles_consumed -= cycles);
-                self.step_failed(migration_id, "create_canister", e, capsules, now);
+                let _ = self.with_record(migration_id, |r| {
+                    r.cycles_consumed = r.cycles_consumed.saturating_sub(cycles)
+                });
+                if self.record(migration_id).map(|r| r.state) == Some(CreationState::Creating) {
+                    self.step_failed(migration_id, "create_canister", e, capsules, now);
+                }
             }
         }
     }
@@ -548,17 +716,20 @@ impl<M: StableMemory> Factory<M> {
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) {
+        if self.record(migration_id).map(|r| r.state) != Some(CreationState::Installing) {
+            return; // Timed out or cancelled while the step ran.
+        }
         match result {
             Ok(()) => {
-                let _ = self.with_record(migration_id, |r| {
-                    r.step_retries = 0;
-                    enter(r, CreationState::Importing, now);
-                });
+                let _ = self.transition(
+                    migration_id,
+                    CreationState::Installing,
+                    CreationState::Importing,
+                    now,
+                    |r| r.step_retries = 0,
+                );
             }
-            Err(StepFailure::Call(step, e)) => {
-                self.step_failed(migration_id, step, e, capsules, now)
-            }
-            Err(StepFailure::Fatal(err)) => self.fail(migration_id, err, capsules, now),
+            Err(failure) => self.step_failure(migration_id, failure, capsules, now),
         }
     }
 
@@ -570,59 +741,90 @@ impl<M: StableMemory> Factory<M> {
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) {
+        let Some(rec) = self.record(migration_id) else {
+            return;
+        };
+        if rec.state != CreationState::Verifying {
+            return; // Timed out or cancelled while the step ran.
+        }
         match result {
             Ok(()) => {
-                let Some(rec) = self.record(migration_id) else {
-                    return;
-                };
                 if let Some(canister_id) = rec.canister_id {
                     let _ = capsules.set_moved(rec.owner, canister_id);
                 }
                 self.update_st(|s| s.succeeded += 1);
-                let _ = self.with_record(migration_id, |r| {
-                    r.step_retries = 0;
-                    r.progress.bytes_done = r.progress.bytes_total;
-                    r.progress.chunks_done = r.progress.chunks_total;
-                    enter(r, CreationState::Completed, now);
-                });
+                let _ = self.transition(
+                    migration_id,
+                    CreationState::Verifying,
+                    CreationState::Completed,
+                    now,
+                    |r| {
+                        r.step_retries = 0;
+                        r.progress.bytes_done = r.progress.bytes_total;
+                        r.progress.chunks_done = r.progress.chunks_total;
+                    },
+                );
             }
-            Err(StepFailure::Call(step, e)) => {
-                self.step_failed(migration_id, step, e, capsules, now)
-            }
-            Err(StepFailure::Fatal(err)) => self.fail(migration_id, err, capsules, now),
+            Err(failure) => self.step_failure(migration_id, failure, capsules, now),
         }
     }
 
-    /// The importer's own status, asked while importing: a failed import fails the creation
-    /// (with the importer's reason); otherwise the next check is scheduled.
+    /// A step that did not succeed: retried with backoff, waited for, or failed.
+    fn step_failure<C: StableMemory>(
+        &mut self,
+        migration_id: u64,
+        failure: StepFailure,
+        capsules: &mut CapsuleStore<C>,
+        now: u64,
+    ) {
+        match failure {
+            StepFailure::Call(step, e) => self.step_failed(migration_id, step, e, capsules, now),
+            StepFailure::NotYet => {
+                let _ = self.with_record(migration_id, |r| {
+                    r.next_try_at = now + HANDOFF_WAIT_NS;
+                    r.updated_at = now;
+                });
+            }
+            StepFailure::Fatal(err) => self.fail(migration_id, err, capsules, now),
+        }
+    }
+
+    /// The importer's own status, asked while importing. A failed import fails the creation
+    /// with the importer's reason; a status call that fails is retried with backoff and fails
+    /// the creation after `max_step_retries` (a stopped, deleted, uninstalled or drained
+    /// canister); a reply that does not decode fails it at once. Otherwise the next check is
+    /// scheduled. The state's deadline bounds an importer that answers but never finishes.
     pub fn import_checked<C: StableMemory>(
         &mut self,
         migration_id: u64,
-        status: Result<capsule::migration::ImportStatus, CallError>,
+        status: Result<capsule::migration::ImportStatus, StepFailure>,
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) {
         if self.record(migration_id).map(|r| r.state) != Some(CreationState::Importing) {
             return;
         }
-        if let Ok(s) = &status
-            && s.phase == capsule::migration::ImportPhase::Failed
-        {
-            let reason = s
-                .error
-                .clone()
-                .unwrap_or_else(|| "the personal canister reports a failed import".into());
-            self.fail(
-                migration_id,
-                FactoryError::ImportFailed { reason },
-                capsules,
-                now,
-            );
-            return;
+        match status {
+            Ok(s) if s.phase == capsule::migration::ImportPhase::Failed => {
+                let reason = s
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the personal canister reports a failed import".into());
+                self.fail(
+                    migration_id,
+                    FactoryError::ImportFailed { reason },
+                    capsules,
+                    now,
+                );
+            }
+            Ok(_) => {
+                let _ = self.with_record(migration_id, |r| {
+                    r.step_retries = 0;
+                    r.next_try_at = now + IMPORT_WATCH_INTERVAL_NS
+                });
+            }
+            Err(failure) => self.step_failure(migration_id, failure, capsules, now),
         }
-        let _ = self.with_record(migration_id, |r| {
-            r.next_try_at = now + IMPORT_WATCH_INTERVAL_NS
-        });
     }
 
     fn step_failed<C: StableMemory>(
@@ -695,6 +897,17 @@ impl<M: StableMemory> Factory<M> {
         if rec.state != CreationState::Failed {
             return Ok(rec);
         }
+        if cleanup_running(&rec, now) {
+            return Err(FactoryError::CleanupInProgress { migration_id });
+        }
+        if rec.create_call_since.is_some() {
+            return Err(FactoryError::InvalidState {
+                state: rec.state,
+                expected:
+                    "Failed, with no create_canister call in flight (try again in a few seconds)"
+                        .into(),
+            });
+        }
         if !self.config().creation_enabled {
             return Err(FactoryError::CreationDisabled);
         }
@@ -721,6 +934,7 @@ impl<M: StableMemory> Factory<M> {
                 self.with_record(migration_id, |r| {
                     r.attempts += 1;
                     r.error = None;
+                    r.cleanup = None;
                     // Importing resumes through an upgrade-install that restarts the importer.
                     let state = if state == CreationState::Importing {
                         CreationState::Installing
@@ -740,6 +954,7 @@ impl<M: StableMemory> Factory<M> {
                 self.with_record(migration_id, |r| {
                     r.attempts += 1;
                     r.error = None;
+                    r.cleanup = None;
                     enter(r, CreationState::NotStarted, now);
                 })?;
             }
@@ -788,6 +1003,10 @@ impl<M: StableMemory> Factory<M> {
 
     /// The importer reports the header it recomputed from stored data: equal roots move the
     /// creation to `Verifying`; a mismatch fails it, naming the sections that differ.
+    ///
+    /// Idempotent: a report repeated after its reply was lost gets the outcome already reached
+    /// (`Ok` once the creation is `Verifying` or `Completed` with this root; `RootMismatch`
+    /// again after a mismatch), so the importer and the backend end in the same final state.
     pub fn report_done<C: StableMemory>(
         &mut self,
         migration_id: u64,
@@ -796,7 +1015,35 @@ impl<M: StableMemory> Factory<M> {
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) -> Result<(), capsule::migration::ExportError> {
-        self.check_importer(migration_id, caller)?;
+        use capsule::migration::ExportError;
+        let rec = self
+            .record(migration_id)
+            .ok_or(ExportError::UnknownMigration { migration_id })?;
+        if rec.canister_id != Some(caller) {
+            return Err(ExportError::NotTheMigrationCanister { migration_id });
+        }
+        let exported_root = rec.manifest.as_ref().map(|m| m.root.into_array());
+        let consistent = header.compute_root() == header.root;
+        match rec.state {
+            CreationState::Importing => {}
+            CreationState::Verifying | CreationState::Completed
+                if consistent && exported_root == Some(header.root) =>
+            {
+                return Ok(());
+            }
+            CreationState::Failed
+                if matches!(rec.error, Some(FactoryError::RootMismatch { .. })) =>
+            {
+                let detail = rec.error.map(|e| e.to_string()).unwrap_or_default();
+                return Err(ExportError::RootMismatch { detail });
+            }
+            state => {
+                return Err(ExportError::NotImporting {
+                    migration_id,
+                    state: state.to_string(),
+                });
+            }
+        }
         let expected = self.manifests.header(migration_id);
         let Some(expected) = expected else {
             self.fail(
@@ -807,17 +1054,22 @@ impl<M: StableMemory> Factory<M> {
                 capsules,
                 now,
             );
-            return Err(capsule::migration::ExportError::UnknownMigration { migration_id });
+            return Err(ExportError::UnknownMigration { migration_id });
         };
-        if expected.root == header.root && header.compute_root() == header.root {
-            let _ = self.with_record(migration_id, |r| {
-                r.progress.bytes_done = r.progress.bytes_total;
-                r.progress.chunks_done = r.progress.chunks_total;
-                r.progress.memories_done = r.progress.memories_total;
-                r.progress.connections_done = r.progress.connections_total;
-                r.step_retries = 0;
-                enter(r, CreationState::Verifying, now);
-            });
+        if expected.root == header.root && consistent {
+            let _ = self.transition(
+                migration_id,
+                CreationState::Importing,
+                CreationState::Verifying,
+                now,
+                |r| {
+                    r.progress.bytes_done = r.progress.bytes_total;
+                    r.progress.chunks_done = r.progress.chunks_total;
+                    r.progress.memories_done = r.progress.memories_total;
+                    r.progress.connections_done = r.progress.connections_total;
+                    r.step_retries = 0;
+                },
+            );
             return Ok(());
         }
         let sections = [
@@ -836,7 +1088,7 @@ impl<M: StableMemory> Factory<M> {
             sections,
         };
         self.fail(migration_id, err.clone(), capsules, now);
-        Err(capsule::migration::ExportError::RootMismatch {
+        Err(ExportError::RootMismatch {
             detail: err.to_string(),
         })
     }
@@ -892,20 +1144,24 @@ impl<M: StableMemory> Factory<M> {
     /// Adds `cycles` to the reserve (accepted from a call, or allocated from the balance).
     pub fn top_up(&mut self, cycles: u128) -> u128 {
         self.update_st(|s| {
-            s.reserve += cycles;
-            s.total_topped_up += cycles;
+            s.reserve = s.reserve.saturating_add(cycles);
+            s.total_topped_up = s.total_topped_up.saturating_add(cycles);
             s.reserve
         })
     }
 
-    /// Credits cycles a cleaned-up canister sent back.
+    /// Credits cycles the backend accepted from a creation's canister (measured on receipt by
+    /// `deposit_returned_cycles`, never a figure the canister states).
     pub fn credit_returned(&mut self, migration_id: u64, cycles: u128) {
         self.update_st(|s| {
-            s.reserve += cycles;
-            s.total_returned += cycles;
+            s.reserve = s.reserve.saturating_add(cycles);
+            s.total_returned = s.total_returned.saturating_add(cycles);
         });
         let _ = self.with_record(migration_id, |r| {
-            r.cycles_consumed = r.cycles_consumed.saturating_sub(cycles)
+            r.cycles_consumed = r.cycles_consumed.saturating_sub(cycles);
+            if let Some(c) = r.cleanup.as_mut() {
+                c.returned = c.returned.saturating_add(cycles);
+            }
         });
     }
 
@@ -953,17 +1209,130 @@ impl<M: StableMemory> Factory<M> {
         }
     }
 
-    /// Marks a failed creation's canister as cleaned up.
-    pub fn cleaned_up(&mut self, migration_id: u64, returned: u128) {
-        self.credit_returned(migration_id, returned);
-        let _ = self.with_record(migration_id, |r| r.canister_id = None);
+    // ------------------------------------------------------------ cleanup
+
+    /// Starts an admin cleanup of `migration_id`. Works from every state but `Completed`: a
+    /// creation still running is failed first (`CancelledByAdmin`: capsule unfrozen, slot
+    /// freed). Refused while another cleanup of it runs, or while its `create_canister` call
+    /// is in flight (the canister it creates is recorded when the reply comes; clean up then).
+    /// Returns the canister to clean up, if there is one.
+    pub fn begin_cleanup<C: StableMemory>(
+        &mut self,
+        migration_id: u64,
+        capsules: &mut CapsuleStore<C>,
+        now: u64,
+    ) -> Result<Option<Principal>, FactoryError> {
+        let rec = self
+            .record(migration_id)
+            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        if rec.state == CreationState::Completed {
+            return Err(FactoryError::InvalidState {
+                state: rec.state,
+                expected: "any state but Completed".into(),
+            });
+        }
+        if cleanup_running(&rec, now) {
+            return Err(FactoryError::CleanupInProgress { migration_id });
+        }
+        if !rec.state.is_final() {
+            self.fail(
+                migration_id,
+                FactoryError::CancelledByAdmin { state: rec.state },
+                capsules,
+                now,
+            );
+        }
+        if rec.create_call_since.is_some() {
+            return Err(FactoryError::CleanupFailed {
+                reason: "a create_canister call is in flight: clean up again once it returned"
+                    .into(),
+            });
+        }
+        self.with_record(migration_id, |r| {
+            r.cleanup = Some(CleanupProgress {
+                started_at: now,
+                step: CleanupStep::Started,
+                returned: 0,
+                error: None,
+            });
+        })?;
+        self.update_st(|s| {
+            let running = s.cleanups_running.get_or_insert_with(Vec::new);
+            if !running.contains(&migration_id) {
+                running.push(migration_id);
+            }
+        });
+        Ok(rec.canister_id)
     }
+
+    /// Journals a completed cleanup step.
+    pub fn cleanup_step(&mut self, migration_id: u64, step: CleanupStep) {
+        let _ = self.with_record(migration_id, |r| {
+            if let Some(c) = r.cleanup.as_mut() {
+                c.step = step;
+            }
+        });
+    }
+
+    /// The cleanup stopped on an error: journaled, and it may be started again.
+    pub fn cleanup_failed(&mut self, migration_id: u64, reason: String) -> FactoryError {
+        self.end_cleanup(migration_id);
+        let _ = self.with_record(migration_id, |r| {
+            if let Some(c) = r.cleanup.as_mut() {
+                c.error = Some(reason.clone());
+            }
+        });
+        FactoryError::CleanupFailed { reason }
+    }
+
+    /// The cleanup finished: the canister is deleted, gone already, or no longer the backend's
+    /// (it stays named in `created_canisters`). Returns the cycles credited by this cleanup.
+    pub fn cleanup_done(&mut self, migration_id: u64) -> u128 {
+        self.end_cleanup(migration_id);
+        self.with_record(migration_id, |r| {
+            r.canister_id = None;
+            r.cleanup.as_mut().map_or(0, |c| {
+                c.step = CleanupStep::Done;
+                c.returned
+            })
+        })
+        .unwrap_or(0)
+    }
+
+    fn end_cleanup(&mut self, migration_id: u64) {
+        self.update_st(|s| {
+            if let Some(ids) = s.cleanups_running.as_mut() {
+                ids.retain(|id| *id != migration_id);
+            }
+        });
+    }
+
+    /// The migration whose running cleanup expects cycles from `canister`, if any.
+    pub fn cleanup_expecting(&self, canister: Principal) -> Option<u64> {
+        self.st()
+            .cleanups_running
+            .unwrap_or_default()
+            .into_iter()
+            .find(|id| self.record(*id).and_then(|r| r.canister_id) == Some(canister))
+    }
+}
+
+/// A cleanup journaled as running and not stale.
+fn cleanup_running(rec: &CreationRecord, now: u64) -> bool {
+    rec.cleanup.as_ref().is_some_and(|c| {
+        c.step != CleanupStep::Done
+            && c.error.is_none()
+            && now.saturating_sub(c.started_at) < CLEANUP_STALE_NS
+    })
 }
 
 /// A step that did not succeed: a call error (maybe retryable) or a final failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepFailure {
     Call(&'static str, CallError),
+    /// The callee is not ready yet (e.g. the importer has not seen its report's reply): ask
+    /// again shortly; the state's deadline bounds the wait.
+    NotYet,
     Fatal(FactoryError),
 }
 

@@ -140,6 +140,49 @@ pub struct CreationRecord {
     pub purge_requested: bool,
     /// After `Completed`: the shared copy of the capsule is gone.
     pub shared_capsule_purged: bool,
+    /// A `create_canister` call for this creation is in flight since this time (journaled
+    /// before the call, cleared in the first line of its callback). While it is set the
+    /// backend refuses to be upgraded (see `pre_upgrade`), so its outcome is never lost.
+    pub create_call_since: Option<u64>,
+    /// Every canister `create_canister` returned for this creation, oldest first, including
+    /// ones since cleaned up: no canister the factory paid for goes unnamed. `None` = none yet.
+    pub created_canisters: Option<Vec<Principal>>,
+    /// An admin cleanup of this creation's canister, while it runs (or after it stopped
+    /// half-way: its last completed step and the cycles credited so far).
+    pub cleanup: Option<CleanupProgress>,
+    /// When the current state times out (non-final states past `NotStarted`); the driver fails
+    /// the creation with `TimedOut` after it.
+    pub deadline_at: Option<u64>,
+}
+
+/// An admin cleanup of a creation's canister, journaled after every call it awaits.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct CleanupProgress {
+    pub started_at: u64,
+    /// The last step that completed.
+    pub step: CleanupStep,
+    /// Cycles the backend accepted from the canister for this cleanup (measured on receipt).
+    pub returned: u128,
+    /// Set when the cleanup stopped on an error (it can be started again).
+    pub error: Option<String>,
+}
+
+/// The steps of a cleanup, in order.
+#[derive(
+    CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
+pub enum CleanupStep {
+    /// Journaled; nothing called yet.
+    Started,
+    /// The owner is no longer a controller: nothing the owner does can race the cleanup.
+    OwnerRemoved,
+    /// The backend's own personal module is installed fresh (reinstall mode).
+    Reinstalled,
+    /// The canister sent its cycles back (credited as received, see `returned`).
+    CyclesReturned,
+    Stopped,
+    /// The canister is deleted (or was gone already, or is no longer the backend's to clean).
+    Done,
 }
 
 /// State of the cycles reserve.
@@ -192,6 +235,45 @@ pub struct FactoryConfig {
     /// How long a completed creation's shared capsule is kept read-only before it is purged.
     pub retention_seconds: u64,
     pub prices: Prices,
+    /// Time bound of each of `Exporting`, `Creating`, `Installing` and `Verifying`, seconds
+    /// (`None`: [`DEFAULT_STEP_TIMEOUT_SECONDS`]). A creation past it fails with `TimedOut`.
+    pub step_timeout_seconds: Option<u64>,
+    /// Time bound of `Importing`: this many seconds (`None`: [`DEFAULT_IMPORT_TIMEOUT_SECONDS`])
+    /// plus `import_seconds_per_gib` per GiB of blob bytes.
+    pub import_timeout_seconds: Option<u64>,
+    /// Added to the `Importing` bound per GiB moved (`None`: [`DEFAULT_IMPORT_SECONDS_PER_GIB`]).
+    pub import_seconds_per_gib: Option<u64>,
+}
+
+pub const DEFAULT_STEP_TIMEOUT_SECONDS: u64 = 3_600;
+pub const DEFAULT_IMPORT_TIMEOUT_SECONDS: u64 = 3_600;
+pub const DEFAULT_IMPORT_SECONDS_PER_GIB: u64 = 3_600;
+
+impl FactoryConfig {
+    /// How long a creation may stay in `state` (for one moving `blob_bytes`), in seconds;
+    /// `None` for the states without a bound (`NotStarted` waits for a slot; final states).
+    pub fn timeout_seconds(&self, state: CreationState, blob_bytes: u64) -> Option<u64> {
+        let step = self
+            .step_timeout_seconds
+            .unwrap_or(DEFAULT_STEP_TIMEOUT_SECONDS);
+        match state {
+            CreationState::NotStarted | CreationState::Completed | CreationState::Failed => None,
+            CreationState::Exporting
+            | CreationState::Creating
+            | CreationState::Installing
+            | CreationState::Verifying => Some(step),
+            CreationState::Importing => {
+                let base = self
+                    .import_timeout_seconds
+                    .unwrap_or(DEFAULT_IMPORT_TIMEOUT_SECONDS);
+                let per_gib = self
+                    .import_seconds_per_gib
+                    .unwrap_or(DEFAULT_IMPORT_SECONDS_PER_GIB);
+                let gib = blob_bytes.div_ceil(1 << 30);
+                Some(base.saturating_add(per_gib.saturating_mul(gib)))
+            }
+        }
+    }
 }
 
 /// IC prices the quote uses (13-node subnet defaults; adjustable).
@@ -241,6 +323,9 @@ impl Default for FactoryConfig {
             max_step_retries: 8,
             retention_seconds: 30 * 24 * 3600,
             prices: Prices::default(),
+            step_timeout_seconds: None,
+            import_timeout_seconds: None,
+            import_seconds_per_gib: None,
         }
     }
 }
@@ -319,4 +404,20 @@ pub enum FactoryError {
     HandoffUnconfirmed { controllers: Vec<Principal> },
     #[error("cleanup failed: {reason}")]
     CleanupFailed { reason: String },
+    #[error(
+        "the creation spent more than {seconds} s in {state} and was stopped; ask again to retry"
+    )]
+    TimedOut { state: CreationState, seconds: u64 },
+    #[error("a cleanup of migration {migration_id} is running; wait for it to end before retrying")]
+    CleanupInProgress { migration_id: u64 },
+    #[error("an administrator stopped this creation (it was {state})")]
+    CancelledByAdmin { state: CreationState },
+    #[error("the personal canister's reply to {step} could not be decoded: {reason}")]
+    UntrustedReply { step: String, reason: String },
+    #[error(
+        "the backend was upgraded without its pre_upgrade check while create_canister was in flight; whether a canister was created is unknown"
+    )]
+    CreateOutcomeUnknown,
+    #[error("internal error, please report: {detail}")]
+    Internal { detail: String },
 }
