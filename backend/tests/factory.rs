@@ -770,3 +770,406 @@ fn retry_after_cleanup_creates_a_new_canister() {
     );
     assert_eq!(f.next_step(id, 7 * SEC), Step::Create);
 }
+
+// ---------------------------------------------------------------- hostile owners, lost replies
+
+fn status(phase: capsule::migration::ImportPhase) -> capsule::migration::ImportStatus {
+    capsule::migration::ImportStatus {
+        migration_id: Some(1),
+        phase,
+        progress: Progress::default(),
+        error: None,
+        root: None,
+        api_version: capsule::API_VERSION,
+    }
+}
+
+fn accounting_holds(f: &F) {
+    let r = f.reserve_status(0);
+    assert_eq!(
+        r.reserve + r.total_consumed - r.total_returned,
+        r.total_topped_up,
+        "reserve + spent - returned = topped up"
+    );
+}
+
+#[test]
+fn every_running_state_times_out_and_unfreezes_the_capsule() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let rec = f.record(id).unwrap();
+    // 3,600 s base plus 3,600 s for the (under one) GiB moved.
+    assert_eq!(rec.deadline_at, Some(5 * SEC + 7_200 * SEC));
+    let deadline = rec.deadline_at.unwrap();
+    assert!(matches!(
+        f.next_step(id, deadline - 1),
+        Step::WatchImport { .. }
+    ));
+    let step = f.next_step(id, deadline);
+    assert_eq!(
+        step,
+        Step::Fail(FactoryError::TimedOut {
+            state: CreationState::Importing,
+            seconds: 7_200
+        })
+    );
+    let Step::Fail(err) = step else {
+        unreachable!()
+    };
+    f.fail(id, err, &mut c, deadline);
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Failed);
+    assert_eq!(rec.deadline_at, None, "final states have no deadline");
+    assert_eq!(f.stats().in_progress, 0, "the slot is free");
+    c.add_connection(
+        &ctx(1),
+        ConnectionInput {
+            peer: user(50),
+            relationship: "after".into(),
+            status: ConnectionStatus::Pending,
+        },
+    )
+    .expect("the capsule is writable again");
+    // The other bounded states take `step_timeout_seconds`.
+    let cfg = FactoryConfig {
+        step_timeout_seconds: Some(60),
+        ..FactoryConfig::default()
+    };
+    for s in [
+        CreationState::Exporting,
+        CreationState::Creating,
+        CreationState::Installing,
+        CreationState::Verifying,
+    ] {
+        assert_eq!(cfg.timeout_seconds(s, 1 << 40), Some(60));
+    }
+    assert_eq!(cfg.timeout_seconds(CreationState::NotStarted, 0), None);
+    accounting_holds(&f);
+}
+
+#[test]
+fn a_step_result_arriving_after_a_timeout_changes_nothing() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
+    f.admit_queued(&mut c, 1);
+    export_all(&mut f, &mut c, id, 2);
+    let cycles = f.take_creation_cycles(id, 3).unwrap();
+    f.created(id, Ok(personal(1)), cycles, &mut c, 4);
+    f.fail(
+        id,
+        FactoryError::TimedOut {
+            state: CreationState::Installing,
+            seconds: 1,
+        },
+        &mut c,
+        5,
+    );
+    f.installed(id, Ok(()), &mut c, 6);
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Failed);
+    assert!(matches!(rec.error, Some(FactoryError::TimedOut { .. })));
+    f.handed_off(id, Ok(()), &mut c, 7);
+    assert_eq!(f.record(id).unwrap().state, CreationState::Failed);
+    assert_eq!(f.stats().succeeded, 0);
+}
+
+#[test]
+fn a_canister_created_after_a_timeout_is_recorded_and_a_retry_waits_for_the_reply() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
+    f.admit_queued(&mut c, 1);
+    export_all(&mut f, &mut c, id, 2);
+    let cycles = f.take_creation_cycles(id, 3).unwrap();
+    assert_eq!(f.creates_in_flight(), vec![id]);
+    assert!(
+        f.upgrade_blocker().is_some(),
+        "no upgrade while create is in flight"
+    );
+    assert_eq!(f.next_step(id, 4), Step::Wait, "the call is in flight");
+    assert!(
+        f.take_creation_cycles(id, 4).is_err(),
+        "a second create_canister is refused"
+    );
+    f.fail(
+        id,
+        FactoryError::TimedOut {
+            state: CreationState::Creating,
+            seconds: 1,
+        },
+        &mut c,
+        5,
+    );
+    assert!(matches!(
+        request(&mut f, &mut c, 1, 6),
+        Err(FactoryError::InvalidState { .. })
+    ));
+    // The reply comes: the canister is recorded although the creation failed.
+    f.created(id, Ok(personal(1)), cycles, &mut c, 7);
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Failed);
+    assert_eq!(rec.canister_id, Some(personal(1)));
+    assert_eq!(rec.created_canisters, Some(vec![personal(1)]));
+    assert_eq!(rec.create_call_since, None);
+    assert!(f.upgrade_blocker().is_none());
+    // A retry goes on with that canister instead of creating another (the capsule was edited
+    // after this test's export time, so it exports again first).
+    let rec = request(&mut f, &mut c, 1, 8).unwrap();
+    assert_eq!(rec.canister_id, Some(personal(1)));
+    f.admit_queued(&mut c, 9);
+    assert_eq!(
+        export_all(&mut f, &mut c, id, 10),
+        CreationState::Installing
+    );
+    accounting_holds(&f);
+}
+
+#[test]
+fn a_create_lost_to_an_upgrade_fails_with_an_unknown_outcome() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
+    f.admit_queued(&mut c, 1);
+    export_all(&mut f, &mut c, id, 2);
+    let quote = f.take_creation_cycles(id, 3).unwrap();
+    // Upgraded with skip_pre_upgrade: the reply will never reach the new module.
+    f.after_upgrade(&mut c, 4);
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Failed);
+    assert_eq!(rec.error, Some(FactoryError::CreateOutcomeUnknown));
+    assert_eq!(rec.cycles_consumed, quote, "counted as spent");
+    assert!(f.creates_in_flight().is_empty());
+    accounting_holds(&f);
+}
+
+#[test]
+fn a_repeated_report_gets_the_outcome_already_reached() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let header = f.manifests().header(id).unwrap();
+    f.report_done(id, personal(1), header.clone(), &mut c, 7 * SEC)
+        .unwrap();
+    // The reply was lost: the importer reports again.
+    assert_eq!(
+        f.report_done(id, personal(1), header.clone(), &mut c, 8 * SEC),
+        Ok(())
+    );
+    f.handed_off(id, Ok(()), &mut c, 9 * SEC);
+    assert_eq!(
+        f.report_done(id, personal(1), header.clone(), &mut c, 10 * SEC),
+        Ok(()),
+        "after Completed too"
+    );
+    assert_eq!(f.record(id).unwrap().state, CreationState::Completed);
+    // A different root is not accepted as a repeat, nor is another caller.
+    let mut other = header.clone();
+    other.memories_root[0] ^= 1;
+    other.root = other.compute_root();
+    assert!(matches!(
+        f.report_done(id, personal(1), other, &mut c, 11 * SEC),
+        Err(ExportError::NotImporting { .. })
+    ));
+    assert_eq!(
+        f.report_done(id, personal(2), header, &mut c, 11 * SEC),
+        Err(ExportError::NotTheMigrationCanister { migration_id: id })
+    );
+
+    // After a mismatch, a repeat gets the mismatch again (the importer fails too).
+    with_capsule(&mut c, 2);
+    let id = to_importing(&mut f, &mut c, 2);
+    let mut bad = f.manifests().header(id).unwrap();
+    bad.capsule_root[0] ^= 1;
+    bad.root = bad.compute_root();
+    assert!(
+        f.report_done(id, personal(2), bad.clone(), &mut c, 7 * SEC)
+            .is_err()
+    );
+    assert!(matches!(
+        f.report_done(id, personal(2), bad, &mut c, 8 * SEC),
+        Err(ExportError::RootMismatch { .. })
+    ));
+}
+
+#[test]
+fn the_import_watch_fails_on_garbage_at_once_and_on_silence_after_bounded_retries() {
+    use capsule::migration::ImportPhase;
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    f.import_checked(
+        id,
+        Err(StepFailure::Fatal(FactoryError::UntrustedReply {
+            step: "import_status".into(),
+            reason: "not candid".into(),
+        })),
+        &mut c,
+        6 * SEC,
+    );
+    let rec = f.record(id).unwrap();
+    assert!(matches!(
+        rec.error,
+        Some(FactoryError::UntrustedReply { .. })
+    ));
+
+    // A canister that never answers (timeouts, code 6) fails after max_step_retries.
+    with_capsule(&mut c, 2);
+    let id = to_importing(&mut f, &mut c, 2);
+    let timeout = CallError {
+        code: 6,
+        message: "timed out".into(),
+    };
+    let mut now = 6 * SEC;
+    f.import_checked(id, Ok(status(ImportPhase::Chunks)), &mut c, now);
+    for _ in 0..f.config().max_step_retries {
+        now = f.record(id).unwrap().next_try_at.max(now);
+        assert!(matches!(f.next_step(id, now), Step::WatchImport { .. }));
+        f.import_checked(
+            id,
+            Err(StepFailure::Call("import_status", timeout.clone())),
+            &mut c,
+            now,
+        );
+        assert_eq!(f.record(id).unwrap().state, CreationState::Importing);
+    }
+    now = f.record(id).unwrap().next_try_at;
+    f.import_checked(
+        id,
+        Err(StepFailure::Call("import_status", timeout)),
+        &mut c,
+        now,
+    );
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Failed);
+    assert!(
+        now - 6 * SEC < 600 * SEC,
+        "fails within ten minutes of silence"
+    );
+    // A deleted canister (DESTINATION_INVALID) fails at once.
+    with_capsule(&mut c, 3);
+    let id = to_importing(&mut f, &mut c, 3);
+    f.import_checked(
+        id,
+        Err(StepFailure::Call(
+            "import_status",
+            CallError {
+                code: 3,
+                message: "canister not found".into(),
+            },
+        )),
+        &mut c,
+        6 * SEC,
+    );
+    assert_eq!(f.record(id).unwrap().state, CreationState::Failed);
+    assert_eq!(f.stats().in_progress, 0);
+}
+
+#[test]
+fn the_handoff_waits_for_the_importer_without_counting_retries() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let header = f.manifests().header(id).unwrap();
+    f.report_done(id, personal(1), header, &mut c, 7 * SEC)
+        .unwrap();
+    f.handed_off(id, Err(StepFailure::NotYet), &mut c, 8 * SEC);
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Verifying);
+    assert_eq!(rec.step_retries, 0);
+    assert_eq!(f.next_step(id, 8 * SEC), Step::Wait);
+    assert!(matches!(
+        f.next_step(id, rec.next_try_at),
+        Step::Handoff { .. }
+    ));
+}
+
+#[test]
+fn cleanup_stops_a_running_creation_and_refuses_a_retry_or_a_second_cleanup() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    assert_eq!(f.begin_cleanup(id, &mut c, 6 * SEC), Ok(Some(personal(1))));
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.state, CreationState::Failed);
+    assert_eq!(
+        rec.error,
+        Some(FactoryError::CancelledByAdmin {
+            state: CreationState::Importing
+        })
+    );
+    assert_eq!(rec.cleanup.as_ref().unwrap().step, CleanupStep::Started);
+    assert!(c.get_capsule(&ctx(1)).is_ok());
+    assert_eq!(
+        request(&mut f, &mut c, 1, 7 * SEC),
+        Err(FactoryError::CleanupInProgress { migration_id: id })
+    );
+    assert_eq!(
+        f.begin_cleanup(id, &mut c, 7 * SEC),
+        Err(FactoryError::CleanupInProgress { migration_id: id })
+    );
+    // Cycles are credited only from the canister under cleanup.
+    assert_eq!(f.cleanup_expecting(personal(2)), None);
+    f.credit_returned(id, 1_000);
+    let err = f.cleanup_failed(id, "stop_canister: rejected".into());
+    assert!(matches!(err, FactoryError::CleanupFailed { .. }));
+    assert_eq!(f.cleanup_expecting(personal(1)), None);
+    // Stopped on an error: it may be started again, and it keeps what was credited.
+    assert_eq!(f.begin_cleanup(id, &mut c, 8 * SEC), Ok(Some(personal(1))));
+    f.cleanup_step(id, CleanupStep::Stopped);
+    assert_eq!(f.cleanup_done(id), 0, "this run credited nothing more");
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.canister_id, None);
+    assert_eq!(rec.created_canisters, Some(vec![personal(1)]));
+    assert_eq!(f.reserve_status(0).total_returned, 1_000);
+    // Now a retry creates a new canister.
+    let rec = request(&mut f, &mut c, 1, 9 * SEC).unwrap();
+    assert_eq!(rec.cleanup, None);
+    accounting_holds(&f);
+}
+
+#[test]
+fn a_cleanup_interrupted_by_an_upgrade_can_be_started_again() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    f.begin_cleanup(id, &mut c, 6 * SEC).unwrap();
+    f.after_upgrade(&mut c, 7 * SEC);
+    assert!(f.record(id).unwrap().cleanup.unwrap().error.is_some());
+    assert_eq!(f.begin_cleanup(id, &mut c, 8 * SEC), Ok(Some(personal(1))));
+    // A cleanup whose call vanished without an upgrade goes stale after 30 minutes.
+    assert_eq!(
+        f.begin_cleanup(id, &mut c, 9 * SEC),
+        Err(FactoryError::CleanupInProgress { migration_id: id })
+    );
+    assert!(f.begin_cleanup(id, &mut c, 8 * SEC + 31 * 60 * SEC).is_ok());
+}
+
+#[test]
+fn a_completed_creation_cannot_be_cleaned_up() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let header = f.manifests().header(id).unwrap();
+    f.report_done(id, personal(1), header, &mut c, 7 * SEC)
+        .unwrap();
+    f.handed_off(id, Ok(()), &mut c, 8 * SEC);
+    assert!(matches!(
+        f.begin_cleanup(id, &mut c, 9 * SEC),
+        Err(FactoryError::InvalidState {
+            state: CreationState::Completed,
+            ..
+        })
+    ));
+}
