@@ -20,6 +20,20 @@
 //!                the root must be the init root)
 //!   → Reporting (report_import_done) → Done (capsule unfrozen) | Failed (stays frozen)
 //! ```
+//!
+//! ## The protocol with the backend (who retries, what a repeat returns)
+//!
+//! | call | retried by | a repeat after a lost reply |
+//! |---|---|---|
+//! | `export_manifest_page`, `export_chunks` (queries) | the importer, with backoff, at most [`MAX_ATTEMPTS`] failures in a row | the same page or chunks: reads of the frozen export |
+//! | `report_import_progress` | nobody: the next batch reports again | overwrites the progress with a newer figure |
+//! | `report_import_done` | the importer, like the pulls | the outcome already reached: `Ok` once the backend is `Verifying` or `Completed` with this root, `RootMismatch` again after a mismatch |
+//!
+//! The backend does not hand control to the owner before this canister's `import_status`
+//! says `Done`, so both sides end in the same final state: a lost `Ok` is asked again and
+//! answered `Ok` again. `NotImporting` (the backend not in `Importing` yet, or no longer) is
+//! retried like a reject; after [`MAX_ATTEMPTS`] the import fails and the backend, watching
+//! `import_status`, fails the creation with this importer's reason.
 
 #[cfg(target_arch = "wasm32")]
 pub mod driver;
