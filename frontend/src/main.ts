@@ -44,6 +44,7 @@ const ui = {
   create: $('create') as HTMLButtonElement,
   state: $('state'),
   attempts: $('attempts'),
+  deadline: $('deadline'),
   progress: $('progress') as HTMLProgressElement,
   progressText: $('progress-text'),
   timeline: $('timeline'),
@@ -92,6 +93,9 @@ function renderCreation(s: CreationStatus | null): void {
       ? s.state
       : `${s.state}: ${describeState(s.state)}…`;
   ui.attempts.textContent = s && s.attempts > 1 ? `attempt ${s.attempts}` : '';
+  const deadline = s?.deadlineAt ?? null;
+  ui.deadline.dataset.deadlineAt = deadline?.toString() ?? '';
+  ui.deadline.textContent = deadline !== null ? `(times out at ${formatTime(deadline)})` : '';
   const done = s?.progress.bytes_done ?? 0n;
   const total = s?.progress.bytes_total ?? 0n;
   ui.progress.value = Math.round((s?.fraction ?? 0) * 1000);

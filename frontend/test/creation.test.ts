@@ -10,6 +10,7 @@ import { FactoryCallError, RejectError } from '../src/client/errors';
 import { CREATION_STATES, type CapsuleService, type FactoryError } from '../src/client/types';
 import {
   BACKEND_ID,
+  DEADLINE_NS,
   FakeBackend,
   FakeCapsule,
   PERSONAL_ID,
@@ -140,6 +141,10 @@ describe('watchCreation', () => {
     ['Installing', { CallFailed: { code: 5, step: 'install_code', message: 'trapped' } }, 'CallFailed'],
     ['Importing', { ImportFailed: { reason: 'export_chunks rejected 20 times' } }, 'ImportFailed'],
     ['Verifying', { RootMismatch: { actual: 'aa', expected: 'bb', sections: ['memories'] } }, 'RootMismatch'],
+    ['Importing', { TimedOut: { seconds: 7200n, state: { Importing: null } } }, 'TimedOut'],
+    ['Installing', { UntrustedReply: { step: 'api_version', reason: 'not a nat32' } }, 'UntrustedReply'],
+    ['Exporting', { CancelledByAdmin: { state: { Exporting: null } } }, 'CancelledByAdmin'],
+    ['Creating', { CreateOutcomeUnknown: null }, 'CreateOutcomeUnknown'],
   ] as Array<[Step['state'], FactoryError, string]>) {
     it(`stops at Failed (failed while ${state}) with the reason as a sentence`, async () => {
       const { client } = setup([failedAt(state, error)]);
@@ -156,6 +161,37 @@ describe('watchCreation', () => {
       expect(final.timeline.map((t) => t.state).slice(-2)).toEqual([state, 'Failed']);
     });
   }
+
+  it('shows the deadline of every running state, and none once the creation ended', async () => {
+    const { client } = setup();
+    await client.createPersonalCanister();
+    const seen: CreationStatus[] = [];
+    const final = await client.watchCreation({ onUpdate: (s) => seen.push(s) });
+    for (const s of seen.filter((x) => x.state !== 'Completed')) {
+      const entered = s.timeline[s.timeline.length - 1]?.at ?? 0n;
+      expect(s.deadlineAt, s.state).toBe(entered + DEADLINE_NS);
+    }
+    expect(final.deadlineAt).toBeNull();
+    expect(final.record.created_canisters).toEqual([[PERSONAL_ID]]);
+  });
+
+  it('a timed-out creation reads as a sentence, has no deadline, and can be retried', async () => {
+    const { client } = setup([
+      failedAt('Importing', { TimedOut: { seconds: 3600n, state: { Importing: null } } }),
+      happyScript(),
+    ]);
+    await client.createPersonalCanister();
+    const failed = await client.watchCreation();
+    expect(failed.errorKind).toBe('TimedOut');
+    expect(failed.error).toBe(
+      'The creation took longer than 3600 s while copying your data and was stopped; ask again to retry.',
+    );
+    expect(failed.deadlineAt).toBeNull();
+    const retried = await client.retry();
+    expect(retried.attempts).toBe(2);
+    expect(retried.deadlineAt).toBeNull();
+    expect((await client.watchCreation()).state).toBe('Completed');
+  });
 
   it('retries after Failed: a new attempt goes through every state to Completed', async () => {
     const { backend, client } = setup([
@@ -375,6 +411,9 @@ describe('toStatus', () => {
       expect(toStatus(rec).fraction).toBe(0);
       const failed = toStatus({ ...rec, state: { Failed: null } });
       expect(failed.error).toBe('The creation failed for an unknown reason; try again.');
+      expect(toStatus({ ...rec, state: { Importing: null }, deadline_at: [42n] }).deadlineAt).toBe(42n);
+      expect(toStatus({ ...rec, state: { Failed: null }, deadline_at: [42n] }).deadlineAt).toBeNull();
+      expect(toStatus(rec).deadlineAt).toBeNull();
     });
   });
 });

@@ -40,10 +40,11 @@ describe('every FactoryError variant has a sentence', () => {
   it('covers the variants of the .did file', () => {
     expect(cases.map(([n]) => n).sort()).toEqual(
       [
-        'AlreadyCompleted', 'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CleanupFailed', 'CreationDisabled',
-        'DailyLimitReached', 'ExportFailed', 'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles',
-        'InvalidState', 'ModuleHashMismatch', 'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController',
-        'RootMismatch', 'UnknownMigration',
+        'AlreadyCompleted', 'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CancelledByAdmin', 'CleanupFailed',
+        'CleanupInProgress', 'CreateOutcomeUnknown', 'CreationDisabled', 'DailyLimitReached', 'ExportFailed',
+        'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles', 'Internal', 'InvalidState', 'ModuleHashMismatch',
+        'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'RootMismatch', 'TimedOut', 'UnknownMigration',
+        'UntrustedReply',
       ].sort(),
     );
   });
@@ -110,6 +111,41 @@ describe('messages carry the details people need', () => {
   it('InvalidState says the state in words', () => {
     expect(describeFactoryError({ InvalidState: { expected: 'Failed', state: { Importing: null } } })).toContain(
       'while the creation is copying your data',
+    );
+  });
+  it('TimedOut gives the time bound and the state in words, and says to ask again', () => {
+    expect(describeFactoryError({ TimedOut: { seconds: 3600n, state: { Importing: null } } })).toBe(
+      'The creation took longer than 3600 s while copying your data and was stopped; ask again to retry.',
+    );
+    expect(describeFactoryError({ TimedOut: { seconds: 600n, state: { Creating: null } } })).toBe(
+      'The creation took longer than 600 s while creating the canister and was stopped; ask again to retry.',
+    );
+  });
+  it('CleanupInProgress names the move and says to wait', () => {
+    expect(describeFactoryError({ CleanupInProgress: { migration_id: 12n } })).toBe(
+      'The service is still cleaning up after move number 12; wait for it to finish, then try again.',
+    );
+  });
+  it('CancelledByAdmin says who stopped the creation and in which state', () => {
+    expect(describeFactoryError({ CancelledByAdmin: { state: { Verifying: null } } })).toBe(
+      'An administrator stopped this creation while it was verifying the copy. Your data is unchanged; try again later.',
+    );
+  });
+  it('UntrustedReply names the step in words and the reason', () => {
+    expect(
+      describeFactoryError({ UntrustedReply: { step: 'api_version', reason: 'wrong magic bytes' } }),
+    ).toBe(
+      "The new canister's answer to api version could not be read (wrong magic bytes), so the move was stopped for your safety. Your data is unchanged; try again.",
+    );
+  });
+  it('CreateOutcomeUnknown says the outcome of the creation is unknown', () => {
+    expect(describeFactoryError({ CreateOutcomeUnknown: null })).toBe(
+      'The service was updated while it was creating your canister, so it cannot tell whether the canister was made. Your data is unchanged; try again.',
+    );
+  });
+  it('Internal gives the detail and asks for a report', () => {
+    expect(describeFactoryError({ Internal: { detail: 'migration 3 is Importing without a canister' } })).toBe(
+      'The service ran into an unexpected problem (migration 3 is Importing without a canister); please report it, then try again later.',
     );
   });
   it('BlobTooLarge gives sizes in bytes people read', () => {

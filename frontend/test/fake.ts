@@ -27,6 +27,8 @@ export interface Step {
 }
 
 export const TOTAL_BYTES = 3n * 262_144n + 1000n;
+/** How long the fake gives each non-final state before it would time out (10 minutes). */
+export const DEADLINE_NS = 600n * 1_000_000_000n;
 
 /** The success path through every state, with byte progress during the import. */
 export function happyScript(): Step[] {
@@ -218,8 +220,13 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
     }
     r.state = { [state]: null } as CreationRecord['state'];
     r.progress = progress(bytes);
-    if (['Installing', 'Importing', 'Verifying', 'Completed', 'Failed'].includes(state) && prev !== 'NotStarted')
+    // Like the factory: every non-final state past NotStarted has a deadline.
+    if (prev !== state) r.deadline_at = ['NotStarted', 'Completed', 'Failed'].includes(state) ? [] : [this.now + DEADLINE_NS];
+    if (['Installing', 'Importing', 'Verifying', 'Completed', 'Failed'].includes(state) && prev !== 'NotStarted') {
       r.canister_id = [PERSONAL_ID];
+      if (!r.created_canisters[0]?.some((c) => c.toText() === PERSONAL_ID.toText()))
+        r.created_canisters = [[...(r.created_canisters[0] ?? []), PERSONAL_ID]];
+    }
     r.updated_at = this.now;
   }
 
@@ -265,6 +272,10 @@ function clone(r: CreationRecord): CreationRecord {
     canister_id: [...r.canister_id],
     error: [...r.error],
     failed_in: [...r.failed_in],
+    deadline_at: [...r.deadline_at],
+    cleanup: r.cleanup[0] ? [{ ...r.cleanup[0], error: [...r.cleanup[0].error] }] : [],
+    create_call_since: [...r.create_call_since],
+    created_canisters: r.created_canisters[0] ? [[...r.created_canisters[0]]] : [],
   };
 }
 
@@ -285,6 +296,10 @@ function newRecord(now: bigint): CreationRecord {
     cycles_consumed: 0n,
     state: { NotStarted: null },
     progress: progress(0n),
+    deadline_at: [],
+    cleanup: [],
+    create_call_since: [],
+    created_canisters: [],
     next_try_at: now,
     manifest: [],
     migration_id: 1n,

@@ -61,6 +61,11 @@ export interface CreationStatus {
   /** The failure's variant name, e.g. `"ImportFailed"`. */
   errorKind: string | null;
   failedIn: CreationStateName | null;
+  /**
+   * When the current state times out (nanoseconds since the epoch): past it the factory fails
+   * the creation with `TimedOut`. `null` in NotStarted, Completed and Failed.
+   */
+  deadlineAt: bigint | null;
   attempts: number;
   record: CreationRecord;
 }
@@ -104,6 +109,7 @@ export function toStatus(record: CreationRecord): CreationStatus {
     error: failed ? (err ? describeFactoryError(err) : 'The creation failed for an unknown reason; try again.') : null,
     errorKind: failed && err ? variantOf(err)[0] : null,
     failedIn: record.failed_in[0] ? stateName(record.failed_in[0]) : null,
+    deadlineAt: TERMINAL_STATES.includes(state) ? null : (record.deadline_at[0] ?? null),
     attempts: record.attempts,
     record,
   };

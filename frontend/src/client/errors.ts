@@ -101,6 +101,22 @@ const factoryMessages: Messages<FactoryError> = {
     `This cannot be done while the creation is ${describeState(state)} (it needs to be ${expected}).`,
   DailyLimitReached: ({ limit }) =>
     `The service has created its ${limit} personal canisters for today; try again tomorrow.`,
+  TimedOut: ({ seconds, state }) =>
+    `The creation took longer than ${seconds} s while ${describeState(state)} and was stopped; ask again to retry.`,
+  CleanupInProgress: ({ migration_id }) =>
+    `The service is still cleaning up after move number ${migration_id}; wait for it to finish, then try again.`,
+  CancelledByAdmin: ({ state }) =>
+    `An administrator stopped this creation while it was ${describeState(
+      state,
+    )}. Your data is unchanged; try again later.`,
+  UntrustedReply: ({ step, reason }) =>
+    `The new canister's answer to ${stepWords(
+      step,
+    )} could not be read (${reason}), so the move was stopped for your safety. Your data is unchanged; try again.`,
+  CreateOutcomeUnknown: () =>
+    'The service was updated while it was creating your canister, so it cannot tell whether the canister was made. Your data is unchanged; try again.',
+  Internal: ({ detail }) =>
+    `The service ran into an unexpected problem (${detail}); please report it, then try again later.`,
 };
 
 function stepWords(step: string): string {

@@ -416,6 +416,58 @@ export interface ChunkData {
  */
 export interface ChunkRef { 'blob' : Uint8Array, 'index' : bigint }
 /**
+ * An admin cleanup of a creation's canister, journaled after every call it awaits.
+ */
+export interface CleanupProgress {
+  /**
+   * The last step that completed.
+   */
+  'step' : CleanupStep,
+  /**
+   * Set when the cleanup stopped on an error (it can be started again).
+   */
+  'error' : [] | [string],
+  /**
+   * Cycles the backend accepted from the canister for this cleanup (measured on receipt).
+   */
+  'returned' : bigint,
+  'started_at' : bigint,
+}
+/**
+ * The steps of a cleanup, in order.
+ */
+export type CleanupStep = {
+    /**
+     * Journaled; nothing called yet.
+     */
+    'Started' : null
+  } |
+  { 'Stopped' : null } |
+  {
+    /**
+     * The canister sent its cycles back (credited as received, see `returned`).
+     */
+    'CyclesReturned' : null
+  } |
+  {
+    /**
+     * The canister is deleted (or was gone already, or is no longer the backend's to clean).
+     */
+    'Done' : null
+  } |
+  {
+    /**
+     * The owner is no longer a controller: nothing the owner does can race the cleanup.
+     */
+    'OwnerRemoved' : null
+  } |
+  {
+    /**
+     * The backend's own personal module is installed fresh (reinstall mode).
+     */
+    'Reinstalled' : null
+  };
+/**
  * A connection as returned by the API.
  */
 export interface Connection {
@@ -533,6 +585,27 @@ export interface CreationRecord {
   'cycles_consumed' : bigint,
   'state' : CreationState,
   'progress' : Progress,
+  /**
+   * When the current state times out (non-final states past `NotStarted`); the driver fails
+   * the creation with `TimedOut` after it.
+   */
+  'deadline_at' : [] | [bigint],
+  /**
+   * An admin cleanup of this creation's canister, while it runs (or after it stopped
+   * half-way: its last completed step and the cycles credited so far).
+   */
+  'cleanup' : [] | [CleanupProgress],
+  /**
+   * A `create_canister` call for this creation is in flight since this time (journaled
+   * before the call, cleared in the first line of its callback). While it is set the
+   * backend refuses to be upgraded (see `pre_upgrade`), so its outcome is never lost.
+   */
+  'create_call_since' : [] | [bigint],
+  /**
+   * Every canister `create_canister` returned for this creation, oldest first, including
+   * ones since cleaned up: no canister the factory paid for goes unnamed. `None` = none yet.
+   */
+  'created_canisters' : [] | [Array<Principal>],
   /**
    * Earliest time the current step may be tried again (backoff).
    */
@@ -673,9 +746,19 @@ export interface FactoryConfig {
    */
   'retention_seconds' : bigint,
   /**
+   * Time bound of `Importing`: this many seconds (`None`: [`DEFAULT_IMPORT_TIMEOUT_SECONDS`])
+   * plus `import_seconds_per_gib` per GiB of blob bytes.
+   */
+  'import_timeout_seconds' : [] | [bigint],
+  /**
    * Leaves added to a manifest per export step.
    */
   'export_leaves_per_step' : number,
+  /**
+   * Time bound of each of `Exporting`, `Creating`, `Installing` and `Verifying`, seconds
+   * (`None`: [`DEFAULT_STEP_TIMEOUT_SECONDS`]). A creation past it fails with `TimedOut`.
+   */
+  'step_timeout_seconds' : [] | [bigint],
   /**
    * Added to every quote.
    */
@@ -685,6 +768,10 @@ export interface FactoryConfig {
    * Transient failures of one step before the creation fails.
    */
   'max_step_retries' : number,
+  /**
+   * Added to the `Importing` bound per GiB moved (`None`: [`DEFAULT_IMPORT_SECONDS_PER_GIB`]).
+   */
+  'import_seconds_per_gib' : [] | [bigint],
   'notification_canister' : [] | [Principal],
   /**
    * Freezing threshold of the created canisters, seconds.
@@ -703,10 +790,10 @@ export interface FactoryConfig {
 /**
  * Errors of the factory endpoints, and the reason a creation failed.
  */
-export type FactoryError = {
-    'CallFailed' : { 'code' : number, 'step' : string, 'message' : string }
-  } |
+export type FactoryError = { 'Internal' : { 'detail' : string } } |
+  { 'CallFailed' : { 'code' : number, 'step' : string, 'message' : string } } |
   { 'NoCreation' : null } |
+  { 'CleanupInProgress' : { 'migration_id' : bigint } } |
   { 'Anonymous' : null } |
   { 'NotController' : null } |
   { 'ExportFailed' : { 'reason' : string } } |
@@ -718,6 +805,7 @@ export type FactoryError = {
     }
   } |
   { 'HandoffUnconfirmed' : { 'controllers' : Array<Principal> } } |
+  { 'UntrustedReply' : { 'step' : string, 'reason' : string } } |
   { 'ApiVersionMismatch' : { 'actual' : number, 'expected' : number } } |
   { 'InsufficientCycles' : { 'available' : bigint, 'required' : bigint } } |
   { 'ModuleHashMismatch' : { 'actual' : string, 'expected' : string } } |
@@ -727,9 +815,12 @@ export type FactoryError = {
   { 'CreationDisabled' : null } |
   { 'AlreadyCompleted' : { 'canister_id' : Principal } } |
   { 'CleanupFailed' : { 'reason' : string } } |
+  { 'TimedOut' : { 'seconds' : bigint, 'state' : CreationState } } |
   { 'UnknownMigration' : { 'migration_id' : bigint } } |
   { 'InvalidState' : { 'expected' : string, 'state' : CreationState } } |
-  { 'DailyLimitReached' : { 'limit' : number } };
+  { 'DailyLimitReached' : { 'limit' : number } } |
+  { 'CreateOutcomeUnknown' : null } |
+  { 'CancelledByAdmin' : { 'state' : CreationState } };
 /**
  * Factory statistics for admins.
  */
@@ -1078,8 +1169,9 @@ export interface _SERVICE {
   'add_connection' : ActorMethod<[ConnectionInput], Result_1>,
   'add_memory' : ActorMethod<[MemoryInput], Result_2>,
   /**
-   * Cleans up a failed creation: its canister returns its cycles to the reserve, then it is
-   * stopped and deleted. Returns the cycles credited.
+   * Cleans up a creation in any state but `Completed` (a running one is failed first): its
+   * canister returns its cycles to the reserve, then it is stopped and deleted. Returns the
+   * cycles credited (as received by `deposit_returned_cycles`).
    */
   'admin_cleanup_creation' : ActorMethod<[bigint], Result_3>,
   'admin_get_config' : ActorMethod<[], Result_4>,
@@ -1114,6 +1206,13 @@ export interface _SERVICE {
     Result_12
   >,
   'delete_memory' : ActorMethod<[bigint], Result>,
+  /**
+   * A personal canister under cleanup sends its cycles back here (attached to the call). The
+   * backend accepts them only from a canister whose cleanup is running, and credits the reserve
+   * with exactly what it accepted. Returns that amount; from anyone else nothing is accepted
+   * (the IC refunds the cycles).
+   */
+  'deposit_returned_cycles' : ActorMethod<[], Result_3>,
   'export_chunks' : ActorMethod<[bigint, Array<ChunkRef>], Result_13>,
   'export_manifest_page' : ActorMethod<[bigint, PageCursor], Result_14>,
   'finish_blob_upload' : ActorMethod<[bigint], Result_15>,
@@ -1289,12 +1388,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'NotStarted' : IDL.Null,
   });
   const FactoryError = IDL.Variant({
+    'Internal' : IDL.Record({ 'detail' : IDL.Text }),
     'CallFailed' : IDL.Record({
       'code' : IDL.Nat32,
       'step' : IDL.Text,
       'message' : IDL.Text,
     }),
     'NoCreation' : IDL.Null,
+    'CleanupInProgress' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
     'Anonymous' : IDL.Null,
     'NotController' : IDL.Null,
     'ExportFailed' : IDL.Record({ 'reason' : IDL.Text }),
@@ -1306,6 +1407,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'HandoffUnconfirmed' : IDL.Record({
       'controllers' : IDL.Vec(IDL.Principal),
     }),
+    'UntrustedReply' : IDL.Record({ 'step' : IDL.Text, 'reason' : IDL.Text }),
     'ApiVersionMismatch' : IDL.Record({
       'actual' : IDL.Nat32,
       'expected' : IDL.Nat32,
@@ -1324,12 +1426,15 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'CreationDisabled' : IDL.Null,
     'AlreadyCompleted' : IDL.Record({ 'canister_id' : IDL.Principal }),
     'CleanupFailed' : IDL.Record({ 'reason' : IDL.Text }),
+    'TimedOut' : IDL.Record({ 'seconds' : IDL.Nat64, 'state' : CreationState }),
     'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
     'InvalidState' : IDL.Record({
       'expected' : IDL.Text,
       'state' : CreationState,
     }),
     'DailyLimitReached' : IDL.Record({ 'limit' : IDL.Nat32 }),
+    'CreateOutcomeUnknown' : IDL.Null,
+    'CancelledByAdmin' : IDL.Record({ 'state' : CreationState }),
   });
   const Result_3 = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : FactoryError });
   const Prices = IDL.Record({
@@ -1347,10 +1452,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'import_calls_in_flight' : IDL.Nat32,
     'reserve_threshold' : IDL.Nat,
     'retention_seconds' : IDL.Nat64,
+    'import_timeout_seconds' : IDL.Opt(IDL.Nat64),
     'export_leaves_per_step' : IDL.Nat32,
+    'step_timeout_seconds' : IDL.Opt(IDL.Nat64),
     'quote_buffer' : IDL.Nat,
     'prices' : Prices,
     'max_step_retries' : IDL.Nat32,
+    'import_seconds_per_gib' : IDL.Opt(IDL.Nat64),
     'notification_canister' : IDL.Opt(IDL.Principal),
     'freezing_threshold_seconds' : IDL.Nat64,
     'daily_limit' : IDL.Nat32,
@@ -1480,6 +1588,20 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memories_total' : IDL.Nat64,
     'chunks_total' : IDL.Nat64,
   });
+  const CleanupStep = IDL.Variant({
+    'Started' : IDL.Null,
+    'Stopped' : IDL.Null,
+    'CyclesReturned' : IDL.Null,
+    'Done' : IDL.Null,
+    'OwnerRemoved' : IDL.Null,
+    'Reinstalled' : IDL.Null,
+  });
+  const CleanupProgress = IDL.Record({
+    'step' : CleanupStep,
+    'error' : IDL.Opt(IDL.Text),
+    'returned' : IDL.Nat,
+    'started_at' : IDL.Nat64,
+  });
   const ManifestSummary = IDL.Record({
     'blob_bytes' : IDL.Nat64,
     'root' : IDL.Vec(IDL.Nat8),
@@ -1505,6 +1627,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'cycles_consumed' : IDL.Nat,
     'state' : CreationState,
     'progress' : Progress,
+    'deadline_at' : IDL.Opt(IDL.Nat64),
+    'cleanup' : IDL.Opt(CleanupProgress),
+    'create_call_since' : IDL.Opt(IDL.Nat64),
+    'created_canisters' : IDL.Opt(IDL.Vec(IDL.Principal)),
     'next_try_at' : IDL.Nat64,
     'manifest' : IDL.Opt(ManifestSummary),
     'migration_id' : IDL.Nat64,
@@ -1666,6 +1792,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         [],
       ),
     'delete_memory' : IDL.Func([IDL.Nat64], [Result], []),
+    'deposit_returned_cycles' : IDL.Func([], [Result_3], []),
     'export_chunks' : IDL.Func(
         [IDL.Nat64, IDL.Vec(ChunkRef)],
         [Result_13],
