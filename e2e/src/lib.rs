@@ -327,6 +327,62 @@ impl World {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// The reserve's state (`admin_get_reserve`, as the admin).
+    pub fn reserve_status(&self) -> backend::factory::types::ReserveStatus {
+        let (r,): (Result<backend::factory::types::ReserveStatus, FactoryError>,) =
+            self.query(admin(), "admin_get_reserve", ());
+        r.unwrap()
+    }
+
+    /// Checks the reserve's books: every cycle topped up is in the reserve or was consumed by a
+    /// creation and not returned (`reserve + consumed - returned == topped up`), and the reserve
+    /// is backed by the canister's balance.
+    pub fn assert_reserve_accounting(&self) -> backend::factory::types::ReserveStatus {
+        let r = self.reserve_status();
+        assert_eq!(
+            r.reserve + r.total_consumed - r.total_returned,
+            r.total_topped_up,
+            "reserve {} + consumed {} - returned {} != topped up {}",
+            r.reserve,
+            r.total_consumed,
+            r.total_returned,
+            r.total_topped_up
+        );
+        assert!(
+            r.reserve <= r.balance,
+            "reserve {} exceeds the balance {}",
+            r.reserve,
+            r.balance
+        );
+        r
+    }
+
+    /// Runs rounds, advancing time by `step` before each, until `done` holds; panics after
+    /// `max_rounds`. Returns the rounds run and the emulated time they took.
+    pub fn run_for_until(
+        &self,
+        step: Duration,
+        max_rounds: u64,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> (u64, Duration) {
+        let start = self.ic.get_time().as_nanos_since_unix_epoch();
+        for round in 0..=max_rounds {
+            if done(self) {
+                let end = self.ic.get_time().as_nanos_since_unix_epoch();
+                return (round, Duration::from_nanos(end - start));
+            }
+            if round == max_rounds {
+                break;
+            }
+            self.ic.advance_time(step);
+            self.ic.tick();
+        }
+        panic!(
+            "condition not reached after {max_rounds} rounds of {step:?}\n{}",
+            self.tail_of_trace()
+        );
+    }
+
     /// Timeline states of a record.
     pub fn states(r: &CreationRecord) -> Vec<CreationState> {
         r.timeline.iter().map(|t| t.state).collect()
