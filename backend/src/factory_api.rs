@@ -126,6 +126,7 @@ fn admin_get_config() -> Result<FactoryConfig, FactoryError> {
 #[ic_cdk::update]
 fn admin_set_config(config: FactoryConfig) -> Result<FactoryConfig, FactoryError> {
     require_admin()?;
+    config.validate()?;
     Ok(factory::with(|f| {
         f.set_config(config);
         f.config()
@@ -138,10 +139,10 @@ fn admin_set_admin(who: Principal, admin: bool) -> Result<Vec<Principal>, Factor
     if !ic_cdk::api::is_controller(&caller()) {
         return Err(FactoryError::NotController);
     }
-    Ok(factory::with(|f| {
-        f.set_admin(who, admin);
-        f.admins()
-    }))
+    factory::with(|f| {
+        f.set_admin(who, admin)?;
+        Ok(f.admins())
+    })
 }
 
 #[ic_cdk::query]
@@ -196,8 +197,13 @@ async fn admin_cleanup_creation(migration_id: u64) -> Result<Nat, FactoryError> 
 #[ic_cdk::update]
 fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, FactoryError> {
     require_admin()?;
-    let attached = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
     let wanted: u128 = from_balance.map_or(0, |n| n.0.try_into().unwrap_or(u128::MAX));
+    // Moving the canister's own balance into the reserve is for controllers only: an admin
+    // added to the list may fund the reserve with attached cycles, never with the canister's.
+    if wanted > 0 && !ic_cdk::api::is_controller(&caller()) {
+        return Err(FactoryError::NotController);
+    }
+    let attached = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
     let liquid = ic_cdk::api::canister_liquid_cycle_balance();
     factory::with(|f| {
         let spendable = liquid.saturating_sub(f.reserve().saturating_add(attached));

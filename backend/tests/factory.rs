@@ -1173,3 +1173,88 @@ fn a_completed_creation_cannot_be_cleaned_up() {
         })
     ));
 }
+
+// ---------------------------------------------------------------- bounded roles and config
+
+#[test]
+fn configuration_values_are_validated() {
+    assert_eq!(FactoryConfig::default().validate(), Ok(()));
+    let bad = |c: FactoryConfig| match c.validate() {
+        Err(FactoryError::InvalidConfig { field, .. }) => field,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    };
+    let d = FactoryConfig::default;
+    assert_eq!(
+        bad(FactoryConfig {
+            quote_buffer: 100_000_000_000_000,
+            ..d()
+        }),
+        "quote_buffer"
+    );
+    assert_eq!(
+        bad(FactoryConfig {
+            max_in_flight: 0,
+            ..d()
+        }),
+        "max_in_flight"
+    );
+    assert_eq!(
+        bad(FactoryConfig {
+            import_calls_in_flight: 1_000,
+            ..d()
+        }),
+        "import_calls_in_flight"
+    );
+    assert_eq!(
+        bad(FactoryConfig {
+            step_timeout_seconds: Some(1),
+            ..d()
+        }),
+        "step_timeout_seconds"
+    );
+    assert_eq!(
+        bad(FactoryConfig {
+            freezing_threshold_seconds: 0,
+            ..d()
+        }),
+        "freezing_threshold_seconds"
+    );
+}
+
+#[test]
+fn the_anonymous_principal_is_never_an_admin() {
+    let mut f = factory();
+    assert!(matches!(
+        f.set_admin(Principal::anonymous(), true),
+        Err(FactoryError::InvalidArgument { .. })
+    ));
+    assert!(f.admins().is_empty());
+    f.set_admin(user(1), true).unwrap();
+    assert_eq!(f.admins(), vec![user(1)]);
+}
+
+#[test]
+fn the_exported_manifest_is_cleared_in_bounded_steps_keeping_root_and_counts() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let header = f.manifests().header(id).unwrap();
+    f.report_done(id, personal(1), header, &mut c, 7 * SEC)
+        .unwrap();
+    f.handed_off(id, Ok(()), &mut c, 8 * SEC);
+    let leaves = 1 + 5 + 1 + 1; // capsule, memories, connection, blob
+    let mut steps = 0;
+    while !f.clear_exported_manifest(user(1), 3) {
+        steps += 1;
+        assert!(steps <= leaves, "each step removes up to 3 leaves");
+    }
+    assert!(steps >= 2, "more than one step was needed");
+    assert_eq!(f.manifests().header(id), None);
+    assert_eq!(
+        export::manifest_page(&f, id, user(9), PageCursor::FIRST, true),
+        Err(ExportError::UnknownMigration { migration_id: id })
+    );
+    let rec = f.record(id).unwrap();
+    assert_eq!(rec.manifest.as_ref().unwrap().memories, 5);
+}

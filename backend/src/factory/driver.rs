@@ -19,7 +19,7 @@
 //! | Install | `canister_info`, `install_code`, `canister_info`, `api_version` | the driver (transient rejects, backoff) | `install_code` in upgrade mode with the same arguments: the importer restarts from what it stored |
 //! | Import | the personal canister pulls; `import_status` is watched | the importer (its calls); the driver (the watch) | `report_import_done` returns the outcome already reached: `Ok` once `Verifying`/`Completed` with the same root, `RootMismatch` again after a mismatch |
 //! | Handoff | `import_status` (must be `Done`), `canister_info`, [`install_code` upgrade], `update_settings`, `canister_info` | the driver | controllers already `{owner}` is success; an import not `Done` yet is waited for (its report's reply may have been lost) |
-//! | Cleanup (admin) | `canister_info`, `update_settings` (owner removed), `install_code` (reinstall), `return_cycles` → `deposit_returned_cycles`, `stop_canister`, `delete_canister` | the admin, by calling it again | every call is idempotent; cycles are credited as the backend accepts them, never as the canister says |
+//! | Cleanup (admin) | `canister_info`, `update_settings` (owner removed), `install_code` (reinstall), `start_canister`, `return_cycles` → `deposit_returned_cycles`, `stop_canister`, `delete_canister` | the admin, by calling it again | every call is idempotent; cycles are credited as the backend accepts them, never as the canister says |
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -30,8 +30,8 @@ use capsule::migration::PersonalInitArgs;
 use ic_cdk::call::{Call, Error as CallErr};
 use ic_cdk_management_canister::{
     CanisterInfoArgs, CanisterInstallMode, CanisterSettings, DeleteCanisterArgs, InstallCodeArgs,
-    StopCanisterArgs, UpdateSettingsArgs, UpgradeFlags, canister_info, delete_canister,
-    install_code, stop_canister, update_settings,
+    StartCanisterArgs, StopCanisterArgs, UpdateSettingsArgs, UpgradeFlags, canister_info,
+    delete_canister, install_code, start_canister, stop_canister, update_settings,
 };
 
 use super::registry::{CallError, Step, StepFailure};
@@ -98,12 +98,30 @@ async fn pump() {
     }
 }
 
-/// Purges shared capsules whose retention after a completed move has passed (bounded work).
+/// Instructions a pump message may spend purging (2.5% of the 40 B limit); the rest waits for
+/// the next pump.
+const PURGE_INSTRUCTIONS_PER_MESSAGE: u64 = 1_000_000_000;
+/// Capsule items (or manifest leaves, ×10) removed per purge step: tens of millions of
+/// instructions, so the budget check above is never overshot by much.
+const PURGE_ITEMS_PER_STEP: usize = 50;
+
+/// Purges shared capsules whose retention after a completed move has passed, then the
+/// manifest their migration exported (its root and counts stay in the record). Bounded by
+/// instructions per message, shared by every owner due.
 fn purge_expired(now: u64) {
     for owner in super::with(|f| f.purge_due(now)) {
-        let done = state::write(|caps| caps.purge_step(owner, 500));
-        if done {
-            super::with(|f| f.mark_purged(owner));
+        loop {
+            if ic_cdk::api::performance_counter(0) > PURGE_INSTRUCTIONS_PER_MESSAGE {
+                return;
+            }
+            let capsule_gone = state::write(|caps| caps.purge_step(owner, PURGE_ITEMS_PER_STEP));
+            if !capsule_gone {
+                continue;
+            }
+            if super::with(|f| f.clear_exported_manifest(owner, 10 * PURGE_ITEMS_PER_STEP)) {
+                super::with(|f| f.mark_purged(owner));
+                break;
+            }
         }
     }
 }
@@ -139,16 +157,33 @@ async fn import_status(
 ) -> Result<capsule::migration::ImportStatus, StepFailure> {
     let reply = Call::bounded_wait(canister_id, "import_status").await;
     match reply {
-        Ok(reply) => reply
-            .candid::<capsule::migration::ImportStatus>()
-            .map_err(|e| {
-                StepFailure::Fatal(FactoryError::UntrustedReply {
-                    step: "import_status".into(),
-                    reason: e.to_string(),
-                })
-            }),
+        Ok(reply) => decode_untrusted(&reply, "import_status"),
         Err(e) => Err(StepFailure::Call("import_status", call_error(e))),
     }
+}
+
+/// Decoding work allowed for a reply from a canister the owner controls: far above what an
+/// honest `ImportStatus` or `nat32` needs, far below a message's instruction limit, so a
+/// "candid bomb" (e.g. a huge `vec null`) fails to decode instead of trapping the callback.
+const UNTRUSTED_DECODING_QUOTA: usize = 1_000_000;
+const UNTRUSTED_SKIPPING_QUOTA: usize = 10_000;
+
+/// Decodes a reply from an untrusted canister with bounded decoding work; a reply that does
+/// not decode within the bounds is `UntrustedReply` (fatal).
+fn decode_untrusted<T: candid::CandidType + for<'a> serde::Deserialize<'a>>(
+    reply: &ic_cdk::call::Response,
+    step: &str,
+) -> Result<T, StepFailure> {
+    let mut config = candid::de::DecoderConfig::new();
+    config
+        .set_decoding_quota(UNTRUSTED_DECODING_QUOTA)
+        .set_skipping_quota(UNTRUSTED_SKIPPING_QUOTA);
+    candid::utils::decode_one_with_config(reply.as_ref(), &config).map_err(|e| {
+        StepFailure::Fatal(FactoryError::UntrustedReply {
+            step: step.into(),
+            reason: e.to_string(),
+        })
+    })
 }
 
 /// Export steps until the manifest is done or this message has used its instruction share.
@@ -246,16 +281,10 @@ async fn install_steps(canister_id: Principal, args: PersonalInitArgs) -> Result
     .await
     .map_err(|e| StepFailure::Call("install_code", call_error(e)))?;
     check_module(canister_id).await?;
-    let version = Call::bounded_wait(canister_id, "api_version")
+    let reply = Call::bounded_wait(canister_id, "api_version")
         .await
-        .map_err(|e| StepFailure::Call("api_version", call_error(e)))?
-        .candid::<u32>()
-        .map_err(|e| {
-            StepFailure::Fatal(FactoryError::UntrustedReply {
-                step: "api_version".into(),
-                reason: e.to_string(),
-            })
-        })?;
+        .map_err(|e| StepFailure::Call("api_version", call_error(e)))?;
+    let version: u32 = decode_untrusted(&reply, "api_version")?;
     let expected = super::faults::expected_api_version();
     if version != expected {
         return Err(StepFailure::Fatal(FactoryError::ApiVersionMismatch {
@@ -421,13 +450,17 @@ async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
     let has_our_module = reinstalled.is_ok();
     if has_our_module {
         super::with(|f| f.cleanup_step(id, CleanupStep::Reinstalled));
-        // What the reply says is ignored: `deposit_returned_cycles` credited what arrived.
-        let returned = Call::bounded_wait(canister_id, "return_cycles")
+        // The owner may have stopped it: a stopped canister cannot send its cycles.
+        start_canister(&StartCanisterArgs { canister_id })
+            .await
+            .map_err(|e| format!("start_canister: {e}"))?;
+        // What the reply says is ignored: `deposit_returned_cycles` credited what arrived. A
+        // failed call stops the cleanup (the admin calls again) rather than deleting cycles.
+        Call::bounded_wait(canister_id, "return_cycles")
             .with_arg(me)
-            .await;
-        if returned.is_ok() {
-            super::with(|f| f.cleanup_step(id, CleanupStep::CyclesReturned));
-        }
+            .await
+            .map_err(|e| format!("return_cycles: {e}"))?;
+        super::with(|f| f.cleanup_step(id, CleanupStep::CyclesReturned));
     }
     stop_canister(&StopCanisterArgs { canister_id })
         .await

@@ -144,6 +144,7 @@ impl<M: StableMemory> Factory<M> {
         self.st().config.unwrap_or_default()
     }
 
+    /// Stores a configuration (validated by the endpoint with [`FactoryConfig::validate`]).
     pub fn set_config(&mut self, config: FactoryConfig) {
         self.update_st(|s| s.config = Some(config));
     }
@@ -158,13 +159,20 @@ impl<M: StableMemory> Factory<M> {
         self.st().admins
     }
 
-    pub fn set_admin(&mut self, who: Principal, admin: bool) {
+    /// Adds or removes an admin; the anonymous principal can never be one.
+    pub fn set_admin(&mut self, who: Principal, admin: bool) -> Result<(), FactoryError> {
+        if admin && who == Principal::anonymous() {
+            return Err(FactoryError::InvalidArgument {
+                reason: "the anonymous principal cannot be an admin".into(),
+            });
+        }
         self.update_st(|s| {
             s.admins.retain(|a| *a != who);
             if admin {
                 s.admins.push(who);
             }
         });
+        Ok(())
     }
 
     /// Admins are the controllers (checked by the caller) plus this list.
@@ -1127,6 +1135,16 @@ impl<M: StableMemory> Factory<M> {
             r.purge_requested = true;
             r.clone()
         })
+    }
+
+    /// Removes up to `budget` leaves of the manifest `owner`'s migration exported (its header,
+    /// and with it every page, goes with the last leaf); returns whether it is gone. The
+    /// record keeps the root and the counts.
+    pub fn clear_exported_manifest(&mut self, owner: Principal, budget: usize) -> bool {
+        match self.by_owner.get(&owner) {
+            Some(id) => self.manifests.clear(id, budget),
+            None => true,
+        }
     }
 
     pub fn mark_purged(&mut self, owner: Principal) {

@@ -250,6 +250,89 @@ pub const DEFAULT_IMPORT_TIMEOUT_SECONDS: u64 = 3_600;
 pub const DEFAULT_IMPORT_SECONDS_PER_GIB: u64 = 3_600;
 
 impl FactoryConfig {
+    /// Checks every value against its range and the relations between them, so that no admin
+    /// can set a configuration that drains the reserve, wedges the factory or exceeds IC limits.
+    pub fn validate(&self) -> Result<(), FactoryError> {
+        fn check(ok: bool, field: &str, reason: &str) -> Result<(), FactoryError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(FactoryError::InvalidConfig {
+                    field: field.into(),
+                    reason: reason.into(),
+                })
+            }
+        }
+        const DAY: u64 = 86_400;
+        check(
+            (1..=50).contains(&self.max_in_flight),
+            "max_in_flight",
+            "must be 1..=50 (each creation in flight holds calls; 50 callbacks are guaranteed)",
+        )?;
+        check(
+            self.daily_limit <= 100_000,
+            "daily_limit",
+            "must be at most 100,000",
+        )?;
+        check(
+            self.quote_buffer <= self.prices.create_canister,
+            "quote_buffer",
+            "must be at most the creation fee (prices.create_canister): it is a margin, not a payment",
+        )?;
+        check(
+            (DAY..=365 * DAY).contains(&self.freezing_threshold_seconds),
+            "freezing_threshold_seconds",
+            "must be one day to one year",
+        )?;
+        check(
+            (1..=24).contains(&self.import_calls_in_flight),
+            "import_calls_in_flight",
+            "must be 1..=24",
+        )?;
+        check(
+            (1..=10_000).contains(&self.export_leaves_per_step),
+            "export_leaves_per_step",
+            "must be 1..=10,000 (a step must fit a message's instruction limit)",
+        )?;
+        check(
+            self.max_step_retries <= 20,
+            "max_step_retries",
+            "must be at most 20",
+        )?;
+        check(
+            self.retention_seconds <= 365 * DAY,
+            "retention_seconds",
+            "must be at most one year",
+        )?;
+        for (field, value) in [
+            ("step_timeout_seconds", self.step_timeout_seconds),
+            ("import_timeout_seconds", self.import_timeout_seconds),
+        ] {
+            check(
+                value.is_none_or(|v| (60..=7 * DAY).contains(&v)),
+                field,
+                "must be 60 s to 7 days",
+            )?;
+        }
+        check(
+            self.import_seconds_per_gib.is_none_or(|v| v <= DAY),
+            "import_seconds_per_gib",
+            "must be at most one day",
+        )?;
+        let p = &self.prices;
+        check(
+            (1..=10_000_000_000_000).contains(&p.create_canister),
+            "prices.create_canister",
+            "must be 1 to 10 T cycles",
+        )?;
+        check(
+            p.import_instructions_per_byte <= 10_000 && p.install_instructions <= 300_000_000_000,
+            "prices",
+            "instruction figures must be within the IC's limits",
+        )?;
+        Ok(())
+    }
+
     /// How long a creation may stay in `state` (for one moving `blob_bytes`), in seconds;
     /// `None` for the states without a bound (`NotStarted` waits for a slot; final states).
     pub fn timeout_seconds(&self, state: CreationState, blob_bytes: u64) -> Option<u64> {
@@ -420,4 +503,8 @@ pub enum FactoryError {
     CreateOutcomeUnknown,
     #[error("internal error, please report: {detail}")]
     Internal { detail: String },
+    #[error("invalid argument: {reason}")]
+    InvalidArgument { reason: String },
+    #[error("invalid configuration: {field} {reason}")]
+    InvalidConfig { field: String, reason: String },
 }
