@@ -42,7 +42,8 @@ describe('every FactoryError variant has a sentence', () => {
       [
         'AlreadyCompleted', 'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CancelledByAdmin', 'CleanupFailed',
         'CleanupInProgress', 'CreateOutcomeUnknown', 'CreationDisabled', 'DailyLimitReached', 'ExportFailed',
-        'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles', 'Internal', 'InvalidState', 'ModuleHashMismatch',
+        'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles', 'Internal', 'InvalidArgument', 'InvalidConfig',
+        'InvalidState', 'ModuleHashMismatch',
         'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'RootMismatch', 'TimedOut', 'UnknownMigration',
         'UntrustedReply',
       ].sort(),
@@ -146,6 +147,16 @@ describe('messages carry the details people need', () => {
   it('Internal gives the detail and asks for a report', () => {
     expect(describeFactoryError({ Internal: { detail: 'migration 3 is Importing without a canister' } })).toBe(
       'The service ran into an unexpected problem (migration 3 is Importing without a canister); please report it, then try again later.',
+    );
+  });
+  it('InvalidConfig names the setting and gives the reason', () => {
+    expect(
+      describeFactoryError({ InvalidConfig: { field: 'max_in_flight', reason: 'must be at least 1' } }),
+    ).toBe('The setting max_in_flight was refused: must be at least 1.');
+  });
+  it('InvalidArgument gives the reason', () => {
+    expect(describeFactoryError({ InvalidArgument: { reason: 'the cycles amount must be positive' } })).toBe(
+      'That request was refused: the cycles amount must be positive.',
     );
   });
   it('BlobTooLarge gives sizes in bytes people read', () => {

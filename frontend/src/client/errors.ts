@@ -117,6 +117,8 @@ const factoryMessages: Messages<FactoryError> = {
     'The service was updated while it was creating your canister, so it cannot tell whether the canister was made. Your data is unchanged; try again.',
   Internal: ({ detail }) =>
     `The service ran into an unexpected problem (${detail}); please report it, then try again later.`,
+  InvalidConfig: ({ field, reason }) => `The setting ${field} was refused: ${reason}.`,
+  InvalidArgument: ({ reason }) => `That request was refused: ${reason}.`,
 };
 
 function stepWords(step: string): string {

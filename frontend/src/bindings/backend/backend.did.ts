@@ -793,6 +793,7 @@ export interface FactoryConfig {
 export type FactoryError = { 'Internal' : { 'detail' : string } } |
   { 'CallFailed' : { 'code' : number, 'step' : string, 'message' : string } } |
   { 'NoCreation' : null } |
+  { 'InvalidConfig' : { 'field' : string, 'reason' : string } } |
   { 'CleanupInProgress' : { 'migration_id' : bigint } } |
   { 'Anonymous' : null } |
   { 'NotController' : null } |
@@ -812,6 +813,7 @@ export type FactoryError = { 'Internal' : { 'detail' : string } } |
   { 'NotAdmin' : null } |
   { 'NoCapsule' : null } |
   { 'ImportFailed' : { 'reason' : string } } |
+  { 'InvalidArgument' : { 'reason' : string } } |
   { 'CreationDisabled' : null } |
   { 'AlreadyCompleted' : { 'canister_id' : Principal } } |
   { 'CleanupFailed' : { 'reason' : string } } |
@@ -1395,6 +1397,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'message' : IDL.Text,
     }),
     'NoCreation' : IDL.Null,
+    'InvalidConfig' : IDL.Record({ 'field' : IDL.Text, 'reason' : IDL.Text }),
     'CleanupInProgress' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
     'Anonymous' : IDL.Null,
     'NotController' : IDL.Null,
@@ -1423,6 +1426,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'NotAdmin' : IDL.Null,
     'NoCapsule' : IDL.Null,
     'ImportFailed' : IDL.Record({ 'reason' : IDL.Text }),
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
     'CreationDisabled' : IDL.Null,
     'AlreadyCompleted' : IDL.Record({ 'canister_id' : IDL.Principal }),
     'CleanupFailed' : IDL.Record({ 'reason' : IDL.Text }),
