@@ -133,11 +133,12 @@ echo "   cara was Importing for $SECS s before it failed"
 check_cmp "cara: failed only after the backoffs (>= 255 s in Importing)" -ge "$SECS" 255
 canister_call --as cara "$BACKEND" add_memory '(record { title = "after"; description = ""; tags = vec {}; kind = variant { Note }; encryption = null; blobs = vec {} })'
 check_contains "cara's capsule is writable again" "Ok = record" "$REPLY"
-# The amount is not checked: the cleanup does not start a stopped canister, so its
-# `return_cycles` call is rejected and the canister is deleted with its cycles (Ok 0 here,
-# about 125 G cycles burnt; reported to the backend's owner).
+# The cleanup starts the stopped canister again, so its cycles come back to the reserve.
 canister_call "$BACKEND" admin_cleanup_creation "($mig : nat64)"
 check_contains "admin_cleanup_creation of cara's stopped canister: Ok" "Ok =" "$REPLY"
+returned=$(printf '%s' "$REPLY" | sed -n 's/.*Ok = \([0-9_]*\).*/\1/p' | tr -d '_')
+echo "   cleanup of cara's stopped canister returned $returned cycles"
+check_cmp "the stopped canister's cycles came back (> 1 G)" -gt "${returned:-0}" 1000000000
 CALL_CMD="icemu status $personal"
 check "cleanup deleted cara's stopped canister" gone "$(ic status "$personal" >/dev/null 2>&1 && echo present || echo gone)"
 finish

@@ -19,7 +19,7 @@
 //! | Install | `canister_info`, `install_code`, `canister_info`, `api_version` | the driver (transient rejects, backoff) | `install_code` in upgrade mode with the same arguments: the importer restarts from what it stored |
 //! | Import | the personal canister pulls; `import_status` is watched | the importer (its calls); the driver (the watch) | `report_import_done` returns the outcome already reached: `Ok` once `Verifying`/`Completed` with the same root, `RootMismatch` again after a mismatch |
 //! | Handoff | `import_status` (must be `Done`), `canister_info`, [`install_code` upgrade], `update_settings`, `canister_info` | the driver | controllers already `{owner}` is success; an import not `Done` yet is waited for (its report's reply may have been lost) |
-//! | Cleanup (admin) | `canister_info`, `update_settings` (owner removed), `install_code` (reinstall), `start_canister`, `return_cycles` → `deposit_returned_cycles`, `stop_canister`, `delete_canister` | the admin, by calling it again | every call is idempotent; cycles are credited as the backend accepts them, never as the canister says |
+//! | Cleanup (admin) | `canister_info`, `update_settings` (owner removed), `install_code` (reinstall), `canister_status`, [`start_canister`, `return_cycles` → `deposit_returned_cycles`, when it holds more than 10 B], `stop_canister`, `delete_canister` | the admin, by calling it again | every call is idempotent; cycles are credited as the backend accepts them, never as the canister says |
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -29,9 +29,10 @@ use candid::{Encode, Nat, Principal};
 use capsule::migration::PersonalInitArgs;
 use ic_cdk::call::{Call, Error as CallErr};
 use ic_cdk_management_canister::{
-    CanisterInfoArgs, CanisterInstallMode, CanisterSettings, DeleteCanisterArgs, InstallCodeArgs,
-    StartCanisterArgs, StopCanisterArgs, UpdateSettingsArgs, UpgradeFlags, canister_info,
-    delete_canister, install_code, start_canister, stop_canister, update_settings,
+    CanisterInfoArgs, CanisterInstallMode, CanisterSettings, CanisterStatusArgs,
+    DeleteCanisterArgs, InstallCodeArgs, StartCanisterArgs, StopCanisterArgs, UpdateSettingsArgs,
+    UpgradeFlags, canister_info, canister_status, delete_canister, install_code, start_canister,
+    stop_canister, update_settings,
 };
 
 use super::registry::{CallError, Step, StepFailure};
@@ -446,10 +447,20 @@ async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
         arg,
     })
     .await;
-    // A canister too poor to be reinstalled has no cycles worth returning: delete it anyway.
-    let has_our_module = reinstalled.is_ok();
-    if has_our_module {
-        super::with(|f| f.cleanup_step(id, CleanupStep::Reinstalled));
+    // A canister too poor to be reinstalled, or holding less than it costs to send cycles
+    // back, has nothing worth returning: it is deleted without asking (else a drained canister
+    // could never be cleaned up).
+    let worth_returning = match reinstalled {
+        Ok(()) => {
+            super::with(|f| f.cleanup_step(id, CleanupStep::Reinstalled));
+            let status = canister_status(&CanisterStatusArgs { canister_id })
+                .await
+                .map_err(|e| format!("canister_status: {e}"))?;
+            status.cycles > Nat::from(MIN_CYCLES_WORTH_RETURNING)
+        }
+        Err(_) => false,
+    };
+    if worth_returning {
         // The owner may have stopped it: a stopped canister cannot send its cycles.
         start_canister(&StartCanisterArgs { canister_id })
             .await
@@ -471,6 +482,10 @@ async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
         .map_err(|e| format!("delete_canister: {e}"))?;
     Ok(())
 }
+
+/// Below this balance a canister under cleanup is deleted without returning its cycles: the
+/// personal canister keeps 5 B for itself and the calls cost about as much again.
+const MIN_CYCLES_WORTH_RETURNING: u128 = 10_000_000_000;
 
 /// A management call rejected because the canister no longer exists.
 fn is_gone(e: &CallErr) -> bool {
