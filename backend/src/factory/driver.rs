@@ -395,17 +395,44 @@ async fn handoff_steps(canister_id: Principal, owner: Principal) -> Result<(), S
 /// Returns the cycles credited by this cleanup.
 pub async fn cleanup(id: u64) -> Result<u128, FactoryError> {
     let canister_id = state::write(|caps| super::with(|f| f.begin_cleanup(id, caps, now())))?;
+    let started_at = super::with(|f| f.record(id))
+        .and_then(|r| r.cleanup)
+        .map_or(0, |c| c.started_at);
     let Some(canister_id) = canister_id else {
         return Ok(super::with(|f| f.cleanup_done(id)));
     };
-    match cleanup_steps(id, canister_id).await {
+    let outcome = cleanup_steps(id, started_at, canister_id).await;
+    if !super::with(|f| f.cleanup_is_current(id, started_at)) {
+        return Err(superseded());
+    }
+    match outcome {
         Ok(()) => Ok(super::with(|f| f.cleanup_done(id))),
         Err(reason) => Err(super::with(|f| f.cleanup_failed(id, reason))),
     }
 }
 
-async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
+fn superseded() -> FactoryError {
+    FactoryError::CleanupFailed {
+        reason: "superseded: the creation was retried or cleaned up again meanwhile".into(),
+    }
+}
+
+/// The cleanup's calls. After every await it journals the step, or stops when the cleanup is
+/// no longer current (a retry after it went stale took the creation over).
+async fn cleanup_steps(id: u64, started_at: u64, canister_id: Principal) -> Result<(), String> {
     let me = ic_cdk::api::canister_self();
+    let current = || -> Result<(), String> {
+        if super::with(|f| f.cleanup_is_current(id, started_at)) {
+            Ok(())
+        } else {
+            Err(superseded().to_string())
+        }
+    };
+    let journal = |step: CleanupStep| -> Result<(), String> {
+        current()?;
+        super::with(|f| f.cleanup_step(id, step));
+        Ok(())
+    };
     let info = canister_info(&CanisterInfoArgs {
         canister_id,
         num_requested_changes: None,
@@ -417,6 +444,7 @@ async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
         Err(e) if is_gone(&e) => return Ok(()),
         Err(e) => return Err(format!("canister_info: {e}")),
     };
+    journal(CleanupStep::Started)?;
     if !info.controllers.contains(&me) {
         return Ok(()); // The owner took it over: it is theirs, with its cycles.
     }
@@ -429,7 +457,7 @@ async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
     })
     .await;
     match owner_removed {
-        Ok(()) => super::with(|f| f.cleanup_step(id, CleanupStep::OwnerRemoved)),
+        Ok(()) => journal(CleanupStep::OwnerRemoved)?,
         Err(e) if is_gone(&e) => return Ok(()),
         Err(e) => return Err(format!("update_settings: {e}")),
     }
@@ -452,10 +480,11 @@ async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
     // could never be cleaned up).
     let worth_returning = match reinstalled {
         Ok(()) => {
-            super::with(|f| f.cleanup_step(id, CleanupStep::Reinstalled));
+            journal(CleanupStep::Reinstalled)?;
             let status = canister_status(&CanisterStatusArgs { canister_id })
                 .await
                 .map_err(|e| format!("canister_status: {e}"))?;
+            current()?;
             status.cycles > Nat::from(MIN_CYCLES_WORTH_RETURNING)
         }
         Err(_) => false,
@@ -465,18 +494,19 @@ async fn cleanup_steps(id: u64, canister_id: Principal) -> Result<(), String> {
         start_canister(&StartCanisterArgs { canister_id })
             .await
             .map_err(|e| format!("start_canister: {e}"))?;
+        current()?;
         // What the reply says is ignored: `deposit_returned_cycles` credited what arrived. A
         // failed call stops the cleanup (the admin calls again) rather than deleting cycles.
         Call::bounded_wait(canister_id, "return_cycles")
             .with_arg(me)
             .await
             .map_err(|e| format!("return_cycles: {e}"))?;
-        super::with(|f| f.cleanup_step(id, CleanupStep::CyclesReturned));
+        journal(CleanupStep::CyclesReturned)?;
     }
     stop_canister(&StopCanisterArgs { canister_id })
         .await
         .map_err(|e| format!("stop_canister: {e}"))?;
-    super::with(|f| f.cleanup_step(id, CleanupStep::Stopped));
+    journal(CleanupStep::Stopped)?;
     delete_canister(&DeleteCanisterArgs { canister_id })
         .await
         .map_err(|e| format!("delete_canister: {e}"))?;

@@ -919,6 +919,8 @@ impl<M: StableMemory> Factory<M> {
         if !self.config().creation_enabled {
             return Err(FactoryError::CreationDisabled);
         }
+        // A stale cleanup is superseded: its task stops at its next await.
+        self.end_cleanup(migration_id);
         let capsule = capsules
             .capsule_record(rec.owner)
             .ok_or(FactoryError::NoCapsule)?;
@@ -1290,6 +1292,18 @@ impl<M: StableMemory> Factory<M> {
                 c.step = step;
             }
         });
+    }
+
+    /// Whether the cleanup started at `started_at` is still the one the record runs: not
+    /// superseded by a retry (after it went stale) or by a newer cleanup. A cleanup checks this
+    /// after every await and stops when it is no longer current.
+    pub fn cleanup_is_current(&self, migration_id: u64, started_at: u64) -> bool {
+        self.record(migration_id).is_some_and(|r| {
+            r.state == CreationState::Failed
+                && r.cleanup
+                    .as_ref()
+                    .is_some_and(|c| c.started_at == started_at && c.error.is_none())
+        })
     }
 
     /// The cleanup stopped on an error: journaled, and it may be started again.
