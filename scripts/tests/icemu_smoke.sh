@@ -18,7 +18,7 @@ command -v curl >/dev/null || fail "curl is not installed (apt-get install -y cu
 if command -v b3sum >/dev/null; then
     b3() { b3sum --no-names "$1"; }
 else
-    b3() { cargo run -q -p manifests -- hash "$1" | awk '{print $1}'; }
+    b3() { cargo run -q -p manifests -- hash "$1" | awk 'NR == 1 {print $1}'; }  # line 1: the blob's hash; then its chunks
 fi
 
 work=$(mktemp -d)

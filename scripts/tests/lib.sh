@@ -165,13 +165,13 @@ deploy_backend() {
 # top_up_reserve CYCLES: from the backend's balance.
 top_up_reserve() {
     canister_call "$BACKEND" admin_top_up_reserve "(opt ${1:-100_000_000_000_000})"
-    printf '%s' "$REPLY" | grep -q 'Ok = record' || die "top up reserve" "Ok"
+    grep -q 'Ok = record' <<<"$REPLY" || die "top up reserve" "Ok"
 }
 
 # ---------------------------------------------------------------- capsules and blobs
 create_capsule() { # WHO [NAME]
     canister_call --as "$1" "$BACKEND" create_capsule "(record { name = \"${2:-$1}\"; bio = \"suite\"; settings = null })"
-    printf '%s' "$REPLY" | grep -q 'Ok = record' || die "create_capsule as $1" "Ok"
+    grep -q 'Ok = record' <<<"$REPLY" || die "create_capsule as $1" "Ok"
 }
 # make_blob NAME SIZE: random bytes in $WORK/blobs/NAME; prints the path.
 make_blob() { head -c "$2" /dev/urandom > "$WORK/blobs/$1"; echo "$WORK/blobs/$1"; }
@@ -190,11 +190,11 @@ upload_blob() {
     for c in "$WORK"/out/chunk.*; do
         printf '(%s : nat64, %s : nat64, %s)' "$upload" "$i" "$(blob_lit "$(hex_of_file "$c")")" > "$WORK/out/arg"
         canister_call --as "$who" --arg-file "$WORK/out/arg" "$canister" put_blob_chunk
-        printf '%s' "$REPLY" | grep -q 'Ok' || die "put_blob_chunk $i" "Ok"
+        grep -q 'Ok' <<<"$REPLY" || die "put_blob_chunk $i" "Ok"
         i=$((i + 1))
     done
     canister_call --as "$who" "$canister" finish_blob_upload "($upload : nat64)"
-    printf '%s' "$REPLY" | grep -q 'Ok = record' || die "finish_blob_upload" "Ok"
+    grep -q 'Ok = record' <<<"$REPLY" || die "finish_blob_upload" "Ok"
 }
 # add_memory WHO TITLE [HASH SIZE]: a note, or a photo referencing a blob.
 add_memory() {
@@ -205,12 +205,12 @@ add_memory() {
     fi
     canister_call --as "$1" "$BACKEND" add_memory \
         "(record { title = \"$2\"; description = \"about $2\"; tags = vec { \"suite\" }; kind = variant { $kind }; encryption = null; blobs = $blobs })"
-    printf '%s' "$REPLY" | grep -q 'Ok = record' || die "add_memory $2" "Ok"
+    grep -q 'Ok = record' <<<"$REPLY" || die "add_memory $2" "Ok"
 }
 add_connection() { # WHO PEER_IDENTITY
     canister_call --as "$1" "$BACKEND" add_connection \
         "(record { peer = principal \"$(ic identity "$2")\"; relationship = \"friend\"; status = variant { Accepted } })"
-    printf '%s' "$REPLY" | grep -q 'Ok = record' || die "add_connection $2" "Ok"
+    grep -q 'Ok = record' <<<"$REPLY" || die "add_connection $2" "Ok"
 }
 # fill_capsule WHO SIZE...: a capsule with one blob per size (files $WORK/blobs/WHO.N, hashes
 # in $WORK/blobs/WHO.hashes), one photo memory per blob, two notes and one connection.
@@ -296,7 +296,7 @@ manifest_pages() {
         else
             personal_call --query --as "$who" "$canister" "$method" "($cursor)"
         fi
-        printf '%s' "$REPLY" | grep -q 'Ok = record' || return 1
+        grep -q 'Ok = record' <<<"$REPLY" || return 1
         printf '%s\n' "$REPLY" >> "$out"
         next=$(printf '%s' "$REPLY" | tr '\n' ' ' | grep -oE 'next = opt record \{[^}]*\}[^}]*\}' | head -1)
         if [ -n "$next" ]; then
@@ -323,6 +323,6 @@ set_config() {
         shift 2
     done
     canister_call "$BACKEND" admin_set_config "($cfg)"
-    printf '%s' "$REPLY" | grep -q 'Ok = record' || die "admin_set_config" "Ok"
+    grep -q 'Ok = record' <<<"$REPLY" || die "admin_set_config" "Ok"
 }
 reserve_nat() { canister_call --query "$BACKEND" admin_get_reserve; field_nat reserve; }

@@ -31,9 +31,15 @@ create_personal alice
 check "retry after Failed: NotStarted, attempts 2" "NotStarted 2 : nat32" "$(rec_state) $(field attempts)"
 mig=$(migration_id_of_record)
 canister_call "$BACKEND" admin_cleanup_creation "($mig : nat64)"
-check_contains "cleanup of an active creation: InvalidState" "InvalidState" "$REPLY"
+check_contains "cleanup of a queued creation: Ok (nothing created yet)" "Ok = 0 : nat" "$REPLY"
+creation_status alice
+check "the cleanup stopped the creation: Failed" Failed "$(rec_state)"
+check_contains "the cleanup stopped the creation: CancelledByAdmin" "CancelledByAdmin" "$REPLY"
+create_personal alice
 wait_final alice
 check "alice Completed on retry" Completed "$STATE"
+canister_call "$BACKEND" admin_cleanup_creation "($mig : nat64)"
+check_contains "cleanup of a Completed creation: InvalidState" "InvalidState" "$REPLY"
 
 echo "== network failures: transient rejects of management calls, pulls and reports"
 ic fault reject --canister aaaaa-aa --method create_canister --count 2 --message "injected: create" > /dev/null
