@@ -208,7 +208,10 @@ fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, Fact
     factory::with(|f| {
         let spendable = liquid.saturating_sub(f.reserve().saturating_add(attached));
         f.top_up(attached + wanted.min(spendable));
-        Ok(f.reserve_status(ic_cdk::api::canister_cycle_balance()))
+        Ok(f.reserve_status(
+            ic_cdk::api::canister_cycle_balance(),
+            ic_cdk::api::canister_liquid_cycle_balance(),
+        ))
     })
 }
 
@@ -216,6 +219,9 @@ fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, Fact
 fn admin_get_reserve() -> Result<ReserveStatus, FactoryError> {
     require_admin()?;
     Ok(factory::with(|f| {
-        f.reserve_status(ic_cdk::api::canister_cycle_balance())
+        f.reserve_status(
+            ic_cdk::api::canister_cycle_balance(),
+            ic_cdk::api::canister_liquid_cycle_balance(),
+        )
     }))
 }

@@ -138,7 +138,7 @@ fn to_importing(f: &mut F, c: &mut Caps, n: u8) -> u64 {
     f.admit_queued(c, 2 * SEC);
     assert_eq!(export_all(f, c, id, 3 * SEC), CreationState::Creating);
     assert_eq!(f.next_step(id, 3 * SEC), Step::Create);
-    let cycles = f.take_creation_cycles(id, 3 * SEC).unwrap();
+    let cycles = f.take_creation_cycles(id, 3 * SEC, u128::MAX).unwrap();
     f.created(id, Ok(personal(n)), cycles, c, 4 * SEC);
     assert!(
         matches!(f.next_step(id, 4 * SEC), Step::Install { canister_id, .. } if canister_id == personal(n))
@@ -424,7 +424,7 @@ fn transient_create_failures_back_off_then_fail_and_refund() {
     };
     let mut now = 10 * SEC;
     for attempt in 1..=2 {
-        let cycles = f.take_creation_cycles(id, now).unwrap();
+        let cycles = f.take_creation_cycles(id, now, u128::MAX).unwrap();
         f.created(id, Err(transient.clone()), cycles, &mut c, now);
         let rec = f.record(id).unwrap();
         assert_eq!(rec.state, CreationState::Creating);
@@ -434,7 +434,7 @@ fn transient_create_failures_back_off_then_fail_and_refund() {
         now = rec.next_try_at;
         assert_eq!(f.next_step(id, now), Step::Create);
     }
-    let cycles = f.take_creation_cycles(id, now).unwrap();
+    let cycles = f.take_creation_cycles(id, now, u128::MAX).unwrap();
     f.created(id, Err(transient), cycles, &mut c, now);
     let rec = f.record(id).unwrap();
     assert_eq!(rec.state, CreationState::Failed);
@@ -482,7 +482,7 @@ fn a_stopped_canister_is_retried_but_a_real_error_fails_at_once() {
     let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
     f.admit_queued(&mut c, 1);
     export_all(&mut f, &mut c, id, 2);
-    let cycles = f.take_creation_cycles(id, 2).unwrap();
+    let cycles = f.take_creation_cycles(id, 2, u128::MAX).unwrap();
     f.created(id, Ok(personal(1)), cycles, &mut c, 3);
     f.installed(
         id,
@@ -692,7 +692,7 @@ fn the_low_water_alert_fires_at_most_once_a_day() {
     assert!(f.check_low_water(2 * DAY).is_some());
     f.top_up(5_000);
     assert!(f.check_low_water(3 * DAY).is_none());
-    assert_eq!(f.reserve_status(0).alerts.len(), 2);
+    assert_eq!(f.reserve_status(0, 0).alerts.len(), 2);
 }
 
 #[test]
@@ -746,7 +746,7 @@ fn cleanup_credits_the_returned_cycles() {
     assert_eq!(rec.canister_id, None);
     assert_eq!(rec.cycles_consumed, consumed - 400);
     assert_eq!(f.reserve(), reserve + 400);
-    assert_eq!(f.reserve_status(0).total_returned, 400);
+    assert_eq!(f.reserve_status(0, 0).total_returned, 400);
 }
 
 #[test]
@@ -785,7 +785,7 @@ fn status(phase: capsule::migration::ImportPhase) -> capsule::migration::ImportS
 }
 
 fn accounting_holds(f: &F) {
-    let r = f.reserve_status(0);
+    let r = f.reserve_status(0, 0);
     assert_eq!(
         r.reserve + r.total_consumed - r.total_returned,
         r.total_topped_up,
@@ -857,7 +857,7 @@ fn a_step_result_arriving_after_a_timeout_changes_nothing() {
     let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
     f.admit_queued(&mut c, 1);
     export_all(&mut f, &mut c, id, 2);
-    let cycles = f.take_creation_cycles(id, 3).unwrap();
+    let cycles = f.take_creation_cycles(id, 3, u128::MAX).unwrap();
     f.created(id, Ok(personal(1)), cycles, &mut c, 4);
     f.fail(
         id,
@@ -885,7 +885,7 @@ fn a_canister_created_after_a_timeout_is_recorded_and_a_retry_waits_for_the_repl
     let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
     f.admit_queued(&mut c, 1);
     export_all(&mut f, &mut c, id, 2);
-    let cycles = f.take_creation_cycles(id, 3).unwrap();
+    let cycles = f.take_creation_cycles(id, 3, u128::MAX).unwrap();
     assert_eq!(f.creates_in_flight(), vec![id]);
     assert!(
         f.upgrade_blocker().is_some(),
@@ -893,7 +893,7 @@ fn a_canister_created_after_a_timeout_is_recorded_and_a_retry_waits_for_the_repl
     );
     assert_eq!(f.next_step(id, 4), Step::Wait, "the call is in flight");
     assert!(
-        f.take_creation_cycles(id, 4).is_err(),
+        f.take_creation_cycles(id, 4, u128::MAX).is_err(),
         "a second create_canister is refused"
     );
     f.fail(
@@ -937,7 +937,7 @@ fn a_create_lost_to_an_upgrade_fails_with_an_unknown_outcome() {
     let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
     f.admit_queued(&mut c, 1);
     export_all(&mut f, &mut c, id, 2);
-    let quote = f.take_creation_cycles(id, 3).unwrap();
+    let quote = f.take_creation_cycles(id, 3, u128::MAX).unwrap();
     // Upgraded with skip_pre_upgrade: the reply will never reach the new module.
     f.after_upgrade(&mut c, 4);
     let rec = f.record(id).unwrap();
@@ -1130,7 +1130,7 @@ fn cleanup_stops_a_running_creation_and_refuses_a_retry_or_a_second_cleanup() {
     let rec = f.record(id).unwrap();
     assert_eq!(rec.canister_id, None);
     assert_eq!(rec.created_canisters, Some(vec![personal(1)]));
-    assert_eq!(f.reserve_status(0).total_returned, 1_000);
+    assert_eq!(f.reserve_status(0, 0).total_returned, 1_000);
     // Now a retry creates a new canister.
     let rec = request(&mut f, &mut c, 1, 9 * SEC).unwrap();
     assert_eq!(rec.cleanup, None);
@@ -1257,4 +1257,80 @@ fn the_exported_manifest_is_cleared_in_bounded_steps_keeping_root_and_counts() {
     );
     let rec = f.record(id).unwrap();
     assert_eq!(rec.manifest.as_ref().unwrap().memories, 5);
+}
+
+#[test]
+fn retries_count_against_the_owners_and_the_global_day() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    with_capsule(&mut c, 2);
+    let fail = |f: &mut F, c: &mut Caps, n: u8, now: u64| {
+        let id = f.record_of(user(n)).unwrap().migration_id;
+        f.fail(
+            id,
+            FactoryError::CancelledByAdmin {
+                state: CreationState::NotStarted,
+            },
+            c,
+            now,
+        );
+    };
+    request(&mut f, &mut c, 1, SEC).unwrap();
+    for attempt in 2..=3 {
+        fail(&mut f, &mut c, 1, SEC);
+        let rec = request(&mut f, &mut c, 1, SEC).unwrap();
+        assert_eq!(rec.attempts, attempt);
+    }
+    assert_eq!(f.stats().attempted, 3, "every attempt is counted");
+    fail(&mut f, &mut c, 1, SEC);
+    assert_eq!(
+        request(&mut f, &mut c, 1, SEC),
+        Err(FactoryError::OwnerDailyLimitReached { limit: 3 })
+    );
+    assert_eq!(
+        f.record_of(user(1)).unwrap().state,
+        CreationState::Failed,
+        "nothing changed"
+    );
+    // The next day the owner may try again.
+    assert_eq!(request(&mut f, &mut c, 1, DAY + SEC).unwrap().attempts, 4);
+
+    // Retries use up the global day too.
+    f.set_config(FactoryConfig {
+        daily_limit: 2,
+        ..f.config()
+    });
+    request(&mut f, &mut c, 2, DAY + SEC).unwrap();
+    fail(&mut f, &mut c, 1, DAY + SEC);
+    assert_eq!(
+        request(&mut f, &mut c, 1, DAY + SEC),
+        Err(FactoryError::DailyLimitReached { limit: 2 })
+    );
+}
+
+#[test]
+fn a_reserve_the_liquid_balance_cannot_back_creates_nothing() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
+    f.admit_queued(&mut c, 1);
+    export_all(&mut f, &mut c, id, 2);
+    let quote = f.record(id).unwrap().quote.unwrap().total;
+    let reserve = f.reserve();
+    assert_eq!(
+        f.take_creation_cycles(id, 3, quote - 1),
+        Err(FactoryError::InsufficientCycles {
+            required: quote,
+            available: quote - 1
+        })
+    );
+    assert_eq!(f.reserve(), reserve, "nothing taken");
+    assert!(f.creates_in_flight().is_empty());
+    let status = f.reserve_status(10 * quote, quote - 1);
+    assert_eq!(
+        (status.balance, status.liquid_balance),
+        (10 * quote, quote - 1)
+    );
 }

@@ -269,7 +269,7 @@ impl Sim {
                     }
                 }
                 Step::Create => {
-                    let cycles = self.f.take_creation_cycles(id, now).unwrap();
+                    let cycles = self.f.take_creation_cycles(id, now, u128::MAX).unwrap();
                     self.creates.push((id, cycles));
                 }
                 Step::Install { canister_id, .. } => {
@@ -430,7 +430,7 @@ impl Sim {
     }
 
     fn check(&self) {
-        let r = self.f.reserve_status(0);
+        let r = self.f.reserve_status(0, 0);
         assert_eq!(
             r.reserve + r.total_consumed - r.total_returned,
             r.total_topped_up,

@@ -206,7 +206,9 @@ async fn create(id: u64) {
     let Some(rec) = super::with(|f| f.record(id)) else {
         return;
     };
-    let cycles = match super::with(|f| f.take_creation_cycles(id, now())) {
+    let cycles = match super::with(|f| {
+        f.take_creation_cycles(id, now(), ic_cdk::api::canister_liquid_cycle_balance())
+    }) {
         Ok(c) => c,
         Err(e) => {
             state::write(|caps| super::with(|f| f.fail(id, e, caps, now())));

@@ -363,6 +363,7 @@ impl<M: StableMemory> Factory<M> {
             created_canisters: None,
             cleanup: None,
             deadline_at: None,
+            attempts_today: Some(DayCount { day, count: 1 }),
         };
         self.by_owner.insert(owner, migration_id);
         self.save(rec.clone());
@@ -584,11 +585,15 @@ impl<M: StableMemory> Factory<M> {
 
     /// Journals the start of `create_canister`: takes the quoted cycles from the reserve, marks
     /// the call in flight (the backend refuses upgrades until its callback has run) and returns
-    /// the cycles to attach. Called right before the call, in the same message.
+    /// the cycles to attach. Called right before the call, in the same message. `liquid` is the
+    /// canister's liquid balance (above its freezing reserve): a reserve the balance cannot back
+    /// is refused (`InsufficientCycles` with the liquid balance as available), so creations never
+    /// take the backend to its freezing threshold.
     pub fn take_creation_cycles(
         &mut self,
         migration_id: u64,
         now: u64,
+        liquid: u128,
     ) -> Result<u128, FactoryError> {
         let rec = self
             .record(migration_id)
@@ -603,7 +608,7 @@ impl<M: StableMemory> Factory<M> {
             });
         }
         let cycles = rec.quote.as_ref().map_or(0, |q| q.total);
-        let available = self.st().reserve;
+        let available = self.st().reserve.min(liquid);
         if available < cycles {
             return Err(FactoryError::InsufficientCycles {
                 required: cycles,
@@ -919,6 +924,37 @@ impl<M: StableMemory> Factory<M> {
         if !self.config().creation_enabled {
             return Err(FactoryError::CreationDisabled);
         }
+        // Every attempt spends cycles: it counts against the owner's and the global day.
+        let day = now / DAY_NS;
+        let cfg = self.config();
+        let owner_limit = cfg
+            .max_attempts_per_owner_per_day
+            .unwrap_or(DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY);
+        let mine = rec
+            .attempts_today
+            .filter(|d| d.day == day)
+            .map_or(0, |d| d.count);
+        if mine >= owner_limit {
+            return Err(FactoryError::OwnerDailyLimitReached { limit: owner_limit });
+        }
+        let st = self.st();
+        let today = if st.day == day { st.day_count } else { 0 };
+        if today >= cfg.daily_limit {
+            return Err(FactoryError::DailyLimitReached {
+                limit: cfg.daily_limit,
+            });
+        }
+        self.update_st(|s| {
+            s.day = day;
+            s.day_count = today + 1;
+            s.attempted += 1;
+        });
+        let _ = self.with_record(migration_id, |r| {
+            r.attempts_today = Some(DayCount {
+                day,
+                count: mine + 1,
+            })
+        });
         // A stale cleanup is superseded: its task stops at its next await.
         self.end_cleanup(migration_id);
         let capsule = capsules
@@ -1214,12 +1250,15 @@ impl<M: StableMemory> Factory<M> {
         Some(alert)
     }
 
-    pub fn reserve_status(&self, balance: u128) -> ReserveStatus {
+    /// The reserve beside the canister's `balance` and `liquid` balance (above its freezing
+    /// reserve): the reserve is spendable only as far as the liquid balance backs it.
+    pub fn reserve_status(&self, balance: u128, liquid: u128) -> ReserveStatus {
         let cfg = self.config();
         let s = self.st();
         ReserveStatus {
             reserve: s.reserve,
             balance,
+            liquid_balance: liquid,
             threshold: cfg.reserve_threshold,
             low_water_mark: cfg.low_water_mark,
             total_topped_up: s.total_topped_up,

@@ -153,6 +153,16 @@ pub struct CreationRecord {
     /// When the current state times out (non-final states past `NotStarted`); the driver fails
     /// the creation with `TimedOut` after it.
     pub deadline_at: Option<u64>,
+    /// Attempts (the first request and every retry) made on the UTC day `day`, counted against
+    /// `max_attempts_per_owner_per_day`.
+    pub attempts_today: Option<DayCount>,
+}
+
+/// A count on one UTC day (`day` = days since the epoch).
+#[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DayCount {
+    pub day: u64,
+    pub count: u32,
 }
 
 /// An admin cleanup of a creation's canister, journaled after every call it awaits.
@@ -192,6 +202,9 @@ pub struct ReserveStatus {
     pub reserve: u128,
     /// The canister's balance.
     pub balance: u128,
+    /// The part of the balance above the freezing reserve: what can actually be spent. A
+    /// creation is refused when this cannot cover its quote, whatever the reserve says.
+    pub liquid_balance: u128,
     /// Creations are refused when the reserve would fall below this after the quote.
     pub threshold: u128,
     pub low_water_mark: u128,
@@ -215,7 +228,7 @@ pub struct FactoryConfig {
     pub creation_enabled: bool,
     /// Creations in Exporting..Verifying at once; more wait in NotStarted, in order.
     pub max_in_flight: u32,
-    /// Creations accepted per UTC day; more are rejected.
+    /// Attempts (new requests and retries, all owners) accepted per UTC day; more are rejected.
     pub daily_limit: u32,
     /// Reserve that must remain after a quote is taken.
     pub reserve_threshold: u128,
@@ -243,7 +256,13 @@ pub struct FactoryConfig {
     pub import_timeout_seconds: Option<u64>,
     /// Added to the `Importing` bound per GiB moved (`None`: [`DEFAULT_IMPORT_SECONDS_PER_GIB`]).
     pub import_seconds_per_gib: Option<u64>,
+    /// Attempts (first request and retries) one owner may make per UTC day
+    /// (`None`: [`DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY`]). Every attempt also counts against
+    /// `daily_limit`.
+    pub max_attempts_per_owner_per_day: Option<u32>,
 }
+
+pub const DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY: u32 = 3;
 
 pub const DEFAULT_STEP_TIMEOUT_SECONDS: u64 = 3_600;
 pub const DEFAULT_IMPORT_TIMEOUT_SECONDS: u64 = 3_600;
@@ -314,6 +333,12 @@ impl FactoryConfig {
                 "must be 60 s to 7 days",
             )?;
         }
+        check(
+            self.max_attempts_per_owner_per_day
+                .is_none_or(|v| (1..=100).contains(&v)),
+            "max_attempts_per_owner_per_day",
+            "must be 1..=100",
+        )?;
         check(
             self.import_seconds_per_gib.is_none_or(|v| v <= DAY),
             "import_seconds_per_gib",
@@ -409,6 +434,7 @@ impl Default for FactoryConfig {
             step_timeout_seconds: None,
             import_timeout_seconds: None,
             import_seconds_per_gib: None,
+            max_attempts_per_owner_per_day: None,
         }
     }
 }
@@ -444,6 +470,8 @@ pub enum FactoryError {
     NoCreation,
     #[error("the daily limit of {limit} new personal canisters is reached; try again tomorrow")]
     DailyLimitReached { limit: u32 },
+    #[error("you have made {limit} attempts today, the most one user may; try again tomorrow")]
+    OwnerDailyLimitReached { limit: u32 },
     #[error(
         "the cycles reserve holds {available} cycles, {required} are needed: an administrator must top it up"
     )]
