@@ -44,8 +44,8 @@ describe('every FactoryError variant has a sentence', () => {
         'CleanupInProgress', 'CreateOutcomeUnknown', 'CreationDisabled', 'DailyLimitReached', 'ExportFailed',
         'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles', 'Internal', 'InvalidArgument', 'InvalidConfig',
         'InvalidState', 'ModuleHashMismatch',
-        'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'RootMismatch', 'TimedOut', 'UnknownMigration',
-        'UntrustedReply',
+        'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'OwnerDailyLimitReached', 'RootMismatch', 'TimedOut',
+        'UnknownMigration', 'UntrustedReply',
       ].sort(),
     );
   });
@@ -157,6 +157,16 @@ describe('messages carry the details people need', () => {
   it('InvalidArgument gives the reason', () => {
     expect(describeFactoryError({ InvalidArgument: { reason: 'the cycles amount must be positive' } })).toBe(
       'That request was refused: the cycles amount must be positive.',
+    );
+  });
+  it('DailyLimitReached counts attempts, not canisters created', () => {
+    expect(describeFactoryError({ DailyLimitReached: { limit: 50 } })).toBe(
+      'The service has reached its limit of 50 creation attempts for today; try again tomorrow.',
+    );
+  });
+  it('OwnerDailyLimitReached gives the per-person limit and says to try tomorrow', () => {
+    expect(describeFactoryError({ OwnerDailyLimitReached: { limit: 5 } })).toBe(
+      'You have made 5 attempts today, the most one person may; try again tomorrow.',
     );
   });
   it('BlobTooLarge gives sizes in bytes people read', () => {

@@ -241,6 +241,10 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
     if (state === 'Completed') return { Err: { AlreadyCompleted: { canister_id: PERSONAL_ID } } };
     if (state === 'Failed') {
       this.record.attempts += 1;
+      // Like the factory: a retry counts as an attempt on today's UTC day.
+      const day = dayOf(this.now);
+      const today = this.record.attempts_today[0];
+      this.record.attempts_today = [{ day, count: today && today.day === day ? today.count + 1 : 1 }];
       this.record.error = [];
       this.record.failed_in = [];
       this.step = 0;
@@ -276,7 +280,15 @@ function clone(r: CreationRecord): CreationRecord {
     cleanup: r.cleanup[0] ? [{ ...r.cleanup[0], error: [...r.cleanup[0].error] }] : [],
     create_call_since: [...r.create_call_since],
     created_canisters: r.created_canisters[0] ? [[...r.created_canisters[0]]] : [],
+    attempts_today: r.attempts_today[0] ? [{ ...r.attempts_today[0] }] : [],
   };
+}
+
+const NS_PER_DAY = 86_400n * 1_000_000_000n;
+
+/** The UTC day (days since the epoch) of a time in nanoseconds. */
+function dayOf(ns: bigint): bigint {
+  return ns / NS_PER_DAY;
 }
 
 function newRecord(now: bigint): CreationRecord {
@@ -302,6 +314,7 @@ function newRecord(now: bigint): CreationRecord {
     created_canisters: [],
     next_try_at: now,
     manifest: [],
+    attempts_today: [{ day: dayOf(now), count: 1 }],
     migration_id: 1n,
     purge_requested: false,
     timeline: [{ state: { NotStarted: null }, at: now }],

@@ -100,7 +100,9 @@ const factoryMessages: Messages<FactoryError> = {
   InvalidState: ({ state, expected }) =>
     `This cannot be done while the creation is ${describeState(state)} (it needs to be ${expected}).`,
   DailyLimitReached: ({ limit }) =>
-    `The service has created its ${limit} personal canisters for today; try again tomorrow.`,
+    `The service has reached its limit of ${limit} creation attempts for today; try again tomorrow.`,
+  OwnerDailyLimitReached: ({ limit }) =>
+    `You have made ${limit} attempts today, the most one person may; try again tomorrow.`,
   TimedOut: ({ seconds, state }) =>
     `The creation took longer than ${seconds} s while ${describeState(state)} and was stopped; ask again to retry.`,
   CleanupInProgress: ({ migration_id }) =>

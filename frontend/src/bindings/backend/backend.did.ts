@@ -611,6 +611,11 @@ export interface CreationRecord {
    */
   'next_try_at' : bigint,
   'manifest' : [] | [ManifestSummary],
+  /**
+   * Attempts (the first request and every retry) made on the UTC day `day`, counted against
+   * `max_attempts_per_owner_per_day`.
+   */
+  'attempts_today' : [] | [DayCount],
   'migration_id' : bigint,
   /**
    * After `Completed`: the owner asked to purge the shared copy before the retention ends.
@@ -662,6 +667,10 @@ export type CreationState = {
      */
     'NotStarted' : null
   };
+/**
+ * A count on one UTC day (`day` = days since the epoch).
+ */
+export interface DayCount { 'day' : bigint, 'count' : number }
 /**
  * Key material of client-side encrypted content; moved byte for byte, never interpreted.
  */
@@ -738,6 +747,12 @@ export interface FactoryConfig {
    */
   'import_calls_in_flight' : number,
   /**
+   * Attempts (first request and retries) one owner may make per UTC day
+   * (`None`: [`DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY`]). Every attempt also counts against
+   * `daily_limit`.
+   */
+  'max_attempts_per_owner_per_day' : [] | [number],
+  /**
    * Reserve that must remain after a quote is taken.
    */
   'reserve_threshold' : bigint,
@@ -778,7 +793,7 @@ export interface FactoryConfig {
    */
   'freezing_threshold_seconds' : bigint,
   /**
-   * Creations accepted per UTC day; more are rejected.
+   * Attempts (new requests and retries, all owners) accepted per UTC day; more are rejected.
    */
   'daily_limit' : number,
   /**
@@ -808,6 +823,7 @@ export type FactoryError = { 'Internal' : { 'detail' : string } } |
   { 'HandoffUnconfirmed' : { 'controllers' : Array<Principal> } } |
   { 'UntrustedReply' : { 'step' : string, 'reason' : string } } |
   { 'ApiVersionMismatch' : { 'actual' : number, 'expected' : number } } |
+  { 'OwnerDailyLimitReached' : { 'limit' : number } } |
   { 'InsufficientCycles' : { 'available' : bigint, 'required' : bigint } } |
   { 'ModuleHashMismatch' : { 'actual' : string, 'expected' : string } } |
   { 'NotAdmin' : null } |
@@ -1087,6 +1103,11 @@ export interface ReserveStatus {
    */
   'threshold' : bigint,
   'alerts' : Array<ReserveAlert>,
+  /**
+   * The part of the balance above the freezing reserve: what can actually be spent. A
+   * creation is refused when this cannot cover its quote, whatever the reserve says.
+   */
+  'liquid_balance' : bigint,
   /**
    * Cycles set aside for creations.
    */
@@ -1415,6 +1436,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'actual' : IDL.Nat32,
       'expected' : IDL.Nat32,
     }),
+    'OwnerDailyLimitReached' : IDL.Record({ 'limit' : IDL.Nat32 }),
     'InsufficientCycles' : IDL.Record({
       'available' : IDL.Nat,
       'required' : IDL.Nat,
@@ -1454,6 +1476,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const FactoryConfig = IDL.Record({
     'max_in_flight' : IDL.Nat32,
     'import_calls_in_flight' : IDL.Nat32,
+    'max_attempts_per_owner_per_day' : IDL.Opt(IDL.Nat32),
     'reserve_threshold' : IDL.Nat,
     'retention_seconds' : IDL.Nat64,
     'import_timeout_seconds' : IDL.Opt(IDL.Nat64),
@@ -1555,6 +1578,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'balance' : IDL.Nat,
     'threshold' : IDL.Nat,
     'alerts' : IDL.Vec(ReserveAlert),
+    'liquid_balance' : IDL.Nat,
     'reserve' : IDL.Nat,
     'total_returned' : IDL.Nat,
     'total_topped_up' : IDL.Nat,
@@ -1614,6 +1638,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'blobs' : IDL.Nat64,
     'chunks' : IDL.Nat64,
   });
+  const DayCount = IDL.Record({ 'day' : IDL.Nat64, 'count' : IDL.Nat32 });
   const StateTime = IDL.Record({ 'at' : IDL.Nat64, 'state' : CreationState });
   const CreationRecord = IDL.Record({
     'updated_at' : IDL.Nat64,
@@ -1637,6 +1662,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'created_canisters' : IDL.Opt(IDL.Vec(IDL.Principal)),
     'next_try_at' : IDL.Nat64,
     'manifest' : IDL.Opt(ManifestSummary),
+    'attempts_today' : IDL.Opt(DayCount),
     'migration_id' : IDL.Nat64,
     'purge_requested' : IDL.Bool,
     'timeline' : IDL.Vec(StateTime),
