@@ -336,7 +336,7 @@ impl World {
 
     /// Checks the reserve's books: every cycle topped up is in the reserve or was consumed by a
     /// creation and not returned (`reserve + consumed - returned == topped up`), and the reserve
-    /// is backed by the canister's balance.
+    /// is backed by the canister's liquid balance (above its freezing reserve).
     pub fn assert_reserve_accounting(&self) -> backend::factory::types::ReserveStatus {
         let r = self.reserve_status();
         assert_eq!(
@@ -349,10 +349,10 @@ impl World {
             r.total_topped_up
         );
         assert!(
-            r.reserve <= r.balance,
-            "reserve {} exceeds the balance {}",
+            r.reserve <= r.liquid_balance,
+            "reserve {} exceeds the liquid balance {}",
             r.reserve,
-            r.balance
+            r.liquid_balance
         );
         r
     }

@@ -645,3 +645,78 @@ fn the_backend_refuses_an_upgrade_while_create_canister_is_in_flight() {
     );
     w.assert_reserve_accounting();
 }
+
+/// The backend upgraded while running, in every state a creation passes through, and the
+/// personal canister upgraded by its owner in the middle of the import: one canister is created,
+/// the quote is debited once, and the creation completes. An upgrade that would lose a
+/// `create_canister` reply is refused and succeeds a round later.
+#[test]
+#[cfg(not(feature = "pocketic"))] // upgrades while calls are in flight, round by round
+fn upgrades_of_either_side_in_every_state_create_once_and_debit_once() {
+    use std::collections::BTreeSet;
+    let w = World::new();
+    let alice = user(1);
+    w.fill_capsule(alice, &BIG, 4, 2);
+    let canisters = w.emu().canister_ids().len();
+    w.create_personal_canister(alice).unwrap();
+    let mut upgraded_in = BTreeSet::new();
+    let mut refused = 0;
+    let mut personal_upgraded = false;
+    for _ in 0..3_000 {
+        let rec = w.status(alice).unwrap();
+        if rec.state.is_final() {
+            break;
+        }
+        if !upgraded_in.contains(&rec.state) {
+            match w.ic.upgrade_canister(
+                w.backend,
+                wasm("backend"),
+                candid::encode_args(()).unwrap(),
+                Some(admin()),
+            ) {
+                Ok(()) => {
+                    upgraded_in.insert(rec.state);
+                }
+                Err(e) => {
+                    assert!(e.reject_message.contains("upgrade refused"), "{e:?}");
+                    refused += 1;
+                }
+            }
+        }
+        if rec.state == CreationState::Importing && !personal_upgraded {
+            let personal = rec.canister_id.unwrap();
+            w.ic.upgrade_canister(
+                personal,
+                wasm("personal"),
+                candid::encode_one(None::<capsule::migration::PersonalInitArgs>).unwrap(),
+                Some(alice),
+            )
+            .expect("the owner upgrades their canister mid-import");
+            personal_upgraded = true;
+        }
+        w.ic.advance_time(STEP);
+        w.ic.tick();
+    }
+    let rec = completed(&w, alice);
+    eprintln!(
+        "backend upgraded in {upgraded_in:?}; {refused} upgrades refused while create_canister was in flight"
+    );
+    assert!(personal_upgraded);
+    for s in [
+        CreationState::Creating,
+        CreationState::Installing,
+        CreationState::Importing,
+    ] {
+        assert!(upgraded_in.contains(&s), "upgraded in {s}: {upgraded_in:?}");
+    }
+    let personal = rec.canister_id.unwrap();
+    assert_eq!(rec.created_canisters, Some(vec![personal]));
+    assert_eq!(
+        rec.cycles_consumed,
+        rec.quote.unwrap().total,
+        "debited once"
+    );
+    assert_eq!(w.emu().canister_ids().len(), canisters + 1, "one canister");
+    assert_eq!(w.ic.get_controllers(personal), vec![alice]);
+    w.assert_reserve_accounting();
+}
