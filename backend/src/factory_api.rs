@@ -99,8 +99,11 @@ fn report_import_done(report: ImportReport) -> Result<(), ExportError> {
 #[ic_cdk::update]
 fn deposit_returned_cycles() -> Result<Nat, FactoryError> {
     let from = caller();
-    let migration_id =
-        factory::with(|f| f.cleanup_expecting(from)).ok_or(FactoryError::NotAdmin)?;
+    let migration_id = factory::with(|f| f.cleanup_expecting(from)).ok_or_else(|| {
+        FactoryError::InvalidArgument {
+            reason: "only a personal canister under cleanup may return cycles here".into(),
+        }
+    })?;
     let accepted = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
     factory::with(|f| f.credit_returned(migration_id, accepted));
     Ok(Nat::from(accepted))

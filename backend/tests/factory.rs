@@ -1334,3 +1334,25 @@ fn a_reserve_the_liquid_balance_cannot_back_creates_nothing() {
         (10 * quote, quote - 1)
     );
 }
+
+#[test]
+fn a_shorter_bound_set_by_an_admin_applies_to_running_creations() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let later = 5 * SEC + 120 * SEC;
+    assert!(matches!(f.next_step(id, later), Step::WatchImport { .. }));
+    f.set_config(FactoryConfig {
+        import_timeout_seconds: Some(60),
+        import_seconds_per_gib: Some(0),
+        ..f.config()
+    });
+    assert_eq!(
+        f.next_step(id, later),
+        Step::Fail(FactoryError::TimedOut {
+            state: CreationState::Importing,
+            seconds: 60
+        })
+    );
+}

@@ -442,7 +442,8 @@ impl<M: StableMemory> Factory<M> {
         if rec.state.is_final() {
             return Step::Wait;
         }
-        if let Some(deadline) = rec.deadline_at
+        // From the configuration in force now (an admin may have changed the bounds).
+        if let Some(deadline) = self.deadline_of(&rec)
             && now >= deadline
         {
             let blob_bytes = rec.manifest.as_ref().map_or(0, |m| m.blob_bytes);
