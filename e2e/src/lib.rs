@@ -92,16 +92,7 @@ impl World {
 
     /// A world running the backend module `target/wasm/<module>.wasm.gz`.
     pub fn with_backend(module: &str) -> Self {
-        let ic = PocketIc::new();
-        let backend = ic.create_canister_with_settings(Some(admin()), None);
-        ic.add_cycles(backend, BACKEND_CYCLES);
-        ic.install_canister(
-            backend,
-            wasm(module),
-            candid::encode_args(()).unwrap(),
-            Some(admin()),
-        );
-        let w = World { ic, backend };
+        let w = Self::with_backend_wasm(wasm(module), false);
         if module != "backend-core" {
             let (status,): (Result<backend::factory::types::ReserveStatus, FactoryError>,) = w
                 .update(
@@ -110,6 +101,29 @@ impl World {
                     (Some(candid::Nat::from(RESERVE)),),
                 );
             assert_eq!(status.unwrap().reserve, RESERVE);
+        }
+        w
+    }
+
+    /// A world running the backend module `wasm`; with `top_up`, the reserve is funded with
+    /// [`RESERVE`] (the reply is not decoded, so any earlier interface version works).
+    pub fn with_backend_wasm(wasm: Vec<u8>, top_up: bool) -> Self {
+        let ic = PocketIc::new();
+        let backend = ic.create_canister_with_settings(Some(admin()), None);
+        ic.add_cycles(backend, BACKEND_CYCLES);
+        ic.install_canister(
+            backend,
+            wasm,
+            candid::encode_args(()).unwrap(),
+            Some(admin()),
+        );
+        let w = World { ic, backend };
+        if top_up {
+            let _: (candid::Reserved,) = w.update(
+                admin(),
+                "admin_top_up_reserve",
+                (Some(candid::Nat::from(RESERVE)),),
+            );
         }
         w
     }

@@ -1,0 +1,117 @@
+//! Upgrading a backend that holds production data from the previous stable layout.
+//!
+//! `e2e/fixtures/backend-e8f49f3.wasm.gz` is the backend as released before the factory's
+//! hardening (commit e8f49f3, built by `scripts/build.sh` of that commit: see
+//! `e2e/fixtures/README.md`). It stores creation records, the factory's state and its config
+//! without the fields added since (all `opt`), so this test proves that records written by it
+//! still decode, and that creations it left open finish under the new module.
+
+use backend::factory::types::*;
+use capsule::*;
+use e2e::*;
+
+const PREVIOUS: &str = "backend-e8f49f3.wasm.gz";
+
+fn previous_backend() -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(PREVIOUS);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn everything_of(w: &World, who: candid::Principal) -> (CapsuleInfo, MemoryPage, ConnectionPage) {
+    let info: CapsuleInfo = w.capsule(w.backend, who, "get_capsule", ()).unwrap();
+    let memories: MemoryPage = w
+        .capsule(
+            w.backend,
+            who,
+            "list_memories",
+            (MemoryPageRequest {
+                start_after: None,
+                limit: 100,
+            },),
+        )
+        .unwrap();
+    let connections: ConnectionPage = w
+        .capsule(
+            w.backend,
+            who,
+            "list_connections",
+            (ConnectionPageRequest {
+                start_after: None,
+                limit: 100,
+            },),
+        )
+        .unwrap();
+    (info, memories, connections)
+}
+
+#[test]
+fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
+    let w = World::with_backend_wasm(previous_backend(), true);
+    let (alice, bob, carol) = (user(1), user(2), user(3));
+    w.fill_capsule(alice, &[1000, 300 * 1024], 4, 2);
+    let bob_blobs = w.fill_capsule(bob, &[3 * 1024 * 1024, 700 * 1024], 5, 1);
+    let carol_blobs = w.fill_capsule(carol, &[600 * 1024 + 7], 3, 3);
+
+    // Under the previous module: alice's creation completes, bob's is left importing.
+    w.create_personal_canister(alice).unwrap();
+    let alice_done = w.run_to_final(alice, 3_000);
+    assert_eq!(alice_done.state, CreationState::Completed);
+    w.create_personal_canister(bob).unwrap();
+    w.run_until(3_000, |w| {
+        w.status(bob).unwrap().state == CreationState::Importing
+    });
+    let before = [alice, bob, carol].map(|who| everything_of(&w, who));
+
+    w.ic.upgrade_canister(
+        w.backend,
+        wasm("backend"),
+        candid::encode_args(()).unwrap(),
+        Some(admin()),
+    )
+    .expect("upgrade from the previous layout");
+
+    // Every capsule, memory and connection is intact and readable.
+    let after = [alice, bob, carol].map(|who| everything_of(&w, who));
+    assert_eq!(before, after);
+    for (who, blobs) in [(carol, &carol_blobs), (bob, &bob_blobs)] {
+        for d in blobs.iter() {
+            let mut bytes = vec![];
+            for i in 0..d.size.div_ceil(blobstore::hash::CHUNK_SIZE as u64) {
+                let chunk: serde_bytes::ByteBuf = w
+                    .capsule(w.backend, who, "get_blob_chunk", (d.hash, i))
+                    .unwrap();
+                bytes.extend_from_slice(&chunk);
+            }
+            assert_eq!(blobstore::hash::blob_hashes(&bytes).0, d.hash.into_array());
+        }
+    }
+    // Records written by the previous module decode, with the new fields empty.
+    let alice_now = w.status(alice).unwrap();
+    assert_eq!(alice_now.state, CreationState::Completed);
+    assert_eq!(alice_now.canister_id, alice_done.canister_id);
+    assert_eq!(alice_now.created_canisters, None);
+    let (config,): (Result<FactoryConfig, FactoryError>,) =
+        w.query(admin(), "admin_get_config", ());
+    assert_eq!(config.unwrap().step_timeout_seconds, None);
+
+    // The creation the previous module left importing completes under the new one.
+    let bob_done = w.run_to_final(bob, 3_000);
+    assert_eq!(
+        bob_done.state,
+        CreationState::Completed,
+        "{:?}\n{}",
+        bob_done.error,
+        w.tail_of_trace()
+    );
+    assert_eq!(
+        w.ic.get_controllers(bob_done.canister_id.unwrap()),
+        vec![bob]
+    );
+    assert_eq!(bob_done.cycles_consumed, bob_done.quote.unwrap().total);
+    // And a new user's creation runs the whole way.
+    w.create_personal_canister(carol).unwrap();
+    assert_eq!(w.run_to_final(carol, 3_000).state, CreationState::Completed);
+    w.assert_reserve_accounting();
+}
