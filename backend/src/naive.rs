@@ -77,7 +77,8 @@ where
     T: CandidType + for<'de> Deserialize<'de>,
 {
     report.calls += 1;
-    let reply = Call::unbounded_wait(target, method)
+    // The personal canister is the owner's until the handoff: never wait on it unboundedly.
+    let reply = Call::bounded_wait(target, method)
         .with_args(args)
         .await
         .map_err(|e| format!("{method}: {e}"))?;

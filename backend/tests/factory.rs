@@ -27,15 +27,7 @@ fn caps() -> Caps {
 }
 
 fn factory() -> F {
-    let m = VectorMemory::default;
-    let mut f = Factory::init(FactoryMemories {
-        state: m(),
-        records: m(),
-        by_owner: m(),
-        walks: m(),
-        manifest_leaves: m(),
-        manifest_headers: m(),
-    });
+    let mut f = Factory::init(FactoryMemories::in_memory());
     f.set_config(FactoryConfig {
         export_leaves_per_step: 3,
         ..FactoryConfig::default()

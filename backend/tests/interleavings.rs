@@ -114,15 +114,7 @@ struct Sim {
 
 impl Sim {
     fn new() -> Sim {
-        let m = VectorMemory::default;
-        let mut f = Factory::init(FactoryMemories {
-            state: m(),
-            records: m(),
-            by_owner: m(),
-            walks: m(),
-            manifest_leaves: m(),
-            manifest_headers: m(),
-        });
+        let mut f = Factory::init(FactoryMemories::in_memory());
         f.set_config(FactoryConfig {
             export_leaves_per_step: 2,
             max_in_flight: 2,

@@ -86,8 +86,9 @@ async fn pump() {
     if let Some(alert) = super::with(|f| f.check_low_water(now))
         && let Some(target) = super::with(|f| f.config().notification_canister)
     {
-        // Best effort, one-way: the alert is recorded whatever the notification's fate.
-        let _ = Call::unbounded_wait(target, "notify_low_reserve")
+        // Best effort, one-way and bounded: the alert is recorded whatever the notification's
+        // fate, and the admin-set target cannot hold a call context open.
+        let _ = Call::bounded_wait(target, "notify_low_reserve")
             .with_arg(alert)
             .oneway();
     }

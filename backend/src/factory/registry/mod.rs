@@ -1,0 +1,352 @@
+//! The factory's durable state and every synchronous decision it makes: requests, queueing,
+//! export steps, the quote and the reserve, step results, verification, failure and retry.
+//!
+//! Nothing here awaits: the canister's driver (`driver.rs`) performs the management calls and
+//! reports each result through one of these methods, in the first lines of its callback. Plain
+//! Rust over stable structures, so every transition is tested natively.
+//!
+//! This file holds the state, the records and their guarded transitions; the decisions are
+//! split by seam: [`requests`] (requests, admission), [`steps`] (the driver's next step and
+//! every step's result, failure, retry), [`reports`] (the importer's reports), [`purge`],
+//! [`reserve`] and [`cleanup`].
+
+use candid::{CandidType, Principal};
+use capsule::manifest_store::ManifestStore;
+use capsule::migration::{ImportConfig, MigrationInit, PersonalInitArgs, Progress};
+use capsule::storable::Candid;
+use capsule::{CapsuleStore, ManifestWalk};
+use ic_stable_structures::{Memory as StableMemory, StableBTreeMap, StableCell};
+use manifests::{ManifestHeader, Section};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteArray;
+
+use super::quote::quote;
+use super::types::*;
+
+mod cleanup;
+mod purge;
+mod reports;
+mod requests;
+mod reserve;
+mod steps;
+
+use cleanup::cleanup_running;
+
+const DAY_NS: u64 = 86_400 * 1_000_000_000;
+const ALERTS_KEPT: usize = 30;
+
+/// The stable memories of the factory.
+pub struct FactoryMemories<M: StableMemory> {
+    pub state: M,
+    pub records: M,
+    pub by_owner: M,
+    pub walks: M,
+    pub manifest_leaves: M,
+    pub manifest_headers: M,
+}
+
+impl FactoryMemories<ic_stable_structures::VectorMemory> {
+    /// Fresh in-memory memories, for tests and tools.
+    pub fn in_memory() -> Self {
+        let m = ic_stable_structures::VectorMemory::default;
+        FactoryMemories {
+            state: m(),
+            records: m(),
+            by_owner: m(),
+            walks: m(),
+            manifest_leaves: m(),
+            manifest_headers: m(),
+        }
+    }
+}
+
+/// Singleton state: configuration, admins, counters, the reserve.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct FactoryState {
+    pub config: Option<FactoryConfig>,
+    pub admins: Vec<Principal>,
+    pub next_migration_id: u64,
+    pub reserve: u128,
+    pub total_topped_up: u128,
+    pub total_consumed: u128,
+    pub total_returned: u128,
+    pub alerts: Vec<ReserveAlert>,
+    pub day: u64,
+    pub day_count: u32,
+    pub attempted: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Migrations whose `create_canister` call is in flight (journaled before the call,
+    /// removed in the first line of its callback). `None` = none (layouts before this field).
+    pub creates_in_flight: Option<Vec<u64>>,
+    /// Migrations whose cleanup is running: their canisters may send cycles back.
+    pub cleanups_running: Option<Vec<u64>>,
+}
+
+/// What the driver must do next for a creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing now (waiting in the queue, for the importer, for a backoff, or final).
+    Wait,
+    /// Run one bounded export step (synchronous).
+    Export,
+    /// Take the quoted cycles from the reserve and call `create_canister` with them.
+    Create,
+    /// Install (or upgrade, when the canister has a module already) the personal canister.
+    Install {
+        canister_id: Principal,
+        args: PersonalInitArgs,
+    },
+    /// Check the installed module and hand control to the owner.
+    Handoff { canister_id: Principal },
+    /// Ask the importing personal canister how it is doing (it may have failed).
+    WatchImport { canister_id: Principal },
+    /// The creation must fail now: its state timed out, or the record is inconsistent.
+    Fail(FactoryError),
+}
+
+/// How often the backend asks an importing personal canister for its status.
+pub const IMPORT_WATCH_INTERVAL_NS: u64 = 5_000_000_000;
+
+/// How often the handoff asks a personal canister whose import is not `Done` yet (its
+/// `report_import_done` reply may have been lost: it retries and gets `Ok`).
+pub const HANDOFF_WAIT_NS: u64 = 2_000_000_000;
+
+/// A cleanup journaled as running for longer than this is taken as interrupted (its update
+/// call was lost to an upgrade) and may be started again.
+pub const CLEANUP_STALE_NS: u64 = 30 * 60 * 1_000_000_000;
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Why a call failed, as the driver saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallError {
+    pub code: u32,
+    pub message: String,
+}
+
+impl CallError {
+    /// SYS_TRANSIENT (2), SYS_UNKNOWN (6, e.g. a timeout), and CANISTER_ERROR (5) from a
+    /// stopped or stopping canister are worth retrying; the rest are final.
+    pub fn is_retryable(&self) -> bool {
+        match self.code {
+            2 | 6 => true,
+            5 => self.message.contains("stopped") || self.message.contains("stopping"),
+            _ => false,
+        }
+    }
+}
+
+pub struct Factory<M: StableMemory> {
+    state: StableCell<Candid<FactoryState>, M>,
+    records: StableBTreeMap<u64, Candid<CreationRecord>, M>,
+    by_owner: StableBTreeMap<Principal, u64, M>,
+    walks: StableBTreeMap<u64, Candid<ManifestWalk>, M>,
+    manifests: ManifestStore<M>,
+}
+
+impl<M: StableMemory> Factory<M> {
+    pub fn init(mem: FactoryMemories<M>) -> Self {
+        Factory {
+            state: StableCell::init(mem.state, Candid(FactoryState::default())),
+            records: StableBTreeMap::init(mem.records),
+            by_owner: StableBTreeMap::init(mem.by_owner),
+            walks: StableBTreeMap::init(mem.walks),
+            manifests: ManifestStore::init(mem.manifest_leaves, mem.manifest_headers),
+        }
+    }
+
+    // ------------------------------------------------------------ state, config, admins
+
+    fn st(&self) -> FactoryState {
+        self.state.get().0.clone()
+    }
+
+    fn update_st<R>(&mut self, f: impl FnOnce(&mut FactoryState) -> R) -> R {
+        let mut s = self.st();
+        let r = f(&mut s);
+        self.state.set(Candid(s));
+        r
+    }
+
+    pub fn config(&self) -> FactoryConfig {
+        self.st().config.unwrap_or_default()
+    }
+
+    /// Stores a configuration (validated by the endpoint with [`FactoryConfig::validate`]).
+    pub fn set_config(&mut self, config: FactoryConfig) {
+        self.update_st(|s| s.config = Some(config));
+    }
+
+    pub fn set_creation_enabled(&mut self, enabled: bool) {
+        let mut c = self.config();
+        c.creation_enabled = enabled;
+        self.set_config(c);
+    }
+
+    pub fn admins(&self) -> Vec<Principal> {
+        self.st().admins
+    }
+
+    /// Adds or removes an admin; the anonymous principal can never be one.
+    pub fn set_admin(&mut self, who: Principal, admin: bool) -> Result<(), FactoryError> {
+        if admin && who == Principal::anonymous() {
+            return Err(FactoryError::InvalidArgument {
+                reason: "the anonymous principal cannot be an admin".into(),
+            });
+        }
+        self.update_st(|s| {
+            s.admins.retain(|a| *a != who);
+            if admin {
+                s.admins.push(who);
+            }
+        });
+        Ok(())
+    }
+
+    /// Admins are the controllers (checked by the caller) plus this list.
+    pub fn is_admin(&self, who: &Principal, is_controller: bool) -> bool {
+        is_controller || self.st().admins.contains(who)
+    }
+
+    // ------------------------------------------------------------ records
+
+    pub fn record(&self, migration_id: u64) -> Option<CreationRecord> {
+        self.records.get(&migration_id).map(|r| r.0)
+    }
+
+    pub fn record_of(&self, owner: Principal) -> Option<CreationRecord> {
+        self.by_owner.get(&owner).and_then(|id| self.record(id))
+    }
+
+    /// Stores a record, with the deadline of the state it is in.
+    fn save(&mut self, mut rec: CreationRecord) {
+        rec.deadline_at = self.deadline_of(&rec);
+        self.records.insert(rec.migration_id, Candid(rec));
+    }
+
+    /// When `rec`'s current state times out: the time it was entered plus the configured bound.
+    fn deadline_of(&self, rec: &CreationRecord) -> Option<u64> {
+        let entered = rec.timeline.last().map(|t| t.at)?;
+        let blob_bytes = rec.manifest.as_ref().map_or(0, |m| m.blob_bytes);
+        let secs = self.config().timeout_seconds(rec.state, blob_bytes)?;
+        Some(entered.saturating_add(secs.saturating_mul(NS_PER_SEC)))
+    }
+
+    /// Moves a record from `from` to `to` (with `f` applied), or refuses with `InvalidState`
+    /// when it is not in `from`: a step's result is applied only to the state that step expects.
+    fn transition(
+        &mut self,
+        migration_id: u64,
+        from: CreationState,
+        to: CreationState,
+        now: u64,
+        f: impl FnOnce(&mut CreationRecord),
+    ) -> Result<(), FactoryError> {
+        let mut rec = self
+            .record(migration_id)
+            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        if rec.state != from {
+            return Err(FactoryError::InvalidState {
+                state: rec.state,
+                expected: from.to_string(),
+            });
+        }
+        f(&mut rec);
+        enter(&mut rec, to, now);
+        self.save(rec);
+        Ok(())
+    }
+
+    fn with_record<R>(
+        &mut self,
+        migration_id: u64,
+        f: impl FnOnce(&mut CreationRecord) -> R,
+    ) -> Result<R, FactoryError> {
+        let mut rec = self
+            .record(migration_id)
+            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        let r = f(&mut rec);
+        self.save(rec);
+        Ok(r)
+    }
+
+    /// Creation records in migration id order, for admins.
+    pub fn list(&self, start_after: Option<u64>, limit: usize) -> CreationPage {
+        let start = start_after.map_or(0, |id| id + 1);
+        let mut items: Vec<CreationRecord> = self
+            .records
+            .range(start..)
+            .take(limit + 1)
+            .map(|e| e.value().0)
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|r| r.migration_id)
+        } else {
+            None
+        };
+        CreationPage { items, next }
+    }
+
+    pub fn stats(&self) -> FactoryStats {
+        let s = self.st();
+        let (mut in_progress, mut queued) = (0, 0);
+        for e in self.records.iter() {
+            match e.value().0.state {
+                CreationState::NotStarted => queued += 1,
+                st if st.is_active() => in_progress += 1,
+                _ => {}
+            }
+        }
+        FactoryStats {
+            attempted: s.attempted,
+            succeeded: s.succeeded,
+            failed: s.failed,
+            in_progress,
+            queued,
+            total_cycles_consumed: s.total_consumed.saturating_sub(s.total_returned),
+        }
+    }
+
+    /// Migration ids that may need the driver (not final), oldest first.
+    pub fn open_migrations(&self) -> Vec<u64> {
+        self.records
+            .iter()
+            .filter(|e| !e.value().0.state.is_final())
+            .map(|e| *e.key())
+            .collect()
+    }
+
+    pub fn manifests(&self) -> &ManifestStore<M> {
+        &self.manifests
+    }
+}
+
+/// A step that did not succeed: a call error (maybe retryable) or a final failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepFailure {
+    Call(&'static str, CallError),
+    /// The callee is not ready yet (e.g. the importer has not seen its report's reply): ask
+    /// again shortly; the state's deadline bounds the wait.
+    NotYet,
+    Fatal(FactoryError),
+}
+
+fn enter(r: &mut CreationRecord, state: CreationState, now: u64) {
+    r.state = state;
+    r.updated_at = now;
+    r.next_try_at = 0;
+    r.timeline.push(StateTime { state, at: now });
+}
+
+fn summary(h: &ManifestHeader) -> ManifestSummary {
+    ManifestSummary {
+        root: ByteArray::new(h.root),
+        memories: h.memory_count,
+        connections: h.connection_count,
+        blobs: h.blob_count,
+        blob_bytes: h.total_blob_bytes,
+        chunks: h.total_chunks,
+    }
+}

@@ -1,0 +1,80 @@
+//! The cycles reserve: top-ups, returned cycles, low-water alerts, status.
+
+use super::*;
+
+impl<M: StableMemory> Factory<M> {
+    pub fn reserve(&self) -> u128 {
+        self.st().reserve
+    }
+
+    /// Adds `cycles` to the reserve (accepted from a call, or allocated from the balance).
+    pub fn top_up(&mut self, cycles: u128) -> u128 {
+        self.update_st(|s| {
+            s.reserve = s.reserve.saturating_add(cycles);
+            s.total_topped_up = s.total_topped_up.saturating_add(cycles);
+            s.reserve
+        })
+    }
+
+    /// Credits cycles the backend accepted from a creation's canister (measured on receipt by
+    /// `deposit_returned_cycles`, never a figure the canister states).
+    pub fn credit_returned(&mut self, migration_id: u64, cycles: u128) {
+        self.update_st(|s| {
+            s.reserve = s.reserve.saturating_add(cycles);
+            s.total_returned = s.total_returned.saturating_add(cycles);
+        });
+        let _ = self.with_record(migration_id, |r| {
+            r.cycles_consumed = r.cycles_consumed.saturating_sub(cycles);
+            if let Some(c) = r.cleanup.as_mut() {
+                c.returned = c.returned.saturating_add(cycles);
+            }
+        });
+    }
+
+    /// Records a low-reserve alert if the reserve is under the low-water mark and no alert
+    /// was recorded today; returns it (for the notification canister).
+    pub fn check_low_water(&mut self, now: u64) -> Option<ReserveAlert> {
+        let cfg = self.config();
+        let st = self.st();
+        if st.reserve >= cfg.low_water_mark {
+            return None;
+        }
+        if st
+            .alerts
+            .last()
+            .is_some_and(|a| a.at / DAY_NS == now / DAY_NS)
+        {
+            return None;
+        }
+        let alert = ReserveAlert {
+            at: now,
+            reserve: st.reserve,
+            low_water_mark: cfg.low_water_mark,
+        };
+        self.update_st(|s| {
+            s.alerts.push(alert.clone());
+            if s.alerts.len() > ALERTS_KEPT {
+                s.alerts.remove(0);
+            }
+        });
+        Some(alert)
+    }
+
+    /// The reserve beside the canister's `balance` and `liquid` balance (above its freezing
+    /// reserve): the reserve is spendable only as far as the liquid balance backs it.
+    pub fn reserve_status(&self, balance: u128, liquid: u128) -> ReserveStatus {
+        let cfg = self.config();
+        let s = self.st();
+        ReserveStatus {
+            reserve: s.reserve,
+            balance,
+            liquid_balance: liquid,
+            threshold: cfg.reserve_threshold,
+            low_water_mark: cfg.low_water_mark,
+            total_topped_up: s.total_topped_up,
+            total_consumed: s.total_consumed,
+            total_returned: s.total_returned,
+            alerts: s.alerts,
+        }
+    }
+}
