@@ -402,3 +402,49 @@ impl World {
         r.timeline.iter().map(|t| t.state).collect()
     }
 }
+
+/// The backend's factory configuration (as the admin).
+pub fn config(w: &World) -> backend::factory::types::FactoryConfig {
+    let (c,): (Result<backend::factory::types::FactoryConfig, FactoryError>,) =
+        w.query(admin(), "admin_get_config", ());
+    c.unwrap()
+}
+
+/// Sets the factory configuration (as the admin); panics if refused.
+pub fn set_config(w: &World, c: backend::factory::types::FactoryConfig) {
+    let (r,): (Result<backend::factory::types::FactoryConfig, FactoryError>,) =
+        w.update(admin(), "admin_set_config", (c,));
+    r.unwrap();
+}
+
+/// The factory's statistics (as the admin).
+pub fn stats(w: &World) -> backend::factory::types::FactoryStats {
+    let (r,): (Result<backend::factory::types::FactoryStats, FactoryError>,) =
+        w.query(admin(), "admin_get_stats", ());
+    r.unwrap()
+}
+
+/// A text-only memory.
+pub fn note(title: &str) -> MemoryInput {
+    MemoryInput {
+        title: title.into(),
+        description: String::new(),
+        tags: vec![],
+        kind: MemoryKind::Note,
+        blobs: vec![],
+        encryption: None,
+    }
+}
+
+/// Runs `who`'s creation to its end and checks it `Completed`.
+pub fn completed(w: &World, who: Principal) -> CreationRecord {
+    let rec = w.run_to_final(who, 3_000);
+    assert_eq!(
+        rec.state,
+        CreationState::Completed,
+        "{:?}\n{}",
+        rec.error,
+        w.tail_of_trace()
+    );
+    rec
+}

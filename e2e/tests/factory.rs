@@ -13,51 +13,8 @@ use serde_bytes::ByteArray;
 
 const BLOBS: [usize; 3] = [1000, 256 * 1024 + 5, 600 * 1024];
 
-fn config(w: &World) -> FactoryConfig {
-    let (c,): (Result<FactoryConfig, FactoryError>,) = w.query(admin(), "admin_get_config", ());
-    c.unwrap()
-}
-
-fn set_config(w: &World, c: FactoryConfig) {
-    let (r,): (Result<FactoryConfig, FactoryError>,) = w.update(admin(), "admin_set_config", (c,));
-    r.unwrap();
-}
-
-fn reserve(w: &World) -> ReserveStatus {
-    let (r,): (Result<ReserveStatus, FactoryError>,) = w.query(admin(), "admin_get_reserve", ());
-    r.unwrap()
-}
-
-fn stats(w: &World) -> FactoryStats {
-    let (r,): (Result<FactoryStats, FactoryError>,) = w.query(admin(), "admin_get_stats", ());
-    r.unwrap()
-}
-
 fn capsule_info(w: &World, canister: Principal, who: Principal) -> CapsuleInfo {
     w.capsule(canister, who, "get_capsule", ()).unwrap()
-}
-
-fn note(title: &str) -> MemoryInput {
-    MemoryInput {
-        title: title.into(),
-        description: String::new(),
-        tags: vec![],
-        kind: MemoryKind::Note,
-        blobs: vec![],
-        encryption: None,
-    }
-}
-
-fn completed(w: &World, who: Principal) -> CreationRecord {
-    let rec = w.run_to_final(who, 3_000);
-    assert_eq!(
-        rec.state,
-        CreationState::Completed,
-        "{:?}\n{}",
-        rec.error,
-        w.tail_of_trace()
-    );
-    rec
 }
 
 #[test]
@@ -242,7 +199,7 @@ fn an_insufficient_reserve_creates_nothing_and_spends_nothing() {
     );
     assert_eq!(rec.canister_id, None);
     assert_eq!(w.emu().canister_ids().len(), canisters);
-    assert_eq!(reserve(&w).reserve, RESERVE);
+    assert_eq!(w.reserve_status().reserve, RESERVE);
     // The capsule is unfrozen and unchanged.
     assert_eq!(capsule_info(&w, w.backend, alice), root_before);
     let _: Memory = w
@@ -346,7 +303,7 @@ fn a_failing_create_fails_cleanly_and_a_retry_completes() {
         rec.cycles_consumed, 0,
         "a rejected create refunds its cycles"
     );
-    assert_eq!(reserve(&w).reserve, RESERVE);
+    assert_eq!(w.reserve_status().reserve, RESERVE);
     set_config(
         &w,
         FactoryConfig {
@@ -442,7 +399,7 @@ fn the_backend_is_upgraded_in_the_middle_of_an_import() {
     w.ic.start_canister(w.backend, Some(admin())).unwrap();
     let rec = completed(&w, alice);
     assert_eq!(rec.attempts, 1);
-    assert_eq!(reserve(&w).reserve, RESERVE - rec.cycles_consumed);
+    assert_eq!(w.reserve_status().reserve, RESERVE - rec.cycles_consumed);
 }
 
 #[test]
@@ -469,13 +426,13 @@ fn a_tampered_chunk_fails_the_creation_and_the_data_stays_intact() {
 
     // Cleanup: the personal canister returns its cycles and is deleted; the reserve is credited.
     let personal = rec.canister_id.unwrap();
-    let reserve_before = reserve(&w).reserve;
+    let reserve_before = w.reserve_status().reserve;
     let (r,): (Result<Nat, FactoryError>,) =
         w.update(admin(), "admin_cleanup_creation", (rec.migration_id,));
     let returned: u128 = r.unwrap().0.try_into().unwrap();
     assert!(returned > 0);
     assert!(!w.emu().canister_exists(personal));
-    assert_eq!(reserve(&w).reserve, reserve_before + returned);
+    assert_eq!(w.reserve_status().reserve, reserve_before + returned);
     let rec = w.status(alice).unwrap();
     assert_eq!(rec.canister_id, None);
     assert_eq!(rec.cycles_consumed, rec.quote.unwrap().total - returned);
@@ -553,7 +510,7 @@ fn twenty_users_migrate_at_once() {
     let s = stats(&w);
     assert_eq!((s.attempted, s.succeeded, s.failed), (20, 20, 0));
     assert_eq!(s.total_cycles_consumed, consumed);
-    assert_eq!(reserve(&w).reserve, RESERVE - consumed);
+    assert_eq!(w.reserve_status().reserve, RESERVE - consumed);
 }
 
 #[test]

@@ -21,54 +21,16 @@ const SMALL: [usize; 3] = [1000, 256 * 1024 + 5, 600 * 1024];
 /// Emulated time per round while waiting for a failure (as `World::run_until`).
 const STEP: Duration = Duration::from_millis(200);
 
-fn config(w: &World) -> FactoryConfig {
-    let (c,): (Result<FactoryConfig, FactoryError>,) = w.query(admin(), "admin_get_config", ());
-    c.unwrap()
-}
-
-fn set_config(w: &World, c: FactoryConfig) {
-    let (r,): (Result<FactoryConfig, FactoryError>,) = w.update(admin(), "admin_set_config", (c,));
-    r.unwrap();
-}
-
-fn stats(w: &World) -> FactoryStats {
-    let (r,): (Result<FactoryStats, FactoryError>,) = w.query(admin(), "admin_get_stats", ());
-    r.unwrap()
-}
-
 fn cleanup(w: &World, migration_id: u64) -> Result<u128, FactoryError> {
     let (r,): (Result<Nat, FactoryError>,) =
         w.update(admin(), "admin_cleanup_creation", (migration_id,));
     r.map(|n| n.0.try_into().unwrap())
 }
 
-fn note(title: &str) -> MemoryInput {
-    MemoryInput {
-        title: title.into(),
-        description: String::new(),
-        tags: vec![],
-        kind: MemoryKind::Note,
-        blobs: vec![],
-        encryption: None,
-    }
-}
-
 fn hostile_wasm() -> Vec<u8> {
     emulator::canisters::build_canister("hostile")
         .expect("build the hostile canister")
         .to_vec()
-}
-
-fn completed(w: &World, who: Principal) -> CreationRecord {
-    let rec = w.run_to_final(who, 3_000);
-    assert_eq!(
-        rec.state,
-        CreationState::Completed,
-        "{:?}\n{}",
-        rec.error,
-        w.tail_of_trace()
-    );
-    rec
 }
 
 /// When the record entered its current state.
