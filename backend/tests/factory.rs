@@ -124,6 +124,14 @@ fn export_all(f: &mut F, c: &mut Caps, id: u64, now: u64) -> CreationState {
     panic!("export did not finish");
 }
 
+/// User 1's creation, requested at 0, admitted at 1 and exported at 2: `Creating`.
+fn to_creating(f: &mut F, c: &mut Caps) -> u64 {
+    let id = request(f, c, 1, 0).unwrap().migration_id;
+    f.admit_queued(c, 1);
+    assert_eq!(export_all(f, c, id, 2), CreationState::Creating);
+    id
+}
+
 /// Drives a creation from request to Importing, with `canister` as its personal canister.
 fn to_importing(f: &mut F, c: &mut Caps, n: u8) -> u64 {
     let id = request(f, c, n, SEC).unwrap().migration_id;
@@ -406,9 +414,7 @@ fn transient_create_failures_back_off_then_fail_and_refund() {
     });
     let mut c = caps();
     with_capsule(&mut c, 1);
-    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
-    f.admit_queued(&mut c, 1);
-    export_all(&mut f, &mut c, id, 2);
+    let id = to_creating(&mut f, &mut c);
     let reserve = f.reserve();
     let transient = CallError {
         code: 2,
@@ -471,9 +477,7 @@ fn a_stopped_canister_is_retried_but_a_real_error_fails_at_once() {
     let mut f = funded();
     let mut c = caps();
     with_capsule(&mut c, 1);
-    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
-    f.admit_queued(&mut c, 1);
-    export_all(&mut f, &mut c, id, 2);
+    let id = to_creating(&mut f, &mut c);
     let cycles = f.take_creation_cycles(id, 2, u128::MAX).unwrap();
     f.created(id, Ok(personal(1)), cycles, &mut c, 3);
     f.installed(
@@ -846,9 +850,7 @@ fn a_step_result_arriving_after_a_timeout_changes_nothing() {
     let mut f = funded();
     let mut c = caps();
     with_capsule(&mut c, 1);
-    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
-    f.admit_queued(&mut c, 1);
-    export_all(&mut f, &mut c, id, 2);
+    let id = to_creating(&mut f, &mut c);
     let cycles = f.take_creation_cycles(id, 3, u128::MAX).unwrap();
     f.created(id, Ok(personal(1)), cycles, &mut c, 4);
     f.fail(
@@ -874,9 +876,7 @@ fn a_canister_created_after_a_timeout_is_recorded_and_a_retry_waits_for_the_repl
     let mut f = funded();
     let mut c = caps();
     with_capsule(&mut c, 1);
-    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
-    f.admit_queued(&mut c, 1);
-    export_all(&mut f, &mut c, id, 2);
+    let id = to_creating(&mut f, &mut c);
     let cycles = f.take_creation_cycles(id, 3, u128::MAX).unwrap();
     assert_eq!(f.creates_in_flight(), vec![id]);
     assert!(
@@ -926,9 +926,7 @@ fn a_create_lost_to_an_upgrade_fails_with_an_unknown_outcome() {
     let mut f = funded();
     let mut c = caps();
     with_capsule(&mut c, 1);
-    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
-    f.admit_queued(&mut c, 1);
-    export_all(&mut f, &mut c, id, 2);
+    let id = to_creating(&mut f, &mut c);
     let quote = f.take_creation_cycles(id, 3, u128::MAX).unwrap();
     // Upgraded with skip_pre_upgrade: the reply will never reach the new module.
     f.after_upgrade(&mut c, 4);
@@ -1306,9 +1304,7 @@ fn a_reserve_the_liquid_balance_cannot_back_creates_nothing() {
     let mut f = funded();
     let mut c = caps();
     with_capsule(&mut c, 1);
-    let id = request(&mut f, &mut c, 1, 0).unwrap().migration_id;
-    f.admit_queued(&mut c, 1);
-    export_all(&mut f, &mut c, id, 2);
+    let id = to_creating(&mut f, &mut c);
     let quote = f.record(id).unwrap().quote.unwrap().total;
     let reserve = f.reserve();
     assert_eq!(
