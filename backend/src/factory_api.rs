@@ -16,6 +16,14 @@ fn now() -> u64 {
     ic_cdk::api::time()
 }
 
+/// The reserve beside the canister's balance and liquid balance now.
+fn reserve_status(f: &crate::factory::registry::Factory<crate::memory::Mem>) -> ReserveStatus {
+    f.reserve_status(
+        ic_cdk::api::canister_cycle_balance(),
+        ic_cdk::api::canister_liquid_cycle_balance(),
+    )
+}
+
 fn require_admin() -> Result<(), FactoryError> {
     let c = caller();
     if factory::with(|f| f.is_admin(&c, ic_cdk::api::is_controller(&c))) {
@@ -211,20 +219,12 @@ fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, Fact
     factory::with(|f| {
         let spendable = liquid.saturating_sub(f.reserve().saturating_add(attached));
         f.top_up(attached + wanted.min(spendable));
-        Ok(f.reserve_status(
-            ic_cdk::api::canister_cycle_balance(),
-            ic_cdk::api::canister_liquid_cycle_balance(),
-        ))
+        Ok(reserve_status(f))
     })
 }
 
 #[ic_cdk::query]
 fn admin_get_reserve() -> Result<ReserveStatus, FactoryError> {
     require_admin()?;
-    Ok(factory::with(|f| {
-        f.reserve_status(
-            ic_cdk::api::canister_cycle_balance(),
-            ic_cdk::api::canister_liquid_cycle_balance(),
-        )
-    }))
+    Ok(factory::with(|f| reserve_status(f)))
 }

@@ -221,16 +221,20 @@ impl<M: StableMemory> Factory<M> {
 
     /// Stores a record, with the deadline of the state it is in.
     fn save(&mut self, mut rec: CreationRecord) {
-        rec.deadline_at = self.deadline_of(&rec);
+        rec.deadline_at = self.bound_of(&rec).map(|(deadline, _)| deadline);
         self.records.insert(rec.migration_id, Candid(rec));
     }
 
-    /// When `rec`'s current state times out: the time it was entered plus the configured bound.
-    fn deadline_of(&self, rec: &CreationRecord) -> Option<u64> {
+    /// The time bound of `rec`'s current state under the configuration in force: when it
+    /// times out (the time it was entered plus the bound) and the bound in seconds.
+    fn bound_of(&self, rec: &CreationRecord) -> Option<(u64, u64)> {
         let entered = rec.timeline.last().map(|t| t.at)?;
         let blob_bytes = rec.manifest.as_ref().map_or(0, |m| m.blob_bytes);
         let secs = self.config().timeout_seconds(rec.state, blob_bytes)?;
-        Some(entered.saturating_add(secs.saturating_mul(NS_PER_SEC)))
+        Some((
+            entered.saturating_add(secs.saturating_mul(NS_PER_SEC)),
+            secs,
+        ))
     }
 
     /// Moves a record from `from` to `to` (with `f` applied), or refuses with `InvalidState`

@@ -16,14 +16,9 @@ impl<M: StableMemory> Factory<M> {
             return Step::Wait;
         }
         // From the configuration in force now (an admin may have changed the bounds).
-        if let Some(deadline) = self.deadline_of(&rec)
+        if let Some((deadline, seconds)) = self.bound_of(&rec)
             && now >= deadline
         {
-            let blob_bytes = rec.manifest.as_ref().map_or(0, |m| m.blob_bytes);
-            let seconds = self
-                .config()
-                .timeout_seconds(rec.state, blob_bytes)
-                .unwrap_or(0);
             return Step::Fail(FactoryError::TimedOut {
                 state: rec.state,
                 seconds,
