@@ -138,10 +138,13 @@ fn admin_get_config() -> Result<FactoryConfig, FactoryError> {
 fn admin_set_config(config: FactoryConfig) -> Result<FactoryConfig, FactoryError> {
     require_admin()?;
     config.validate()?;
-    Ok(factory::with(|f| {
+    let config = factory::with(|f| {
         f.set_config(config);
         f.config()
-    }))
+    });
+    // Slots, deadlines and retention may have changed: the scheduler looks again.
+    driver::kick();
+    Ok(config)
 }
 
 /// Adds or removes an admin. Only controllers manage the admin list.
@@ -199,7 +202,10 @@ fn admin_get_manifest_page(
 #[ic_cdk::update]
 async fn admin_cleanup_creation(migration_id: u64) -> Result<Nat, FactoryError> {
     require_admin()?;
-    driver::cleanup(migration_id).await.map(Nat::from)
+    let result = driver::cleanup(migration_id).await.map(Nat::from);
+    // A cleaned-up creation frees its slot for the queue.
+    driver::kick();
+    result
 }
 
 /// Tops up the reserve with the cycles attached to the call, plus `from_balance` cycles of the

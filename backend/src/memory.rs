@@ -37,6 +37,12 @@ pub const FACTORY_WALKS: MemoryId = MemoryId::new(23);
 pub const FACTORY_MANIFEST_LEAVES: MemoryId = MemoryId::new(24);
 #[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_MANIFEST_HEADERS: MemoryId = MemoryId::new(25);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
+pub const FACTORY_QUEUE: MemoryId = MemoryId::new(26);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
+pub const FACTORY_ACTIVE: MemoryId = MemoryId::new(27);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
+pub const FACTORY_PURGE_QUEUE: MemoryId = MemoryId::new(28);
 
 thread_local! {
     static MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
@@ -74,5 +80,8 @@ pub fn factory_memories() -> crate::factory::registry::FactoryMemories<Mem> {
         walks: get(FACTORY_WALKS),
         manifest_leaves: get(FACTORY_MANIFEST_LEAVES),
         manifest_headers: get(FACTORY_MANIFEST_HEADERS),
+        queue: get(FACTORY_QUEUE),
+        active: get(FACTORY_ACTIVE),
+        purge_queue: get(FACTORY_PURGE_QUEUE),
     }
 }

@@ -1344,3 +1344,151 @@ fn a_shorter_bound_set_by_an_admin_applies_to_running_creations() {
         })
     );
 }
+
+/// The scheduler's clock follows the work in flight: an idle factory never wakes; an importing
+/// creation wakes at its next status check (or its deadline); a completed one at its purge.
+#[test]
+fn next_wake_follows_the_work_in_flight() {
+    let mut f = funded();
+    f.set_config(FactoryConfig {
+        retention_seconds: 100,
+        ..f.config()
+    });
+    let mut c = caps();
+    assert_eq!(
+        f.next_wake(0),
+        None,
+        "an idle factory has nothing to wake for"
+    );
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let deadline = f.record(id).unwrap().deadline_at;
+    assert!(deadline.is_some());
+    assert_eq!(
+        f.next_wake(5 * SEC),
+        deadline,
+        "a step ready now is driven by its task"
+    );
+    f.import_checked(
+        id,
+        Ok(status(capsule::migration::ImportPhase::Chunks)),
+        &mut c,
+        6 * SEC,
+    );
+    let check = 6 * SEC + backend::factory::registry::IMPORT_WATCH_INTERVAL_NS;
+    assert_eq!(f.next_wake(6 * SEC), Some(check));
+    let header = f.manifests().header(id).unwrap();
+    f.report_done(id, personal(1), header, &mut c, 7 * SEC)
+        .unwrap();
+    f.handed_off(id, Ok(()), &mut c, 8 * SEC);
+    assert_eq!(
+        f.next_wake(8 * SEC),
+        Some(108 * SEC),
+        "the purge after retention"
+    );
+    f.request_purge(user(1)).unwrap();
+    assert_eq!(
+        f.next_wake(9 * SEC),
+        Some(0),
+        "a purge asked for is due at once"
+    );
+    while !c.purge_step(user(1), 50) {}
+    while !f.clear_exported_manifest(user(1), 50) {}
+    f.mark_purged(user(1));
+    assert_eq!(f.next_wake(10 * SEC), None, "nothing left to wake for");
+    let stats = f.stats();
+    assert_eq!((stats.in_progress, stats.queued), (0, 0));
+}
+
+/// The queue is first come, first served by the time a creation queued: a retry queues
+/// behind the creations already waiting, whatever its (older) migration id.
+#[test]
+fn a_retry_queues_behind_those_already_waiting() {
+    let mut f = funded();
+    f.set_config(FactoryConfig {
+        max_in_flight: 1,
+        ..f.config()
+    });
+    let mut c = caps();
+    for n in 1..=3 {
+        with_capsule(&mut c, n);
+    }
+    let first = request(&mut f, &mut c, 1, SEC).unwrap().migration_id;
+    assert_eq!(f.admit_queued(&mut c, 2 * SEC), vec![first]);
+    f.fail(first, FactoryError::CreationDisabled, &mut c, 3 * SEC);
+    let second = request(&mut f, &mut c, 2, 4 * SEC).unwrap().migration_id;
+    let third = request(&mut f, &mut c, 3, 5 * SEC).unwrap().migration_id;
+    // The first owner retries after the others queued.
+    assert_eq!(
+        request(&mut f, &mut c, 1, 6 * SEC).unwrap().state,
+        CreationState::NotStarted
+    );
+    assert_eq!(f.stats().queued, 3);
+    assert_eq!(f.admit_queued(&mut c, 7 * SEC), vec![second]);
+    f.fail(second, FactoryError::CreationDisabled, &mut c, 8 * SEC);
+    assert_eq!(f.admit_queued(&mut c, 9 * SEC), vec![third]);
+    f.fail(third, FactoryError::CreationDisabled, &mut c, 10 * SEC);
+    assert_eq!(f.admit_queued(&mut c, 11 * SEC), vec![first]);
+    assert_eq!(f.active_migrations(), vec![first]);
+}
+
+/// A layout from before the indexes (the records alone) gets them built when the factory
+/// opens it: the queue, the active set and the purge queue say what the records say.
+#[test]
+fn indexes_are_built_from_a_layout_without_them() {
+    use backend::factory::registry::FactoryState;
+    use capsule::storable::Candid;
+    use ic_stable_structures::StableCell;
+
+    let mem = FactoryMemories::in_memory();
+    let (state, records, by_owner) = (mem.state.clone(), mem.records.clone(), mem.by_owner.clone());
+    let (walks, leaves, headers) = (
+        mem.walks.clone(),
+        mem.manifest_leaves.clone(),
+        mem.manifest_headers.clone(),
+    );
+    let mut f = Factory::init(mem);
+    f.set_config(FactoryConfig {
+        export_leaves_per_step: 3,
+        max_in_flight: 1,
+        retention_seconds: 100,
+        ..FactoryConfig::default()
+    });
+    f.top_up(100_000_000_000_000);
+    let mut c = caps();
+    for n in 1..=3 {
+        with_capsule(&mut c, n);
+    }
+    let done = to_importing(&mut f, &mut c, 1);
+    let header = f.manifests().header(done).unwrap();
+    f.report_done(done, personal(1), header, &mut c, 6 * SEC)
+        .unwrap();
+    f.handed_off(done, Ok(()), &mut c, 7 * SEC);
+    let active = request(&mut f, &mut c, 2, 8 * SEC).unwrap().migration_id;
+    f.admit_queued(&mut c, 8 * SEC);
+    let queued = request(&mut f, &mut c, 3, 9 * SEC).unwrap().migration_id;
+    drop(f);
+
+    // The previous layout: the same records, no index memories, no index version.
+    let mut cell = StableCell::init(state.clone(), Candid(FactoryState::default()));
+    let mut st = cell.get().0.clone();
+    st.index_version = None;
+    cell.set(Candid(st));
+    let m = VectorMemory::default;
+    let f = Factory::init(FactoryMemories {
+        state,
+        records,
+        by_owner,
+        walks,
+        manifest_leaves: leaves,
+        manifest_headers: headers,
+        queue: m(),
+        active: m(),
+        purge_queue: m(),
+    });
+    assert_eq!(f.active_migrations(), vec![active]);
+    let stats = f.stats();
+    assert_eq!((stats.in_progress, stats.queued), (1, 1));
+    assert_eq!(f.purge_due(107 * SEC), vec![user(1)]);
+    assert_eq!(f.record(queued).unwrap().state, CreationState::NotStarted);
+}

@@ -246,11 +246,11 @@ impl Sim {
         }
     }
 
-    /// The driver's pump: admission, then one step of every open creation.
+    /// The driver's pump: admission, then one step of every active creation.
     fn pump(&mut self) {
         let now = self.now;
         self.f.admit_queued(&mut self.c, now);
-        for id in self.f.open_migrations() {
+        for id in self.f.active_migrations() {
             let step = self.f.next_step(id, now);
             let owner = self.f.record(id).unwrap().owner;
             match step {
@@ -460,6 +460,21 @@ impl Sim {
         for id in self.canisters.keys() {
             assert!(named.contains(id), "canister {id} is named by no record");
         }
+        // The indexes say what a scan of every record says.
+        let all = self.f.list(None, 1_000).items;
+        let active: Vec<u64> = all
+            .iter()
+            .filter(|r| r.state.is_active())
+            .map(|r| r.migration_id)
+            .collect();
+        assert_eq!(self.f.active_migrations(), active, "active index");
+        let queued = all
+            .iter()
+            .filter(|r| r.state == CreationState::NotStarted)
+            .count() as u64;
+        let stats = self.f.stats();
+        assert_eq!(stats.queued, queued, "queue index");
+        assert_eq!(stats.in_progress, active.len() as u64, "in-progress count");
     }
 
     /// The pending calls return, time passes: everything ends.
@@ -471,14 +486,14 @@ impl Sim {
             }
             self.pump();
             self.check();
-            if self.f.open_migrations().is_empty() {
+            if self.f.active_migrations().is_empty() && self.f.stats().queued == 0 {
                 return;
             }
             self.now += 600 * SEC;
         }
         let open: Vec<_> = self
             .f
-            .open_migrations()
+            .active_migrations()
             .into_iter()
             .map(|id| self.f.record(id).unwrap().state)
             .collect();

@@ -34,6 +34,7 @@ use ic_cdk_management_canister::{
     UpgradeFlags, canister_info, canister_status, delete_canister, install_code, start_canister,
     stop_canister, update_settings,
 };
+use ic_cdk_timers::TimerId;
 
 use super::registry::{CallError, Step, StepFailure};
 use super::types::{CleanupStep, CreationState, FactoryError};
@@ -46,6 +47,8 @@ const EXPORT_INSTRUCTIONS_PER_MESSAGE: u64 = 3_400_000_000;
 
 thread_local! {
     static RUNNING: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+    /// The one pending pump timer and when it fires: the scheduler keeps at most one.
+    static WAKE: RefCell<Option<(u64, TimerId)>> = const { RefCell::new(None) };
 }
 
 /// Marks a creation as driven by the current task until dropped.
@@ -65,22 +68,53 @@ impl Drop for Running {
     }
 }
 
-/// Arms the periodic pump (on install and after every upgrade) and pumps once now.
+// ---------------------------------------------------------------- the scheduler
+//
+// No periodic timer: one pump timer at a time, set for the earliest moment something is due
+// (a request, a report or a finished step asks for a pump now with `kick`; a retry time, a
+// deadline, a purge or an upload expiry sets it later). An idle backend runs no message at all.
+
+/// Pumps once now (on install and after every upgrade); the pump schedules what follows.
 pub fn arm() {
-    ic_cdk_timers::set_timer_interval(Duration::from_secs(1), pump);
     kick();
 }
 
-/// Pumps as soon as possible (after a request or a report).
+/// Asks for a pump as soon as possible (after a request, a report or a step).
 pub fn kick() {
-    ic_cdk_timers::set_timer(Duration::ZERO, pump());
+    schedule(now());
+}
+
+/// Makes sure a pump runs at `at` (ns) or earlier: keeps an earlier pending timer, replaces a
+/// later one.
+fn schedule(at: u64) {
+    WAKE.with(|w| {
+        let mut w = w.borrow_mut();
+        if let Some((pending, _)) = *w
+            && pending <= at
+        {
+            return;
+        }
+        if let Some((_, timer)) = w.take() {
+            ic_cdk_timers::clear_timer(timer);
+        }
+        let delay = Duration::from_nanos(at.saturating_sub(now()));
+        *w = Some((at, ic_cdk_timers::set_timer(delay, pump())));
+    });
 }
 
 fn now() -> u64 {
     ic_cdk::api::time()
 }
 
+/// One scheduler message. Shares one instruction budget (`performance_counter`) between its
+/// jobs, each of which yields when its share is used and resumes in the next pump: admission,
+/// purges (up to [`PURGE_INSTRUCTIONS_PER_MESSAGE`]), upload expiry, then a step of every
+/// active creation that is due (export steps stop at [`EXPORT_INSTRUCTIONS_PER_MESSAGE`]).
+/// Its cost follows the work in flight: the indexes name the active creations, the queue head
+/// and the purges due, whatever the number of past creations.
 async fn pump() {
+    // This is the pending timer firing: from here on, none is pending.
+    WAKE.with(|w| *w.borrow_mut() = None);
     let now = now();
     state::write(|caps| super::with(|f| f.admit_queued(caps, now)));
     if let Some(alert) = super::with(|f| f.check_low_water(now))
@@ -92,11 +126,16 @@ async fn pump() {
             .with_arg(alert)
             .oneway();
     }
-    purge_expired(now);
-    for id in super::with(|f| f.open_migrations()) {
+    let purges_left = !purge_expired(now);
+    for id in super::with(|f| f.active_migrations()) {
         if RUNNING.with(|r| !r.borrow().contains(&id)) {
             ic_cdk::futures::spawn(advance(id));
         }
+    }
+    if purges_left {
+        kick();
+    } else if let Some(at) = super::with(|f| f.next_wake(now)) {
+        schedule(at);
     }
 }
 
@@ -109,12 +148,14 @@ const PURGE_ITEMS_PER_STEP: usize = 50;
 
 /// Purges shared capsules whose retention after a completed move has passed, then the
 /// manifest their migration exported (its root and counts stay in the record). Bounded by
-/// instructions per message, shared by every owner due.
-fn purge_expired(now: u64) {
-    for owner in super::with(|f| f.purge_due(now)) {
+/// instructions per message, shared by every owner due. Returns whether every purge due now
+/// is done (false: the budget ran out, or more are due than one batch).
+fn purge_expired(now: u64) -> bool {
+    let due = super::with(|f| f.purge_due(now));
+    for owner in due {
         loop {
             if ic_cdk::api::performance_counter(0) > PURGE_INSTRUCTIONS_PER_MESSAGE {
-                return;
+                return false;
             }
             let capsule_gone = state::write(|caps| caps.purge_step(owner, PURGE_ITEMS_PER_STEP));
             if !capsule_gone {
@@ -126,6 +167,7 @@ fn purge_expired(now: u64) {
             }
         }
     }
+    super::with(|f| f.purge_due(now).is_empty())
 }
 
 async fn advance(id: u64) {
@@ -188,15 +230,17 @@ fn decode_untrusted<T: candid::CandidType + for<'a> serde::Deserialize<'a>>(
     })
 }
 
-/// Export steps until the manifest is done or this message has used its instruction share.
+/// Export steps until the manifest is done or this message has used its instruction share
+/// (shared with the pump's other jobs and with other exports: a message that has used it
+/// takes no step and asks for the next pump).
 fn export(id: u64) {
     loop {
-        let state = state::write(|caps| super::with(|f| f.export_step(id, caps, now())));
-        if state != Ok(CreationState::Exporting) {
+        if ic_cdk::api::performance_counter(0) > EXPORT_INSTRUCTIONS_PER_MESSAGE {
             kick();
             return;
         }
-        if ic_cdk::api::performance_counter(0) > EXPORT_INSTRUCTIONS_PER_MESSAGE {
+        let state = state::write(|caps| super::with(|f| f.export_step(id, caps, now())));
+        if state != Ok(CreationState::Exporting) {
             kick();
             return;
         }
@@ -213,6 +257,7 @@ async fn create(id: u64) {
         Ok(c) => c,
         Err(e) => {
             state::write(|caps| super::with(|f| f.fail(id, e, caps, now())));
+            kick(); // A slot is free for the queue.
             return;
         }
     };

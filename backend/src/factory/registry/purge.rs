@@ -3,25 +3,6 @@
 use super::*;
 
 impl<M: StableMemory> Factory<M> {
-    /// Owners whose shared capsule is due for purging: completed, retention passed (or the
-    /// owner asked), not purged yet.
-    pub fn purge_due(&self, now: u64) -> Vec<Principal> {
-        let retention = self
-            .config()
-            .retention_seconds
-            .saturating_mul(1_000_000_000);
-        self.records
-            .iter()
-            .map(|e| e.value().0)
-            .filter(|r| r.state == CreationState::Completed && !r.shared_capsule_purged)
-            .filter(|r| {
-                let done_at = r.timeline.last().map_or(r.updated_at, |t| t.at);
-                r.purge_requested || done_at.saturating_add(retention) <= now
-            })
-            .map(|r| r.owner)
-            .collect()
-    }
-
     /// The owner asks to purge the shared copy now.
     pub fn request_purge(&mut self, owner: Principal) -> Result<CreationRecord, FactoryError> {
         let rec = self.record_of(owner).ok_or(FactoryError::NoCreation)?;

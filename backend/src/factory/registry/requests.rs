@@ -85,20 +85,8 @@ impl<M: StableMemory> Factory<M> {
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) -> Vec<u64> {
-        let cfg = self.config();
-        let active = self
-            .records
-            .iter()
-            .filter(|e| e.value().0.state.is_active())
-            .count();
-        let queued: Vec<CreationRecord> = self
-            .records
-            .iter()
-            .map(|e| e.value().0)
-            .filter(|r| r.state == CreationState::NotStarted)
-            .collect();
-        let slots = (cfg.max_in_flight as usize).saturating_sub(active);
-        let started: Vec<u64> = queued.iter().take(slots).map(|r| r.migration_id).collect();
+        let active = self.active.len() as usize;
+        let started = self.queued((self.config().max_in_flight as usize).saturating_sub(active));
         for id in &started {
             self.begin_export(*id, capsules, now);
         }
@@ -126,9 +114,8 @@ impl<M: StableMemory> Factory<M> {
             self.fail(migration_id, FactoryError::NoCapsule, capsules, now);
             return;
         }
-        self.manifests.clear(migration_id, usize::MAX);
-        self.walks
-            .insert(migration_id, Candid(ManifestWalk::new(rec.owner)));
+        // The export steps clear what an earlier attempt exported, then walk the capsule.
+        self.walks.remove(&migration_id);
         let _ = self.with_record(migration_id, |r| {
             r.manifest = None;
             r.quote = None;

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Manifest leaves of an earlier attempt removed per export step (tens of millions of
+/// instructions).
+const MANIFEST_CLEAR_PER_STEP: usize = 2_000;
+
 impl<M: StableMemory> Factory<M> {
     /// What the driver should do next for `migration_id`. Exhaustive over (state, canister):
     /// a combination no step produces fails the creation loudly instead of waiting forever,
@@ -87,7 +91,13 @@ impl<M: StableMemory> Factory<M> {
         let cfg = self.config();
         let mut walk = match self.walks.get(&migration_id) {
             Some(w) => w.0,
-            None => ManifestWalk::new(rec.owner),
+            None => {
+                // The first step: what an earlier attempt exported goes first, in bounded steps.
+                if !self.manifests.clear(migration_id, MANIFEST_CLEAR_PER_STEP) {
+                    return Ok(CreationState::Exporting);
+                }
+                ManifestWalk::new(rec.owner)
+            }
         };
         let mut pages = vec![];
         let stepped = walk.step(capsules, cfg.export_leaves_per_step as usize, |p| {
