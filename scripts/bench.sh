@@ -43,21 +43,25 @@ else
     cargo run --locked -q -p e2e --bin bench -- --out "$out"
 fi
 
-# Well-formed, every scenario has the required keys, every number finite.
+# Well-formed, every scenario and the factory scale object have the required keys, every
+# number finite.
+fkeys='["completed_records","pump_max_instructions","idle_timer_messages_per_hour","request_instructions","stats_instructions","list_page_instructions","baseline_empty_registry"]'
 keys='["name","bytes","blob_bytes","rounds","calls","reply_fill_ratio","personal_instructions_per_byte","backend_instructions_per_byte","max_message_instructions_ratio","cycles_per_gib","verification_instructions","baseline_instruction_ratio","baseline_call_ratio","baseline_round_ratio"]'
 if command -v jq > /dev/null; then
-    jq -e --argjson keys "$keys" '
+    jq -e --argjson keys "$keys" --argjson fkeys "$fkeys" '
         (.scenarios | type == "array" and length > 0)
+        and (.factory as $f | $fkeys | all(. as $k | $f | has($k)))
         and all(.scenarios[]; . as $s | ($keys | all(. as $k | $s | has($k))) and (.name | type == "string"))
         and all(.. | numbers; isinfinite | not and (isnan | not))' "$out" > /dev/null \
         || { echo "bench: $out is not well-formed" >&2; exit 1; }
 else
-    python3 - "$out" "$keys" <<'PY' || { echo "bench: $out is not well-formed" >&2; exit 1; }
+    python3 - "$out" "$keys" "$fkeys" <<'PY' || { echo "bench: $out is not well-formed" >&2; exit 1; }
 import json, math, sys
 def bad(c): raise ValueError(c)
 doc = json.load(open(sys.argv[1]), parse_constant=bad)
 keys = json.loads(sys.argv[2])
 assert doc["scenarios"]
+assert all(k in doc["factory"] for k in json.loads(sys.argv[3]))
 def nums(v):
     if isinstance(v, dict): return [x for u in v.values() for x in nums(u)]
     if isinstance(v, list): return [x for u in v for x in nums(u)]
@@ -65,6 +69,7 @@ def nums(v):
 for s in doc["scenarios"]:
     assert all(k in s for k in keys) and isinstance(s["name"], str)
     assert all(math.isfinite(x) for x in nums(s))
+assert all(math.isfinite(x) for x in nums(doc["factory"]))
 PY
 fi
 echo "bench: $out well-formed"

@@ -53,5 +53,6 @@ variant core backend-core --no-default-features
 # Test builds only: the backend with test fault injection. Never deployed.
 variant test backend-test --features test-faults
 
-# Benchmark only: the backend with the naive-copy baseline (`bench_naive_copy`). Never deployed.
-variant bench backend-bench --features bench-naive
+# Benchmark only: the backend with the naive-copy baseline (`bench_naive_copy`) and the
+# registry seeding of the factory scale scenario (`bench_seed_creations`). Never deployed.
+variant bench backend-bench --features bench-naive,bench-seed

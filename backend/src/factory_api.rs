@@ -21,6 +21,7 @@ fn reserve_status(f: &crate::factory::registry::Factory<crate::memory::Mem>) -> 
     f.reserve_status(
         ic_cdk::api::canister_cycle_balance(),
         ic_cdk::api::canister_liquid_cycle_balance(),
+        now(),
     )
 }
 
@@ -210,7 +211,7 @@ async fn admin_cleanup_creation(migration_id: u64) -> Result<Nat, FactoryError> 
 
 /// Tops up the reserve with the cycles attached to the call, plus `from_balance` cycles of the
 /// canister's balance not already reserved (bounded by what it can spend above its freezing
-/// threshold).
+/// threshold and the operating cycles kept for its own running costs).
 #[ic_cdk::update]
 fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, FactoryError> {
     require_admin()?;
@@ -223,8 +224,11 @@ fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, Fact
     let attached = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
     let liquid = ic_cdk::api::canister_liquid_cycle_balance();
     factory::with(|f| {
-        let spendable = liquid.saturating_sub(f.reserve().saturating_add(attached));
-        f.top_up(attached + wanted.min(spendable));
+        // The balance not reserved already and not kept for the backend's running costs.
+        let unreserved = liquid
+            .saturating_sub(f.config().operating_cycles())
+            .saturating_sub(f.reserve().saturating_add(attached));
+        f.top_up(attached.saturating_add(wanted.min(unreserved)));
         Ok(reserve_status(f))
     })
 }
@@ -233,4 +237,18 @@ fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, Fact
 fn admin_get_reserve() -> Result<ReserveStatus, FactoryError> {
     require_admin()?;
     Ok(factory::with(|f| reserve_status(f)))
+}
+
+/// Benchmark only (feature `bench-seed`): records `count` completed creations of made-up
+/// owners numbered from `first` (see `Factory::seed_completed`). Controllers only.
+#[cfg(feature = "bench-seed")]
+#[ic_cdk::update]
+fn bench_seed_creations(first: u64, count: u64) -> Result<FactoryStats, FactoryError> {
+    if !ic_cdk::api::is_controller(&caller()) {
+        return Err(FactoryError::NotController);
+    }
+    Ok(factory::with(|f| {
+        f.seed_completed(first, count, now());
+        f.stats()
+    }))
 }

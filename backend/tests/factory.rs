@@ -688,7 +688,7 @@ fn the_low_water_alert_fires_at_most_once_a_day() {
     assert!(f.check_low_water(2 * DAY).is_some());
     f.top_up(5_000);
     assert!(f.check_low_water(3 * DAY).is_none());
-    assert_eq!(f.reserve_status(0, 0).alerts.len(), 2);
+    assert_eq!(f.reserve_status(0, 0, 0).alerts.len(), 2);
 }
 
 #[test]
@@ -742,7 +742,7 @@ fn cleanup_credits_the_returned_cycles() {
     assert_eq!(rec.canister_id, None);
     assert_eq!(rec.cycles_consumed, consumed - 400);
     assert_eq!(f.reserve(), reserve + 400);
-    assert_eq!(f.reserve_status(0, 0).total_returned, 400);
+    assert_eq!(f.reserve_status(0, 0, 0).total_returned, 400);
 }
 
 #[test]
@@ -781,7 +781,7 @@ fn status(phase: capsule::migration::ImportPhase) -> capsule::migration::ImportS
 }
 
 fn accounting_holds(f: &F) {
-    let r = f.reserve_status(0, 0);
+    let r = f.reserve_status(0, 0, 0);
     assert_eq!(
         r.reserve + r.total_consumed - r.total_returned,
         r.total_topped_up,
@@ -1120,7 +1120,7 @@ fn cleanup_stops_a_running_creation_and_refuses_a_retry_or_a_second_cleanup() {
     let rec = f.record(id).unwrap();
     assert_eq!(rec.canister_id, None);
     assert_eq!(rec.created_canisters, Some(vec![personal(1)]));
-    assert_eq!(f.reserve_status(0, 0).total_returned, 1_000);
+    assert_eq!(f.reserve_status(0, 0, 0).total_returned, 1_000);
     // Now a retry creates a new canister.
     let rec = request(&mut f, &mut c, 1, 9 * SEC).unwrap();
     assert_eq!(rec.cleanup, None);
@@ -1174,6 +1174,20 @@ fn configuration_values_are_validated() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     };
     let d = FactoryConfig::default;
+    assert_eq!(
+        bad(FactoryConfig {
+            daily_cycle_budget: Some(u128::MAX),
+            ..d()
+        }),
+        "daily_cycle_budget"
+    );
+    assert_eq!(
+        bad(FactoryConfig {
+            operating_cycles: Some(u128::MAX),
+            ..d()
+        }),
+        "operating_cycles"
+    );
     assert_eq!(
         bad(FactoryConfig {
             quote_buffer: 100_000_000_000_000,
@@ -1307,8 +1321,12 @@ fn a_reserve_the_liquid_balance_cannot_back_creates_nothing() {
     let id = to_creating(&mut f, &mut c);
     let quote = f.record(id).unwrap().quote.unwrap().total;
     let reserve = f.reserve();
+    // The balance above the freezing reserve, less the cycles kept for the backend's own
+    // running costs, is one cycle short.
+    let operating = f.config().operating_cycles();
+    let liquid = operating + quote - 1;
     assert_eq!(
-        f.take_creation_cycles(id, 3, quote - 1),
+        f.take_creation_cycles(id, 3, liquid),
         Err(FactoryError::InsufficientCycles {
             required: quote,
             available: quote - 1
@@ -1316,11 +1334,73 @@ fn a_reserve_the_liquid_balance_cannot_back_creates_nothing() {
     );
     assert_eq!(f.reserve(), reserve, "nothing taken");
     assert!(f.creates_in_flight().is_empty());
-    let status = f.reserve_status(10 * quote, quote - 1);
+    let status = f.reserve_status(10 * quote, liquid, 3);
     assert_eq!(
-        (status.balance, status.liquid_balance),
-        (10 * quote, quote - 1)
+        (status.balance, status.liquid_balance, status.spendable),
+        (10 * quote, liquid, quote - 1)
     );
+    assert_eq!(status.operating_cycles, operating);
+    // One cycle more and it is taken.
+    assert_eq!(f.take_creation_cycles(id, 3, liquid + 1), Ok(quote));
+    accounting_holds(&f);
+}
+
+/// The admin's daily cycle budget bounds what creations take from the reserve per UTC day,
+/// all owners together: a creation beyond it fails (nothing taken, capsule writable), and the
+/// next day the budget is whole again.
+#[test]
+fn the_daily_cycle_budget_bounds_what_creations_take() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    with_capsule(&mut c, 2);
+    let first = to_creating(&mut f, &mut c);
+    let quote = f.record(first).unwrap().quote.unwrap().total;
+    f.set_config(FactoryConfig {
+        daily_cycle_budget: Some(quote + quote / 2),
+        ..f.config()
+    });
+    assert_eq!(f.take_creation_cycles(first, 3, u128::MAX), Ok(quote));
+    assert_eq!(f.spent_today(3), quote);
+    let second = request(&mut f, &mut c, 2, 4).unwrap().migration_id;
+    f.admit_queued(&mut c, 5);
+    assert_eq!(
+        export_all(&mut f, &mut c, second, 6),
+        CreationState::Creating
+    );
+    let reserve = f.reserve();
+    let refused = f.take_creation_cycles(second, 7, u128::MAX);
+    assert_eq!(
+        refused,
+        Err(FactoryError::DailyCycleBudgetReached {
+            budget: quote + quote / 2,
+            spent: quote,
+            required: quote
+        })
+    );
+    assert_eq!(f.reserve(), reserve, "nothing taken");
+    let status = f.reserve_status(0, 0, 7);
+    assert_eq!(
+        (status.spent_today, status.daily_cycle_budget),
+        (quote, quote + quote / 2)
+    );
+    // The driver fails the creation with the refusal; the capsule is writable again.
+    f.fail(second, refused.unwrap_err(), &mut c, 8);
+    assert!(c.add_memory(&ctx(2), note("after")).is_ok());
+    // A new UTC day: the budget is whole again.
+    assert_eq!(f.spent_today(DAY + 1), 0);
+    accounting_holds(&f);
+}
+
+fn note(title: &str) -> MemoryInput {
+    MemoryInput {
+        title: title.into(),
+        description: String::new(),
+        tags: vec![],
+        kind: MemoryKind::Note,
+        blobs: vec![],
+        encryption: None,
+    }
 }
 
 #[test]

@@ -422,7 +422,7 @@ impl Sim {
     }
 
     fn check(&self) {
-        let r = self.f.reserve_status(0, 0);
+        let r = self.f.reserve_status(0, 0, 0);
         assert_eq!(
             r.reserve + r.total_consumed - r.total_returned,
             r.total_topped_up,

@@ -205,6 +205,14 @@ pub struct ReserveStatus {
     /// The part of the balance above the freezing reserve: what can actually be spent. A
     /// creation is refused when this cannot cover its quote, whatever the reserve says.
     pub liquid_balance: u128,
+    /// Cycles of the balance kept for the backend's own running costs.
+    pub operating_cycles: u128,
+    /// What creations can actually take now: the reserve, as far as the liquid balance less
+    /// the operating cycles backs it.
+    pub spendable: u128,
+    /// Cycles creations took from the reserve today, and the daily budget.
+    pub spent_today: u128,
+    pub daily_cycle_budget: u128,
     /// Creations are refused when the reserve would fall below this after the quote.
     pub threshold: u128,
     pub low_water_mark: u128,
@@ -260,9 +268,20 @@ pub struct FactoryConfig {
     /// (`None`: [`DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY`]). Every attempt also counts against
     /// `daily_limit`.
     pub max_attempts_per_owner_per_day: Option<u32>,
+    /// Cycles creations may take from the reserve per UTC day, all owners together
+    /// (`None`: [`DEFAULT_DAILY_CYCLE_BUDGET`]): the reserve cannot drain faster than this.
+    pub daily_cycle_budget: Option<u128>,
+    /// Cycles of the balance kept for the backend's own running costs (storage, messages,
+    /// calls): creations never spend them, and the reserve counts as spendable only above
+    /// them and the freezing reserve (`None`: [`DEFAULT_OPERATING_CYCLES`]).
+    pub operating_cycles: Option<u128>,
 }
 
 pub const DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY: u32 = 3;
+/// 100 creations of 1 T cycles (a 13-node subnet's creation fee plus install and import).
+pub const DEFAULT_DAILY_CYCLE_BUDGET: u128 = 100_000_000_000_000;
+/// About a year of storage of 1 GiB on a 13-node subnet plus the factory's own messages.
+pub const DEFAULT_OPERATING_CYCLES: u128 = 5_000_000_000_000;
 
 pub const DEFAULT_STEP_TIMEOUT_SECONDS: u64 = 3_600;
 pub const DEFAULT_IMPORT_TIMEOUT_SECONDS: u64 = 3_600;
@@ -343,6 +362,18 @@ impl FactoryConfig {
             self.import_seconds_per_gib.is_none_or(|v| v <= DAY),
             "import_seconds_per_gib",
             "must be at most one day",
+        )?;
+        check(
+            self.daily_cycle_budget
+                .is_none_or(|v| v <= 10_000_000_000_000_000),
+            "daily_cycle_budget",
+            "must be at most 10,000 T cycles",
+        )?;
+        check(
+            self.operating_cycles
+                .is_none_or(|v| v <= 1_000_000_000_000_000),
+            "operating_cycles",
+            "must be at most 1,000 T cycles",
         )?;
         let p = &self.prices;
         check(
@@ -435,7 +466,22 @@ impl Default for FactoryConfig {
             import_timeout_seconds: None,
             import_seconds_per_gib: None,
             max_attempts_per_owner_per_day: None,
+            daily_cycle_budget: None,
+            operating_cycles: None,
         }
+    }
+}
+
+impl FactoryConfig {
+    /// The daily cycle budget in force.
+    pub fn daily_cycle_budget(&self) -> u128 {
+        self.daily_cycle_budget
+            .unwrap_or(DEFAULT_DAILY_CYCLE_BUDGET)
+    }
+
+    /// The cycles kept for the backend's own running costs.
+    pub fn operating_cycles(&self) -> u128 {
+        self.operating_cycles.unwrap_or(DEFAULT_OPERATING_CYCLES)
     }
 }
 
@@ -472,6 +518,14 @@ pub enum FactoryError {
     DailyLimitReached { limit: u32 },
     #[error("you have made {limit} attempts today, the most one user may; try again tomorrow")]
     OwnerDailyLimitReached { limit: u32 },
+    #[error(
+        "creations have taken {spent} of today's {budget} cycles; this one needs {required}: try again tomorrow"
+    )]
+    DailyCycleBudgetReached {
+        budget: u128,
+        spent: u128,
+        required: u128,
+    },
     #[error(
         "the cycles reserve holds {available} cycles, {required} are needed: an administrator must top it up"
     )]

@@ -29,6 +29,8 @@ mod purge;
 mod reports;
 mod requests;
 mod reserve;
+#[cfg(feature = "bench-seed")]
+mod seed;
 mod steps;
 
 use cleanup::cleanup_running;
@@ -95,6 +97,15 @@ pub struct FactoryState {
     /// Version of the record indexes (`queue`, `active`, `purge_queue`); `None` in layouts
     /// before them: [`Factory::ensure_indexes`] builds them from the records once.
     pub index_version: Option<u32>,
+    /// Cycles creations took from the reserve on one UTC day (the daily cycle budget).
+    pub cycles_day: Option<DayCycles>,
+}
+
+/// Cycles spent on one UTC day.
+#[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DayCycles {
+    pub day: u64,
+    pub spent: u128,
 }
 
 /// What the driver must do next for a creation.

@@ -31,6 +31,36 @@ impl<M: StableMemory> Factory<M> {
         });
     }
 
+    /// What creations can take now: the reserve, as far as the `liquid` balance (above the
+    /// freezing reserve) less the cycles kept for the backend's running costs backs it.
+    pub fn spendable(&self, liquid: u128) -> u128 {
+        self.st()
+            .reserve
+            .min(liquid.saturating_sub(self.config().operating_cycles()))
+    }
+
+    /// Cycles creations took from the reserve on the UTC day of `now`.
+    pub fn spent_today(&self, now: u64) -> u128 {
+        self.st()
+            .cycles_day
+            .filter(|d| d.day == now / DAY_NS)
+            .map_or(0, |d| d.spent)
+    }
+
+    /// Checks that `cycles` more fit today's cycle budget.
+    pub(super) fn check_cycle_budget(&self, cycles: u128, now: u64) -> Result<(), FactoryError> {
+        let budget = self.config().daily_cycle_budget();
+        let spent = self.spent_today(now);
+        if spent.checked_add(cycles).is_none_or(|total| total > budget) {
+            return Err(FactoryError::DailyCycleBudgetReached {
+                budget,
+                spent,
+                required: cycles,
+            });
+        }
+        Ok(())
+    }
+
     /// Records a low-reserve alert if the reserve is under the low-water mark and no alert
     /// was recorded today; returns it (for the notification canister).
     pub fn check_low_water(&mut self, now: u64) -> Option<ReserveAlert> {
@@ -61,14 +91,19 @@ impl<M: StableMemory> Factory<M> {
     }
 
     /// The reserve beside the canister's `balance` and `liquid` balance (above its freezing
-    /// reserve): the reserve is spendable only as far as the liquid balance backs it.
-    pub fn reserve_status(&self, balance: u128, liquid: u128) -> ReserveStatus {
+    /// reserve) at `now`: the reserve is spendable only as far as the liquid balance less the
+    /// operating cycles backs it.
+    pub fn reserve_status(&self, balance: u128, liquid: u128, now: u64) -> ReserveStatus {
         let cfg = self.config();
         let s = self.st();
         ReserveStatus {
             reserve: s.reserve,
             balance,
             liquid_balance: liquid,
+            operating_cycles: cfg.operating_cycles(),
+            spendable: self.spendable(liquid),
+            spent_today: self.spent_today(now),
+            daily_cycle_budget: cfg.daily_cycle_budget(),
             threshold: cfg.reserve_threshold,
             low_water_mark: cfg.low_water_mark,
             total_topped_up: s.total_topped_up,

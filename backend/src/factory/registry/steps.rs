@@ -165,9 +165,10 @@ impl<M: StableMemory> Factory<M> {
     /// Journals the start of `create_canister`: takes the quoted cycles from the reserve, marks
     /// the call in flight (the backend refuses upgrades until its callback has run) and returns
     /// the cycles to attach. Called right before the call, in the same message. `liquid` is the
-    /// canister's liquid balance (above its freezing reserve): a reserve the balance cannot back
-    /// is refused (`InsufficientCycles` with the liquid balance as available), so creations never
-    /// take the backend to its freezing threshold.
+    /// canister's liquid balance (above its freezing reserve): a reserve the balance less the
+    /// operating cycles cannot back is refused (`InsufficientCycles` with what is spendable as
+    /// available), so creations never eat into the backend's running costs or take it to its
+    /// freezing threshold; cycles beyond today's budget are refused (`DailyCycleBudgetReached`).
     pub fn take_creation_cycles(
         &mut self,
         migration_id: u64,
@@ -187,16 +188,22 @@ impl<M: StableMemory> Factory<M> {
             });
         }
         let cycles = rec.quote.as_ref().map_or(0, |q| q.total);
-        let available = self.st().reserve.min(liquid);
+        let available = self.spendable(liquid);
         if available < cycles {
             return Err(FactoryError::InsufficientCycles {
                 required: cycles,
                 available,
             });
         }
+        self.check_cycle_budget(cycles, now)?;
+        let spent = self.spent_today(now);
         self.update_st(|s| {
             s.reserve = s.reserve.checked_sub(cycles).expect("checked above");
             s.total_consumed = s.total_consumed.saturating_add(cycles);
+            s.cycles_day = Some(DayCycles {
+                day: now / DAY_NS,
+                spent: spent.saturating_add(cycles),
+            });
             s.creates_in_flight
                 .get_or_insert_with(Vec::new)
                 .push(migration_id);

@@ -21,7 +21,13 @@
 //!    backend (its capsule API accepts only its owner), and the naive copy runs under the same
 //!    time policy.
 //!
-//! Writes `{"scenarios": [...]}` (see [`Metrics`]) and prints a table.
+//! Then the factory scale scenario ([`factory`]): the scheduler's, a request's and the admin
+//! queries' cost with many past creations, beside an empty registry.
+//!
+//! Writes `{"scenarios": [...], "factory": {...}}` (see [`Metrics`] and [`factory::Scale`])
+//! and prints the tables.
+
+mod factory;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -927,10 +933,14 @@ fn main() {
         m.json.write(&mut text, 4);
         text.push_str(if i + 1 < results.len() { ",\n" } else { "\n" });
     }
-    text.push_str("  ]\n}\n");
+    let (scale, scale_table) = factory::report(quick);
+    text.push_str("  ],\n  \"factory\": ");
+    scale.write(&mut text, 2);
+    text.push_str("\n}\n");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, text).unwrap();
     print!("{}", table(&results));
+    print!("{scale_table}");
     if let (Some(a), Some(b)) = (
         results.iter().find(|m| m.name.starts_with("mixed")),
         results.iter().find(|m| m.name.starts_with("large")),
