@@ -34,7 +34,9 @@ pub enum BlobError {
     },
 
     /// This owner already has the maximum number of open upload sessions.
-    #[error("this owner already has {max} open uploads: finish or abort one first")]
+    #[error(
+        "this owner already has {max} open uploads: finish or abort one first (abandoned ones expire a day after they began)"
+    )]
     TooManyUploadsForOwner {
         /// The limit in force (`Limits::max_open_uploads_per_owner`).
         max: u64,

@@ -8,6 +8,8 @@
 //! Identical blobs, and identical chunks at the same offset, are stored once, with reference
 //! counts. Uploads are sessions (begin, put chunks in any order, finish with verification);
 //! imports are sessions whose chunk hashes are known in advance, each chunk checked on arrival.
+//! Sessions are bounded per owner and in total; plain uploads expire a TTL after they began
+//! and [`BlobStore::expire_uploads`] drops expired ones in bounded steps, earliest first.
 //!
 //! The store is generic over [`ic_stable_structures::Memory`], so the same code runs in a
 //! canister (over `MemoryManager` virtual memories) and natively in tests (`VectorMemory`).
@@ -20,6 +22,7 @@
 //! let memories = Memories {
 //!     chunk_index: mem(), chunk_data: mem(), free_slots: mem(), blobs: mem(),
 //!     blob_chunks: mem(), uploads: mem(), upload_chunks: mem(),
+//!     uploads_by_owner: mem(), upload_expiry: mem(),
 //! };
 //! let mut store = BlobStore::init(memories, Limits::default());
 //! let owner = b"alice";
@@ -43,4 +46,7 @@ pub use error::BlobError;
 pub use hash::{CHUNK_SIZE, Hash};
 pub use slots::SCHEMA_VERSION;
 pub use store::{BlobStore, MAX_OWNER_LEN, MAX_SUPPORTED_BLOB_SIZE};
-pub use types::{BlobInfo, Limits, Memories, StoreStats, UploadId, UploadInfo, UploadKind};
+pub use types::{
+    BlobInfo, DEFAULT_UPLOAD_TTL_NS, Limits, Memories, OwnerUploads, StoreStats, UploadId,
+    UploadInfo, UploadKind,
+};

@@ -1,4 +1,8 @@
-//! Stable encodings of the store's records (schema version 1).
+//! Stable encodings of the store's records (schema version 2).
+//!
+//! Schema 2 added the per-owner totals ([`OwnerKey`] → [`OwnerTotals`]), the expiry index
+//! ([`ExpiryKey`]) and the expiry time at the end of [`UploadMeta`]; `BlobStore::init`
+//! migrates a schema-1 store by building them from the open sessions.
 //!
 //! Keys are fixed-size and big-endian, so byte order equals the derived `Ord` and ranges over
 //! `(blob, index)` or `(upload, index)` come out in index order. Values are `Unbounded` so a
@@ -52,6 +56,10 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> u64 {
         u64::from_be_bytes(self.array())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 }
 
@@ -234,7 +242,15 @@ const KIND_UPLOAD: u8 = 0;
 const KIND_UPLOAD_EXPECTED: u8 = 1;
 const KIND_IMPORT: u8 = 2;
 
+/// Encodes "never expires" in [`UploadMeta`]'s expiry field.
+const NEVER: u64 = u64::MAX;
+
 /// An open session's record.
+///
+/// Layout: kind tag u8 | hash [32] | size | chunk count | received | created (u64 BE) |
+/// owner length u8 | owner | expiry u64 BE (schema 2; `u64::MAX` = never). A schema-1 record
+/// ends after the owner and decodes with `expires_ns: None`; the schema-2 migration rewrites
+/// every record with its expiry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct UploadMeta {
     pub owner: Vec<u8>,
@@ -243,6 +259,8 @@ pub(crate) struct UploadMeta {
     pub chunk_count: u64,
     pub received: u64,
     pub created_ns: u64,
+    /// When the session may be expired; `None` for imports (never).
+    pub expires_ns: Option<u64>,
 }
 
 impl Storable for UploadMeta {
@@ -264,6 +282,7 @@ impl Storable for UploadMeta {
         // The store bounds owners to MAX_OWNER_LEN (< 256) bytes.
         v.push(self.owner.len() as u8);
         v.extend_from_slice(&self.owner);
+        v.extend_from_slice(&self.expires_ns.unwrap_or(NEVER).to_be_bytes());
         Cow::Owned(v)
     }
 
@@ -289,6 +308,11 @@ impl Storable for UploadMeta {
         let created_ns = r.u64();
         let owner_len = r.u8() as usize;
         let owner = r.take(owner_len).to_vec();
+        let expires_ns = if r.is_empty() {
+            None // Schema 1.
+        } else {
+            Some(r.u64()).filter(|t| *t != NEVER)
+        };
         Self {
             owner,
             kind,
@@ -296,6 +320,94 @@ impl Storable for UploadMeta {
             chunk_count,
             received,
             created_ns,
+            expires_ns,
+        }
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+/// Key of the expiry index: `(expiry time, upload id)`, so the index runs earliest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ExpiryKey {
+    pub expires_ns: u64,
+    pub upload: UploadId,
+}
+
+impl Storable for ExpiryKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16);
+        v.extend_from_slice(&self.expires_ns.to_be_bytes());
+        v.extend_from_slice(&self.upload.to_be_bytes());
+        v
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let mut r = Reader::new(&bytes, "expiry key");
+        Self {
+            expires_ns: r.u64(),
+            upload: r.u64(),
+        }
+    }
+
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 16,
+        is_fixed_size: true,
+    };
+}
+
+/// Key of the per-owner totals: the owner's id bytes (at most `MAX_OWNER_LEN`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct OwnerKey(pub Vec<u8>);
+
+impl Storable for OwnerKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        Self(bytes.into_owned())
+    }
+
+    const BOUND: Bound = Bound::Bounded {
+        max_size: crate::store::MAX_OWNER_LEN as u32,
+        is_fixed_size: false,
+    };
+}
+
+/// An owner's open sessions: how many, and the sum of their declared sizes. Only owners with
+/// at least one open session have an entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OwnerTotals {
+    pub sessions: u64,
+    pub declared_bytes: u64,
+}
+
+impl Storable for OwnerTotals {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16);
+        v.extend_from_slice(&self.sessions.to_be_bytes());
+        v.extend_from_slice(&self.declared_bytes.to_be_bytes());
+        v
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let mut r = Reader::new(&bytes, "owner totals");
+        Self {
+            sessions: r.u64(),
+            declared_bytes: r.u64(),
         }
     }
 
@@ -337,12 +449,15 @@ mod tests {
             hash: [1; 32],
             present: true,
         });
-        for kind in [
-            UploadKind::Upload { expected: None },
-            UploadKind::Upload {
-                expected: Some([3; 32]),
-            },
-            UploadKind::Import { blob: [4; 32] },
+        for (kind, expires_ns) in [
+            (UploadKind::Upload { expected: None }, Some(5)),
+            (
+                UploadKind::Upload {
+                    expected: Some([3; 32]),
+                },
+                Some(u64::MAX - 1),
+            ),
+            (UploadKind::Import { blob: [4; 32] }, None),
         ] {
             round_trip(UploadMeta {
                 owner: vec![1, 2, 3],
@@ -351,8 +466,41 @@ mod tests {
                 chunk_count: 1,
                 received: 0,
                 created_ns: 99,
+                expires_ns,
             });
         }
+        round_trip(ExpiryKey {
+            expires_ns: 7,
+            upload: u64::MAX,
+        });
+        round_trip(OwnerKey(vec![9; 29]));
+        round_trip(OwnerTotals {
+            sessions: 16,
+            declared_bytes: 1 << 33,
+        });
+    }
+
+    #[test]
+    fn a_schema_1_upload_record_decodes_without_expiry() {
+        let meta = UploadMeta {
+            owner: b"alice".to_vec(),
+            kind: UploadKind::Upload { expected: None },
+            size: 10,
+            chunk_count: 1,
+            received: 1,
+            created_ns: 42,
+            expires_ns: Some(1_000),
+        };
+        let mut bytes = meta.to_bytes().into_owned();
+        bytes.truncate(bytes.len() - 8); // What schema 1 wrote.
+        let old = UploadMeta::from_bytes(Cow::Owned(bytes));
+        assert_eq!(
+            old,
+            UploadMeta {
+                expires_ns: None,
+                ..meta
+            }
+        );
     }
 
     #[test]
@@ -375,5 +523,14 @@ mod tests {
             index: 0,
         };
         assert!(c < d && c.to_bytes() < d.to_bytes());
+        let e = ExpiryKey {
+            expires_ns: 1,
+            upload: u64::MAX,
+        };
+        let f = ExpiryKey {
+            expires_ns: 256,
+            upload: 0,
+        };
+        assert!(e < f && e.to_bytes() < f.to_bytes());
     }
 }

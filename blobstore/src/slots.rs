@@ -22,7 +22,11 @@ const MAGIC: [u8; 8] = *b"BLOBSTOR";
 
 /// Schema version written by this code. Bump it, and migrate in `SlotArea::open`'s caller, when
 /// a record layout changes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: chunks, blobs, sessions.
+/// - 2: per-owner session totals and the expiry index (two more memories), and an expiry time
+///   in each session record. `BlobStore::init` migrates a schema-1 store.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const WASM_PAGE: u64 = 65_536;
 /// Offset of slot 0: one wasm page for the header.
@@ -56,7 +60,9 @@ impl<M: Memory> SlotArea<M> {
         mem.size() == 0
     }
 
-    /// Opens the area, creating the header if the memory is empty.
+    /// Opens the area, creating the header if the memory is empty. The header keeps the
+    /// schema version found (the current one for a new area) until [`SlotArea::stamp_version`]
+    /// once the caller has migrated the records.
     ///
     /// Panics if the memory holds something else or a newer schema: the canister must not
     /// start over data it does not understand.
@@ -93,12 +99,11 @@ impl<M: Memory> SlotArea<M> {
             version <= SCHEMA_VERSION,
             "blobstore: stored schema version {version} is newer than this code's {SCHEMA_VERSION}; downgrades are not supported"
         );
-        // Version 1 is the only schema so far. A later version migrates older records here,
-        // before anything is written (`save` stamps the current version).
+        // The caller migrates older records before anything else is written, then stamps.
         Self {
             mem,
             header: Header {
-                version: SCHEMA_VERSION,
+                version,
                 slot_count: word(16),
                 next_upload: word(24),
                 stored_bytes: word(32),
@@ -109,6 +114,13 @@ impl<M: Memory> SlotArea<M> {
 
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// Records that the stored data now follows [`SCHEMA_VERSION`].
+    pub fn stamp_version(&mut self) {
+        if self.header.version != SCHEMA_VERSION {
+            self.update(|h| h.version = SCHEMA_VERSION);
+        }
     }
 
     /// Changes the header and writes it to memory.

@@ -7,6 +7,16 @@
 //! - A chunk's `refs` counts the blob positions (one per blob whose list names it) and the open
 //!   session positions that hold it. At 0 its slot is freed for reuse.
 //!
+//! # Session bounds and expiry
+//!
+//! Sessions are counted per owner in a running total (`uploads_by_owner`: open sessions and the
+//! sizes they declared), so checking an owner's room is one lookup. Each plain upload is given
+//! an expiry time at begin (`now + Limits::upload_ttl_ns`) and an entry in the expiry index,
+//! ordered by that time: [`BlobStore::expire_uploads`] takes the earliest entries up to its
+//! budget and [`BlobStore::next_upload_expiry`] reads the first, so their cost depends on the
+//! sessions expired, not on the sessions open. Imports have no entry and never expire. A
+//! session past its expiry stays usable until it is dropped.
+//!
 //! # Atomicity
 //!
 //! Every check that can fail runs before the first write, so an `Err` means nothing changed.
@@ -18,11 +28,14 @@ use ic_stable_structures::{Memory, StableBTreeMap, StableVec};
 
 use crate::error::BlobError;
 use crate::hash::{self, CHUNK_SIZE, Hash, to_hex};
-use crate::records::{BlobChunkKey, BlobMeta, ChunkEntry, UploadChunk, UploadChunkKey, UploadMeta};
-#[cfg(doc)]
-use crate::slots::SCHEMA_VERSION;
-use crate::slots::SlotArea;
-use crate::types::{BlobInfo, Limits, Memories, StoreStats, UploadId, UploadInfo, UploadKind};
+use crate::records::{
+    BlobChunkKey, BlobMeta, ChunkEntry, ExpiryKey, OwnerKey, OwnerTotals, UploadChunk,
+    UploadChunkKey, UploadMeta,
+};
+use crate::slots::{SCHEMA_VERSION as CURRENT_SCHEMA, SlotArea};
+use crate::types::{
+    BlobInfo, Limits, Memories, OwnerUploads, StoreStats, UploadId, UploadInfo, UploadKind,
+};
 
 /// Longest owner id accepted, in bytes (a principal has at most 29).
 pub const MAX_OWNER_LEN: usize = 64;
@@ -40,6 +53,8 @@ pub struct BlobStore<M: Memory> {
     blob_chunks: StableBTreeMap<BlobChunkKey, Hash, M>,
     uploads: StableBTreeMap<UploadId, UploadMeta, M>,
     upload_chunks: StableBTreeMap<UploadChunkKey, UploadChunk, M>,
+    uploads_by_owner: StableBTreeMap<OwnerKey, OwnerTotals, M>,
+    upload_expiry: StableBTreeMap<ExpiryKey, (), M>,
 }
 
 /// Panics on a broken internal invariant (see the module docs).
@@ -80,6 +95,12 @@ impl<M: Memory> BlobStore<M> {
     ///
     /// `limits` apply from now on; they are not stored. Panics if the memories hold something
     /// other than a store of a schema this code knows, or if only some of them are empty.
+    ///
+    /// A store of schema 1 (before the session indexes) is migrated here, in the same message:
+    /// its two new memories must be empty; every open session is counted into the per-owner
+    /// totals, and every plain upload gets the expiry time `created + upload_ttl_ns` and its
+    /// index entry. The work is proportional to the open sessions, which schema 1 bounded by
+    /// its global cap (1,000 by default).
     pub fn init(mem: Memories<M>, limits: Limits) -> Self {
         let fresh = SlotArea::is_fresh(&mem.chunk_data);
         let others = [
@@ -94,15 +115,48 @@ impl<M: Memory> BlobStore<M> {
             others.iter().all(|m| (m.size() == 0) == fresh),
             "blobstore: some memories are empty and others are not; they do not belong together"
         );
-        Self {
+        let slots = SlotArea::open(mem.chunk_data);
+        let found = slots.header().version;
+        // Schema 1 had no session indexes: their memories are new and must be empty.
+        let indexed = !fresh && found >= 2;
+        assert!(
+            [&mem.uploads_by_owner, &mem.upload_expiry]
+                .iter()
+                .all(|m| (m.size() == 0) != indexed),
+            "blobstore: the session index memories do not match the store's schema {found}; they do not belong together"
+        );
+        let mut store = Self {
             limits,
-            slots: SlotArea::open(mem.chunk_data),
+            slots,
             chunk_index: StableBTreeMap::init(mem.chunk_index),
             free_slots: StableVec::init(mem.free_slots),
             blobs: StableBTreeMap::init(mem.blobs),
             blob_chunks: StableBTreeMap::init(mem.blob_chunks),
             uploads: StableBTreeMap::init(mem.uploads),
             upload_chunks: StableBTreeMap::init(mem.upload_chunks),
+            uploads_by_owner: StableBTreeMap::init(mem.uploads_by_owner),
+            upload_expiry: StableBTreeMap::init(mem.upload_expiry),
+        };
+        if found < 2 {
+            store.index_sessions();
+        }
+        store.slots.stamp_version();
+        debug_assert_eq!(store.schema_version(), CURRENT_SCHEMA);
+        store
+    }
+
+    /// Schema 1 → 2: builds the per-owner totals and the expiry index from the open sessions
+    /// and writes each session record with its expiry time.
+    fn index_sessions(&mut self) {
+        let sessions: Vec<(UploadId, UploadMeta)> =
+            self.uploads.iter().map(|e| e.into_pair()).collect();
+        for (id, mut meta) in sessions {
+            meta.expires_ns = match meta.kind {
+                UploadKind::Upload { .. } => self.expiry_from(meta.created_ns),
+                UploadKind::Import { .. } => None,
+            };
+            self.count_session(&meta, id);
+            self.uploads.insert(id, meta);
         }
     }
 
@@ -111,7 +165,7 @@ impl<M: Memory> BlobStore<M> {
         &self.limits
     }
 
-    /// The schema version of the stored data (equal to [`SCHEMA_VERSION`] once opened).
+    /// The schema version of the stored data (equal to [`crate::SCHEMA_VERSION`] once opened).
     pub fn schema_version(&self) -> u32 {
         self.slots.header().version
     }
@@ -120,6 +174,9 @@ impl<M: Memory> BlobStore<M> {
 
     /// Opens an upload of a blob of `size` bytes owned by `owner` (opaque bytes, e.g. a
     /// principal's). If `expected` is given, `finish_upload` requires the blob to hash to it.
+    /// The session may be expired from `now_ns + Limits::upload_ttl_ns` on (see
+    /// [`BlobStore::expire_uploads`]); `size` counts in the owner's declared bytes
+    /// ([`BlobStore::owner_uploads`]) until the session is finished, aborted or expired.
     ///
     /// Errors: `OwnerTooLong`, `BlobTooLarge`, `TooManyUploads`, `TooManyUploadsForOwner`.
     pub fn begin_upload(
@@ -139,6 +196,7 @@ impl<M: Memory> BlobStore<M> {
             chunk_count,
             received: 0,
             created_ns: now_ns,
+            expires_ns: self.expiry_from(now_ns),
         }))
     }
 
@@ -276,7 +334,7 @@ impl<M: Memory> BlobStore<M> {
         for index in 0..meta.chunk_count {
             self.upload_chunks.remove(&upload_key(upload, index));
         }
-        self.uploads.remove(&upload);
+        self.close_session(upload, &meta);
         let blob_meta = match self.blobs.get(&blob) {
             Some(mut existing) => {
                 existing.refs += 1;
@@ -311,23 +369,52 @@ impl<M: Memory> BlobStore<M> {
         Ok(())
     }
 
-    /// Aborts every session created more than `max_age_ns` before `now_ns`; returns how many.
+    /// Drops up to `max_sessions` plain uploads whose expiry time is at or before `now_ns`,
+    /// earliest first, releasing the chunks they hold and their declared bytes; returns how
+    /// many it dropped. Sessions left over (past the budget) are dropped by later calls: call
+    /// again while it returns `max_sessions`, or at [`BlobStore::next_upload_expiry`].
     ///
-    /// Age counts from `begin_*`, not from the last chunk: choose `max_age_ns` longer than the
-    /// slowest whole upload.
-    pub fn expire_uploads(&mut self, now_ns: u64, max_age_ns: u64) -> u64 {
-        let stale: Vec<UploadId> = self
-            .uploads
-            .iter()
-            .filter_map(|e| {
-                let (id, meta) = e.into_pair();
-                (now_ns.saturating_sub(meta.created_ns) > max_age_ns).then_some(id)
-            })
+    /// Cost: one index lookup per session dropped plus, for each, the work of releasing its
+    /// chunks (proportional to the chunks it received); nothing for sessions not dropped.
+    /// Imports never expire.
+    pub fn expire_uploads(&mut self, now_ns: u64, max_sessions: usize) -> usize {
+        let due: Vec<ExpiryKey> = self
+            .upload_expiry
+            .keys()
+            .take_while(|k| k.expires_ns <= now_ns)
+            .take(max_sessions)
             .collect();
-        for id in &stale {
-            self.drop_session(*id);
+        for key in &due {
+            if self.uploads.contains_key(&key.upload) {
+                self.drop_session(key.upload);
+            } else {
+                // An index entry without its session cannot be made by this code; dropping it
+                // keeps expiry going rather than trapping on every timer.
+                if cfg!(debug_assertions) {
+                    invariant("an expiry entry names a closed session");
+                }
+                self.upload_expiry.remove(key);
+            }
         }
-        stale.len() as u64
+        due.len()
+    }
+
+    /// The earliest expiry time of an open plain upload (whether or not it has passed), or
+    /// `None` when no open session can expire. One index lookup.
+    pub fn next_upload_expiry(&self) -> Option<u64> {
+        self.upload_expiry
+            .first_key_value()
+            .map(|(key, ())| key.expires_ns)
+    }
+
+    /// `owner`'s open sessions (uploads and imports) and the sizes they declared, as counted
+    /// against the limits. One lookup.
+    pub fn owner_uploads(&self, owner: &[u8]) -> OwnerUploads {
+        let t = self.owner_totals(owner);
+        OwnerUploads {
+            sessions: t.sessions,
+            declared_bytes: t.declared_bytes,
+        }
     }
 
     /// Describes an open session.
@@ -340,6 +427,7 @@ impl<M: Memory> BlobStore<M> {
             chunk_count: m.chunk_count,
             received: m.received,
             created_ns: m.created_ns,
+            expires_ns: m.expires_ns,
         })
     }
 
@@ -403,6 +491,7 @@ impl<M: Memory> BlobStore<M> {
             chunk_count,
             received,
             created_ns: now_ns,
+            expires_ns: None,
         });
         for (index, (chunk, present)) in chunk_hashes.iter().zip(present).enumerate() {
             if present {
@@ -611,31 +700,78 @@ impl<M: Memory> BlobStore<M> {
         Ok(hash::chunk_count(size))
     }
 
-    /// Checks the session bounds. Counting an owner's sessions walks the open sessions, at
-    /// most `max_open_uploads` of them.
+    /// Checks the session bounds: the store's count and the owner's running total.
     fn check_capacity(&self, owner: &[u8]) -> Result<(), BlobError> {
         let max = self.limits.max_open_uploads;
         if self.uploads.len() >= max {
             return Err(BlobError::TooManyUploads { max });
         }
         let max = self.limits.max_open_uploads_per_owner;
-        let mine = self
-            .uploads
-            .values()
-            .filter(|m| m.owner == owner)
-            .take(max as usize)
-            .count() as u64;
-        if mine >= max {
+        if self.owner_totals(owner).sessions >= max {
             return Err(BlobError::TooManyUploadsForOwner { max });
         }
         Ok(())
     }
 
+    /// The expiry time of a plain upload created at `created_ns` under the limits in force;
+    /// `None` if it saturates (a TTL of `u64::MAX` turns expiry off).
+    fn expiry_from(&self, created_ns: u64) -> Option<u64> {
+        Some(created_ns.saturating_add(self.limits.upload_ttl_ns)).filter(|t| *t != u64::MAX)
+    }
+
+    fn owner_totals(&self, owner: &[u8]) -> OwnerTotals {
+        self.uploads_by_owner
+            .get(&OwnerKey(owner.to_vec()))
+            .unwrap_or_default()
+    }
+
     fn new_session(&mut self, meta: UploadMeta) -> UploadId {
         let id = self.slots.header().next_upload;
         self.slots.update(|h| h.next_upload += 1);
+        self.count_session(&meta, id);
         self.uploads.insert(id, meta);
         id
+    }
+
+    /// Adds a session to its owner's totals and, if it expires, to the expiry index.
+    fn count_session(&mut self, meta: &UploadMeta, id: UploadId) {
+        let key = OwnerKey(meta.owner.clone());
+        let mut t = self.uploads_by_owner.get(&key).unwrap_or_default();
+        t.sessions += 1;
+        t.declared_bytes = t.declared_bytes.saturating_add(meta.size);
+        self.uploads_by_owner.insert(key, t);
+        if let Some(expires_ns) = meta.expires_ns {
+            self.upload_expiry.insert(
+                ExpiryKey {
+                    expires_ns,
+                    upload: id,
+                },
+                (),
+            );
+        }
+    }
+
+    /// Removes a session's record, its owner's count and its expiry entry (its chunk entries
+    /// are the caller's business).
+    fn close_session(&mut self, id: UploadId, meta: &UploadMeta) {
+        self.uploads.remove(&id);
+        let key = OwnerKey(meta.owner.clone());
+        let Some(mut t) = self.uploads_by_owner.get(&key) else {
+            invariant("an open session's owner has no totals")
+        };
+        t.sessions -= 1;
+        t.declared_bytes = t.declared_bytes.saturating_sub(meta.size);
+        if t.sessions == 0 {
+            self.uploads_by_owner.remove(&key);
+        } else {
+            self.uploads_by_owner.insert(key, t);
+        }
+        if let Some(expires_ns) = meta.expires_ns {
+            self.upload_expiry.remove(&ExpiryKey {
+                expires_ns,
+                upload: id,
+            });
+        }
     }
 
     /// The open session `upload`, if `owner` owns it.
@@ -663,7 +799,10 @@ impl<M: Memory> BlobStore<M> {
                 self.release_chunk(&chunk.hash);
             }
         }
-        self.uploads.remove(&upload);
+        let Some(meta) = self.uploads.get(&upload) else {
+            invariant("dropping a session that is not open")
+        };
+        self.close_session(upload, &meta);
     }
 
     /// Takes a reference on a chunk, storing its bytes if it is new. Fails, changing nothing,

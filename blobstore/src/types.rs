@@ -31,6 +31,12 @@ pub struct Memories<M> {
     pub uploads: M,
     /// `StableBTreeMap<(upload id, index), (chunk hash, received)>`.
     pub upload_chunks: M,
+    /// `StableBTreeMap<owner, { open sessions, declared bytes }>`: per-owner running totals of
+    /// the open sessions (schema 2), so an owner's count is one lookup, not a scan.
+    pub uploads_by_owner: M,
+    /// `StableBTreeMap<(expiry time, upload id), ()>`: the plain uploads that expire, earliest
+    /// first (schema 2), so expiry costs what it drops, not what is open.
+    pub upload_expiry: M,
 }
 
 impl Memories<ic_stable_structures::VectorMemory> {
@@ -46,31 +52,53 @@ impl Memories<ic_stable_structures::VectorMemory> {
             blob_chunks: m(),
             uploads: m(),
             upload_chunks: m(),
+            uploads_by_owner: m(),
+            upload_expiry: m(),
         }
     }
 }
 
 /// Bounds on what the store accepts. Passed at every `init`, so an upgrade may change them;
-/// sessions opened under older limits go on.
+/// sessions opened under older limits go on (and keep the expiry time they were given).
+///
+/// The session bounds are budgets, per owner and in total: an owner can hold at most
+/// `max_open_uploads_per_owner` sessions, so filling the store takes
+/// `max_open_uploads / max_open_uploads_per_owner` owners (625 with the defaults: 100 owners
+/// at their maximum hold 1,600 of 10,000), and every plain upload expires `upload_ttl_ns`
+/// after it began, so a flood holds its slots for a day at most.
 #[derive(Clone, Debug, CandidType, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Limits {
     /// Largest blob accepted, in bytes (default 4 GiB).
     pub max_blob_size: u64,
-    /// Most upload and import sessions open at once in the whole store (default 1,000).
+    /// Most upload and import sessions open at once in the whole store (default 10,000). An
+    /// open session without chunks costs about 150 bytes of stable memory, so the default
+    /// bounds the bookkeeping at a few MiB; the chunks sessions hold are bounded by what each
+    /// owner may declare (see the capsule limits).
     pub max_open_uploads: u64,
-    /// Most sessions open at once for one owner (default 16).
+    /// Most sessions open at once for one owner (default 16: a client uploads a few files in
+    /// parallel, not more).
     pub max_open_uploads_per_owner: u64,
     /// Longest range one `read_range` returns, in bytes (default 1.75 MiB = 7 chunks).
     pub max_read_len: u64,
+    /// Time a plain upload may stay open, from `begin_upload` (default 24 h): a 4 GiB upload
+    /// at 100 KiB/s takes under 12 h, so honest uploads finish well within it, and abandoned
+    /// or hostile sessions give back their slots and chunks within a day. Imports never
+    /// expire (an importer holds them open for the whole migration). `u64::MAX` turns expiry
+    /// off for sessions begun from then on.
+    pub upload_ttl_ns: u64,
 }
+
+/// [`Limits::upload_ttl_ns`]'s default: 24 hours.
+pub const DEFAULT_UPLOAD_TTL_NS: u64 = 24 * 60 * 60 * 1_000_000_000;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_blob_size: 4 * 1024 * 1024 * 1024,
-            max_open_uploads: 1_000,
+            max_open_uploads: 10_000,
             max_open_uploads_per_owner: 16,
             max_read_len: 1_835_008,
+            upload_ttl_ns: DEFAULT_UPLOAD_TTL_NS,
         }
     }
 }
@@ -122,8 +150,20 @@ pub struct UploadInfo {
     pub chunk_count: u64,
     /// Chunks received (or, for an import, already present in the store).
     pub received: u64,
-    /// Creation time (ns), used by `expire_uploads`.
+    /// Creation time (ns).
     pub created_ns: u64,
+    /// Time (ns) from which `expire_uploads` may drop the session: creation plus the TTL in
+    /// force at begin. `None` for imports, which never expire.
+    pub expires_ns: Option<u64>,
+}
+
+/// An owner's open sessions, as counted against the per-owner limits.
+#[derive(Clone, Copy, Debug, Default, CandidType, Deserialize, Serialize, PartialEq, Eq)]
+pub struct OwnerUploads {
+    /// Open upload and import sessions.
+    pub sessions: u64,
+    /// Sum of the sizes those sessions declared at begin.
+    pub declared_bytes: u64,
 }
 
 /// Store-wide counters.

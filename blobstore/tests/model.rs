@@ -1,7 +1,8 @@
 //! Model-based property test: random sequences of uploads, imports, puts (right, corrupt,
-//! short, by strangers), finishes, aborts, references, reads, expiry and reopenings (upgrades),
-//! run against the store and against a plain in-memory model. Every result, every read and
-//! the statistics must agree after each step.
+//! short, by strangers), finishes, aborts, references, reads, expiry under a budget and
+//! reopenings (upgrades, some changing the TTL), run against the store and against a plain
+//! in-memory model. Every result, every read, the statistics, the per-owner totals and the
+//! next expiry time must agree after each step.
 
 mod common;
 
@@ -9,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use blobstore::hash::{self, to_hex};
-use blobstore::{BlobError, BlobInfo, BlobStore, CHUNK_SIZE, Hash, Limits, Memories, UploadId};
+use blobstore::{
+    BlobError, BlobInfo, BlobStore, CHUNK_SIZE, Hash, Limits, Memories, OwnerUploads, UploadId,
+};
 use common::{memories, noise};
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;
@@ -17,6 +20,8 @@ use proptest::prelude::*;
 const CS: usize = CHUNK_SIZE;
 const OWNERS: [&[u8]; 3] = [b"alice", b"bob", b"carol"];
 const STRANGER: &[u8] = b"mallory";
+/// Plain uploads expire this long after they began (ticks advance 1..200 ns).
+const TTL: u64 = 300;
 
 fn limits() -> Limits {
     Limits {
@@ -24,6 +29,7 @@ fn limits() -> Limits {
         max_open_uploads: 5,
         max_open_uploads_per_owner: 3,
         max_read_len: 300_000,
+        upload_ttl_ns: TTL,
     }
 }
 
@@ -112,12 +118,15 @@ enum Op {
         index: usize,
     },
     Expire {
-        max_age: u64,
+        budget: usize,
     },
     Tick {
         ns: u64,
     },
-    Reopen,
+    /// Reopens the memories (an upgrade), with this TTL from then on.
+    Reopen {
+        ttl: u64,
+    },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -144,10 +153,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             Op::Read { blob, offset, len, wild: w == 0 }
         }),
         2 => (0..12usize, 0..4usize).prop_map(|(blob, index)| Op::ReadChunk { blob, index }),
-        1 => prop_oneof![Just(0u64), Just(10), Just(100), Just(1000)]
-            .prop_map(|max_age| Op::Expire { max_age }),
+        1 => prop_oneof![Just(0usize), Just(1), Just(2), Just(100)]
+            .prop_map(|budget| Op::Expire { budget }),
         1 => (1..200u64).prop_map(|ns| Op::Tick { ns }),
-        1 => Just(Op::Reopen),
+        1 => prop_oneof![Just(TTL), Just(50), Just(u64::MAX)].prop_map(|ttl| Op::Reopen { ttl }),
     ]
 }
 
@@ -157,7 +166,8 @@ struct MSession {
     content: usize,
     import: bool,
     expected: bool,
-    created: u64,
+    /// When the session may be expired (never for imports).
+    expires: Option<u64>,
     /// Chunks held: index -> (corrupt, chunk hash).
     parts: BTreeMap<u64, (bool, Hash)>,
 }
@@ -194,13 +204,27 @@ struct MBlob {
     refs: u64,
 }
 
-#[derive(Default)]
 struct Model {
     blobs: HashMap<Hash, MBlob>,
     sessions: Vec<MSession>,
     ever: Vec<UploadId>,
     next_id: UploadId,
     now: u64,
+    /// The TTL the store was last opened with.
+    ttl: u64,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            blobs: HashMap::new(),
+            sessions: Vec::new(),
+            ever: Vec::new(),
+            next_id: 0,
+            now: 0,
+            ttl: TTL,
+        }
+    }
 }
 
 impl Model {
@@ -314,13 +338,16 @@ fn apply(
                 } else {
                     BTreeMap::new()
                 };
+                let expires = (!*import)
+                    .then(|| model.now.saturating_add(model.ttl))
+                    .filter(|t| *t != u64::MAX);
                 model.sessions.push(MSession {
                     id,
                     owner: *owner,
                     content: *content,
                     import: *import,
                     expected: *expected,
-                    created: model.now,
+                    expires,
                     parts,
                 });
                 model.ever.push(id);
@@ -541,16 +568,29 @@ fn apply(
                 assert_eq!(store.read_chunk(&c).as_deref(), Some(&b.bytes[start..end]));
             }
         }
-        Op::Expire { max_age } => {
-            let before = model.sessions.len();
+        Op::Expire { budget } => {
+            // The earliest due sessions (by expiry time, then id), at most `budget` of them.
             let now = model.now;
-            model.sessions.retain(|s| now - s.created <= *max_age);
-            let want = (before - model.sessions.len()) as u64;
-            assert_eq!(store.expire_uploads(now, *max_age), want, "{op:?}");
+            let mut due: Vec<(u64, UploadId)> = model
+                .sessions
+                .iter()
+                .filter_map(|s| s.expires.filter(|t| *t <= now).map(|t| (t, s.id)))
+                .collect();
+            due.sort();
+            due.truncate(*budget);
+            model
+                .sessions
+                .retain(|s| !due.iter().any(|(_, id)| *id == s.id));
+            assert_eq!(store.expire_uploads(now, *budget), due.len(), "{op:?}");
         }
         Op::Tick { ns } => model.now += ns,
-        Op::Reopen => {
-            *store = BlobStore::init(mem.clone(), limits());
+        Op::Reopen { ttl } => {
+            model.ttl = *ttl;
+            let limits = Limits {
+                upload_ttl_ns: *ttl,
+                ..limits()
+            };
+            *store = BlobStore::init(mem.clone(), limits);
         }
     }
 }
@@ -605,6 +645,22 @@ fn check(store: &BlobStore<VectorMemory>, model: &Model) {
         if model.session_pos(*id).is_none() {
             assert_eq!(store.upload(*id), None);
         }
+    }
+    for (i, owner) in OWNERS.iter().enumerate() {
+        let mine = model.sessions.iter().filter(|s| s.owner == i);
+        let want = OwnerUploads {
+            sessions: mine.clone().count() as u64,
+            declared_bytes: mine.map(|s| s.content().bytes.len() as u64).sum(),
+        };
+        assert_eq!(store.owner_uploads(owner), want, "totals of owner {i}");
+    }
+    assert_eq!(
+        store.next_upload_expiry(),
+        model.sessions.iter().filter_map(|s| s.expires).min(),
+        "next expiry"
+    );
+    for s in &model.sessions {
+        assert_eq!(store.upload(s.id).map(|u| u.expires_ns), Some(s.expires));
     }
 }
 

@@ -242,7 +242,10 @@ fn swapped_chunks_fail_the_expected_blob_hash() {
 
 #[test]
 fn abort_and_expiry_release_session_chunks() {
-    let (mut s, _) = store(Limits::default());
+    let (mut s, _) = store(Limits {
+        upload_ttl_ns: 1_000,
+        ..Limits::default()
+    });
     let kept = upload(&mut s, OWNER, &noise(1000, 6));
     let base = s.stats();
 
@@ -250,14 +253,29 @@ fn abort_and_expiry_release_session_chunks() {
     let young = s.begin_upload(OTHER, 10, None, 1_000).expect("begin");
     s.put_chunk(OTHER, young, 0, b"0123456789").expect("put");
     assert_eq!(s.stats().chunks, base.chunks + 3);
+    assert_eq!(s.upload(old).expect("old").expires_ns, Some(1_000));
+    assert_eq!(s.upload(young).expect("young").expires_ns, Some(2_000));
+    assert_eq!(s.next_upload_expiry(), Some(1_000));
 
-    // `old` began at 0: at 1_500 with a max age of 1_000 it is stale, `young` is not.
-    assert_eq!(s.expire_uploads(1_500, 1_000), 1);
+    // Nothing is due before its expiry time; at it, `old` is, `young` is not.
+    assert_eq!(s.expire_uploads(999, 10), 0);
+    assert_eq!(s.expire_uploads(1_500, 10), 1);
     assert_eq!(s.upload(old), None);
     assert!(s.upload(young).is_some());
     assert_eq!(s.stats().chunks, base.chunks + 1);
+    assert_eq!(s.next_upload_expiry(), Some(2_000));
+    assert_eq!(
+        s.owner_uploads(OWNER),
+        blobstore::OwnerUploads::default(),
+        "the expired session no longer counts for its owner"
+    );
 
     s.abort_upload(OTHER, young).expect("abort");
+    assert_eq!(
+        s.next_upload_expiry(),
+        None,
+        "an aborted session leaves the index"
+    );
     let after = s.stats();
     assert_eq!(
         (
@@ -269,7 +287,7 @@ fn abort_and_expiry_release_session_chunks() {
         (1, 1, 1000, 0)
     );
     assert_eq!(after.free_slots, 3, "three slots freed for reuse");
-    assert_eq!(s.expire_uploads(u64::MAX, 0), 0);
+    assert_eq!(s.expire_uploads(u64::MAX, usize::MAX), 0);
     assert_eq!(read_all(&s, &kept), noise(1000, 6));
 }
 
@@ -597,6 +615,8 @@ fn managed(
         blob_chunks: m(14),
         uploads: m(15),
         upload_chunks: m(16),
+        uploads_by_owner: m(17),
+        upload_expiry: m(18),
     }
 }
 
@@ -716,9 +736,10 @@ fn limits_default_to_the_documented_values() {
         Limits::default(),
         Limits {
             max_blob_size: 4 << 30,
-            max_open_uploads: 1_000,
+            max_open_uploads: 10_000,
             max_open_uploads_per_owner: 16,
             max_read_len: 1_835_008,
+            upload_ttl_ns: 24 * 3600 * 1_000_000_000,
         }
     );
 }
@@ -1025,6 +1046,8 @@ fn a_full_stable_memory_is_a_typed_error() {
         blob_chunks: roomy(),
         uploads: roomy(),
         upload_chunks: roomy(),
+        uploads_by_owner: roomy(),
+        upload_expiry: roomy(),
     };
     let mut s = BlobStore::init(mem, Limits::default());
     let first = upload(&mut s, OWNER, b"fits");

@@ -24,6 +24,10 @@ pub const BLOB_BLOBS: MemoryId = MemoryId::new(13);
 pub const BLOB_BLOB_CHUNKS: MemoryId = MemoryId::new(14);
 pub const BLOB_UPLOADS: MemoryId = MemoryId::new(15);
 pub const BLOB_UPLOAD_CHUNKS: MemoryId = MemoryId::new(16);
+/// Per-owner totals of open upload sessions (blob store schema 2).
+pub const BLOB_UPLOADS_BY_OWNER: MemoryId = MemoryId::new(17);
+/// Open plain uploads by expiry time (blob store schema 2).
+pub const BLOB_UPLOAD_EXPIRY: MemoryId = MemoryId::new(18);
 
 // Importer (see `import`).
 pub const IMPORT_STATE: MemoryId = MemoryId::new(20);
@@ -57,6 +61,8 @@ pub fn capsule_memories() -> CapsuleMemories<Mem> {
             blob_chunks: get(BLOB_BLOB_CHUNKS),
             uploads: get(BLOB_UPLOADS),
             upload_chunks: get(BLOB_UPLOAD_CHUNKS),
+            uploads_by_owner: get(BLOB_UPLOADS_BY_OWNER),
+            upload_expiry: get(BLOB_UPLOAD_EXPIRY),
         },
     }
 }

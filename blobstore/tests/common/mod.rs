@@ -32,6 +32,8 @@ pub fn digest(mem: &Memories<VectorMemory>) -> Hash {
         &mem.blob_chunks,
         &mem.uploads,
         &mem.upload_chunks,
+        &mem.uploads_by_owner,
+        &mem.upload_expiry,
     ] {
         let bytes = memory_bytes(m);
         h.update(&(bytes.len() as u64).to_le_bytes());

@@ -53,6 +53,8 @@ fn new_store() -> Store {
                 blob_chunks: mem(),
                 uploads: mem(),
                 upload_chunks: mem(),
+                uploads_by_owner: mem(),
+                upload_expiry: mem(),
             },
         },
         Limits::default(),
@@ -64,7 +66,7 @@ fn new_store() -> Store {
 /// next message after a trap) sees.
 #[derive(Clone)]
 struct Disk {
-    capsule: [VectorMemory; 11],
+    capsule: [VectorMemory; 13],
     import: [VectorMemory; 7],
 }
 
@@ -92,6 +94,8 @@ impl Disk {
                     blob_chunks: c[8].clone(),
                     uploads: c[9].clone(),
                     upload_chunks: c[10].clone(),
+                    uploads_by_owner: c[11].clone(),
+                    upload_expiry: c[12].clone(),
                 },
             },
             Limits::default(),
