@@ -17,7 +17,7 @@ pub mod types;
 pub use error::{CapsuleResult, Error};
 pub use limits::Limits;
 pub use manifest::{ManifestWalk, WalkPosition};
-pub use store::{CapsuleMemories, CapsuleRecord, CapsuleStore, Ctx};
+pub use store::{CapsuleMemories, CapsuleRecord, CapsuleStore, Ctx, EXPIRE_ON_BEGIN};
 pub use types::*;
 
 /// Names of the capsule API's methods, the same on both canisters.

@@ -15,6 +15,11 @@ use crate::limits::Limits;
 use crate::storable::Candid;
 use crate::types::*;
 
+/// Expired upload sessions `begin_blob_upload` drops before it opens one: two, so that stale
+/// sessions shrink while uploads begin, even without a timer (the personal canister's case);
+/// each costs a few index operations plus the release of the chunks it received.
+pub const EXPIRE_ON_BEGIN: usize = 2;
+
 /// Who is calling and when: the store's only view of the environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ctx {
@@ -435,22 +440,52 @@ impl<M: StableMemory> CapsuleStore<M> {
 
     // ---------------------------------------------------------------- blobs
 
+    /// Opens an upload of `req.size` bytes into the caller's capsule.
+    ///
+    /// First drops up to [`EXPIRE_ON_BEGIN`] expired upload sessions (anyone's: housekeeping
+    /// that keeps stale sessions from piling up between the canister's timer runs, bounded and
+    /// amortized over the uploads that begin). Then the caller's open sessions count as if
+    /// they were finished: the capsule's blobs plus its open sessions must stay within
+    /// `max_blobs`, its blob bytes plus the sizes its open sessions declared plus `req.size`
+    /// within `max_blob_bytes` (`LimitReached`, nothing changed). Finishing, aborting or
+    /// expiring a session gives its room back.
     pub fn begin_blob_upload(
         &mut self,
         ctx: &Ctx,
         req: BlobUploadRequest,
     ) -> CapsuleResult<UploadId> {
         let rec = self.writable(ctx)?;
-        if rec.blob_count >= self.limits.max_blobs {
+        self.blobs.expire_uploads(ctx.now, EXPIRE_ON_BEGIN);
+        let open = self.blobs.owner_uploads(rec.owner.as_slice());
+        if rec.blob_count.saturating_add(open.sessions) >= self.limits.max_blobs {
             return Err(limit("blobs", self.limits.max_blobs));
         }
-        if rec.blob_bytes.saturating_add(req.size) > self.limits.max_blob_bytes {
+        let bytes = rec
+            .blob_bytes
+            .saturating_add(open.declared_bytes)
+            .saturating_add(req.size);
+        if bytes > self.limits.max_blob_bytes {
             return Err(limit("blob bytes", self.limits.max_blob_bytes));
         }
         let expected = req.expected_hash.map(|h| h.into_array());
         Ok(self
             .blobs
             .begin_upload(rec.owner.as_slice(), req.size, expected, ctx.now)?)
+    }
+
+    /// Drops up to `max_sessions` plain upload sessions (of any capsule) whose expiry time is
+    /// at or before `now_ns`, earliest first, releasing their chunks and the room they held
+    /// in their capsules; returns how many it dropped. Import sessions never expire. Bounded
+    /// work for a timer: call again while it returns `max_sessions`; otherwise the next
+    /// session falls due at [`CapsuleStore::next_upload_expiry`].
+    pub fn expire_uploads(&mut self, now_ns: u64, max_sessions: usize) -> usize {
+        self.blobs.expire_uploads(now_ns, max_sessions)
+    }
+
+    /// The earliest expiry time (ns since the epoch) of an open plain upload session, past or
+    /// not, or `None` if no open session can expire. One index lookup.
+    pub fn next_upload_expiry(&self) -> Option<u64> {
+        self.blobs.next_upload_expiry()
     }
 
     pub fn put_blob_chunk(
