@@ -15,6 +15,7 @@
 //! - `return_cycles : (principal) -> (variant { Ok : nat; Err : Error })` — controllers only:
 //!   deposits all cycles but a small reserve into the given canister
 
+mod expiry;
 pub mod import;
 mod memory;
 mod state;
@@ -49,6 +50,7 @@ fn arm_timers(start: bool) {
     import::driver::arm(start);
     #[cfg(not(target_arch = "wasm32"))]
     let _ = start;
+    expiry::ensure_armed(ic_cdk::api::time());
 }
 
 /// Version of the capsule API this canister serves.

@@ -15,6 +15,8 @@ use crate::memory::{self, Mem};
 
 /// Blob-store limits of a personal canister: one owner, who imports many blobs at once (every
 /// blob of the batches in flight is an open import session; see `import::MAX_OPEN_BLOBS`).
+/// The owner's plain uploads count in the same budget and expire after the default TTL (24 h);
+/// imports never expire.
 pub fn blob_limits() -> blobstore::Limits {
     blobstore::Limits {
         max_open_uploads: 4_096,
@@ -55,12 +57,15 @@ pub fn read<R>(f: impl FnOnce(&CapsuleStore<Mem>) -> R) -> R {
 }
 
 /// The capsule API's writes: refused for the owner while a migration is imported (or failed),
-/// with the reason naming the migration; other callers get the store's own answer.
+/// with the reason naming the migration; other callers get the store's own answer. After a
+/// write the upload expiry timer is armed if a session can expire (see [`crate::expiry`]).
 pub fn write<T>(f: impl FnOnce(&mut CapsuleStore<Mem>) -> CapsuleResult<T>) -> CapsuleResult<T> {
     if let Some(reason) = write_block(ic_cdk::api::msg_caller()) {
         return Err(Error::CapsuleFrozen { reason });
     }
-    STORE.with(|s| f(&mut s.borrow_mut()))
+    let result = STORE.with(|s| f(&mut s.borrow_mut()));
+    crate::expiry::ensure_armed(ic_cdk::api::time());
+    result
 }
 
 /// Why `caller`'s capsule writes are refused now, if they are.
