@@ -42,6 +42,10 @@ mod slots;
 pub mod store;
 pub mod types;
 
+/// The ic-stable-structures this store is built on ([`Memories`] take its `Memory`s), so that
+/// users (and tools reading a canister's stable memory) name the same version.
+pub use ic_stable_structures;
+
 pub use error::BlobError;
 pub use hash::{CHUNK_SIZE, Hash};
 pub use slots::SCHEMA_VERSION;
