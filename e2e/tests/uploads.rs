@@ -340,3 +340,48 @@ fn the_personal_canister_expires_abandoned_uploads_by_itself() {
         Err(Error::UnknownUpload { upload: ups[1] })
     );
 }
+
+#[test]
+fn a_personal_canister_upgraded_from_the_previous_layout_mid_import_keeps_its_import_sessions() {
+    // The previous backend creates bob's personal canister with the previous personal module
+    // (the one it embeds); its import is caught with import sessions open.
+    let w = World::with_backend_wasm(previous_backend(), true);
+    let bob = user(2);
+    let sizes = [3 * 1024 * 1024, 2 * 1024 * 1024 + 5, 5 * 1024 * 1024];
+    let blobs = w.fill_capsule(bob, &sizes, 3, 1);
+    w.create_personal_canister(bob).unwrap();
+    w.run_until(3_000, |w| {
+        let r = w.status(bob).unwrap();
+        r.state == backend::factory::types::CreationState::Importing
+            && r.canister_id.is_some_and(|p| stats(w, p).open_uploads > 0)
+    });
+    let personal = w.status(bob).unwrap().canister_id.unwrap();
+    let open = stats(&w, personal).open_uploads;
+
+    // Its owner upgrades it to the current module mid-import: the import sessions are indexed
+    // (counted for the owner) and none of them can expire.
+    let arg = candid::encode_one(None::<capsule::migration::PersonalInitArgs>).unwrap();
+    w.ic.upgrade_canister(personal, wasm("personal"), arg, Some(bob))
+        .expect("upgrade of the personal canister from the previous layout");
+    let snap = snapshot(&w, personal);
+    assert_eq!(snap.blob_store().stats().open_uploads, open);
+    assert_eq!(
+        snap.blob_store().owner_uploads(bob.as_slice()).sessions,
+        open
+    );
+    assert_eq!(snap.next_upload_expiry(), None, "imports never expire");
+
+    // The backend is upgraded too, and the import completes under the current modules.
+    w.ic.upgrade_canister(
+        w.backend,
+        wasm("backend"),
+        candid::encode_args(()).unwrap(),
+        Some(admin()),
+    )
+    .expect("backend upgrade");
+    let rec = completed(&w, bob);
+    assert_eq!(rec.canister_id, Some(personal));
+    let done = stats(&w, personal);
+    assert_eq!(done.open_uploads, 0);
+    assert_eq!(done.blobs, blobs.len() as u64);
+}
