@@ -585,3 +585,56 @@ fn an_older_personal_module_is_upgraded_before_handoff() {
     );
     assert_eq!(w.ic.get_controllers(personal), vec![alice]);
 }
+
+/// Timer messages the backend executed (the system's global timer and ic-cdk-timers' executor).
+fn timer_messages(w: &World) -> u64 {
+    w.emu()
+        .stats(w.backend)
+        .methods
+        .iter()
+        .filter(|(name, _)| name.contains("timer"))
+        .map(|(_, m)| m.executions)
+        .sum()
+}
+
+/// The scheduler runs only while there is work: once the creation has completed, an hour
+/// passes without a single timer message, and the backend still wakes up on its own to purge
+/// the shared copy when the retention has passed.
+#[test]
+fn an_idle_backend_runs_no_timer_and_still_purges_on_time() {
+    let w = World::new();
+    let mut c = config(&w);
+    c.retention_seconds = 2 * 3600;
+    set_config(&w, c);
+    let alice = user(1);
+    w.fill_capsule(alice, &BLOBS, 3, 1);
+    w.create_personal_canister(alice).unwrap();
+    completed(&w, alice);
+    for _ in 0..20 {
+        w.ic.advance_time(Duration::from_secs(1));
+        w.ic.tick();
+    }
+    w.emu().clear_observations();
+    for _ in 0..60 {
+        w.ic.advance_time(Duration::from_secs(60));
+        w.ic.tick();
+    }
+    assert_eq!(
+        timer_messages(&w),
+        0,
+        "an idle hour runs no timer message: {:?}",
+        w.emu().stats(w.backend).methods.keys().collect::<Vec<_>>()
+    );
+    assert!(!w.status(alice).unwrap().shared_capsule_purged);
+    for _ in 0..70 {
+        w.ic.advance_time(Duration::from_secs(60));
+        w.ic.tick();
+    }
+    assert!(
+        w.status(alice).unwrap().shared_capsule_purged,
+        "purged after the retention"
+    );
+    assert!(timer_messages(&w) > 0);
+    let gone: Result<CapsuleInfo, capsule::Error> = w.capsule(w.backend, alice, "get_capsule", ());
+    assert!(gone.is_err(), "the shared copy is gone: {gone:?}");
+}

@@ -47,8 +47,10 @@ const EXPORT_INSTRUCTIONS_PER_MESSAGE: u64 = 3_400_000_000;
 
 thread_local! {
     static RUNNING: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
-    /// The one pending pump timer and when it fires: the scheduler keeps at most one.
+    /// The pending one-shot pump timer and when it fires.
     static WAKE: RefCell<Option<(u64, TimerId)>> = const { RefCell::new(None) };
+    /// The interval pump timer (the backstop) and its period, ns.
+    static BACKSTOP: RefCell<Option<(u64, TimerId)>> = const { RefCell::new(None) };
 }
 
 /// Marks a creation as driven by the current task until dropped.
@@ -70,27 +72,48 @@ impl Drop for Running {
 
 // ---------------------------------------------------------------- the scheduler
 //
-// No periodic timer: one pump timer at a time, set for the earliest moment something is due
-// (a request, a report or a finished step asks for a pump now with `kick`; a retry time, a
-// deadline, a purge or an upload expiry sets it later). An idle backend runs no message at all.
+// No permanent periodic timer. While creations are in flight, a one-shot timer is set for the
+// earliest moment something is due (a request, a report or a finished step asks for a pump now
+// with `kick`; a retry time sets it later), and an interval timer every [`BACKSTOP_WHILE_BUSY`]
+// backs it up and meets the deadlines. When nothing is in flight, only the interval timer
+// remains, with its period set to the next moment something falls due by the clock alone (a
+// purge after its retention, an upload expiry), or none at all: an idle backend runs no message.
+//
+// Why an interval timer as the backstop: a message that traps rolls back everything it did,
+// scheduling included, and ic-cdk-timers drops a one-shot timer whose message trapped or was
+// rejected (e.g. while the backend was stopping). An interval timer survives both and retries.
+
+/// The backstop's period while creations are in flight.
+const BACKSTOP_WHILE_BUSY: Duration = Duration::from_secs(10);
 
 /// Pumps once now (on install and after every upgrade); the pump schedules what follows.
 pub fn arm() {
     kick();
 }
 
-/// Asks for a pump as soon as possible (after a request, a report or a step).
+/// Asks for a pump as soon as possible (after a request, a report or a step), and makes sure
+/// the backstop runs while there is work: the message that asks commits it even if the pump
+/// it scheduled traps.
 pub fn kick() {
     schedule(now());
+    let busy = BACKSTOP_WHILE_BUSY.as_nanos() as u64;
+    if BACKSTOP.with(|b| b.borrow().is_none_or(|(period, _)| period > busy)) {
+        set_backstop(Some(BACKSTOP_WHILE_BUSY));
+    }
 }
 
-/// Makes sure a pump runs at `at` (ns) or earlier: keeps an earlier pending timer, replaces a
-/// later one.
+/// A pending one-shot timer this long past its time has fired and its pump trapped (the
+/// rollback kept its entry): it is replaced.
+const STALE_WAKE_NS: u64 = 2_000_000_000;
+
+/// Makes sure a one-shot pump runs at `at` (ns) or earlier: keeps an earlier pending timer,
+/// replaces a later (or stale) one.
 fn schedule(at: u64) {
     WAKE.with(|w| {
         let mut w = w.borrow_mut();
         if let Some((pending, _)) = *w
             && pending <= at
+            && pending.saturating_add(STALE_WAKE_NS) > now()
         {
             return;
         }
@@ -99,6 +122,24 @@ fn schedule(at: u64) {
         }
         let delay = Duration::from_nanos(at.saturating_sub(now()));
         *w = Some((at, ic_cdk_timers::set_timer(delay, pump())));
+    });
+}
+
+/// Sets the backstop interval's period (`None`: no backstop), if it changed.
+fn set_backstop(period: Option<Duration>) {
+    let period = period.map(|p| p.as_nanos() as u64);
+    BACKSTOP.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.map(|(p, _)| p) == period {
+            return;
+        }
+        if let Some((_, timer)) = b.take() {
+            ic_cdk_timers::clear_timer(timer);
+        }
+        if let Some(p) = period {
+            let timer = ic_cdk_timers::set_timer_interval(Duration::from_nanos(p), pump);
+            *b = Some((p, timer));
+        }
     });
 }
 
@@ -113,9 +154,14 @@ fn now() -> u64 {
 /// Its cost follows the work in flight: the indexes name the active creations, the queue head
 /// and the purges due, whatever the number of past creations.
 async fn pump() {
-    // This is the pending timer firing: from here on, none is pending.
-    WAKE.with(|w| *w.borrow_mut() = None);
     let now = now();
+    // A one-shot timer due now is this one firing (or one whose pump trapped): none is pending.
+    WAKE.with(|w| {
+        let mut w = w.borrow_mut();
+        if w.is_some_and(|(at, _)| at <= now) {
+            *w = None;
+        }
+    });
     state::write(|caps| super::with(|f| f.admit_queued(caps, now)));
     if let Some(alert) = super::with(|f| f.check_low_water(now))
         && let Some(target) = super::with(|f| f.config().notification_canister)
@@ -127,15 +173,30 @@ async fn pump() {
             .oneway();
     }
     let purges_left = !purge_expired(now);
-    for id in super::with(|f| f.active_migrations()) {
-        if RUNNING.with(|r| !r.borrow().contains(&id)) {
-            ic_cdk::futures::spawn(advance(id));
+    let active = super::with(|f| f.active_migrations());
+    for id in &active {
+        if RUNNING.with(|r| !r.borrow().contains(id)) {
+            ic_cdk::futures::spawn(advance(*id));
         }
     }
+    let next = super::with(|f| f.next_wake(now));
     if purges_left {
         kick();
-    } else if let Some(at) = super::with(|f| f.next_wake(now)) {
-        schedule(at);
+    }
+    if !active.is_empty() || purges_left {
+        // The backstop comes within its period anyway (deadlines are met by it): a one-shot
+        // only for what is due sooner, such as a retry. (A replaced timer still wakes the
+        // canister once at its old time, so far-off one-shots are avoided.)
+        let backstop_at = now.saturating_add(BACKSTOP_WHILE_BUSY.as_nanos() as u64);
+        if let Some(at) = next.filter(|at| *at < backstop_at) {
+            schedule(at);
+        }
+        set_backstop(Some(BACKSTOP_WHILE_BUSY));
+    } else {
+        // Idle: the backstop alone wakes the backend when something falls due.
+        set_backstop(
+            next.map(|at| Duration::from_nanos(at.saturating_sub(now)).max(BACKSTOP_WHILE_BUSY)),
+        );
     }
 }
 
