@@ -95,6 +95,9 @@ fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
     let (config,): (Result<FactoryConfig, FactoryError>,) =
         w.query(admin(), "admin_get_config", ());
     assert_eq!(config.unwrap().step_timeout_seconds, None);
+    // The record indexes the new layout adds were built from the old records.
+    let st = stats(&w);
+    assert_eq!((st.in_progress, st.queued, st.succeeded), (1, 0, 1));
 
     // The creation the previous module left importing completes under the new one.
     let bob_done = w.run_to_final(bob, 3_000);
