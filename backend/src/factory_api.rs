@@ -183,6 +183,13 @@ fn admin_list_creations(
     }))
 }
 
+/// One creation's whole record (the list gives summaries).
+#[ic_cdk::query]
+fn admin_get_creation(migration_id: u64) -> Result<CreationRecord, FactoryError> {
+    require_admin()?;
+    factory::with(|f| f.record(migration_id)).ok_or(FactoryError::UnknownMigration { migration_id })
+}
+
 /// A page of the manifest a migration exported.
 #[ic_cdk::query]
 fn admin_get_manifest_page(

@@ -47,6 +47,8 @@ pub const FACTORY_QUEUE: MemoryId = MemoryId::new(26);
 pub const FACTORY_ACTIVE: MemoryId = MemoryId::new(27);
 #[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_PURGE_QUEUE: MemoryId = MemoryId::new(28);
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
+pub const FACTORY_SUMMARIES: MemoryId = MemoryId::new(29);
 
 thread_local! {
     static MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
@@ -89,5 +91,6 @@ pub fn factory_memories() -> crate::factory::registry::FactoryMemories<Mem> {
         queue: get(FACTORY_QUEUE),
         active: get(FACTORY_ACTIVE),
         purge_queue: get(FACTORY_PURGE_QUEUE),
+        summaries: get(FACTORY_SUMMARIES),
     }
 }

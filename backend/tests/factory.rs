@@ -1565,7 +1565,15 @@ fn indexes_are_built_from_a_layout_without_them() {
         queue: m(),
         active: m(),
         purge_queue: m(),
+        summaries: m(),
     });
+    let listed: Vec<u64> = f
+        .list(None, 10)
+        .items
+        .iter()
+        .map(|s| s.migration_id)
+        .collect();
+    assert_eq!(listed, vec![done, active, queued], "summaries rebuilt");
     assert_eq!(f.active_migrations(), vec![active]);
     let stats = f.stats();
     assert_eq!((stats.in_progress, stats.queued), (1, 1));

@@ -149,7 +149,7 @@ fn now() -> u64 {
 
 /// One scheduler message. Shares one instruction budget (`performance_counter`) between its
 /// jobs, each of which yields when its share is used and resumes in the next pump: admission,
-/// purges (up to [`PURGE_INSTRUCTIONS_PER_MESSAGE`]), upload expiry, then a step of every
+/// purges and upload expiry (up to [`PURGE_INSTRUCTIONS_PER_MESSAGE`]), then a step of every
 /// active creation that is due (export steps stop at [`EXPORT_INSTRUCTIONS_PER_MESSAGE`]).
 /// Its cost follows the work in flight: the indexes name the active creations, the queue head
 /// and the purges due, whatever the number of past creations.
@@ -172,14 +172,22 @@ async fn pump() {
             .with_arg(alert)
             .oneway();
     }
-    let purges_left = !purge_expired(now);
+    let purges_done = purge_expired(now);
+    let uploads_done = expire_uploads(now);
+    let purges_left = !(purges_done && uploads_done);
     let active = super::with(|f| f.active_migrations());
     for id in &active {
         if RUNNING.with(|r| !r.borrow().contains(id)) {
             ic_cdk::futures::spawn(advance(*id));
         }
     }
-    let next = super::with(|f| f.next_wake(now));
+    let next = [
+        super::with(|f| f.next_wake(now)),
+        state::read(|caps| caps.next_upload_expiry()),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     if purges_left {
         kick();
     }
@@ -198,6 +206,20 @@ async fn pump() {
             next.map(|at| Duration::from_nanos(at.saturating_sub(now)).max(BACKSTOP_WHILE_BUSY)),
         );
     }
+}
+
+/// Upload sessions one pump expires at most (each releases its chunks: up to 16,384 of a
+/// 4 GiB upload, so a handful per message).
+const UPLOADS_EXPIRED_PER_PUMP: usize = 8;
+
+/// Drops upload sessions past their expiry, a bounded number per message, within the purge
+/// budget. Returns whether none is due any more.
+fn expire_uploads(now: u64) -> bool {
+    if ic_cdk::api::performance_counter(0) > PURGE_INSTRUCTIONS_PER_MESSAGE {
+        return false;
+    }
+    let expired = state::write(|caps| caps.expire_uploads(now, UPLOADS_EXPIRED_PER_PUMP));
+    expired < UPLOADS_EXPIRED_PER_PUMP
 }
 
 /// Instructions a pump message may spend purging (2.5% of the 40 B limit); the rest waits for

@@ -496,10 +496,60 @@ pub struct FactoryStats {
     pub total_cycles_consumed: u128,
 }
 
-/// A page of creation records for admins, ordered by migration id.
+/// One line of the admins' creation list: what a table row shows. The whole record is
+/// `admin_get_creation`.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct CreationSummary {
+    pub migration_id: u64,
+    pub owner: Principal,
+    pub state: CreationState,
+    pub canister_id: Option<Principal>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub attempts: u32,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// The state a failed creation failed in.
+    pub failed_in: Option<CreationState>,
+    pub cycles_consumed: u128,
+}
+
+impl CreationState {
+    /// Every state, in order (the index is the state's code in stored summaries).
+    pub const ALL: [CreationState; 8] = [
+        CreationState::NotStarted,
+        CreationState::Exporting,
+        CreationState::Creating,
+        CreationState::Installing,
+        CreationState::Importing,
+        CreationState::Verifying,
+        CreationState::Completed,
+        CreationState::Failed,
+    ];
+}
+
+impl From<&CreationRecord> for CreationSummary {
+    fn from(r: &CreationRecord) -> Self {
+        CreationSummary {
+            migration_id: r.migration_id,
+            owner: r.owner,
+            state: r.state,
+            canister_id: r.canister_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            attempts: r.attempts,
+            bytes_done: r.progress.bytes_done,
+            bytes_total: r.progress.bytes_total,
+            failed_in: r.failed_in,
+            cycles_consumed: r.cycles_consumed,
+        }
+    }
+}
+
+/// A page of the admins' creation list, ordered by migration id.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct CreationPage {
-    pub items: Vec<CreationRecord>,
+    pub items: Vec<CreationSummary>,
     pub next: Option<u64>,
 }
 

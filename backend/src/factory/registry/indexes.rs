@@ -6,15 +6,19 @@
 //! | `queue` | `NotStarted` records | (time queued, id): first come, first admitted | [`Factory::admit_queued`] |
 //! | `active` | `Exporting` … `Verifying` records (at most `max_in_flight`) | id | [`Factory::active_migrations`], [`Factory::next_wake`] |
 //! | `purge_queue` | `Completed` records whose shared copy is still there | (retention clock start, id); 0 when the owner asked to purge now | [`Factory::purge_due`], [`Factory::next_wake`] |
+//! | `summaries` | every record's [`CreationSummary`], in a small fixed binary encoding | id | [`Factory::list`] |
 //!
 //! Final records (`Failed`, and `Completed` once purged) are in no index. `save` moves a record
 //! between indexes whenever its state changes; [`Factory::ensure_indexes`] builds them once
 //! from the records of a layout that had none.
 
+use ic_stable_structures::Storable;
+use ic_stable_structures::storable::Bound;
+
 use super::*;
 
 /// Version of the index layout; bump it (and rebuild) when what an index holds changes.
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 
 /// Most owners one [`Factory::purge_due`] returns (the pump purges under an instruction budget
 /// and asks again in its next message).
@@ -94,6 +98,14 @@ impl<M: StableMemory> Factory<M> {
         for key in keys {
             self.reindex(IndexKey::None, key);
         }
+        let summaries: Vec<StoredSummary> = self
+            .records
+            .iter()
+            .map(|e| StoredSummary((&e.value().0).into()))
+            .collect();
+        for summary in summaries {
+            self.summaries.insert(summary.0.migration_id, summary);
+        }
         self.update_st(|s| s.index_version = Some(INDEX_VERSION));
         true
     }
@@ -132,6 +144,24 @@ impl<M: StableMemory> Factory<M> {
     /// retry time or deadline of an active creation, or the next purge. Work that is ready now
     /// is driven by the tasks that made it ready (each ends by asking for a pump), so it is
     /// not counted here. `None`: nothing will ever fall due without a new message.
+    /// A page of the creation list (summaries, by migration id).
+    pub fn list(&self, start_after: Option<u64>, limit: usize) -> CreationPage {
+        let start = start_after.map_or(0, |id| id.saturating_add(1));
+        let mut items: Vec<CreationSummary> = self
+            .summaries
+            .range(start..)
+            .take(limit + 1)
+            .map(|e| e.value().0)
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|r| r.migration_id)
+        } else {
+            None
+        };
+        CreationPage { items, next }
+    }
+
     pub fn next_wake(&self, now: u64) -> Option<u64> {
         let active = self
             .active
@@ -149,5 +179,171 @@ impl<M: StableMemory> Factory<M> {
             .next()
             .map(|(since, _)| self.purge_time(since));
         active.chain(purge).min()
+    }
+}
+
+/// A [`CreationSummary`] as stored: a version byte and fixed-width fields (about 100 bytes),
+/// decoded with a few thousand instructions where the candid record takes about a million.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct StoredSummary(pub CreationSummary);
+
+const SUMMARY_VERSION: u8 = 1;
+const NO_STATE: u8 = 0xFF;
+
+fn state_code(s: CreationState) -> u8 {
+    CreationState::ALL
+        .iter()
+        .position(|x| *x == s)
+        .expect("every state is in ALL") as u8
+}
+
+fn put_principal(out: &mut Vec<u8>, p: &Principal) {
+    let bytes = p.as_slice();
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
+}
+
+impl Storable for StoredSummary {
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 128,
+        is_fixed_size: false,
+    };
+
+    fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Owned(self.clone().into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let s = self.0;
+        let mut out = Vec::with_capacity(128);
+        out.push(SUMMARY_VERSION);
+        out.extend_from_slice(&s.migration_id.to_be_bytes());
+        put_principal(&mut out, &s.owner);
+        out.push(state_code(s.state));
+        match &s.canister_id {
+            None => out.push(0),
+            Some(p) => {
+                out.push(1);
+                put_principal(&mut out, p);
+            }
+        }
+        for v in [s.created_at, s.updated_at] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out.extend_from_slice(&s.attempts.to_be_bytes());
+        for v in [s.bytes_done, s.bytes_total] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out.push(s.failed_in.map_or(NO_STATE, state_code));
+        out.extend_from_slice(&s.cycles_consumed.to_be_bytes());
+        out
+    }
+
+    fn from_bytes(bytes: std::borrow::Cow<[u8]>) -> Self {
+        let mut r = Reader(&bytes);
+        let version = r.u8();
+        assert_eq!(version, SUMMARY_VERSION, "unknown creation summary version");
+        let migration_id = r.u64();
+        let owner = r.principal();
+        let state = r.state();
+        let canister_id = (r.u8() == 1).then(|| r.principal());
+        let created_at = r.u64();
+        let updated_at = r.u64();
+        let attempts = u32::from_be_bytes(r.take());
+        let bytes_done = r.u64();
+        let bytes_total = r.u64();
+        let failed_in = match r.u8() {
+            NO_STATE => None,
+            code => Some(CreationState::ALL[code as usize]),
+        };
+        let cycles_consumed = u128::from_be_bytes(r.take());
+        StoredSummary(CreationSummary {
+            migration_id,
+            owner,
+            state,
+            canister_id,
+            created_at,
+            updated_at,
+            attempts,
+            bytes_done,
+            bytes_total,
+            failed_in,
+            cycles_consumed,
+        })
+    }
+}
+
+/// Reads the fields of a stored summary in order (a short or corrupt entry traps: stable
+/// memory is written only by `into_bytes`).
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        head.try_into().expect("split at N")
+    }
+
+    fn u8(&mut self) -> u8 {
+        self.take::<1>()[0]
+    }
+
+    fn u64(&mut self) -> u64 {
+        u64::from_be_bytes(self.take())
+    }
+
+    fn principal(&mut self) -> Principal {
+        let len = self.u8() as usize;
+        let (head, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Principal::from_slice(head)
+    }
+
+    fn state(&mut self) -> CreationState {
+        CreationState::ALL[self.u8() as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(canister: Option<Principal>, failed_in: Option<CreationState>) -> CreationSummary {
+        CreationSummary {
+            migration_id: u64::MAX - 1,
+            owner: Principal::from_slice(&[7; 29]),
+            state: CreationState::Failed,
+            canister_id: canister,
+            created_at: 1,
+            updated_at: u64::MAX,
+            attempts: 3,
+            bytes_done: 10,
+            bytes_total: 1 << 40,
+            failed_in,
+            cycles_consumed: u128::MAX,
+        }
+    }
+
+    #[test]
+    fn stored_summaries_round_trip_within_their_bound() {
+        let cases = [
+            summary(None, None),
+            summary(
+                Some(Principal::from_slice(&[9; 29])),
+                Some(CreationState::Importing),
+            ),
+            summary(
+                Some(Principal::management_canister()),
+                Some(CreationState::NotStarted),
+            ),
+        ];
+        for s in cases {
+            let bytes = StoredSummary(s.clone()).into_bytes();
+            let Bound::Bounded { max_size, .. } = StoredSummary::BOUND else {
+                unreachable!()
+            };
+            assert!(bytes.len() <= max_size as usize, "{} bytes", bytes.len());
+            assert_eq!(StoredSummary::from_bytes(bytes.into()).0, s);
+        }
     }
 }

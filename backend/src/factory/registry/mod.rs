@@ -53,6 +53,8 @@ pub struct FactoryMemories<M: StableMemory> {
     /// Index of completed records whose shared copy is not purged yet, by (time due for the
     /// retention clock, migration id): 0 when the owner asked to purge now.
     pub purge_queue: M,
+    /// Every record's summary, by migration id (the admins' list).
+    pub summaries: M,
 }
 
 impl FactoryMemories<ic_stable_structures::VectorMemory> {
@@ -69,6 +71,7 @@ impl FactoryMemories<ic_stable_structures::VectorMemory> {
             queue: m(),
             active: m(),
             purge_queue: m(),
+            summaries: m(),
         }
     }
 }
@@ -171,6 +174,7 @@ pub struct Factory<M: StableMemory> {
     queue: StableBTreeMap<(u64, u64), (), M>,
     active: StableBTreeMap<u64, (), M>,
     purge_queue: StableBTreeMap<(u64, u64), (), M>,
+    summaries: StableBTreeMap<u64, indexes::StoredSummary, M>,
 }
 
 impl<M: StableMemory> Factory<M> {
@@ -185,6 +189,7 @@ impl<M: StableMemory> Factory<M> {
             queue: StableBTreeMap::init(mem.queue),
             active: StableBTreeMap::init(mem.active),
             purge_queue: StableBTreeMap::init(mem.purge_queue),
+            summaries: StableBTreeMap::init(mem.summaries),
         };
         factory.ensure_indexes();
         factory
@@ -258,6 +263,10 @@ impl<M: StableMemory> Factory<M> {
     fn save(&mut self, mut rec: CreationRecord) {
         rec.deadline_at = self.bound_of(&rec).map(|(deadline, _)| deadline);
         let new_key = indexes::IndexKey::of(&rec);
+        self.summaries.insert(
+            rec.migration_id,
+            indexes::StoredSummary(CreationSummary::from(&rec)),
+        );
         let old = self.records.insert(rec.migration_id, Candid(rec));
         let old_key = old.map_or(indexes::IndexKey::None, |o| indexes::IndexKey::of(&o.0));
         self.reindex(old_key, new_key);
@@ -311,24 +320,6 @@ impl<M: StableMemory> Factory<M> {
         let r = f(&mut rec);
         self.save(rec);
         Ok(r)
-    }
-
-    /// Creation records in migration id order, for admins.
-    pub fn list(&self, start_after: Option<u64>, limit: usize) -> CreationPage {
-        let start = start_after.map_or(0, |id| id + 1);
-        let mut items: Vec<CreationRecord> = self
-            .records
-            .range(start..)
-            .take(limit + 1)
-            .map(|e| e.value().0)
-            .collect();
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|r| r.migration_id)
-        } else {
-            None
-        };
-        CreationPage { items, next }
     }
 
     /// Counters and index sizes: the same cost with 10 or 1,000,000 past creations.
