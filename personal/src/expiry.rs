@@ -21,6 +21,10 @@ type Timer = ic_cdk_timers::TimerId;
 #[cfg(not(target_arch = "wasm32"))]
 type Timer = ();
 
+/// An armed timer still unfired this long after its time is taken as lost (its message trapped
+/// and was rolled back, `ARMED` with it) and armed again.
+const LOST_AFTER_NS: u64 = 10 * 60 * 1_000_000_000;
+
 thread_local! {
     /// The armed timer: the time it fires at, and its id.
     static ARMED: Cell<Option<(u64, Timer)>> = const { Cell::new(None) };
@@ -33,7 +37,7 @@ pub fn ensure_armed(now: u64) {
         return;
     };
     if let Some((at, timer)) = ARMED.get() {
-        if at <= next {
+        if at <= next && now < at.saturating_add(LOST_AFTER_NS) {
             return;
         }
         cancel(timer);
