@@ -246,11 +246,11 @@ impl Sim {
         }
     }
 
-    /// The driver's pump: admission, then one step of every active creation.
+    /// The driver's pump: admission, then one step of every active creation that is due.
     fn pump(&mut self) {
         let now = self.now;
         self.f.admit_queued(&mut self.c, now);
-        for id in self.f.active_migrations() {
+        for id in self.f.due_migrations(now) {
             let step = self.f.next_step(id, now);
             let owner = self.f.record(id).unwrap().owner;
             match step {
@@ -468,6 +468,18 @@ impl Sim {
             .map(|r| r.migration_id)
             .collect();
         assert_eq!(self.f.active_migrations(), active, "active index");
+        let due: Vec<u64> = all
+            .iter()
+            .filter(|r| r.state.is_active())
+            .map(|r| self.f.record(r.migration_id).unwrap())
+            .filter(|r| r.next_try_at <= self.now || r.deadline_at.is_some_and(|d| d <= self.now))
+            .map(|r| r.migration_id)
+            .collect();
+        assert_eq!(
+            self.f.due_migrations(self.now),
+            due,
+            "due creations, from the index"
+        );
         let queued = all
             .iter()
             .filter(|r| r.state == CreationState::NotStarted)

@@ -175,12 +175,12 @@ async fn pump() {
     let purges_done = purge_expired(now);
     let uploads_done = expire_uploads(now);
     let purges_left = !(purges_done && uploads_done);
-    let active = super::with(|f| f.active_migrations());
-    for id in &active {
-        if RUNNING.with(|r| !r.borrow().contains(id)) {
-            ic_cdk::futures::spawn(advance(*id));
+    for id in super::with(|f| f.due_migrations(now)) {
+        if RUNNING.with(|r| !r.borrow().contains(&id)) {
+            ic_cdk::futures::spawn(advance(id));
         }
     }
+    let busy = super::with(|f| f.stats().in_progress) > 0;
     let next = [
         super::with(|f| f.next_wake(now)),
         state::read(|caps| caps.next_upload_expiry()),
@@ -191,7 +191,7 @@ async fn pump() {
     if purges_left {
         kick();
     }
-    if !active.is_empty() || purges_left {
+    if busy || purges_left {
         // The backstop comes within its period anyway (deadlines are met by it): a one-shot
         // only for what is due sooner, such as a retry. (A replaced timer still wakes the
         // canister once at its old time, so far-off one-shots are avoided.)

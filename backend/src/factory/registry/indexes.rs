@@ -4,7 +4,7 @@
 //! | index | holds | ordered by | read by |
 //! |---|---|---|---|
 //! | `queue` | `NotStarted` records | (time queued, id): first come, first admitted | [`Factory::admit_queued`] |
-//! | `active` | `Exporting` … `Verifying` records (at most `max_in_flight`) | id | [`Factory::active_migrations`], [`Factory::next_wake`] |
+//! | `active` | `Exporting` … `Verifying` records (at most `max_in_flight`), with their retry time and deadline | id | [`Factory::due_migrations`], [`Factory::next_wake`] |
 //! | `purge_queue` | `Completed` records whose shared copy is still there | (retention clock start, id); 0 when the owner asked to purge now | [`Factory::purge_due`], [`Factory::next_wake`] |
 //! | `summaries` | every record's [`CreationSummary`], in a small fixed binary encoding | id | [`Factory::list`] |
 //!
@@ -29,7 +29,8 @@ const PURGE_DUE_BATCH: usize = 64;
 pub(super) enum IndexKey {
     None,
     Queued(u64, u64),
-    Active(u64),
+    /// (id, retry time, deadline): the scheduler finds what is due without decoding records.
+    Active(u64, u64, u64),
     PurgeDue(u64, u64),
 }
 
@@ -39,7 +40,9 @@ impl IndexKey {
         let id = rec.migration_id;
         match rec.state {
             CreationState::NotStarted => IndexKey::Queued(entered, id),
-            s if s.is_active() => IndexKey::Active(id),
+            s if s.is_active() => {
+                IndexKey::Active(id, rec.next_try_at, rec.deadline_at.unwrap_or(u64::MAX))
+            }
             CreationState::Completed if !rec.shared_capsule_purged => {
                 IndexKey::PurgeDue(if rec.purge_requested { 0 } else { entered }, id)
             }
@@ -59,7 +62,7 @@ impl<M: StableMemory> Factory<M> {
             IndexKey::Queued(at, id) => {
                 self.queue.remove(&(at, id));
             }
-            IndexKey::Active(id) => {
+            IndexKey::Active(id, _, _) => {
                 self.active.remove(&id);
             }
             IndexKey::PurgeDue(at, id) => {
@@ -71,8 +74,8 @@ impl<M: StableMemory> Factory<M> {
             IndexKey::Queued(at, id) => {
                 self.queue.insert((at, id), ());
             }
-            IndexKey::Active(id) => {
-                self.active.insert(id, ());
+            IndexKey::Active(id, retry, deadline) => {
+                self.active.insert(id, (retry, deadline));
             }
             IndexKey::PurgeDue(at, id) => {
                 self.purge_queue.insert((at, id), ());
@@ -113,6 +116,19 @@ impl<M: StableMemory> Factory<M> {
     /// Active creations (`Exporting` … `Verifying`), at most `max_in_flight` of them.
     pub fn active_migrations(&self) -> Vec<u64> {
         self.active.keys().collect()
+    }
+
+    /// Active creations the driver may have to step now: their retry time has come (0: ready
+    /// since their last step) or their deadline has passed. Read from the index alone.
+    pub fn due_migrations(&self, now: u64) -> Vec<u64> {
+        self.active
+            .iter()
+            .filter(|e| {
+                let (retry, deadline) = e.value();
+                retry <= now || deadline <= now
+            })
+            .map(|e| *e.key())
+            .collect()
     }
 
     /// Up to `n` queued creations, first come first.
@@ -165,14 +181,8 @@ impl<M: StableMemory> Factory<M> {
     pub fn next_wake(&self, now: u64) -> Option<u64> {
         let active = self
             .active
-            .keys()
-            .filter_map(|id| self.record(id))
-            .flat_map(|r| {
-                [Some(r.next_try_at), r.deadline_at]
-                    .into_iter()
-                    .flatten()
-                    .filter(move |t| *t > now)
-            });
+            .values()
+            .flat_map(|(retry, deadline)| [retry, deadline].into_iter().filter(move |t| *t > now));
         let purge = self
             .purge_queue
             .keys()

@@ -172,7 +172,7 @@ pub struct Factory<M: StableMemory> {
     walks: StableBTreeMap<u64, Candid<ManifestWalk>, M>,
     manifests: ManifestStore<M>,
     queue: StableBTreeMap<(u64, u64), (), M>,
-    active: StableBTreeMap<u64, (), M>,
+    active: StableBTreeMap<u64, (u64, u64), M>,
     purge_queue: StableBTreeMap<(u64, u64), (), M>,
     summaries: StableBTreeMap<u64, indexes::StoredSummary, M>,
 }
