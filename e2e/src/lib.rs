@@ -349,8 +349,9 @@ impl World {
     }
 
     /// Checks the reserve's books: every cycle topped up is in the reserve or was consumed by a
-    /// creation and not returned (`reserve + consumed - returned == topped up`), and the reserve
-    /// is backed by the canister's liquid balance (above its freezing reserve).
+    /// creation and not returned (`reserve + consumed - returned == topped up`), the reserve
+    /// is backed by the canister's liquid balance (above its freezing reserve), what is
+    /// spendable is that less the operating cycles, and today's spending is within the budget.
     pub fn assert_reserve_accounting(&self) -> backend::factory::types::ReserveStatus {
         let r = self.reserve_status();
         assert_eq!(
@@ -367,6 +368,18 @@ impl World {
             "reserve {} exceeds the liquid balance {}",
             r.reserve,
             r.liquid_balance
+        );
+        assert_eq!(
+            r.spendable,
+            r.reserve
+                .min(r.liquid_balance.saturating_sub(r.operating_cycles)),
+            "spendable = the reserve as far as the liquid balance less the operating cycles backs it"
+        );
+        assert!(
+            r.spent_today <= r.daily_cycle_budget,
+            "spent today {} beyond the daily budget {}",
+            r.spent_today,
+            r.daily_cycle_budget
         );
         r
     }

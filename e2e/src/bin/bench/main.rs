@@ -886,17 +886,21 @@ fn table(ms: &[Metrics]) -> String {
 
 fn main() {
     let mut quick = false;
+    let mut factory_only = false;
     let mut out = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--factory-only" => factory_only = true,
             "--out" => out = Some(PathBuf::from(args.next().expect("--out PATH"))),
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--out PATH]");
+                println!("usage: bench [--quick] [--factory-only] [--out PATH]");
                 return;
             }
-            other => panic!("unknown argument {other} (usage: bench [--quick] [--out PATH])"),
+            other => panic!(
+                "unknown argument {other} (usage: bench [--quick] [--factory-only] [--out PATH])"
+            ),
         }
     }
     let out = out.unwrap_or_else(|| {
@@ -911,7 +915,13 @@ fn main() {
     });
     let queries = query_methods();
     let mut results = vec![];
-    for s in scenarios(quick) {
+    // `--factory-only`: the factory scale scenario alone (`"scenarios"` stays empty).
+    let migrations = if factory_only {
+        vec![]
+    } else {
+        scenarios(quick)
+    };
+    for s in migrations {
         eprintln!(
             "bench: {} ({} blobs, {} bytes, {} memories, {} connections)",
             s.name,
