@@ -18,27 +18,43 @@ const BASE_STORAGE_BYTES: u128 = 64 << 20;
 ///   per progress report, each with its bytes, plus its instructions per imported byte;
 /// - storage of the data for the freezing threshold;
 /// - the admin-set buffer.
+/// Every figure saturates: a quote too large to represent is `u128::MAX`, which no reserve covers.
 pub fn quote(header: &ManifestHeader, cfg: &FactoryConfig) -> Quote {
+    let add = |a: u128, b: u128| a.saturating_add(b);
+    let mul = |a: u128, b: u128| a.saturating_mul(b);
     let p = &cfg.prices;
     let blob_bytes = header.total_blob_bytes as u128;
-    let records = (header.memory_count + header.connection_count + 1) as u128;
-    let metadata_bytes = records * RECORD_BYTES + header.total_chunks as u128 * 64;
+    let records = header.memory_count as u128 + header.connection_count as u128 + 1;
+    let metadata_bytes = add(
+        mul(records, RECORD_BYTES),
+        mul(header.total_chunks as u128, 64),
+    );
 
-    let install = p.update_message + p.install_instructions * p.instruction;
+    let install = add(p.update_message, mul(p.install_instructions, p.instruction));
 
     let pages = metadata_bytes.div_ceil(MANIFEST_PAGE_BYTES as u128).max(1);
     let batches = blob_bytes.div_ceil(MAX_CHUNK_BATCH_BYTES as u128);
-    let calls = pages + 2 * batches + 2; // each batch is followed by a progress report; + done
-    let moved = blob_bytes + metadata_bytes;
-    let transfer = calls * (p.call + p.update_message)
-        + moved * p.call_byte
-        + moved * p.import_instructions_per_byte * p.instruction;
+    // Each batch is followed by a progress report; + done.
+    let calls = add(add(pages, mul(2, batches)), 2);
+    let moved = add(blob_bytes, metadata_bytes);
+    let transfer = add(
+        add(
+            mul(calls, add(p.call, p.update_message)),
+            mul(moved, p.call_byte),
+        ),
+        mul(mul(moved, p.import_instructions_per_byte), p.instruction),
+    );
 
-    let stored = blob_bytes + metadata_bytes + BASE_STORAGE_BYTES;
-    let storage =
-        (stored * p.storage_gib_second * cfg.freezing_threshold_seconds as u128).div_ceil(GIB);
+    let stored = add(moved, BASE_STORAGE_BYTES);
+    let storage = mul(
+        mul(stored, p.storage_gib_second),
+        cfg.freezing_threshold_seconds as u128,
+    )
+    .div_ceil(GIB);
 
-    let total = p.create_canister + install + transfer + storage + cfg.quote_buffer;
+    let total = [install, transfer, storage, cfg.quote_buffer]
+        .into_iter()
+        .fold(p.create_canister, add);
     Quote {
         creation_fee: p.create_canister,
         install,
@@ -84,5 +100,22 @@ mod tests {
         // Moving a GiB costs about a thousand cycles per byte plus the import's instructions.
         let per_byte = (big.transfer - small.transfer) / ((1u128 << 30) - (1 << 20));
         assert!((1_000..1_100).contains(&per_byte), "{per_byte}");
+    }
+
+    /// Figures beyond any real capsule or price saturate instead of wrapping: no reserve covers them.
+    #[test]
+    fn an_absurd_manifest_saturates_the_quote() {
+        let mut h = header(u64::MAX, u64::MAX);
+        h.connection_count = u64::MAX;
+        // Validated prices keep even this under u128::MAX; unvalidated ones would wrap.
+        let mut cfg = FactoryConfig::default();
+        assert!(quote(&h, &cfg).total < u128::MAX);
+        cfg.prices.call_byte = u128::MAX / 3;
+        cfg.prices.storage_gib_second = u128::MAX / 3;
+        let q = quote(&h, &cfg);
+        assert_eq!(
+            (q.transfer, q.storage, q.total),
+            (u128::MAX, u128::MAX, u128::MAX)
+        );
     }
 }
