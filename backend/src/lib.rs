@@ -13,7 +13,17 @@ mod memory;
 mod naive;
 mod state;
 
-capsule::capsule_endpoints!(read = state::read, write = state::write, ctx = state::ctx);
+capsule::capsule_endpoints!(read = state::read, write = write_capsules, ctx = state::ctx);
+
+/// A capsule write. One may open an upload session: the factory's scheduler then wakes up
+/// when the earliest session expires (the build without the factory has no timer; there,
+/// `begin_blob_upload` drops expired sessions itself).
+fn write_capsules<R>(f: impl FnOnce(&mut capsule::CapsuleStore<memory::Mem>) -> R) -> R {
+    let r = state::write(f);
+    #[cfg(feature = "personal-canister")]
+    factory::driver::wake_for_uploads();
+    r
+}
 
 #[ic_cdk::init]
 fn init() {

@@ -367,7 +367,7 @@ impl Sim {
         let Some(mut header) = self.f.manifests().header(id) else {
             return;
         };
-        if !self.canisters.get(&canister).is_some_and(|c| !c.stopped) {
+        if self.canisters.get(&canister).is_none_or(|c| c.stopped) {
             return; // A stopped or deleted canister reports nothing.
         }
         if !honest {

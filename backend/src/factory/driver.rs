@@ -49,8 +49,8 @@ thread_local! {
     static RUNNING: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
     /// The pending one-shot pump timer and when it fires.
     static WAKE: RefCell<Option<(u64, TimerId)>> = const { RefCell::new(None) };
-    /// The interval pump timer (the backstop) and its period, ns.
-    static BACKSTOP: RefCell<Option<(u64, TimerId)>> = const { RefCell::new(None) };
+    /// The interval pump timer (the backstop): its period and its next firing, ns.
+    static BACKSTOP: RefCell<Option<Backstop>> = const { RefCell::new(None) };
 }
 
 /// Marks a creation as driven by the current task until dropped.
@@ -97,7 +97,7 @@ pub fn arm() {
 pub fn kick() {
     schedule(now());
     let busy = BACKSTOP_WHILE_BUSY.as_nanos() as u64;
-    if BACKSTOP.with(|b| b.borrow().is_none_or(|(period, _)| period > busy)) {
+    if BACKSTOP.with(|b| b.borrow().is_none_or(|b| b.period > busy)) {
         set_backstop(Some(BACKSTOP_WHILE_BUSY));
     }
 }
@@ -125,22 +125,44 @@ fn schedule(at: u64) {
     });
 }
 
+#[derive(Clone, Copy)]
+struct Backstop {
+    period: u64,
+    next: u64,
+    timer: TimerId,
+}
+
 /// Sets the backstop interval's period (`None`: no backstop), if it changed.
 fn set_backstop(period: Option<Duration>) {
     let period = period.map(|p| p.as_nanos() as u64);
     BACKSTOP.with(|b| {
         let mut b = b.borrow_mut();
-        if b.map(|(p, _)| p) == period {
+        if b.map(|b| b.period) == period {
             return;
         }
-        if let Some((_, timer)) = b.take() {
-            ic_cdk_timers::clear_timer(timer);
+        if let Some(old) = b.take() {
+            ic_cdk_timers::clear_timer(old.timer);
         }
-        if let Some(p) = period {
-            let timer = ic_cdk_timers::set_timer_interval(Duration::from_nanos(p), pump);
-            *b = Some((p, timer));
+        if let Some(period) = period {
+            let timer = ic_cdk_timers::set_timer_interval(Duration::from_nanos(period), pump);
+            let next = now().saturating_add(period);
+            *b = Some(Backstop {
+                period,
+                next,
+                timer,
+            });
         }
     });
+}
+
+/// Makes sure the backstop fires by `at` when it would come later (or not at all).
+fn wake_by(at: u64) {
+    let now = now();
+    if BACKSTOP.with(|b| b.borrow().is_none_or(|b| b.next > at.max(now))) {
+        set_backstop(Some(
+            Duration::from_nanos(at.saturating_sub(now)).max(BACKSTOP_WHILE_BUSY),
+        ));
+    }
 }
 
 fn now() -> u64 {
@@ -208,18 +230,31 @@ async fn pump() {
     }
 }
 
-/// Upload sessions one pump expires at most (each releases its chunks: up to 16,384 of a
-/// 4 GiB upload, so a handful per message).
+/// Upload sessions one pump expires at most. Each releases its chunks (about 95 K
+/// instructions per chunk: up to 1.5 B for a 4 GiB upload), so the budget is checked before
+/// each one.
 const UPLOADS_EXPIRED_PER_PUMP: usize = 8;
 
 /// Drops upload sessions past their expiry, a bounded number per message, within the purge
 /// budget. Returns whether none is due any more.
 fn expire_uploads(now: u64) -> bool {
-    if ic_cdk::api::performance_counter(0) > PURGE_INSTRUCTIONS_PER_MESSAGE {
-        return false;
+    for _ in 0..UPLOADS_EXPIRED_PER_PUMP {
+        if ic_cdk::api::performance_counter(0) > PURGE_INSTRUCTIONS_PER_MESSAGE {
+            return false;
+        }
+        if state::write(|caps| caps.expire_uploads(now, 1)) == 0 {
+            return true;
+        }
     }
-    let expired = state::write(|caps| caps.expire_uploads(now, UPLOADS_EXPIRED_PER_PUMP));
-    expired < UPLOADS_EXPIRED_PER_PUMP
+    state::read(|caps| caps.next_upload_expiry()).is_none_or(|at| at > now)
+}
+
+/// After a capsule write: makes sure the scheduler wakes up when the earliest open upload
+/// session expires (one index lookup; a session opened on an idle backend arms it).
+pub fn wake_for_uploads() {
+    if let Some(at) = state::read(|caps| caps.next_upload_expiry()) {
+        wake_by(at);
+    }
 }
 
 /// Instructions a pump message may spend purging (2.5% of the 40 B limit); the rest waits for
@@ -616,7 +651,7 @@ async fn cleanup_steps(id: u64, started_at: u64, canister_id: Principal) -> Resu
                 .await
                 .map_err(|e| format!("canister_status: {e}"))?;
             current()?;
-            status.cycles > Nat::from(MIN_CYCLES_WORTH_RETURNING)
+            status.cycles > MIN_CYCLES_WORTH_RETURNING
         }
         Err(_) => false,
     };

@@ -18,6 +18,7 @@ const BASE_STORAGE_BYTES: u128 = 64 << 20;
 ///   per progress report, each with its bytes, plus its instructions per imported byte;
 /// - storage of the data for the freezing threshold;
 /// - the admin-set buffer.
+///
 /// Every figure saturates: a quote too large to represent is `u128::MAX`, which no reserve covers.
 pub fn quote(header: &ManifestHeader, cfg: &FactoryConfig) -> Quote {
     let add = |a: u128, b: u128| a.saturating_add(b);
@@ -46,11 +47,13 @@ pub fn quote(header: &ManifestHeader, cfg: &FactoryConfig) -> Quote {
     );
 
     let stored = add(moved, BASE_STORAGE_BYTES);
-    let storage = mul(
+    let storage = match mul(
         mul(stored, p.storage_gib_second),
         cfg.freezing_threshold_seconds as u128,
-    )
-    .div_ceil(GIB);
+    ) {
+        u128::MAX => u128::MAX,
+        byte_seconds => byte_seconds.div_ceil(GIB),
+    };
 
     let total = [install, transfer, storage, cfg.quote_buffer]
         .into_iter()
