@@ -23,9 +23,11 @@ mkdir -p target/wasm
 # gzip_wasm SRC OUT: compresses the freshly built SRC to target/wasm/OUT.wasm.gz.
 gzip_wasm() {
     local src=$1 dst="target/wasm/$2.wasm.gz"
-    gzip -9 -n -c "$src" > "$dst.tmp"
+    # A temporary file of this run's own: two builds at once never take each other's.
+    local tmp="$dst.$$.tmp"
+    gzip -9 -n -c "$src" > "$tmp"
     # Replace only on change: the backend's build script reruns when personal.wasm.gz changes.
-    if cmp -s "$dst.tmp" "$dst"; then rm "$dst.tmp"; else mv "$dst.tmp" "$dst"; fi
+    if cmp -s "$tmp" "$dst"; then rm "$tmp"; else mv "$tmp" "$dst"; fi
     printf 'build: %-34s %9d bytes (%d bytes uncompressed)\n' "$dst" "$(stat -c %s "$dst")" "$(stat -c %s "$src")"
 }
 
