@@ -41,7 +41,8 @@ describe('every FactoryError variant has a sentence', () => {
     expect(cases.map(([n]) => n).sort()).toEqual(
       [
         'AlreadyCompleted', 'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CancelledByAdmin', 'CleanupFailed',
-        'CleanupInProgress', 'CreateOutcomeUnknown', 'CreationDisabled', 'DailyLimitReached', 'ExportFailed',
+        'CleanupInProgress', 'CreateOutcomeUnknown', 'CreationDisabled', 'DailyCycleBudgetReached',
+        'DailyLimitReached', 'ExportFailed',
         'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles', 'Internal', 'InvalidArgument', 'InvalidConfig',
         'InvalidState', 'ModuleHashMismatch',
         'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'OwnerDailyLimitReached', 'RootMismatch', 'TimedOut',
@@ -162,6 +163,15 @@ describe('messages carry the details people need', () => {
   it('DailyLimitReached counts attempts, not canisters created', () => {
     expect(describeFactoryError({ DailyLimitReached: { limit: 50 } })).toBe(
       'The service has reached its limit of 50 creation attempts for today; try again tomorrow.',
+    );
+  });
+  it('DailyCycleBudgetReached gives the budget, what is spent and what is needed', () => {
+    expect(
+      describeFactoryError({
+        DailyCycleBudgetReached: { budget: 100_000_000_000_000n, spent: 99_500_000_000_000n, required: 1_000_000_000_000n },
+      }),
+    ).toBe(
+      "New canisters have used 99.50 T cycles of today's 100 T cycles budget and yours needs 1.00 T cycles; your data is unchanged, try again tomorrow.",
     );
   });
   it('OwnerDailyLimitReached gives the per-person limit and says to try tomorrow', () => {

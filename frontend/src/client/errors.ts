@@ -103,6 +103,10 @@ const factoryMessages: Messages<FactoryError> = {
     `The service has reached its limit of ${limit} creation attempts for today; try again tomorrow.`,
   OwnerDailyLimitReached: ({ limit }) =>
     `You have made ${limit} attempts today, the most one person may; try again tomorrow.`,
+  DailyCycleBudgetReached: ({ budget, spent, required }) =>
+    `New canisters have used ${formatCycles(spent)} of today's ${formatCycles(
+      budget,
+    )} budget and yours needs ${formatCycles(required)}; your data is unchanged, try again tomorrow.`,
   TimedOut: ({ seconds, state }) =>
     `The creation took longer than ${seconds} s while ${describeState(state)} and was stopped; ask again to retry.`,
   CleanupInProgress: ({ migration_id }) =>

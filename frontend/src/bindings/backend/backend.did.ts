@@ -545,11 +545,11 @@ export interface CreatePersonalCanisterConfig {
   'name' : [] | [string],
 }
 /**
- * A page of creation records for admins, ordered by migration id.
+ * A page of the admins' creation list, ordered by migration id.
  */
 export interface CreationPage {
   'next' : [] | [bigint],
-  'items' : Array<CreationRecord>,
+  'items' : Array<CreationSummary>,
 }
 /**
  * A user's creation record (one per capsule owner).
@@ -668,6 +668,26 @@ export type CreationState = {
     'NotStarted' : null
   };
 /**
+ * One line of the admins' creation list: what a table row shows. The whole record is
+ * `admin_get_creation`.
+ */
+export interface CreationSummary {
+  'updated_at' : bigint,
+  'bytes_total' : bigint,
+  'owner' : Principal,
+  'canister_id' : [] | [Principal],
+  'attempts' : number,
+  /**
+   * The state a failed creation failed in.
+   */
+  'failed_in' : [] | [CreationState],
+  'created_at' : bigint,
+  'cycles_consumed' : bigint,
+  'state' : CreationState,
+  'bytes_done' : bigint,
+  'migration_id' : bigint,
+}
+/**
  * A count on one UTC day (`day` = days since the epoch).
  */
 export interface DayCount { 'day' : bigint, 'count' : number }
@@ -747,6 +767,12 @@ export interface FactoryConfig {
    */
   'import_calls_in_flight' : number,
   /**
+   * Cycles of the balance kept for the backend's own running costs (storage, messages,
+   * calls): creations never spend them, and the reserve counts as spendable only above
+   * them and the freezing reserve (`None`: [`DEFAULT_OPERATING_CYCLES`]).
+   */
+  'operating_cycles' : [] | [bigint],
+  /**
    * Attempts (first request and retries) one owner may make per UTC day
    * (`None`: [`DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY`]). Every attempt also counts against
    * `daily_limit`.
@@ -787,6 +813,11 @@ export interface FactoryConfig {
    * Added to the `Importing` bound per GiB moved (`None`: [`DEFAULT_IMPORT_SECONDS_PER_GIB`]).
    */
   'import_seconds_per_gib' : [] | [bigint],
+  /**
+   * Cycles creations may take from the reserve per UTC day, all owners together
+   * (`None`: [`DEFAULT_DAILY_CYCLE_BUDGET`]): the reserve cannot drain faster than this.
+   */
+  'daily_cycle_budget' : [] | [bigint],
   'notification_canister' : [] | [Principal],
   /**
    * Freezing threshold of the created canisters, seconds.
@@ -837,6 +868,13 @@ export type FactoryError = { 'Internal' : { 'detail' : string } } |
   { 'UnknownMigration' : { 'migration_id' : bigint } } |
   { 'InvalidState' : { 'expected' : string, 'state' : CreationState } } |
   { 'DailyLimitReached' : { 'limit' : number } } |
+  {
+    'DailyCycleBudgetReached' : {
+      'spent' : bigint,
+      'required' : bigint,
+      'budget' : bigint,
+    }
+  } |
   { 'CreateOutcomeUnknown' : null } |
   { 'CancelledByAdmin' : { 'state' : CreationState } };
 /**
@@ -1093,11 +1131,20 @@ export interface ReserveAlert {
  * State of the cycles reserve.
  */
 export interface ReserveStatus {
+  /**
+   * What creations can actually take now: the reserve, as far as the liquid balance less
+   * the operating cycles backs it.
+   */
+  'spendable' : bigint,
   'total_consumed' : bigint,
   /**
    * The canister's balance.
    */
   'balance' : bigint,
+  /**
+   * Cycles of the balance kept for the backend's own running costs.
+   */
+  'operating_cycles' : bigint,
   /**
    * Creations are refused when the reserve would fall below this after the quote.
    */
@@ -1113,6 +1160,11 @@ export interface ReserveStatus {
    */
   'reserve' : bigint,
   'total_returned' : bigint,
+  /**
+   * Cycles creations took from the reserve today, and the daily budget.
+   */
+  'spent_today' : bigint,
+  'daily_cycle_budget' : bigint,
   'total_topped_up' : bigint,
   'low_water_mark' : bigint,
 }
@@ -1120,12 +1172,12 @@ export type Result = { 'Ok' : null } |
   { 'Err' : Error };
 export type Result_1 = { 'Ok' : Connection } |
   { 'Err' : Error };
-export type Result_10 = { 'Ok' : bigint } |
-  { 'Err' : Error };
-export type Result_11 = { 'Ok' : CapsuleInfo } |
-  { 'Err' : Error };
-export type Result_12 = { 'Ok' : CreationRecord } |
+export type Result_10 = { 'Ok' : CreationPage } |
   { 'Err' : FactoryError };
+export type Result_11 = { 'Ok' : bigint } |
+  { 'Err' : Error };
+export type Result_12 = { 'Ok' : CapsuleInfo } |
+  { 'Err' : Error };
 export type Result_13 = { 'Ok' : ChunkBatch } |
   { 'Err' : ExportError };
 export type Result_14 = { 'Ok' : ManifestPageReply } |
@@ -1146,15 +1198,15 @@ export type Result_3 = { 'Ok' : bigint } |
   { 'Err' : FactoryError };
 export type Result_4 = { 'Ok' : FactoryConfig } |
   { 'Err' : FactoryError };
-export type Result_5 = { 'Ok' : ManifestPageReply } |
+export type Result_5 = { 'Ok' : CreationRecord } |
   { 'Err' : FactoryError };
-export type Result_6 = { 'Ok' : ReserveStatus } |
+export type Result_6 = { 'Ok' : ManifestPageReply } |
   { 'Err' : FactoryError };
-export type Result_7 = { 'Ok' : FactoryStats } |
+export type Result_7 = { 'Ok' : ReserveStatus } |
   { 'Err' : FactoryError };
-export type Result_8 = { 'Ok' : Array<Principal> } |
+export type Result_8 = { 'Ok' : FactoryStats } |
   { 'Err' : FactoryError };
-export type Result_9 = { 'Ok' : CreationPage } |
+export type Result_9 = { 'Ok' : Array<Principal> } |
   { 'Err' : FactoryError };
 /**
  * The four sections of a manifest, in manifest order.
@@ -1199,34 +1251,38 @@ export interface _SERVICE {
   'admin_cleanup_creation' : ActorMethod<[bigint], Result_3>,
   'admin_get_config' : ActorMethod<[], Result_4>,
   /**
+   * One creation's whole record (the list gives summaries).
+   */
+  'admin_get_creation' : ActorMethod<[bigint], Result_5>,
+  /**
    * A page of the manifest a migration exported.
    */
-  'admin_get_manifest_page' : ActorMethod<[bigint, PageCursor], Result_5>,
-  'admin_get_reserve' : ActorMethod<[], Result_6>,
-  'admin_get_stats' : ActorMethod<[], Result_7>,
-  'admin_list_admins' : ActorMethod<[], Result_8>,
-  'admin_list_creations' : ActorMethod<[[] | [bigint], number], Result_9>,
+  'admin_get_manifest_page' : ActorMethod<[bigint, PageCursor], Result_6>,
+  'admin_get_reserve' : ActorMethod<[], Result_7>,
+  'admin_get_stats' : ActorMethod<[], Result_8>,
+  'admin_list_admins' : ActorMethod<[], Result_9>,
+  'admin_list_creations' : ActorMethod<[[] | [bigint], number], Result_10>,
   /**
    * Adds or removes an admin. Only controllers manage the admin list.
    */
-  'admin_set_admin' : ActorMethod<[Principal, boolean], Result_8>,
+  'admin_set_admin' : ActorMethod<[Principal, boolean], Result_9>,
   'admin_set_config' : ActorMethod<[FactoryConfig], Result_4>,
   'admin_set_creation_enabled' : ActorMethod<[boolean], Result_4>,
   /**
    * Tops up the reserve with the cycles attached to the call, plus `from_balance` cycles of the
    * canister's balance not already reserved (bounded by what it can spend above its freezing
-   * threshold).
+   * threshold and the operating cycles kept for its own running costs).
    */
-  'admin_top_up_reserve' : ActorMethod<[[] | [bigint]], Result_6>,
-  'begin_blob_upload' : ActorMethod<[BlobUploadRequest], Result_10>,
-  'create_capsule' : ActorMethod<[CapsuleInput], Result_11>,
+  'admin_top_up_reserve' : ActorMethod<[[] | [bigint]], Result_7>,
+  'begin_blob_upload' : ActorMethod<[BlobUploadRequest], Result_11>,
+  'create_capsule' : ActorMethod<[CapsuleInput], Result_12>,
   /**
    * Asks for the caller's personal canister (or retries a failed creation). Repeated calls
    * return the same record.
    */
   'create_personal_canister' : ActorMethod<
     [CreatePersonalCanisterConfig],
-    Result_12
+    Result_5
   >,
   'delete_memory' : ActorMethod<[bigint], Result>,
   /**
@@ -1241,24 +1297,24 @@ export interface _SERVICE {
   'finish_blob_upload' : ActorMethod<[bigint], Result_15>,
   'get_blob' : ActorMethod<[Uint8Array], Result_15>,
   'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_16>,
-  'get_capsule' : ActorMethod<[], Result_11>,
+  'get_capsule' : ActorMethod<[], Result_12>,
   /**
    * The caller's creation record: state, canister, byte-level progress, error, quote, cycles.
    */
-  'get_creation_status' : ActorMethod<[], Result_12>,
+  'get_creation_status' : ActorMethod<[], Result_5>,
   'get_memory' : ActorMethod<[bigint], Result_2>,
   'list_connections' : ActorMethod<[ConnectionPageRequest], Result_17>,
   'list_memories' : ActorMethod<[MemoryPageRequest], Result_18>,
   /**
    * After `Completed`: purge the read-only shared copy now instead of after the retention.
    */
-  'purge_shared_capsule' : ActorMethod<[], Result_12>,
+  'purge_shared_capsule' : ActorMethod<[], Result_5>,
   'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_16>,
   'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_16>,
   'remove_connection' : ActorMethod<[Principal], Result>,
   'report_import_done' : ActorMethod<[ImportReport], Result_19>,
   'report_import_progress' : ActorMethod<[ImportProgress], Result_19>,
-  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_11>,
+  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_12>,
   'update_connection' : ActorMethod<[Principal, ConnectionUpdate], Result_1>,
   'update_memory' : ActorMethod<[bigint, MemoryUpdate], Result_2>,
 }
@@ -1459,6 +1515,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'state' : CreationState,
     }),
     'DailyLimitReached' : IDL.Record({ 'limit' : IDL.Nat32 }),
+    'DailyCycleBudgetReached' : IDL.Record({
+      'spent' : IDL.Nat,
+      'required' : IDL.Nat,
+      'budget' : IDL.Nat,
+    }),
     'CreateOutcomeUnknown' : IDL.Null,
     'CancelledByAdmin' : IDL.Record({ 'state' : CreationState }),
   });
@@ -1476,6 +1537,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const FactoryConfig = IDL.Record({
     'max_in_flight' : IDL.Nat32,
     'import_calls_in_flight' : IDL.Nat32,
+    'operating_cycles' : IDL.Opt(IDL.Nat),
     'max_attempts_per_owner_per_day' : IDL.Opt(IDL.Nat32),
     'reserve_threshold' : IDL.Nat,
     'retention_seconds' : IDL.Nat64,
@@ -1486,6 +1548,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'prices' : Prices,
     'max_step_retries' : IDL.Nat32,
     'import_seconds_per_gib' : IDL.Opt(IDL.Nat64),
+    'daily_cycle_budget' : IDL.Opt(IDL.Nat),
     'notification_canister' : IDL.Opt(IDL.Principal),
     'freezing_threshold_seconds' : IDL.Nat64,
     'daily_limit' : IDL.Nat32,
@@ -1493,6 +1556,76 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'creation_enabled' : IDL.Bool,
   });
   const Result_4 = IDL.Variant({ 'Ok' : FactoryConfig, 'Err' : FactoryError });
+  const Quote = IDL.Record({
+    'total' : IDL.Nat,
+    'storage' : IDL.Nat,
+    'creation_fee' : IDL.Nat,
+    'install' : IDL.Nat,
+    'buffer' : IDL.Nat,
+    'transfer' : IDL.Nat,
+  });
+  const Progress = IDL.Record({
+    'bytes_total' : IDL.Nat64,
+    'chunks_done' : IDL.Nat64,
+    'connections_done' : IDL.Nat64,
+    'bytes_done' : IDL.Nat64,
+    'memories_done' : IDL.Nat64,
+    'connections_total' : IDL.Nat64,
+    'memories_total' : IDL.Nat64,
+    'chunks_total' : IDL.Nat64,
+  });
+  const CleanupStep = IDL.Variant({
+    'Started' : IDL.Null,
+    'Stopped' : IDL.Null,
+    'CyclesReturned' : IDL.Null,
+    'Done' : IDL.Null,
+    'OwnerRemoved' : IDL.Null,
+    'Reinstalled' : IDL.Null,
+  });
+  const CleanupProgress = IDL.Record({
+    'step' : CleanupStep,
+    'error' : IDL.Opt(IDL.Text),
+    'returned' : IDL.Nat,
+    'started_at' : IDL.Nat64,
+  });
+  const ManifestSummary = IDL.Record({
+    'blob_bytes' : IDL.Nat64,
+    'root' : IDL.Vec(IDL.Nat8),
+    'connections' : IDL.Nat64,
+    'memories' : IDL.Nat64,
+    'blobs' : IDL.Nat64,
+    'chunks' : IDL.Nat64,
+  });
+  const DayCount = IDL.Record({ 'day' : IDL.Nat64, 'count' : IDL.Nat32 });
+  const StateTime = IDL.Record({ 'at' : IDL.Nat64, 'state' : CreationState });
+  const CreationRecord = IDL.Record({
+    'updated_at' : IDL.Nat64,
+    'owner' : IDL.Principal,
+    'subnet_id' : IDL.Opt(IDL.Principal),
+    'name' : IDL.Opt(IDL.Text),
+    'step_retries' : IDL.Nat32,
+    'canister_id' : IDL.Opt(IDL.Principal),
+    'attempts' : IDL.Nat32,
+    'quote' : IDL.Opt(Quote),
+    'failed_in' : IDL.Opt(CreationState),
+    'created_at' : IDL.Nat64,
+    'error' : IDL.Opt(FactoryError),
+    'shared_capsule_purged' : IDL.Bool,
+    'cycles_consumed' : IDL.Nat,
+    'state' : CreationState,
+    'progress' : Progress,
+    'deadline_at' : IDL.Opt(IDL.Nat64),
+    'cleanup' : IDL.Opt(CleanupProgress),
+    'create_call_since' : IDL.Opt(IDL.Nat64),
+    'created_canisters' : IDL.Opt(IDL.Vec(IDL.Principal)),
+    'next_try_at' : IDL.Nat64,
+    'manifest' : IDL.Opt(ManifestSummary),
+    'attempts_today' : IDL.Opt(DayCount),
+    'migration_id' : IDL.Nat64,
+    'purge_requested' : IDL.Bool,
+    'timeline' : IDL.Vec(StateTime),
+  });
+  const Result_5 = IDL.Variant({ 'Ok' : CreationRecord, 'Err' : FactoryError });
   const Section = IDL.Variant({
     'Blobs' : IDL.Null,
     'Connections' : IDL.Null,
@@ -1564,7 +1697,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'page' : ManifestPage,
     'header' : ManifestHeader,
   });
-  const Result_5 = IDL.Variant({
+  const Result_6 = IDL.Variant({
     'Ok' : ManifestPageReply,
     'Err' : FactoryError,
   });
@@ -1574,17 +1707,21 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'low_water_mark' : IDL.Nat,
   });
   const ReserveStatus = IDL.Record({
+    'spendable' : IDL.Nat,
     'total_consumed' : IDL.Nat,
     'balance' : IDL.Nat,
+    'operating_cycles' : IDL.Nat,
     'threshold' : IDL.Nat,
     'alerts' : IDL.Vec(ReserveAlert),
     'liquid_balance' : IDL.Nat,
     'reserve' : IDL.Nat,
     'total_returned' : IDL.Nat,
+    'spent_today' : IDL.Nat,
+    'daily_cycle_budget' : IDL.Nat,
     'total_topped_up' : IDL.Nat,
     'low_water_mark' : IDL.Nat,
   });
-  const Result_6 = IDL.Variant({ 'Ok' : ReserveStatus, 'Err' : FactoryError });
+  const Result_7 = IDL.Variant({ 'Ok' : ReserveStatus, 'Err' : FactoryError });
   const FactoryStats = IDL.Record({
     'attempted' : IDL.Nat64,
     'in_progress' : IDL.Nat64,
@@ -1593,90 +1730,34 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'failed' : IDL.Nat64,
     'succeeded' : IDL.Nat64,
   });
-  const Result_7 = IDL.Variant({ 'Ok' : FactoryStats, 'Err' : FactoryError });
-  const Result_8 = IDL.Variant({
+  const Result_8 = IDL.Variant({ 'Ok' : FactoryStats, 'Err' : FactoryError });
+  const Result_9 = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Principal),
     'Err' : FactoryError,
   });
-  const Quote = IDL.Record({
-    'total' : IDL.Nat,
-    'storage' : IDL.Nat,
-    'creation_fee' : IDL.Nat,
-    'install' : IDL.Nat,
-    'buffer' : IDL.Nat,
-    'transfer' : IDL.Nat,
-  });
-  const Progress = IDL.Record({
-    'bytes_total' : IDL.Nat64,
-    'chunks_done' : IDL.Nat64,
-    'connections_done' : IDL.Nat64,
-    'bytes_done' : IDL.Nat64,
-    'memories_done' : IDL.Nat64,
-    'connections_total' : IDL.Nat64,
-    'memories_total' : IDL.Nat64,
-    'chunks_total' : IDL.Nat64,
-  });
-  const CleanupStep = IDL.Variant({
-    'Started' : IDL.Null,
-    'Stopped' : IDL.Null,
-    'CyclesReturned' : IDL.Null,
-    'Done' : IDL.Null,
-    'OwnerRemoved' : IDL.Null,
-    'Reinstalled' : IDL.Null,
-  });
-  const CleanupProgress = IDL.Record({
-    'step' : CleanupStep,
-    'error' : IDL.Opt(IDL.Text),
-    'returned' : IDL.Nat,
-    'started_at' : IDL.Nat64,
-  });
-  const ManifestSummary = IDL.Record({
-    'blob_bytes' : IDL.Nat64,
-    'root' : IDL.Vec(IDL.Nat8),
-    'connections' : IDL.Nat64,
-    'memories' : IDL.Nat64,
-    'blobs' : IDL.Nat64,
-    'chunks' : IDL.Nat64,
-  });
-  const DayCount = IDL.Record({ 'day' : IDL.Nat64, 'count' : IDL.Nat32 });
-  const StateTime = IDL.Record({ 'at' : IDL.Nat64, 'state' : CreationState });
-  const CreationRecord = IDL.Record({
+  const CreationSummary = IDL.Record({
     'updated_at' : IDL.Nat64,
+    'bytes_total' : IDL.Nat64,
     'owner' : IDL.Principal,
-    'subnet_id' : IDL.Opt(IDL.Principal),
-    'name' : IDL.Opt(IDL.Text),
-    'step_retries' : IDL.Nat32,
     'canister_id' : IDL.Opt(IDL.Principal),
     'attempts' : IDL.Nat32,
-    'quote' : IDL.Opt(Quote),
     'failed_in' : IDL.Opt(CreationState),
     'created_at' : IDL.Nat64,
-    'error' : IDL.Opt(FactoryError),
-    'shared_capsule_purged' : IDL.Bool,
     'cycles_consumed' : IDL.Nat,
     'state' : CreationState,
-    'progress' : Progress,
-    'deadline_at' : IDL.Opt(IDL.Nat64),
-    'cleanup' : IDL.Opt(CleanupProgress),
-    'create_call_since' : IDL.Opt(IDL.Nat64),
-    'created_canisters' : IDL.Opt(IDL.Vec(IDL.Principal)),
-    'next_try_at' : IDL.Nat64,
-    'manifest' : IDL.Opt(ManifestSummary),
-    'attempts_today' : IDL.Opt(DayCount),
+    'bytes_done' : IDL.Nat64,
     'migration_id' : IDL.Nat64,
-    'purge_requested' : IDL.Bool,
-    'timeline' : IDL.Vec(StateTime),
   });
   const CreationPage = IDL.Record({
     'next' : IDL.Opt(IDL.Nat64),
-    'items' : IDL.Vec(CreationRecord),
+    'items' : IDL.Vec(CreationSummary),
   });
-  const Result_9 = IDL.Variant({ 'Ok' : CreationPage, 'Err' : FactoryError });
+  const Result_10 = IDL.Variant({ 'Ok' : CreationPage, 'Err' : FactoryError });
   const BlobUploadRequest = IDL.Record({
     'size' : IDL.Nat64,
     'expected_hash' : IDL.Opt(IDL.Vec(IDL.Nat8)),
   });
-  const Result_10 = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
+  const Result_11 = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
   const CapsuleInput = IDL.Record({
     'bio' : IDL.Text,
     'name' : IDL.Text,
@@ -1694,14 +1775,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'blob_count' : IDL.Nat64,
     'connection_count' : IDL.Nat64,
   });
-  const Result_11 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
+  const Result_12 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
   const CreatePersonalCanisterConfig = IDL.Record({
     'subnet_id' : IDL.Opt(IDL.Principal),
     'name' : IDL.Opt(IDL.Text),
-  });
-  const Result_12 = IDL.Variant({
-    'Ok' : CreationRecord,
-    'Err' : FactoryError,
   });
   const ChunkRef = IDL.Record({
     'blob' : IDL.Vec(IDL.Nat8),
@@ -1797,28 +1874,29 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'add_memory' : IDL.Func([MemoryInput], [Result_2], []),
     'admin_cleanup_creation' : IDL.Func([IDL.Nat64], [Result_3], []),
     'admin_get_config' : IDL.Func([], [Result_4], ['query']),
+    'admin_get_creation' : IDL.Func([IDL.Nat64], [Result_5], ['query']),
     'admin_get_manifest_page' : IDL.Func(
         [IDL.Nat64, PageCursor],
-        [Result_5],
+        [Result_6],
         ['query'],
       ),
-    'admin_get_reserve' : IDL.Func([], [Result_6], ['query']),
-    'admin_get_stats' : IDL.Func([], [Result_7], ['query']),
-    'admin_list_admins' : IDL.Func([], [Result_8], ['query']),
+    'admin_get_reserve' : IDL.Func([], [Result_7], ['query']),
+    'admin_get_stats' : IDL.Func([], [Result_8], ['query']),
+    'admin_list_admins' : IDL.Func([], [Result_9], ['query']),
     'admin_list_creations' : IDL.Func(
         [IDL.Opt(IDL.Nat64), IDL.Nat32],
-        [Result_9],
+        [Result_10],
         ['query'],
       ),
-    'admin_set_admin' : IDL.Func([IDL.Principal, IDL.Bool], [Result_8], []),
+    'admin_set_admin' : IDL.Func([IDL.Principal, IDL.Bool], [Result_9], []),
     'admin_set_config' : IDL.Func([FactoryConfig], [Result_4], []),
     'admin_set_creation_enabled' : IDL.Func([IDL.Bool], [Result_4], []),
-    'admin_top_up_reserve' : IDL.Func([IDL.Opt(IDL.Nat)], [Result_6], []),
-    'begin_blob_upload' : IDL.Func([BlobUploadRequest], [Result_10], []),
-    'create_capsule' : IDL.Func([CapsuleInput], [Result_11], []),
+    'admin_top_up_reserve' : IDL.Func([IDL.Opt(IDL.Nat)], [Result_7], []),
+    'begin_blob_upload' : IDL.Func([BlobUploadRequest], [Result_11], []),
+    'create_capsule' : IDL.Func([CapsuleInput], [Result_12], []),
     'create_personal_canister' : IDL.Func(
         [CreatePersonalCanisterConfig],
-        [Result_12],
+        [Result_5],
         [],
       ),
     'delete_memory' : IDL.Func([IDL.Nat64], [Result], []),
@@ -1840,8 +1918,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         [Result_16],
         ['query'],
       ),
-    'get_capsule' : IDL.Func([], [Result_11], ['query']),
-    'get_creation_status' : IDL.Func([], [Result_12], ['query']),
+    'get_capsule' : IDL.Func([], [Result_12], ['query']),
+    'get_creation_status' : IDL.Func([], [Result_5], ['query']),
     'get_memory' : IDL.Func([IDL.Nat64], [Result_2], ['query']),
     'list_connections' : IDL.Func(
         [ConnectionPageRequest],
@@ -1849,7 +1927,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         ['query'],
       ),
     'list_memories' : IDL.Func([MemoryPageRequest], [Result_18], ['query']),
-    'purge_shared_capsule' : IDL.Func([], [Result_12], []),
+    'purge_shared_capsule' : IDL.Func([], [Result_5], []),
     'put_blob_chunk' : IDL.Func(
         [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
         [Result_16],
@@ -1863,7 +1941,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'remove_connection' : IDL.Func([IDL.Principal], [Result], []),
     'report_import_done' : IDL.Func([ImportReport], [Result_19], []),
     'report_import_progress' : IDL.Func([ImportProgress], [Result_19], []),
-    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_11], []),
+    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_12], []),
     'update_connection' : IDL.Func(
         [IDL.Principal, ConnectionUpdate],
         [Result_1],
