@@ -1580,3 +1580,71 @@ fn indexes_are_built_from_a_layout_without_them() {
     assert_eq!(f.purge_due(107 * SEC), vec![user(1)]);
     assert_eq!(f.record(queued).unwrap().state, CreationState::NotStarted);
 }
+
+/// The composite steps' journal: a call's success is recorded only while the creation is in
+/// the state that step belongs to, survives a retry of the step, and is cleared when the
+/// creation changes state.
+#[test]
+fn the_step_journal_belongs_to_the_state_it_was_written_in() {
+    let mut f = funded();
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = request(&mut f, &mut c, 1, SEC).unwrap().migration_id;
+    f.admit_queued(&mut c, 2 * SEC);
+    assert_eq!(
+        export_all(&mut f, &mut c, id, 3 * SEC),
+        CreationState::Creating
+    );
+    let cycles = f.take_creation_cycles(id, 3 * SEC, u128::MAX).unwrap();
+    f.created(id, Ok(personal(1)), cycles, &mut c, 4 * SEC);
+    let installing = CreationState::Installing;
+    assert_eq!(
+        f.step_journal(id, installing),
+        Some(None),
+        "nothing done yet"
+    );
+    assert_eq!(
+        f.step_journal(id, CreationState::Verifying),
+        None,
+        "not in that state"
+    );
+    let info = StepJournal::InstallInfo {
+        module_present: false,
+    };
+    assert!(f.journal_step(id, installing, info, 5 * SEC));
+    assert!(f.journal_step(id, installing, StepJournal::CodeInstalled, 5 * SEC));
+    // A transient failure of the next call: the step is retried from what is journaled.
+    f.installed(
+        id,
+        Err(StepFailure::Call(
+            "canister_info",
+            CallError {
+                code: 2,
+                message: "busy".into(),
+            },
+        )),
+        &mut c,
+        6 * SEC,
+    );
+    assert_eq!(
+        f.step_journal(id, installing),
+        Some(Some(StepJournal::CodeInstalled))
+    );
+    // A write for a state the creation is not in is refused and changes nothing.
+    assert!(!f.journal_step(
+        id,
+        CreationState::Verifying,
+        StepJournal::ControllersSet,
+        7 * SEC
+    ));
+    // A superseded step's task reports nothing: no retry counted, no state change.
+    let before = f.record(id).unwrap();
+    f.installed(id, Err(StepFailure::Superseded), &mut c, 7 * SEC);
+    assert_eq!(f.record(id).unwrap(), before);
+    f.installed(id, Ok(()), &mut c, 8 * SEC);
+    assert_eq!(
+        f.step_journal(id, CreationState::Importing),
+        Some(None),
+        "a new state starts with an empty journal"
+    );
+}

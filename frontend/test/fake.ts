@@ -315,6 +315,7 @@ function newRecord(now: bigint): CreationRecord {
     next_try_at: now,
     manifest: [],
     attempts_today: [{ day: dayOf(now), count: 1 }],
+    step_journal: [],
     migration_id: 1n,
     purge_requested: false,
     timeline: [{ state: { NotStarted: null }, at: now }],

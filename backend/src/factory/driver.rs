@@ -16,9 +16,9 @@
 //! | step | calls | retried by | a repeat |
 //! |---|---|---|---|
 //! | Create | `create_canister` | the driver, after a reject (cycles refunded first) | impossible while in flight: journaled in the record and in `creates_in_flight`; the backend refuses upgrades until the callback ran (`pre_upgrade`) |
-//! | Install | `canister_info`, `install_code`, `canister_info`, `api_version` | the driver (transient rejects, backoff) | `install_code` in upgrade mode with the same arguments: the importer restarts from what it stored |
+//! | Install | `canister_info`, `install_code`, `canister_info`, `api_version` (each success journaled in the record's `step_journal` before the next call) | the driver (transient rejects, backoff), from the last call journaled | `install_code` in upgrade mode with the same arguments: the importer restarts from what it stored |
 //! | Import | the personal canister pulls; `import_status` is watched | the importer (its calls); the driver (the watch) | `report_import_done` returns the outcome already reached: `Ok` once `Verifying`/`Completed` with the same root, `RootMismatch` again after a mismatch |
-//! | Handoff | `import_status` (must be `Done`), `canister_info`, [`install_code` upgrade], `update_settings`, `canister_info` | the driver | controllers already `{owner}` is success; an import not `Done` yet is waited for (its report's reply may have been lost) |
+//! | Handoff | `canister_info`, `import_status` (must be `Done`), [`install_code` upgrade], `update_settings`, `canister_info` (each success journaled in `step_journal`) | the driver, from the last call journaled | controllers already `{owner}` is success; an import not `Done` yet is waited for (its report's reply may have been lost) |
 //! | Cleanup (admin) | `canister_info`, `update_settings` (owner removed), `install_code` (reinstall), `canister_status`, [`start_canister`, `return_cycles` → `deposit_returned_cycles`, when it holds more than 10 B], `stop_canister`, `delete_canister` | the admin, by calling it again | every call is idempotent; cycles are credited as the backend accepts them, never as the canister says |
 
 use std::cell::RefCell;
@@ -37,7 +37,7 @@ use ic_cdk_management_canister::{
 use ic_cdk_timers::TimerId;
 
 use super::registry::{CallError, Step, StepFailure};
-use super::types::{CleanupStep, CreationState, FactoryError};
+use super::types::{CleanupStep, CreationState, FactoryError, StepJournal};
 use super::{PERSONAL_WASM, personal_wasm_hash};
 use crate::state;
 
@@ -410,44 +410,79 @@ async fn create(id: u64) {
 async fn install(id: u64, canister_id: Principal, mut args: PersonalInitArgs) {
     // The personal canister pulls from, and reports to, this backend.
     args.backend = Some(ic_cdk::api::canister_self());
-    let result = install_steps(canister_id, args).await;
-    state::write(|caps| super::with(|f| f.installed(id, result, caps, now())));
+    let result = install_steps(id, canister_id, args).await;
+    if result != Err(StepFailure::Superseded) {
+        state::write(|caps| super::with(|f| f.installed(id, result, caps, now())));
+    }
     kick();
 }
 
+/// Journals a call of `state`'s composite step that succeeded; `Superseded` when the creation
+/// left `state` while the call ran.
+fn journal(id: u64, state: CreationState, entry: StepJournal) -> Result<(), StepFailure> {
+    if super::with(|f| f.journal_step(id, state, entry, now())) {
+        Ok(())
+    } else {
+        Err(StepFailure::Superseded)
+    }
+}
+
 /// Installs (or, when a module is there already, upgrades with the new arguments) the personal
-/// canister, then checks its module hash and API version.
-async fn install_steps(canister_id: Principal, args: PersonalInitArgs) -> Result<(), StepFailure> {
-    let info = canister_info(&CanisterInfoArgs {
-        canister_id,
-        num_requested_changes: None,
-    })
-    .await
-    .map_err(|e| StepFailure::Call("canister_info", call_error(e)))?;
-    let (mode, arg) = match info.module_hash {
-        None => (CanisterInstallMode::Install, Encode!(&args)),
-        Some(_) => (
-            CanisterInstallMode::Upgrade(Some(UpgradeFlags {
-                skip_pre_upgrade: None,
-                wasm_memory_persistence: None,
-            })),
-            Encode!(&Some(args)),
-        ),
+/// canister, then checks its module hash and API version. Each call's success is journaled
+/// (`StepJournal`) before the next call; a resumed step starts after the last one journaled.
+async fn install_steps(
+    id: u64,
+    canister_id: Principal,
+    args: PersonalInitArgs,
+) -> Result<(), StepFailure> {
+    const AT: CreationState = CreationState::Installing;
+    let done = super::with(|f| f.step_journal(id, AT)).ok_or(StepFailure::Superseded)?;
+    let module_present = match done {
+        None => {
+            let info = canister_info(&CanisterInfoArgs {
+                canister_id,
+                num_requested_changes: None,
+            })
+            .await
+            .map_err(|e| StepFailure::Call("canister_info", call_error(e)))?;
+            let module_present = info.module_hash.is_some();
+            journal(id, AT, StepJournal::InstallInfo { module_present })?;
+            Some(module_present)
+        }
+        Some(StepJournal::InstallInfo { module_present }) => Some(module_present),
+        Some(_) => None,
     };
-    let arg = arg.map_err(|e| {
-        StepFailure::Fatal(FactoryError::ImportFailed {
-            reason: e.to_string(),
+    if let Some(module_present) = module_present {
+        let (mode, arg) = if module_present {
+            (
+                CanisterInstallMode::Upgrade(Some(UpgradeFlags {
+                    skip_pre_upgrade: None,
+                    wasm_memory_persistence: None,
+                })),
+                Encode!(&Some(args)),
+            )
+        } else {
+            (CanisterInstallMode::Install, Encode!(&args))
+        };
+        let arg = arg.map_err(|e| {
+            StepFailure::Fatal(FactoryError::ImportFailed {
+                reason: e.to_string(),
+            })
+        })?;
+        install_code(&InstallCodeArgs {
+            mode,
+            canister_id,
+            wasm_module: PERSONAL_WASM.to_vec(),
+            arg,
         })
-    })?;
-    install_code(&InstallCodeArgs {
-        mode,
-        canister_id,
-        wasm_module: PERSONAL_WASM.to_vec(),
-        arg,
-    })
-    .await
-    .map_err(|e| StepFailure::Call("install_code", call_error(e)))?;
-    check_module(canister_id).await?;
+        .await
+        .map_err(|e| StepFailure::Call("install_code", call_error(e)))?;
+        journal(id, AT, StepJournal::CodeInstalled)?;
+    }
+    if done != Some(StepJournal::ModuleChecked) {
+        check_module(canister_id).await?;
+        journal(id, AT, StepJournal::ModuleChecked)?;
+    }
     let reply = Call::bounded_wait(canister_id, "api_version")
         .await
         .map_err(|e| StepFailure::Call("api_version", call_error(e)))?;
@@ -483,38 +518,60 @@ async fn handoff(id: u64, canister_id: Principal) {
     let Some(owner) = super::with(|f| f.record(id)).map(|r| r.owner) else {
         return;
     };
-    let result = handoff_steps(canister_id, owner).await;
-    state::write(|caps| super::with(|f| f.handed_off(id, result, caps, now())));
+    let result = handoff_steps(id, canister_id, owner).await;
+    if result != Err(StepFailure::Superseded) {
+        state::write(|caps| super::with(|f| f.handed_off(id, result, caps, now())));
+    }
     kick();
 }
 
-/// Upgrades a personal canister running an older module, sets its controllers to the owner
-/// alone, and confirms with `canister_info` (the backend is no controller afterwards).
-async fn handoff_steps(canister_id: Principal, owner: Principal) -> Result<(), StepFailure> {
-    let info = canister_info(&CanisterInfoArgs {
-        canister_id,
-        num_requested_changes: None,
-    })
-    .await
-    .map_err(|e| StepFailure::Call("canister_info", call_error(e)))?;
-    if info.controllers == [owner] {
-        return Ok(()); // A previous attempt handed off already.
-    }
-    // Both sides must agree before control moves: the importer has its report's `Ok` (a lost
-    // reply is retried by the importer and answered `Ok` again, see `report_done`).
-    let status = import_status(canister_id).await?;
-    match status.phase {
-        capsule::migration::ImportPhase::Done => {}
-        capsule::migration::ImportPhase::Failed => {
-            return Err(StepFailure::Fatal(FactoryError::ImportFailed {
-                reason: status
-                    .error
-                    .unwrap_or_else(|| "the personal canister reports a failed import".into()),
-            }));
+/// Waits for the importer's `Done`, upgrades a personal canister running an older module,
+/// sets its controllers to the owner alone, and confirms with `canister_info` (the backend is
+/// no controller afterwards). Each call's success is journaled before the next.
+async fn handoff_steps(
+    id: u64,
+    canister_id: Principal,
+    owner: Principal,
+) -> Result<(), StepFailure> {
+    const AT: CreationState = CreationState::Verifying;
+    let done = super::with(|f| f.step_journal(id, AT)).ok_or(StepFailure::Superseded)?;
+    let info = |canister_id| async move {
+        canister_info(&CanisterInfoArgs {
+            canister_id,
+            num_requested_changes: None,
+        })
+        .await
+        .map_err(|e| StepFailure::Call("canister_info", call_error(e)))
+    };
+    let upgrade = match done {
+        None => {
+            let before = info(canister_id).await?;
+            if before.controllers == [owner] {
+                return Ok(()); // A previous attempt handed off already.
+            }
+            // Both sides must agree before control moves: the importer has its report's `Ok`
+            // (a lost reply is retried by the importer and answered `Ok` again, see
+            // `report_done`).
+            let status = import_status(canister_id).await?;
+            match status.phase {
+                capsule::migration::ImportPhase::Done => {}
+                capsule::migration::ImportPhase::Failed => {
+                    return Err(StepFailure::Fatal(FactoryError::ImportFailed {
+                        reason: status.error.unwrap_or_else(|| {
+                            "the personal canister reports a failed import".into()
+                        }),
+                    }));
+                }
+                _ => return Err(StepFailure::NotYet),
+            }
+            let module_current = before.module_hash.as_deref() == Some(&personal_wasm_hash()[..]);
+            journal(id, AT, StepJournal::ImportConfirmed { module_current })?;
+            !module_current
         }
-        _ => return Err(StepFailure::NotYet),
-    }
-    if info.module_hash.as_deref() != Some(&personal_wasm_hash()[..]) {
+        Some(StepJournal::ImportConfirmed { module_current }) => !module_current,
+        Some(_) => false,
+    };
+    if upgrade {
         let arg = Encode!(&None::<PersonalInitArgs>).map_err(|e| {
             StepFailure::Fatal(FactoryError::ImportFailed {
                 reason: e.to_string(),
@@ -528,25 +585,24 @@ async fn handoff_steps(canister_id: Principal, owner: Principal) -> Result<(), S
         })
         .await
         .map_err(|e| StepFailure::Call("install_code (upgrade before handoff)", call_error(e)))?;
+        journal(id, AT, StepJournal::ModuleUpgraded)?;
     }
-    update_settings(&UpdateSettingsArgs {
-        canister_id,
-        settings: CanisterSettings {
-            controllers: Some(vec![owner]),
-            ..Default::default()
-        },
-    })
-    .await
-    .map_err(|e| StepFailure::Call("update_settings", call_error(e)))?;
-    let info = canister_info(&CanisterInfoArgs {
-        canister_id,
-        num_requested_changes: None,
-    })
-    .await
-    .map_err(|e| StepFailure::Call("canister_info", call_error(e)))?;
-    if info.controllers != [owner] {
+    if done != Some(StepJournal::ControllersSet) {
+        update_settings(&UpdateSettingsArgs {
+            canister_id,
+            settings: CanisterSettings {
+                controllers: Some(vec![owner]),
+                ..Default::default()
+            },
+        })
+        .await
+        .map_err(|e| StepFailure::Call("update_settings", call_error(e)))?;
+        journal(id, AT, StepJournal::ControllersSet)?;
+    }
+    let after = info(canister_id).await?;
+    if after.controllers != [owner] {
         return Err(StepFailure::Fatal(FactoryError::HandoffUnconfirmed {
-            controllers: info.controllers,
+            controllers: after.controllers,
         }));
     }
     Ok(())

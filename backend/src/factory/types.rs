@@ -156,6 +156,8 @@ pub struct CreationRecord {
     /// Attempts (the first request and every retry) made on the UTC day `day`, counted against
     /// `max_attempts_per_owner_per_day`.
     pub attempts_today: Option<DayCount>,
+    /// Calls of the current composite step that already succeeded (Install, Handoff).
+    pub step_journal: Option<StepJournal>,
 }
 
 /// A count on one UTC day (`day` = days since the epoch).
@@ -175,6 +177,26 @@ pub struct CleanupProgress {
     pub returned: u128,
     /// Set when the cleanup stopped on an error (it can be started again).
     pub error: Option<String>,
+}
+
+/// What the composite steps (Install, Handoff) have done so far in the state the record is in:
+/// each call's result is journaled here in the first lines after its await, so a step resumed
+/// after a trap, a lost task or an upgrade skips the calls that already succeeded. Cleared on
+/// every state change.
+#[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepJournal {
+    /// Install: `canister_info` answered; whether a module was there (upgrade, not install).
+    InstallInfo { module_present: bool },
+    /// Install: `install_code` succeeded.
+    CodeInstalled,
+    /// Install: the installed module's hash is the shipped one.
+    ModuleChecked,
+    /// Handoff: the importer reports `Done`; whether the canister runs the shipped module.
+    ImportConfirmed { module_current: bool },
+    /// Handoff: the canister was upgraded to the shipped module.
+    ModuleUpgraded,
+    /// Handoff: `update_settings` set the owner as the only controller.
+    ControllersSet,
 }
 
 /// The steps of a cleanup, in order.

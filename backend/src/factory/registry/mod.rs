@@ -348,12 +348,16 @@ pub enum StepFailure {
     /// again shortly; the state's deadline bounds the wait.
     NotYet,
     Fatal(FactoryError),
+    /// The creation left the step's state while a call ran (timed out, cancelled): the step's
+    /// task stops without reporting.
+    Superseded,
 }
 
 fn enter(r: &mut CreationRecord, state: CreationState, now: u64) {
     r.state = state;
     r.updated_at = now;
     r.next_try_at = 0;
+    r.step_journal = None;
     r.timeline.push(StateTime { state, at: now });
 }
 

@@ -72,6 +72,7 @@ impl<M: StableMemory> Factory<M> {
             cleanup: None,
             deadline_at: None,
             attempts_today: Some(DayCount { day, count: 1 }),
+            step_journal: None,
         };
         self.by_owner.insert(owner, migration_id);
         self.save(rec.clone());

@@ -307,6 +307,38 @@ impl<M: StableMemory> Factory<M> {
         }
     }
 
+    /// The step journal of a creation in `state` (`None` when it is in another state: its
+    /// step's task must stop).
+    pub fn step_journal(
+        &self,
+        migration_id: u64,
+        state: CreationState,
+    ) -> Option<Option<StepJournal>> {
+        self.record(migration_id)
+            .filter(|r| r.state == state)
+            .map(|r| r.step_journal)
+    }
+
+    /// Journals a call of the composite step of `state` that succeeded. Returns false (and
+    /// writes nothing) when the creation left `state` while the call ran (timed out, cancelled):
+    /// the step's task stops.
+    pub fn journal_step(
+        &mut self,
+        migration_id: u64,
+        state: CreationState,
+        entry: StepJournal,
+        now: u64,
+    ) -> bool {
+        if self.record(migration_id).map(|r| r.state) != Some(state) {
+            return false;
+        }
+        self.with_record(migration_id, |r| {
+            r.step_journal = Some(entry);
+            r.updated_at = now;
+        })
+        .is_ok()
+    }
+
     /// The install step (install, api_version and module hash checks) finished.
     pub fn installed<C: StableMemory>(
         &mut self,
@@ -385,6 +417,7 @@ impl<M: StableMemory> Factory<M> {
                 });
             }
             StepFailure::Fatal(err) => self.fail(migration_id, err, capsules, now),
+            StepFailure::Superseded => {}
         }
     }
 

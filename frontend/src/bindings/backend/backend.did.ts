@@ -586,6 +586,10 @@ export interface CreationRecord {
   'state' : CreationState,
   'progress' : Progress,
   /**
+   * Calls of the current composite step that already succeeded (Install, Handoff).
+   */
+  'step_journal' : [] | [StepJournal],
+  /**
    * When the current state times out (non-final states past `NotStarted`); the driver fails
    * the creation with `TimedOut` after it.
    */
@@ -1239,6 +1243,48 @@ export type Section = {
  * When a state was entered.
  */
 export interface StateTime { 'at' : bigint, 'state' : CreationState }
+/**
+ * What the composite steps (Install, Handoff) have done so far in the state the record is in:
+ * each call's result is journaled here in the first lines after its await, so a step resumed
+ * after a trap, a lost task or an upgrade skips the calls that already succeeded. Cleared on
+ * every state change.
+ */
+export type StepJournal = {
+    /**
+     * Install: the installed module's hash is the shipped one.
+     */
+    'ModuleChecked' : null
+  } |
+  {
+    /**
+     * Handoff: the importer reports `Done`; whether the canister runs the shipped module.
+     */
+    'ImportConfirmed' : { 'module_current' : boolean }
+  } |
+  {
+    /**
+     * Install: `canister_info` answered; whether a module was there (upgrade, not install).
+     */
+    'InstallInfo' : { 'module_present' : boolean }
+  } |
+  {
+    /**
+     * Install: `install_code` succeeded.
+     */
+    'CodeInstalled' : null
+  } |
+  {
+    /**
+     * Handoff: `update_settings` set the owner as the only controller.
+     */
+    'ControllersSet' : null
+  } |
+  {
+    /**
+     * Handoff: the canister was upgraded to the shipped module.
+     */
+    'ModuleUpgraded' : null
+  };
 export interface _SERVICE {
   'abort_blob_upload' : ActorMethod<[bigint], Result>,
   'add_connection' : ActorMethod<[ConnectionInput], Result_1>,
@@ -1574,6 +1620,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memories_total' : IDL.Nat64,
     'chunks_total' : IDL.Nat64,
   });
+  const StepJournal = IDL.Variant({
+    'ModuleChecked' : IDL.Null,
+    'ImportConfirmed' : IDL.Record({ 'module_current' : IDL.Bool }),
+    'InstallInfo' : IDL.Record({ 'module_present' : IDL.Bool }),
+    'CodeInstalled' : IDL.Null,
+    'ControllersSet' : IDL.Null,
+    'ModuleUpgraded' : IDL.Null,
+  });
   const CleanupStep = IDL.Variant({
     'Started' : IDL.Null,
     'Stopped' : IDL.Null,
@@ -1614,6 +1668,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'cycles_consumed' : IDL.Nat,
     'state' : CreationState,
     'progress' : Progress,
+    'step_journal' : IDL.Opt(StepJournal),
     'deadline_at' : IDL.Opt(IDL.Nat64),
     'cleanup' : IDL.Opt(CleanupProgress),
     'create_call_since' : IDL.Opt(IDL.Nat64),
