@@ -7,6 +7,11 @@
 #   target/wasm/backend-bench.wasm.gz the backend with the naive-copy baseline (benchmark only)
 # Installs the wasm32 target when missing. Never rewrites the committed .did files: the tests
 # check them against the code.
+#
+# Every module carries public metadata, as dfx-built canisters do: `icp:public candid:service`
+# (the committed .did, so tools such as `icemu` type calls to any canister running it, also
+# one the backend created) and `icp:public name` (the module's name: `icemu canisters` calls
+# a personal canister `personal-<owner>`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,12 +25,50 @@ fi
 wasm_target=target/wasm32-unknown-unknown/release
 mkdir -p target/wasm
 
-# gzip_wasm SRC OUT: compresses the freshly built SRC to target/wasm/OUT.wasm.gz.
+# leb128 N: the unsigned LEB128 bytes of N (wasm's length encoding) on stdout.
+leb128() {
+    local n=$1 b
+    while :; do
+        b=$((n & 0x7f))
+        n=$((n >> 7))
+        [ "$n" -ne 0 ] && b=$((b | 0x80))
+        printf "\\x$(printf %02x "$b")"
+        [ "$n" -eq 0 ] && break
+    done
+}
+
+# custom_section NAME FILE: a wasm custom section (id 0) named NAME holding FILE's bytes.
+custom_section() {
+    local name=$1 file=$2 payload
+    payload=$(mktemp)
+    { leb128 "${#name}"; printf '%s' "$name"; cat "$file"; } > "$payload"
+    printf '\x00'
+    leb128 "$(stat -c %s "$payload")"
+    cat "$payload"
+    rm -f "$payload"
+}
+
+# with_metadata SRC NAME DID OUT: SRC with the public metadata `candid:service` (DID's text)
+# and `name` (NAME) appended as custom sections, written to OUT. The cargo output is left as it
+# is, so running this twice never appends twice.
+with_metadata() {
+    local src=$1 name=$2 did=$3 out=$4 namefile
+    [ -f "$did" ] || { echo "build: $did is missing" >&2; exit 1; }
+    namefile=$(mktemp)
+    printf '%s' "$name" > "$namefile"
+    { cat "$src"; custom_section "icp:public candid:service" "$did"; custom_section "icp:public name" "$namefile"; } > "$out"
+    rm -f "$namefile"
+}
+
+# gzip_wasm SRC OUT NAME DID: SRC with its metadata (see with_metadata), compressed to
+# target/wasm/OUT.wasm.gz.
 gzip_wasm() {
     local src=$1 dst="target/wasm/$2.wasm.gz"
-    # A temporary file of this run's own: two builds at once never take each other's.
-    local tmp="$dst.$$.tmp"
-    gzip -9 -n -c "$src" > "$tmp"
+    # Temporary files of this run's own: two builds at once never take each other's.
+    local tmp="$dst.$$.tmp" meta="target/wasm/$2.$$.meta.wasm"
+    with_metadata "$src" "$3" "$4" "$meta"
+    gzip -9 -n -c "$meta" > "$tmp"
+    rm -f "$meta"
     # Replace only on change: the backend's build script reruns when personal.wasm.gz changes.
     if cmp -s "$tmp" "$dst"; then rm "$tmp"; else mv "$tmp" "$dst"; fi
     printf 'build: %-34s %9d bytes (%d bytes uncompressed)\n' "$dst" "$(stat -c %s "$dst")" "$(stat -c %s "$src")"
@@ -33,28 +76,28 @@ gzip_wasm() {
 
 # The personal canister first: the backend's factory embeds it.
 cargo build --release --locked --target wasm32-unknown-unknown -p personal
-gzip_wasm "$wasm_target/personal.wasm" personal
+gzip_wasm "$wasm_target/personal.wasm" personal personal personal/personal.did
 
 cargo build --release --locked --target wasm32-unknown-unknown -p backend
-gzip_wasm "$wasm_target/backend.wasm" backend
+gzip_wasm "$wasm_target/backend.wasm" backend backend backend/backend.did
 
 # Each other build variant has its own target directory, so switching features never
 # rebuilds the others (the first build of a variant compiles its dependencies once).
-# variant NAME OUT CARGO-ARGS...: builds the backend with CARGO-ARGS into its own directory.
+# variant NAME OUT DID CARGO-ARGS...: builds the backend with CARGO-ARGS into its own directory.
 variant() {
-    local name=$1 out=$2
-    shift 2
+    local name=$1 out=$2 did=$3
+    shift 3
     local dir=target/wasm-variants/$name
     cargo build --release --locked --target wasm32-unknown-unknown -p backend --target-dir "$dir" "$@"
-    gzip_wasm "$dir/wasm32-unknown-unknown/release/backend.wasm" "$out"
+    gzip_wasm "$dir/wasm32-unknown-unknown/release/backend.wasm" "$out" backend "$did"
 }
 
 # The backend without the factory (cargo feature `personal-canister` off).
-variant core backend-core --no-default-features
+variant core backend-core backend/backend-core.did --no-default-features
 
 # Test builds only: the backend with test fault injection. Never deployed.
-variant test backend-test --features test-faults
+variant test backend-test backend/backend.did --features test-faults
 
 # Benchmark only: the backend with the naive-copy baseline (`bench_naive_copy`) and the
 # registry seeding of the factory scale scenario (`bench_seed_creations`). Never deployed.
-variant bench backend-bench --features bench-naive,bench-seed
+variant bench backend-bench backend/backend.did --features bench-naive,bench-seed

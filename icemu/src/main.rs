@@ -2,6 +2,9 @@
 //! state directory, and a local HTTP endpoint (`icemu serve`). See `README.md`.
 
 mod admin;
+mod files;
+mod meta;
+mod run;
 mod serve;
 mod state;
 mod text;
@@ -64,12 +67,18 @@ enum Cmd {
         /// Seconds.
         seconds: f64,
     },
-    /// Runs rounds until no message is in flight (at most --max rounds).
-    RunUntilIdle {
-        /// Largest number of rounds.
-        #[arg(long, default_value_t = 100_000)]
-        max: u64,
-    },
+    /// Runs rounds with emulated time passing (1 s per round by default, as on the IC) until
+    /// nothing is in flight and nothing ran for --quiet-secs, or until a polled query's reply
+    /// contains a text: `run-until-idle --until Completed --as ada --poll backend
+    /// get_creation_status`. Exit status 3 when --max rounds pass first, or when the subnet
+    /// goes idle before --until is reached.
+    RunUntilIdle(run::RunArgs),
+    /// Uploads files as blobs (begin_blob_upload, put_blob_chunk per 256 KiB, finish) with a
+    /// progress bar; prints `<blob id>  <file>` per file, the blob id being what b3sum prints.
+    Upload(files::UploadArgs),
+    /// Downloads a blob (get_blob, get_blob_chunk per 256 KiB) to --out, verifying that its
+    /// bytes hash to BLOB_ID (exit status 4 and nothing written when they do not).
+    Download(files::DownloadArgs),
     /// Status of one canister or of all: controllers, module hash, cycles, memory.
     Status {
         /// Canister name or principal (all when omitted).
@@ -93,7 +102,8 @@ enum Cmd {
         /// Identity name (`anonymous` is the anonymous principal).
         name: String,
     },
-    /// Lists named canisters (`name principal`).
+    /// Lists canisters (`name principal`): deployed names, and derived names
+    /// (`personal-ada`) for canisters created by canisters.
     Canisters,
     /// Encodes candid text to bytes: hex on stdout, or raw bytes to --out.
     Encode(EncodeArgs),
@@ -379,6 +389,12 @@ fn exit_status(r: Result<()>, err: &mut dyn Write) -> u8 {
             } else if let Some(r) = e.downcast_ref::<Rejected>() {
                 let _ = writeln!(err, "icemu: {r}");
                 10 + r.0.reject_code as u8
+            } else if let Some(r) = e.downcast_ref::<run::NotReached>() {
+                let _ = writeln!(err, "icemu: {r}");
+                3
+            } else if e.downcast_ref::<files::HashMismatch>().is_some() {
+                let _ = writeln!(err, "icemu: error: {e:#}");
+                4
             } else {
                 let _ = writeln!(err, "icemu: error: {e:#}");
                 1
@@ -483,7 +499,11 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Runs a state command here and saves (after a call also when it failed).
 fn exec_and_save(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
-    let is_call = matches!(cmd, Cmd::Call(_));
+    // Commands that run messages leave a changed state also when they fail.
+    let is_call = matches!(
+        cmd,
+        Cmd::Call(_) | Cmd::RunUntilIdle(_) | Cmd::Upload(_) | Cmd::Download(_)
+    );
     let r = exec(st, cmd, io);
     if r.is_ok() || is_call {
         st.save()?;
@@ -509,6 +529,14 @@ fn absolutize(cmd: Cmd) -> Result<Cmd> {
             a.output_blob = opt(a.output_blob)?;
             Cmd::Call(a)
         }
+        Cmd::Upload(mut a) => {
+            a.files = a.files.into_iter().map(abs).collect::<Result<_>>()?;
+            Cmd::Upload(a)
+        }
+        Cmd::Download(mut a) => {
+            a.out = abs(a.out)?;
+            Cmd::Download(a)
+        }
         c => c,
     })
 }
@@ -522,6 +550,7 @@ pub(crate) fn exec_forwarded(st: &mut StateDir, cmd_json: &[u8]) -> admin::Admin
         let mut io = Io {
             out: &mut out,
             err: &mut err,
+            progress: false,
         };
         match serde_json::from_slice::<Cmd>(cmd_json) {
             Err(e) => {
@@ -563,6 +592,9 @@ pub(crate) fn exec_forwarded(st: &mut StateDir, cmd_json: &[u8]) -> admin::Admin
 pub(crate) struct Io<'a> {
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
+    /// Whether progress bars may be drawn (on this process's terminal; never when the
+    /// command runs for another process).
+    progress: bool,
 }
 
 /// Runs `f` printing to this process's stdout / stderr.
@@ -571,6 +603,7 @@ fn with_std<R>(f: impl FnOnce(&mut Io) -> R) -> R {
     f(&mut Io {
         out: &mut out,
         err: &mut err,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     })
 }
 
@@ -591,6 +624,10 @@ macro_rules! errln {
 
 /// Runs a command on an open state (not saved here).
 fn exec(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
+    // Canisters created by canisters since the last command get their names.
+    if let Err(e) = meta::derive_names(st) {
+        errln!(io, "icemu: warning: naming new canisters: {e:#}");
+    }
     match cmd {
         Cmd::Serve(_) => bail!("serve is not a state command"),
         Cmd::Deploy(a) => deploy(st, a, io)?,
@@ -628,17 +665,14 @@ fn exec(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
                 st.emu.time_nanos()
             );
         }
-        Cmd::RunUntilIdle { max } => {
-            let n = st.emu.run_until_idle(max);
-            let left = st.emu.messages_in_flight();
-            outln!(io, "{n} rounds; {left} messages in flight");
-            if left > 0 {
-                errln!(
-                    io,
-                    "icemu: not idle after {n} rounds ({left} messages in flight)"
-                );
-            }
+        Cmd::RunUntilIdle(a) => {
+            let r = run::run_until_idle(st, a, io);
+            // Canisters created during the run get their names now.
+            let _ = meta::derive_names(st);
+            return r;
         }
+        Cmd::Upload(a) => return files::upload(st, a, io),
+        Cmd::Download(a) => return files::download(st, a, io),
         Cmd::Status { canister } => status(st, canister, io)?,
         Cmd::Stats { canister, json } => stats(st, canister, json, io)?,
         Cmd::Logs { canister } => {
@@ -652,7 +686,16 @@ fn exec(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
         }
         Cmd::Canisters => {
             for (name, n) in &st.names.canisters {
-                outln!(io, "{name} {}", n.id);
+                if n.derived {
+                    outln!(io, "{name} {}  (created by a canister; name derived)", n.id);
+                } else {
+                    outln!(io, "{name} {}", n.id);
+                }
+            }
+            for id in st.emu.canister_ids() {
+                if st.name_of(id).is_none() {
+                    outln!(io, "- {id}  (no module installed yet)");
+                }
             }
         }
         Cmd::Fault(f) => fault(st, f, io)?,
@@ -781,6 +824,7 @@ fn deploy(st: &mut StateDir, a: DeployArgs, io: &mut Io) -> Result<()> {
         Named {
             id,
             did: did.clone(),
+            derived: false,
         },
     );
     outln!(io, "{} {id}", a.name);
@@ -799,8 +843,7 @@ fn deploy(st: &mut StateDir, a: DeployArgs, io: &mut Io) -> Result<()> {
 fn call(st: &mut StateDir, a: CallArgs, io: &mut Io) -> Result<()> {
     let id = st.canister(&a.canister)?;
     let sender = st.identity(&a.as_);
-    let did = a.did.clone().or_else(|| st.did_of(id));
-    let iface = did.as_deref().map(Interface::load).transpose()?;
+    let iface = interface_of(st, id, a.did.as_deref())?;
     let typed = iface.as_ref().and_then(|i| i.method(&a.method));
     let arg_text = match (&a.argument, &a.arg_file) {
         (_, Some(f)) => {
@@ -844,6 +887,19 @@ fn call(st: &mut StateDir, a: CallArgs, io: &mut Io) -> Result<()> {
         None => outln!(io, "{decoded}"),
     }
     Ok(())
+}
+
+/// The candid interface of canister `id`: `did` when given, else the `.did` remembered at
+/// deploy, else the `candid:service` metadata embedded in its module, else none (untyped).
+pub(crate) fn interface_of(
+    st: &StateDir,
+    id: Principal,
+    did: Option<&Path>,
+) -> Result<Option<Interface>> {
+    if let Some(d) = did.map(Path::to_path_buf).or_else(|| st.did_of(id)) {
+        return Interface::load(&d).map(Some);
+    }
+    meta::embedded_interface(st, id)
 }
 
 /// An update call while `serve` runs the rounds: submits it and waits for its reply.

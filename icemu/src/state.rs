@@ -26,6 +26,10 @@ pub struct Named {
     /// The `.did` file remembered at deploy time (absolute path), if any.
     #[serde(default)]
     pub did: Option<PathBuf>,
+    /// Named by icemu, not by a deploy: a canister created by a canister, named
+    /// `<module name>-<owner>` (see `meta::derive_names`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub derived: bool,
 }
 
 /// icemu's own bookkeeping beside the emulator's state.

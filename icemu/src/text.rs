@@ -24,6 +24,16 @@ impl Interface {
         Ok(Self { env, actor })
     }
 
+    /// Parses and type-checks candid service text (a module's `candid:service` metadata);
+    /// `origin` names it in errors.
+    pub fn from_text(text: &str, origin: &str) -> Result<Self> {
+        let (env, actor) = candid_parser::utils::CandidSource::Text(text)
+            .load()
+            .map_err(|e| anyhow!("{origin}: {e}"))?;
+        let actor = actor.ok_or_else(|| anyhow!("{origin} has no service"))?;
+        Ok(Self { env, actor })
+    }
+
     /// Argument and result types of `method`, and whether it is a query.
     pub fn method(&self, method: &str) -> Option<(Vec<Type>, Vec<Type>, bool)> {
         let f = self.env.get_method(&self.actor, method).ok()?;
