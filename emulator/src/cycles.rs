@@ -51,6 +51,17 @@ pub struct Config {
     pub heap_delta_per_round: u64,
     /// Instructions per canister per round; further messages wait for the next round.
     pub round_instructions_per_canister: u64,
+    /// Instructions a round executes before it starts no further message: the replica's
+    /// `max_instructions_per_round` (4 B) less one slice (2 B), as its scheduler sets the round's
+    /// budget. Messages between canisters keep executing within the round (the replica's inner
+    /// iterations) until this is spent; the rest wait for the next round.
+    #[serde(default = "default_round_instructions")]
+    pub round_instructions: u64,
+    /// Execution threads of the replica's scheduler (4 on application subnets): a round's
+    /// instructions count as spread over them (the busiest canister, or the total divided by
+    /// this, whichever is more).
+    #[serde(default = "default_scheduler_cores")]
+    pub scheduler_cores: u64,
     /// Time added by every round.
     pub time_per_round: Duration,
     /// Rounds `await_call` runs before giving up.
@@ -69,6 +80,14 @@ pub struct Config {
     pub initial_time_nanos: u64,
 }
 
+fn default_round_instructions() -> u64 {
+    2_000_000_000
+}
+
+fn default_scheduler_cores() -> u64 {
+    4
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -80,6 +99,8 @@ impl Default for Config {
             install_instruction_limit: 300_000_000_000,
             heap_delta_per_round: 75 * 1024 * 1024,
             round_instructions_per_canister: 40_000_000_000,
+            round_instructions: default_round_instructions(),
+            scheduler_cores: default_scheduler_cores(),
             time_per_round: Duration::from_millis(1),
             max_rounds_per_call: 10_000,
             default_canister_cycles: 100_000_000_000_000,

@@ -32,6 +32,9 @@ pub use reject::{ErrorCode, RejectCode, RejectResponse};
 pub use snapshot::SaveReport;
 pub use stats::{CanisterStats, LogLine, MethodStats, TraceEvent, TraceKind};
 
-/// The emulated subnet's id (returned by `subnet_self`).
-pub static SUBNET_ID: std::sync::LazyLock<candid::Principal> =
-    std::sync::LazyLock::new(|| candid::Principal::from_slice(&[0x65, 0x6d, 0x75, 0x01, 0x02]));
+/// The emulated subnet's id (returned by `subnet_self`). Like every subnet id on the IC it is a
+/// self-authenticating principal (29 bytes: SHA-224 of the subnet's DER public key, then `0x02`),
+/// here derived from a fixed stand-in for a public key.
+pub static SUBNET_ID: std::sync::LazyLock<candid::Principal> = std::sync::LazyLock::new(|| {
+    candid::Principal::self_authenticating(b"icp-emulator application subnet")
+});

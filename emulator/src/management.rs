@@ -1,7 +1,8 @@
 //! The management canister `aaaaa-aa`, decoded with `ic-management-canister-types`.
 //!
-//! Requests are handled in the round they are delivered; the response goes out for the next
-//! round. `stop_canister` answers once the canister has no open call contexts.
+//! Requests are handled in the round they are delivered (a canister's request arrives in the
+//! round after it was made, through message routing as on the replica); the response reaches a
+//! canister caller in the next round. `stop_canister` answers once the canister has no open call contexts.
 
 use candid::{CandidType, Decode, Encode, Nat, Principal};
 use ic_management_canister_types as mgmt;
@@ -41,6 +42,75 @@ fn nat_u128(n: &Nat) -> u128 {
     u128::try_from(n.0.clone()).unwrap_or(u128::MAX)
 }
 
+/// Controllers as the replica stores them: a set (`BTreeSet<PrincipalId>`), so sorted and
+/// without duplicates, in `canister_status`, `canister_info` and the history alike.
+pub fn sorted_set(mut controllers: Vec<Principal>) -> Vec<Principal> {
+    controllers.sort();
+    controllers.dedup();
+    controllers
+}
+
+/// Mirrors of the replica's canister-history types (`ic_management_canister_types_private`),
+/// only to take their `size_of` as the replica does; never constructed.
+#[allow(dead_code)]
+mod replica_layout {
+    /// `PrincipalId` (a `candid::Principal`: length byte and 29 bytes).
+    pub struct PrincipalId(pub u8, pub [u8; 29]);
+    pub enum ChangeOrigin {
+        FromUser(PrincipalId),
+        FromCanister(PrincipalId, Option<u64>),
+    }
+    pub enum InstallMode {
+        Install,
+        Reinstall,
+        Upgrade,
+    }
+    pub enum SnapshotSource {
+        TakenFromCanister,
+        MetadataUpload,
+    }
+    pub enum ChangeDetails {
+        Creation(Vec<PrincipalId>, Option<[u8; 32]>),
+        CodeUninstall,
+        CodeDeployment(InstallMode, [u8; 32]),
+        ControllersChange(Vec<PrincipalId>),
+        LoadSnapshot(
+            u64,
+            (u64, PrincipalId),
+            u64,
+            SnapshotSource,
+            Option<PrincipalId>,
+        ),
+        SettingsChange(Option<Vec<PrincipalId>>, Option<[u8; 32]>),
+        Rename(PrincipalId, u64, (PrincipalId, u64, u64), PrincipalId),
+    }
+    pub struct CanisterChange {
+        pub timestamp_nanos: u64,
+        pub canister_version: u64,
+        pub origin: ChangeOrigin,
+        pub details: ChangeDetails,
+    }
+}
+
+/// `canister_status`'s `canister_history_size`: the replica's `CanisterChange::count_bytes`
+/// summed over the stored changes: `size_of::<CanisterChange>()` each, plus
+/// `size_of::<PrincipalId>()` per controller a creation or controllers change stores on the heap.
+pub fn history_size(history: &[mgmt::Change]) -> u64 {
+    let change = std::mem::size_of::<replica_layout::CanisterChange>();
+    let principal = std::mem::size_of::<replica_layout::PrincipalId>();
+    history
+        .iter()
+        .map(|c| {
+            let controllers = match &c.details {
+                Some(mgmt::ChangeDetails::Creation(r)) => r.controllers.len(),
+                Some(mgmt::ChangeDetails::ControllersChange(r)) => r.controllers.len(),
+                _ => 0,
+            };
+            (change + controllers * principal) as u64
+        })
+        .sum()
+}
+
 /// The canister id for index `i` (the IC's format: 8-byte index, then `0x01 0x01`).
 pub fn canister_id(i: u64) -> Principal {
     let mut b = i.to_be_bytes().to_vec();
@@ -68,7 +138,7 @@ impl Inner {
         };
         self.trace(TraceKind::Management, caller, mgmt_id, method, detail);
         if let Some(result) = result {
-            self.respond(&origin, result, cycles.saturating_sub(kept));
+            self.respond_from_subnet(&origin, result, cycles.saturating_sub(kept));
         }
     }
 
@@ -100,11 +170,17 @@ impl Inner {
         Ok(self.canisters.get_mut(&id).unwrap())
     }
 
-    fn change_origin(caller: Principal, is_canister: bool) -> mgmt::ChangeOrigin {
+    /// The origin of a change: a canister's carries the `sender_canister_version` of its
+    /// request (spec, "Canister history": the canister version of the originator, if it gave one).
+    fn change_origin(
+        caller: Principal,
+        is_canister: bool,
+        sender_version: Option<u64>,
+    ) -> mgmt::ChangeOrigin {
         if is_canister {
             mgmt::ChangeOrigin::FromCanister(mgmt::FromCanisterRecord {
                 canister_id: caller,
-                canister_version: None,
+                canister_version: sender_version,
             })
         } else {
             mgmt::ChangeOrigin::FromUser(mgmt::FromUserRecord { user_id: caller })
@@ -116,6 +192,7 @@ impl Inner {
         id: Principal,
         caller: Principal,
         origin: &Origin,
+        sender_version: Option<u64>,
         details: mgmt::ChangeDetails,
     ) {
         let time = self.time;
@@ -124,7 +201,7 @@ impl Inner {
             c.history.push(mgmt::Change {
                 timestamp_nanos: time,
                 canister_version: c.version,
-                origin: Self::change_origin(caller, is_canister),
+                origin: Self::change_origin(caller, is_canister, sender_version),
                 details: Some(details),
             });
         }
@@ -137,6 +214,7 @@ impl Inner {
         settings: Option<mgmt::CanisterSettings>,
         cycles: u128,
         origin: &Origin,
+        sender_version: Option<u64>,
     ) -> Result<Principal, RejectResponse> {
         if self.faults.fail_create_canister > 0 {
             self.faults.fail_create_canister -= 1;
@@ -147,10 +225,12 @@ impl Inner {
         }
         let id = canister_id(self.next_canister_index);
         self.next_canister_index += 1;
-        let controllers = settings
-            .as_ref()
-            .and_then(|s| s.controllers.clone())
-            .unwrap_or_else(|| vec![caller]);
+        let controllers = sorted_set(
+            settings
+                .as_ref()
+                .and_then(|s| s.controllers.clone())
+                .unwrap_or_else(|| vec![caller]),
+        );
         let c = Canister::new(
             id,
             controllers.clone(),
@@ -165,6 +245,7 @@ impl Inner {
             id,
             caller,
             origin,
+            sender_version,
             mgmt::ChangeDetails::Creation(mgmt::CreationRecord {
                 controllers,
                 environment_variables_hash: None,
@@ -176,7 +257,7 @@ impl Inner {
     fn apply_settings(&mut self, id: Principal, s: mgmt::CanisterSettings) {
         let c = self.canisters.get_mut(&id).unwrap();
         if let Some(ctrl) = s.controllers {
-            c.controllers = ctrl;
+            c.controllers = sorted_set(ctrl);
         }
         if let Some(t) = s.freezing_threshold {
             c.freezing_threshold = nat_u64(&t);
@@ -210,7 +291,13 @@ impl Inner {
                         ),
                     ));
                 }
-                let id = self.create(caller, a.settings, cycles - fee, origin)?;
+                let id = self.create(
+                    caller,
+                    a.settings,
+                    cycles - fee,
+                    origin,
+                    a.sender_canister_version,
+                )?;
                 *kept = cycles;
                 Ok(encode(&mgmt::CanisterIdRecord { canister_id: id }))
             })(),
@@ -221,7 +308,13 @@ impl Inner {
                     .as_ref()
                     .map(nat_u128)
                     .unwrap_or(self.config.default_canister_cycles);
-                let id = self.create(caller, a.settings, amount, origin)?;
+                let id = self.create(
+                    caller,
+                    a.settings,
+                    amount,
+                    origin,
+                    a.sender_canister_version,
+                )?;
                 Ok(encode(&mgmt::CanisterIdRecord { canister_id: id }))
             })(),
             "provisional_top_up_canister" => (|| {
@@ -239,7 +332,16 @@ impl Inner {
             })(),
             "install_code" => (|| {
                 let a: mgmt::InstallCodeArgs = decode(arg)?;
-                self.install(caller, a.canister_id, a.mode, a.wasm_module, a.arg, origin)?;
+                let v = a.sender_canister_version;
+                self.install(
+                    caller,
+                    a.canister_id,
+                    a.mode,
+                    a.wasm_module,
+                    a.arg,
+                    origin,
+                    v,
+                )?;
                 Ok(unit())
             })(),
             "install_chunked_code" => (|| {
@@ -273,7 +375,8 @@ impl Inner {
                         ),
                     ));
                 }
-                self.install(caller, a.target_canister, a.mode, wasm, a.arg, origin)?;
+                let v = a.sender_canister_version;
+                self.install(caller, a.target_canister, a.mode, wasm, a.arg, origin, v)?;
                 Ok(unit())
             })(),
             "upload_chunk" => (|| {
@@ -310,14 +413,18 @@ impl Inner {
             "update_settings" => (|| {
                 let a: mgmt::UpdateSettingsArgs = decode(arg)?;
                 self.controlled(caller, a.canister_id, "update_settings")?;
-                let new_controllers = a.settings.controllers.clone();
+                let changes_controllers = a.settings.controllers.is_some();
                 self.apply_settings(a.canister_id, a.settings);
-                self.canisters.get_mut(&a.canister_id).unwrap().version += 1;
-                if let Some(controllers) = new_controllers {
+                let c = self.canisters.get_mut(&a.canister_id).unwrap();
+                c.version += 1;
+                if changes_controllers {
+                    // The new set as stored (sorted, without duplicates).
+                    let controllers = c.controllers.clone();
                     let d = mgmt::ChangeDetails::ControllersChange(mgmt::ControllersChangeRecord {
                         controllers,
                     });
-                    self.push_change(a.canister_id, caller, origin, d);
+                    let v = a.sender_canister_version;
+                    self.push_change(a.canister_id, caller, origin, v, d);
                 }
                 Ok(unit())
             })(),
@@ -351,7 +458,7 @@ impl Inner {
                         ErrorCode::CanisterStoppingCancelled,
                         format!("Canister {}'s stop request was cancelled.", a.canister_id),
                     );
-                    self.respond(&w, Err(r), 0);
+                    self.respond_from_subnet(&w, Err(r), 0);
                 }
                 Ok(unit())
             })(),
@@ -391,7 +498,7 @@ impl Inner {
                 Ok(unit())
             })(),
             "uninstall_code" => (|| {
-                let a: mgmt::CanisterIdRecord = decode(arg)?;
+                let a: mgmt::UninstallCodeArgs = decode(arg)?;
                 let c = self.controlled(caller, a.canister_id, "uninstall_code")?;
                 c.instance = None;
                 c.module_hash = None;
@@ -404,6 +511,7 @@ impl Inner {
                     a.canister_id,
                     caller,
                     origin,
+                    a.sender_canister_version,
                     mgmt::ChangeDetails::CodeUninstall,
                 );
                 Ok(unit())
@@ -480,7 +588,7 @@ impl Inner {
                 global_memory_size: Nat::from(0u64),
                 wasm_binary_size: Nat::from(0u64),
                 custom_sections_size: Nat::from(0u64),
-                canister_history_size: Nat::from(0u64),
+                canister_history_size: Nat::from(history_size(&c.history)),
                 wasm_chunk_store_size: Nat::from(
                     c.chunks.values().map(|v| v.len() as u64).sum::<u64>(),
                 ),
@@ -500,6 +608,7 @@ impl Inner {
     }
 
     /// `install_code` in any mode; on failure nothing changes.
+    #[allow(clippy::too_many_arguments)]
     pub fn install(
         &mut self,
         caller: Principal,
@@ -508,6 +617,7 @@ impl Inner {
         wasm: Vec<u8>,
         arg: Vec<u8>,
         origin: &Origin,
+        sender_version: Option<u64>,
     ) -> Result<(), RejectResponse> {
         self.controlled(caller, id, "install_code")?;
         if self.faults.fail_install_code > 0 {
@@ -539,7 +649,7 @@ impl Inner {
                 mode: m,
                 module_hash: hash.map(|h| h.to_vec()).unwrap_or_default(),
             });
-            self.push_change(id, caller, origin, d);
+            self.push_change(id, caller, origin, sender_version, d);
         }
         Ok(())
     }

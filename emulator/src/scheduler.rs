@@ -1,9 +1,16 @@
 //! Rounds, message delivery and execution: the heart of the emulator.
 //!
-//! A round: time advances; due global timers fire; bounded-wait calls past their deadline get
-//! a `SYS_UNKNOWN` reject; then every message queued for this round or earlier is delivered in
-//! FIFO order. Messages produced while executing go to the *next* round, so a call is delivered
-//! only after the message that made it has committed.
+//! A round (the replica's `execute_round`): time advances; due global timers fire and heartbeats
+//! run; bounded-wait calls past their deadline get a `SYS_UNKNOWN` reject; then *inner
+//! iterations* (the replica's `inner_round`): every message queued for this round or earlier is
+//! delivered in FIFO order, and the calls and responses between canisters that those executions
+//! produce are delivered in the next iteration of the same round (the replica inducts messages
+//! between canisters of one subnet after each iteration), until nothing is left or the round's
+//! instruction budget ([`Config::round_instructions`]) is spent. A message is always delivered
+//! only after the message that made it has committed. Requests to the management canister and
+//! its responses take the replica's slow path through message routing: they are delivered in
+//! the next round (a canister's management call is answered two rounds later), as are rejects
+//! the replica generates at induction (unknown, stopped or stopping callee).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -49,6 +56,14 @@ pub struct Inner {
     pub rand_counter: u64,
     /// Whether the trace records events.
     pub tracing: bool,
+    /// Whether a round is executing (messages produced now are delivered in this round).
+    pub(crate) in_round: bool,
+    /// Instructions executed in the current round, all canisters together.
+    pub(crate) round_total: u64,
+    /// Instructions executed in the current round by the busiest canister.
+    pub(crate) round_max: u64,
+    /// Finalization overhead charged to the current round's budget by its inner iterations.
+    pub(crate) round_overhead: u64,
     /// The directory this state was last saved to or loaded from (incremental saves).
     pub(crate) persisted: Option<crate::snapshot::Persisted>,
 }
@@ -96,6 +111,10 @@ impl Inner {
             rand_counter: 0,
             tracing: true,
             persisted: None,
+            in_round: false,
+            round_total: 0,
+            round_max: 0,
+            round_overhead: 0,
         }
     }
 
@@ -120,34 +139,77 @@ impl Inner {
         });
     }
 
-    /// Queues `message` for the next round (plus any injected delay).
+    /// Queues `message` (plus any injected delay): produced by an execution during a round, a
+    /// message between canisters is delivered in the same round (next inner iteration); a
+    /// request to the management canister, and anything queued between rounds (ingress), in
+    /// the next round.
     pub fn enqueue(&mut self, message: Message) {
+        let to_subnet = matches!(&message, Message::Request { to, .. }
+            if *to == Principal::management_canister());
+        self.enqueue_at(message, !self.in_round || to_subnet);
+    }
+
+    /// Queues `message` for this round (`next_round == false`, only meaningful during a round)
+    /// or the next, plus any injected delay.
+    fn enqueue_at(&mut self, message: Message, next_round: bool) {
         let delay = self
             .faults
             .delays
             .get(&message.destination())
             .copied()
             .unwrap_or(0);
+        let base = if next_round || !self.in_round {
+            self.round + 1
+        } else {
+            self.round
+        };
         self.queue.push_back(Queued {
-            round: self.round + 1 + delay,
+            round: base + delay,
             message,
         });
     }
 
-    /// Answers whoever waits on `origin`.
+    /// Answers whoever waits on `origin` with a canister's response (delivered within the
+    /// round to a canister caller).
     pub fn respond(&mut self, origin: &Origin, payload: Payload, refund: u128) {
+        self.respond_at(origin, payload, refund, false)
+    }
+
+    /// Answers whoever waits on `origin` with a response from the subnet (the management
+    /// canister, stop requests, induction-time rejects): a canister caller gets it in the next
+    /// round, as responses through message routing arrive on the replica.
+    pub fn respond_from_subnet(&mut self, origin: &Origin, payload: Payload, refund: u128) {
+        self.respond_at(origin, payload, refund, true)
+    }
+
+    fn respond_at(&mut self, origin: &Origin, payload: Payload, refund: u128, next: bool) {
         match origin {
             Origin::Ingress(id) => {
                 self.book.ingress.insert(*id, Some(payload));
             }
-            Origin::Canister { caller, callback } => self.enqueue(Message::Response {
-                callback: *callback,
-                to: *caller,
-                payload,
-                refund,
-            }),
+            Origin::Canister { caller, callback } => self.enqueue_at(
+                Message::Response {
+                    callback: *callback,
+                    to: *caller,
+                    payload,
+                    refund,
+                },
+                next,
+            ),
             Origin::System => {}
         }
+    }
+
+    /// Instructions the current round has used against [`Config::round_instructions`]: its
+    /// canisters run on `scheduler_cores` threads, so the busiest canister or the total spread
+    /// over the threads, plus the finalization overhead of its inner iterations.
+    fn round_used(&self) -> u64 {
+        let cores = self.config.scheduler_cores.max(1);
+        self.round_max.max(self.round_total / cores) + self.round_overhead
+    }
+
+    fn round_budget_spent(&self) -> bool {
+        self.round_used() >= self.config.round_instructions
     }
 
     /// Runs one round.
@@ -158,25 +220,49 @@ impl Inner {
             c.round_instructions = 0;
             c.round_heap_delta = 0;
         }
+        self.round_total = 0;
+        self.round_max = 0;
+        self.round_overhead = 0;
+        self.in_round = true;
+        // Heartbeats and global timers run first, in the first iteration (replica:
+        // `add_heartbeat_and_global_timer_tasks`).
         self.fire_timers();
         self.run_heartbeats();
         self.expire_deadlines();
-        let pending = std::mem::take(&mut self.queue);
-        let mut held = VecDeque::new();
-        for q in pending {
-            let dest = q.message.destination();
-            let busy = self.canisters.get(&dest).is_some_and(|c| {
-                c.round_instructions >= self.config.round_instructions_per_canister
-                    || c.round_heap_delta >= self.config.heap_delta_per_round
-            });
-            if q.round > self.round || self.faults.paused.contains(&dest) || busy {
-                held.push_back(q);
-                continue;
+        // Inner iterations: what one iteration's executions send to canisters is delivered in
+        // the next, within this round, until nothing is deliverable or the budget is spent.
+        loop {
+            let pending = std::mem::take(&mut self.queue);
+            let mut held = VecDeque::new();
+            let mut delivered = 0u64;
+            for q in pending {
+                let dest = q.message.destination();
+                let busy = self.canisters.get(&dest).is_some_and(|c| {
+                    c.round_instructions >= self.config.round_instructions_per_canister
+                        || c.round_heap_delta >= self.config.heap_delta_per_round
+                });
+                if q.round > self.round
+                    || self.faults.paused.contains(&dest)
+                    || busy
+                    || self.round_budget_spent()
+                {
+                    held.push_back(q);
+                    continue;
+                }
+                self.deliver(q.message);
+                delivered += 1;
             }
-            self.deliver(q.message);
+            held.extend(self.queue.drain(..));
+            self.queue = held;
+            // The replica charges each iteration's finalization to the round's budget.
+            self.round_overhead += 12_000 * self.canisters.len() as u64;
+            if delivered == 0 || self.round_budget_spent() {
+                break;
+            }
         }
-        held.extend(self.queue.drain(..));
-        self.queue = held;
+        self.in_round = false;
+        // Stopping canisters become stopped at the end of the round (replica:
+        // `process_stopping_canisters`).
         self.complete_stops();
     }
 
@@ -294,7 +380,7 @@ impl Inner {
         for id in stopped {
             self.canisters.get_mut(&id).unwrap().status = Status::Stopped;
             for origin in self.stop_waiters.remove(&id).unwrap_or_default() {
-                self.respond(&origin, Ok(candid::encode_args(()).unwrap()), 0);
+                self.respond_from_subnet(&origin, Ok(candid::encode_args(()).unwrap()), 0);
             }
         }
     }
@@ -329,7 +415,7 @@ impl Inner {
                             &method,
                             r.reject_message.clone(),
                         );
-                        self.respond(&origin, Err(r), cycles);
+                        self.respond_from_subnet(&origin, Err(r), cycles);
                         return;
                     }
                     self.handle_management(from, &method, &arg, cycles, origin);
@@ -357,7 +443,22 @@ impl Inner {
         origin: Origin,
         deadline: u64,
     ) {
+        // A reject the replica generates when inducting the request (unknown, stopped or
+        // stopping callee; injected rejects are modelled so): the request took the slow path,
+        // so the caller gets it in the next round.
         let fail = |inner: &mut Self, r: RejectResponse| {
+            inner.trace(
+                TraceKind::Rejected,
+                from,
+                to,
+                &method,
+                r.reject_message.clone(),
+            );
+            inner.respond_from_subnet(&origin, Err(r), cycles);
+        };
+        // A reject from executing the request (no module, no such method, out of cycles):
+        // within the round.
+        let fail_in_execution = |inner: &mut Self, r: RejectResponse| {
             inner.trace(
                 TraceKind::Rejected,
                 from,
@@ -411,7 +512,7 @@ impl Inner {
                     "Error from Canister {to}: Attempted to execute a message, but the canister contains no Wasm module."
                 ),
             );
-            return fail(self, r);
+            return fail_in_execution(self, r);
         };
         let module = inst.module().clone();
         let (api, export, persist) = if module.exports(&format!("canister_update {method}")) {
@@ -423,7 +524,7 @@ impl Inner {
                 ErrorCode::CanisterMethodNotFound,
                 format!("Error from Canister {to}: Canister has no update method '{method}'."),
             );
-            return fail(self, r);
+            return fail_in_execution(self, r);
         };
         let reserve = self
             .config
@@ -437,7 +538,7 @@ impl Inner {
                     reserve + self.config.prices.update_message_fee
                 ),
             );
-            return fail(self, r);
+            return fail_in_execution(self, r);
         }
         let ctx = self.book.id();
         let caller = from;
@@ -516,12 +617,10 @@ impl Inner {
             if let Some(trap) =
                 self.execute(to, cb.call_context, api, entry, arg, rej, refund, true)
             {
-                if let Some(ctx) = self.book.call_contexts.get_mut(&cb.call_context) {
-                    ctx.last_trap = Some(trap_reject(to, &trap));
-                }
+                let mut r = trap_reject(to, &trap);
                 if let Some((f, env)) = cb.cleanup {
                     let entry = Entry::Closure(f, env);
-                    self.execute(
+                    let cleanup_trap = self.execute(
                         to,
                         cb.call_context,
                         ApiType::Cleanup,
@@ -531,6 +630,18 @@ impl Inner {
                         0,
                         true,
                     );
+                    // As the replica (`HypervisorError::Cleanup`): the callback's error code,
+                    // both messages.
+                    if let Some(t) = cleanup_trap {
+                        let cleanup = trap_reject(to, &t);
+                        r.reject_message = format!(
+                            "{}\n\ncall_on_cleanup also failed:\n\n{}",
+                            r.reject_message, cleanup.reject_message
+                        );
+                    }
+                }
+                if let Some(ctx) = self.book.call_contexts.get_mut(&cb.call_context) {
+                    ctx.last_trap = Some(r);
                 }
             }
         }
@@ -601,6 +712,7 @@ impl Inner {
                     .freezing_reserve(c.memory_size(), c.freezing_threshold),
             },
             env_vars: c.env_vars.clone(),
+            replicated: !matches!(api, ApiType::Query | ApiType::InspectMessage),
             ..Default::default()
         }
     }
@@ -660,6 +772,8 @@ impl Inner {
         msg.already_responded = ctx.responded;
         msg.call_context_instructions = ctx.instructions;
         msg.deadline = ctx.deadline;
+        // Everything run here is replicated, also a query method called as an update.
+        msg.replicated = true;
         msg.stable = std::mem::take(&mut c.stable);
         msg.stable.begin();
         let inst = c.instance.as_mut().expect("executing canister has code");
@@ -676,6 +790,8 @@ impl Inner {
         mstats.add_execution(instructions, fee, trap.is_some());
         st.total.add_execution(instructions, fee, trap.is_some());
         c.round_instructions += instructions;
+        self.round_total += instructions;
+        self.round_max = self.round_max.max(c.round_instructions);
 
         if let Some(trap) = trap {
             let _ = inst.rollback();

@@ -511,7 +511,8 @@ impl Inner {
         let mut files = BTreeMap::new();
         for m in index.canisters {
             let cdir = dir.join("canisters").join(m.id.to_text());
-            let mut c = Canister::new(m.id, m.controllers, m.balance, m.freezing_threshold);
+            let controllers = crate::management::sorted_set(m.controllers);
+            let mut c = Canister::new(m.id, controllers, m.balance, m.freezing_threshold);
             c.status = m.status;
             if let Some(h) = &m.module_hash {
                 let mpath = dir.join("modules").join(format!("{h}.wasm"));

@@ -77,6 +77,28 @@ fn linker() -> &'static Linker<Ctx> {
     })
 }
 
+/// The `ic0` functions the emulator implements, with their types: read from the linker itself,
+/// so the import check at install and the host functions cannot drift apart.
+pub fn ic0_functions() -> &'static std::collections::BTreeMap<String, wasmtime::FuncType> {
+    static FUNCS: OnceLock<std::collections::BTreeMap<String, wasmtime::FuncType>> =
+        OnceLock::new();
+    FUNCS.get_or_init(|| {
+        let mut store = Store::new(engine(), Ctx::default());
+        let funcs: Vec<(String, wasmtime::Func)> = linker()
+            .iter(&mut store)
+            .filter(|(module, _, _)| *module == "ic0")
+            .filter_map(|(_, name, ext)| ext.into_func().map(|f| (name.to_string(), f)))
+            .collect();
+        funcs
+            .into_iter()
+            .map(|(name, f)| {
+                let ty = f.ty(&store);
+                (name, ty)
+            })
+            .collect()
+    })
+}
+
 fn memory_cache() -> &'static Mutex<HashMap<[u8; 32], Arc<CompiledModule>>> {
     static CACHE: OnceLock<Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
@@ -148,7 +170,7 @@ pub fn compile(installed: &[u8]) -> Result<Arc<CompiledModule>, EmulatorError> {
             let wasm = decompress(installed)?;
             let (rewritten, info) = instrument::instrument(&wasm)?;
             for (module, name) in &info.imports {
-                if module != "ic0" || !system_api::PROVIDED.contains(&name.as_str()) {
+                if module != "ic0" || !ic0_functions().contains_key(name) {
                     return Err(EmulatorError::UnknownImport {
                         module: module.clone(),
                         name: name.clone(),

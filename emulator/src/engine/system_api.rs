@@ -209,6 +209,10 @@ pub struct MessageCtx {
     pub stable_dirty_pages: u64,
     /// Environment variables.
     pub env_vars: Vec<(String, String)>,
+    /// Whether this execution is replicated (`in_replicated_execution`): updates, callbacks,
+    /// timers, install hooks, and query methods called as an update (by ingress or by another
+    /// canister); not queries called as queries nor `canister_inspect_message`.
+    pub replicated: bool,
 }
 
 type R<T> = wasmtime::Result<T>;
@@ -312,71 +316,6 @@ fn liquid(caller: &Caller<'_, Ctx>) -> u128 {
     let m = &caller.data().msg;
     m.balance.saturating_sub(m.limits.freezing_reserve)
 }
-
-/// All `ic0` functions the emulator provides.
-pub const PROVIDED: &[&str] = &[
-    "msg_arg_data_size",
-    "msg_arg_data_copy",
-    "msg_caller_size",
-    "msg_caller_copy",
-    "msg_reject_code",
-    "msg_reject_msg_size",
-    "msg_reject_msg_copy",
-    "msg_deadline",
-    "msg_reply_data_append",
-    "msg_reply",
-    "msg_reject",
-    "msg_cycles_available128",
-    "msg_cycles_refunded128",
-    "msg_cycles_accept128",
-    "cycles_burn128",
-    "canister_self_size",
-    "canister_self_copy",
-    "canister_cycle_balance128",
-    "canister_liquid_cycle_balance128",
-    "canister_status",
-    "canister_version",
-    "msg_method_name_size",
-    "msg_method_name_copy",
-    "accept_message",
-    "call_new",
-    "call_on_cleanup",
-    "call_data_append",
-    "call_with_best_effort_response",
-    "call_cycles_add128",
-    "call_perform",
-    "stable64_size",
-    "stable64_grow",
-    "stable64_write",
-    "stable64_read",
-    "stable_size",
-    "stable_grow",
-    "stable_write",
-    "stable_read",
-    "certified_data_set",
-    "data_certificate_present",
-    "data_certificate_size",
-    "data_certificate_copy",
-    "time",
-    "global_timer_set",
-    "performance_counter",
-    "is_controller",
-    "in_replicated_execution",
-    "cost_call",
-    "cost_create_canister",
-    "debug_print",
-    "trap",
-    "root_key_size",
-    "root_key_copy",
-    "subnet_self_size",
-    "subnet_self_copy",
-    "env_var_count",
-    "env_var_name_size",
-    "env_var_name_copy",
-    "env_var_name_exists",
-    "env_var_value_size",
-    "env_var_value_copy",
-];
 
 /// Registers every `ic0` function on `linker`.
 pub fn link(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
@@ -727,7 +666,9 @@ pub fn link(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
     l.func_wrap(
         "ic0",
         "in_replicated_execution",
-        |c: Caller<'_, Ctx>| -> R<u32> { Ok((api(&c) != ApiType::Query) as u32) },
+        // Spec, "Replicated execution check": 1 when the canister runs in replicated mode,
+        // which includes a query method executed as an update.
+        |c: Caller<'_, Ctx>| -> R<u32> { Ok(c.data().msg.replicated as u32) },
     )?;
     l.func_wrap("ic0", "root_key_size", |_c: Caller<'_, Ctx>| -> R<u32> {
         Ok(0)

@@ -19,6 +19,7 @@ thread_local! {
     static STEP: Cell<u64> = const { Cell::new(0) };
     static CLEANUPS: Cell<u64> = const { Cell::new(0) };
     static TIMER_FIRED: Cell<u64> = const { Cell::new(0) };
+    static TIMER_TIME: Cell<u64> = const { Cell::new(0) };
     static UPGRADED: Cell<bool> = const { Cell::new(false) };
     static BALLAST: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static MM: MemoryManager<DefaultMemoryImpl> = MemoryManager::init(DefaultMemoryImpl::default());
@@ -149,6 +150,7 @@ fn start_timer(secs: u64, repeat: bool) {
     } else {
         ic_cdk_timers::set_timer(Duration::from_secs(secs), async {
             TIMER_FIRED.set(TIMER_FIRED.get() + 1);
+            TIMER_TIME.set(ic_cdk::api::time());
             ic_cdk::println!("timer fired");
         });
     }
@@ -327,4 +329,110 @@ fn inspect_message() {
 #[ic_cdk::update]
 fn refused_by_inspect() -> u64 {
     inc()
+}
+
+/// The `time()` the last one-shot timer of `start_timer` ran at (0: never).
+#[ic_cdk::query]
+fn timer_time() -> u64 {
+    TIMER_TIME.get()
+}
+
+/// Traps in its cleanup callback: dropped by the cleanup only.
+struct TrappingMarker;
+impl Drop for TrappingMarker {
+    fn drop(&mut self) {
+        ic_cdk::trap("trap in cleanup");
+    }
+}
+
+/// Like `call_then_trap`, but the cleanup callback traps too.
+#[ic_cdk::update]
+async fn call_then_trap_twice(target: Principal) {
+    let marker = TrappingMarker;
+    STEP.set(1);
+    let _ = Call::unbounded_wait(target, "inc").await;
+    STEP.set(2);
+    if STEP.get() == 2 {
+        ic_cdk::trap("trap in callback");
+    }
+    std::mem::forget(marker);
+}
+
+/// `in_replicated_execution()` from a query method.
+#[ic_cdk::query]
+fn replicated() -> bool {
+    ic_cdk::api::in_replicated_execution()
+}
+
+/// Sends a one-way `inc` to `target` and returns at once.
+#[ic_cdk::update]
+fn notify_inc(target: Principal) {
+    Call::unbounded_wait(target, "inc")
+        .oneway()
+        .expect("oneway");
+}
+
+/// `subnet_self()`.
+#[ic_cdk::query]
+fn subnet() -> Principal {
+    ic_cdk::api::subnet_self()
+}
+
+/// Asks the price of what the emulator does not model (HTTPS outcalls, threshold keys) and
+/// reads the caller info and the node count: imports `ic0` functions ordinary canisters use.
+#[ic_cdk::update]
+fn costs() -> (u128, u128, u32, usize, bool) {
+    let http = ic_cdk::api::cost_http_request(100, 1_000);
+    let ecdsa = ic_cdk::api::cost_sign_with_ecdsa("key_1", 0).unwrap_or(0)
+        + ic_cdk::api::cost_sign_with_schnorr("key_1", 0).unwrap_or(0)
+        + ic_cdk::api::cost_vetkd_derive_key("key_1", 0).unwrap_or(0);
+    (
+        http,
+        ecdsa,
+        ic_cdk::api::subnet_self_node_count(),
+        ic_cdk::api::msg_caller_info_data().len(),
+        ic_cdk::api::msg_caller_info_signer().is_some(),
+    )
+}
+
+/// `canister_info` of `target` with its last `n` changes.
+#[ic_cdk::update]
+async fn info_full(
+    target: Principal,
+    n: u64,
+) -> Result<ic_cdk_management_canister::CanisterInfoResult, String> {
+    let arg = ic_cdk_management_canister::CanisterInfoArgs {
+        canister_id: target,
+        num_requested_changes: Some(n),
+    };
+    ic_cdk_management_canister::canister_info(&arg)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Sets `target`'s controllers through the management canister (as a controller of it);
+/// returns the `canister_version()` it sent as `sender_canister_version`.
+#[ic_cdk::update]
+async fn set_controllers_of(
+    target: Principal,
+    controllers: Vec<Principal>,
+) -> Result<u64, String> {
+    let version = ic_cdk::api::canister_version();
+    let arg = ic_cdk_management_canister::UpdateSettingsArgs {
+        canister_id: target,
+        settings: ic_cdk_management_canister::CanisterSettings {
+            controllers: Some(controllers),
+            ..Default::default()
+        },
+    };
+    ic_cdk_management_canister::update_settings(&arg)
+        .await
+        .map(|()| version)
+        .map_err(|e| e.to_string())
+}
+
+/// `canister_version()`.
+#[ic_cdk::query]
+fn version() -> u64 {
+    ic_cdk::api::canister_version()
 }
