@@ -325,13 +325,9 @@ pub fn download(st: &mut StateDir, a: DownloadArgs, io: &mut Io) -> Result<()> {
         }
     };
     pb.finish_and_clear();
-    if actual.as_bytes() != id.as_slice() {
+    if let Err(e) = verify(&id, actual) {
         let _ = std::fs::remove_file(&part);
-        return Err(HashMismatch {
-            expected: hex::encode(id),
-            actual: actual.to_hex().to_string(),
-        }
-        .into());
+        return Err(e.into());
     }
     std::fs::rename(&part, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
     write_line(
@@ -345,6 +341,18 @@ pub fn download(st: &mut StateDir, a: DownloadArgs, io: &mut Io) -> Result<()> {
     Ok(())
 }
 
+/// Whether bytes hashing to `actual` are the blob `id`.
+fn verify(id: &[u8], actual: blake3::Hash) -> Result<(), HashMismatch> {
+    if actual.as_bytes() == id {
+        Ok(())
+    } else {
+        Err(HashMismatch {
+            expected: hex::encode(id),
+            actual: actual.to_hex().to_string(),
+        })
+    }
+}
+
 /// A blob id: 64 hex digits.
 fn parse_blob_id(s: &str) -> Result<Vec<u8>> {
     let b = hex::decode(s.trim())
@@ -356,4 +364,44 @@ fn parse_blob_id(s: &str) -> Result<Vec<u8>> {
             )
         })?;
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_do_not_hash_to_the_id_are_a_hash_mismatch_with_exit_status_4() {
+        let id = blake3::hash(b"the blob");
+        assert!(verify(id.as_bytes(), blake3::hash(b"the blob")).is_ok());
+        let e = verify(id.as_bytes(), blake3::hash(b"other bytes")).unwrap_err();
+        assert_eq!(e.expected, id.to_hex().to_string());
+        assert!(e.to_string().contains("nothing written"), "{e}");
+        let mut err = Vec::new();
+        assert_eq!(crate::exit_status(Err(e.into()), &mut err), 4);
+        assert!(String::from_utf8(err).unwrap().contains("hash mismatch"));
+    }
+
+    #[test]
+    fn blob_ids_are_64_hex_digits() {
+        assert!(parse_blob_id(&"ab".repeat(32)).is_ok());
+        for bad in ["", "abc", &"ab".repeat(31), &"zz".repeat(32)] {
+            let e = parse_blob_id(bad).unwrap_err().to_string();
+            assert!(e.contains("not a blob id"), "{e}");
+        }
+    }
+
+    #[test]
+    fn ok_and_err_replies_are_told_apart_untyped() {
+        let ok =
+            candid::IDLArgs::from_bytes(&candid::encode_one(Result::<u64, String>::Ok(7)).unwrap())
+                .unwrap();
+        assert_eq!(as_u64(&ok_of("m", ok).unwrap()), Some(7));
+        let err = candid::IDLArgs::from_bytes(
+            &candid::encode_one(Result::<u64, String>::Err("no".into())).unwrap(),
+        )
+        .unwrap();
+        let e = ok_of("m", err).unwrap_err();
+        assert!(e.downcast_ref::<ApiError>().is_some(), "{e}");
+    }
 }

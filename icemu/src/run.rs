@@ -287,3 +287,20 @@ impl Poll {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_reached_exits_with_status_3() {
+        let mut err = Vec::new();
+        let e = NotReached("not idle after --max 3 rounds".into());
+        assert_eq!(crate::exit_status(Err(e.into()), &mut err), 3);
+        assert!(
+            String::from_utf8(err)
+                .unwrap()
+                .contains("not idle after --max 3 rounds")
+        );
+    }
+}
