@@ -2,7 +2,13 @@
 //! timeline, both sides' verified manifest roots, the new controllers and the cycles consumed.
 //!
 //! Run it with `scripts/demo.sh` (which builds the canisters first). Options:
-//! `--memories N` (default 300), `--mib N` total blob MiB (default 48), `--connections N` (25).
+//! `--memories N` (default 300), `--mib N` total blob MiB (default 48), `--connections N` (25),
+//! `--round-ms N` emulated milliseconds per round (default 1000: the IC runs about one round per
+//! second, and `icemu run-until-idle` uses the same pace).
+//!
+//! Times are reported twice, labelled: *emulated* time is the canisters' clock (rounds × the
+//! round length), what the migration would take on the IC if rounds were its only limit; *wall*
+//! time is how long this machine took to emulate it.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +23,7 @@ struct Options {
     memories: u64,
     mib: usize,
     connections: u32,
+    round_ms: u64,
 }
 
 fn options() -> Options {
@@ -24,6 +31,7 @@ fn options() -> Options {
         memories: 300,
         mib: 48,
         connections: 25,
+        round_ms: 1000,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -38,8 +46,9 @@ fn options() -> Options {
             "--memories" => o.memories = value(),
             "--mib" => o.mib = value() as usize,
             "--connections" => o.connections = value() as u32,
+            "--round-ms" => o.round_ms = value().max(1),
             "-h" | "--help" => {
-                println!("usage: demo [--memories N] [--mib N] [--connections N]");
+                println!("usage: demo [--memories N] [--mib N] [--connections N] [--round-ms N]");
                 std::process::exit(0);
             }
             other => {
@@ -108,8 +117,33 @@ fn manifest_root(w: &World, canister: Principal, who: Principal, migration: Opti
     )
 }
 
+/// Cycles in T (10^12), B (10^9) or M (10^6), whichever shows the figure.
 fn fmt_cycles(c: u128) -> String {
-    format!("{:.3} T", c as f64 / 1e12)
+    let c = c as f64;
+    if c >= 1e11 {
+        format!("{:.3} T", c / 1e12)
+    } else if c >= 1e8 {
+        format!("{:.2} B", c / 1e9)
+    } else {
+        format!("{:.2} M", c / 1e6)
+    }
+}
+
+/// `done` of `total` as a percentage with one decimal, never rounded up to 100.0 early.
+fn percent(done: u64, total: u64) -> String {
+    if total == 0 {
+        return "100.0%".into();
+    }
+    let tenths = done as u128 * 1000 / total as u128;
+    format!("{}.{}%", tenths / 10, tenths % 10)
+}
+
+/// A principal with the name the demo knows it by.
+fn who(p: Principal, names: &[(Principal, &str)]) -> String {
+    match names.iter().find(|(q, _)| *q == p) {
+        Some((_, n)) => format!("{n} {p}"),
+        None => p.to_text(),
+    }
 }
 
 fn main() {
@@ -126,6 +160,7 @@ fn main() {
     );
 
     let ada = user(1);
+    println!("   Ada, the capsule owner, is principal {ada}");
     let sizes = blob_sizes(o.mib);
     let total: usize = sizes.iter().sum();
     println!(
@@ -212,6 +247,10 @@ fn main() {
         .expect("template"),
     );
     let migration_started = Instant::now();
+    let round = Duration::from_millis(o.round_ms);
+    let clock_started = w.ic.get_time().as_nanos_since_unix_epoch();
+    let emulated =
+        || Duration::from_nanos(w.ic.get_time().as_nanos_since_unix_epoch() - clock_started);
     let mut shown = 0;
     let mut rec: CreationRecord = first;
     let mut rounds = 0u64;
@@ -225,22 +264,33 @@ fn main() {
             bar.println(line)
         }
     };
+    say(format!(
+        "   (a round every {} ms of emulated time: the IC runs about one a second)",
+        o.round_ms
+    ));
     while !rec.state.is_final() {
-        w.ic.advance_time(Duration::from_millis(200));
+        // One round: the clock moves by the round length (the tick itself adds a little more;
+        // the emulated times printed are read from the clock).
+        w.ic.advance_time(round);
         w.ic.tick();
         rounds += 1;
         rec = w.status(ada).expect("status");
         for t in &rec.timeline[shown..] {
-            say(format!("   {:>10}  at round {rounds}", t.state.name()));
+            say(format!(
+                "   {:>10}  at round {rounds:>4}, {:>6.1} s emulated",
+                t.state.name(),
+                emulated().as_secs_f64()
+            ));
         }
+        // A line each time another tenth is crossed, with the exact figure.
         let tenth = rec.progress.bytes_done * 10 / rec.progress.bytes_total.max(1);
         if plain && tenth > last_tenth {
             last_tenth = tenth;
             println!(
-                "   transfer   {:>5.1} MiB of {:.1} MiB ({}%)",
+                "   transfer   {:>5.1} MiB of {:.1} MiB ({})",
                 rec.progress.bytes_done as f64 / (1 << 20) as f64,
                 rec.progress.bytes_total as f64 / (1 << 20) as f64,
-                tenth * 10
+                percent(rec.progress.bytes_done, rec.progress.bytes_total)
             );
         }
         shown = rec.timeline.len();
@@ -266,18 +316,29 @@ fn main() {
         .expect("a completed creation has a canister");
     let export_root = manifest_root(&w, w.backend, admin(), Some(rec.migration_id));
     let personal_root = manifest_root(&w, personal, ada, None);
+    let emulated_total = emulated();
     println!(
-        "== Completed in {rounds} rounds ({:.1} s)",
+        "== Completed in {rounds} rounds: {:.1} s emulated (a round every {} ms), {:.1} s wall time on this machine",
+        emulated_total.as_secs_f64(),
+        o.round_ms,
         migration_started.elapsed().as_secs_f64()
     );
+    let names = [(ada, "ada (owner)"), (w.backend, "backend")];
     println!("   personal canister  {personal}");
+    let controllers = w.ic.get_controllers(personal);
     println!(
-        "   controllers        {:?}",
-        w.ic.get_controllers(personal)
+        "   controllers        {}",
+        controllers
             .iter()
-            .map(|p| p.to_text())
+            .map(|p| who(*p, &names))
             .collect::<Vec<_>>()
+            .join(", ")
     );
+    if controllers == vec![ada] {
+        println!(
+            "                      (the backend handed control to Ada: it is no longer a controller)"
+        );
+    }
     println!("   backend root       {export_root}");
     println!("   personal root      {personal_root}");
     println!(
@@ -289,13 +350,32 @@ fn main() {
         }
     );
     let q = rec.quote.as_ref().expect("quote");
+    let left = w.ic.cycle_balance(personal);
+    // What the personal canister was given, less its creation fee and what it still holds,
+    // is what installing the module and pulling the data burned.
+    let burned_by_canister = q.total.saturating_sub(q.creation_fee).saturating_sub(left);
     println!(
-        "   cycles quoted      {}   consumed {}",
+        "   cycles reserved    {} taken from the backend's reserve (the quote: creation fee {} + install {} + transfer {} + storage {} + buffer {}; consumed as recorded: {})",
         fmt_cycles(q.total),
+        fmt_cycles(q.creation_fee),
+        fmt_cycles(q.install),
+        fmt_cycles(q.transfer),
+        fmt_cycles(q.storage),
+        fmt_cycles(q.buffer),
         fmt_cycles(rec.cycles_consumed)
     );
     println!(
-        "   total time         {:.1} s",
+        "   cycles burned      {} (creation fee {} to the IC, install and import {} by the personal canister)",
+        fmt_cycles(q.creation_fee + burned_by_canister),
+        fmt_cycles(q.creation_fee),
+        fmt_cycles(burned_by_canister)
+    );
+    println!(
+        "   cycles left        {} in the personal canister: Ada's now, to run it",
+        fmt_cycles(left)
+    );
+    println!(
+        "   total wall time    {:.1} s (deploy, fill, migrate, verify)",
         started.elapsed().as_secs_f64()
     );
     if export_root != personal_root {
