@@ -54,10 +54,11 @@ ic() { "$ICEMU" "$@"; }
 
 # ---------------------------------------------------------------- the driver
 # canister_call [--query|--update] [--as ID] [--did FILE] [--with-cycles N] [--arg-file FILE] [--output-blob FILE] CANISTER METHOD [ARG]
-# CANISTER is a name given at deploy (`backend`) or a principal. Canisters the factory creates
-# have no name and no remembered .did: call them with `--did personal/personal.did` (or use
-# `personal_call`), and type numbers in arguments (`0 : nat64`): icemu does not type the
-# arguments from personal.did (its service has init args).
+# CANISTER is a name given at deploy (`backend`), a derived name or a principal. Canisters the
+# factory creates are named by icemu `personal-<owner identity>` (`icemu canisters`) and typed
+# from the `candid:service` metadata scripts/build.sh embeds in every module, so neither a
+# principal nor `--did` is needed; `personal_call` (with `--did personal/personal.did`) still
+# works and types the arguments the same way.
 # Sets REPLY (candid text printed, or stderr on a reject), CALL_RC (exit status, 0 = replied,
 # 10+code = rejected) and CALL_CMD (the command, for failure messages). Never exits.
 canister_call() {
@@ -256,6 +257,15 @@ wait_final() {
         case "$STATE" in Completed|Failed) return 0 ;; esac
         ic advance 0.5 > /dev/null
     done
+    return 1
+}
+# run_until_final WHO: `icemu run-until-idle` (1 s rounds) until WHO's creation is Completed or
+# Failed (or the subnet idles). Sets STATE and RUN_OUT (what run-until-idle printed).
+run_until_final() {
+    RUN_OUT=$(ic run-until-idle --until Completed --as "$1" --poll "$BACKEND" get_creation_status 2>&1)
+    creation_status "$1"
+    STATE=$(rec_state)
+    case "$STATE" in Completed|Failed) return 0 ;; esac
     return 1
 }
 # rounds N: advance time by 0.5 s N times (each runs a round).
