@@ -92,6 +92,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Prints a public metadata section of CANISTER's module (as `dfx canister metadata`):
+    /// `candid:service` (its interface), `name`.
+    Metadata {
+        /// Canister name or principal.
+        canister: String,
+        /// Section name without the `icp:public ` prefix.
+        name: String,
+    },
     /// Prints the canister log (debug prints and traps) of CANISTER.
     Logs {
         /// Canister name or principal.
@@ -568,6 +576,7 @@ pub(crate) fn exec_forwarded(st: &mut StateDir, cmd_json: &[u8]) -> admin::Admin
                 let read_only = matches!(
                     cmd,
                     Cmd::Status { .. }
+                        | Cmd::Metadata { .. }
                         | Cmd::Stats { .. }
                         | Cmd::Logs { .. }
                         | Cmd::Canisters
@@ -672,6 +681,15 @@ fn exec(st: &mut StateDir, cmd: Cmd, io: &mut Io) -> Result<()> {
             return r;
         }
         Cmd::Upload(a) => return files::upload(st, a, io),
+        Cmd::Metadata { canister, name } => {
+            let id = st.canister(&canister)?;
+            let bytes = meta::metadata(st, id, &name)?.ok_or_else(|| {
+                anyhow!(
+                    "canister {canister} has no module, or its module no public metadata `{name}`"
+                )
+            })?;
+            io.out.write_all(&bytes)?;
+        }
         Cmd::Download(a) => return files::download(st, a, io),
         Cmd::Status { canister } => status(st, canister, io)?,
         Cmd::Stats { canister, json } => stats(st, canister, json, io)?,

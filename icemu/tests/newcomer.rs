@@ -136,6 +136,12 @@ fn a_migration_runs_to_its_end_in_one_command_and_the_personal_canister_has_a_na
         ],
     );
     assert!(out.contains("title = \"photo\""), "typed argument: {out}");
+    // Its interface is the committed .did, byte for byte.
+    let did = ok(s, &["metadata", "personal-ada", "candid:service"]);
+    assert_eq!(
+        did,
+        std::fs::read_to_string(common::repo().join("personal/personal.did")).unwrap()
+    );
     // The photo comes back from the personal canister, verified.
     let back = s.join("back.jpg");
     let out = ok(

@@ -51,6 +51,16 @@ check_contains "derived names are marked" "(created by a canister; name derived)
 check "three canisters listed" 3 "$(printf '%s\n' "$list" | grep -c ' ')"
 check_contains "status names ada as the controller" "(ada)" "$(ic status personal-ada)"
 
+# The interfaces the modules carry are the committed .did files, byte for byte.
+CALL_CMD="icemu metadata personal-ada candid:service | cmp - personal/personal.did"
+check "personal-ada's candid:service = personal/personal.did" 0 "$(ic metadata personal-ada candid:service | cmp -s - personal/personal.did; echo $?)"
+CALL_CMD="icemu metadata backend candid:service | cmp - backend/backend.did"
+check "backend's candid:service = backend/backend.did" 0 "$(ic metadata backend candid:service | cmp -s - backend/backend.did; echo $?)"
+check "personal-ada's module is named personal" personal "$(ic metadata personal-ada name)"
+out=$(ic metadata backend no-such-section 2>&1); rc=$?
+check "a missing section: exit 1" 1 "$rc"
+check_contains "and it says which" "no public metadata \`no-such-section\`" "$out"
+
 # Typed calls by name, no --did: an untyped `10` would be an int and trap decoding nat32.
 canister_call --as ada personal-ada list_memories '(record { start_after = null; limit = 10 })'
 check "list_memories by name, untyped number: replied" 0 "$CALL_RC"
