@@ -65,8 +65,14 @@ pub fn embedded_interface(st: &StateDir, id: Principal) -> Result<Option<Interfa
 /// `<module name>-<owner>`, where the module name is its `name` metadata (else `canister`) and
 /// the owner is the identity name of its first controller that is not a canister (else the
 /// first five characters of that principal, else of the canister's own id). A taken name gets
-/// `-2`, `-3`, ... Names are kept in `icemu.json` once given. Returns the names given.
+/// `-2`, `-3`, ... Names are kept in `icemu.json` once given, and dropped when the canister is
+/// deleted. Returns the names given.
 pub fn derive_names(st: &mut StateDir) -> Result<Vec<String>> {
+    // A derived name goes with its canister (deleted by its owner or by an admin cleanup).
+    let emu = st.emu.clone();
+    st.names
+        .canisters
+        .retain(|_, n| !n.derived || emu.canister_exists(n.id));
     let named: BTreeSet<Principal> = st.names.canisters.values().map(|n| n.id).collect();
     let all = st.emu.canister_ids();
     let canisters: BTreeSet<Principal> = all.iter().copied().collect();

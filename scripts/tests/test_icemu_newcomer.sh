@@ -94,4 +94,12 @@ CALL_CMD="icemu run-until-idle"
 out=$(ic run-until-idle 2>&1); rc=$?
 check "then the subnet goes idle" "0" "$rc"
 check_match "idle: within the quiet window" '^idle: ' "$out"
+
+# Ada deletes her canister herself (she controls it): its derived name goes with it.
+pid=$(ic canisters | awk '$1 == "personal-ada" { print $2 }')
+canister_call --as ada aaaaa-aa stop_canister "(record { canister_id = principal \"$pid\" })"
+canister_call --as ada aaaaa-aa delete_canister "(record { canister_id = principal \"$pid\" })"
+check "ada deletes personal-ada" 0 "$CALL_RC"
+check_not_contains "a deleted canister's derived name is dropped" "personal-ada" "$(ic canisters)"
+check_contains "personal-bob stays" "personal-bob" "$(ic canisters)"
 finish
