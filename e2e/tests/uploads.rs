@@ -352,11 +352,17 @@ fn a_personal_canister_upgraded_from_the_previous_layout_mid_import_keeps_its_im
     let sizes = [3 * 1024 * 1024, 2 * 1024 * 1024 + 5, 5 * 1024 * 1024];
     let blobs = w.fill_capsule(bob, &sizes, 3, 1);
     w.create_personal_canister(bob).unwrap();
+    // Between canisters of one subnet the importer's batches run within a round (as on the
+    // replica), so sessions may open and close between two looks: the rounds are made one inner
+    // iteration each (a round budget of 1 instruction) until the import is caught mid-way.
+    let budget = w.emu().config().round_instructions;
+    w.emu().update_config(|c| c.round_instructions = 1);
     w.run_until(3_000, |w| {
         let r = w.status(bob).unwrap();
         r.state == backend::factory::types::CreationState::Importing
             && r.canister_id.is_some_and(|p| stats(w, p).open_uploads > 0)
     });
+    w.emu().update_config(|c| c.round_instructions = budget);
     let personal = w.status(bob).unwrap().canister_id.unwrap();
     let open = stats(&w, personal).open_uploads;
 

@@ -54,7 +54,9 @@ pub struct Config {
     /// Instructions a round executes before it starts no further message: the replica's
     /// `max_instructions_per_round` (4 B) less one slice (2 B), as its scheduler sets the round's
     /// budget. Messages between canisters keep executing within the round (the replica's inner
-    /// iterations) until this is spent; the rest wait for the next round.
+    /// iterations) until this is spent; the rest wait for the next round. Checked between
+    /// iterations: `1` makes a round a single iteration (every hop between canisters takes a
+    /// round).
     #[serde(default = "default_round_instructions")]
     pub round_instructions: u64,
     /// Execution threads of the replica's scheduler (4 on application subnets): a round's

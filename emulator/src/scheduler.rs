@@ -230,7 +230,9 @@ impl Inner {
         self.run_heartbeats();
         self.expire_deadlines();
         // Inner iterations: what one iteration's executions send to canisters is delivered in
-        // the next, within this round, until nothing is deliverable or the budget is spent.
+        // the next, within this round, until nothing is deliverable or the budget is spent. As
+        // the replica's loop, the budget is checked between iterations (within one, a canister
+        // stops at its own per-round limit), so a budget of 1 makes every round one iteration.
         loop {
             let pending = std::mem::take(&mut self.queue);
             let mut held = VecDeque::new();
@@ -241,11 +243,7 @@ impl Inner {
                     c.round_instructions >= self.config.round_instructions_per_canister
                         || c.round_heap_delta >= self.config.heap_delta_per_round
                 });
-                if q.round > self.round
-                    || self.faults.paused.contains(&dest)
-                    || busy
-                    || self.round_budget_spent()
-                {
+                if q.round > self.round || self.faults.paused.contains(&dest) || busy {
                     held.push_back(q);
                     continue;
                 }
