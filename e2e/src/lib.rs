@@ -74,9 +74,22 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// An emulated IC with the backend installed and its reserve funded.
+///
+/// When a world whose backend has the factory goes out of scope at the end of a test that
+/// passed, the reserve's books are checked ([`World::assert_reserve_accounting`]): every e2e
+/// test ends with that check unless it opted out ([`World::skip_accounting_check`]).
 pub struct World {
     pub ic: PocketIc,
     pub backend: Principal,
+    check_accounting: std::cell::Cell<bool>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if self.check_accounting.get() && !std::thread::panicking() {
+            self.assert_reserve_accounting();
+        }
+    }
 }
 
 impl Default for World {
@@ -94,6 +107,7 @@ impl World {
     pub fn with_backend(module: &str) -> Self {
         let w = Self::with_backend_wasm(wasm(module), false);
         if module != "backend-core" {
+            w.check_accounting.set(true);
             let (status,): (Result<backend::factory::types::ReserveStatus, FactoryError>,) = w
                 .update(
                     admin(),
@@ -117,7 +131,11 @@ impl World {
             candid::encode_args(()).unwrap(),
             Some(admin()),
         );
-        let w = World { ic, backend };
+        let w = World {
+            ic,
+            backend,
+            check_accounting: std::cell::Cell::new(false),
+        };
         if top_up {
             let _: (candid::Reserved,) = w.update(
                 admin(),
@@ -126,6 +144,17 @@ impl World {
             );
         }
         w
+    }
+
+    /// Checks the reserve's books when this world goes out of scope (after an upgrade from a
+    /// module whose interface predates them, say).
+    pub fn check_accounting_at_end(&self) {
+        self.check_accounting.set(true);
+    }
+
+    /// No accounting check at the end (a test that takes the backend's own cycles away).
+    pub fn skip_accounting_check(&self) {
+        self.check_accounting.set(false);
     }
 
     /// The emulator beneath, for faults, statistics and logs.
@@ -460,4 +489,35 @@ pub fn completed(w: &World, who: Principal) -> CreationRecord {
         w.tail_of_trace()
     );
     rec
+}
+
+/// Everything of `who`'s capsule on the backend, as its owner reads it: the capsule, its
+/// memories and its connections (first pages of 100).
+pub type Everything = (CapsuleInfo, MemoryPage, ConnectionPage);
+
+pub fn everything_of(w: &World, who: Principal) -> Everything {
+    let info: CapsuleInfo = w.capsule(w.backend, who, "get_capsule", ()).unwrap();
+    let memories: MemoryPage = w
+        .capsule(
+            w.backend,
+            who,
+            "list_memories",
+            (MemoryPageRequest {
+                start_after: None,
+                limit: 100,
+            },),
+        )
+        .unwrap();
+    let connections: ConnectionPage = w
+        .capsule(
+            w.backend,
+            who,
+            "list_connections",
+            (ConnectionPageRequest {
+                start_after: None,
+                limit: 100,
+            },),
+        )
+        .unwrap();
+    (info, memories, connections)
 }

@@ -7,7 +7,6 @@
 //! still decode, and that creations it left open finish under the new module.
 
 use backend::factory::types::*;
-use capsule::*;
 use e2e::*;
 
 const PREVIOUS: &str = "backend-e8f49f3.wasm.gz";
@@ -17,33 +16,6 @@ fn previous_backend() -> Vec<u8> {
         .join("fixtures")
         .join(PREVIOUS);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn everything_of(w: &World, who: candid::Principal) -> (CapsuleInfo, MemoryPage, ConnectionPage) {
-    let info: CapsuleInfo = w.capsule(w.backend, who, "get_capsule", ()).unwrap();
-    let memories: MemoryPage = w
-        .capsule(
-            w.backend,
-            who,
-            "list_memories",
-            (MemoryPageRequest {
-                start_after: None,
-                limit: 100,
-            },),
-        )
-        .unwrap();
-    let connections: ConnectionPage = w
-        .capsule(
-            w.backend,
-            who,
-            "list_connections",
-            (ConnectionPageRequest {
-                start_after: None,
-                limit: 100,
-            },),
-        )
-        .unwrap();
-    (info, memories, connections)
 }
 
 #[test]
@@ -71,6 +43,7 @@ fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
         Some(admin()),
     )
     .expect("upgrade from the previous layout");
+    w.check_accounting_at_end();
 
     // Every capsule, memory and connection is intact and readable.
     let after = [alice, bob, carol].map(|who| everything_of(&w, who));

@@ -18,7 +18,7 @@
 //! | Create | `create_canister` | the driver, after a reject (cycles refunded first) | impossible while in flight: journaled in the record and in `creates_in_flight`; the backend refuses upgrades until the callback ran (`pre_upgrade`) |
 //! | Install | `canister_info`, `install_code`, `canister_info`, `api_version` (each success journaled in the record's `step_journal` before the next call) | the driver (transient rejects, backoff), from the last call journaled | `install_code` in upgrade mode with the same arguments: the importer restarts from what it stored |
 //! | Import | the personal canister pulls; `import_status` is watched | the importer (its calls); the driver (the watch) | `report_import_done` returns the outcome already reached: `Ok` once `Verifying`/`Completed` with the same root, `RootMismatch` again after a mismatch |
-//! | Handoff | `canister_info`, `import_status` (must be `Done`), [`install_code` upgrade], `update_settings`, `canister_info` (each success journaled in `step_journal`) | the driver, from the last call journaled | controllers already `{owner}` is success; an import not `Done` yet is waited for (its report's reply may have been lost) |
+//! | Handoff | `canister_info`, `update_settings` (backend alone: the owner is locked out), `canister_info`, [`install_code` upgrade], `import_status` (must be `Done` with the export root), `update_settings` (owner alone), `canister_info` (each success journaled in `step_journal`) | the driver, from the last call journaled | controllers already `{owner}` is success; an import not `Done` yet is waited for (its report's reply may have been lost) |
 //! | Cleanup (admin) | `canister_info`, `update_settings` (owner removed), `install_code` (reinstall), `canister_status`, [`start_canister`, `return_cycles` → `deposit_returned_cycles`, when it holds more than 10 B], `stop_canister`, `delete_canister` | the admin, by calling it again | every call is idempotent; cycles are credited as the backend accepts them, never as the canister says |
 
 use std::cell::RefCell;
@@ -515,25 +515,33 @@ async fn check_module(canister_id: Principal) -> Result<(), StepFailure> {
 }
 
 async fn handoff(id: u64, canister_id: Principal) {
-    let Some(owner) = super::with(|f| f.record(id)).map(|r| r.owner) else {
+    let Some(rec) = super::with(|f| f.record(id)) else {
         return;
     };
-    let result = handoff_steps(id, canister_id, owner).await;
+    let Some(root) = rec.manifest.as_ref().map(|m| m.root.into_array()) else {
+        return;
+    };
+    let result = handoff_steps(id, canister_id, rec.owner, root).await;
     if result != Err(StepFailure::Superseded) {
         state::write(|caps| super::with(|f| f.handed_off(id, result, caps, now())));
     }
     kick();
 }
 
-/// Waits for the importer's `Done`, upgrades a personal canister running an older module,
-/// sets its controllers to the owner alone, and confirms with `canister_info` (the backend is
-/// no controller afterwards). Each call's success is journaled before the next.
+/// Hands the personal canister to its owner, checking what they receive while they cannot
+/// change it: (1) the backend becomes the only controller (the owner, a co-controller until
+/// now, could otherwise reinstall another module or wipe the data between the checks and the
+/// handoff); (2) the canister runs the shipped module (an older one is upgraded, keeping its
+/// data); (3) the importer reports `Done` with the export root; (4) the owner becomes the only
+/// controller, confirmed with `canister_info`. Each call's success is journaled before the next.
 async fn handoff_steps(
     id: u64,
     canister_id: Principal,
     owner: Principal,
+    export_root: [u8; 32],
 ) -> Result<(), StepFailure> {
     const AT: CreationState = CreationState::Verifying;
+    let me = ic_cdk::api::canister_self();
     let done = super::with(|f| f.step_journal(id, AT)).ok_or(StepFailure::Superseded)?;
     let info = |canister_id| async move {
         canister_info(&CanisterInfoArgs {
@@ -543,60 +551,72 @@ async fn handoff_steps(
         .await
         .map_err(|e| StepFailure::Call("canister_info", call_error(e)))
     };
-    let upgrade = match done {
-        None => {
-            let before = info(canister_id).await?;
-            if before.controllers == [owner] {
-                return Ok(()); // A previous attempt handed off already.
-            }
-            // Both sides must agree before control moves: the importer has its report's `Ok`
-            // (a lost reply is retried by the importer and answered `Ok` again, see
-            // `report_done`).
-            let status = import_status(canister_id).await?;
-            match status.phase {
-                capsule::migration::ImportPhase::Done => {}
-                capsule::migration::ImportPhase::Failed => {
-                    return Err(StepFailure::Fatal(FactoryError::ImportFailed {
-                        reason: status.error.unwrap_or_else(|| {
-                            "the personal canister reports a failed import".into()
-                        }),
-                    }));
-                }
-                _ => return Err(StepFailure::NotYet),
-            }
-            let module_current = before.module_hash.as_deref() == Some(&personal_wasm_hash()[..]);
-            journal(id, AT, StepJournal::ImportConfirmed { module_current })?;
-            !module_current
-        }
-        Some(StepJournal::ImportConfirmed { module_current }) => !module_current,
-        Some(_) => false,
-    };
-    if upgrade {
-        let arg = Encode!(&None::<PersonalInitArgs>).map_err(|e| {
-            StepFailure::Fatal(FactoryError::ImportFailed {
-                reason: e.to_string(),
-            })
-        })?;
-        install_code(&InstallCodeArgs {
-            mode: CanisterInstallMode::Upgrade(None),
-            canister_id,
-            wasm_module: PERSONAL_WASM.to_vec(),
-            arg,
-        })
-        .await
-        .map_err(|e| StepFailure::Call("install_code (upgrade before handoff)", call_error(e)))?;
-        journal(id, AT, StepJournal::ModuleUpgraded)?;
-    }
-    if done != Some(StepJournal::ControllersSet) {
+    let set_controllers = |controllers: Vec<Principal>| async move {
         update_settings(&UpdateSettingsArgs {
             canister_id,
             settings: CanisterSettings {
-                controllers: Some(vec![owner]),
+                controllers: Some(controllers),
                 ..Default::default()
             },
         })
         .await
-        .map_err(|e| StepFailure::Call("update_settings", call_error(e)))?;
+        .map_err(|e| StepFailure::Call("update_settings", call_error(e)))
+    };
+    if done.is_none() {
+        let before = info(canister_id).await?;
+        if before.controllers == [owner] {
+            return Ok(()); // A previous attempt handed off already.
+        }
+        if before.controllers != [me] {
+            set_controllers(vec![me]).await?;
+        }
+        journal(id, AT, StepJournal::OwnerLockedOut)?;
+    }
+    if matches!(done, None | Some(StepJournal::OwnerLockedOut)) {
+        let now_running = info(canister_id).await?;
+        if now_running.module_hash.as_deref() != Some(&personal_wasm_hash()[..]) {
+            let arg = Encode!(&None::<PersonalInitArgs>).map_err(|e| {
+                StepFailure::Fatal(FactoryError::ImportFailed {
+                    reason: e.to_string(),
+                })
+            })?;
+            install_code(&InstallCodeArgs {
+                mode: CanisterInstallMode::Upgrade(None),
+                canister_id,
+                wasm_module: PERSONAL_WASM.to_vec(),
+                arg,
+            })
+            .await
+            .map_err(|e| {
+                StepFailure::Call("install_code (upgrade before handoff)", call_error(e))
+            })?;
+        }
+        journal(id, AT, StepJournal::ModuleCurrent)?;
+    }
+    if done != Some(StepJournal::ControllersSet) {
+        // The importer has its report's `Ok` (a lost reply is retried by the importer and
+        // answered `Ok` again, see `report_done`) and holds the export root.
+        let status = import_status(canister_id).await?;
+        match status.phase {
+            capsule::migration::ImportPhase::Done => {}
+            capsule::migration::ImportPhase::Failed => {
+                return Err(StepFailure::Fatal(FactoryError::ImportFailed {
+                    reason: status
+                        .error
+                        .unwrap_or_else(|| "the personal canister reports a failed import".into()),
+                }));
+            }
+            _ => return Err(StepFailure::NotYet),
+        }
+        let held = status.root.map(|r| r.into_array());
+        if held != Some(export_root) {
+            return Err(StepFailure::Fatal(FactoryError::RootMismatch {
+                expected: blobstore::hash::to_hex(&export_root),
+                actual: held.map_or_else(|| "none".into(), |r| blobstore::hash::to_hex(&r)),
+                sections: vec![],
+            }));
+        }
+        set_controllers(vec![owner]).await?;
         journal(id, AT, StepJournal::ControllersSet)?;
     }
     let after = info(canister_id).await?;

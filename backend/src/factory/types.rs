@@ -191,10 +191,11 @@ pub enum StepJournal {
     CodeInstalled,
     /// Install: the installed module's hash is the shipped one.
     ModuleChecked,
-    /// Handoff: the importer reports `Done`; whether the canister runs the shipped module.
-    ImportConfirmed { module_current: bool },
-    /// Handoff: the canister was upgraded to the shipped module.
-    ModuleUpgraded,
+    /// Handoff: the backend is the canister's only controller: from here on the owner cannot
+    /// change its module or data until control passes to them.
+    OwnerLockedOut,
+    /// Handoff: the canister runs the shipped module (checked, or upgraded to it).
+    ModuleCurrent,
     /// Handoff: `update_settings` set the owner as the only controller.
     ControllersSet,
 }

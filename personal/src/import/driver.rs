@@ -39,6 +39,8 @@ const PUMP_STALE_NS: u64 = 15 * 60 * 1_000_000_000;
 
 thread_local! {
     static RUNNING: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The watchdog interval, while an import has work to do.
+    static WATCHDOG: Cell<Option<ic_cdk_timers::TimerId>> = const { Cell::new(None) };
 }
 
 /// Marks the pump as running; dropping it (also when a trap drops the task) clears the mark.
@@ -62,11 +64,19 @@ impl Drop for Running {
     }
 }
 
-/// Arms the watchdog, and starts the pump now if `start` (install or upgrade with work to do).
+/// With work to do (install or upgrade mid-import: `start`), arms the watchdog and starts the
+/// pump now. Without, no timer runs: the watchdog goes when the import stops (done or failed).
 pub fn arm(start: bool) {
-    ic_cdk_timers::set_timer_interval(WATCHDOG_PERIOD, pump);
     if start {
+        WATCHDOG.set(Some(ic_cdk_timers::set_timer_interval(WATCHDOG_PERIOD, pump)));
         schedule(Duration::ZERO);
+    }
+}
+
+/// The import has stopped for good: the watchdog has nothing left to watch.
+fn disarm() {
+    if let Some(timer) = WATCHDOG.take() {
+        ic_cdk_timers::clear_timer(timer);
     }
 }
 
@@ -127,7 +137,10 @@ async fn pump() {
                 }
                 return;
             }
-            Action::Stop => return,
+            Action::Stop => {
+                disarm();
+                return;
+            }
         }
     }
 }

@@ -1257,15 +1257,15 @@ export type StepJournal = {
   } |
   {
     /**
-     * Handoff: the importer reports `Done`; whether the canister runs the shipped module.
-     */
-    'ImportConfirmed' : { 'module_current' : boolean }
-  } |
-  {
-    /**
      * Install: `canister_info` answered; whether a module was there (upgrade, not install).
      */
     'InstallInfo' : { 'module_present' : boolean }
+  } |
+  {
+    /**
+     * Handoff: the canister runs the shipped module (checked, or upgraded to it).
+     */
+    'ModuleCurrent' : null
   } |
   {
     /**
@@ -1275,15 +1275,16 @@ export type StepJournal = {
   } |
   {
     /**
-     * Handoff: `update_settings` set the owner as the only controller.
+     * Handoff: the backend is the canister's only controller: from here on the owner cannot
+     * change its module or data until control passes to them.
      */
-    'ControllersSet' : null
+    'OwnerLockedOut' : null
   } |
   {
     /**
-     * Handoff: the canister was upgraded to the shipped module.
+     * Handoff: `update_settings` set the owner as the only controller.
      */
-    'ModuleUpgraded' : null
+    'ControllersSet' : null
   };
 export interface _SERVICE {
   'abort_blob_upload' : ActorMethod<[bigint], Result>,
@@ -1622,11 +1623,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   });
   const StepJournal = IDL.Variant({
     'ModuleChecked' : IDL.Null,
-    'ImportConfirmed' : IDL.Record({ 'module_current' : IDL.Bool }),
     'InstallInfo' : IDL.Record({ 'module_present' : IDL.Bool }),
+    'ModuleCurrent' : IDL.Null,
     'CodeInstalled' : IDL.Null,
+    'OwnerLockedOut' : IDL.Null,
     'ControllersSet' : IDL.Null,
-    'ModuleUpgraded' : IDL.Null,
   });
   const CleanupStep = IDL.Variant({
     'Started' : IDL.Null,
