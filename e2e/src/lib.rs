@@ -521,3 +521,13 @@ pub fn everything_of(w: &World, who: Principal) -> Everything {
         .unwrap();
     (info, memories, connections)
 }
+
+/// The backend module of commit e8f49f3, the stable layout before the factory's indexes and the
+/// upload-session indexes: upgrade tests start from a state it made (`e2e/fixtures/README.md`
+/// says how it was built).
+pub fn previous_backend() -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join("backend-e8f49f3.wasm.gz");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

@@ -9,15 +9,6 @@
 use backend::factory::types::*;
 use e2e::*;
 
-const PREVIOUS: &str = "backend-e8f49f3.wasm.gz";
-
-fn previous_backend() -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(PREVIOUS);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 #[test]
 fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
     let w = World::with_backend_wasm(previous_backend(), true);

@@ -218,15 +218,6 @@ fn a_flood_of_sessions_does_not_block_a_new_user_and_expires() {
     }
 }
 
-const PREVIOUS: &str = "backend-e8f49f3.wasm.gz";
-
-fn previous_backend() -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(PREVIOUS);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 #[test]
 fn sessions_opened_under_the_previous_backend_count_and_expire_after_the_upgrade() {
     let w = World::with_backend_wasm(previous_backend(), true);
