@@ -106,6 +106,7 @@ impl CapsuleRecord {
             connection_count: self.connection_count,
             blob_count: self.blob_count,
             blob_bytes: self.blob_bytes,
+            moved_to: self.moved_to,
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct CapsuleInfo {
     pub blob_count: u64,
     /// Sum of the sizes of the distinct blobs the capsule holds.
     pub blob_bytes: u64,
+    /// On the shared backend, after a completed move: the personal canister that now holds the
+    /// capsule. This copy is read-only (writes answer `CapsuleMoved`) until it is purged.
+    pub moved_to: Option<Principal>,
 }
 
 /// Arguments of `create_capsule`.

@@ -363,6 +363,13 @@ impl Run {
                         w.try_query(c, *who, "import_status", ()).unwrap();
                     let root = rec.manifest.as_ref().unwrap().root;
                     assert_eq!(status.root.map(|r| r.into_array()), Some(root.into_array()));
+                    let shared: CapsuleInfo =
+                        w.capsule(w.backend, *who, "get_capsule", ()).unwrap();
+                    assert_eq!(
+                        shared.moved_to,
+                        Some(c),
+                        "the shared copy says where it went"
+                    );
                     let moved: Result<Memory, capsule::Error> =
                         w.capsule(w.backend, *who, "add_memory", (note("after"),));
                     assert_eq!(

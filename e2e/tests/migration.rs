@@ -139,6 +139,11 @@ fn a_capsule_moves_to_its_personal_canister() {
     );
     let still: Memory = w.capsule(w.backend, alice, "get_memory", (1u64,)).unwrap();
     assert_eq!(still.id, 1);
+    // Reads of the shared copy say where the capsule went; the personal canister's is its own.
+    let shared: CapsuleInfo = w.capsule(w.backend, alice, "get_capsule", ()).unwrap();
+    assert_eq!(shared.moved_to, Some(personal));
+    let own: CapsuleInfo = w.capsule(personal, alice, "get_capsule", ()).unwrap();
+    assert_eq!(own.moved_to, None);
 
     // Others cannot use the personal canister's capsule.
     let err = w

@@ -183,6 +183,7 @@ export function capsuleInfo(name: string): CapsuleInfo {
     memory_count: 0n,
     blob_count: 0n,
     blob_bytes: 0n,
+    moved_to: [],
     connection_count: 0n,
   };
 }

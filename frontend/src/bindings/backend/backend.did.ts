@@ -345,6 +345,11 @@ export interface CapsuleInfo {
   'memory_count' : bigint,
   'blob_count' : bigint,
   'connection_count' : bigint,
+  /**
+   * On the shared backend, after a completed move: the personal canister that now holds the
+   * capsule. This copy is read-only (writes answer `CapsuleMoved`) until it is purged.
+   */
+  'moved_to' : [] | [Principal],
 }
 /**
  * Arguments of `create_capsule`.
@@ -1830,6 +1835,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memory_count' : IDL.Nat64,
     'blob_count' : IDL.Nat64,
     'connection_count' : IDL.Nat64,
+    'moved_to' : IDL.Opt(IDL.Principal),
   });
   const Result_12 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
   const CreatePersonalCanisterConfig = IDL.Record({

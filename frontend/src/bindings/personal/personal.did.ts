@@ -345,6 +345,11 @@ export interface CapsuleInfo {
   'memory_count' : bigint,
   'blob_count' : bigint,
   'connection_count' : bigint,
+  /**
+   * On the shared backend, after a completed move: the personal canister that now holds the
+   * capsule. This copy is read-only (writes answer `CapsuleMoved`) until it is purged.
+   */
+  'moved_to' : [] | [Principal],
 }
 /**
  * Arguments of `create_capsule`.
@@ -841,8 +846,10 @@ export interface _SERVICE {
   'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_6>,
   'remove_connection' : ActorMethod<[Principal], Result>,
   /**
-   * Sends all cycles but [`RETURN_CYCLES_RESERVE`] (and the freezing reserve) to `to`; returns
-   * the amount. Only a controller may call it (after the handoff the backend is not one).
+   * Sends all cycles but [`RETURN_CYCLES_RESERVE`] (and the freezing reserve) to `to`, attached
+   * to a call of `to.deposit_returned_cycles()` (the backend credits what it accepts); returns
+   * the amount `to` kept (the rest comes back as a refund). Only a controller may call it (after
+   * the handoff the backend is not one).
    */
   'return_cycles' : ActorMethod<[Principal], Result_10>,
   'update_capsule' : ActorMethod<[CapsuleUpdate], Result_4>,
@@ -1028,6 +1035,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memory_count' : IDL.Nat64,
     'blob_count' : IDL.Nat64,
     'connection_count' : IDL.Nat64,
+    'moved_to' : IDL.Opt(IDL.Principal),
   });
   const Result_4 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
   const BlobDescriptor = IDL.Record({
