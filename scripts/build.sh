@@ -12,8 +12,18 @@
 # (the committed .did, so tools such as `icemu` type calls to any canister running it, also
 # one the backend created) and `icp:public name` (the module's name: `icemu canisters` calls
 # a personal canister `personal-<owner>`).
+#
+#   scripts/build.sh           everything above
+#   scripts/build.sh --main    personal and backend only (what the demo and a deployment run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+main_only=0
+case "${1:-}" in
+    --main) main_only=1 ;;
+    "") ;;
+    *) echo "usage: scripts/build.sh [--main]" >&2; exit 2 ;;
+esac
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     echo "build: installing the wasm32-unknown-unknown target"
@@ -80,6 +90,10 @@ gzip_wasm "$wasm_target/personal.wasm" personal personal personal/personal.did
 
 cargo build --release --locked --target wasm32-unknown-unknown -p backend
 gzip_wasm "$wasm_target/backend.wasm" backend backend backend/backend.did
+
+if ((main_only)); then
+    exit 0
+fi
 
 # Each other build variant has its own target directory, so switching features never
 # rebuilds the others (the first build of a variant compiles its dependencies once).

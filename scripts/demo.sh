@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 first_run=0
 [ -x target/debug/demo ] || first_run=1
-echo "== demo: building the canisters for wasm32 (scripts/build.sh; nothing to do when they are up to date)"
-scripts/build.sh
+echo "== demo: building the two canisters it runs for wasm32 (scripts/build.sh --main: personal and"
+echo "   backend; nothing to do when they are up to date; the test and benchmark variants are not built)"
+scripts/build.sh --main
 if [ "$first_run" = 1 ]; then
     echo "== demo: building the demo and the emulator it runs the canisters on (the first build"
     echo "   compiles wasmtime and cranelift: several minutes on 2 cores; later runs take seconds)"
