@@ -30,7 +30,8 @@ pub enum Error {
     ConnectionExists { peer: Principal },
     #[error("a capsule cannot connect to its own owner")]
     SelfConnection,
-    #[error("{field} is {len} long, more than the maximum of {max}: shorten it")]
+    /// A text field is longer than its limit; `len` and `max` count UTF-8 bytes, not characters.
+    #[error("{field} is {len} bytes long (UTF-8), more than the maximum of {max}: shorten it")]
     FieldTooLong { field: String, len: u64, max: u64 },
     #[error("too many {what}: the limit is {max}")]
     LimitReached { what: String, max: u64 },

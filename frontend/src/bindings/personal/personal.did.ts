@@ -481,7 +481,12 @@ export interface EncryptionLeaf {
  */
 export type Error = { 'ConnectionNotFound' : { 'peer' : Principal } } |
   { 'Anonymous' : null } |
-  { 'FieldTooLong' : { 'len' : bigint, 'max' : bigint, 'field' : string } } |
+  {
+    /**
+     * A text field is longer than its limit; `len` and `max` count UTF-8 bytes, not characters.
+     */
+    'FieldTooLong' : { 'len' : bigint, 'max' : bigint, 'field' : string }
+  } |
   { 'Blob' : BlobError } |
   { 'ConnectionExists' : { 'peer' : Principal } } |
   { 'InvalidPageLimit' : { 'max' : number, 'limit' : number } } |
