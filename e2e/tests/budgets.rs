@@ -2,6 +2,8 @@
 //! while others migrate, retries counted against the limits, the balance out of an added
 //! admin's reach. Every test ends with the reserve's books checked.
 
+#![cfg_attr(feature = "pocketic", allow(unused_imports))]
+
 use std::time::Duration;
 
 use backend::factory::types::*;
@@ -10,6 +12,7 @@ use capsule::*;
 use e2e::*;
 
 /// Timer messages of the backend: (executed, trapped, largest in instructions).
+#[cfg(not(feature = "pocketic"))]
 fn timer_figures(w: &World) -> (u64, u64, u64) {
     w.emu()
         .stats(w.backend)
@@ -26,6 +29,7 @@ fn timer_figures(w: &World) -> (u64, u64, u64) {
 /// traps, each stays within its instruction share), every purge finishes and every new
 /// migration completes.
 #[test]
+#[cfg(not(feature = "pocketic"))] // reads the emulator's per-method statistics
 fn fifty_owners_purging_together_do_not_stop_others_migrating() {
     let w = World::new();
     set_config(

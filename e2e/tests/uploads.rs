@@ -335,6 +335,7 @@ fn the_personal_canister_expires_abandoned_uploads_by_itself() {
 }
 
 #[test]
+#[cfg(not(feature = "pocketic"))] // sets the emulator's round budget to catch the import mid-way
 fn a_personal_canister_upgraded_from_the_previous_layout_mid_import_keeps_its_import_sessions() {
     // The previous backend creates bob's personal canister with the previous personal module
     // (the one it embeds); its import is caught with import sessions open.
