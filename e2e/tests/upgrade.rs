@@ -36,8 +36,12 @@ fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
     .expect("upgrade from the previous layout");
     w.check_accounting_at_end();
 
-    // Every capsule, memory and connection is intact and readable.
-    let after = [alice, bob, carol].map(|who| everything_of(&w, who));
+    // Every capsule, memory and connection is intact and readable. The previous module's
+    // `get_capsule` had no `moved_to` (it decodes as none); the new one says where alice's
+    // capsule went, from the record the previous module kept.
+    let mut after = [alice, bob, carol].map(|who| everything_of(&w, who));
+    assert_eq!(after[0].0.moved_to, alice_done.canister_id);
+    after[0].0.moved_to = None;
     assert_eq!(before, after);
     for (who, blobs) in [(carol, &carol_blobs), (bob, &bob_blobs)] {
         for d in blobs.iter() {
