@@ -476,6 +476,31 @@ impl Emulator {
             .then(|| g.status_of(canister))
     }
 
+    /// Sets who makes the certificates non-replicated queries see (`ic0.data_certificate_*`).
+    pub fn set_certifier(&self, certifier: std::sync::Arc<dyn crate::Certifier>) {
+        self.lock().certifier = Some(certifier);
+    }
+
+    /// What the state tree shows of every canister, and the time, read at one instant.
+    pub fn certified_state(&self) -> (u64, Vec<crate::CertifiedCanister>) {
+        let g = self.lock();
+        let canisters = g
+            .canisters
+            .values()
+            .map(|c| {
+                let mut controllers = c.controllers.clone();
+                controllers.sort();
+                crate::CertifiedCanister {
+                    id: c.id,
+                    controllers,
+                    module_hash: c.module_hash,
+                    certified_data: c.certified_data.clone(),
+                }
+            })
+            .collect();
+        (g.time, canisters)
+    }
+
     /// Statistics of every canister that has any.
     pub fn all_stats(&self) -> Vec<(Principal, CanisterStats)> {
         self.lock()
@@ -597,6 +622,17 @@ impl Inner {
         }
         let limit = self.config.query_instruction_limit;
         let mut msg = self.base_ctx(c, ApiType::Query, sender, limit);
+        msg.data_certificate = self
+            .certifier
+            .as_ref()
+            .map(|cf| {
+                std::sync::Arc::new(crate::certify::DataCertificate::new(
+                    cf.clone(),
+                    id,
+                    c.certified_data.clone(),
+                    self.time,
+                ))
+            });
         msg.arg = arg;
         msg.method_name = method.into();
         msg.stable = std::mem::take(&mut c.stable);

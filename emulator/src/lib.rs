@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod canisters;
+pub mod certify;
 pub mod cycles;
 mod emulator;
 pub mod engine;
@@ -26,6 +27,7 @@ pub mod state;
 pub mod stats;
 
 pub use crate::emulator::{Emulator, MessageId};
+pub use certify::{CertifiedCanister, Certifier};
 pub use cycles::{Config, Prices};
 pub use error::EmulatorError;
 pub use reject::{ErrorCode, RejectCode, RejectResponse};

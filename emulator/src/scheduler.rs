@@ -66,6 +66,8 @@ pub struct Inner {
     pub(crate) round_overhead: u64,
     /// The directory this state was last saved to or loaded from (incremental saves).
     pub(crate) persisted: Option<crate::snapshot::Persisted>,
+    /// Makes the certificates non-replicated queries see (none: they see none).
+    pub(crate) certifier: Option<std::sync::Arc<dyn crate::certify::Certifier>>,
 }
 
 /// The IC's trap reject for a canister.
@@ -115,6 +117,7 @@ impl Inner {
             round_total: 0,
             round_max: 0,
             round_overhead: 0,
+            certifier: None,
         }
     }
 

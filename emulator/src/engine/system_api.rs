@@ -187,6 +187,8 @@ pub struct MessageCtx {
     pub trap: Option<TrapKind>,
     /// `certified_data_set`.
     pub certified_data: Option<Vec<u8>>,
+    /// The certificate `data_certificate_*` return (non-replicated queries with a certifier).
+    pub data_certificate: Option<std::sync::Arc<crate::certify::DataCertificate>>,
     /// Current global timer (0 = unset); updated by `global_timer_set`.
     pub global_timer: u64,
     /// Whether `global_timer_set` was called.
@@ -921,29 +923,37 @@ pub fn link(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
             Ok(())
         },
     )?;
+    // Interface specification, "Certified data": a certificate is available only in
+    // non-replicated query calls; `data_certificate_size`/`_copy` trap elsewhere.
     l.func_wrap(
         "ic0",
         "data_certificate_present",
-        |_c: Caller<'_, Ctx>| -> R<u32> { Ok(0) },
+        |c: Caller<'_, Ctx>| -> R<u32> { Ok(c.data().msg.data_certificate.is_some() as u32) },
     )?;
     l.func_wrap(
         "ic0",
         "data_certificate_size",
         |mut c: Caller<'_, Ctx>| -> R<u32> {
-            Err(violation(
-                &mut c,
-                "data_certificate_size: no certificate (not modelled)",
-            ))
+            match &c.data().msg.data_certificate {
+                Some(cert) => Ok(cert.bytes().len() as u32),
+                None => Err(violation(
+                    &mut c,
+                    "data_certificate_size: no certificate here (only in non-replicated queries)",
+                )),
+            }
         },
     )?;
     l.func_wrap(
         "ic0",
         "data_certificate_copy",
-        |mut c: Caller<'_, Ctx>, _d: u32, _o: u32, _s: u32| -> R<()> {
-            Err(violation(
-                &mut c,
-                "data_certificate_copy: no certificate (not modelled)",
-            ))
+        |mut c: Caller<'_, Ctx>, dst: u32, off: u32, size: u32| -> R<()> {
+            let Some(cert) = c.data().msg.data_certificate.clone() else {
+                return Err(violation(
+                    &mut c,
+                    "data_certificate_copy: no certificate here (only in non-replicated queries)",
+                ));
+            };
+            copy_out(&mut c, cert.bytes(), dst, off, size)
         },
     )?;
 

@@ -436,3 +436,15 @@ async fn set_controllers_of(
 fn version() -> u64 {
     ic_cdk::api::canister_version()
 }
+
+/// Sets the canister's certified data.
+#[ic_cdk::update]
+fn set_certified(data: serde_bytes::ByteBuf) {
+    ic_cdk::api::certified_data_set(&data);
+}
+
+/// The data certificate this execution sees (`None` in replicated execution or without one).
+#[ic_cdk::query]
+fn certificate() -> Option<serde_bytes::ByteBuf> {
+    ic_cdk::api::data_certificate().map(serde_bytes::ByteBuf::from)
+}
