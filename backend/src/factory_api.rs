@@ -246,6 +246,21 @@ fn admin_get_reserve() -> Result<ReserveStatus, FactoryError> {
     Ok(factory::with(|f| reserve_status(f)))
 }
 
+/// The reserve history, oldest first: up to `limit` snapshots taken after `since` (from the
+/// oldest kept when `None`). One snapshot per interval at most; the newest holds the latest
+/// change.
+#[ic_cdk::query]
+fn admin_get_reserve_history(
+    since: Option<u64>,
+    limit: u32,
+) -> Result<ReserveHistoryPage, FactoryError> {
+    require_admin()?;
+    let interval = factory::with(|f| f.config().reserve_history_interval_seconds());
+    Ok(factory::with_reserve_history(|h| {
+        h.page(since, limit as usize, interval)
+    }))
+}
+
 /// Benchmark only (feature `bench-seed`): records `count` completed creations of made-up
 /// owners numbered from `first` (see `Factory::seed_completed`). Controllers only.
 #[cfg(feature = "bench-seed")]

@@ -49,6 +49,9 @@ pub const FACTORY_ACTIVE: MemoryId = MemoryId::new(27);
 pub const FACTORY_PURGE_QUEUE: MemoryId = MemoryId::new(28);
 #[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_SUMMARIES: MemoryId = MemoryId::new(29);
+/// The reserve history: a ring of fixed-size snapshots (`factory::registry::history`).
+#[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
+pub const FACTORY_RESERVE_HISTORY: MemoryId = MemoryId::new(30);
 
 thread_local! {
     static MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =

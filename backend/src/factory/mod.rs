@@ -17,16 +17,36 @@ use std::cell::RefCell;
 
 use crate::memory::{self, Mem};
 use registry::Factory;
+use registry::history::ReserveHistory;
 
 /// The personal canister's module, embedded at build time (see `build.rs`).
 pub static PERSONAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/personal.wasm.gz"));
 
 thread_local! {
     static FACTORY: RefCell<Factory<Mem>> = RefCell::new(Factory::init(memory::factory_memories()));
+    static RESERVE_HISTORY: RefCell<ReserveHistory<Mem>> =
+        RefCell::new(ReserveHistory::init(memory::get(memory::FACTORY_RESERVE_HISTORY)));
 }
 
+/// Runs `f` on the factory; a change of the reserve is then recorded in the reserve history.
 pub fn with<R>(f: impl FnOnce(&mut Factory<Mem>) -> R) -> R {
-    FACTORY.with(|x| f(&mut x.borrow_mut()))
+    FACTORY.with(|x| {
+        let mut factory = x.borrow_mut();
+        let r = f(&mut factory);
+        RESERVE_HISTORY.with(|h| {
+            h.borrow_mut().observe(
+                &factory,
+                ic_cdk::api::canister_liquid_cycle_balance,
+                ic_cdk::api::time(),
+            )
+        });
+        r
+    })
+}
+
+/// Runs `f` on the reserve history.
+pub fn with_reserve_history<R>(f: impl FnOnce(&ReserveHistory<Mem>) -> R) -> R {
+    RESERVE_HISTORY.with(|h| f(&h.borrow()))
 }
 
 /// SHA-256 of the embedded module: the `module_hash` the IC reports once it is installed.

@@ -5,6 +5,8 @@ use capsule::Hash32;
 use capsule::migration::Progress;
 use serde::{Deserialize, Serialize};
 
+pub use super::registry::history::{ReserveHistoryPage, ReserveSnapshot};
+
 /// Arguments of `create_personal_canister`. Fields a client sends that this version does not
 /// know are ignored (candid record subtyping).
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
@@ -298,6 +300,9 @@ pub struct FactoryConfig {
     /// calls): creations never spend them, and the reserve counts as spendable only above
     /// them and the freezing reserve (`None`: [`DEFAULT_OPERATING_CYCLES`]).
     pub operating_cycles: Option<u128>,
+    /// The reserve history keeps at most one snapshot per this many seconds: changes within
+    /// one interval update its latest snapshot (`None`: [`DEFAULT_RESERVE_HISTORY_INTERVAL_SECONDS`]).
+    pub reserve_history_interval_seconds: Option<u64>,
 }
 
 pub const DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY: u32 = 3;
@@ -307,6 +312,8 @@ pub const DEFAULT_DAILY_CYCLE_BUDGET: u128 = 100_000_000_000_000;
 pub const DEFAULT_OPERATING_CYCLES: u128 = 5_000_000_000_000;
 
 pub const DEFAULT_STEP_TIMEOUT_SECONDS: u64 = 3_600;
+/// Ten minutes: the history's capacity then spans two weeks of a reserve changing constantly.
+pub const DEFAULT_RESERVE_HISTORY_INTERVAL_SECONDS: u64 = 600;
 pub const DEFAULT_IMPORT_TIMEOUT_SECONDS: u64 = 3_600;
 pub const DEFAULT_IMPORT_SECONDS_PER_GIB: u64 = 3_600;
 
@@ -397,6 +404,12 @@ impl FactoryConfig {
                 .is_none_or(|v| v <= 1_000_000_000_000_000),
             "operating_cycles",
             "must be at most 1,000 T cycles",
+        )?;
+        check(
+            self.reserve_history_interval_seconds
+                .is_none_or(|v| (1..=DAY).contains(&v)),
+            "reserve_history_interval_seconds",
+            "must be 1 s to one day",
         )?;
         let p = &self.prices;
         check(
@@ -491,6 +504,7 @@ impl Default for FactoryConfig {
             max_attempts_per_owner_per_day: None,
             daily_cycle_budget: None,
             operating_cycles: None,
+            reserve_history_interval_seconds: None,
         }
     }
 }
@@ -505,6 +519,12 @@ impl FactoryConfig {
     /// The cycles kept for the backend's own running costs.
     pub fn operating_cycles(&self) -> u128 {
         self.operating_cycles.unwrap_or(DEFAULT_OPERATING_CYCLES)
+    }
+
+    /// The reserve history's interval in force, seconds.
+    pub fn reserve_history_interval_seconds(&self) -> u64 {
+        self.reserve_history_interval_seconds
+            .unwrap_or(DEFAULT_RESERVE_HISTORY_INTERVAL_SECONDS)
     }
 }
 

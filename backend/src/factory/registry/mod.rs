@@ -24,6 +24,7 @@ use super::quote::quote;
 use super::types::*;
 
 mod cleanup;
+pub mod history;
 mod indexes;
 mod purge;
 mod reports;

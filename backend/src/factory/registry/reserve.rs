@@ -1,4 +1,4 @@
-//! The cycles reserve: top-ups, returned cycles, low-water alerts, status.
+//! The cycles reserve: top-ups, returned cycles, low-water alerts, status, snapshots.
 
 use super::*;
 
@@ -88,6 +88,20 @@ impl<M: StableMemory> Factory<M> {
             }
         });
         Some(alert)
+    }
+
+    /// The reserve's books at `now`, with the canister's `liquid` balance: an entry of the
+    /// reserve history ([`history`](super::history)).
+    pub fn reserve_snapshot(&self, liquid: u128, now: u64) -> ReserveSnapshot {
+        let s = self.st();
+        ReserveSnapshot {
+            at: now,
+            reserve: s.reserve,
+            liquid_balance: liquid,
+            total_topped_up: s.total_topped_up,
+            total_consumed: s.total_consumed,
+            total_returned: s.total_returned,
+        }
     }
 
     /// The reserve beside the canister's `balance` and `liquid` balance (above its freezing
