@@ -10,6 +10,9 @@
 #                               scripts/test.sh, so it only checks that the run completed and
 #                               wrote well-formed JSON with finite numbers (no performance
 #                               assertions)
+#   scripts/bench.sh [--quick] --records
+#                               only the records scenario (100,000 memories, or a few hundred
+#                               with --quick) and the factory's: target/bench/migration-records[-quick].json
 #
 # Needs target/wasm/{personal,backend,backend-bench}.wasm.gz (scripts/build.sh builds them;
 # run here when one is missing). Honours CARGO_TARGET_DIR. The driver is built in the dev
@@ -20,11 +23,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
-case "${1:-}" in
-    --quick) quick=1 ;;
-    "") ;;
-    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
-esac
+records=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=1 ;;
+        --records) records=1 ;;
+        *) echo "usage: scripts/bench.sh [--quick] [--records]" >&2; exit 2 ;;
+    esac
+done
 
 for m in personal backend backend-bench; do
     if [[ ! -f target/wasm/$m.wasm.gz ]]; then
@@ -35,18 +41,24 @@ for m in personal backend backend-bench; do
 done
 
 mkdir -p target/bench
-if ((quick)); then
-    out=target/bench/migration-quick.json
-    cargo run --locked -q -p e2e --bin bench -- --quick --out "$out"
-else
-    out=target/bench/migration.json
-    cargo run --locked -q -p e2e --bin bench -- --out "$out"
+name=migration
+flags=()
+if ((records)); then
+    name=$name-records
+    flags+=(--records-only)
 fi
+if ((quick)); then
+    name=$name-quick
+    flags+=(--quick)
+fi
+out=target/bench/$name.json
+cargo run --locked -q -p e2e --bin bench -- "${flags[@]}" --out "$out"
+
 
 # Well-formed, every scenario and the factory scale object have the required keys, every
 # number finite.
 fkeys='["completed_records","pump_max_instructions","idle_timer_messages_per_hour","request_instructions","stats_instructions","list_page_instructions","baseline_empty_registry"]'
-keys='["name","bytes","blob_bytes","rounds","calls","reply_fill_ratio","personal_instructions_per_byte","backend_instructions_per_byte","max_message_instructions_ratio","cycles_per_gib","verification_instructions","baseline_instruction_ratio","baseline_call_ratio","baseline_round_ratio"]'
+keys='["name","bytes","blob_bytes","rounds","calls","reply_fill_ratio","personal_instructions_per_byte","backend_instructions_per_byte","personal_instructions_per_record","backend_instructions_per_record","max_message_instructions_ratio","cycles_per_gib","verification_instructions","baseline_instruction_ratio","baseline_call_ratio","baseline_round_ratio"]'
 if command -v jq > /dev/null; then
     jq -e --argjson keys "$keys" --argjson fkeys "$fkeys" '
         (.scenarios | type == "array" and length > 0)

@@ -8,7 +8,13 @@ use ic_stable_structures::StableCell;
 use crate::memory::{self, Mem};
 
 /// Version of the stable layout this build writes. Bump it with a migration when it changes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: the capsule store's records, staged manifest leaves and headers (and, in a personal
+/// canister, the importer's state and open blobs) are written in the packed encoding
+/// (`capsule::storable::Packed`); records of layout 1 (candid) are read as they are and
+/// rewritten packed when they change, so opening a layout-1 state needs no migration pass.
+/// A build of layout 1 refuses to open a layout-2 state (its schema check traps).
+pub const SCHEMA_VERSION: u32 = 2;
 
 thread_local! {
     static STORE: RefCell<CapsuleStore<Mem>> = RefCell::new(CapsuleStore::init(

@@ -344,19 +344,75 @@ impl<M: StableMemory> CapsuleStore<M> {
         owner: Principal,
         leaf: &ConnectionLeaf,
     ) -> CapsuleResult<()> {
-        let conn = Connection::try_from(leaf)?;
-        let mut rec = self.record_of(owner)?;
-        if self.put_connection_if_absent(owner, conn) {
-            rec.connection_count += 1;
+        self.import_connections(owner, std::slice::from_ref(leaf))
+            .map_err(|(_, e)| e)
+    }
+
+    /// Writes imported connections in order; the capsule record is read and written once.
+    /// On error, returns the index of the leaf that failed: the ones before it are written
+    /// (a repeat skips them), nothing after it is.
+    pub fn import_connections(
+        &mut self,
+        owner: Principal,
+        leaves: &[ConnectionLeaf],
+    ) -> Result<(), (usize, Error)> {
+        let mut rec = self.record_of(owner).map_err(|e| (0, e))?;
+        let count = rec.connection_count;
+        let mut result = Ok(());
+        for (i, leaf) in leaves.iter().enumerate() {
+            let conn = match Connection::try_from(leaf) {
+                Ok(c) => c,
+                Err(e) => {
+                    result = Err((i, e));
+                    break;
+                }
+            };
+            if self.put_connection_if_absent(owner, conn) {
+                rec.connection_count += 1;
+            }
+        }
+        if rec.connection_count != count {
             self.put_record(rec);
         }
-        Ok(())
+        result
     }
 
     /// Writes an imported memory with its id; every blob it references must have been imported.
     pub fn import_memory(&mut self, owner: Principal, leaf: &MemoryLeaf) -> CapsuleResult<()> {
+        self.import_memories(owner, std::slice::from_ref(leaf))
+            .map_err(|(_, e)| e)
+    }
+
+    /// Writes imported memories in order (see [`CapsuleStore::import_memory`]); the capsule
+    /// record is read and written once. On error, returns the index of the leaf that failed:
+    /// the ones before it are written (a repeat skips them), nothing after it is.
+    pub fn import_memories(
+        &mut self,
+        owner: Principal,
+        leaves: &[MemoryLeaf],
+    ) -> Result<(), (usize, Error)> {
+        let mut rec = self.record_of(owner).map_err(|e| (0, e))?;
+        let count = rec.memory_count;
+        let mut result = Ok(());
+        for (i, leaf) in leaves.iter().enumerate() {
+            if let Err(e) = self.import_memory_into(&mut rec, leaf) {
+                result = Err((i, e));
+                break;
+            }
+        }
+        if rec.memory_count != count {
+            self.put_record(rec);
+        }
+        result
+    }
+
+    fn import_memory_into(
+        &mut self,
+        rec: &mut CapsuleRecord,
+        leaf: &MemoryLeaf,
+    ) -> CapsuleResult<()> {
+        let owner = rec.owner;
         let memory = Memory::try_from(leaf)?;
-        let mut rec = self.record_of(owner)?;
         for b in &memory.blobs {
             let size = self.held_blob_size(owner, &b.hash)?;
             if size != b.size {
@@ -376,7 +432,6 @@ impl<M: StableMemory> CapsuleStore<M> {
         }
         rec.memory_count += 1;
         rec.next_memory_id = rec.next_memory_id.max(leaf.id + 1);
-        self.put_record(rec);
         Ok(())
     }
 

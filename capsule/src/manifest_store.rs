@@ -13,7 +13,7 @@ use manifests::{
 };
 use serde::Serialize;
 
-use crate::storable::Candid;
+use crate::storable::Packed;
 
 /// One stored leaf.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -29,8 +29,8 @@ type LeafKey = (u64, u8, u64);
 
 /// Stored manifests, each under a scope.
 pub struct ManifestStore<M: StableMemory> {
-    leaves: StableBTreeMap<LeafKey, Candid<StoredLeaf>, M>,
-    headers: StableBTreeMap<u64, Candid<ManifestHeader>, M>,
+    leaves: StableBTreeMap<LeafKey, Packed<StoredLeaf>, M>,
+    headers: StableBTreeMap<u64, Packed<ManifestHeader>, M>,
 }
 
 impl<M: StableMemory> ManifestStore<M> {
@@ -66,7 +66,7 @@ impl<M: StableMemory> ManifestStore<M> {
         let tag = leaves.section().tag();
         let mut index = start;
         let mut put = |leaf: StoredLeaf| {
-            self.leaves.insert((scope, tag, index), Candid(leaf));
+            self.leaves.insert((scope, tag, index), Packed(leaf));
             index += 1;
         };
         match leaves {
@@ -80,7 +80,7 @@ impl<M: StableMemory> ManifestStore<M> {
     }
 
     pub fn set_header(&mut self, scope: u64, header: ManifestHeader) {
-        self.headers.insert(scope, Candid(header));
+        self.headers.insert(scope, Packed(header));
     }
 
     pub fn header(&self, scope: u64) -> Option<ManifestHeader> {

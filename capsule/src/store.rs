@@ -12,7 +12,7 @@ use serde_bytes::{ByteArray, ByteBuf};
 
 use crate::error::{CapsuleResult, Error};
 use crate::limits::Limits;
-use crate::storable::Candid;
+use crate::storable::Packed;
 use crate::types::*;
 
 /// Expired upload sessions `begin_blob_upload` drops before it opens one: two, so that stale
@@ -54,7 +54,7 @@ impl CapsuleMemories<ic_stable_structures::VectorMemory> {
     }
 }
 
-/// A capsule's stored record (candid, so later versions may add `opt` fields).
+/// A capsule's stored record ([`Packed`]; records of the earlier candid layout still read).
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct CapsuleRecord {
     pub owner: Principal,
@@ -115,9 +115,9 @@ impl CapsuleRecord {
 pub struct CapsuleStore<M: StableMemory> {
     limits: Limits,
     sole_owner: Option<Principal>,
-    capsules: StableBTreeMap<Principal, Candid<CapsuleRecord>, M>,
-    memories: StableBTreeMap<(Principal, u64), Candid<Memory>, M>,
-    connections: StableBTreeMap<(Principal, Principal), Candid<Connection>, M>,
+    capsules: StableBTreeMap<Principal, Packed<CapsuleRecord>, M>,
+    memories: StableBTreeMap<(Principal, u64), Packed<Memory>, M>,
+    connections: StableBTreeMap<(Principal, Principal), Packed<Connection>, M>,
     /// (owner, blob hash) → number of the owner's memories that reference the blob. The capsule
     /// holds one blob-store reference per entry; an uploaded blob not yet attached has count 0.
     capsule_blobs: StableBTreeMap<(Principal, [u8; 32]), u64, M>,
@@ -203,7 +203,7 @@ impl<M: StableMemory> CapsuleStore<M> {
     }
 
     fn save(&mut self, rec: CapsuleRecord) {
-        self.capsules.insert(rec.owner, Candid(rec));
+        self.capsules.insert(rec.owner, Packed(rec));
     }
 
     // ---------------------------------------------------------------- capsule
@@ -343,7 +343,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         rec.memory_count += 1;
         rec.updated_at = ctx.now;
         self.memories
-            .insert((rec.owner, memory.id), Candid(memory.clone()));
+            .insert((rec.owner, memory.id), Packed(memory.clone()));
         self.save(rec);
         Ok(memory)
     }
@@ -418,7 +418,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         }
         new.updated_at = ctx.now;
         rec.updated_at = ctx.now;
-        self.memories.insert((rec.owner, id), Candid(new.clone()));
+        self.memories.insert((rec.owner, id), Packed(new.clone()));
         self.save(rec);
         Ok(new)
     }
@@ -678,7 +678,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         if self.memories.contains_key(&key) {
             return false;
         }
-        self.memories.insert(key, Candid(memory));
+        self.memories.insert(key, Packed(memory));
         true
     }
 
@@ -688,7 +688,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         if self.connections.contains_key(&key) {
             return false;
         }
-        self.connections.insert(key, Candid(conn));
+        self.connections.insert(key, Packed(conn));
         true
     }
 
@@ -754,7 +754,7 @@ impl<M: StableMemory> CapsuleStore<M> {
             created_at: ctx.now,
             updated_at: ctx.now,
         };
-        self.connections.insert(key, Candid(conn.clone()));
+        self.connections.insert(key, Packed(conn.clone()));
         rec.connection_count += 1;
         rec.updated_at = ctx.now;
         self.save(rec);
@@ -810,7 +810,7 @@ impl<M: StableMemory> CapsuleStore<M> {
             conn.status = s;
         }
         conn.updated_at = ctx.now;
-        self.connections.insert(key, Candid(conn.clone()));
+        self.connections.insert(key, Packed(conn.clone()));
         rec.updated_at = ctx.now;
         self.save(rec);
         Ok(conn)

@@ -3,8 +3,9 @@
 //! One "pump" runs at a time (a Drop guard in the heap): it asks [`Importer::next`] for work,
 //! keeps up to `calls_in_flight` calls outstanding, and hands each result to the importer in
 //! the first lines after its `await` (nothing that can trap runs in between: the reply is
-//! decoded into a `Result` and passed on). Local work (records, verification) runs one bounded
-//! step per message, each in a fresh zero-delay timer. A periodic watchdog restarts a pump that
+//! decoded into a `Result` and passed on). Local work (records, verification) runs in bounded
+//! units, as many per message as fit in [`WORK_INSTRUCTIONS`], each message in a fresh
+//! zero-delay timer. A periodic watchdog restarts a pump that
 //! stopped (backoff over, a callback trapped, calls lost); timers do not survive upgrades, so
 //! `post_upgrade` arms them again.
 //!
@@ -32,6 +33,11 @@ use crate::state;
 
 /// How often the watchdog looks for a stalled import.
 pub const WATCHDOG_PERIOD: Duration = Duration::from_secs(30);
+
+/// Instructions a message spends on local work before it leaves the rest to the next one: a
+/// tenth of the 40 B limit of an update or timer message, less the largest unit of work
+/// (a records step of up to 5,000 leaves) it may start just below the mark.
+pub const WORK_INSTRUCTIONS: u64 = 3_000_000_000;
 
 /// A pump holding the guard longer than this is considered dead (its task was dropped without
 /// running its destructor).
@@ -127,8 +133,9 @@ async fn pump() {
                 calls.next().await;
             }
             Action::Work => {
-                state::importer(|imp, store| imp.work(store, owner, time()));
-                schedule(Duration::ZERO); // The next step gets a message of its own.
+                let more = || ic_cdk::api::performance_counter(0) < WORK_INSTRUCTIONS;
+                state::importer(|imp, store| imp.work_for(store, owner, time(), more));
+                schedule(Duration::ZERO); // What is left gets a message of its own.
                 return;
             }
             Action::Wait { until } => {

@@ -16,8 +16,8 @@
 //!                at its index on arrival, a blob finished when nothing is missing)
 //!   → Records   (connections, then memories, records_per_step per message; then pinned blobs
 //!                released and stale uploads aborted)
-//!   → Verifying (ManifestWalk over the own store, leaves kept to serve get_manifest_page;
-//!                the root must be the init root)
+//!   → Verifying (ManifestWalk over the own store; the root must be the init root, and then
+//!                the staged pages, equal leaf for leaf, serve get_manifest_page)
 //!   → Reporting (report_import_done) → Done (capsule unfrozen) | Failed (stays frozen)
 //! ```
 //!
@@ -47,16 +47,16 @@ use capsule::migration::{
     ChunkBatch, ChunkRef, ExportError, ImportPhase, ImportProgress, ImportReport, ImportStatus,
     MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES, MigrationInit, Progress,
 };
-use capsule::storable::Candid;
+use capsule::storable::Packed;
 use capsule::{CapsuleStore, Error as CapsuleError, ManifestWalk};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
 use manifests::{ManifestHeader, ManifestPageReply, PageCursor, PageLeaves, PageVerifier, Section};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteArray;
 
-/// Scope of the [`ManifestStore`] under which the manifest of what this canister holds is
-/// kept after verification (migration ids are scopes of staged pages; the backend never
-/// issues this id).
+/// Scope of the [`ManifestStore`] under which an earlier layout copied the manifest of what
+/// this canister holds after verification; now the verified migration's staged pages serve it,
+/// and what is left here is cleared (the backend never issues this id).
 pub const OWN_SCOPE: u64 = u64::MAX;
 
 /// Most chunks one batch asks for: the reply's framing (under 64 bytes per chunk) must fit the
@@ -82,7 +82,8 @@ pub const STALE_CALL_NS: u64 = 10 * 60 * 1_000_000_000;
 pub const BACKOFF_BASE_NS: u64 = 1_000_000_000;
 pub const BACKOFF_MAX_NS: u64 = 60 * 1_000_000_000;
 
-/// Leaves handled per message by the local steps (reset, verification walk).
+/// Leaves handled per unit of local work (reset, verification walk); a message runs units
+/// while its instruction budget lasts ([`Importer::work_for`]).
 pub const LEAVES_PER_STEP: usize = 500;
 
 /// Version of the importer's stored layout.
@@ -316,10 +317,10 @@ pub fn freeze_reason(migration_id: u64) -> String {
 
 /// The importer over its stable memories; the capsule store is passed to each call.
 pub struct Importer<M: Memory> {
-    state: StableCell<Candid<ImportState>, M>,
+    state: StableCell<Packed<ImportState>, M>,
     staged: ManifestStore<M>,
     /// blob leaf index → open import.
-    open: StableBTreeMap<u64, Candid<OpenBlob>, M>,
+    open: StableBTreeMap<u64, Packed<OpenBlob>, M>,
     /// (blob leaf index, first chunk) → end: chunks still to ask for.
     todo: StableBTreeMap<(u64, u64), u64, M>,
     /// blob hash → upload kept from a replaced migration (reused if the blob is still wanted).
@@ -334,7 +335,7 @@ impl<M: Memory> Importer<M> {
     /// Opens the importer, keeping what an earlier version stored.
     pub fn init(mem: ImportMemories<M>) -> Self {
         Importer {
-            state: StableCell::init(mem.state, Candid(ImportState::default())),
+            state: StableCell::init(mem.state, Packed(ImportState::default())),
             staged: ManifestStore::init(mem.leaves, mem.headers),
             open: StableBTreeMap::init(mem.open),
             todo: StableBTreeMap::init(mem.todo),
@@ -348,7 +349,7 @@ impl<M: Memory> Importer<M> {
     }
 
     fn save(&mut self, st: ImportState) {
-        self.state.set(Candid(st));
+        self.state.set(Packed(st));
     }
 
     /// Runs `f` on the state and stores it afterwards, whatever `f` returned.
@@ -387,7 +388,7 @@ impl<M: Memory> Importer<M> {
             });
         }
         self.staged
-            .page(OWN_SCOPE, cursor, MANIFEST_PAGE_BYTES as usize)
+            .page(st.scope(), cursor, MANIFEST_PAGE_BYTES as usize)
             .ok_or_else(|| CapsuleError::ImportRejected {
                 reason: format!("cursor {cursor} is past the end of the manifest"),
             })
@@ -576,9 +577,9 @@ impl<M: Memory> Importer<M> {
     }
 
     fn return_chunk(&mut self, leaf: u64, index: u64) {
-        if let Some(Candid(mut ob)) = self.open.get(&leaf) {
+        if let Some(Packed(mut ob)) = self.open.get(&leaf) {
             ob.in_flight = ob.in_flight.saturating_sub(1);
-            self.open.insert(leaf, Candid(ob));
+            self.open.insert(leaf, Packed(ob));
             self.todo.insert((leaf, index), index + 1);
         }
     }
@@ -623,7 +624,7 @@ impl<M: Memory> Importer<M> {
         while planned.len() < MAX_CHUNKS_PER_BATCH {
             if let Some(entry) = self.todo.first_key_value() {
                 let ((leaf, start), end) = entry;
-                let Some(Candid(mut ob)) = self.open.get(&leaf) else {
+                let Some(Packed(mut ob)) = self.open.get(&leaf) else {
                     self.todo.remove(&(leaf, start));
                     continue;
                 };
@@ -637,7 +638,7 @@ impl<M: Memory> Importer<M> {
                 }
                 ob.in_flight += 1;
                 planned.push((leaf, ob.hash.into_array(), start));
-                self.open.insert(leaf, Candid(ob));
+                self.open.insert(leaf, Packed(ob));
                 bytes += len;
                 continue;
             }
@@ -679,7 +680,7 @@ impl<M: Memory> Importer<M> {
             }
             self.open.insert(
                 index,
-                Candid(OpenBlob {
+                Packed(OpenBlob {
                     hash: ByteArray::new(leaf.hash),
                     size: leaf.size,
                     upload,
@@ -856,7 +857,7 @@ impl<M: Memory> Importer<M> {
             if result.is_err() {
                 break;
             }
-            let Some(Candid(mut ob)) = self.open.get(&leaf) else {
+            let Some(Packed(mut ob)) = self.open.get(&leaf) else {
                 stored += 1; // Finished meanwhile: nothing to store.
                 continue;
             };
@@ -878,7 +879,7 @@ impl<M: Memory> Importer<M> {
             }
             stored += 1;
             ob.in_flight = ob.in_flight.saturating_sub(1);
-            self.open.insert(leaf, Candid(ob));
+            self.open.insert(leaf, Packed(ob));
             st.progress.chunks_done += 1;
             st.progress.bytes_done += chunk.bytes.len() as u64;
         }
@@ -902,7 +903,7 @@ impl<M: Memory> Importer<M> {
         owner: Principal,
         leaf: u64,
     ) -> Outcome {
-        let Some(Candid(ob)) = self.open.get(&leaf) else {
+        let Some(Packed(ob)) = self.open.get(&leaf) else {
             return Ok(());
         };
         let queued = self
@@ -955,6 +956,34 @@ impl<M: Memory> Importer<M> {
             }
             st.step = Step::Done { header };
         })
+    }
+
+    /// Local work (reset, records, prune, verification) in units of [`Importer::work`] for as
+    /// long as there is some and `more()` says the message has room for another unit (the
+    /// driver asks the instruction counter). Does at least one unit.
+    pub fn work_for<S: Memory>(
+        &mut self,
+        store: &mut CapsuleStore<S>,
+        owner: Principal,
+        now: u64,
+        mut more: impl FnMut() -> bool,
+    ) {
+        loop {
+            self.work(store, owner, now);
+            if !self.has_local_work() || !more() {
+                return;
+            }
+        }
+    }
+
+    /// Whether the next thing to do is local work (no call to make or wait for).
+    pub fn has_local_work(&self) -> bool {
+        let st = &self.state.get().0;
+        st.error.is_none()
+            && matches!(
+                st.step,
+                Step::Resetting { .. } | Step::Records { .. } | Step::Prune | Step::Verifying { .. }
+            )
     }
 
     /// One bounded unit of local work (reset, records, prune, verification).
@@ -1062,25 +1091,38 @@ impl<M: Memory> Importer<M> {
                     return Err("the staged manifest has no header".into());
                 };
                 let leaves = self.staged.leaves(scope, section, next, per_step);
-                for leaf in &leaves {
-                    match leaf {
-                        StoredLeaf::Connection(l) => {
-                            store.import_connection(owner, l).map_err(|e| {
-                                format!("connection with {} could not be imported: {e}", l.peer)
-                            })?;
-                            st.progress.connections_done += 1;
-                        }
-                        StoredLeaf::Memory(l) => {
-                            store.import_memory(owner, l).map_err(|e| {
-                                format!("memory {} could not be imported: {e}", l.id)
-                            })?;
-                            st.progress.memories_done += 1;
-                        }
-                        _ => return Err(format!("unexpected leaf in the {section} section")),
+                let n = leaves.len();
+                match section {
+                    Section::Connections => {
+                        let v = leaves
+                            .into_iter()
+                            .map(|l| match l {
+                                StoredLeaf::Connection(c) => Ok(c),
+                                _ => Err(format!("unexpected leaf in the {section} section")),
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                        store.import_connections(owner, &v).map_err(|(i, e)| {
+                            format!("connection with {} could not be imported: {e}", v[i].peer)
+                        })?;
+                        st.progress.connections_done += n as u64;
                     }
+                    Section::Memories => {
+                        let v = leaves
+                            .into_iter()
+                            .map(|l| match l {
+                                StoredLeaf::Memory(m) => Ok(m),
+                                _ => Err(format!("unexpected leaf in the {section} section")),
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                        store.import_memories(owner, &v).map_err(|(i, e)| {
+                            format!("memory {} could not be imported: {e}", v[i].id)
+                        })?;
+                        st.progress.memories_done += n as u64;
+                    }
+                    _ => return Err(format!("unexpected records step in the {section} section")),
                 }
-                let next = next + leaves.len() as u64;
-                st.step = if next < header.count(section) && !leaves.is_empty() {
+                let next = next + n as u64;
+                st.step = if next < header.count(section) && n > 0 {
                     Step::Records { section, next }
                 } else if section == Section::Connections {
                     Step::Records {
@@ -1121,6 +1163,7 @@ impl<M: Memory> Importer<M> {
             }
             Step::Verifying { cleared, mut walk } => {
                 if !cleared {
+                    // What an earlier layout copied under OWN_SCOPE is not used any more.
                     let done = self.staged.clear(OWN_SCOPE, LEAVES_PER_STEP);
                     st.step = Step::Verifying {
                         cleared: done,
@@ -1128,11 +1171,8 @@ impl<M: Memory> Importer<M> {
                     };
                     return Ok(());
                 }
-                let staged = &mut self.staged;
                 let header = walk
-                    .step(store, LEAVES_PER_STEP, |leaves: &PageLeaves| {
-                        staged.append(OWN_SCOPE, leaves)
-                    })
+                    .step(store, LEAVES_PER_STEP, |_: &PageLeaves| {})
                     .map_err(|e| format!("the stored capsule could not be walked: {e}"))?;
                 let Some(header) = header else {
                     st.step = Step::Verifying {
@@ -1141,11 +1181,13 @@ impl<M: Memory> Importer<M> {
                     };
                     return Ok(());
                 };
-                self.staged.set_header(OWN_SCOPE, header.clone());
                 if header.root != m.manifest_root.into_array() {
                     let expected = self.staged.header(scope);
                     return Err(root_mismatch(expected.as_ref(), &header));
                 }
+                // The stored records give the migration's root, so the staged (verified)
+                // manifest is the manifest of what this canister holds: it serves
+                // `get_manifest_page` from there.
                 st.step = Step::Reporting { header };
                 Ok(())
             }

@@ -5,7 +5,8 @@
 //! comes from the emulator's IC-style metering; nothing is timed.
 //!
 //! ```text
-//! bench [--quick] [--out PATH]      (scripts/bench.sh builds and runs it)
+//! bench [--quick] [--records-only] [--factory-only] [--out PATH]
+//!                                   (scripts/bench.sh builds and runs it)
 //! ```
 //!
 //! Per scenario, in one emulated IC:
@@ -620,6 +621,13 @@ struct Metrics {
     reply_fill_ratio: f64,
     personal_instructions_per_byte: f64,
     backend_instructions_per_byte: f64,
+    /// Records: the capsule's memories and connections (the leaves the importer writes as
+    /// records; the capsule leaf and blob leaves are not counted).
+    records: u64,
+    personal_instructions_per_record: f64,
+    backend_instructions_per_record: f64,
+    backend_phases: BTreeMap<String, u64>,
+    personal_phases: BTreeMap<String, u64>,
     max_message_instructions_ratio: f64,
     max_message: String,
     cycles_per_gib: f64,
@@ -683,6 +691,7 @@ fn measure(s: &Scenario, queries: &[String]) -> Metrics {
     let verification_backend = ours.backend_phases.get("Exporting").copied().unwrap_or(0);
     let verification_personal = ours.personal_phases.get("Verifying").copied().unwrap_or(0);
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let records = s.memories + s.connections as u64;
     let m = Metrics {
         name: s.name.into(),
         bytes,
@@ -692,6 +701,11 @@ fn measure(s: &Scenario, queries: &[String]) -> Metrics {
         reply_fill_ratio,
         personal_instructions_per_byte: per_byte(ours.personal.instructions()),
         backend_instructions_per_byte: per_byte(ours.backend.instructions()),
+        records,
+        personal_instructions_per_record: ratio(ours.personal.instructions() as f64, records as f64),
+        backend_instructions_per_record: ratio(ours.backend.instructions() as f64, records as f64),
+        backend_phases: ours.backend_phases.clone(),
+        personal_phases: ours.personal_phases.clone(),
         max_message_instructions_ratio: max_ratio,
         max_message: max_method.clone(),
         cycles_per_gib: ours.cycles as f64 / (bytes.max(1) as f64 / GIB),
@@ -718,6 +732,14 @@ fn measure(s: &Scenario, queries: &[String]) -> Metrics {
             n(m.backend_instructions_per_byte),
         ),
         (
+            "personal_instructions_per_record".into(),
+            n(m.personal_instructions_per_record),
+        ),
+        (
+            "backend_instructions_per_record".into(),
+            n(m.backend_instructions_per_record),
+        ),
+        (
             "max_message_instructions_ratio".into(),
             n(m.max_message_instructions_ratio),
         ),
@@ -735,6 +757,7 @@ fn measure(s: &Scenario, queries: &[String]) -> Metrics {
         // Details.
         ("reply_fill_basis".into(), J::S(reply_fill_basis.into())),
         ("max_message".into(), J::S(max_method)),
+        ("records".into(), n(m.records as f64)),
         ("memories".into(), n(s.memories as f64)),
         ("connections".into(), n(s.connections)),
         ("blobs".into(), n(s.blob_sizes.len() as f64)),
@@ -841,6 +864,14 @@ fn table(ms: &[Metrics]) -> String {
             Box::new(|m| format!("{:.2}", m.backend_instructions_per_byte)),
         ),
         (
+            "personal instr/record",
+            Box::new(|m| si(m.personal_instructions_per_record)),
+        ),
+        (
+            "backend instr/record",
+            Box::new(|m| si(m.backend_instructions_per_record)),
+        ),
+        (
             "max msg / limit (<= 0.10)",
             Box::new(|m| format!("{:.4}", m.max_message_instructions_ratio)),
         ),
@@ -881,25 +912,60 @@ fn table(ms: &[Metrics]) -> String {
         }
         t.push('\n');
     }
+    t.push_str(&phase_table(ms, width));
+    t
+}
+
+/// Where the instructions go: per canister and per phase (the backend's creation state, the
+/// personal canister's import phase, at the start of each round), then the methods of each
+/// canister (callbacks count under the method whose call context they belong to; the
+/// importer's calls are made from timers).
+fn phase_table(ms: &[Metrics], width: usize) -> String {
+    let mut t = String::from("instructions by phase\n");
+    let mut row = |label: String, cell: &dyn Fn(&Metrics) -> Option<u64>| {
+        write!(t, "{label:<28}").unwrap();
+        for m in ms {
+            let text = cell(m).map_or("-".to_string(), |x| si(x as f64));
+            write!(t, "{text:>width$}").unwrap();
+        }
+        t.push('\n');
+    };
+    type Phases = fn(&Metrics) -> &BTreeMap<String, u64>;
+    let sides: [(&str, Phases); 2] = [
+        ("backend", |m| &m.backend_phases),
+        ("personal", |m| &m.personal_phases),
+    ];
+    for (side, phases) in sides {
+        let names: std::collections::BTreeSet<&String> =
+            ms.iter().flat_map(|m| phases(m).keys()).collect();
+        for name in names {
+            row(format!("  {side} {name}"), &|m| phases(m).get(name).copied());
+            row("    per record".to_string(), &|m| {
+                phases(m).get(name).map(|x| x / m.records.max(1))
+            });
+        }
+    }
     t
 }
 
 fn main() {
     let mut quick = false;
     let mut factory_only = false;
+    let mut records_only = false;
     let mut out = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--factory-only" => factory_only = true,
+            "--records-only" => records_only = true,
             "--out" => out = Some(PathBuf::from(args.next().expect("--out PATH"))),
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--factory-only] [--out PATH]");
+                println!("usage: bench [--quick] [--factory-only] [--records-only] [--out PATH]");
                 return;
             }
             other => panic!(
-                "unknown argument {other} (usage: bench [--quick] [--factory-only] [--out PATH])"
+                "unknown argument {other} (usage: bench [--quick] [--factory-only] [--records-only] [--out PATH])"
             ),
         }
     }
@@ -916,8 +982,14 @@ fn main() {
     let queries = query_methods();
     let mut results = vec![];
     // `--factory-only`: the factory scale scenario alone (`"scenarios"` stays empty).
+    // `--records-only`: the records scenario alone (no blobs), then the factory's.
     let migrations = if factory_only {
         vec![]
+    } else if records_only {
+        scenarios(quick)
+            .into_iter()
+            .filter(|s| s.blob_sizes.is_empty())
+            .collect()
     } else {
         scenarios(quick)
     };
