@@ -3,6 +3,7 @@
 
 mod admin;
 mod files;
+mod http;
 mod meta;
 mod run;
 mod serve;

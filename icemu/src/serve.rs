@@ -108,6 +108,8 @@ struct Shared {
     static_dir: Option<PathBuf>,
     max_body: usize,
     call_timeout: Duration,
+    /// The IC HTTP interface.
+    ic: Arc<crate::http::Ic>,
 }
 
 /// Runs the server until SIGINT / SIGTERM; saves the state on the way out.
@@ -133,6 +135,7 @@ pub fn serve(mut st: StateDir, args: ServeArgs) -> Result<()> {
     st.served = true;
     let dir = st.dir.clone();
     let emu = st.emu.clone();
+    let ic = Arc::new(crate::http::Ic::new(&dir, emu.clone())?);
     let info = ServeInfo {
         url: format!("http://127.0.0.1:{port}"),
         port,
@@ -148,6 +151,7 @@ pub fn serve(mut st: StateDir, args: ServeArgs) -> Result<()> {
         static_dir,
         max_body: args.max_body,
         call_timeout: Duration::from_secs(args.call_timeout_secs),
+        ic,
     });
     println!(
         "icemu: serving http://127.0.0.1:{port} (state {}, a round every {} ms)",
@@ -308,7 +312,24 @@ fn handle(sh: &Shared, mut req: Request) {
                 .with_header(header("content-type", "application/json"));
             let _ = req.respond(r);
         }
+        (Method::Post, p) if p.starts_with("/api/v") => {
+            let body = match read_body(&mut req, sh.max_body) {
+                Ok(b) => b,
+                Err(status) => {
+                    let msg = format!("request body larger than {} bytes", sh.max_body);
+                    return text(req, status, &msg);
+                }
+            };
+            match sh.ic.post(p, &body) {
+                Some(r) => respond(req, r.status, r.content_type, r.body),
+                None => text(req, 404, "unknown endpoint"),
+            }
+        }
         (Method::Post, _) => text(req, 404, "unknown endpoint"),
+        (Method::Get | Method::Head, "/api/v2/status") => {
+            let r = sh.ic.status();
+            respond(req, r.status, r.content_type, r.body)
+        }
         (Method::Get | Method::Head, "/api/v1/canisters") => {
             let names = lock(&sh.st).names.clone();
             let map: serde_json::Map<String, serde_json::Value> = names
