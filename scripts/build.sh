@@ -5,6 +5,8 @@
 #   target/wasm/backend-core.wasm.gz  the backend without the factory
 #   target/wasm/backend-test.wasm.gz  the backend with test-only fault injection (tests only)
 #   target/wasm/backend-bench.wasm.gz the backend with the naive-copy baseline (benchmark only)
+#   target/wasm/personal-minor-next.wasm.gz  the personal canister one API minor version ahead
+#   target/wasm/personal-major-next.wasm.gz  ... and one major version ahead (upgrade tests only)
 # Installs the wasm32 target when missing. Never rewrites the committed .did files: the tests
 # check them against the code.
 #
@@ -115,3 +117,14 @@ variant test backend-test backend/backend.did --features test-faults
 # Benchmark only: the backend with the naive-copy baseline (`bench_naive_copy`) and the
 # registry seeding of the factory scale scenario (`bench_seed_creations`). Never deployed.
 variant bench backend-bench backend/backend.did --features bench-naive,bench-seed
+
+# Test builds only: the personal canister one API minor version ahead (an owner upgrades to it)
+# and one major version ahead (refused), for the owner-upgrade tests. Both share a target
+# directory: switching the feature rebuilds only the personal crate.
+personal_variant() {
+    local feature=$1 out=$2 dir=target/wasm-variants/personal-next
+    cargo build --release --locked --target wasm32-unknown-unknown -p personal --target-dir "$dir" --features "$feature"
+    gzip_wasm "$dir/wasm32-unknown-unknown/release/personal.wasm" "$out" personal personal/personal.did
+}
+personal_variant api-minor-next personal-minor-next
+personal_variant api-major-next personal-major-next

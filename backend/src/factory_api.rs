@@ -61,6 +61,25 @@ fn purge_shared_capsule() -> Result<CreationRecord, FactoryError> {
     Ok(rec)
 }
 
+/// The personal canister module this backend ships: API version, SHA-256, size and chunking.
+/// Owners upgrade their canister to it (`install_code` in upgrade mode, or `upload_chunk` and
+/// `install_chunked_code` with the chunks of `personal_module_chunk`).
+#[ic_cdk::query]
+fn personal_module() -> PersonalModule {
+    PersonalModule::describe(
+        factory::PERSONAL_WASM,
+        factory::personal_wasm_hash(),
+        PERSONAL_API_VERSION,
+    )
+}
+
+/// Chunk `index` of the shipped personal module (1 MiB each; the last may be shorter).
+#[ic_cdk::query]
+fn personal_module_chunk(index: u32) -> Result<serde_bytes::ByteBuf, FactoryError> {
+    PersonalModule::chunk(factory::PERSONAL_WASM, index)
+        .map(|c| serde_bytes::ByteBuf::from(c.to_vec()))
+}
+
 // ---------------------------------------------------------------- the personal canister
 
 #[ic_cdk::query]
@@ -214,6 +233,25 @@ async fn admin_cleanup_creation(migration_id: u64) -> Result<Nat, FactoryError> 
     // A cleaned-up creation frees its slot for the queue.
     driver::kick();
     result
+}
+
+/// Sponsors a top-up of a completed creation's personal canister with `cycles` from the
+/// reserve (`deposit_cycles`), within `max_sponsored_per_user` per user; counted as consumed
+/// by the creation. Returns the record (its `funding.sponsored` total).
+#[ic_cdk::update]
+async fn admin_sponsor_top_up(
+    migration_id: u64,
+    cycles: Nat,
+) -> Result<CreationRecord, FactoryError> {
+    require_admin()?;
+    let cycles: u128 = cycles
+        .0
+        .try_into()
+        .map_err(|_| FactoryError::InvalidArgument {
+            reason: "more cycles than exist".into(),
+        })?;
+    driver::sponsor(migration_id, cycles).await?;
+    factory::with(|f| f.record(migration_id)).ok_or(FactoryError::UnknownMigration { migration_id })
 }
 
 /// Tops up the reserve with the cycles attached to the call, plus `from_balance` cycles of the

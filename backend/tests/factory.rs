@@ -292,7 +292,7 @@ fn an_insufficient_reserve_fails_early_and_spends_nothing() {
     assert_eq!(
         rec.error,
         Some(FactoryError::InsufficientCycles {
-            required: threshold + q.total,
+            required: threshold + q.reserved(),
             available: 1_000
         })
     );

@@ -14,11 +14,17 @@
 //!   controllers
 //! - `return_cycles : (principal) -> (variant { Ok : nat; Err : Error })` — controllers only:
 //!   deposits all cycles but a small reserve into the given canister
+//! - `module_version : () -> (ApiVersion) query` — the module's version ([`upgrade`])
+//! - `cycles_outlook : () -> (CyclesOutlook)` — owner, backend and controllers ([`outlook`])
+//!
+//! Anyone can add cycles with the management canister's `deposit_cycles`.
 
 mod expiry;
 pub mod import;
 mod memory;
+pub mod outlook;
 mod state;
+pub mod upgrade;
 
 use candid::{Nat, Principal};
 use capsule::Error;
@@ -26,6 +32,8 @@ use capsule::migration::ImportStatus;
 pub use capsule::migration::PersonalInitArgs;
 use ic_cdk::api::{is_controller, msg_caller};
 use manifests::{ManifestPageReply, PageCursor};
+use outlook::CyclesOutlook;
+use upgrade::ApiVersion;
 
 capsule::capsule_endpoints!(read = state::read, write = state::write, ctx = state::ctx);
 
@@ -36,12 +44,19 @@ pub const RETURN_CYCLES_RESERVE: u128 = 5_000_000_000;
 #[ic_cdk::init]
 fn init(args: PersonalInitArgs) {
     let start = state::configure(Some(args));
+    state::set_api_version(upgrade::THIS);
     arm_timers(start);
 }
 
+/// Accepts only a compatible module (see [`upgrade`]): a downgrade or a major change traps,
+/// so the IC keeps the previous module running with its data.
 #[ic_cdk::post_upgrade]
 fn post_upgrade(args: Option<PersonalInitArgs>) {
+    if let Err(refused) = upgrade::check(state::config().api_version, upgrade::THIS) {
+        ic_cdk::trap(refused.to_string());
+    }
     let start = state::configure(args);
+    state::set_api_version(upgrade::THIS);
     arm_timers(start);
 }
 
@@ -57,6 +72,49 @@ fn arm_timers(start: bool) {
 #[ic_cdk::query]
 fn api_version() -> u32 {
     capsule::API_VERSION
+}
+
+/// The version of this module (major = the capsule API version; see [`upgrade`]).
+#[ic_cdk::query]
+fn module_version() -> ApiVersion {
+    upgrade::THIS
+}
+
+/// Guard: the owner, the backend that created the canister, or a controller.
+fn may_read_outlook() -> Result<(), String> {
+    owner_backend_or_controller().map_err(|_| {
+        "only the owner, the backend or a controller may read the cycles outlook".into()
+    })
+}
+
+/// The canister's cycles: balance, memory, burn per day (storage and its own timers),
+/// freezing threshold and days until frozen, with the root of the data it holds. An update:
+/// it asks the IC for the canister's own status.
+#[ic_cdk::update(guard = "may_read_outlook")]
+async fn cycles_outlook() -> CyclesOutlook {
+    use ic_cdk_management_canister::{CanisterStatusArgs, canister_status};
+    let status = canister_status(&CanisterStatusArgs {
+        canister_id: ic_cdk::api::canister_self(),
+    })
+    .await
+    .unwrap_or_else(|e| ic_cdk::trap(format!("canister_status of this canister failed: {e}")));
+    let nat = |n: &Nat| -> u128 { n.0.clone().try_into().unwrap_or(u128::MAX) };
+    let import = state::importer(|imp, _| imp.status(capsule::API_VERSION));
+    use capsule::migration::ImportPhase::*;
+    let readings = outlook::Readings {
+        balance: nat(&status.cycles),
+        memory_bytes: nat(&status.memory_size).min(u64::MAX as u128) as u64,
+        idle_cycles_burned_per_day: nat(&status.idle_cycles_burned_per_day),
+        freezing_threshold_seconds: nat(&status.settings.freezing_threshold).min(u64::MAX as u128)
+            as u64,
+        importing: matches!(
+            import.phase,
+            Manifest | Chunks | Records | Verifying | Reporting
+        ),
+        expiry_armed: state::read(|s| s.next_upload_expiry()).is_some(),
+    };
+    let root = (import.phase == Done).then_some(import.root).flatten();
+    outlook::outlook(readings, root, upgrade::THIS)
 }
 
 /// Guard: the owner, the backend that created the canister, or a controller.

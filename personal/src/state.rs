@@ -40,6 +40,8 @@ pub struct Config {
     pub schema_version: u32,
     pub owner: Option<Principal>,
     pub backend: Option<Principal>,
+    /// The API version of the module that wrote this (see `upgrade`); `None` before it was kept.
+    pub api_version: Option<crate::upgrade::ApiVersion>,
 }
 
 /// The owner, once configured (every install sets one).
@@ -101,6 +103,13 @@ pub fn ctx() -> Ctx {
 
 pub fn config() -> Config {
     CONFIG.with(|c| c.borrow().get().0.clone())
+}
+
+/// Stores the API version of the module now running (see `upgrade`).
+pub fn set_api_version(version: crate::upgrade::ApiVersion) {
+    let mut config = config();
+    config.api_version = Some(version);
+    CONFIG.with(|c| c.borrow_mut().set(Candid(config)));
 }
 
 /// Applies install or upgrade arguments (an upgrade without arguments keeps the stored ones),

@@ -30,14 +30,17 @@ use capsule::migration::PersonalInitArgs;
 use ic_cdk::call::{Call, Error as CallErr};
 use ic_cdk_management_canister::{
     CanisterInfoArgs, CanisterInstallMode, CanisterSettings, CanisterStatusArgs,
-    DeleteCanisterArgs, InstallCodeArgs, StartCanisterArgs, StopCanisterArgs, UpdateSettingsArgs,
-    UpgradeFlags, canister_info, canister_status, delete_canister, install_code, start_canister,
-    stop_canister, update_settings,
+    DeleteCanisterArgs, DepositCyclesArgs, InstallCodeArgs, StartCanisterArgs, StopCanisterArgs,
+    UpdateSettingsArgs, UpgradeFlags, canister_info, canister_status, delete_canister,
+    deposit_cycles, install_code, start_canister, stop_canister, update_settings,
 };
 use ic_cdk_timers::TimerId;
 
+use super::registry::purge::{PURGE_CHECK_CALL_SECONDS, PurgeGate};
 use super::registry::{CallError, Step, StepFailure};
-use super::types::{CleanupStep, CreationState, FactoryError, StepJournal};
+use super::types::{
+    CleanupStep, CreationState, FactoryError, PersonalOutlook, PurgeHold, StepJournal,
+};
 use super::{PERSONAL_WASM, personal_wasm_hash};
 use crate::state;
 
@@ -274,6 +277,24 @@ const PURGE_ITEMS_PER_STEP: usize = 50;
 fn purge_expired(now: u64) -> bool {
     let due = super::with(|f| f.purge_due(now));
     for owner in due {
+        match super::with(|f| f.purge_gate(owner)) {
+            PurgeGate::Cleared => {}
+            PurgeGate::Skip => continue,
+            PurgeGate::Check {
+                migration_id,
+                canister_id,
+                export_root,
+            } => {
+                if PURGE_CHECKS.with(|c| c.borrow().len()) >= MAX_PURGE_CHECKS_IN_FLIGHT {
+                    super::with(|f| f.defer_purge_check(migration_id, now, PURGE_CHECK_DEFER_NS));
+                } else {
+                    super::with(|f| f.begin_purge_check(migration_id, now));
+                    PURGE_CHECKS.with(|c| c.borrow_mut().insert(migration_id));
+                    ic_cdk::futures::spawn(check_purge(migration_id, canister_id, export_root));
+                }
+                continue;
+            }
+        }
         loop {
             if ic_cdk::api::performance_counter(0) > PURGE_INSTRUCTIONS_PER_MESSAGE {
                 return false;
@@ -289,6 +310,49 @@ fn purge_expired(now: u64) -> bool {
         }
     }
     super::with(|f| f.purge_due(now).is_empty())
+}
+
+/// Purge checks in flight at most; more wait [`PURGE_CHECK_DEFER_NS`].
+const MAX_PURGE_CHECKS_IN_FLIGHT: usize = 16;
+const PURGE_CHECK_DEFER_NS: u64 = 30_000_000_000;
+
+thread_local! {
+    /// Migrations whose purge check is in flight.
+    static PURGE_CHECKS: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// The purge guard's check: the personal canister's `cycles_outlook` (a bounded wait; a reject,
+/// a trap, a timeout or an undecodable reply is a failed check), judged by the registry.
+async fn check_purge(id: u64, canister_id: Principal, export_root: [u8; 32]) {
+    let reply = Call::bounded_wait(canister_id, "cycles_outlook")
+        .change_timeout(PURGE_CHECK_CALL_SECONDS)
+        .await;
+    PURGE_CHECKS.with(|c| c.borrow_mut().remove(&id));
+    let outlook = match reply {
+        Ok(reply) => decode_untrusted::<PersonalOutlook>(&reply, "cycles_outlook").map_err(|e| {
+            PurgeHold::UntrustedReply {
+                reason: match e {
+                    StepFailure::Fatal(FactoryError::UntrustedReply { reason, .. }) => reason,
+                    other => format!("{other:?}"),
+                },
+            }
+        }),
+        Err(e) => {
+            let e = call_error(e);
+            Err(PurgeHold::NoAnswer {
+                code: e.code,
+                message: e.message,
+            })
+        }
+    };
+    if super::with(|f| f.purge_checked(id, export_root, outlook, now())) {
+        kick();
+    } else {
+        // The next check's time (or none) changed what the idle scheduler waits for.
+        if let Some(at) = super::with(|f| f.next_wake(now())) {
+            wake_by(at);
+        }
+    }
 }
 
 async fn advance(id: u64) {
@@ -482,9 +546,13 @@ async fn install_steps(
         .map_err(|e| StepFailure::Call("install_code", call_error(e)))?;
         journal(id, AT, StepJournal::CodeInstalled)?;
     }
-    if done != Some(StepJournal::ModuleChecked) {
+    if !matches!(done, Some(StepJournal::ModuleChecked | StepJournal::Funded)) {
         check_module(canister_id).await?;
         journal(id, AT, StepJournal::ModuleChecked)?;
+    }
+    if done != Some(StepJournal::Funded) {
+        fund(id, canister_id).await?;
+        journal(id, AT, StepJournal::Funded)?;
     }
     let reply = Call::bounded_wait(canister_id, "api_version")
         .await
@@ -496,6 +564,57 @@ async fn install_steps(
             expected,
             actual: version,
         }));
+    }
+    Ok(())
+}
+
+/// Measures the installed canister (`canister_status`: the backend is still a controller)
+/// and deposits the storage funding for its footprint (see [`super::quote`]). The deposit is
+/// taken from the reserve and journaled in the record before the call; a rejected call gives
+/// it back.
+async fn fund(id: u64, canister_id: Principal) -> Result<(), StepFailure> {
+    let status = canister_status(&CanisterStatusArgs { canister_id })
+        .await
+        .map_err(|e| StepFailure::Call("canister_status", call_error(e)))?;
+    let memory: u64 = status.memory_size.0.try_into().unwrap_or(u64::MAX);
+    let cycles = super::with(|f| {
+        f.begin_funding(
+            id,
+            memory,
+            now(),
+            ic_cdk::api::canister_liquid_cycle_balance(),
+        )
+    })
+    .map_err(StepFailure::Fatal)?;
+    if cycles == 0 {
+        return Ok(());
+    }
+    let deposited = deposit_cycles(&DepositCyclesArgs { canister_id }, cycles).await;
+    if let Err(e) = deposited {
+        super::with(|f| f.funding_rejected(id, cycles));
+        return Err(StepFailure::Call("deposit_cycles", call_error(e)));
+    }
+    Ok(())
+}
+
+/// An admin's sponsored top-up: `cycles` from the reserve into the completed creation's
+/// canister (bounded per user), journaled before the call and given back if it is rejected.
+pub async fn sponsor(id: u64, cycles: u128) -> Result<(), FactoryError> {
+    let canister_id = super::with(|f| {
+        f.begin_sponsor(
+            id,
+            cycles,
+            now(),
+            ic_cdk::api::canister_liquid_cycle_balance(),
+        )
+    })?;
+    let deposited = deposit_cycles(&DepositCyclesArgs { canister_id }, cycles).await;
+    if let Err(e) = deposited {
+        super::with(|f| f.sponsor_rejected(id, cycles));
+        return Err(FactoryError::DepositFailed {
+            canister_id,
+            message: e.to_string(),
+        });
     }
     Ok(())
 }

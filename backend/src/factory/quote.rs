@@ -1,4 +1,25 @@
-//! The cycles quote of a creation, from its manifest and the configured prices.
+//! The cycles quote of a creation, from its manifest and the configured prices, and the
+//! storage funding deposited after install from the measured footprint.
+//!
+//! ## Funding
+//!
+//! With `s` = `prices.storage_gib_second`, `T` = the freezing threshold (s), `D` = `funded_days`:
+//!
+//! ```text
+//! storage_cycles(bytes, secs) = ceil(bytes × s × secs / 2^30)
+//! capsule bytes  C = blob bytes + 2,048 × (memories + connections + 1) + 64 × chunks
+//! quote.storage    = storage_cycles(BASE_FOOTPRINT_BYTES + C, T)        attached to create_canister
+//! funding_estimate = storage_cycles(BASE_FOOTPRINT_BYTES + C, D × 86,400)   reserved at export
+//! after install:   M = memory_size from canister_status (backend still a controller)
+//!                  footprint = M + C
+//!                  deposit   = storage_cycles(footprint, T + D × 86,400) − quote.storage
+//! ```
+//!
+//! so the canister holds its freezing reserve for the footprint it will have plus `D` days of
+//! its storage. With the 13-node price (127,000 cycles per GiB-second: 10.97 B per GiB-day),
+//! `T` = 30 days, `D` = 180 and a measured base of 160 MiB, the storage funded is about
+//! 0.36 T cycles for a 1 MiB capsule, 2.66 T for 1 GiB and 18.80 T for 8 GiB
+//! (`funding_figures_for_1_mib_1_gib_and_8_gib` prints them).
 
 use manifests::ManifestHeader;
 
@@ -8,8 +29,46 @@ use capsule::migration::{MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES};
 const GIB: u128 = 1 << 30;
 /// Stored bytes per memory or connection record, a generous estimate.
 const RECORD_BYTES: u128 = 2_048;
-/// Room for the personal canister's module, heap and stable-structure overhead.
-const BASE_STORAGE_BYTES: u128 = 64 << 20;
+/// The personal canister's footprint before any data (module, heap, stable-structure
+/// overhead), as estimated at export; the deposit after install uses the measured one.
+pub const BASE_FOOTPRINT_BYTES: u128 = 160 << 20;
+const DAY_SECONDS: u128 = 86_400;
+
+/// Storage of `bytes` for `seconds` at `storage_gib_second`, rounded up; saturates.
+pub fn storage_cycles(bytes: u128, seconds: u128, storage_gib_second: u128) -> u128 {
+    match bytes
+        .saturating_mul(storage_gib_second)
+        .saturating_mul(seconds)
+    {
+        u128::MAX => u128::MAX,
+        byte_seconds => byte_seconds.div_ceil(GIB),
+    }
+}
+
+/// The bytes a capsule adds to its personal canister: blob bytes plus an estimate per record
+/// and per chunk hash.
+pub fn capsule_bytes(blob_bytes: u64, records: u64, chunks: u64) -> u128 {
+    (blob_bytes as u128)
+        .saturating_add((records as u128).saturating_mul(RECORD_BYTES))
+        .saturating_add((chunks as u128).saturating_mul(64))
+}
+
+/// The funding deposited after install for a canister measured at `memory_bytes` that will
+/// hold `capsule_bytes` more: storage of the footprint for the freezing threshold plus
+/// `funded_days`, less the storage the quote already attached to `create_canister`.
+/// Returns (footprint, cycles to deposit).
+pub fn funding_deposit(
+    memory_bytes: u64,
+    capsule_bytes: u128,
+    quote: &Quote,
+    cfg: &FactoryConfig,
+) -> (u128, u128) {
+    let footprint = (memory_bytes as u128).saturating_add(capsule_bytes);
+    let seconds = (cfg.freezing_threshold_seconds as u128)
+        .saturating_add((cfg.funded_days() as u128).saturating_mul(DAY_SECONDS));
+    let needed = storage_cycles(footprint, seconds, cfg.prices.storage_gib_second);
+    (footprint, needed.saturating_sub(quote.storage))
+}
 
 /// What creating the personal canister for `header` costs, in cycles:
 /// - the IC's creation fee;
@@ -17,7 +76,10 @@ const BASE_STORAGE_BYTES: u128 = 64 << 20;
 /// - the transfer the personal canister pays: one call per manifest page, per chunk batch and
 ///   per progress report, each with its bytes, plus its instructions per imported byte;
 /// - storage of the data for the freezing threshold;
-/// - the admin-set buffer.
+/// - the admin-set buffer;
+///
+/// and, not attached to `create_canister` but reserved with it, the estimated funding of
+/// `funded_days` of storage (see the module doc).
 ///
 /// Every figure saturates: a quote too large to represent is `u128::MAX`, which no reserve covers.
 pub fn quote(header: &ManifestHeader, cfg: &FactoryConfig) -> Quote {
@@ -46,14 +108,17 @@ pub fn quote(header: &ManifestHeader, cfg: &FactoryConfig) -> Quote {
         mul(mul(moved, p.import_instructions_per_byte), p.instruction),
     );
 
-    let stored = add(moved, BASE_STORAGE_BYTES);
-    let storage = match mul(
-        mul(stored, p.storage_gib_second),
+    let stored = add(moved, BASE_FOOTPRINT_BYTES);
+    let storage = storage_cycles(
+        stored,
         cfg.freezing_threshold_seconds as u128,
-    ) {
-        u128::MAX => u128::MAX,
-        byte_seconds => byte_seconds.div_ceil(GIB),
-    };
+        p.storage_gib_second,
+    );
+    let funding_estimate = storage_cycles(
+        stored,
+        mul(cfg.funded_days() as u128, DAY_SECONDS),
+        p.storage_gib_second,
+    );
 
     let total = [install, transfer, storage, cfg.quote_buffer]
         .into_iter()
@@ -65,6 +130,15 @@ pub fn quote(header: &ManifestHeader, cfg: &FactoryConfig) -> Quote {
         storage,
         buffer: cfg.quote_buffer,
         total,
+        funding_estimate: Some(funding_estimate),
+    }
+}
+
+impl Quote {
+    /// What a creation reserves: what `create_canister` carries plus the funding estimate.
+    pub fn reserved(&self) -> u128 {
+        self.total
+            .saturating_add(self.funding_estimate.unwrap_or(0))
     }
 }
 
@@ -103,6 +177,62 @@ mod tests {
         // Moving a GiB costs about a thousand cycles per byte plus the import's instructions.
         let per_byte = (big.transfer - small.transfer) / ((1u128 << 30) - (1 << 20));
         assert!((1_000..1_100).contains(&per_byte), "{per_byte}");
+    }
+
+    /// The funding figures of the module doc: 1 MiB, 1 GiB and 8 GiB capsules on a canister
+    /// measured at 160 MiB after install, with the default configuration.
+    #[test]
+    fn funding_figures_for_1_mib_1_gib_and_8_gib() {
+        let cfg = FactoryConfig::default();
+        assert_eq!(cfg.funded_days(), 180);
+        let per_gib_day = storage_cycles(GIB, DAY_SECONDS, cfg.prices.storage_gib_second);
+        assert_eq!(per_gib_day, 10_972_800_000);
+        let measured: u64 = 160 << 20;
+        let mut figures = vec![];
+        for (label, bytes) in [
+            ("1 MiB", 1u64 << 20),
+            ("1 GiB", 1 << 30),
+            ("8 GiB", 8 << 30),
+        ] {
+            let h = header(10, bytes);
+            let q = quote(&h, &cfg);
+            let c = capsule_bytes(bytes, 11, h.total_chunks);
+            let (footprint, deposit) = funding_deposit(measured, c, &q, &cfg);
+            let funded = q.storage + deposit;
+            // Threshold (30 days) plus 180 days of the measured footprint, exactly.
+            let expected =
+                storage_cycles(footprint, 210 * DAY_SECONDS, cfg.prices.storage_gib_second);
+            assert_eq!(funded, expected);
+            let days =
+                funded / storage_cycles(footprint, DAY_SECONDS, cfg.prices.storage_gib_second);
+            assert!((209..=210).contains(&days), "{label}: {days} days");
+            println!(
+                "{label}: footprint {footprint} B, storage funded {funded} cycles ({:.2} T; {:.2} T deposited after install)",
+                funded as f64 / 1e12,
+                deposit as f64 / 1e12
+            );
+            figures.push(funded);
+        }
+        let t = |x: u128| (x as f64 / 1e10).round() / 100.0;
+        assert_eq!(
+            figures.iter().map(|f| t(*f)).collect::<Vec<_>>(),
+            vec![0.36, 2.66, 18.8]
+        );
+    }
+
+    /// A canister measured bigger than the estimate gets the difference; the estimate
+    /// reserved at export covers a canister measured at the estimated base.
+    #[test]
+    fn the_deposit_follows_the_measured_footprint() {
+        let cfg = FactoryConfig::default();
+        let h = header(3, 5 << 20);
+        let q = quote(&h, &cfg);
+        let c = capsule_bytes(5 << 20, 4, h.total_chunks);
+        let (_, at_estimate) = funding_deposit(BASE_FOOTPRINT_BYTES as u64, c, &q, &cfg);
+        assert!(at_estimate.abs_diff(q.funding_estimate.unwrap()) <= 1);
+        let (_, bigger) = funding_deposit(2 * BASE_FOOTPRINT_BYTES as u64, c, &q, &cfg);
+        assert!(bigger > at_estimate);
+        assert_eq!(q.reserved(), q.total + q.funding_estimate.unwrap());
     }
 
     /// Figures beyond any real capsule or price saturate instead of wrapping: no reserve covers them.

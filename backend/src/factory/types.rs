@@ -94,6 +94,11 @@ pub struct Quote {
     pub transfer: u128,
     /// Storage of the data for the freezing threshold.
     pub storage: u128,
+    /// Storage for `funded_days` more, estimated from the manifest and a base footprint of
+    /// [`crate::factory::quote::BASE_FOOTPRINT_BYTES`]: reserved at export (not attached to
+    /// `create_canister`); what is deposited after install is computed from the measured
+    /// footprint (`CreationRecord::funding`). `None` in quotes made before funding existed.
+    pub funding_estimate: Option<u128>,
     /// Admin-set margin.
     pub buffer: u128,
     /// The sum: what is attached to `create_canister`.
@@ -160,6 +165,100 @@ pub struct CreationRecord {
     pub attempts_today: Option<DayCount>,
     /// Calls of the current composite step that already succeeded (Install, Handoff).
     pub step_journal: Option<StepJournal>,
+    /// The storage funding deposited after install (from the measured footprint) and the
+    /// top-ups admins sponsored since. `None`: nothing funded beyond the quote yet.
+    pub funding: Option<Funding>,
+    /// After `Completed`: the purge guard's checks of the personal canister, and why the purge
+    /// of the shared copy waits, if it does.
+    pub purge_check: Option<PurgeCheck>,
+}
+
+/// Cycles given to a creation's canister beyond what `create_canister` carried.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Funding {
+    /// The canister's memory size right after install (`canister_status`, while the backend
+    /// is still a controller), bytes.
+    pub measured_memory_bytes: u64,
+    /// What the canister will hold: the measured memory plus the capsule's bytes.
+    pub footprint_bytes: u64,
+    /// Days of storage of the footprint funded beyond the freezing threshold.
+    pub funded_days: u32,
+    /// Cycles deposited into the canister for them (`deposit_cycles`), beyond the quote's
+    /// storage. Journaled before the call; given back to the reserve if the call is rejected.
+    pub deposited: u128,
+    /// Cycles admins sponsored from the reserve since (`admin_sponsor_top_up`), in total.
+    pub sponsored: u128,
+}
+
+/// The purge guard of a completed creation: the shared copy is purged only after the personal
+/// canister answered `cycles_outlook` with the export root and enough days of cycles.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct PurgeCheck {
+    /// Checks made (answered or not) since the purge fell due.
+    pub checks: u32,
+    pub last_check_at: Option<u64>,
+    /// The last check passed: the purge proceeds.
+    pub cleared: bool,
+    /// Why the purge waits (the last check's finding), while it does.
+    pub hold: Option<PurgeHold>,
+    /// When the next check is due; `None` when cleared, or when the checks are used up
+    /// (`purge_check_max_attempts`: the shared copy stays until the owner asks again).
+    pub next_check_at: Option<u64>,
+    /// The record's key in the purge queue (set by the registry): the queue orders waiting
+    /// purges by their next check.
+    pub queue_key: u64,
+}
+
+/// Why a purge waits.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub enum PurgeHold {
+    /// A check is running (the personal canister has until `until` to answer).
+    Checking { until: u64 },
+    /// The personal canister did not answer `cycles_outlook` (rejected, trapped, stopped,
+    /// timed out).
+    NoAnswer { code: u32, message: String },
+    /// Its answer did not decode.
+    UntrustedReply { reason: String },
+    /// It does not hold the export root (`actual`, if it has one).
+    RootMismatch {
+        expected: String,
+        actual: Option<String>,
+    },
+    /// It holds fewer days of cycles than the purge requires: top it up (`deposit_cycles`).
+    LowCycles { days_left: u64, required_days: u32 },
+}
+
+/// The personal canister's `cycles_outlook`, as the backend reads it (decoded under a quota).
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct PersonalOutlook {
+    pub balance: u128,
+    pub days_until_frozen: u64,
+    /// The root of the data it holds, once its import is verified.
+    pub root: Option<capsule::Hash32>,
+}
+
+/// A personal module version: `major` changes break the stable layout or the API, `minor`
+/// ones keep both. A personal canister upgrades only to the same major and a minor at least
+/// its own.
+#[derive(
+    CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
+pub struct ApiVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// The personal canister module the backend ships (`personal_module`): its bytes come in
+/// `chunk_count` chunks of `chunk_size` bytes (the last may be shorter) from
+/// `personal_module_chunk`, each small enough for one reply and for one `upload_chunk`.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct PersonalModule {
+    pub api_version: ApiVersion,
+    /// SHA-256 of the module: the `module_hash` the IC reports once it is installed.
+    pub sha256: capsule::Hash32,
+    pub size: u64,
+    pub chunk_size: u64,
+    pub chunk_count: u32,
 }
 
 /// A count on one UTC day (`day` = days since the epoch).
@@ -193,6 +292,8 @@ pub enum StepJournal {
     CodeInstalled,
     /// Install: the installed module's hash is the shipped one.
     ModuleChecked,
+    /// Install: the funding for the measured footprint is deposited (or nothing was due).
+    Funded,
     /// Handoff: the backend is the canister's only controller: from here on the owner cannot
     /// change its module or data until control passes to them.
     OwnerLockedOut,
@@ -303,7 +404,25 @@ pub struct FactoryConfig {
     /// The reserve history keeps at most one snapshot per this many seconds: changes within
     /// one interval update its latest snapshot (`None`: [`DEFAULT_RESERVE_HISTORY_INTERVAL_SECONDS`]).
     pub reserve_history_interval_seconds: Option<u64>,
+    /// Days of storage of the measured footprint funded beyond the freezing threshold
+    /// (`None`: [`DEFAULT_FUNDED_DAYS`]).
+    pub funded_days: Option<u32>,
+    /// Days of cycles the personal canister must hold before the shared copy is purged
+    /// (`None`: [`DEFAULT_PURGE_MIN_DAYS`]).
+    pub purge_min_days: Option<u32>,
+    /// Checks of the personal canister before the purge guard gives up until the owner asks
+    /// again (`None`: [`DEFAULT_PURGE_CHECK_MAX_ATTEMPTS`]).
+    pub purge_check_max_attempts: Option<u32>,
+    /// Cycles admins may sponsor to one user's personal canister in total
+    /// (`None`: [`DEFAULT_MAX_SPONSORED_PER_USER`]).
+    pub max_sponsored_per_user: Option<u128>,
 }
+
+pub const DEFAULT_FUNDED_DAYS: u32 = 180;
+pub const DEFAULT_PURGE_MIN_DAYS: u32 = 30;
+pub const DEFAULT_PURGE_CHECK_MAX_ATTEMPTS: u32 = 10;
+/// A year of storage of about 1 GiB on a 13-node subnet.
+pub const DEFAULT_MAX_SPONSORED_PER_USER: u128 = 5_000_000_000_000;
 
 pub const DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY: u32 = 3;
 /// 100 creations of 1 T cycles (a 13-node subnet's creation fee plus install and import).
@@ -411,6 +530,28 @@ impl FactoryConfig {
             "reserve_history_interval_seconds",
             "must be 1 s to one day",
         )?;
+        check(
+            self.funded_days.is_none_or(|v| v <= 3_650),
+            "funded_days",
+            "must be at most 3,650 (ten years)",
+        )?;
+        check(
+            self.purge_min_days.is_none_or(|v| v <= self.funded_days()),
+            "purge_min_days",
+            "must be at most funded_days (else no purge could pass without a top-up)",
+        )?;
+        check(
+            self.purge_check_max_attempts
+                .is_none_or(|v| (1..=100).contains(&v)),
+            "purge_check_max_attempts",
+            "must be 1..=100",
+        )?;
+        check(
+            self.max_sponsored_per_user
+                .is_none_or(|v| v <= 1_000_000_000_000_000),
+            "max_sponsored_per_user",
+            "must be at most 1,000 T cycles",
+        )?;
         let p = &self.prices;
         check(
             (1..=10_000_000_000_000).contains(&p.create_canister),
@@ -505,6 +646,10 @@ impl Default for FactoryConfig {
             daily_cycle_budget: None,
             operating_cycles: None,
             reserve_history_interval_seconds: None,
+            funded_days: None,
+            purge_min_days: None,
+            purge_check_max_attempts: None,
+            max_sponsored_per_user: None,
         }
     }
 }
@@ -519,6 +664,24 @@ impl FactoryConfig {
     /// The cycles kept for the backend's own running costs.
     pub fn operating_cycles(&self) -> u128 {
         self.operating_cycles.unwrap_or(DEFAULT_OPERATING_CYCLES)
+    }
+
+    pub fn funded_days(&self) -> u32 {
+        self.funded_days.unwrap_or(DEFAULT_FUNDED_DAYS)
+    }
+
+    pub fn purge_min_days(&self) -> u32 {
+        self.purge_min_days.unwrap_or(DEFAULT_PURGE_MIN_DAYS)
+    }
+
+    pub fn purge_check_max_attempts(&self) -> u32 {
+        self.purge_check_max_attempts
+            .unwrap_or(DEFAULT_PURGE_CHECK_MAX_ATTEMPTS)
+    }
+
+    pub fn max_sponsored_per_user(&self) -> u128 {
+        self.max_sponsored_per_user
+            .unwrap_or(DEFAULT_MAX_SPONSORED_PER_USER)
     }
 
     /// The reserve history's interval in force, seconds.
@@ -682,4 +845,81 @@ pub enum FactoryError {
     InvalidArgument { reason: String },
     #[error("invalid configuration: {field} {reason}")]
     InvalidConfig { field: String, reason: String },
+    #[error(
+        "sponsoring {requested} cycles would take this user's sponsored top-ups past {limit} (already {sponsored})"
+    )]
+    SponsorLimitReached {
+        limit: u128,
+        sponsored: u128,
+        requested: u128,
+    },
+    #[error("depositing cycles into {canister_id} failed: {message}; the reserve got them back")]
+    DepositFailed {
+        canister_id: Principal,
+        message: String,
+    },
+}
+
+/// The API version of the personal module the backend embeds: the major is the capsule API
+/// version; the minor counts compatible releases of the personal canister (it equals what the
+/// module's own `module_version` answers: `e2e/tests/after_handoff_upgrade.rs` checks it).
+pub const PERSONAL_API_VERSION: ApiVersion = ApiVersion {
+    major: capsule::API_VERSION,
+    minor: 0,
+};
+
+/// Bytes per chunk of `personal_module_chunk`: under the 2 MiB reply limit, and exactly the
+/// IC's `upload_chunk` limit (1 MiB), so a client uploads each chunk as it comes.
+pub const PERSONAL_MODULE_CHUNK_BYTES: usize = 1 << 20;
+
+impl PersonalModule {
+    /// Describes `module` (its SHA-256 is `sha256`).
+    pub fn describe(module: &[u8], sha256: [u8; 32], api_version: ApiVersion) -> PersonalModule {
+        PersonalModule {
+            api_version,
+            sha256: serde_bytes::ByteArray::new(sha256),
+            size: module.len() as u64,
+            chunk_size: PERSONAL_MODULE_CHUNK_BYTES as u64,
+            chunk_count: module.len().div_ceil(PERSONAL_MODULE_CHUNK_BYTES) as u32,
+        }
+    }
+
+    /// Chunk `index` of `module`; an index past the last is `InvalidArgument`.
+    pub fn chunk(module: &[u8], index: u32) -> Result<&[u8], FactoryError> {
+        module
+            .chunks(PERSONAL_MODULE_CHUNK_BYTES)
+            .nth(index as usize)
+            .ok_or_else(|| FactoryError::InvalidArgument {
+                reason: format!(
+                    "the module has {} chunks; there is no chunk {index}",
+                    module.len().div_ceil(PERSONAL_MODULE_CHUNK_BYTES)
+                ),
+            })
+    }
+}
+
+#[cfg(test)]
+mod module_tests {
+    use super::*;
+
+    #[test]
+    fn the_module_comes_back_whole_from_its_chunks() {
+        let module: Vec<u8> = (0..(2 * PERSONAL_MODULE_CHUNK_BYTES + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let d = PersonalModule::describe(&module, [7; 32], PERSONAL_API_VERSION);
+        assert_eq!((d.size, d.chunk_count), (module.len() as u64, 3));
+        let back: Vec<u8> = (0..d.chunk_count)
+            .flat_map(|i| PersonalModule::chunk(&module, i).unwrap().to_vec())
+            .collect();
+        assert_eq!(back, module);
+        assert!(matches!(
+            PersonalModule::chunk(&module, 3),
+            Err(FactoryError::InvalidArgument { .. })
+        ));
+        assert_eq!(
+            PersonalModule::describe(&[], [0; 32], PERSONAL_API_VERSION).chunk_count,
+            0
+        );
+    }
 }

@@ -44,7 +44,13 @@ impl IndexKey {
                 IndexKey::Active(id, rec.next_try_at, rec.deadline_at.unwrap_or(u64::MAX))
             }
             CreationState::Completed if !rec.shared_capsule_purged => {
-                IndexKey::PurgeDue(if rec.purge_requested { 0 } else { entered }, id)
+                // A purge guard that checked keeps its own key (its next check; 0 when cleared).
+                let key = match &rec.purge_check {
+                    Some(c) => c.queue_key,
+                    None if rec.purge_requested => 0,
+                    None => entered,
+                };
+                IndexKey::PurgeDue(key, id)
             }
             _ => IndexKey::None,
         }
@@ -187,7 +193,9 @@ impl<M: StableMemory> Factory<M> {
             .purge_queue
             .keys()
             .next()
-            .map(|(since, _)| self.purge_time(since));
+            .map(|(since, _)| self.purge_time(since))
+            // A purge guard that used up its checks waits for the owner, not the clock.
+            .filter(|at| *at != u64::MAX);
         active.chain(purge).min()
     }
 }

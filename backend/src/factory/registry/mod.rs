@@ -24,9 +24,10 @@ use super::quote::quote;
 use super::types::*;
 
 mod cleanup;
+mod funding;
 pub mod history;
 mod indexes;
-mod purge;
+pub mod purge;
 mod reports;
 mod requests;
 mod reserve;

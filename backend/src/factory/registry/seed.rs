@@ -73,6 +73,8 @@ impl<M: StableMemory> Factory<M> {
                 deadline_at: None,
                 attempts_today: None,
                 step_journal: None,
+                funding: None,
+                purge_check: None,
             };
             self.by_owner.insert(owner, migration_id);
             self.save(rec);

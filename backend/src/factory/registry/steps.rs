@@ -127,7 +127,8 @@ impl<M: StableMemory> Factory<M> {
         self.walks.remove(&migration_id);
         self.manifests.set_header(migration_id, header.clone());
         let q = quote(&header, &cfg);
-        let required = cfg.reserve_threshold.saturating_add(q.total);
+        // What create_canister carries and the funding deposited after install.
+        let required = cfg.reserve_threshold.saturating_add(q.reserved());
         let available = self.st().reserve;
         let summary = summary(&header);
         self.with_record(migration_id, |r| {

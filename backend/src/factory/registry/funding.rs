@@ -1,0 +1,170 @@
+//! Cycles the factory deposits into a creation's canister beyond what `create_canister`
+//! carried: the storage funding after install (from the measured footprint) and the top-ups
+//! admins sponsor later. Both are taken from the reserve before the `deposit_cycles` call
+//! (counted as consumed by the creation) and given back if the call is rejected (the IC
+//! refunds the cycles), so the books stay `reserve + consumed − returned = topped up`.
+
+use super::*;
+use crate::factory::quote::{capsule_bytes, funding_deposit};
+
+impl<M: StableMemory> Factory<M> {
+    /// Takes `cycles` from the reserve for a deposit into a creation's canister: refused when
+    /// the reserve (as far as the `liquid` balance less the operating cycles backs it) cannot
+    /// cover them, or today's cycle budget would be passed.
+    fn take_for_deposit(
+        &mut self,
+        migration_id: u64,
+        cycles: u128,
+        now: u64,
+        liquid: u128,
+    ) -> Result<(), FactoryError> {
+        let available = self.spendable(liquid);
+        if available < cycles {
+            return Err(FactoryError::InsufficientCycles {
+                required: cycles,
+                available,
+            });
+        }
+        self.check_cycle_budget(cycles, now)?;
+        let spent = self.spent_today(now);
+        self.update_st(|s| {
+            s.reserve = s.reserve.saturating_sub(cycles);
+            s.total_consumed = s.total_consumed.saturating_add(cycles);
+            s.cycles_day = Some(DayCycles {
+                day: now / DAY_NS,
+                spent: spent.saturating_add(cycles),
+            });
+        });
+        self.with_record(migration_id, |r| {
+            r.cycles_consumed = r.cycles_consumed.saturating_add(cycles)
+        })
+    }
+
+    /// A deposit's call was rejected: its cycles (refunded by the IC) go back to the reserve.
+    fn give_back(&mut self, migration_id: u64, cycles: u128) {
+        self.update_st(|s| {
+            s.reserve = s.reserve.saturating_add(cycles);
+            s.total_consumed = s.total_consumed.saturating_sub(cycles);
+        });
+        let _ = self.with_record(migration_id, |r| {
+            r.cycles_consumed = r.cycles_consumed.saturating_sub(cycles)
+        });
+    }
+
+    /// Journals the funding of a creation in `Installing` whose canister measured
+    /// `memory_bytes` after install: computes the deposit (see [`crate::factory::quote`]),
+    /// takes it from the reserve and records it in the record's `funding`. Returns the cycles
+    /// to attach to `deposit_cycles` (0: nothing is due). A creation funded already returns 0
+    /// (its deposit was journaled before a call whose outcome this step did not see).
+    pub fn begin_funding(
+        &mut self,
+        migration_id: u64,
+        memory_bytes: u64,
+        now: u64,
+        liquid: u128,
+    ) -> Result<u128, FactoryError> {
+        let rec = self
+            .record(migration_id)
+            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        if rec.state != CreationState::Installing {
+            return Err(FactoryError::InvalidState {
+                state: rec.state,
+                expected: "Installing".into(),
+            });
+        }
+        if rec.funding.as_ref().is_some_and(|f| f.funded_days > 0) {
+            return Ok(0);
+        }
+        let cfg = self.config();
+        let (Some(m), Some(q)) = (rec.manifest.as_ref(), rec.quote.as_ref()) else {
+            return Err(FactoryError::Internal {
+                detail: format!("migration {migration_id} is Installing without a quote"),
+            });
+        };
+        let capsule = capsule_bytes(m.blob_bytes, m.memories + m.connections + 1, m.chunks);
+        let (footprint, cycles) = funding_deposit(memory_bytes, capsule, q, &cfg);
+        if cycles > 0 {
+            self.take_for_deposit(migration_id, cycles, now, liquid)?;
+        }
+        let sponsored = rec.funding.as_ref().map_or(0, |f| f.sponsored);
+        self.with_record(migration_id, |r| {
+            r.funding = Some(Funding {
+                measured_memory_bytes: memory_bytes,
+                footprint_bytes: footprint.min(u64::MAX as u128) as u64,
+                funded_days: cfg.funded_days().max(1),
+                deposited: cycles,
+                sponsored,
+            });
+        })?;
+        Ok(cycles)
+    }
+
+    /// The funding's `deposit_cycles` was rejected: the reserve gets its cycles back and the
+    /// funding is forgotten, so the step measures and deposits again when retried.
+    pub fn funding_rejected(&mut self, migration_id: u64, cycles: u128) {
+        self.give_back(migration_id, cycles);
+        let _ = self.with_record(migration_id, |r| {
+            if let Some(f) = r.funding.as_mut() {
+                f.deposited = 0;
+                f.funded_days = 0;
+                f.footprint_bytes = 0;
+                f.measured_memory_bytes = 0;
+            }
+        });
+    }
+
+    /// Journals an admin's sponsored top-up of a completed creation's canister: bounded by
+    /// `max_sponsored_per_user` over the user's total, taken from the reserve. Returns the
+    /// canister to deposit into.
+    pub fn begin_sponsor(
+        &mut self,
+        migration_id: u64,
+        cycles: u128,
+        now: u64,
+        liquid: u128,
+    ) -> Result<Principal, FactoryError> {
+        let rec = self
+            .record(migration_id)
+            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        let canister_id = match (rec.state, rec.canister_id) {
+            (CreationState::Completed, Some(c)) => c,
+            (state, _) => {
+                return Err(FactoryError::InvalidState {
+                    state,
+                    expected: "Completed (a personal canister handed to its owner)".into(),
+                });
+            }
+        };
+        if cycles == 0 {
+            return Err(FactoryError::InvalidArgument {
+                reason: "a top-up of 0 cycles".into(),
+            });
+        }
+        let limit = self.config().max_sponsored_per_user();
+        let sponsored = rec.funding.as_ref().map_or(0, |f| f.sponsored);
+        if sponsored.checked_add(cycles).is_none_or(|t| t > limit) {
+            return Err(FactoryError::SponsorLimitReached {
+                limit,
+                sponsored,
+                requested: cycles,
+            });
+        }
+        self.take_for_deposit(migration_id, cycles, now, liquid)?;
+        self.with_record(migration_id, |r| {
+            let f = r.funding.get_or_insert_with(Funding::default);
+            f.sponsored = f.sponsored.saturating_add(cycles);
+        })?;
+        Ok(canister_id)
+    }
+
+    /// A sponsored top-up's `deposit_cycles` was rejected: the reserve and the user's
+    /// allowance get the cycles back.
+    pub fn sponsor_rejected(&mut self, migration_id: u64, cycles: u128) {
+        self.give_back(migration_id, cycles);
+        let _ = self.with_record(migration_id, |r| {
+            if let Some(f) = r.funding.as_mut() {
+                f.sponsored = f.sponsored.saturating_sub(cycles);
+            }
+        });
+    }
+}
