@@ -1,0 +1,352 @@
+//! Upgrading both canisters from stable layout 1 (every record in candid) to layout 2 (packed
+//! records, `capsule::storable::Packed`), on states made by the modules of commit aef96b1
+//! (`e2e/fixtures/backend-aef96b1.wasm.gz` and `personal-aef96b1.wasm.gz`, see
+//! `e2e/fixtures/README.md`): every capsule, memory, blob and connection reads back identical,
+//! an upload in progress finishes, a creation left mid-import completes (its personal canister
+//! upgraded from layout 1 on the way), and an older module installed over a layout-2 state is
+//! refused with the schema error, the state left as it was.
+
+use std::path::Path;
+
+use backend::factory::types::*;
+use candid::Principal;
+use capsule::migration::PersonalInitArgs;
+use capsule::*;
+use e2e::*;
+use manifests::{ManifestPageReply, PageCursor};
+use serde_bytes::ByteBuf;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The capsule, memories and connections of `who` on `canister`, as its owner reads them.
+fn everything_at(w: &World, canister: Principal, who: Principal) -> Everything {
+    let info: CapsuleInfo = w.capsule(canister, who, "get_capsule", ()).unwrap();
+    let memories: MemoryPage = w
+        .capsule(
+            canister,
+            who,
+            "list_memories",
+            (MemoryPageRequest {
+                start_after: None,
+                limit: 100,
+            },),
+        )
+        .unwrap();
+    let connections: ConnectionPage = w
+        .capsule(
+            canister,
+            who,
+            "list_connections",
+            (ConnectionPageRequest {
+                start_after: None,
+                limit: 100,
+            },),
+        )
+        .unwrap();
+    (info, memories, connections)
+}
+
+/// Every blob of `blobs`, read back chunk by chunk, hashes to its id.
+fn assert_blobs_readable(w: &World, canister: Principal, who: Principal, blobs: &[BlobDescriptor]) {
+    for d in blobs {
+        let got: BlobDescriptor = w.capsule(canister, who, "get_blob", (d.hash,)).unwrap();
+        assert_eq!((got.size, &got.chunk_hashes), (d.size, &d.chunk_hashes));
+        let mut bytes = vec![];
+        for i in 0..d.size.div_ceil(blobstore::hash::CHUNK_SIZE as u64) {
+            let chunk: ByteBuf = w
+                .capsule(canister, who, "get_blob_chunk", (d.hash, i))
+                .unwrap();
+            bytes.extend_from_slice(&chunk);
+        }
+        assert_eq!(blobstore::hash::blob_hashes(&bytes).0, d.hash.into_array());
+    }
+}
+
+/// Begins an upload of `bytes` into `who`'s capsule and sends its first chunk only.
+fn upload_first_chunk(w: &World, canister: Principal, who: Principal, bytes: &[u8]) -> u64 {
+    let upload: u64 = w
+        .capsule(
+            canister,
+            who,
+            "begin_blob_upload",
+            (BlobUploadRequest {
+                size: bytes.len() as u64,
+                expected_hash: None,
+            },),
+        )
+        .unwrap();
+    let first = &bytes[..blobstore::hash::CHUNK_SIZE];
+    let _: serde_bytes::ByteArray<32> = w
+        .capsule(
+            canister,
+            who,
+            "put_blob_chunk",
+            (upload, 0u64, ByteBuf::from(first.to_vec())),
+        )
+        .unwrap();
+    upload
+}
+
+/// Sends the rest of an upload begun by [`upload_first_chunk`] and finishes it.
+fn finish_upload(
+    w: &World,
+    canister: Principal,
+    who: Principal,
+    upload: u64,
+    bytes: &[u8],
+) -> BlobDescriptor {
+    for (i, chunk) in bytes
+        .chunks(blobstore::hash::CHUNK_SIZE)
+        .enumerate()
+        .skip(1)
+    {
+        let _: serde_bytes::ByteArray<32> = w
+            .capsule(
+                canister,
+                who,
+                "put_blob_chunk",
+                (upload, i as u64, ByteBuf::from(chunk.to_vec())),
+            )
+            .unwrap();
+    }
+    w.capsule(canister, who, "finish_blob_upload", (upload,))
+        .unwrap()
+}
+
+fn assert_refused_as_newer(r: Result<(), String>) {
+    let e = r.expect_err("an older module over a newer layout must be refused");
+    assert!(
+        e.contains("schema 2, newer than this build's 1"),
+        "unexpected refusal: {e}"
+    );
+}
+
+#[test]
+fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downgrade() {
+    let w = World::with_backend_wasm(fixture("backend-aef96b1.wasm.gz"), true);
+    let (alice, bob, carol) = (user(1), user(2), user(3));
+    let alice_blobs = w.fill_capsule(alice, &[1000, 300 * 1024], 4, 2);
+    let bob_blobs = w.fill_capsule(bob, &[3 * 1024 * 1024, 700 * 1024], 9, 3);
+    let carol_blobs = w.fill_capsule(carol, &[600 * 1024 + 7], 3, 3);
+    // Carol's upload is in progress: one chunk of three sent.
+    let pending = data(2 * blobstore::hash::CHUNK_SIZE + 11, 77);
+    let upload = upload_first_chunk(&w, w.backend, carol, &pending);
+
+    // Under the layout-1 module: alice's creation completes, bob's is left importing.
+    w.create_personal_canister(alice).unwrap();
+    let alice_done = w.run_to_final(alice, 3_000);
+    assert_eq!(alice_done.state, CreationState::Completed);
+    w.create_personal_canister(bob).unwrap();
+    w.run_until(3_000, |w| {
+        w.status(bob).unwrap().state == CreationState::Importing
+    });
+    let bob_canister = w.status(bob).unwrap().canister_id.unwrap();
+    let before = [alice, bob, carol].map(|who| everything_of(&w, who));
+
+    w.ic.upgrade_canister(
+        w.backend,
+        wasm("backend"),
+        candid::encode_args(()).unwrap(),
+        Some(admin()),
+    )
+    .expect("upgrade from layout 1");
+
+    // Every capsule, memory, connection and blob reads back identical.
+    let after = [alice, bob, carol].map(|who| everything_of(&w, who));
+    assert_eq!(before, after);
+    assert_blobs_readable(&w, w.backend, carol, &carol_blobs);
+    assert_blobs_readable(&w, w.backend, bob, &bob_blobs);
+    assert_eq!(w.status(alice).unwrap().state, CreationState::Completed);
+    // Carol's upload finishes where it stopped.
+    let finished = finish_upload(&w, w.backend, carol, upload, &pending);
+    assert_eq!(
+        finished.hash.into_array(),
+        blobstore::hash::blob_hashes(&pending).0
+    );
+    // Writes after the upgrade (packed records) sit beside the untouched candid ones.
+    let _: Memory = w
+        .capsule(w.backend, carol, "add_memory", (note("after"),))
+        .unwrap();
+    let carol_now = everything_of(&w, carol);
+    assert_eq!(carol_now.1.items.len(), before[2].1.items.len() + 1);
+    assert_eq!(
+        carol_now.1.items[..before[2].1.items.len()],
+        before[2].1.items[..]
+    );
+
+    // The creation left importing completes; the personal canister, still running the
+    // layout-1 module, is upgraded to the shipped one at the handoff and keeps what it
+    // imported; its manifest is served from the pages it verified under layout 1.
+    let bob_done = w.run_to_final(bob, 3_000);
+    assert_eq!(
+        bob_done.state,
+        CreationState::Completed,
+        "{:?}\n{}",
+        bob_done.error,
+        w.tail_of_trace()
+    );
+    assert_eq!(bob_done.canister_id, Some(bob_canister));
+    let (info, memories, connections) = everything_at(&w, bob_canister, bob);
+    assert_eq!(
+        (memories, connections),
+        (before[1].1.clone(), before[1].2.clone())
+    );
+    assert_eq!(
+        (
+            &info.name,
+            &info.bio,
+            info.created_at,
+            info.memory_count,
+            info.blob_count,
+            info.blob_bytes
+        ),
+        (
+            &before[1].0.name,
+            &before[1].0.bio,
+            before[1].0.created_at,
+            before[1].0.memory_count,
+            before[1].0.blob_count,
+            before[1].0.blob_bytes
+        )
+    );
+    assert_blobs_readable(&w, bob_canister, bob, &bob_blobs);
+    let (page,): (Result<ManifestPageReply, Error>,) = w
+        .try_query(bob_canister, bob, "get_manifest_page", (PageCursor::FIRST,))
+        .unwrap();
+    let page = page.unwrap();
+    assert_eq!(
+        page.header.root,
+        bob_done.manifest.as_ref().unwrap().root.into_array()
+    );
+    let _ = alice_blobs;
+
+    // The layout-1 module refuses the layout-2 state; the state stays as it was.
+    assert_refused_as_newer(
+        w.ic.upgrade_canister(
+            w.backend,
+            fixture("backend-aef96b1.wasm.gz"),
+            candid::encode_args(()).unwrap(),
+            Some(admin()),
+        )
+        .map_err(|e| format!("{e:?}")),
+    );
+    assert_eq!(everything_of(&w, carol), carol_now);
+    w.skip_accounting_check();
+}
+
+#[test]
+fn a_personal_canister_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downgrade() {
+    let w = World::new();
+    let dave = user(4);
+    let pc = w.ic.create_canister_with_settings(Some(admin()), None);
+    w.ic.add_cycles(pc, BACKEND_CYCLES);
+    let init = PersonalInitArgs {
+        owner: dave,
+        backend: None,
+        migration: None,
+    };
+    w.ic.install_canister(
+        pc,
+        fixture("personal-aef96b1.wasm.gz"),
+        candid::encode_args((init,)).unwrap(),
+        Some(admin()),
+    );
+    let _: CapsuleInfo = w
+        .capsule(
+            pc,
+            dave,
+            "create_capsule",
+            (CapsuleInput {
+                name: "dave".into(),
+                bio: "layout 1".into(),
+                settings: None,
+            },),
+        )
+        .unwrap();
+    let blobs: Vec<BlobDescriptor> = [5_000usize, 400 * 1024]
+        .iter()
+        .enumerate()
+        .map(|(i, size)| w.upload(pc, dave, &data(*size, 40 + i as u64)))
+        .collect();
+    for i in 0..6u64 {
+        let d = &blobs[i as usize % blobs.len()];
+        let input = MemoryInput {
+            title: format!("memory {i}"),
+            description: "layout 1".into(),
+            tags: vec!["t".into()],
+            kind: MemoryKind::Photo,
+            blobs: vec![BlobRef {
+                hash: d.hash,
+                size: d.size,
+                mime_type: "image/jpeg".into(),
+            }],
+            encryption: (i == 3).then(|| EncryptionEnvelope {
+                scheme: "x25519-xsalsa20poly1305".into(),
+                wrapped_key: ByteBuf::from(data(48, i)),
+            }),
+        };
+        let _: Memory = w.capsule(pc, dave, "add_memory", (input,)).unwrap();
+    }
+    for n in 0..3 {
+        let input = ConnectionInput {
+            peer: user(2_000_000 + n),
+            relationship: "friend".into(),
+            status: ConnectionStatus::Pending,
+        };
+        let _: Connection = w.capsule(pc, dave, "add_connection", (input,)).unwrap();
+    }
+    let pending = data(blobstore::hash::CHUNK_SIZE + 99, 5);
+    let upload = upload_first_chunk(&w, pc, dave, &pending);
+    let before = everything_at(&w, pc, dave);
+
+    w.ic.upgrade_canister(
+        pc,
+        wasm("personal"),
+        candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+        Some(admin()),
+    )
+    .expect("upgrade from layout 1");
+    assert_eq!(everything_at(&w, pc, dave), before);
+    assert_blobs_readable(&w, pc, dave, &blobs);
+    let finished = finish_upload(&w, pc, dave, upload, &pending);
+    assert_eq!(
+        finished.hash.into_array(),
+        blobstore::hash::blob_hashes(&pending).0
+    );
+    let updated: Memory = w
+        .capsule(
+            pc,
+            dave,
+            "update_memory",
+            (
+                2u64,
+                MemoryUpdate {
+                    title: Some("rewritten packed".into()),
+                    ..MemoryUpdate::default()
+                },
+            ),
+        )
+        .unwrap();
+    let now = everything_at(&w, pc, dave);
+    // Memory ids start at 1: memory 2 is the second.
+    assert_eq!(now.1.items[1], updated);
+    assert_eq!(now.1.items[..1], before.1.items[..1]);
+    assert_eq!(now.1.items[2..], before.1.items[2..]);
+
+    w.skip_accounting_check();
+    assert_refused_as_newer(
+        w.ic.upgrade_canister(
+            pc,
+            fixture("personal-aef96b1.wasm.gz"),
+            candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+            Some(admin()),
+        )
+        .map_err(|e| format!("{e:?}")),
+    );
+    assert_eq!(everything_at(&w, pc, dave), now);
+}
