@@ -580,17 +580,20 @@ impl Inner {
                 format!("Canister {id} not found"),
             ));
         };
-        let result = self.query_on(&mut c, sender, method, arg);
+        let result = self.query_on(&mut c, sender, method, arg, true);
         self.canisters.insert(id, c);
         result
     }
 
-    fn query_on(
+    /// Runs query (or composite query) `method` of `c`, taken out of the canister map; `top`
+    /// when a user called it (only those see a data certificate).
+    pub(crate) fn query_on(
         &mut self,
         c: &mut crate::state::Canister,
         sender: Principal,
         method: &str,
         arg: Vec<u8>,
+        top: bool,
     ) -> Result<Vec<u8>, RejectResponse> {
         let id = c.id;
         if c.status != Status::Running {
@@ -602,6 +605,14 @@ impl Inner {
             return Err(reject(code, format!("Canister {id} is not running")));
         }
         let export = format!("canister_query {method}");
+        if top
+            && c.instance
+                .as_ref()
+                .is_some_and(|i| i.module().exports(&crate::composite::export(method)))
+        {
+            let mut graph = crate::composite::Graph::default();
+            return self.composite_query_on(c, sender, method, arg, 0, &mut graph);
+        }
         let has = c.instance.as_ref().map(|i| i.module().exports(&export));
         match has {
             None => {
@@ -622,17 +633,14 @@ impl Inner {
         }
         let limit = self.config.query_instruction_limit;
         let mut msg = self.base_ctx(c, ApiType::Query, sender, limit);
-        msg.data_certificate = self
-            .certifier
-            .as_ref()
-            .map(|cf| {
-                std::sync::Arc::new(crate::certify::DataCertificate::new(
-                    cf.clone(),
-                    id,
-                    c.certified_data.clone(),
-                    self.time,
-                ))
-            });
+        msg.data_certificate = self.certifier.as_ref().map(|cf| {
+            std::sync::Arc::new(crate::certify::DataCertificate::new(
+                cf.clone(),
+                id,
+                c.certified_data.clone(),
+                self.time,
+            ))
+        });
         msg.arg = arg;
         msg.method_name = method.into();
         msg.stable = std::mem::take(&mut c.stable);

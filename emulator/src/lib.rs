@@ -12,6 +12,7 @@
 
 pub mod canisters;
 pub mod certify;
+pub mod composite;
 pub mod cycles;
 mod emulator;
 pub mod engine;

@@ -520,6 +520,15 @@ impl Inner {
             (ApiType::Update, format!("canister_update {method}"), true)
         } else if module.exports(&format!("canister_query {method}")) {
             (ApiType::Query, format!("canister_query {method}"), false)
+        } else if module.exports(&crate::composite::export(&method)) {
+            // Interface specification, "Composite query methods": never in replicated mode.
+            let r = reject(
+                ErrorCode::CompositeQueryCalledInReplicatedMode,
+                format!(
+                    "Error from Canister {to}: Composite query cannot be called in replicated mode"
+                ),
+            );
+            return fail_in_execution(self, r);
         } else {
             let r = reject(
                 ErrorCode::CanisterMethodNotFound,
@@ -713,7 +722,10 @@ impl Inner {
                     .freezing_reserve(c.memory_size(), c.freezing_threshold),
             },
             env_vars: c.env_vars.clone(),
-            replicated: !matches!(api, ApiType::Query | ApiType::InspectMessage),
+            replicated: !matches!(
+                api,
+                ApiType::Query | ApiType::CompositeQuery | ApiType::InspectMessage
+            ),
             ..Default::default()
         }
     }

@@ -23,6 +23,8 @@ pub enum ApiType {
     Update,
     /// `canister_query <name>` (never persists).
     Query,
+    /// `canister_composite_query <name>` (never persists; may call queries).
+    CompositeQuery,
     /// A reply callback.
     ReplyCallback,
     /// A reject callback.
@@ -39,13 +41,21 @@ impl ApiType {
     fn can_call(self) -> bool {
         matches!(
             self,
-            ApiType::Update | ApiType::ReplyCallback | ApiType::RejectCallback | ApiType::Timer
+            ApiType::Update
+                | ApiType::CompositeQuery
+                | ApiType::ReplyCallback
+                | ApiType::RejectCallback
+                | ApiType::Timer
         )
     }
     fn can_reply(self) -> bool {
         matches!(
             self,
-            ApiType::Update | ApiType::Query | ApiType::ReplyCallback | ApiType::RejectCallback
+            ApiType::Update
+                | ApiType::Query
+                | ApiType::CompositeQuery
+                | ApiType::ReplyCallback
+                | ApiType::RejectCallback
         )
     }
     fn has_arg(self) -> bool {
@@ -55,6 +65,7 @@ impl ApiType {
                 | ApiType::PostUpgrade
                 | ApiType::Update
                 | ApiType::Query
+                | ApiType::CompositeQuery
                 | ApiType::ReplyCallback
                 | ApiType::InspectMessage
         )

@@ -413,10 +413,7 @@ async fn info_full(
 /// Sets `target`'s controllers through the management canister (as a controller of it);
 /// returns the `canister_version()` it sent as `sender_canister_version`.
 #[ic_cdk::update]
-async fn set_controllers_of(
-    target: Principal,
-    controllers: Vec<Principal>,
-) -> Result<u64, String> {
+async fn set_controllers_of(target: Principal, controllers: Vec<Principal>) -> Result<u64, String> {
     let version = ic_cdk::api::canister_version();
     let arg = ic_cdk_management_canister::UpdateSettingsArgs {
         canister_id: target,
@@ -447,4 +444,43 @@ fn set_certified(data: serde_bytes::ByteBuf) {
 #[ic_cdk::query]
 fn certificate() -> Option<serde_bytes::ByteBuf> {
     ic_cdk::api::data_certificate().map(serde_bytes::ByteBuf::from)
+}
+
+/// A composite query: bumps its own heap counter, then calls `method` of each of `targets` in
+/// turn; returns the counter it sees after the calls (its own change, kept within the query)
+/// and each call's outcome (`reply:<u64 sum of the reply's counters>` for `get`).
+#[ic_cdk::query(composite = true)]
+async fn fan_out(targets: Vec<Principal>, method: String) -> (u64, Vec<String>) {
+    HEAP_COUNTER.set(HEAP_COUNTER.get() + 100);
+    let mut out = Vec::new();
+    for t in targets {
+        let r = Call::unbounded_wait(t, &method).await;
+        out.push(match r {
+            Ok(r) => match r.candid_tuple::<(u64, u64)>() {
+                Ok((a, b)) => format!("reply:{}", a + b),
+                Err(_) => format!("reply:{}", r.len()),
+            },
+            Err(e) => describe(Err(e)),
+        });
+    }
+    (HEAP_COUNTER.get(), out)
+}
+
+/// A composite query calling `chain` of `targets[0]` with the rest; returns how many canisters
+/// the chain went through (0 when `targets` is empty), or the first failure.
+#[ic_cdk::query(composite = true)]
+async fn chain(targets: Vec<Principal>) -> Result<u64, String> {
+    let Some((first, rest)) = targets.split_first() else {
+        return Ok(0);
+    };
+    let r = Call::unbounded_wait(*first, "chain")
+        .with_arg(rest.to_vec())
+        .await;
+    match r {
+        Ok(r) => r
+            .candid::<Result<u64, String>>()
+            .map_err(|e| e.to_string())?
+            .map(|n| n + 1),
+        Err(e) => Err(describe(Err(e))),
+    }
 }
