@@ -43,9 +43,22 @@ pub struct Names {
     pub identities: BTreeMap<String, Principal>,
 }
 
+/// The Ed25519 key of identity `name`: its secret key is SHA-256 of `"icemu identity\0"`
+/// followed by the name, so every process, machine and agent (the frontend derives the same
+/// key) signs as the same principal. These keys are public knowledge: for the emulator only.
+pub fn identity_key(name: &str) -> ed25519_dalek::SigningKey {
+    use sha2::Digest;
+    let seed: [u8; 32] = sha2::Sha256::new()
+        .chain_update(b"icemu identity\0")
+        .chain_update(name.as_bytes())
+        .finalize()
+        .into();
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}
+
 /// The principal of an identity name: `anonymous` is the anonymous principal, a principal's
-/// text stands for itself, any other name maps deterministically to a self-authenticating
-/// principal (the emulator's `Emulator::identity`, the same in every process and machine).
+/// text stands for itself, any other name is the self-authenticating principal of its key
+/// ([`identity_key`]), the principal an agent signing with that key is.
 pub fn identity(name: &str) -> Principal {
     if name == "anonymous" {
         return Principal::anonymous();
@@ -55,7 +68,9 @@ pub fn identity(name: &str) -> Principal {
     {
         return p;
     }
-    Emulator::identity(name)
+    let mut der = crate::http::keys::ED25519_DER_PREFIX.to_vec();
+    der.extend_from_slice(identity_key(name).verifying_key().as_bytes());
+    Principal::self_authenticating(der)
 }
 
 /// Where `icemu serve` listens for a state directory it holds: `DIR/serve.json`, written (mode

@@ -158,7 +158,8 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
         .unwrap();
     assert_eq!(format!("0x{}", hex::encode(&hash)), module_hash);
     let controllers = a.read_state_canister_controllers(backend).await.unwrap();
-    assert_eq!(controllers, vec![emulator::Emulator::identity("admin")]);
+    let admin = Principal::from_text(ok(&t.0, &["identity", "admin"]).trim()).unwrap();
+    assert_eq!(controllers, vec![admin]);
 
     // A signed update sent twice runs once; its status is read back through read_state.
     let signed = a.update(&probe, "inc").with_arg(args("()")).sign().unwrap();
@@ -274,6 +275,24 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
             Principal::self_authenticating(id.public_key().unwrap())
         );
     }
+
+    // icemu's identity names are keys: an agent signing with the key of `ada` (SHA-256 of
+    // "icemu identity\0ada") is the principal `icemu identity ada` prints, so the CLI and a
+    // browser calling as `ada` are the same caller.
+    let seed: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        b"icemu identity\0ada",
+    ))
+    .into();
+    let named = agent(s.port, Arc::new(BasicIdentity::from_raw_key(&seed))).await;
+    let who = named
+        .update(&probe, "whoami")
+        .with_arg(args("()"))
+        .call_and_wait()
+        .await
+        .unwrap();
+    let (_, _, caller): (u64, Principal, Principal) = candid::decode_args(&who).unwrap();
+    assert_eq!(caller.to_text(), ok(&t.0, &["identity", "ada"]).trim());
 
     // A delegation from Ada's key to a session key, for the probe only.
     let session =
