@@ -7,6 +7,7 @@
 #   target/wasm/backend-bench.wasm.gz the backend with the naive-copy baseline (benchmark only)
 #   target/wasm/personal-minor-next.wasm.gz  the personal canister one API minor version ahead
 #   target/wasm/personal-major-next.wasm.gz  ... and one major version ahead (upgrade tests only)
+#   target/wasm/backend-personal-next.wasm.gz the backend shipping personal-minor-next (tests only)
 # Installs the wasm32 target when missing. Never rewrites the committed .did files: the tests
 # check them against the code.
 #
@@ -128,3 +129,10 @@ personal_variant() {
 }
 personal_variant api-minor-next personal-minor-next
 personal_variant api-major-next personal-major-next
+
+# Test builds only: the backend shipping the one-minor-ahead personal module (a backend
+# release owners upgrade their canisters from).
+(
+    export PERSONAL_WASM="$PWD/target/wasm/personal-minor-next.wasm.gz" PERSONAL_API_MINOR=1
+    variant personal-next backend-personal-next backend/backend.did
+)

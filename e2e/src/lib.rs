@@ -531,3 +531,48 @@ pub fn previous_backend() -> Vec<u8> {
         .join("backend-e8f49f3.wasm.gz");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+// ---------------------------------------------------------------- after the handoff
+
+/// A personal canister's `cycles_outlook` reply (the candid shape of
+/// `personal::outlook::CyclesOutlook`).
+#[derive(CandidType, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CyclesOutlook {
+    pub balance: u128,
+    pub memory_bytes: u64,
+    pub storage_per_day: u128,
+    pub timers_per_day: u128,
+    pub burn_per_day: u128,
+    pub freezing_threshold_seconds: u64,
+    pub freezing_threshold_cycles: u128,
+    pub days_until_frozen: u64,
+    pub root: Option<Hash32>,
+    pub module_version: backend::factory::types::ApiVersion,
+}
+
+impl World {
+    /// `canister`'s `cycles_outlook`, asked by `who`.
+    pub fn cycles_outlook(
+        &self,
+        canister: Principal,
+        who: Principal,
+    ) -> Result<CyclesOutlook, RejectResponse> {
+        self.try_update(canister, who, "cycles_outlook", ())
+            .map(|(o,): (CyclesOutlook,)| o)
+    }
+
+    /// `who` asks the backend to purge their shared copy now.
+    pub fn request_purge(&self, who: Principal) -> Result<CreationRecord, FactoryError> {
+        let (r,): (Result<CreationRecord, FactoryError>,) =
+            self.update(who, "purge_shared_capsule", ());
+        r
+    }
+
+    /// Runs `rounds` rounds, `step` of emulated time apart.
+    pub fn run_rounds(&self, rounds: u64, step: Duration) {
+        for _ in 0..rounds {
+            self.ic.advance_time(step);
+            self.ic.tick();
+        }
+    }
+}

@@ -83,6 +83,8 @@
 //! # Ok::<(), ManifestError>(())
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod archive;
 pub mod builder;
 pub mod diff;
 pub mod encoding;

@@ -861,12 +861,31 @@ pub enum FactoryError {
 }
 
 /// The API version of the personal module the backend embeds: the major is the capsule API
-/// version; the minor counts compatible releases of the personal canister (it equals what the
-/// module's own `module_version` answers: `e2e/tests/after_handoff_upgrade.rs` checks it).
+/// version; the minor counts compatible releases of the personal canister, 0 unless the build
+/// sets `PERSONAL_API_MINOR` (as `scripts/build.sh` does for a backend that embeds the
+/// one-minor-ahead test module). It equals what the module's own `module_version` answers:
+/// `e2e/tests/after_handoff_upgrade.rs` checks it.
 pub const PERSONAL_API_VERSION: ApiVersion = ApiVersion {
     major: capsule::API_VERSION,
-    minor: 0,
+    minor: match option_env!("PERSONAL_API_MINOR") {
+        Some(minor) => parse_u32(minor),
+        None => 0,
+    },
 };
+
+/// A decimal `u32` at compile time (a build with a malformed value fails).
+const fn parse_u32(s: &str) -> u32 {
+    let b = s.as_bytes();
+    assert!(!b.is_empty(), "PERSONAL_API_MINOR must be a number");
+    let mut n: u32 = 0;
+    let mut i = 0;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "PERSONAL_API_MINOR must be a number");
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
 
 /// Bytes per chunk of `personal_module_chunk`: under the 2 MiB reply limit, and exactly the
 /// IC's `upload_chunk` limit (1 MiB), so a client uploads each chunk as it comes.

@@ -97,6 +97,55 @@ enum Command {
         #[arg(long)]
         no_verify: bool,
     },
+    /// Verify a capsule archive (tar): every blob's hash, the JSON files, the root.
+    #[command(
+        long_about = "Verify a capsule archive (the tar file \"download my capsule\" \
+        writes; format in manifests/README.md): hash every blob file (its name must be the \
+        hash b3sum prints for it, and match the manifest's leaf), compare capsule.json, \
+        memories.json and connections.json with the manifest, and recompute the root from \
+        those files. Prints `verified <root> (<n> blobs, <bytes> bytes)` and exits 0, or one \
+        line per entry that differs (`<entry>: <why>`) and exits 1. Exits 2 when the file \
+        cannot be read as an archive or holds no manifest.json."
+    )]
+    Verify {
+        /// The archive (`-` for standard input).
+        archive: String,
+    },
+}
+
+fn cmd_verify(path: &str) -> ExitCode {
+    let input: Box<dyn Read> = if path == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        match std::fs::File::open(path) {
+            Ok(f) => Box::new(io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("manifest: {path}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match manifests::archive::verify(input) {
+        Ok(report) if report.is_ok() => {
+            println!(
+                "verified {} ({} blobs, {} bytes)",
+                to_hex(&report.root),
+                report.blobs,
+                report.blob_bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for d in &report.differences {
+                println!("{}: {}", d.entry, d.reason);
+            }
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("manifest: {path}: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// b3sum's escaping of a path in its output line: returns (escaped path, needs leading `\`).
@@ -300,5 +349,6 @@ fn main() -> ExitCode {
             json,
             no_verify,
         } => cmd_diff(a, b, *json, !*no_verify),
+        Command::Verify { archive } => cmd_verify(archive),
     }
 }
