@@ -62,6 +62,24 @@ impl<M: StableMemory> ManifestStore<M> {
         self.put_at(scope, page.start, &page.leaves);
     }
 
+    /// Like [`ManifestStore::put_page`], taking the page (its leaves are moved, not copied).
+    pub fn put_owned_page(&mut self, scope: u64, page: ManifestPage) {
+        let tag = page.leaves.section().tag();
+        let mut index = page.start;
+        let mut put = |leaf: StoredLeaf| {
+            self.leaves.insert((scope, tag, index), Packed(leaf));
+            index += 1;
+        };
+        match page.leaves {
+            PageLeaves::Capsule(c) => put(StoredLeaf::Capsule(c)),
+            PageLeaves::Connections(v) => {
+                v.into_iter().for_each(|l| put(StoredLeaf::Connection(l)))
+            }
+            PageLeaves::Memories(v) => v.into_iter().for_each(|l| put(StoredLeaf::Memory(l))),
+            PageLeaves::Blobs(v) => v.into_iter().for_each(|l| put(StoredLeaf::Blob(l))),
+        }
+    }
+
     fn put_at(&mut self, scope: u64, start: u64, leaves: &PageLeaves) {
         let tag = leaves.section().tag();
         let mut index = start;

@@ -22,10 +22,11 @@ pub const MAX_REPLY_BYTES: u64 = 2 * 1024 * 1024;
 /// framing of the batch (under 64 bytes per chunk, at most a few dozen chunks).
 pub const MAX_CHUNK_BATCH_BYTES: u64 = MAX_REPLY_BYTES - 8 * 1024;
 
-/// Bytes of leaves per manifest page reply. Well under the reply limit, and small enough that
-/// serving a page (reading and encoding its leaves, ~1,600 instructions per byte) stays under
-/// 10% of a query's 5 B instruction limit.
-pub const MANIFEST_PAGE_BYTES: u64 = 256 * 1024;
+/// Bytes of leaves per manifest page reply: half the reply limit, and small enough that
+/// serving a page (reading its packed leaves and encoding them in candid, ~250 instructions
+/// per byte) stays near 5% of a query's 5 B instruction limit. Fewer, larger pages are fewer
+/// rounds: the importer pulls pages one after the other.
+pub const MANIFEST_PAGE_BYTES: u64 = 1024 * 1024;
 
 /// Install arguments of a personal canister.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]

@@ -381,3 +381,38 @@ fn importing_leaves_with_unknown_names_is_rejected() {
     let capsule = dst.get_capsule(&ctx()).unwrap();
     assert_eq!((capsule.memory_count, capsule.connection_count), (0, 0));
 }
+
+#[test]
+fn a_batch_of_imported_memories_stops_at_the_first_bad_leaf() {
+    let src = exporter();
+    let (_, pages) = walk(&src, 100);
+    let mut dst = new_store();
+    let PageLeaves::Capsule(c) = &pages[0] else {
+        panic!("the capsule leaf comes first")
+    };
+    dst.import_capsule(c, "importing").unwrap();
+    let mut leaves = src.memory_leaves(owner(), None, 3);
+    leaves[0].blobs.clear();
+    leaves[2].blobs.clear();
+    // The second one references a blob that was not imported.
+    assert!(!leaves[1].blobs.is_empty());
+    let (index, err) = dst.import_memories(owner(), &leaves).unwrap_err();
+    assert_eq!(index, 1);
+    assert!(matches!(err, Error::BlobNotInCapsule { .. }), "{err:?}");
+    // The leaf before it is written (and counted), nothing after it.
+    let capsule = dst.get_capsule(&ctx()).unwrap();
+    assert_eq!(capsule.memory_count, 1);
+    assert!(dst.get_memory(&ctx(), leaves[0].id).is_ok());
+    assert!(dst.get_memory(&ctx(), leaves[2].id).is_err());
+    // A repeat without the bad leaf writes the rest once.
+    let rest = [leaves[0].clone(), leaves[2].clone()];
+    dst.import_memories(owner(), &rest).unwrap();
+    assert_eq!(dst.get_capsule(&ctx()).unwrap().memory_count, 2);
+
+    let mut conns = src.connection_leaves(owner(), None, 2);
+    conns[1].status = "maybe".into();
+    let (index, err) = dst.import_connections(owner(), &conns).unwrap_err();
+    assert_eq!(index, 1);
+    assert!(matches!(err, Error::ImportRejected { .. }), "{err:?}");
+    assert_eq!(dst.get_capsule(&ctx()).unwrap().connection_count, 1);
+}

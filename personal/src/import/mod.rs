@@ -761,8 +761,9 @@ impl<M: Memory> Importer<M> {
         };
         v.push_reply(&reply)
             .map_err(|e| format!("manifest page at {cursor} rejected: {e}"))?;
-        self.staged.put_page(m.migration_id, &reply.page);
-        if v.is_complete() {
+        let complete = v.is_complete();
+        self.staged.put_owned_page(m.migration_id, reply.page);
+        if complete {
             self.finish_manifest(st, store)?;
         }
         Ok(())
@@ -982,7 +983,10 @@ impl<M: Memory> Importer<M> {
         st.error.is_none()
             && matches!(
                 st.step,
-                Step::Resetting { .. } | Step::Records { .. } | Step::Prune | Step::Verifying { .. }
+                Step::Resetting { .. }
+                    | Step::Records { .. }
+                    | Step::Prune
+                    | Step::Verifying { .. }
             )
     }
 

@@ -5,7 +5,7 @@
 //! comes from the emulator's IC-style metering; nothing is timed.
 //!
 //! ```text
-//! bench [--quick] [--records-only] [--factory-only] [--out PATH]
+//! bench [--quick] [--records-only] [--no-naive] [--factory-only] [--out PATH]
 //!                                   (scripts/bench.sh builds and runs it)
 //! ```
 //!
@@ -664,12 +664,26 @@ fn phases(p: &BTreeMap<String, u64>) -> J {
     J::O(p.iter().map(|(k, v)| (k.clone(), n(*v as f64))).collect())
 }
 
-fn measure(s: &Scenario, queries: &[String]) -> Metrics {
+fn measure(s: &Scenario, queries: &[String], naive: bool) -> Metrics {
     let w = World::new();
     let who = user(s.owner);
     fill(&w, who, s);
     let (ours, _personal) = migrate(&w, who);
-    let naive = naive_copy(&w, who, s);
+    eprintln!(
+        "bench: {} pipeline: {} rounds, backend {} instructions {:?}, personal {} {:?}",
+        s.name,
+        ours.rounds,
+        ours.backend.instructions(),
+        ours.backend_phases,
+        ours.personal.instructions(),
+        ours.personal_phases
+    );
+    // Without the naive copy its figures are zero (and the baseline ratios with them).
+    let naive = if naive {
+        naive_copy(&w, who, s)
+    } else {
+        Run::default()
+    };
 
     let blob_bytes = s.blob_sizes.iter().sum::<usize>() as u64;
     let chunks = ours.backend.method("export_chunks");
@@ -702,7 +716,10 @@ fn measure(s: &Scenario, queries: &[String]) -> Metrics {
         personal_instructions_per_byte: per_byte(ours.personal.instructions()),
         backend_instructions_per_byte: per_byte(ours.backend.instructions()),
         records,
-        personal_instructions_per_record: ratio(ours.personal.instructions() as f64, records as f64),
+        personal_instructions_per_record: ratio(
+            ours.personal.instructions() as f64,
+            records as f64,
+        ),
         backend_instructions_per_record: ratio(ours.backend.instructions() as f64, records as f64),
         backend_phases: ours.backend_phases.clone(),
         personal_phases: ours.personal_phases.clone(),
@@ -939,7 +956,9 @@ fn phase_table(ms: &[Metrics], width: usize) -> String {
         let names: std::collections::BTreeSet<&String> =
             ms.iter().flat_map(|m| phases(m).keys()).collect();
         for name in names {
-            row(format!("  {side} {name}"), &|m| phases(m).get(name).copied());
+            row(format!("  {side} {name}"), &|m| {
+                phases(m).get(name).copied()
+            });
             row("    per record".to_string(), &|m| {
                 phases(m).get(name).map(|x| x / m.records.max(1))
             });
@@ -952,6 +971,7 @@ fn main() {
     let mut quick = false;
     let mut factory_only = false;
     let mut records_only = false;
+    let mut skip_naive = false;
     let mut out = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -959,13 +979,16 @@ fn main() {
             "--quick" => quick = true,
             "--factory-only" => factory_only = true,
             "--records-only" => records_only = true,
+            "--no-naive" => skip_naive = true,
             "--out" => out = Some(PathBuf::from(args.next().expect("--out PATH"))),
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--factory-only] [--records-only] [--out PATH]");
+                println!(
+                    "usage: bench [--quick] [--factory-only] [--records-only] [--no-naive] [--out PATH]"
+                );
                 return;
             }
             other => panic!(
-                "unknown argument {other} (usage: bench [--quick] [--factory-only] [--records-only] [--out PATH])"
+                "unknown argument {other} (usage: bench [--quick] [--factory-only] [--records-only] [--no-naive] [--out PATH])"
             ),
         }
     }
@@ -1002,7 +1025,7 @@ fn main() {
             s.memories,
             s.connections
         );
-        let m = measure(&s, &queries);
+        let m = measure(&s, &queries, !skip_naive);
         eprintln!(
             "bench: {} done: {} rounds, naive {:.1}x rounds",
             m.name, m.rounds, m.baseline_round_ratio
