@@ -672,24 +672,22 @@ impl<M: StableMemory> CapsuleStore<M> {
             .collect()
     }
 
-    /// Inserts a memory unless its id exists; returns whether it was inserted.
+    /// Writes an imported memory; returns whether its id was new. Imports write records from
+    /// a verified manifest into a capsule that was empty and stays frozen, so a record already
+    /// there (written before a restart) is this one: one B-tree operation instead of a lookup
+    /// and an insert.
     pub(crate) fn put_memory_if_absent(&mut self, owner: Principal, memory: Memory) -> bool {
-        let key = (owner, memory.id);
-        if self.memories.contains_key(&key) {
-            return false;
-        }
-        self.memories.insert(key, Packed(memory));
-        true
+        self.memories
+            .insert((owner, memory.id), Packed(memory))
+            .is_none()
     }
 
-    /// Inserts a connection unless one with that peer exists; returns whether it was inserted.
+    /// Writes an imported connection; returns whether its peer was new (see
+    /// [`CapsuleStore::put_memory_if_absent`]).
     pub(crate) fn put_connection_if_absent(&mut self, owner: Principal, conn: Connection) -> bool {
-        let key = (owner, conn.peer);
-        if self.connections.contains_key(&key) {
-            return false;
-        }
-        self.connections.insert(key, Packed(conn));
-        true
+        self.connections
+            .insert((owner, conn.peer), Packed(conn))
+            .is_none()
     }
 
     pub(crate) fn attach_blob(&mut self, owner: Principal, hash: &[u8; 32]) {
