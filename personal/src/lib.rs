@@ -23,6 +23,7 @@ mod expiry;
 pub mod import;
 mod memory;
 pub mod outlook;
+pub mod restore;
 mod state;
 pub mod upgrade;
 
@@ -115,6 +116,66 @@ async fn cycles_outlook() -> CyclesOutlook {
     };
     let root = (import.phase == Done).then_some(import.root).flatten();
     outlook::outlook(readings, root, upgrade::THIS)
+}
+
+/// Whether `caller` may restore an archive here (see [`restore`]).
+fn check_restore(caller: Principal) -> Result<(), Error> {
+    let migrating = state::config().owner.is_none()
+        || state::importer(|imp, _| imp.status(capsule::API_VERSION))
+            .migration_id
+            .is_some();
+    restore::check_caller(caller, state::owner(), migrating)
+}
+
+/// Restores an archive's capsule metadata (ids and timestamps as they were) into this fresh
+/// canister; then upload the blobs and call `restore_records` (see [`restore`]). Owner only.
+#[ic_cdk::update]
+fn restore_capsule(leaf: manifests::CapsuleLeaf) -> Result<(), Error> {
+    let caller = msg_caller();
+    check_restore(caller)?;
+    state::store_mut(|s| restore::restore_capsule(s, caller, &leaf))
+}
+
+/// Begins restoring one of an archive's blobs (its manifest leaf); returns the upload and the
+/// chunk indices to send with `restore_blob_chunk`. Owner only.
+#[ic_cdk::update]
+fn restore_blob_begin(leaf: manifests::BlobLeaf) -> Result<restore::RestoreUpload, Error> {
+    let caller = msg_caller();
+    check_restore(caller)?;
+    state::store_mut(|s| restore::begin_blob(s, caller, &leaf, ic_cdk::api::time()))
+}
+
+/// One chunk of a blob being restored, checked against its hash at `index` on arrival.
+#[ic_cdk::update]
+fn restore_blob_chunk(upload: u64, index: u64, bytes: serde_bytes::ByteBuf) -> Result<(), Error> {
+    let caller = msg_caller();
+    check_restore(caller)?;
+    state::store_mut(|s| s.put_imported_chunk(caller, upload, index, &bytes))
+}
+
+/// Finishes a blob being restored (every chunk arrived and verified).
+#[ic_cdk::update]
+fn restore_blob_finish(upload: u64) -> Result<capsule::BlobDescriptor, Error> {
+    let caller = msg_caller();
+    check_restore(caller)?;
+    state::store_mut(|s| s.finish_blob_import(caller, upload))
+}
+
+/// Restores a batch of an archive's connections and memories (their blobs uploaded first).
+#[ic_cdk::update]
+fn restore_records(records: restore::RestoreRecords) -> Result<(), Error> {
+    let caller = msg_caller();
+    check_restore(caller)?;
+    state::store_mut(|s| restore::restore_records(s, caller, &records))
+}
+
+/// The manifest root of what this canister stores for its owner, recomputed now (an update:
+/// it walks every record). Owner and controllers.
+#[ic_cdk::update]
+fn capsule_root() -> Result<capsule::Hash32, Error> {
+    check_owner_or_controller(msg_caller())?;
+    let owner = state::owner();
+    state::read(|s| restore::capsule_header(s, owner)).map(|h| serde_bytes::ByteArray::new(h.root))
 }
 
 /// Guard: the owner, the backend that created the canister, or a controller.

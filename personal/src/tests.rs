@@ -69,8 +69,16 @@ fn capsule_api_is_identical_to_the_backends() {
         extra,
         [
             "api_version",
+            "capsule_root",
+            "cycles_outlook",
             "get_manifest_page",
             "import_status",
+            "module_version",
+            "restore_blob_begin",
+            "restore_blob_chunk",
+            "restore_blob_finish",
+            "restore_capsule",
+            "restore_records",
             "return_cycles"
         ]
     );

@@ -71,7 +71,7 @@ pub enum PurgeGate {
 /// again (the call itself is a bounded wait of [`PURGE_CHECK_CALL_SECONDS`]).
 pub const PURGE_CHECK_WINDOW_NS: u64 = 5 * 60 * NS_PER_SEC;
 /// The bounded wait of a purge check's `cycles_outlook` call, seconds.
-pub const PURGE_CHECK_CALL_SECONDS: u32 = 60;
+pub const PURGE_CHECK_CALL_SECONDS: u32 = 240;
 /// The first wait after a failed check; it doubles per check up to [`PURGE_CHECK_MAX_DELAY_NS`].
 pub const PURGE_CHECK_FIRST_DELAY_NS: u64 = 3_600 * NS_PER_SEC;
 pub const PURGE_CHECK_MAX_DELAY_NS: u64 = 86_400 * NS_PER_SEC;
