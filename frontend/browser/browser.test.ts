@@ -2,18 +2,20 @@
 //   alice: creates a capsule with files through the page, clicks create, watches the byte
 //          progress to Completed, reads a memory back from her personal canister;
 //   bob:   the same with a fault injected: sees the error, the fault is cleared, recovers
-//          through the retry button.
+//          through the retry button;
+//   dave:  uploads two files at once (each with its own byte progress), sees a thumbnail of
+//          his image, and reloads the page mid-import (messages to the backend slowed down):
+//          the page picks the creation up again, with its throughput samples, to Completed.
 // Screenshots of each state seen go to target/frontend-screenshots/.
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Principal } from '@icp-sdk/core/principal';
-import { idlFactory as personalIdl, type _SERVICE as PersonalActorService } from '../src/bindings/personal/personal.did';
-import { icemuActor, icemuCanisters } from '../src/client/transport/icemu';
-import { readBlob, unwrapCapsule } from '../src/client';
+import { connect, readBlob, unwrapCapsule } from '../src/client';
 import {
   BACKEND_WASM,
   CHROMIUM_ARGS,
@@ -48,16 +50,15 @@ let backendId: Principal;
 const pageLogs: string[] = [];
 
 beforeAll(async () => {
-  rmSync(SCREENSHOTS, { recursive: true, force: true });
+  // This file's screenshots only: the admin console's test writes its own beside them.
   mkdirSync(SCREENSHOTS, { recursive: true });
+  for (const f of readdirSync(SCREENSHOTS)) if (/^(alice|bob)-/.test(f)) rmSync(join(SCREENSHOTS, f), { force: true });
   icemu = new Icemu(icemuCmd);
   icemu.run(['deploy', 'backend', BACKEND_WASM, '--cycles', DEPLOY_CYCLES]);
   const topUp = icemu.run(['call', '--as', 'admin', 'backend', 'admin_top_up_reserve', `(opt ${RESERVE_TOP_UP})`]);
   if (!/Ok/.test(topUp) || /Err/.test(topUp)) throw new Error(`topping up the reserve failed: ${topUp}`);
   served = await icemu.serve(DIST);
-  const ids = await icemuCanisters({ baseUrl: served.url });
-  if (!ids['backend']) throw new Error(`icemu serve lists no "backend": ${JSON.stringify(ids)}`);
-  backendId = ids['backend'];
+  backendId = (await connect({ transport: 'icemu', baseUrl: served.url, caller: 'alice' })).backendId;
   profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
@@ -209,7 +210,7 @@ async function expectMemoryReadBack(page: Page, user: string, personal: Principa
   await shot(page, `${user}-9-memory-read-back`);
 
   // And without the page: the personal canister serves the memory and its bytes to its owner.
-  const actor = icemuActor<PersonalActorService>(personalIdl, personal, { baseUrl: served!.url, caller: user });
+  const actor = (await connect({ transport: 'icemu', baseUrl: served!.url, caller: user })).personal(personal);
   const memory = unwrapCapsule(await actor.get_memory(m.id));
   expect(memory.title).toBe(m.title);
   expect(await readBlob(actor, memory.blobs[0]!)).toEqual(m.bytes);
@@ -276,4 +277,112 @@ describe('the page against icemu serve and the real backend', () => {
       failWithContext(e);
     }
   });
+
+  it('dave: per-file upload progress, an image thumbnail, and a reload mid-import that keeps the estimate', async () => {
+    try {
+      const page = await openAs('dave');
+      await page.waitForSelector('#capsule-form:not([hidden])');
+      await page.fill('#capsule-name', "dave's capsule");
+      await page.click('#create-capsule');
+      await page.waitForSelector('#memory-form:not([hidden])', { timeout: 60_000 });
+      const png = pngBytes(8, 8);
+      const big = fileBytes(1_200_000, 33);
+      await page.fill('#memory-title', 'dave');
+      await page.setInputFiles('#memory-file', [
+        { name: 'dot.png', mimeType: 'image/png', buffer: Buffer.from(png) },
+        { name: 'tape.bin', mimeType: 'application/octet-stream', buffer: Buffer.from(big) },
+      ]);
+      await page.click('#add-memory');
+      await page.waitForFunction(() => document.querySelectorAll('#memories li').length === 2, null, { timeout: 120_000 });
+      // Each file had its own progress, ending at its size.
+      const uploads = await page.$$eval('#uploads li', (lis) =>
+        lis.map((l) => {
+          const d = (l as HTMLElement).dataset;
+          const value = (l.querySelector('progress') as HTMLProgressElement).value;
+          return { file: d.file, state: d.state, bytesSent: d.bytesSent, bytesTotal: d.bytesTotal, value };
+        }),
+      );
+      expect(uploads.map((u) => [u.file, u.state, u.bytesSent, u.bytesTotal, u.value])).toEqual([
+        ['dot.png', 'done', String(png.length), String(png.length), png.length],
+        ['tape.bin', 'done', String(big.length), String(big.length), big.length],
+      ]);
+      // The image's thumbnail, decoded from the bytes read back; the other file has none.
+      const thumb = page.locator('#memories li', { hasText: 'dave: dot.png' }).locator('img.thumb');
+      await thumb.and(page.locator('[data-loaded="true"]')).waitFor({ timeout: 60_000 });
+      expect(await thumb.evaluate((i) => (i as HTMLImageElement).naturalWidth)).toBe(8);
+      expect(await page.locator('#memories li', { hasText: 'dave: tape.bin' }).locator('img').count()).toBe(0);
+      await shot(page, 'dave-1-uploads-and-thumbnail');
+
+      // Slow every message to the backend down (20 rounds of 50 ms), so the import takes seconds.
+      icemu.run(['fault', 'delay', '--canister', 'backend', '--rounds', '20']);
+      try {
+        await page.click('#create');
+        await page.waitForSelector('#state[data-state="Importing"]', { timeout: 120_000 });
+        await page.waitForFunction(() => Number((document.querySelector('#progress-rate') as HTMLElement).dataset.samples ?? 0) >= 1);
+        const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('capsule-progress:')));
+        expect(stored).toHaveLength(1);
+        await shot(page, 'dave-2-importing');
+        await page.reload();
+        await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+        expect(await page.getAttribute('body', 'data-ready')).toBe('true');
+        const after = await page.evaluate(() => ({
+          state: (document.querySelector('#state') as HTMLElement).dataset.state,
+          samples: Number((document.querySelector('#progress-rate') as HTMLElement).dataset.samples ?? 0),
+        }));
+        expect(['Importing', 'Verifying', 'Completed']).toContain(after.state);
+        // The samples from before the reload are still there (one more from the reloaded page).
+        expect(after.samples).toBeGreaterThanOrEqual(2);
+        await shot(page, 'dave-3-after-reload');
+        const seen = await watchPage(page, 'dave', '4');
+        expect(seen[seen.length - 1]?.state).toBe('Completed');
+      } finally {
+        icemu.run(['fault', 'delay', '--canister', 'backend', '--rounds', '0']);
+      }
+      expect(await page.textContent('#progress-rate')).toMatch(/^1\.2 MB of 1\.2 MB · [0-9.]+ [kM]?B\/s · all copied$/);
+      expect(Number(await page.getAttribute('#progress-rate', 'data-bytes-per-second'))).toBeGreaterThan(0);
+      expect(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('capsule-progress:')))).toEqual([]);
+      await expectServedByPersonal(page);
+      await shot(page, 'dave-5-completed');
+      await page.close();
+    } catch (e) {
+      failWithContext(e);
+    }
+  });
 });
+
+/** A valid `w`×`h` RGB PNG (a gradient). */
+function pngBytes(w: number, h: number): Uint8Array {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (b: Buffer) => {
+    let c = 0xffffffff;
+    for (const x of b) c = (crcTable[(c ^ x) & 0xff] as number) ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const raw = Buffer.alloc(h * (1 + 3 * w));
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) raw.set([(x * 32) & 0xff, (y * 32) & 0xff, 128], y * (1 + 3 * w) + 1 + 3 * x);
+  return new Uint8Array(
+    Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk('IHDR', ihdr),
+      chunk('IDAT', deflateSync(raw)),
+      chunk('IEND', Buffer.alloc(0)),
+    ]),
+  );
+}

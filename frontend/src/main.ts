@@ -1,6 +1,7 @@
-// The status page: create the capsule and a memory with a file, ask for the personal canister,
-// watch the creation (timeline, byte progress), show the error with a retry button, and say
-// which canister serves the capsule.
+// The status page: create the capsule and memories with files (each upload with its own byte
+// progress), list the memories (thumbnails for images), ask for the personal canister, watch
+// the creation (timeline, byte progress, throughput and time left, kept across a reload), show
+// the error with a retry button, and say which canister serves the capsule.
 //
 // Configuration comes from the URL:
 //   (default)                         icemu transport at the page's own origin (icemu serve --static)
@@ -17,12 +18,18 @@ import {
   readBlob,
   toHex,
   CapsuleCallError,
+  progressKey,
+  uploadBlob,
+  kindForMime,
+  unwrapCapsule,
   type ConnectConfig,
   type Connection,
   type CreationStatus,
   type CapsuleTarget,
   type Memory,
 } from './client';
+import { ProgressEstimator, describeProgress, formatRate, type SampleStore } from './client/progress';
+import { isImage } from './client/upload';
 
 function $(id: string): HTMLElement {
   const el = document.getElementById(id);
@@ -47,6 +54,8 @@ const ui = {
   deadline: $('deadline'),
   progress: $('progress') as HTMLProgressElement,
   progressText: $('progress-text'),
+  progressRate: $('progress-rate'),
+  uploads: $('uploads'),
   timeline: $('timeline'),
   error: $('error'),
   errorText: $('error-text'),
@@ -76,6 +85,38 @@ function configFromUrl(): ConnectConfig {
 
 let conn: Connection;
 let busy = false;
+/** The copy's estimator, for the attempt shown (its samples are kept in localStorage). */
+let estimator: { key: string; est: ProgressEstimator } | null = null;
+
+function storage(): SampleStore | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+
+/** Throughput and time left of the copy, from the byte counts seen (also before a reload). */
+function renderRate(s: CreationStatus | null): void {
+  const el = ui.progressRate;
+  if (!s || s.state === 'NotStarted' || s.state === 'Failed' || s.progress.bytes_total === 0n) {
+    if (s?.state === 'Failed' && estimator) estimator.est.clear();
+    el.textContent = '';
+    el.dataset.bytesPerSecond = '';
+    el.dataset.secondsLeft = '';
+    return;
+  }
+  const key = progressKey(s);
+  if (estimator?.key !== key) estimator = { key, est: new ProgressEstimator({ store: storage(), key }) };
+  const done = Number(s.progress.bytes_done);
+  const total = Number(s.progress.bytes_total);
+  const e = estimator.est.add(Date.now(), s.state === 'Completed' ? total : done, total);
+  el.dataset.bytesPerSecond = e.bytesPerSecond === null ? '' : String(Math.round(e.bytesPerSecond));
+  el.dataset.secondsLeft = e.secondsLeft === null ? '' : String(Math.round(e.secondsLeft));
+  el.dataset.samples = String(estimator.est.count);
+  el.textContent = describeProgress(s.state === 'Completed' ? total : done, total, e, (n) => formatBytes(n));
+  if (s.state === 'Completed') estimator.est.clear();
+}
 
 function say(text: string): void {
   ui.message.textContent = text;
@@ -106,6 +147,7 @@ function renderCreation(s: CreationStatus | null): void {
         s.progress.chunks_total
       } chunks)`
     : '';
+  renderRate(s);
   ui.timeline.replaceChildren(
     ...(s?.timeline ?? []).map((t) => {
       const li = document.createElement('li');
@@ -154,13 +196,61 @@ async function refreshCapsule(): Promise<void> {
   ui.memories.replaceChildren(...memories.map((m) => memoryItem(m, target)));
 }
 
+/** Object URLs of image blobs already read, by blob id and canister: each is read once. */
+const thumbnails = new Map<string, Promise<string>>();
+/** The largest image read for a thumbnail. */
+const THUMBNAIL_MAX_BYTES = 8 * 1024 * 1024;
+
+function thumbnail(m: Memory, target: CapsuleTarget): HTMLElement {
+  const blob = m.blobs.find((b) => isImage(b.mime_type));
+  if (!blob || blob.size > BigInt(THUMBNAIL_MAX_BYTES)) {
+    const none = document.createElement('span');
+    none.className = 'thumb-none';
+    none.textContent = blob ? 'large image' : m.blobs.length ? 'file' : 'note';
+    return none;
+  }
+  const img = document.createElement('img');
+  img.className = 'thumb';
+  img.alt = m.title;
+  img.width = 64;
+  img.height = 64;
+  img.dataset.mime = blob.mime_type;
+  const key = `${target.canisterId.toText()}/${toHex(blob.hash)}`;
+  let url = thumbnails.get(key);
+  if (!url) {
+    url = readBlob(target.actor, blob).then((bytes) =>
+      URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: blob.mime_type })),
+    );
+    url.catch(() => thumbnails.delete(key));
+    thumbnails.set(key, url);
+  }
+  url.then(
+    (u) => {
+      img.onload = () => (img.dataset.loaded = 'true');
+      img.onerror = () => {
+        img.dataset.loaded = 'false';
+        img.alt = `${m.title} (this image cannot be shown)`;
+      };
+      img.src = u;
+    },
+    () => {
+      img.dataset.loaded = 'false';
+      img.alt = `${m.title} (the image could not be read)`;
+    },
+  );
+  return img;
+}
+
 function memoryItem(m: Memory, target: CapsuleTarget): HTMLLIElement {
   const li = document.createElement('li');
   li.dataset.memoryId = m.id.toString();
+  const body = document.createElement('div');
+  body.className = 'memory-body';
   const title = document.createElement('strong');
   title.className = 'memory-title';
   title.textContent = m.title;
-  li.append(title, ` — ${m.blobs.map((b) => `${b.mime_type}, ${formatBytes(b.size)}`).join('; ') || 'no file'} `);
+  body.append(title, ` — ${m.blobs.map((b) => `${b.mime_type}, ${formatBytes(b.size)}`).join('; ') || 'no file'} `);
+  li.append(thumbnail(m, target), body);
   const blob = m.blobs[0];
   if (blob) {
     const read = document.createElement('button');
@@ -184,9 +274,40 @@ function memoryItem(m: Memory, target: CapsuleTarget): HTMLLIElement {
         read.disabled = false;
       }
     };
-    li.append(read, out);
+    body.append(read, out);
   }
   return li;
+}
+
+/** One upload's line: the file, its own byte progress, and its rate. */
+function uploadItem(name: string): { li: HTMLLIElement; update: (sent: number, total: number) => void; done: (text: string, ok: boolean) => void } {
+  const li = document.createElement('li');
+  li.dataset.file = name;
+  li.dataset.state = 'uploading';
+  const label = document.createElement('span');
+  label.textContent = name;
+  const text = document.createElement('span');
+  text.className = 'upload-text';
+  const bar = document.createElement('progress');
+  bar.max = 1;
+  bar.value = 0;
+  li.append(label, text, bar);
+  const est = new ProgressEstimator({ windowMs: 30_000 });
+  return {
+    li,
+    update(sent, total) {
+      bar.max = Math.max(1, total);
+      bar.value = sent;
+      li.dataset.bytesSent = String(sent);
+      li.dataset.bytesTotal = String(total);
+      const e = est.add(performance.now(), sent, total);
+      text.textContent = `${formatBytes(sent)} of ${formatBytes(total)}${e.bytesPerSecond !== null ? ` · ${formatRate(e.bytesPerSecond)}` : ''}`;
+    },
+    done(t, ok) {
+      li.dataset.state = ok ? 'done' : 'failed';
+      text.textContent = t;
+    },
+  };
 }
 
 async function guarded(f: () => Promise<void>): Promise<void> {
@@ -250,25 +371,48 @@ async function main(): Promise<void> {
   ui.memoryForm.onsubmit = (ev) => {
     ev.preventDefault();
     void guarded(async () => {
-      const file = ui.memoryFile.files?.[0];
+      const files = Array.from(ui.memoryFile.files ?? []);
       const actor = await conn.client.capsuleActor();
       ui.uploadStatus.textContent = '';
-      const m = await addMemoryWithFile(
-        actor,
-        {
-          title: ui.memoryTitle.value,
-          ...(file
-            ? { file: { bytes: new Uint8Array(await file.arrayBuffer()), mimeType: file.type || 'application/octet-stream' } }
-            : {}),
-        },
-        (sent, total) => {
-          ui.uploadStatus.textContent = `uploaded ${formatBytes(sent)} of ${formatBytes(total)}`;
-        },
-      );
-      ui.uploadStatus.textContent = `added “${m.title}”`;
-      ui.uploadStatus.dataset.addedId = m.id.toString();
+      ui.uploads.replaceChildren();
+      const title = ui.memoryTitle.value;
+      let last: Memory | null = null;
+      // One memory per file (a note when there is none), each upload with its own progress.
+      for (const file of files.length ? files : [null]) {
+        const memoryTitle = files.length > 1 && file ? `${title}: ${file.name}` : title;
+        if (!file) {
+          last = await addMemoryWithFile(actor, { title: memoryTitle });
+          continue;
+        }
+        const mime = file.type || 'application/octet-stream';
+        const item = uploadItem(file.name);
+        ui.uploads.append(item.li);
+        item.update(0, file.size);
+        try {
+          const ref = await uploadBlob(actor, new Uint8Array(await file.arrayBuffer()), mime, item.update);
+          last = unwrapCapsule(
+            await actor.add_memory({
+              title: memoryTitle,
+              description: '',
+              kind: kindForMime(mime),
+              tags: [],
+              encryption: [],
+              blobs: [ref],
+            }),
+          );
+          item.done(`${formatBytes(file.size)} uploaded`, true);
+        } catch (e) {
+          item.done(describeError(e), false);
+          throw e;
+        }
+      }
       ui.memoryForm.reset();
       await refreshCapsule();
+      // Said last, once the list shows the new memories and the form takes the next ones.
+      if (last) {
+        ui.uploadStatus.textContent = files.length > 1 ? `added ${files.length} memories` : `added “${last.title}”`;
+        ui.uploadStatus.dataset.addedId = last.id.toString();
+      }
     });
   };
 

@@ -42,10 +42,10 @@ describe('every FactoryError variant has a sentence', () => {
       [
         'AlreadyCompleted', 'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CancelledByAdmin', 'CleanupFailed',
         'CleanupInProgress', 'CreateOutcomeUnknown', 'CreationDisabled', 'DailyCycleBudgetReached',
-        'DailyLimitReached', 'ExportFailed',
+        'DailyLimitReached', 'DepositFailed', 'ExportFailed',
         'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles', 'Internal', 'InvalidArgument', 'InvalidConfig',
         'InvalidState', 'ModuleHashMismatch',
-        'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'OwnerDailyLimitReached', 'RootMismatch', 'TimedOut',
+        'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'OwnerDailyLimitReached', 'RootMismatch', 'SponsorLimitReached', 'TimedOut',
         'UnknownMigration', 'UntrustedReply',
       ].sort(),
     );

@@ -319,6 +319,8 @@ function newRecord(now: bigint): CreationRecord {
     step_journal: [],
     migration_id: 1n,
     purge_requested: false,
+    purge_check: [],
+    funding: [],
     timeline: [{ state: { NotStarted: null }, at: now }],
   };
 }

@@ -48,6 +48,8 @@ export interface ClientConfig {
 
 /** A creation record in the shape the page shows. */
 export interface CreationStatus {
+  /** The creation's id in the factory (the same across retries). */
+  migrationId: bigint;
   state: CreationStateName;
   /** The personal canister, once created (also while failed, for retry or cleanup). */
   canisterId: Principal | null;
@@ -101,6 +103,7 @@ export function toStatus(record: CreationRecord): CreationStatus {
   const err = record.error[0];
   const failed = state === 'Failed';
   return {
+    migrationId: record.migration_id,
     state,
     canisterId: record.canister_id[0] ?? null,
     timeline: record.timeline.map((t) => ({ state: stateName(t.state), at: t.at })),
@@ -113,6 +116,14 @@ export function toStatus(record: CreationRecord): CreationStatus {
     attempts: record.attempts,
     record,
   };
+}
+
+/**
+ * Where a page keeps the byte samples of one attempt's copy (see `ProgressEstimator`), so that
+ * its throughput and time-left estimate survive a reload: one key per migration and attempt.
+ */
+export function progressKey(s: Pick<CreationStatus, 'migrationId' | 'attempts'>): string {
+  return `capsule-progress:${s.migrationId}:${s.attempts}`;
 }
 
 function changed(a: CreationStatus | null, b: CreationStatus): boolean {

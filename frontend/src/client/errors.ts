@@ -125,6 +125,12 @@ const factoryMessages: Messages<FactoryError> = {
     `The service ran into an unexpected problem (${detail}); please report it, then try again later.`,
   InvalidConfig: ({ field, reason }) => `The setting ${field} was refused: ${reason}.`,
   InvalidArgument: ({ reason }) => `That request was refused: ${reason}.`,
+  SponsorLimitReached: ({ limit, sponsored, requested }) =>
+    `Sponsoring ${formatCycles(requested)} more would take this person's sponsored top-ups past the limit of ${formatCycles(
+      limit,
+    )} (${formatCycles(sponsored)} so far).`,
+  DepositFailed: ({ canister_id, message }) =>
+    `Sending cycles to canister ${principalText(canister_id)} failed (${message}); the reserve got them back.`,
 };
 
 function stepWords(step: string): string {

@@ -13,16 +13,19 @@ export function chunkCount(size: number): number {
 /**
  * Uploads `bytes` as a blob: begin_blob_upload, one put_blob_chunk per 256 KiB chunk (bytes as
  * candid `blob`), finish_blob_upload. Aborts the upload if a step fails. Returns the blob's
- * reference for a memory.
+ * reference for a memory. `onStart` is called once the upload is open, `onProgress` after each
+ * chunk with the bytes the canister has accepted so far.
  */
 export async function uploadBlob(
   actor: CapsuleService,
   bytes: Uint8Array,
   mimeType: string,
   onProgress?: (bytesSent: number, total: number) => void,
+  onStart?: (total: number) => void,
 ): Promise<BlobRef> {
   const size = bytes.length;
   const upload = unwrapCapsule(await actor.begin_blob_upload({ size: BigInt(size), expected_hash: [] }));
+  onStart?.(size);
   try {
     for (let i = 0; i < chunkCount(size); i++) {
       const chunk = bytes.subarray(i * CHUNK_SIZE, Math.min(size, (i + 1) * CHUNK_SIZE));
@@ -94,6 +97,11 @@ export async function listAllMemories(actor: CapsuleService, pageSize = 50): Pro
     if (next === undefined || page.items.length === 0) return all;
     after = [next];
   }
+}
+
+/** Whether a blob of `mime` can be shown as an image thumbnail by a browser. */
+export function isImage(mime: string): boolean {
+  return /^image\/(png|jpeg|gif|webp|avif|bmp|svg\+xml)$/i.test(mime.trim());
 }
 
 export function toHex(bytes: Uint8Array): string {

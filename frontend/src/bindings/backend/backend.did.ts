@@ -9,6 +9,12 @@ import type { Principal } from '@icp-sdk/core/principal';
 import { IDL } from '@icp-sdk/core/candid';
 
 /**
+ * A personal module version: `major` changes break the stable layout or the API, `minor`
+ * ones keep both. A personal canister upgrades only to the same major and a minor at least
+ * its own.
+ */
+export interface ApiVersion { 'major' : number, 'minor' : number }
+/**
  * A blob held by the capsule.
  */
 export interface BlobDescriptor {
@@ -627,6 +633,16 @@ export interface CreationRecord {
   'attempts_today' : [] | [DayCount],
   'migration_id' : bigint,
   /**
+   * After `Completed`: the purge guard's checks of the personal canister, and why the purge
+   * of the shared copy waits, if it does.
+   */
+  'purge_check' : [] | [PurgeCheck],
+  /**
+   * The storage funding deposited after install (from the measured footprint) and the
+   * top-ups admins sponsored since. `None`: nothing funded beyond the quote yet.
+   */
+  'funding' : [] | [Funding],
+  /**
    * After `Completed`: the owner asked to purge the shared copy before the retention ends.
    */
   'purge_requested' : boolean,
@@ -787,6 +803,11 @@ export interface FactoryConfig {
    */
   'operating_cycles' : [] | [bigint],
   /**
+   * The reserve history keeps at most one snapshot per this many seconds: changes within
+   * one interval update its latest snapshot (`None`: [`DEFAULT_RESERVE_HISTORY_INTERVAL_SECONDS`]).
+   */
+  'reserve_history_interval_seconds' : [] | [bigint],
+  /**
    * Attempts (first request and retries) one owner may make per UTC day
    * (`None`: [`DEFAULT_ATTEMPTS_PER_OWNER_PER_DAY`]). Every attempt also counts against
    * `daily_limit`.
@@ -806,6 +827,11 @@ export interface FactoryConfig {
    */
   'import_timeout_seconds' : [] | [bigint],
   /**
+   * Days of storage of the measured footprint funded beyond the freezing threshold
+   * (`None`: [`DEFAULT_FUNDED_DAYS`]).
+   */
+  'funded_days' : [] | [number],
+  /**
    * Leaves added to a manifest per export step.
    */
   'export_leaves_per_step' : number,
@@ -814,6 +840,11 @@ export interface FactoryConfig {
    * (`None`: [`DEFAULT_STEP_TIMEOUT_SECONDS`]). A creation past it fails with `TimedOut`.
    */
   'step_timeout_seconds' : [] | [bigint],
+  /**
+   * Days of cycles the personal canister must hold before the shared copy is purged
+   * (`None`: [`DEFAULT_PURGE_MIN_DAYS`]).
+   */
+  'purge_min_days' : [] | [number],
   /**
    * Added to every quote.
    */
@@ -838,9 +869,19 @@ export interface FactoryConfig {
    */
   'freezing_threshold_seconds' : bigint,
   /**
+   * Cycles admins may sponsor to one user's personal canister in total
+   * (`None`: [`DEFAULT_MAX_SPONSORED_PER_USER`]).
+   */
+  'max_sponsored_per_user' : [] | [bigint],
+  /**
    * Attempts (new requests and retries, all owners) accepted per UTC day; more are rejected.
    */
   'daily_limit' : number,
+  /**
+   * Checks of the personal canister before the purge guard gives up until the owner asks
+   * again (`None`: [`DEFAULT_PURGE_CHECK_MAX_ATTEMPTS`]).
+   */
+  'purge_check_max_attempts' : [] | [number],
   /**
    * Below this, an alert is recorded (and sent to `notification_canister`).
    */
@@ -869,6 +910,7 @@ export type FactoryError = { 'Internal' : { 'detail' : string } } |
   { 'UntrustedReply' : { 'step' : string, 'reason' : string } } |
   { 'ApiVersionMismatch' : { 'actual' : number, 'expected' : number } } |
   { 'OwnerDailyLimitReached' : { 'limit' : number } } |
+  { 'DepositFailed' : { 'canister_id' : Principal, 'message' : string } } |
   { 'InsufficientCycles' : { 'available' : bigint, 'required' : bigint } } |
   { 'ModuleHashMismatch' : { 'actual' : string, 'expected' : string } } |
   { 'NotAdmin' : null } |
@@ -881,6 +923,13 @@ export type FactoryError = { 'Internal' : { 'detail' : string } } |
   { 'TimedOut' : { 'seconds' : bigint, 'state' : CreationState } } |
   { 'UnknownMigration' : { 'migration_id' : bigint } } |
   { 'InvalidState' : { 'expected' : string, 'state' : CreationState } } |
+  {
+    'SponsorLimitReached' : {
+      'requested' : bigint,
+      'sponsored' : bigint,
+      'limit' : bigint,
+    }
+  } |
   { 'DailyLimitReached' : { 'limit' : number } } |
   {
     'DailyCycleBudgetReached' : {
@@ -901,6 +950,33 @@ export interface FactoryStats {
   'total_cycles_consumed' : bigint,
   'failed' : bigint,
   'succeeded' : bigint,
+}
+/**
+ * Cycles given to a creation's canister beyond what `create_canister` carried.
+ */
+export interface Funding {
+  /**
+   * The canister's memory size right after install (`canister_status`, while the backend
+   * is still a controller), bytes.
+   */
+  'measured_memory_bytes' : bigint,
+  /**
+   * Cycles deposited into the canister for them (`deposit_cycles`), beyond the quote's
+   * storage. Journaled before the call; given back to the reserve if the call is rejected.
+   */
+  'deposited' : bigint,
+  /**
+   * Cycles admins sponsored from the reserve since (`admin_sponsor_top_up`), in total.
+   */
+  'sponsored' : bigint,
+  /**
+   * What the canister will hold: the measured memory plus the capsule's bytes.
+   */
+  'footprint_bytes' : bigint,
+  /**
+   * Days of storage of the footprint funded beyond the freezing threshold.
+   */
+  'funded_days' : number,
 }
 /**
  * Sent by the personal canister after every batch.
@@ -1070,6 +1146,21 @@ export type PageLeaves = { 'Blobs' : Array<BlobLeaf> } |
   { 'Memories' : Array<MemoryLeaf> } |
   { 'Capsule' : CapsuleLeaf };
 /**
+ * The personal canister module the backend ships (`personal_module`): its bytes come in
+ * `chunk_count` chunks of `chunk_size` bytes (the last may be shorter) from
+ * `personal_module_chunk`, each small enough for one reply and for one `upload_chunk`.
+ */
+export interface PersonalModule {
+  /**
+   * SHA-256 of the module: the `module_hash` the IC reports once it is installed.
+   */
+  'sha256' : Uint8Array,
+  'api_version' : ApiVersion,
+  'size' : bigint,
+  'chunk_count' : number,
+  'chunk_size' : bigint,
+}
+/**
  * IC prices the quote uses (13-node subnet defaults; adjustable).
  */
 export interface Prices {
@@ -1105,6 +1196,69 @@ export interface Progress {
   'chunks_total' : bigint,
 }
 /**
+ * The purge guard of a completed creation: the shared copy is purged only after the personal
+ * canister answered `cycles_outlook` with the export root and enough days of cycles.
+ */
+export interface PurgeCheck {
+  /**
+   * Why the purge waits (the last check's finding), while it does.
+   */
+  'hold' : [] | [PurgeHold],
+  'last_check_at' : [] | [bigint],
+  /**
+   * When the next check is due; `None` when cleared, or when the checks are used up
+   * (`purge_check_max_attempts`: the shared copy stays until the owner asks again).
+   */
+  'next_check_at' : [] | [bigint],
+  /**
+   * The last check passed: the purge proceeds.
+   */
+  'cleared' : boolean,
+  /**
+   * Checks made (answered or not) since the purge fell due.
+   */
+  'checks' : number,
+  /**
+   * The record's key in the purge queue (set by the registry): the queue orders waiting
+   * purges by their next check.
+   */
+  'queue_key' : bigint,
+}
+/**
+ * Why a purge waits.
+ */
+export type PurgeHold = {
+    /**
+     * The personal canister did not answer `cycles_outlook` (rejected, trapped, stopped,
+     * timed out).
+     */
+    'NoAnswer' : { 'code' : number, 'message' : string }
+  } |
+  {
+    /**
+     * It does not hold the export root (`actual`, if it has one).
+     */
+    'RootMismatch' : { 'actual' : [] | [string], 'expected' : string }
+  } |
+  {
+    /**
+     * Its answer did not decode.
+     */
+    'UntrustedReply' : { 'reason' : string }
+  } |
+  {
+    /**
+     * It holds fewer days of cycles than the purge requires: top it up (`deposit_cycles`).
+     */
+    'LowCycles' : { 'required_days' : number, 'days_left' : bigint }
+  } |
+  {
+    /**
+     * A check is running (the personal canister has until `until` to answer).
+     */
+    'Checking' : { 'until' : bigint }
+  };
+/**
  * What a creation is expected to cost, computed from the manifest after export.
  */
 export interface Quote {
@@ -1125,6 +1279,13 @@ export interface Quote {
    */
   'install' : bigint,
   /**
+   * Storage for `funded_days` more, estimated from the manifest and a base footprint of
+   * [`crate::factory::quote::BASE_FOOTPRINT_BYTES`]: reserved at export (not attached to
+   * `create_canister`); what is deposited after install is computed from the measured
+   * footprint (`CreationRecord::funding`). `None` in quotes made before funding existed.
+   */
+  'funding_estimate' : [] | [bigint],
+  /**
    * Admin-set margin.
    */
   'buffer' : bigint,
@@ -1140,6 +1301,42 @@ export interface ReserveAlert {
   'at' : bigint,
   'reserve' : bigint,
   'low_water_mark' : bigint,
+}
+/**
+ * A page of the reserve history, oldest first.
+ */
+export interface ReserveHistoryPage {
+  /**
+   * Pass as `since` for the next page (the last snapshot's time); `None` when this page
+   * reaches the newest snapshot.
+   */
+  'next' : [] | [bigint],
+  'snapshots' : Array<ReserveSnapshot>,
+  /**
+   * At most one snapshot per this many seconds.
+   */
+  'interval_seconds' : bigint,
+  /**
+   * Snapshots kept at most (older ones are overwritten).
+   */
+  'capacity' : number,
+}
+/**
+ * The reserve's books at one time: one entry of the reserve history.
+ */
+export interface ReserveSnapshot {
+  /**
+   * When the snapshot was taken (the latest change within its interval), ns since the epoch.
+   */
+  'at' : bigint,
+  'total_consumed' : bigint,
+  /**
+   * The canister's liquid balance (above its freezing reserve) then.
+   */
+  'liquid_balance' : bigint,
+  'reserve' : bigint,
+  'total_returned' : bigint,
+  'total_topped_up' : bigint,
 }
 /**
  * State of the cycles reserve.
@@ -1186,28 +1383,32 @@ export type Result = { 'Ok' : null } |
   { 'Err' : Error };
 export type Result_1 = { 'Ok' : Connection } |
   { 'Err' : Error };
-export type Result_10 = { 'Ok' : CreationPage } |
+export type Result_10 = { 'Ok' : Array<Principal> } |
   { 'Err' : FactoryError };
-export type Result_11 = { 'Ok' : bigint } |
+export type Result_11 = { 'Ok' : CreationPage } |
+  { 'Err' : FactoryError };
+export type Result_12 = { 'Ok' : bigint } |
   { 'Err' : Error };
-export type Result_12 = { 'Ok' : CapsuleInfo } |
+export type Result_13 = { 'Ok' : CapsuleInfo } |
   { 'Err' : Error };
-export type Result_13 = { 'Ok' : ChunkBatch } |
+export type Result_14 = { 'Ok' : ChunkBatch } |
   { 'Err' : ExportError };
-export type Result_14 = { 'Ok' : ManifestPageReply } |
+export type Result_15 = { 'Ok' : ManifestPageReply } |
   { 'Err' : ExportError };
-export type Result_15 = { 'Ok' : BlobDescriptor } |
+export type Result_16 = { 'Ok' : BlobDescriptor } |
   { 'Err' : Error };
-export type Result_16 = { 'Ok' : Uint8Array } |
+export type Result_17 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
-export type Result_17 = { 'Ok' : ConnectionPage } |
+export type Result_18 = { 'Ok' : ConnectionPage } |
   { 'Err' : Error };
-export type Result_18 = { 'Ok' : MemoryPage } |
+export type Result_19 = { 'Ok' : MemoryPage } |
   { 'Err' : Error };
-export type Result_19 = { 'Ok' : null } |
-  { 'Err' : ExportError };
 export type Result_2 = { 'Ok' : Memory } |
   { 'Err' : Error };
+export type Result_20 = { 'Ok' : Uint8Array } |
+  { 'Err' : FactoryError };
+export type Result_21 = { 'Ok' : null } |
+  { 'Err' : ExportError };
 export type Result_3 = { 'Ok' : bigint } |
   { 'Err' : FactoryError };
 export type Result_4 = { 'Ok' : FactoryConfig } |
@@ -1218,9 +1419,9 @@ export type Result_6 = { 'Ok' : ManifestPageReply } |
   { 'Err' : FactoryError };
 export type Result_7 = { 'Ok' : ReserveStatus } |
   { 'Err' : FactoryError };
-export type Result_8 = { 'Ok' : FactoryStats } |
+export type Result_8 = { 'Ok' : ReserveHistoryPage } |
   { 'Err' : FactoryError };
-export type Result_9 = { 'Ok' : Array<Principal> } |
+export type Result_9 = { 'Ok' : FactoryStats } |
   { 'Err' : FactoryError };
 /**
  * The four sections of a manifest, in manifest order.
@@ -1273,6 +1474,12 @@ export type StepJournal = {
   } |
   {
     /**
+     * Install: the funding for the measured footprint is deposited (or nothing was due).
+     */
+    'Funded' : null
+  } |
+  {
+    /**
      * Handoff: the canister runs the shipped module (checked, or upgraded to it).
      */
     'ModuleCurrent' : null
@@ -1316,23 +1523,35 @@ export interface _SERVICE {
    */
   'admin_get_manifest_page' : ActorMethod<[bigint, PageCursor], Result_6>,
   'admin_get_reserve' : ActorMethod<[], Result_7>,
-  'admin_get_stats' : ActorMethod<[], Result_8>,
-  'admin_list_admins' : ActorMethod<[], Result_9>,
-  'admin_list_creations' : ActorMethod<[[] | [bigint], number], Result_10>,
+  /**
+   * The reserve history, oldest first: up to `limit` snapshots taken after `since` (from the
+   * oldest kept when `None`). One snapshot per interval at most; the newest holds the latest
+   * change.
+   */
+  'admin_get_reserve_history' : ActorMethod<[[] | [bigint], number], Result_8>,
+  'admin_get_stats' : ActorMethod<[], Result_9>,
+  'admin_list_admins' : ActorMethod<[], Result_10>,
+  'admin_list_creations' : ActorMethod<[[] | [bigint], number], Result_11>,
   /**
    * Adds or removes an admin. Only controllers manage the admin list.
    */
-  'admin_set_admin' : ActorMethod<[Principal, boolean], Result_9>,
+  'admin_set_admin' : ActorMethod<[Principal, boolean], Result_10>,
   'admin_set_config' : ActorMethod<[FactoryConfig], Result_4>,
   'admin_set_creation_enabled' : ActorMethod<[boolean], Result_4>,
+  /**
+   * Sponsors a top-up of a completed creation's personal canister with `cycles` from the
+   * reserve (`deposit_cycles`), within `max_sponsored_per_user` per user; counted as consumed
+   * by the creation. Returns the record (its `funding.sponsored` total).
+   */
+  'admin_sponsor_top_up' : ActorMethod<[bigint, bigint], Result_5>,
   /**
    * Tops up the reserve with the cycles attached to the call, plus `from_balance` cycles of the
    * canister's balance not already reserved (bounded by what it can spend above its freezing
    * threshold and the operating cycles kept for its own running costs).
    */
   'admin_top_up_reserve' : ActorMethod<[[] | [bigint]], Result_7>,
-  'begin_blob_upload' : ActorMethod<[BlobUploadRequest], Result_11>,
-  'create_capsule' : ActorMethod<[CapsuleInput], Result_12>,
+  'begin_blob_upload' : ActorMethod<[BlobUploadRequest], Result_12>,
+  'create_capsule' : ActorMethod<[CapsuleInput], Result_13>,
   /**
    * Asks for the caller's personal canister (or retries a failed creation). Repeated calls
    * return the same record.
@@ -1349,29 +1568,39 @@ export interface _SERVICE {
    * (the IC refunds the cycles).
    */
   'deposit_returned_cycles' : ActorMethod<[], Result_3>,
-  'export_chunks' : ActorMethod<[bigint, Array<ChunkRef>], Result_13>,
-  'export_manifest_page' : ActorMethod<[bigint, PageCursor], Result_14>,
-  'finish_blob_upload' : ActorMethod<[bigint], Result_15>,
-  'get_blob' : ActorMethod<[Uint8Array], Result_15>,
-  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_16>,
-  'get_capsule' : ActorMethod<[], Result_12>,
+  'export_chunks' : ActorMethod<[bigint, Array<ChunkRef>], Result_14>,
+  'export_manifest_page' : ActorMethod<[bigint, PageCursor], Result_15>,
+  'finish_blob_upload' : ActorMethod<[bigint], Result_16>,
+  'get_blob' : ActorMethod<[Uint8Array], Result_16>,
+  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_17>,
+  'get_capsule' : ActorMethod<[], Result_13>,
   /**
    * The caller's creation record: state, canister, byte-level progress, error, quote, cycles.
    */
   'get_creation_status' : ActorMethod<[], Result_5>,
   'get_memory' : ActorMethod<[bigint], Result_2>,
-  'list_connections' : ActorMethod<[ConnectionPageRequest], Result_17>,
-  'list_memories' : ActorMethod<[MemoryPageRequest], Result_18>,
+  'list_connections' : ActorMethod<[ConnectionPageRequest], Result_18>,
+  'list_memories' : ActorMethod<[MemoryPageRequest], Result_19>,
+  /**
+   * The personal canister module this backend ships: API version, SHA-256, size and chunking.
+   * Owners upgrade their canister to it (`install_code` in upgrade mode, or `upload_chunk` and
+   * `install_chunked_code` with the chunks of `personal_module_chunk`).
+   */
+  'personal_module' : ActorMethod<[], PersonalModule>,
+  /**
+   * Chunk `index` of the shipped personal module (1 MiB each; the last may be shorter).
+   */
+  'personal_module_chunk' : ActorMethod<[number], Result_20>,
   /**
    * After `Completed`: purge the read-only shared copy now instead of after the retention.
    */
   'purge_shared_capsule' : ActorMethod<[], Result_5>,
-  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_16>,
-  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_16>,
+  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_17>,
+  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_17>,
   'remove_connection' : ActorMethod<[Principal], Result>,
-  'report_import_done' : ActorMethod<[ImportReport], Result_19>,
-  'report_import_progress' : ActorMethod<[ImportProgress], Result_19>,
-  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_12>,
+  'report_import_done' : ActorMethod<[ImportReport], Result_21>,
+  'report_import_progress' : ActorMethod<[ImportProgress], Result_21>,
+  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_13>,
   'update_connection' : ActorMethod<[Principal, ConnectionUpdate], Result_1>,
   'update_memory' : ActorMethod<[bigint, MemoryUpdate], Result_2>,
 }
@@ -1550,6 +1779,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'expected' : IDL.Nat32,
     }),
     'OwnerDailyLimitReached' : IDL.Record({ 'limit' : IDL.Nat32 }),
+    'DepositFailed' : IDL.Record({
+      'canister_id' : IDL.Principal,
+      'message' : IDL.Text,
+    }),
     'InsufficientCycles' : IDL.Record({
       'available' : IDL.Nat,
       'required' : IDL.Nat,
@@ -1570,6 +1803,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'InvalidState' : IDL.Record({
       'expected' : IDL.Text,
       'state' : CreationState,
+    }),
+    'SponsorLimitReached' : IDL.Record({
+      'requested' : IDL.Nat,
+      'sponsored' : IDL.Nat,
+      'limit' : IDL.Nat,
     }),
     'DailyLimitReached' : IDL.Record({ 'limit' : IDL.Nat32 }),
     'DailyCycleBudgetReached' : IDL.Record({
@@ -1595,12 +1833,15 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'max_in_flight' : IDL.Nat32,
     'import_calls_in_flight' : IDL.Nat32,
     'operating_cycles' : IDL.Opt(IDL.Nat),
+    'reserve_history_interval_seconds' : IDL.Opt(IDL.Nat64),
     'max_attempts_per_owner_per_day' : IDL.Opt(IDL.Nat32),
     'reserve_threshold' : IDL.Nat,
     'retention_seconds' : IDL.Nat64,
     'import_timeout_seconds' : IDL.Opt(IDL.Nat64),
+    'funded_days' : IDL.Opt(IDL.Nat32),
     'export_leaves_per_step' : IDL.Nat32,
     'step_timeout_seconds' : IDL.Opt(IDL.Nat64),
+    'purge_min_days' : IDL.Opt(IDL.Nat32),
     'quote_buffer' : IDL.Nat,
     'prices' : Prices,
     'max_step_retries' : IDL.Nat32,
@@ -1608,7 +1849,9 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'daily_cycle_budget' : IDL.Opt(IDL.Nat),
     'notification_canister' : IDL.Opt(IDL.Principal),
     'freezing_threshold_seconds' : IDL.Nat64,
+    'max_sponsored_per_user' : IDL.Opt(IDL.Nat),
     'daily_limit' : IDL.Nat32,
+    'purge_check_max_attempts' : IDL.Opt(IDL.Nat32),
     'low_water_mark' : IDL.Nat,
     'creation_enabled' : IDL.Bool,
   });
@@ -1618,6 +1861,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'storage' : IDL.Nat,
     'creation_fee' : IDL.Nat,
     'install' : IDL.Nat,
+    'funding_estimate' : IDL.Opt(IDL.Nat),
     'buffer' : IDL.Nat,
     'transfer' : IDL.Nat,
   });
@@ -1634,6 +1878,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const StepJournal = IDL.Variant({
     'ModuleChecked' : IDL.Null,
     'InstallInfo' : IDL.Record({ 'module_present' : IDL.Bool }),
+    'Funded' : IDL.Null,
     'ModuleCurrent' : IDL.Null,
     'CodeInstalled' : IDL.Null,
     'OwnerLockedOut' : IDL.Null,
@@ -1662,6 +1907,34 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunks' : IDL.Nat64,
   });
   const DayCount = IDL.Record({ 'day' : IDL.Nat64, 'count' : IDL.Nat32 });
+  const PurgeHold = IDL.Variant({
+    'NoAnswer' : IDL.Record({ 'code' : IDL.Nat32, 'message' : IDL.Text }),
+    'RootMismatch' : IDL.Record({
+      'actual' : IDL.Opt(IDL.Text),
+      'expected' : IDL.Text,
+    }),
+    'UntrustedReply' : IDL.Record({ 'reason' : IDL.Text }),
+    'LowCycles' : IDL.Record({
+      'required_days' : IDL.Nat32,
+      'days_left' : IDL.Nat64,
+    }),
+    'Checking' : IDL.Record({ 'until' : IDL.Nat64 }),
+  });
+  const PurgeCheck = IDL.Record({
+    'hold' : IDL.Opt(PurgeHold),
+    'last_check_at' : IDL.Opt(IDL.Nat64),
+    'next_check_at' : IDL.Opt(IDL.Nat64),
+    'cleared' : IDL.Bool,
+    'checks' : IDL.Nat32,
+    'queue_key' : IDL.Nat64,
+  });
+  const Funding = IDL.Record({
+    'measured_memory_bytes' : IDL.Nat64,
+    'deposited' : IDL.Nat,
+    'sponsored' : IDL.Nat,
+    'footprint_bytes' : IDL.Nat64,
+    'funded_days' : IDL.Nat32,
+  });
   const StateTime = IDL.Record({ 'at' : IDL.Nat64, 'state' : CreationState });
   const CreationRecord = IDL.Record({
     'updated_at' : IDL.Nat64,
@@ -1688,6 +1961,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'manifest' : IDL.Opt(ManifestSummary),
     'attempts_today' : IDL.Opt(DayCount),
     'migration_id' : IDL.Nat64,
+    'purge_check' : IDL.Opt(PurgeCheck),
+    'funding' : IDL.Opt(Funding),
     'purge_requested' : IDL.Bool,
     'timeline' : IDL.Vec(StateTime),
   });
@@ -1788,6 +2063,24 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'low_water_mark' : IDL.Nat,
   });
   const Result_7 = IDL.Variant({ 'Ok' : ReserveStatus, 'Err' : FactoryError });
+  const ReserveSnapshot = IDL.Record({
+    'at' : IDL.Nat64,
+    'total_consumed' : IDL.Nat,
+    'liquid_balance' : IDL.Nat,
+    'reserve' : IDL.Nat,
+    'total_returned' : IDL.Nat,
+    'total_topped_up' : IDL.Nat,
+  });
+  const ReserveHistoryPage = IDL.Record({
+    'next' : IDL.Opt(IDL.Nat64),
+    'snapshots' : IDL.Vec(ReserveSnapshot),
+    'interval_seconds' : IDL.Nat64,
+    'capacity' : IDL.Nat32,
+  });
+  const Result_8 = IDL.Variant({
+    'Ok' : ReserveHistoryPage,
+    'Err' : FactoryError,
+  });
   const FactoryStats = IDL.Record({
     'attempted' : IDL.Nat64,
     'in_progress' : IDL.Nat64,
@@ -1796,8 +2089,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'failed' : IDL.Nat64,
     'succeeded' : IDL.Nat64,
   });
-  const Result_8 = IDL.Variant({ 'Ok' : FactoryStats, 'Err' : FactoryError });
-  const Result_9 = IDL.Variant({
+  const Result_9 = IDL.Variant({ 'Ok' : FactoryStats, 'Err' : FactoryError });
+  const Result_10 = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Principal),
     'Err' : FactoryError,
   });
@@ -1818,12 +2111,12 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat64),
     'items' : IDL.Vec(CreationSummary),
   });
-  const Result_10 = IDL.Variant({ 'Ok' : CreationPage, 'Err' : FactoryError });
+  const Result_11 = IDL.Variant({ 'Ok' : CreationPage, 'Err' : FactoryError });
   const BlobUploadRequest = IDL.Record({
     'size' : IDL.Nat64,
     'expected_hash' : IDL.Opt(IDL.Vec(IDL.Nat8)),
   });
-  const Result_11 = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
+  const Result_12 = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
   const CapsuleInput = IDL.Record({
     'bio' : IDL.Text,
     'name' : IDL.Text,
@@ -1842,7 +2135,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'connection_count' : IDL.Nat64,
     'moved_to' : IDL.Opt(IDL.Principal),
   });
-  const Result_12 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
+  const Result_13 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
   const CreatePersonalCanisterConfig = IDL.Record({
     'subnet_id' : IDL.Opt(IDL.Principal),
     'name' : IDL.Opt(IDL.Text),
@@ -1877,8 +2170,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'CursorOutOfRange' : IDL.Record({ 'cursor' : IDL.Text }),
     'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
   });
-  const Result_13 = IDL.Variant({ 'Ok' : ChunkBatch, 'Err' : ExportError });
-  const Result_14 = IDL.Variant({
+  const Result_14 = IDL.Variant({ 'Ok' : ChunkBatch, 'Err' : ExportError });
+  const Result_15 = IDL.Variant({
     'Ok' : ManifestPageReply,
     'Err' : ExportError,
   });
@@ -1888,8 +2181,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'size' : IDL.Nat64,
     'chunk_hashes' : IDL.Vec(IDL.Vec(IDL.Nat8)),
   });
-  const Result_15 = IDL.Variant({ 'Ok' : BlobDescriptor, 'Err' : Error });
-  const Result_16 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const Result_16 = IDL.Variant({ 'Ok' : BlobDescriptor, 'Err' : Error });
+  const Result_17 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const ConnectionPageRequest = IDL.Record({
     'start_after' : IDL.Opt(IDL.Principal),
     'limit' : IDL.Nat32,
@@ -1898,7 +2191,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Principal),
     'items' : IDL.Vec(Connection),
   });
-  const Result_17 = IDL.Variant({ 'Ok' : ConnectionPage, 'Err' : Error });
+  const Result_18 = IDL.Variant({ 'Ok' : ConnectionPage, 'Err' : Error });
   const MemoryPageRequest = IDL.Record({
     'start_after' : IDL.Opt(IDL.Nat64),
     'limit' : IDL.Nat32,
@@ -1907,12 +2200,24 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat64),
     'items' : IDL.Vec(Memory),
   });
-  const Result_18 = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
+  const Result_19 = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
+  const ApiVersion = IDL.Record({ 'major' : IDL.Nat32, 'minor' : IDL.Nat32 });
+  const PersonalModule = IDL.Record({
+    'sha256' : IDL.Vec(IDL.Nat8),
+    'api_version' : ApiVersion,
+    'size' : IDL.Nat64,
+    'chunk_count' : IDL.Nat32,
+    'chunk_size' : IDL.Nat64,
+  });
+  const Result_20 = IDL.Variant({
+    'Ok' : IDL.Vec(IDL.Nat8),
+    'Err' : FactoryError,
+  });
   const ImportReport = IDL.Record({
     'migration_id' : IDL.Nat64,
     'header' : ManifestHeader,
   });
-  const Result_19 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : ExportError });
+  const Result_21 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : ExportError });
   const ImportProgress = IDL.Record({
     'progress' : Progress,
     'migration_id' : IDL.Nat64,
@@ -1948,19 +2253,25 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         ['query'],
       ),
     'admin_get_reserve' : IDL.Func([], [Result_7], ['query']),
-    'admin_get_stats' : IDL.Func([], [Result_8], ['query']),
-    'admin_list_admins' : IDL.Func([], [Result_9], ['query']),
-    'admin_list_creations' : IDL.Func(
+    'admin_get_reserve_history' : IDL.Func(
         [IDL.Opt(IDL.Nat64), IDL.Nat32],
-        [Result_10],
+        [Result_8],
         ['query'],
       ),
-    'admin_set_admin' : IDL.Func([IDL.Principal, IDL.Bool], [Result_9], []),
+    'admin_get_stats' : IDL.Func([], [Result_9], ['query']),
+    'admin_list_admins' : IDL.Func([], [Result_10], ['query']),
+    'admin_list_creations' : IDL.Func(
+        [IDL.Opt(IDL.Nat64), IDL.Nat32],
+        [Result_11],
+        ['query'],
+      ),
+    'admin_set_admin' : IDL.Func([IDL.Principal, IDL.Bool], [Result_10], []),
     'admin_set_config' : IDL.Func([FactoryConfig], [Result_4], []),
     'admin_set_creation_enabled' : IDL.Func([IDL.Bool], [Result_4], []),
+    'admin_sponsor_top_up' : IDL.Func([IDL.Nat64, IDL.Nat], [Result_5], []),
     'admin_top_up_reserve' : IDL.Func([IDL.Opt(IDL.Nat)], [Result_7], []),
-    'begin_blob_upload' : IDL.Func([BlobUploadRequest], [Result_11], []),
-    'create_capsule' : IDL.Func([CapsuleInput], [Result_12], []),
+    'begin_blob_upload' : IDL.Func([BlobUploadRequest], [Result_12], []),
+    'create_capsule' : IDL.Func([CapsuleInput], [Result_13], []),
     'create_personal_canister' : IDL.Func(
         [CreatePersonalCanisterConfig],
         [Result_5],
@@ -1970,45 +2281,47 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'deposit_returned_cycles' : IDL.Func([], [Result_3], []),
     'export_chunks' : IDL.Func(
         [IDL.Nat64, IDL.Vec(ChunkRef)],
-        [Result_13],
+        [Result_14],
         ['query'],
       ),
     'export_manifest_page' : IDL.Func(
         [IDL.Nat64, PageCursor],
-        [Result_14],
+        [Result_15],
         ['query'],
       ),
-    'finish_blob_upload' : IDL.Func([IDL.Nat64], [Result_15], []),
-    'get_blob' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_15], ['query']),
+    'finish_blob_upload' : IDL.Func([IDL.Nat64], [Result_16], []),
+    'get_blob' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_16], ['query']),
     'get_blob_chunk' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64],
-        [Result_16],
+        [Result_17],
         ['query'],
       ),
-    'get_capsule' : IDL.Func([], [Result_12], ['query']),
+    'get_capsule' : IDL.Func([], [Result_13], ['query']),
     'get_creation_status' : IDL.Func([], [Result_5], ['query']),
     'get_memory' : IDL.Func([IDL.Nat64], [Result_2], ['query']),
     'list_connections' : IDL.Func(
         [ConnectionPageRequest],
-        [Result_17],
+        [Result_18],
         ['query'],
       ),
-    'list_memories' : IDL.Func([MemoryPageRequest], [Result_18], ['query']),
+    'list_memories' : IDL.Func([MemoryPageRequest], [Result_19], ['query']),
+    'personal_module' : IDL.Func([], [PersonalModule], ['query']),
+    'personal_module_chunk' : IDL.Func([IDL.Nat32], [Result_20], ['query']),
     'purge_shared_capsule' : IDL.Func([], [Result_5], []),
     'put_blob_chunk' : IDL.Func(
         [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
-        [Result_16],
+        [Result_17],
         [],
       ),
     'read_blob_range' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64, IDL.Nat64],
-        [Result_16],
+        [Result_17],
         ['query'],
       ),
     'remove_connection' : IDL.Func([IDL.Principal], [Result], []),
-    'report_import_done' : IDL.Func([ImportReport], [Result_19], []),
-    'report_import_progress' : IDL.Func([ImportProgress], [Result_19], []),
-    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_12], []),
+    'report_import_done' : IDL.Func([ImportReport], [Result_21], []),
+    'report_import_progress' : IDL.Func([ImportProgress], [Result_21], []),
+    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_13], []),
     'update_connection' : IDL.Func(
         [IDL.Principal, ConnectionUpdate],
         [Result_1],

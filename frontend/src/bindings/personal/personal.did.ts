@@ -9,6 +9,10 @@ import type { Principal } from '@icp-sdk/core/principal';
 import { IDL } from '@icp-sdk/core/candid';
 
 /**
+ * A module version. Its candid shape is the backend's `ApiVersion`.
+ */
+export interface ApiVersion { 'major' : number, 'minor' : number }
+/**
  * A blob held by the capsule.
  */
 export interface BlobDescriptor {
@@ -460,6 +464,42 @@ export interface ConnectionUpdate {
   'relationship' : [] | [string],
 }
 /**
+ * The canister's cycles, what burns them, and how long they last.
+ */
+export interface CyclesOutlook {
+  'burn_per_day' : bigint,
+  /**
+   * Heap and stable memory, bytes.
+   */
+  'memory_bytes' : bigint,
+  'balance' : bigint,
+  /**
+   * The balance at which the canister freezes.
+   */
+  'freezing_threshold_cycles' : bigint,
+  /**
+   * The root of the data the canister holds, once its import is verified.
+   */
+  'root' : [] | [Uint8Array],
+  /**
+   * Days until the balance reaches the freezing threshold at today's burn.
+   */
+  'days_until_frozen' : bigint,
+  /**
+   * The canister's own timers, cycles per day (estimated from those armed now).
+   */
+  'timers_per_day' : bigint,
+  /**
+   * Storage burn, cycles per day (the IC's `idle_cycles_burned_per_day`).
+   */
+  'storage_per_day' : bigint,
+  /**
+   * The version of the module running.
+   */
+  'module_version' : ApiVersion,
+  'freezing_threshold_seconds' : bigint,
+}
+/**
  * Key material of client-side encrypted content; moved byte for byte, never interpreted.
  */
 export interface EncryptionEnvelope {
@@ -771,27 +811,42 @@ export interface Progress {
   'memories_total' : bigint,
   'chunks_total' : bigint,
 }
+/**
+ * A batch of records to restore.
+ */
+export interface RestoreRecords {
+  'connections' : Array<ConnectionLeaf>,
+  'memories' : Array<MemoryLeaf>,
+}
+/**
+ * A blob restore begun: its upload and the chunk indices still to send.
+ */
+export interface RestoreUpload { 'missing' : BigUint64Array, 'upload' : bigint }
 export type Result = { 'Ok' : null } |
   { 'Err' : Error };
 export type Result_1 = { 'Ok' : Connection } |
   { 'Err' : Error };
-export type Result_10 = { 'Ok' : bigint } |
+export type Result_10 = { 'Ok' : MemoryPage } |
+  { 'Err' : Error };
+export type Result_11 = { 'Ok' : RestoreUpload } |
+  { 'Err' : Error };
+export type Result_12 = { 'Ok' : bigint } |
   { 'Err' : Error };
 export type Result_2 = { 'Ok' : Memory } |
   { 'Err' : Error };
 export type Result_3 = { 'Ok' : bigint } |
   { 'Err' : Error };
-export type Result_4 = { 'Ok' : CapsuleInfo } |
+export type Result_4 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
-export type Result_5 = { 'Ok' : BlobDescriptor } |
+export type Result_5 = { 'Ok' : CapsuleInfo } |
   { 'Err' : Error };
-export type Result_6 = { 'Ok' : Uint8Array } |
+export type Result_6 = { 'Ok' : BlobDescriptor } |
   { 'Err' : Error };
-export type Result_7 = { 'Ok' : ManifestPageReply } |
+export type Result_7 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
-export type Result_8 = { 'Ok' : ConnectionPage } |
+export type Result_8 = { 'Ok' : ManifestPageReply } |
   { 'Err' : Error };
-export type Result_9 = { 'Ok' : MemoryPage } |
+export type Result_9 = { 'Ok' : ConnectionPage } |
   { 'Err' : Error };
 /**
  * The four sections of a manifest, in manifest order.
@@ -829,35 +884,72 @@ export interface _SERVICE {
    */
   'api_version' : ActorMethod<[], number>,
   'begin_blob_upload' : ActorMethod<[BlobUploadRequest], Result_3>,
-  'create_capsule' : ActorMethod<[CapsuleInput], Result_4>,
+  /**
+   * The manifest root of what this canister stores for its owner, recomputed now (an update:
+   * it walks every record). Owner and controllers.
+   */
+  'capsule_root' : ActorMethod<[], Result_4>,
+  'create_capsule' : ActorMethod<[CapsuleInput], Result_5>,
+  /**
+   * The canister's cycles: balance, memory, burn per day (storage and its own timers),
+   * freezing threshold and days until frozen, with the root of the data it holds. An update:
+   * it asks the IC for the canister's own status.
+   */
+  'cycles_outlook' : ActorMethod<[], CyclesOutlook>,
   'delete_memory' : ActorMethod<[bigint], Result>,
-  'finish_blob_upload' : ActorMethod<[bigint], Result_5>,
-  'get_blob' : ActorMethod<[Uint8Array], Result_5>,
-  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_6>,
-  'get_capsule' : ActorMethod<[], Result_4>,
+  'finish_blob_upload' : ActorMethod<[bigint], Result_6>,
+  'get_blob' : ActorMethod<[Uint8Array], Result_6>,
+  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_7>,
+  'get_capsule' : ActorMethod<[], Result_5>,
   /**
    * A page of the manifest of what this canister holds (recomputed from stored data at the
    * end of the import), the same type as the backend's export pages.
    */
-  'get_manifest_page' : ActorMethod<[PageCursor], Result_7>,
+  'get_manifest_page' : ActorMethod<[PageCursor], Result_8>,
   'get_memory' : ActorMethod<[bigint], Result_2>,
   /**
    * Where the import of the canister's migration stands.
    */
   'import_status' : ActorMethod<[], ImportStatus>,
-  'list_connections' : ActorMethod<[ConnectionPageRequest], Result_8>,
-  'list_memories' : ActorMethod<[MemoryPageRequest], Result_9>,
-  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_6>,
-  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_6>,
+  'list_connections' : ActorMethod<[ConnectionPageRequest], Result_9>,
+  'list_memories' : ActorMethod<[MemoryPageRequest], Result_10>,
+  /**
+   * The version of this module (major = the capsule API version; see [`upgrade`]).
+   */
+  'module_version' : ActorMethod<[], ApiVersion>,
+  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_7>,
+  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_7>,
   'remove_connection' : ActorMethod<[Principal], Result>,
+  /**
+   * Begins restoring one of an archive's blobs (its manifest leaf); returns the upload and the
+   * chunk indices to send with `restore_blob_chunk`. Owner only.
+   */
+  'restore_blob_begin' : ActorMethod<[BlobLeaf], Result_11>,
+  /**
+   * One chunk of a blob being restored, checked against its hash at `index` on arrival.
+   */
+  'restore_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result>,
+  /**
+   * Finishes a blob being restored (every chunk arrived and verified).
+   */
+  'restore_blob_finish' : ActorMethod<[bigint], Result_6>,
+  /**
+   * Restores an archive's capsule metadata (ids and timestamps as they were) into this fresh
+   * canister; then upload the blobs and call `restore_records` (see [`restore`]). Owner only.
+   */
+  'restore_capsule' : ActorMethod<[CapsuleLeaf], Result>,
+  /**
+   * Restores a batch of an archive's connections and memories (their blobs uploaded first).
+   */
+  'restore_records' : ActorMethod<[RestoreRecords], Result>,
   /**
    * Sends all cycles but [`RETURN_CYCLES_RESERVE`] (and the freezing reserve) to `to`, attached
    * to a call of `to.deposit_returned_cycles()` (the backend credits what it accepts); returns
    * the amount `to` kept (the rest comes back as a refund). Only a controller may call it (after
    * the handoff the backend is not one).
    */
-  'return_cycles' : ActorMethod<[Principal], Result_10>,
-  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_4>,
+  'return_cycles' : ActorMethod<[Principal], Result_12>,
+  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_5>,
   'update_connection' : ActorMethod<[Principal, ConnectionUpdate], Result_1>,
   'update_memory' : ActorMethod<[bigint, MemoryUpdate], Result_2>,
 }
@@ -1020,6 +1112,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'expected_hash' : IDL.Opt(IDL.Vec(IDL.Nat8)),
   });
   const Result_3 = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
+  const Result_4 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const CapsuleSettings = IDL.Record({
     'public_profile' : IDL.Bool,
     'locale' : IDL.Text,
@@ -1042,15 +1135,28 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'connection_count' : IDL.Nat64,
     'moved_to' : IDL.Opt(IDL.Principal),
   });
-  const Result_4 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
+  const Result_5 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
+  const ApiVersion = IDL.Record({ 'major' : IDL.Nat32, 'minor' : IDL.Nat32 });
+  const CyclesOutlook = IDL.Record({
+    'burn_per_day' : IDL.Nat,
+    'memory_bytes' : IDL.Nat64,
+    'balance' : IDL.Nat,
+    'freezing_threshold_cycles' : IDL.Nat,
+    'root' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'days_until_frozen' : IDL.Nat64,
+    'timers_per_day' : IDL.Nat,
+    'storage_per_day' : IDL.Nat,
+    'module_version' : ApiVersion,
+    'freezing_threshold_seconds' : IDL.Nat64,
+  });
   const BlobDescriptor = IDL.Record({
     'memory_refs' : IDL.Nat64,
     'hash' : IDL.Vec(IDL.Nat8),
     'size' : IDL.Nat64,
     'chunk_hashes' : IDL.Vec(IDL.Vec(IDL.Nat8)),
   });
-  const Result_5 = IDL.Variant({ 'Ok' : BlobDescriptor, 'Err' : Error });
-  const Result_6 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const Result_6 = IDL.Variant({ 'Ok' : BlobDescriptor, 'Err' : Error });
+  const Result_7 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const Section = IDL.Variant({
     'Blobs' : IDL.Null,
     'Connections' : IDL.Null,
@@ -1118,7 +1224,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'page' : ManifestPage,
     'header' : ManifestHeader,
   });
-  const Result_7 = IDL.Variant({ 'Ok' : ManifestPageReply, 'Err' : Error });
+  const Result_8 = IDL.Variant({ 'Ok' : ManifestPageReply, 'Err' : Error });
   const Progress = IDL.Record({
     'bytes_total' : IDL.Nat64,
     'chunks_done' : IDL.Nat64,
@@ -1155,7 +1261,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Principal),
     'items' : IDL.Vec(Connection),
   });
-  const Result_8 = IDL.Variant({ 'Ok' : ConnectionPage, 'Err' : Error });
+  const Result_9 = IDL.Variant({ 'Ok' : ConnectionPage, 'Err' : Error });
   const MemoryPageRequest = IDL.Record({
     'start_after' : IDL.Opt(IDL.Nat64),
     'limit' : IDL.Nat32,
@@ -1164,8 +1270,17 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat64),
     'items' : IDL.Vec(Memory),
   });
-  const Result_9 = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
-  const Result_10 = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : Error });
+  const Result_10 = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
+  const RestoreUpload = IDL.Record({
+    'missing' : IDL.Vec(IDL.Nat64),
+    'upload' : IDL.Nat64,
+  });
+  const Result_11 = IDL.Variant({ 'Ok' : RestoreUpload, 'Err' : Error });
+  const RestoreRecords = IDL.Record({
+    'connections' : IDL.Vec(ConnectionLeaf),
+    'memories' : IDL.Vec(MemoryLeaf),
+  });
+  const Result_12 = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : Error });
   const CapsuleUpdate = IDL.Record({
     'bio' : IDL.Opt(IDL.Text),
     'name' : IDL.Opt(IDL.Text),
@@ -1190,38 +1305,50 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'add_memory' : IDL.Func([MemoryInput], [Result_2], []),
     'api_version' : IDL.Func([], [IDL.Nat32], ['query']),
     'begin_blob_upload' : IDL.Func([BlobUploadRequest], [Result_3], []),
-    'create_capsule' : IDL.Func([CapsuleInput], [Result_4], []),
+    'capsule_root' : IDL.Func([], [Result_4], []),
+    'create_capsule' : IDL.Func([CapsuleInput], [Result_5], []),
+    'cycles_outlook' : IDL.Func([], [CyclesOutlook], []),
     'delete_memory' : IDL.Func([IDL.Nat64], [Result], []),
-    'finish_blob_upload' : IDL.Func([IDL.Nat64], [Result_5], []),
-    'get_blob' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_5], ['query']),
+    'finish_blob_upload' : IDL.Func([IDL.Nat64], [Result_6], []),
+    'get_blob' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_6], ['query']),
     'get_blob_chunk' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64],
-        [Result_6],
+        [Result_7],
         ['query'],
       ),
-    'get_capsule' : IDL.Func([], [Result_4], ['query']),
-    'get_manifest_page' : IDL.Func([PageCursor], [Result_7], ['query']),
+    'get_capsule' : IDL.Func([], [Result_5], ['query']),
+    'get_manifest_page' : IDL.Func([PageCursor], [Result_8], ['query']),
     'get_memory' : IDL.Func([IDL.Nat64], [Result_2], ['query']),
     'import_status' : IDL.Func([], [ImportStatus], ['query']),
     'list_connections' : IDL.Func(
         [ConnectionPageRequest],
-        [Result_8],
+        [Result_9],
         ['query'],
       ),
-    'list_memories' : IDL.Func([MemoryPageRequest], [Result_9], ['query']),
+    'list_memories' : IDL.Func([MemoryPageRequest], [Result_10], ['query']),
+    'module_version' : IDL.Func([], [ApiVersion], ['query']),
     'put_blob_chunk' : IDL.Func(
         [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
-        [Result_6],
+        [Result_7],
         [],
       ),
     'read_blob_range' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64, IDL.Nat64],
-        [Result_6],
+        [Result_7],
         ['query'],
       ),
     'remove_connection' : IDL.Func([IDL.Principal], [Result], []),
-    'return_cycles' : IDL.Func([IDL.Principal], [Result_10], []),
-    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_4], []),
+    'restore_blob_begin' : IDL.Func([BlobLeaf], [Result_11], []),
+    'restore_blob_chunk' : IDL.Func(
+        [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
+        [Result],
+        [],
+      ),
+    'restore_blob_finish' : IDL.Func([IDL.Nat64], [Result_6], []),
+    'restore_capsule' : IDL.Func([CapsuleLeaf], [Result], []),
+    'restore_records' : IDL.Func([RestoreRecords], [Result], []),
+    'return_cycles' : IDL.Func([IDL.Principal], [Result_12], []),
+    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_5], []),
     'update_connection' : IDL.Func(
         [IDL.Principal, ConnectionUpdate],
         [Result_1],
