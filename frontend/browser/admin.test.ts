@@ -36,7 +36,7 @@ const icemuCmd = findIcemu();
 const chromiumPath = findChromium();
 requireFile(BACKEND_WASM, 'build the canisters with scripts/build.sh');
 requireFile(join(DIST, 'admin.html'), 'build the pages with `npm run build` (npm run test:browser does it)');
-const MANIFEST_BIN = process.env.MANIFEST_BIN ?? join(REPO, 'target', 'debug', 'manifest');
+const MANIFEST_BIN = process.env.MANIFEST_BIN ?? process.env.MANIFEST ?? join(REPO, 'target', 'debug', 'manifest');
 requireFile(MANIFEST_BIN, 'build the manifest CLI with `cargo build -p manifests --bin manifest` (or set MANIFEST_BIN)');
 
 let icemu: Icemu;

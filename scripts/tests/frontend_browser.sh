@@ -3,10 +3,15 @@
 # against `icemu serve` running the real backend wasm. alice creates a capsule with files, creates
 # her personal canister and watches the byte progress to Completed, then reads a file back from
 # it; bob gets a fault injected (forwarded to the running server), sees the error, and recovers
-# with the retry button once it is cleared. Screenshots: target/frontend-screenshots/.
+# with the retry button once it is cleared; dave uploads two files (a progress bar each), sees his
+# image's thumbnail and reloads the page mid-import. The admin console (browser/admin.test.ts):
+# an admin reads a failing creation's reason and manifest (the download is checked with
+# `manifest show`), cleans it up, edits the settings, tops up the reserve and sees the chart move;
+# a non-admin is turned away; the console at 375 px. Screenshots: target/frontend-screenshots/.
 #
 # Setup it does when needed: Chromium (`apt-get install -y chromium`, needs root), `npm ci`,
-# `cargo build -p icemu` (into $CARGO_TARGET_DIR or target/; $ICEMU skips the build),
+# `cargo build -p icemu` and the manifest CLI (into $CARGO_TARGET_DIR or target/; $ICEMU and
+# $MANIFEST_BIN skip them),
 # scripts/build.sh when target/wasm/backend.wasm.gz is missing.
 # Exits non-zero when the test fails; prints Vitest's summary and the run time either way.
 set -euo pipefail
@@ -45,6 +50,17 @@ if [[ -z ${ICEMU:-} ]]; then
 fi
 [[ -x $ICEMU ]] || fail "no icemu at $ICEMU"
 export ICEMU
+
+# The manifest CLI (the admin test reads the console's manifest download with it).
+if [[ -z ${MANIFEST_BIN:-} ]]; then
+    say "building the manifest CLI"
+    cargo build -q -p manifests --bin manifest
+    target_dir=${CARGO_TARGET_DIR:-target}
+    [[ $target_dir = /* ]] || target_dir=$repo/$target_dir
+    MANIFEST_BIN=$target_dir/debug/manifest
+fi
+[[ -x $MANIFEST_BIN ]] || fail "no manifest CLI at $MANIFEST_BIN"
+export MANIFEST_BIN
 
 # The page's dependencies.
 say "npm ci"
