@@ -239,6 +239,7 @@ describe('the admin console against icemu serve and the real backend', () => {
       expect(await page.textContent('#message')).toMatch(new RegExp(`^Creation ${migrationId} was cleaned up; .* went back to the reserve\\.$`));
       expect(await page.textContent('[data-figure="cleanup"]')).toMatch(/^Done, .* returned$/);
       expect(await page.textContent('[data-figure="canister"]')).toBe('deleted by the cleanup');
+      expect(await page.isHidden('#cleanup'), 'a cleaned-up creation offers no second cleanup').toBe(true);
       await shot(page, '6-cleaned-up');
 
       // Top up the reserve: the chart moves.

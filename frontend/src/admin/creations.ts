@@ -153,7 +153,8 @@ export function renderDetail(record: CreationRecord): void {
   errorBox.textContent = err ? describeFactoryError(err) : '';
   errorBox.dataset.kind = err ? Object.keys(err)[0] : '';
   // Any creation but a completed one can be cleaned up (a running one is failed first).
-  $('cleanup').hidden = state === 'Completed';
+  const cleanedUp = record.cleanup[0] !== undefined && 'Done' in record.cleanup[0].step;
+  $('cleanup').hidden = state === 'Completed' || cleanedUp;
 }
 
 export async function openCreation(admin: AdminClient, id: bigint): Promise<void> {

@@ -3,8 +3,9 @@
 use super::*;
 
 impl<M: StableMemory> Factory<M> {
+    /// The reserve, read in place (the reserve history asks after every factory access).
     pub fn reserve(&self) -> u128 {
-        self.st().reserve
+        self.state.get().0.reserve
     }
 
     /// Adds `cycles` to the reserve (accepted from a call, or allocated from the balance).
