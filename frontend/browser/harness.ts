@@ -117,7 +117,7 @@ export class Icemu {
     const [bin, ...pre] = this.cmd as [string, ...string[]];
     const child = spawn(
       bin,
-      [...pre, '--state', this.state, 'serve', '--port', String(port), '--static', staticDir],
+      [...pre, '--state', this.state, 'serve', '--port', String(port), '--static', staticDir, '--log-http'],
       { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';

@@ -1,4 +1,5 @@
-//! `icemu serve`: the HTTP endpoint on 127.0.0.1 (protocol in README.md).
+//! `icemu serve`: the IC HTTP interface (`crate::http`), names, the admin channel and static
+//! files on 127.0.0.1 (README.md).
 //!
 //! Rounds run in the background at a steady pace (`--round-ms`), with time following the wall
 //! clock, so timers progress; each request is handled on its own thread; an update call waits
@@ -12,10 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use candid::{CandidType, Deserialize, Principal};
 use clap::Args;
-use emulator::{Emulator, RejectResponse};
-use serde_bytes::ByteBuf;
+use emulator::Emulator;
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::admin;
@@ -39,65 +38,13 @@ pub struct ServeArgs {
     /// Largest request body in bytes (larger requests get 413).
     #[arg(long, default_value_t = 3 * 1024 * 1024)]
     max_body: usize,
-    /// Seconds an update call may wait for its reply.
-    #[arg(long, default_value_t = 120)]
+    /// Seconds a synchronous call (`/api/v3|v4/.../call`) waits for its outcome before
+    /// answering 202 (the agent then polls its status).
+    #[arg(long, default_value_t = 10)]
     call_timeout_secs: u64,
-}
-
-/// `kind` of a call request.
-#[derive(CandidType, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallKind {
-    /// An update call.
-    #[serde(rename = "update")]
-    Update,
-    /// A query call.
-    #[serde(rename = "query")]
-    Query,
-}
-
-/// Body of `POST /api/v1/call`.
-#[derive(CandidType, Deserialize, Debug, Clone)]
-pub struct CallRequest {
-    /// Callee.
-    pub canister_id: Principal,
-    /// Method.
-    pub method: String,
-    /// Identity name of the caller (or a principal's text).
-    pub caller: String,
-    /// Candid argument bytes.
-    pub arg: ByteBuf,
-    /// Update or query.
-    pub kind: CallKind,
-}
-
-/// A reject in a reply.
-#[derive(CandidType, Deserialize, Debug, Clone)]
-pub struct CallError {
-    /// The IC's reject code (1..6).
-    pub reject_code: u32,
-    /// The IC's error code, e.g. `IC0301`.
-    pub error_code: String,
-    /// Message.
-    pub message: String,
-}
-
-/// Body of the reply to `POST /api/v1/call`.
-#[derive(CandidType, Deserialize, Debug, Clone)]
-pub enum CallReply {
-    /// Candid reply bytes.
-    Ok(ByteBuf),
-    /// Reject.
-    Err(CallError),
-}
-
-impl From<RejectResponse> for CallError {
-    fn from(r: RejectResponse) -> Self {
-        Self {
-            reject_code: r.reject_code as u32,
-            error_code: format!("IC{:04}", r.error_code as u32),
-            message: r.reject_message,
-        }
-    }
+    /// Print each IC interface request (path, sizes, status, time taken) to stderr.
+    #[arg(long, env = "ICEMU_LOG_HTTP")]
+    log_http: bool,
 }
 
 struct Shared {
@@ -107,9 +54,10 @@ struct Shared {
     token: String,
     static_dir: Option<PathBuf>,
     max_body: usize,
-    call_timeout: Duration,
     /// The IC HTTP interface.
     ic: Arc<crate::http::Ic>,
+    /// Log every IC interface request to stderr (`--log-http`).
+    log_http: bool,
 }
 
 /// Runs the server until SIGINT / SIGTERM; saves the state on the way out.
@@ -135,7 +83,11 @@ pub fn serve(mut st: StateDir, args: ServeArgs) -> Result<()> {
     st.served = true;
     let dir = st.dir.clone();
     let emu = st.emu.clone();
-    let ic = Arc::new(crate::http::Ic::new(&dir, emu.clone())?);
+    let ic = Arc::new(crate::http::Ic::new(
+        &dir,
+        emu.clone(),
+        Duration::from_secs(args.call_timeout_secs),
+    )?);
     let info = ServeInfo {
         url: format!("http://127.0.0.1:{port}"),
         port,
@@ -150,8 +102,8 @@ pub fn serve(mut st: StateDir, args: ServeArgs) -> Result<()> {
         token: info.token.clone(),
         static_dir,
         max_body: args.max_body,
-        call_timeout: Duration::from_secs(args.call_timeout_secs),
         ic,
+        log_http: args.log_http,
     });
     println!(
         "icemu: serving http://127.0.0.1:{port} (state {}, a round every {} ms)",
@@ -267,27 +219,6 @@ fn handle(sh: &Shared, mut req: Request) {
         return;
     }
     match (&method, path.as_str()) {
-        (Method::Post, "/api/v1/call") => {
-            let body = match read_body(&mut req, sh.max_body) {
-                Ok(b) => b,
-                Err(status) => {
-                    let msg = format!("request body larger than {} bytes", sh.max_body);
-                    return text(req, status, &msg);
-                }
-            };
-            let call: CallRequest = match candid::decode_one(&body) {
-                Ok(c) => c,
-                Err(e) => {
-                    let msg = format!(
-                        "body is not a candid `record {{ canister_id : principal; method : text; caller : text; arg : blob; kind : variant {{ update; query }} }}`: {e}"
-                    );
-                    return text(req, 400, &msg);
-                }
-            };
-            let reply = call_once(sh, call);
-            let bytes = candid::encode_one(&reply).expect("encode reply");
-            respond(req, 200, "application/candid", bytes);
-        }
         (Method::Post, admin::PATH) => {
             let loopback = req.remote_addr().is_some_and(|a| a.ip().is_loopback());
             let token_ok = req
@@ -320,8 +251,20 @@ fn handle(sh: &Shared, mut req: Request) {
                     return text(req, status, &msg);
                 }
             };
+            let t0 = Instant::now();
             match sh.ic.post(p, &body) {
-                Some(r) => respond(req, r.status, r.content_type, r.body),
+                Some(r) => {
+                    if sh.log_http {
+                        eprintln!(
+                            "icemu: POST {p} ({} bytes) -> {} ({} bytes) in {} ms",
+                            body.len(),
+                            r.status,
+                            r.body.len(),
+                            t0.elapsed().as_millis()
+                        );
+                    }
+                    respond(req, r.status, r.content_type, r.body)
+                }
                 None => text(req, 404, "unknown endpoint"),
             }
         }
@@ -373,22 +316,6 @@ fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, u16> {
         return Err(413);
     }
     Ok(body)
-}
-
-fn call_once(sh: &Shared, c: CallRequest) -> CallReply {
-    let caller = state::identity(&c.caller);
-    let arg = c.arg.into_vec();
-    let result = match c.kind {
-        CallKind::Query => sh.emu.query(c.canister_id, caller, &c.method, arg),
-        CallKind::Update => sh
-            .emu
-            .submit(c.canister_id, caller, &c.method, arg)
-            .and_then(|id| crate::served_wait(&sh.emu, id, sh.call_timeout)),
-    };
-    match result {
-        Ok(b) => CallReply::Ok(ByteBuf::from(b)),
-        Err(r) => CallReply::Err(r.into()),
-    }
 }
 
 fn percent_decode(s: &str) -> String {

@@ -1,5 +1,6 @@
-//! `icemu serve`: candid calls over HTTP, CORS preflight, unknown canisters, size limit,
-//! static files and a clean stop on SIGTERM.
+//! `icemu serve`: the IC HTTP interface's status and refusals at the HTTP level (agents'
+//! calls are in tests/agent.rs), CORS preflight, size limit, static files, names, forwarded
+//! commands and a clean stop on SIGTERM.
 
 mod common;
 
@@ -7,39 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-use candid::{CandidType, Deserialize, Principal};
 use common::{ok, with_backend};
-use serde_bytes::ByteBuf;
-
-#[derive(CandidType, Deserialize)]
-enum Kind {
-    #[serde(rename = "update")]
-    Update,
-    #[serde(rename = "query")]
-    Query,
-}
-
-#[derive(CandidType, Deserialize)]
-struct CallRequest {
-    canister_id: Principal,
-    method: String,
-    caller: String,
-    arg: ByteBuf,
-    kind: Kind,
-}
-
-#[derive(CandidType, Deserialize, Debug)]
-struct CallError {
-    reject_code: u32,
-    error_code: String,
-    message: String,
-}
-
-#[derive(CandidType, Deserialize, Debug)]
-enum CallReply {
-    Ok(ByteBuf),
-    Err(CallError),
-}
 
 struct HttpReply {
     status: u16,
@@ -94,29 +63,18 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
     }
 }
 
-fn call(port: u16, req: &CallRequest) -> CallReply {
-    let body = candid::encode_one(req).unwrap();
-    let r = http(
-        port,
-        "POST",
-        "/api/v1/call",
-        &[("content-type", "application/candid")],
-        &body,
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    candid::decode_one(&r.body).unwrap()
-}
-
 #[test]
-fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
+fn serve_answers_status_refusals_preflights_static_files_and_stops_cleanly() {
     let t = with_backend("serve");
     let static_dir = t.0.join("www");
     std::fs::create_dir_all(&static_dir).unwrap();
     std::fs::write(static_dir.join("index.html"), "<h1>hi</h1>").unwrap();
     std::fs::write(static_dir.join("app.js"), "console.log(1)").unwrap();
-    let backend =
-        Principal::from_text(ok(&t.0, &["canisters"]).split_whitespace().nth(1).unwrap()).unwrap();
+    let backend = ok(&t.0, &["canisters"])
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_icemu"))
         .arg("--state")
         .arg(&t.0)
@@ -137,86 +95,40 @@ fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
 
-    // An update with candid bytes returns the reply.
-    let arg = candid::encode_one(CapsuleInput {
-        name: "Web".into(),
-        bio: "b".into(),
-        settings: None,
-    })
-    .unwrap();
-    let reply = call(
-        port,
-        &CallRequest {
-            canister_id: backend,
-            method: "create_capsule".into(),
-            caller: "webuser".into(),
-            arg: ByteBuf::from(arg),
-            kind: Kind::Update,
-        },
-    );
-    let CallReply::Ok(bytes) = reply else {
-        panic!("{reply:?}")
+    // Status: CBOR with the DER-wrapped BLS root key, readable from any origin.
+    let r = http(port, "GET", "/api/v2/status", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/cbor"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let v: serde_cbor::Value = serde_cbor::from_slice(&r.body).unwrap();
+    let serde_cbor::Value::Map(m) = v else {
+        panic!("{v:?}")
     };
-    let text = candid::IDLArgs::from_bytes(&bytes).unwrap().to_string();
-    assert!(text.contains("\"Web\""), "{text}");
-    // A query sees it.
-    let reply = call(
+    let root_key = m
+        .get(&serde_cbor::Value::Text("root_key".into()))
+        .cloned()
+        .unwrap();
+    assert!(matches!(root_key, serde_cbor::Value::Bytes(b) if b.len() == 133));
+
+    // A body that is not a CBOR envelope: 400 with the reason; an unknown endpoint: 404.
+    let call_path = format!("/api/v3/canister/{backend}/call");
+    let r = http(port, "POST", &call_path, &[("content-type", "application/cbor")], b"nope");
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("not a CBOR request envelope"));
+    let r = http(
         port,
-        &CallRequest {
-            canister_id: backend,
-            method: "get_capsule".into(),
-            caller: "webuser".into(),
-            arg: ByteBuf::from(candid::encode_args(()).unwrap()),
-            kind: Kind::Query,
-        },
+        "POST",
+        &format!("/api/v3/canister/{backend}/nope"),
+        &[],
+        b"",
     );
-    assert!(matches!(reply, CallReply::Ok(_)), "{reply:?}");
-    // Unknown canister and unknown method: Err with the IC's codes.
-    let unknown = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 99, 1, 1]);
-    for kind in [Kind::Update, Kind::Query] {
-        let reply = call(
-            port,
-            &CallRequest {
-                canister_id: unknown,
-                method: "get_capsule".into(),
-                caller: "webuser".into(),
-                arg: ByteBuf::from(candid::encode_args(()).unwrap()),
-                kind,
-            },
-        );
-        let CallReply::Err(e) = reply else {
-            panic!("{reply:?}")
-        };
-        assert_eq!(
-            (e.reject_code, e.error_code.as_str()),
-            (3, "IC0301"),
-            "{e:?}"
-        );
-    }
-    let reply = call(
-        port,
-        &CallRequest {
-            canister_id: backend,
-            method: "no_such".into(),
-            caller: "webuser".into(),
-            arg: ByteBuf::from(candid::encode_args(()).unwrap()),
-            kind: Kind::Update,
-        },
-    );
-    let CallReply::Err(e) = reply else {
-        panic!("{reply:?}")
-    };
-    assert_eq!(
-        (e.reject_code, e.error_code.as_str()),
-        (5, "IC0536"),
-        "{e:?}"
-    );
+    assert_eq!(r.status, 404);
 
     // Preflight.
     let r = http(
         port,
         "OPTIONS",
-        "/api/v1/call",
+        &call_path,
         &[
             ("origin", "http://localhost:5173"),
             ("access-control-request-method", "POST"),
@@ -246,28 +158,12 @@ fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(v["backend"], backend.to_text());
+    assert_eq!(v["backend"], backend.as_str());
 
     // Too large a body: 413.
     let big = vec![0u8; 3 * 1024 * 1024 + 1];
-    let r = http(
-        port,
-        "POST",
-        "/api/v1/call",
-        &[("content-type", "application/candid")],
-        &big,
-    );
+    let r = http(port, "POST", &call_path, &[("content-type", "application/cbor")], &big);
     assert_eq!(r.status, 413);
-    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    // Not candid: 400.
-    let r = http(
-        port,
-        "POST",
-        "/api/v1/call",
-        &[("content-type", "application/candid")],
-        b"nope",
-    );
-    assert_eq!(r.status, 400);
 
     // Static files with content types.
     let r = http(port, "GET", "/", &[], b"");
@@ -283,7 +179,20 @@ fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
     assert_eq!(http(port, "GET", "/missing.css", &[], b"").status, 404);
     assert_eq!(http(port, "GET", "/../etc/passwd", &[], b"").status, 400);
 
-    // Clean stop on SIGTERM, state saved: the capsule is there for the next process.
+    // A command while serving runs on the server's state (forwarded) ...
+    let out = ok(
+        &t.0,
+        &[
+            "call",
+            "--as",
+            "webuser",
+            "backend",
+            "create_capsule",
+            r#"(record { name = "Web"; bio = "b"; settings = null })"#,
+        ],
+    );
+    assert!(out.contains("\"Web\""), "{out}");
+    // ... and a clean stop on SIGTERM saves it: the capsule is there for the next process.
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -293,13 +202,6 @@ fn serve_answers_candid_calls_preflights_and_unknown_canisters() {
     assert!(status.success(), "{status}");
     let out = ok(&t.0, &["call", "--as", "webuser", "backend", "get_capsule"]);
     assert!(out.contains("\"Web\""), "{out}");
-}
-
-#[derive(CandidType)]
-struct CapsuleInput {
-    name: String,
-    bio: String,
-    settings: Option<()>,
 }
 
 /// Starts `icemu serve --port 0` on `state`; returns the child and its port.
@@ -355,9 +257,6 @@ fn commands_on_a_served_state_dir_are_forwarded_to_serve() {
         0,
         "serve.json holds the admin token: owner only"
     );
-    let backend =
-        Principal::from_text(ok(&t.0, &["canisters"]).split_whitespace().nth(1).unwrap()).unwrap();
-
     // A fault injected by another process takes effect in the server at once.
     let out = icemu_nowait(
         &t.0,
@@ -383,28 +282,25 @@ fn commands_on_a_served_state_dir_are_forwarded_to_serve() {
     );
     let list = String::from_utf8(icemu_nowait(&t.0, &["fault", "list"]).stdout).unwrap();
     assert!(list.contains("forwarded fault"), "{list}");
-    let create = || CallRequest {
-        canister_id: backend,
-        method: "create_capsule".into(),
-        caller: "webuser".into(),
-        arg: ByteBuf::from(
-            candid::encode_one(CapsuleInput {
-                name: "Web".into(),
-                bio: "b".into(),
-                settings: None,
-            })
-            .unwrap(),
-        ),
-        kind: Kind::Update,
+    let create = || {
+        icemu_nowait(
+            &t.0,
+            &[
+                "call",
+                "--as",
+                "webuser",
+                "backend",
+                "create_capsule",
+                r#"(record { name = "Web"; bio = "b"; settings = null })"#,
+            ],
+        )
     };
-    let CallReply::Err(e) = call(port, &create()) else {
-        panic!("the forwarded fault did not reject")
-    };
-    assert_eq!(e.reject_code, 4, "{e:?}");
-    assert!(e.message.contains("forwarded fault"), "{e:?}");
+    let out = create();
+    assert_eq!(out.status.code(), Some(14), "the forwarded fault did not reject");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("forwarded fault"));
     // Cleared from another process: the next call goes through.
     assert!(icemu_nowait(&t.0, &["fault", "clear"]).status.success());
-    assert!(matches!(call(port, &create()), CallReply::Ok(_)));
+    assert!(create().status.success());
 
     // Calls (typed by the remembered .did), rejects with their exit status, rounds, status.
     let out = icemu_nowait(&t.0, &["call", "--as", "webuser", "backend", "get_capsule"]);

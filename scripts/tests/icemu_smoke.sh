@@ -76,7 +76,7 @@ back=$(b3 "$work/back")
 [ "$back" = "$hash" ] || fail "read back $back, uploaded $hash"
 echo "b3sum uploaded $hash, read back $back"
 
-echo "== 3. serve: curl with candid bytes, preflight"
+echo "== 3. serve: the IC HTTP interface (status with the root key), a forwarded call, preflight"
 "$ICEMU" serve --port 0 --round-ms 20 > "$work/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 1 100); do
@@ -87,19 +87,22 @@ url=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/serve.log" | head -1)
 [ -n "$url" ] || fail "serve did not start: $(cat "$work/serve.log")"
 backend=$(curl -sf "$url/api/v1/canisters" | sed -n 's/.*"backend":"\([^"]*\)".*/\1/p')
 [ -n "$backend" ] || fail "GET /api/v1/canisters"
-# record { canister_id; method; caller; arg = candid of (); kind = variant { query } }
-# (`query` is a keyword of candid text, so the label is quoted).
-"$ICEMU" encode "(record { canister_id = principal \"$backend\"; method = \"get_capsule\"; caller = \"alice\"; arg = blob \"DIDL\\00\\00\"; kind = variant { \"query\" } })" --out "$work/req.bin"
-curl -sf -X POST -H 'content-type: application/candid' --data-binary @"$work/req.bin" "$url/api/v1/call" -o "$work/reply.bin" \
-    || fail "POST /api/v1/call"
-reply=$("$ICEMU" decode --file "$work/reply.bin")
-echo "$reply" | grep -q '= blob' || fail "reply: $reply"
-"$ICEMU" decode --file "$work/reply.bin" --output-blob "$work/inner.bin" > /dev/null
-inner=$("$ICEMU" decode --file "$work/inner.bin" --did backend/backend.did --method get_capsule)
-echo "$inner" | grep -q 'bio = "smoke"' || fail "the reply does not hold the capsule: $inner"
-echo "call reply (decoded with the .did): $(printf '%s' "$inner" | tr -s ' \n' ' ' | cut -c1-160)..."
+# /api/v2/status: CBOR (self-describing tag d9d9f7) with the root key, as a replica answers.
+curl -sf "$url/api/v2/status" -o "$work/status.cbor" || fail "GET /api/v2/status"
+[ "$(head -c 3 "$work/status.cbor" | od -An -tx1 | tr -d ' \n')" = d9d9f7 ] || fail "status is not self-described CBOR"
+grep -aq root_key "$work/status.cbor" || fail "status has no root_key"
+echo "status: $(wc -c < "$work/status.cbor") bytes of CBOR with root_key"
+# An unsigned body is refused with a reason (agents send signed CBOR envelopes).
+code=$(curl -s -o "$work/refused" -w '%{http_code}' -X POST -H 'content-type: application/cbor' --data-binary 'junk' \
+    "$url/api/v3/canister/$backend/query")
+[ "$code" = 400 ] || fail "junk query answered $code"
+grep -q 'not a CBOR request envelope' "$work/refused" || fail "junk query: $(cat "$work/refused")"
+# A command while serving is forwarded to the server and runs on its state.
+inner=$(ic call --as alice backend get_capsule)
+echo "$inner" | grep -q 'bio = "smoke"' || fail "the forwarded call does not see the capsule: $inner"
+echo "forwarded call: $(printf '%s' "$inner" | tr -s ' \n' ' ' | cut -c1-120)..."
 headers=$(curl -s -o /dev/null -D - -X OPTIONS -H 'origin: http://localhost:5173' \
-    -H 'access-control-request-method: POST' -H 'access-control-request-headers: content-type' "$url/api/v1/call")
+    -H 'access-control-request-method: POST' -H 'access-control-request-headers: content-type' "$url/api/v3/canister/$backend/call")
 echo "$headers" | grep -q '^HTTP/1.1 204' || fail "preflight status: $headers"
 echo "$headers" | grep -qi '^access-control-allow-origin: \*' || fail "preflight allow-origin: $headers"
 echo "$headers" | grep -qi '^access-control-allow-methods: GET, POST, OPTIONS' || fail "preflight methods: $headers"

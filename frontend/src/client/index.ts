@@ -1,11 +1,9 @@
 // The client's public surface, and `connect()` for either transport.
 import type { Identity } from '@icp-sdk/core/agent';
 import { Principal } from '@icp-sdk/core/principal';
-import { idlFactory as backendIdl, type _SERVICE as BackendActorService } from '../bindings/backend/backend.did';
-import { idlFactory as personalIdl, type _SERVICE as PersonalActorService } from '../bindings/personal/personal.did';
 import { PersonalCanisterClient, type Backoff } from './creation';
 import { icAgent, icBackend, icPersonal } from './transport/ic';
-import { icemuActor, icemuCanisters, icemuIdentity } from './transport/icemu';
+import { icemuAgent, icemuCanisters } from './transport/icemu';
 import type { BackendService, PersonalService } from './types';
 
 export * from './creation';
@@ -26,7 +24,7 @@ export type ConnectConfig =
       transport: 'icemu';
       /** `icemu serve`'s URL; `''` when the page is served by icemu itself. */
       baseUrl: string;
-      /** The identity name to call as, e.g. `alice`. */
+      /** The icemu identity name to call as, e.g. `alice` (its key signs the calls). */
       caller: string;
       /** The backend's id; looked up as the canister named `backend` when absent. */
       backendId?: Principal | string;
@@ -46,31 +44,28 @@ function toPrincipal(p: Principal | string): Principal {
   return typeof p === 'string' ? Principal.fromText(p) : p;
 }
 
-/** Connects to the backend over the IC agent or `icemu serve`. */
+/**
+ * Connects to the backend through the @icp-sdk/core agent: on the IC, or on `icemu serve`
+ * (root key fetched from it, calls signed with the icemu identity's key).
+ */
 export async function connect(config: ConnectConfig): Promise<Connection> {
-  let backend: BackendService;
+  let agent;
   let backendId: Principal;
-  let personal: (canisterId: Principal) => PersonalService;
-  let principal: Principal;
   if (config.transport === 'ic') {
-    const agent = await icAgent(config);
+    agent = await icAgent(config);
     backendId = toPrincipal(config.backendId);
-    backend = icBackend(agent, backendId);
-    personal = (id) => icPersonal(agent, id);
-    principal = await agent.getPrincipal();
   } else {
-    const opts = { baseUrl: config.baseUrl, caller: config.caller };
+    agent = await icemuAgent({ baseUrl: config.baseUrl, caller: config.caller });
     if (config.backendId) backendId = toPrincipal(config.backendId);
     else {
-      const ids = await icemuCanisters(opts);
-      const id = ids['backend'];
+      const id = (await icemuCanisters({ baseUrl: config.baseUrl }))['backend'];
       if (!id) throw new Error('icemu has no canister named "backend"; deploy it first (see frontend/README.md)');
       backendId = id;
     }
-    backend = icemuActor<BackendActorService>(backendIdl, backendId, opts);
-    personal = (id) => icemuActor<PersonalActorService>(personalIdl, id, opts);
-    principal = await icemuIdentity(opts, config.caller);
   }
+  const backend = icBackend(agent, backendId);
+  const personal = (id: Principal): PersonalService => icPersonal(agent, id);
+  const principal = await agent.getPrincipal();
   const client = new PersonalCanisterClient({
     backend,
     backendId,

@@ -4,7 +4,7 @@
 //! - `GET /api/v2/status`: CBOR, with the root key;
 //! - `POST /api/v2/canister/<id>/call` (asynchronous: 202) and `/api/v3|v4/canister/<id>/call`
 //!   (synchronous: a certificate of the request's status, or 202 when it takes longer than
-//!   [`SYNC_WAIT`]);
+//!   `serve --call-timeout-secs`, 10 s by default);
 //! - `POST /api/v2|v3/canister/<id>/query`: the reply, signed by the node's Ed25519 key;
 //! - `POST /api/v2|v3/canister/<id>/read_state` and `/api/v2|v3/subnet/<id>/read_state`: a
 //!   certificate of the requested paths.
@@ -35,8 +35,6 @@ use certify::{Path, Signer, canister_range, cbor};
 use envelope::{Endpoint, Refused, verify};
 use requests::{Outcome, Requests};
 
-/// How long a synchronous call waits for its outcome before answering 202.
-pub const SYNC_WAIT: Duration = Duration::from_secs(10);
 /// The interface specification version served.
 pub const IC_API_VERSION: &str = "0.18.0";
 
@@ -169,7 +167,8 @@ impl Ic {
     /// The interface over `emu`, with the keys of the state directory `dir`. Sets the emulator's
     /// certifier, and moves its clock up to the wall clock when it is behind (agents refuse
     /// certificates older than a few minutes), as if the subnet had been down meanwhile.
-    pub fn new(dir: &std::path::Path, emu: Arc<Emulator>) -> Result<Self> {
+    /// A synchronous call waits up to `sync_wait` for its outcome, then answers 202.
+    pub fn new(dir: &std::path::Path, emu: Arc<Emulator>, sync_wait: Duration) -> Result<Self> {
         let keys = keys::Keys::load_or_create(dir)?;
         let signer = Arc::new(Signer::new(keys, *emulator::SUBNET_ID));
         emu.set_certifier(certify::certifier(&signer));
@@ -181,7 +180,7 @@ impl Ic {
             emu,
             signer,
             requests: Requests::default(),
-            sync_wait: SYNC_WAIT,
+            sync_wait,
         })
     }
 

@@ -1,117 +1,78 @@
-// Local transport: posts candid-encoded calls to `icemu serve`, which runs the real canister
-// wasm on this machine. Arguments and replies are encoded and decoded with the generated IDL,
-// exactly as the IC agent does; only the envelope differs (see frontend/README.md).
+// What is particular to `icemu serve` (the emulator, icemu/README.md): calls go through the
+// same @icp-sdk/core agent as on the IC (./ic.ts), which fetches the emulator's root key and
+// verifies its certificates and query signatures. Only two things are local:
 //
-//   POST /api/v1/call            content-type: application/candid
-//        body  = record { canister_id : principal; method : text; caller : text;
-//                         arg : blob; kind : variant { update; query } }
-//        reply = variant { Ok : blob; Err : record { reject_code : nat32; error_code : text;
-//                                                    message : text } }
-//   GET  /api/v1/identity/<name> principal text of an identity name
-//   GET  /api/v1/canisters       {"<name>": "<principal text>", ...}
-import { IDL } from '@icp-sdk/core/candid';
+//   - identity names: icemu's identity NAME is the Ed25519 key whose secret key is
+//     SHA-256("icemu identity\0" + NAME), so the page calling as `alice` and
+//     `icemu call --as alice` are the same principal (these keys are public: emulator only);
+//   - `GET /api/v1/canisters` ({"<name>": "<principal text>", ...}) finds canisters by name.
+import { Actor, type HttpAgent } from '@icp-sdk/core/agent';
+import type { IDL } from '@icp-sdk/core/candid';
+import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
 import { Principal } from '@icp-sdk/core/principal';
-import { RejectError } from '../errors';
 import type { Plain } from '../types';
-
-export const CallRequest = IDL.Record({
-  canister_id: IDL.Principal,
-  method: IDL.Text,
-  caller: IDL.Text,
-  arg: IDL.Vec(IDL.Nat8),
-  kind: IDL.Variant({ update: IDL.Null, query: IDL.Null }),
-});
-export const CallReply = IDL.Variant({
-  Ok: IDL.Vec(IDL.Nat8),
-  Err: IDL.Record({ reject_code: IDL.Nat32, error_code: IDL.Text, message: IDL.Text }),
-});
-
-export interface CallRequestValue {
-  canister_id: Principal;
-  method: string;
-  caller: string;
-  arg: Uint8Array;
-  kind: { update: null } | { query: null };
-}
-export type CallReplyValue =
-  | { Ok: Uint8Array }
-  | { Err: { reject_code: number; error_code: string; message: string } };
+import { icAgent, withRejectErrors } from './ic';
 
 export interface IcemuOptions {
   /** Where `icemu serve` listens, e.g. `http://127.0.0.1:4943`; `''` for the page's own origin. */
   baseUrl: string;
-  /** The identity name the calls are made as (icemu maps names to principals), e.g. `alice`. */
+  /** The icemu identity name the calls are made as, e.g. `alice`. */
   caller: string;
   fetch?: typeof fetch;
 }
 
-function url(base: string, path: string): string {
-  return `${base.replace(/\/+$/, '')}${path}`;
+/** The Ed25519 identity icemu uses for the identity name `name`. */
+export async function icemuIdentity(name: string): Promise<Ed25519KeyIdentity> {
+  const bytes = new TextEncoder().encode(`icemu identity\0${name}`);
+  const seed = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Ed25519KeyIdentity.generate(seed);
 }
 
-/** Makes one call through `icemu serve` and returns the raw candid reply bytes. */
-export async function icemuCall(
-  opts: IcemuOptions,
-  canisterId: Principal,
-  method: string,
-  arg: Uint8Array,
-  query: boolean,
-): Promise<Uint8Array> {
-  const req: CallRequestValue = {
-    canister_id: canisterId,
-    method,
-    caller: opts.caller,
-    arg,
-    kind: query ? { query: null } : { update: null },
-  };
-  const body = IDL.encode([CallRequest], [req]);
-  const f = opts.fetch ?? fetch;
-  const res = await f(url(opts.baseUrl, '/api/v1/call'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/candid' },
-    body: new Blob([body as Uint8Array<ArrayBuffer>]),
+/** `icemu serve`'s URL: `baseUrl`, or the page's own origin when it is `''`. */
+export function icemuHost(baseUrl: string): string {
+  if (baseUrl) return baseUrl.replace(/\/+$/, '');
+  const origin = (globalThis as { location?: { origin?: string } }).location?.origin;
+  if (!origin) throw new Error('no icemu URL: pass baseUrl (e.g. http://127.0.0.1:4943)');
+  return origin;
+}
+
+/** An agent on `icemu serve` calling as the icemu identity `caller` (root key fetched). */
+export async function icemuAgent(opts: IcemuOptions): Promise<HttpAgent> {
+  const identity = await icemuIdentity(opts.caller);
+  return icAgent({
+    host: icemuHost(opts.baseUrl),
+    identity,
+    fetchRootKey: true,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
   });
-  if (!res.ok) throw new Error(`icemu answered HTTP ${res.status} to ${method}: ${await res.text()}`);
-  const [reply] = IDL.decode([CallReply], new Uint8Array(await res.arrayBuffer())) as [CallReplyValue];
-  if ('Err' in reply) {
-    const { reject_code, error_code, message } = reply.Err;
-    throw new RejectError(reject_code, error_code, message, method);
-  }
-  return reply.Ok;
 }
 
 /**
- * An actor on `canisterId` through `icemu serve`: one async function per method of the
- * service `idlFactory` describes, taking and returning the generated binding types.
+ * An actor on `canisterId` through `icemu serve` as the identity `opts.caller`: one async
+ * function per method of the service `idlFactory` describes (the agent is made on first use).
  */
 export function icemuActor<S>(idlFactory: IDL.InterfaceFactory, canisterId: Principal, opts: IcemuOptions): Plain<S> {
-  const service = idlFactory({ IDL });
-  const actor: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
-  for (const [name, func] of service._fields) {
-    const query = func.annotations.includes('query') || func.annotations.includes('composite_query');
-    actor[name] = async (...args: unknown[]) => {
-      const arg = IDL.encode(func.argTypes, args);
-      const replyBytes = await icemuCall(opts, canisterId, name, arg, query);
-      const out = IDL.decode(func.retTypes, replyBytes);
-      return out.length === 0 ? undefined : out.length === 1 ? out[0] : out;
-    };
-  }
-  return actor as Plain<S>;
+  let actor: Promise<Plain<S>> | null = null;
+  const get = () =>
+    (actor ??= icemuAgent(opts).then((agent) => withRejectErrors(Actor.createActor<S>(idlFactory, { agent, canisterId }))));
+  return new Proxy({} as Plain<S>, {
+    get: (_t, name) =>
+      typeof name === 'string'
+        ? async (...args: unknown[]) => {
+            const a = (await get()) as unknown as Record<string, (...x: unknown[]) => Promise<unknown>>;
+            const f = a[name];
+            if (!f) throw new Error(`no method ${name}`);
+            return f(...args);
+          }
+        : undefined,
+  });
 }
 
 /** Deployed canister names → ids (`GET /api/v1/canisters`). */
 export async function icemuCanisters(opts: Pick<IcemuOptions, 'baseUrl' | 'fetch'>): Promise<Record<string, Principal>> {
   const f = opts.fetch ?? fetch;
-  const res = await f(url(opts.baseUrl, '/api/v1/canisters'));
+  const res = await f(`${icemuHost(opts.baseUrl)}/api/v1/canisters`);
   if (!res.ok) throw new Error(`icemu answered HTTP ${res.status} to GET /api/v1/canisters`);
   const json = (await res.json()) as Record<string, string>;
   return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, Principal.fromText(v)]));
-}
-
-/** The principal icemu uses for an identity name (`GET /api/v1/identity/<name>`). */
-export async function icemuIdentity(opts: Pick<IcemuOptions, 'baseUrl' | 'fetch'>, name: string): Promise<Principal> {
-  const f = opts.fetch ?? fetch;
-  const res = await f(url(opts.baseUrl, `/api/v1/identity/${encodeURIComponent(name)}`));
-  if (!res.ok) throw new Error(`icemu answered HTTP ${res.status} to GET /api/v1/identity/${name}`);
-  return Principal.fromText((await res.text()).trim());
 }
