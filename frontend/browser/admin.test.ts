@@ -8,6 +8,7 @@
 //   the same console at 375 px wide: nothing wider than the screen.
 // No console error on any page. Screenshots: target/frontend-screenshots/admin-*.png.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -279,6 +280,44 @@ describe('the admin console against icemu serve and the real backend', () => {
       expect(await page.isHidden('#console')).toBe(true);
       expect(await page.isHidden('#tabs')).toBe(true);
       await shot(page, '8-not-an-admin');
+      await page.close();
+      expect(problems).toEqual([]);
+    } catch (e) {
+      failWithContext(e);
+    }
+  });
+
+  it('through the IC HTTP interface, an admin signs in with a key; a bad key is refused with a sentence', async () => {
+    try {
+      if (!context || !served) throw new Error('not set up');
+      const backend = (await connect({ transport: 'icemu', baseUrl: served.url, caller: 'admin' })).backendId.toText();
+      const page = await context.newPage();
+      page.on('console', (m) => {
+        logs.push(`[ic] ${m.type()}: ${m.text()}`);
+        if (m.type() === 'error') problems.push(`[ic] console error: ${m.text()}`);
+      });
+      page.on('pageerror', (e) => problems.push(`[ic] page error: ${e.message}`));
+      await page.goto(`${served.url}/admin.html?transport=ic&local=1&host=${encodeURIComponent(served.url)}&backend=${backend}`);
+      // No key yet: anonymous, which is no admin.
+      await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+      expect(await page.getAttribute('body', 'data-ready')).toBe('not-admin');
+      expect(await page.isVisible('#signin-key')).toBe(true);
+      expect(await page.isHidden('#signin-name')).toBe(true);
+      await page.fill('#signin-key', 'not a key');
+      await page.click('#signin button[type="submit"]');
+      expect(await page.textContent('#message')).toMatch(/^The key must be 64 hexadecimal digits/);
+      // icemu's identity "admin" is the Ed25519 key whose secret is SHA-256("icemu identity\0admin").
+      const seed = createHash('sha256').update('icemu identity\0admin').digest('hex');
+      await page.fill('#signin-key', seed);
+      await Promise.all([page.waitForEvent('load'), page.click('#signin button[type="submit"]')]);
+      await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+      expect(await page.getAttribute('body', 'data-ready'), (await page.textContent('#message')) ?? '').toBe('admin');
+      expect(await page.getAttribute('#who', 'data-principal')).toBe(icemu.run(['identity', 'admin']).trim());
+      await page.waitForSelector('body[data-loaded="reserve"]');
+      await shot(page, '10-signed-in-with-a-key');
+      await Promise.all([page.waitForEvent('load'), page.click('#signout')]);
+      await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+      expect(await page.getAttribute('body', 'data-ready')).toBe('not-admin');
       await page.close();
       expect(problems).toEqual([]);
     } catch (e) {

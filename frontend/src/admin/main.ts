@@ -1,4 +1,4 @@
-// The admin console: sign in (an icemu identity locally; on the IC the agent's identity), a
+// The admin console: sign in (an icemu identity locally; on the IC a key, see signin.ts), a
 // clear "not an admin" page for anyone else, then three views: the reserve (figures, chart,
 // alerts, top-up, creation switch), creations (counts, table, detail, manifest, cleanup) and
 // the settings. Every action asks for confirmation; a refusal shows the backend's typed error
@@ -14,17 +14,36 @@ import { ConfigInputError, readConfigForm, renderConfigForm } from './config';
 import { loadCreations, wireCreations } from './creations';
 import { $, confirmAction, say } from './dom';
 import { wireManifest } from './manifest';
+import { KEY_STORAGE, identityFromKey } from './signin';
 import { loadReserve, wireReserve } from './reserve';
 
 type View = 'reserve' | 'creations' | 'settings';
 const VIEWS: View[] = ['reserve', 'creations', 'settings'];
+
+/** The identity of the key kept in this tab; a key that no longer reads is dropped. */
+function storedIdentity(key: string) {
+  try {
+    return identityFromKey(key);
+  } catch (e) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    throw e;
+  }
+}
 
 function configFromUrl(): ConnectConfig | null {
   const q = new URLSearchParams(location.search);
   if (q.get('transport') === 'ic') {
     const backend = q.get('backend');
     if (!backend) throw new Error('?transport=ic needs &backend=<canister id>');
-    return { transport: 'ic', host: q.get('host') ?? 'https://icp-api.io', backendId: backend, fetchRootKey: q.get('local') === '1' };
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    return {
+      transport: 'ic',
+      host: q.get('host') ?? 'https://icp-api.io',
+      backendId: backend,
+      fetchRootKey: q.get('local') === '1',
+      // Without a key the calls are anonymous, and the console says "not an admin".
+      ...(key ? { identity: storedIdentity(key) } : {}),
+    };
   }
   const as = q.get('as');
   if (!as) return null;
@@ -77,15 +96,36 @@ async function navigate(): Promise<void> {
   await busy(() => show(currentView()));
 }
 
-function wireSignIn(current: string | null): void {
-  const input = $<HTMLInputElement>('signin-name');
-  input.value = current ?? '';
+function wireSignIn(config: ConnectConfig | null): void {
+  const onIc = new URLSearchParams(location.search).get('transport') === 'ic';
+  const name = $<HTMLInputElement>('signin-name');
+  const key = $<HTMLTextAreaElement>('signin-key');
+  $('signin-name-label').hidden = onIc;
+  $('signin-key-label').hidden = !onIc;
+  $('signout').hidden = !(onIc ? sessionStorage.getItem(KEY_STORAGE) : config);
+  name.value = config?.transport === 'icemu' ? config.caller : '';
   $<HTMLFormElement>('signin').onsubmit = (ev) => {
     ev.preventDefault();
+    if (onIc) {
+      try {
+        identityFromKey(key.value);
+      } catch (e) {
+        return say(e instanceof Error ? e.message : String(e), 'error');
+      }
+      sessionStorage.setItem(KEY_STORAGE, key.value.trim());
+      key.value = '';
+      location.reload();
+      return;
+    }
     const q = new URLSearchParams(location.search);
-    const name = input.value.trim();
-    if (!name) return say('Type an identity name to sign in as.', 'error');
-    q.set('as', name);
+    if (!name.value.trim()) return say('Type an identity name to sign in as.', 'error');
+    q.set('as', name.value.trim());
+    location.search = q.toString();
+  };
+  $('signout').onclick = () => {
+    sessionStorage.removeItem(KEY_STORAGE);
+    const q = new URLSearchParams(location.search);
+    q.delete('as');
     location.search = q.toString();
   };
 }
@@ -103,8 +143,9 @@ function wireSettings(): void {
 }
 
 async function main(): Promise<void> {
+  wireSignIn(null); // signing in works even when the URL or the stored key cannot be read
   const config = configFromUrl();
-  wireSignIn(config?.transport === 'icemu' ? config.caller : null);
+  wireSignIn(config);
   if (!config) {
     $('who').textContent = 'Sign in with an admin identity.';
     document.body.dataset.ready = 'signin';
