@@ -439,29 +439,4 @@ impl Ic {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_name_version_scope_id_and_endpoint() {
-        let id = "rwlgt-iiaaa-aaaaa-aaaaa-cai";
-        let r = route(&format!("/api/v3/canister/{id}/query")).unwrap().ok();
-        assert_eq!(
-            r,
-            Some(Route {
-                version: 3,
-                subnet: false,
-                id: Principal::from_text(id).unwrap(),
-                endpoint: Endpoint::Query
-            })
-        );
-        assert!(route(&format!("/api/v4/canister/{id}/call")).is_some());
-        assert!(route(&format!("/api/v4/canister/{id}/query")).is_none());
-        assert!(route(&format!("/api/v5/canister/{id}/call")).is_none());
-        assert!(route(&format!("/api/v2/canister/{id}/call/x")).is_none());
-        assert!(route("/api/v1/call").is_none());
-        assert!(
-            matches!(route("/api/v2/canister/not-a-principal/call"), Some(Err(r)) if r.status == 400)
-        );
-    }
-}
+mod tests;
