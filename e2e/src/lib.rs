@@ -576,3 +576,8 @@ impl World {
         }
     }
 }
+
+/// The storage funding deposited into a creation's canisters after install (beyond the quote).
+pub fn deposited(rec: &CreationRecord) -> u128 {
+    rec.funding.as_ref().map_or(0, |f| f.deposited)
+}

@@ -172,7 +172,7 @@ fn cleaned_up(w: &World, who: Principal, personal: Principal) -> u128 {
     assert!(!w.ic.canister_exists(personal), "the canister is deleted");
     let rec = w.status(who).unwrap();
     assert_eq!(rec.canister_id, None);
-    let c = rec.cleanup.expect("the cleanup is journaled");
+    let c = rec.cleanup.clone().expect("the cleanup is journaled");
     assert_eq!(
         (c.step, c.returned, c.error),
         (CleanupStep::Done, returned, None)
@@ -180,7 +180,7 @@ fn cleaned_up(w: &World, who: Principal, personal: Principal) -> u128 {
     assert_eq!(rec.created_canisters, Some(vec![personal]));
     assert_eq!(
         rec.cycles_consumed,
-        rec.quote.unwrap().total - returned,
+        rec.quote.clone().unwrap().total + deposited(&rec) - returned,
         "what came back is no longer counted as consumed"
     );
     returned
@@ -209,11 +209,14 @@ fn the_owner_stops_and_deletes_the_personal_canister_mid_import() {
     let rec = w.status(alice).unwrap();
     assert_eq!(rec.canister_id, None);
     assert_eq!(
-        rec.cleanup.map(|c| (c.step, c.returned)),
+        rec.cleanup.clone().map(|c| (c.step, c.returned)),
         Some((CleanupStep::Done, 0))
     );
     assert_eq!(rec.created_canisters, Some(vec![personal]));
-    assert_eq!(rec.cycles_consumed, rec.quote.unwrap().total);
+    assert_eq!(
+        rec.cycles_consumed,
+        rec.quote.clone().unwrap().total + deposited(&rec)
+    );
     another_user_completes(&w, user(2));
     w.assert_reserve_accounting();
 }
@@ -383,7 +386,7 @@ fn a_lying_return_cycles_is_credited_only_with_what_arrived() {
         after.total_returned, returned,
         "the record's cleanup.returned"
     );
-    assert!(returned > 0 && returned < rec.quote.unwrap().total);
+    assert!(returned > 0 && returned < rec.quote.clone().unwrap().total + deposited(&rec));
     // The backend reinstalled its own module before asking for the cycles: the lie was never
     // even heard (one call, the test's own, above).
     let lies = w
@@ -555,8 +558,8 @@ fn a_retry_or_second_cleanup_during_a_cleanup_is_refused() {
     assert_ne!(new, old);
     assert_eq!(rec.created_canisters, Some(vec![old, new]));
     assert_eq!(w.ic.get_controllers(new), vec![alice]);
-    let quote = rec.quote.unwrap().total;
-    assert_eq!(rec.cycles_consumed, 2 * quote - returned);
+    let quote = rec.quote.clone().unwrap().total;
+    assert_eq!(rec.cycles_consumed, 2 * quote + deposited(&rec) - returned);
     let r = w.assert_reserve_accounting();
     assert_eq!(r.total_returned, returned);
 }
@@ -613,7 +616,10 @@ fn the_backend_refuses_an_upgrade_while_create_canister_is_in_flight() {
     let rec = completed(&w, alice);
     let personal = rec.canister_id.unwrap();
     assert_eq!(rec.created_canisters, Some(vec![personal]));
-    assert_eq!(rec.cycles_consumed, rec.quote.unwrap().total);
+    assert_eq!(
+        rec.cycles_consumed,
+        rec.quote.clone().unwrap().total + deposited(&rec)
+    );
     assert_eq!(rec.attempts, 1);
     assert_eq!(
         w.emu().canister_ids().len(),
@@ -690,8 +696,8 @@ fn upgrades_of_either_side_in_every_state_create_once_and_debit_once() {
     assert_eq!(rec.created_canisters, Some(vec![personal]));
     assert_eq!(
         rec.cycles_consumed,
-        rec.quote.unwrap().total,
-        "debited once"
+        rec.quote.clone().unwrap().total + deposited(&rec),
+        "debited once (the quote and the funding)"
     );
     assert_eq!(w.emu().canister_ids().len(), canisters + 1, "one canister");
     assert_eq!(w.ic.get_controllers(personal), vec![alice]);

@@ -80,7 +80,10 @@ fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
         w.ic.get_controllers(bob_done.canister_id.unwrap()),
         vec![bob]
     );
-    assert_eq!(bob_done.cycles_consumed, bob_done.quote.unwrap().total);
+    assert_eq!(
+        bob_done.cycles_consumed,
+        bob_done.quote.clone().unwrap().total + deposited(&bob_done)
+    );
     // And a new user's creation runs the whole way.
     w.create_personal_canister(carol).unwrap();
     assert_eq!(w.run_to_final(carol, 3_000).state, CreationState::Completed);

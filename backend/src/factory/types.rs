@@ -183,11 +183,15 @@ pub struct Funding {
     pub footprint_bytes: u64,
     /// Days of storage of the footprint funded beyond the freezing threshold.
     pub funded_days: u32,
-    /// Cycles deposited into the canister for them (`deposit_cycles`), beyond the quote's
-    /// storage. Journaled before the call; given back to the reserve if the call is rejected.
+    /// Cycles deposited for them (`deposit_cycles`), beyond the quote's storage, over every
+    /// canister of the creation. Journaled before the call; given back to the reserve if the
+    /// call is rejected.
     pub deposited: u128,
     /// Cycles admins sponsored from the reserve since (`admin_sponsor_top_up`), in total.
     pub sponsored: u128,
+    /// The canister the last funding went to (a retry with a new canister funds it again);
+    /// `deposited` counts every canister's.
+    pub funded_canister: Option<Principal>,
 }
 
 /// The purge guard of a completed creation: the shared copy is purged only after the personal

@@ -72,7 +72,9 @@ impl<M: StableMemory> Factory<M> {
                 expected: "Installing".into(),
             });
         }
-        if rec.funding.as_ref().is_some_and(|f| f.funded_days > 0) {
+        if rec.canister_id.is_some()
+            && rec.funding.as_ref().and_then(|f| f.funded_canister) == rec.canister_id
+        {
             return Ok(0);
         }
         let cfg = self.config();
@@ -86,15 +88,13 @@ impl<M: StableMemory> Factory<M> {
         if cycles > 0 {
             self.take_for_deposit(migration_id, cycles, now, liquid)?;
         }
-        let sponsored = rec.funding.as_ref().map_or(0, |f| f.sponsored);
         self.with_record(migration_id, |r| {
-            r.funding = Some(Funding {
-                measured_memory_bytes: memory_bytes,
-                footprint_bytes: footprint.min(u64::MAX as u128) as u64,
-                funded_days: cfg.funded_days().max(1),
-                deposited: cycles,
-                sponsored,
-            });
+            let f = r.funding.get_or_insert_with(Funding::default);
+            f.measured_memory_bytes = memory_bytes;
+            f.footprint_bytes = footprint.min(u64::MAX as u128) as u64;
+            f.funded_days = cfg.funded_days();
+            f.deposited = f.deposited.saturating_add(cycles);
+            f.funded_canister = r.canister_id;
         })?;
         Ok(cycles)
     }
@@ -105,10 +105,8 @@ impl<M: StableMemory> Factory<M> {
         self.give_back(migration_id, cycles);
         let _ = self.with_record(migration_id, |r| {
             if let Some(f) = r.funding.as_mut() {
-                f.deposited = 0;
-                f.funded_days = 0;
-                f.footprint_bytes = 0;
-                f.measured_memory_bytes = 0;
+                f.deposited = f.deposited.saturating_sub(cycles);
+                f.funded_canister = None;
             }
         });
     }

@@ -78,7 +78,8 @@ pub const PURGE_CHECK_MAX_DELAY_NS: u64 = 86_400 * NS_PER_SEC;
 
 impl<M: StableMemory> Factory<M> {
     /// The purge-queue key that makes a purge due at `at` (the queue's keys are retention
-    /// clock starts; see `indexes`).
+    /// clock starts; see `indexes`). A time earlier than one retention after the epoch maps
+    /// to the retention itself (no real clock is there).
     fn purge_key_for(&self, at: u64) -> u64 {
         at.saturating_sub(self.config().retention_seconds.saturating_mul(NS_PER_SEC))
             .max(1)
