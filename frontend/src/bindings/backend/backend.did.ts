@@ -961,8 +961,9 @@ export interface Funding {
    */
   'measured_memory_bytes' : bigint,
   /**
-   * Cycles deposited into the canister for them (`deposit_cycles`), beyond the quote's
-   * storage. Journaled before the call; given back to the reserve if the call is rejected.
+   * Cycles deposited for them (`deposit_cycles`), beyond the quote's storage, over every
+   * canister of the creation. Journaled before the call; given back to the reserve if the
+   * call is rejected.
    */
   'deposited' : bigint,
   /**
@@ -977,6 +978,11 @@ export interface Funding {
    * Days of storage of the footprint funded beyond the freezing threshold.
    */
   'funded_days' : number,
+  /**
+   * The canister the last funding went to (a retry with a new canister funds it again);
+   * `deposited` counts every canister's.
+   */
+  'funded_canister' : [] | [Principal],
 }
 /**
  * Sent by the personal canister after every batch.
@@ -1934,6 +1940,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'sponsored' : IDL.Nat,
     'footprint_bytes' : IDL.Nat64,
     'funded_days' : IDL.Nat32,
+    'funded_canister' : IDL.Opt(IDL.Principal),
   });
   const StateTime = IDL.Record({ 'at' : IDL.Nat64, 'state' : CreationState });
   const CreationRecord = IDL.Record({
