@@ -32,6 +32,8 @@ pub struct CertifiedCanister {
     pub module_hash: Option<[u8; 32]>,
     /// Its certified data (empty until set).
     pub certified_data: Vec<u8>,
+    /// Its module's metadata sections (`icp:public` / `icp:private`): `(name, public, bytes)`.
+    pub metadata: Vec<(String, bool, Vec<u8>)>,
 }
 
 /// The certificate one non-replicated query may read, made on first use (signing costs

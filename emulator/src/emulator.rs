@@ -495,6 +495,11 @@ impl Emulator {
                     controllers,
                     module_hash: c.module_hash,
                     certified_data: c.certified_data.clone(),
+                    metadata: c
+                        .instance
+                        .as_ref()
+                        .map(|i| i.module().info.metadata.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect();

@@ -238,8 +238,10 @@ fn handle(sh: &Shared, mut req: Request) {
             };
             let reply = crate::exec_forwarded(&mut lock(&sh.st), &body);
             let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+            // With a Content-Length, never chunked: the forwarding client reads the body whole.
             let r = Response::from_data(bytes)
                 .with_status_code(200)
+                .with_chunked_threshold(usize::MAX)
                 .with_header(header("content-type", "application/json"));
             let _ = req.respond(r);
         }

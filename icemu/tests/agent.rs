@@ -161,6 +161,16 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
     let admin = Principal::from_text(ok(&t.0, &["identity", "admin"]).trim()).unwrap();
     assert_eq!(controllers, vec![admin]);
 
+    // Metadata: the backend's candid:service, as `icemu metadata` (and dfx) read it.
+    let did = a
+        .read_state_canister_metadata(backend, "candid:service")
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(did).unwrap().trim(),
+        ok(&t.0, &["metadata", "backend", "candid:service"]).trim()
+    );
+
     // A signed update sent twice runs once; its status is read back through read_state.
     let signed = a.update(&probe, "inc").with_arg(args("()")).sign().unwrap();
     let first = a
@@ -340,6 +350,48 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
         matches!(&err, AgentError::HttpError(p) if p.status == 400
             && String::from_utf8_lossy(&p.content).contains("does not allow canister")),
         "{err:?}"
+    );
+
+    // A private metadata section is for the controllers only (the deployer, `admin`).
+    let secret = t.0.join("secret.wasm");
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    for (name, payload) in [
+        ("icp:private secret", "hush"),
+        ("icp:public hello", "world"),
+    ] {
+        wasm.extend_from_slice(&[0, (1 + name.len() + payload.len()) as u8, name.len() as u8]);
+        wasm.extend_from_slice(name.as_bytes());
+        wasm.extend_from_slice(payload.as_bytes());
+    }
+    std::fs::write(&secret, &wasm).unwrap();
+    ok(&t.0, &["deploy", "secret", secret.to_str().unwrap()]);
+    let secret = id_of(&t, "secret");
+    assert_eq!(
+        a.read_state_canister_metadata(secret, "hello")
+            .await
+            .unwrap(),
+        b"world"
+    );
+    let err = a
+        .read_state_canister_metadata(secret, "secret")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AgentError::HttpError(p) if p.status == 403),
+        "{err:?}"
+    );
+    let admin_seed: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        b"icemu identity\0admin",
+    ))
+    .into();
+    let admin_agent = agent(s.port, Arc::new(BasicIdentity::from_raw_key(&admin_seed))).await;
+    assert_eq!(
+        admin_agent
+            .read_state_canister_metadata(secret, "secret")
+            .await
+            .unwrap(),
+        b"hush"
     );
 
     // Certified data: the query's certificate verifies and holds the data.

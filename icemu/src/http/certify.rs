@@ -2,7 +2,7 @@
 //! "The system state tree", "Certificate", "Delegation").
 //!
 //! The tree is built from the emulator's state when a request asks for it: `/time`,
-//! `/canister/<id>/{controllers,module_hash,certified_data}`, `/request_status/<id>/...`,
+//! `/canister/<id>/{controllers,module_hash,certified_data,metadata/<name>}`, `/request_status/<id>/...`,
 //! `/subnet/<id>/{public_key,canister_ranges,type,node/<node>/public_key}`. A certificate is a
 //! witness of the requested paths (and `/time`), signed with the subnet's key over
 //! `"\x0Dic-state-root" · root hash`, with a delegation from the root key: a certificate,
@@ -128,6 +128,12 @@ impl Signer {
                 &p(&[b"canister", id, b"certified_data"]),
                 c.certified_data.clone(),
             );
+            for (name, _, bytes) in &c.metadata {
+                t.insert(
+                    &p(&[b"canister", id, b"metadata", name.as_bytes()]),
+                    bytes.clone(),
+                );
+            }
         }
         for (rid, r) in requests {
             let base = |leaf: &[u8]| p(&[b"request_status", rid, leaf]);

@@ -388,6 +388,30 @@ impl Ic {
         Reply::cbor(200, &ReadStateResponse { certificate })
     }
 
+    fn metadata_readable(
+        &self,
+        id: Principal,
+        sender: Principal,
+        name: &[u8],
+    ) -> Result<(), Reply> {
+        let (_, canisters) = self.emu.certified_state();
+        let Some(c) = canisters.iter().find(|c| c.id == id) else {
+            return Ok(());
+        };
+        let private = c
+            .metadata
+            .iter()
+            .any(|(n, public, _)| !public && n.as_bytes() == name);
+        if private && !c.controllers.contains(&sender) {
+            return Err(Refused::Forbidden(format!(
+                "the metadata section {} of {id} is private to its controllers",
+                String::from_utf8_lossy(name)
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// Whether `sender` may read `path` through the endpoint `r` (interface specification,
     /// "Request: Read state").
     fn readable(&self, r: &Route, sender: Principal, path: &[Vec<u8>]) -> Result<(), Reply> {
@@ -411,10 +435,8 @@ impl Ic {
                 }
                 match (label(2), path.len()) {
                     (Some(b"controllers" | b"module_hash"), 3) => Ok(()),
-                    (Some(b"metadata"), 4) => Err(Reply::text(
-                        400,
-                        "/canister/<id>/metadata is not modelled by icemu serve",
-                    )),
+                    // A private section only for the canister's controllers.
+                    (Some(b"metadata"), 4) => self.metadata_readable(r.id, sender, &path[3]),
                     _ => Err(invalid()),
                 }
             }
