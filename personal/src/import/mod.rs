@@ -803,7 +803,7 @@ impl<M: Memory> Importer<M> {
     }
 
     /// The answer to a [`Action::FetchChunks`]. Returns the progress to report to the backend
-    /// when the batch was stored.
+    /// when the batch was stored and a report is due ([`report_due`]).
     pub fn on_chunks<S: Memory>(
         &mut self,
         store: &mut CapsuleStore<S>,
@@ -824,8 +824,9 @@ impl<M: Memory> Importer<M> {
                 return None;
             };
             let migration_id = st.scope();
+            let before = st.progress.bytes_done;
             match imp.store_batch(st, store, owner, &asked, batch) {
-                Ok(()) => Some(ImportProgress {
+                Ok(()) => report_due(before, st.progress.bytes_done).then(|| ImportProgress {
                     migration_id,
                     progress: st.progress.clone(),
                 }),
@@ -1227,6 +1228,17 @@ fn answer<T>(
             None
         }
     }
+}
+
+/// Progress is reported after every stored batch during the first [`REPORT_BYTES`], then
+/// once per [`REPORT_BYTES`] transferred: a report costs the backend about as much as 3
+/// instructions per byte of a full batch, and the backend's record shows the progress as
+/// finely as a status page needs.
+pub const REPORT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Whether a batch that took the transferred bytes from `before` to `after` is reported.
+pub fn report_due(before: u64, after: u64) -> bool {
+    before < REPORT_BYTES || before / REPORT_BYTES != after / REPORT_BYTES
 }
 
 /// The byte bound of one batch: `batch_bytes`, at least one chunk, at most
