@@ -271,6 +271,53 @@ describe('the admin console against icemu serve and the real backend', () => {
     }
   });
 
+  it('admin: the detail of a running creation follows it to Completed, bytes and all', async () => {
+    try {
+      const erin = (await connect({ transport: 'icemu', baseUrl: served!.url, caller: 'erin' })).backend;
+      unwrapCapsule(await erin.create_capsule({ name: "erin's capsule", bio: '', settings: [] }));
+      const bytes = fileBytes(1_500_000, 5);
+      await addMemoryWithFile(erin, { title: 'erin: a film', file: { bytes, mimeType: 'video/mp4' } });
+      // Messages to the backend wait 20 rounds (1 s): the creation takes a while.
+      icemu.run(['fault', 'delay', '--canister', 'backend', '--rounds', '20']);
+      try {
+        const id = unwrapFactory(await erin.create_personal_canister({ name: [], subnet_id: [] })).migration_id;
+        const page = await open('admin');
+        await view(page, 'creations');
+        await page.click(`#creations tbody tr[data-migration-id="${id}"]`);
+        await page.waitForSelector(`#detail[data-migration-id="${id}"]:not([hidden])`, { timeout: 60_000 });
+        const seen: { state: string; done: string }[] = [];
+        const deadline = Date.now() + 5 * 60_000;
+        for (;;) {
+          const o = await page.evaluate(() => ({
+            state: (document.querySelector('#detail') as HTMLElement).dataset.state ?? '',
+            done: (document.querySelector('#detail-progress') as HTMLElement).dataset.bytesDone ?? '',
+          }));
+          const last = seen[seen.length - 1];
+          if (!last || last.state !== o.state || last.done !== o.done) {
+            seen.push(o);
+            if (!last || last.state !== o.state) await shot(page, `11-running-${seen.length}-${o.state}`);
+          }
+          if (o.state === 'Completed' || o.state === 'Failed') break;
+          if (Date.now() > deadline) throw new Error(`still ${o.state} after 5 minutes: ${JSON.stringify(seen)}`);
+          await page.waitForTimeout(200);
+        }
+        expect(seen[0]?.state, JSON.stringify(seen)).not.toMatch(/Completed|Failed/);
+        expect(seen[seen.length - 1]?.state).toBe('Completed');
+        expect(await page.getAttribute('#detail-progress', 'data-bytes-done')).toBe(String(bytes.length));
+        expect(await page.getAttribute('#detail-progress', 'data-bytes-total')).toBe(String(bytes.length));
+        expect(await page.textContent('[data-verdict]')).toBe('the personal canister reported the export root');
+        expect(await page.isHidden('#cleanup')).toBe(true);
+        await shot(page, '12-running-creation-completed');
+        await page.close();
+      } finally {
+        icemu.run(['fault', 'delay', '--canister', 'backend', '--rounds', '0']);
+      }
+      expect(problems).toEqual([]);
+    } catch (e) {
+      failWithContext(e);
+    }
+  });
+
   it('bob, who is no admin, sees "not an admin" and nothing else', async () => {
     try {
       const page = await open('bob');

@@ -86,7 +86,7 @@ function configFromUrl(): ConnectConfig {
 let conn: Connection;
 let busy = false;
 /** The copy's estimator, for the attempt shown (its samples are kept in localStorage). */
-let estimator: { key: string; est: ProgressEstimator } | null = null;
+let estimator: { key: string; est: ProgressEstimator; final?: { text: string; rate: string } } | null = null;
 
 function storage(): SampleStore | null {
   try {
@@ -108,6 +108,13 @@ function renderRate(s: CreationStatus | null): void {
   }
   const key = progressKey(s);
   if (estimator?.key !== key) estimator = { key, est: new ProgressEstimator({ store: storage(), key }) };
+  if (s.state === 'Completed' && estimator.final) {
+    // Shown again (the page renders the final status more than once): the copy's last figures.
+    el.textContent = estimator.final.text;
+    el.dataset.bytesPerSecond = estimator.final.rate;
+    el.dataset.secondsLeft = '0';
+    return;
+  }
   const done = Number(s.progress.bytes_done);
   const total = Number(s.progress.bytes_total);
   const e = estimator.est.add(Date.now(), s.state === 'Completed' ? total : done, total);
@@ -115,7 +122,10 @@ function renderRate(s: CreationStatus | null): void {
   el.dataset.secondsLeft = e.secondsLeft === null ? '' : String(Math.round(e.secondsLeft));
   el.dataset.samples = String(estimator.est.count);
   el.textContent = describeProgress(s.state === 'Completed' ? total : done, total, e, (n) => formatBytes(n));
-  if (s.state === 'Completed') estimator.est.clear();
+  if (s.state === 'Completed') {
+    estimator.final = { text: el.textContent, rate: el.dataset.bytesPerSecond };
+    estimator.est.clear(); // the stored samples are of no more use
+  }
 }
 
 function say(text: string): void {

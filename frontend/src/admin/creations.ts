@@ -157,6 +157,30 @@ export function renderDetail(record: CreationRecord): void {
   $('cleanup').hidden = state === 'Completed' || cleanedUp;
 }
 
+/** While the creation shown is under way, its detail is read again every few seconds. */
+let refresh: ReturnType<typeof setTimeout> | null = null;
+const REFRESH_MS = 2_000;
+
+function watchDetail(admin: AdminClient, id: bigint, state: CreationStateName): void {
+  if (refresh) clearTimeout(refresh);
+  refresh = null;
+  if (state === 'Completed' || state === 'Failed') return;
+  refresh = setTimeout(() => {
+    if (list.selected !== id || $('detail').hidden) return;
+    admin.creation(id).then(
+      async ({ record, roots }) => {
+        if (list.selected !== id) return;
+        renderDetail(record);
+        const now = stateName(record.state);
+        // A new state may bring the manifest (after Exporting) or the reported root.
+        if (now !== state) await showManifest(admin, record, roots).catch(() => undefined);
+        watchDetail(admin, id, now);
+      },
+      () => watchDetail(admin, id, state), // a failed read is tried again
+    );
+  }, REFRESH_MS);
+}
+
 export async function openCreation(admin: AdminClient, id: bigint): Promise<void> {
   list.selected = id;
   for (const tr of $('creations').querySelectorAll('tbody tr'))
@@ -164,6 +188,7 @@ export async function openCreation(admin: AdminClient, id: bigint): Promise<void
   const { record, roots } = await admin.creation(id);
   $('detail').hidden = false;
   renderDetail(record);
+  watchDetail(admin, id, stateName(record.state));
   await showManifest(admin, record, roots);
   $('detail').scrollIntoView({ block: 'start' });
 }
