@@ -239,3 +239,28 @@ fn a_canister_that_never_answers_or_lost_its_data_holds_only_its_own_purge() {
     });
     assert!(!w.status(carol).unwrap().shared_capsule_purged);
 }
+
+/// A personal canister that never answers (its messages held) costs its own purge a bounded
+/// wait and nothing else: the check's call times out, the purge waits with the reason, and
+/// another owner's purge goes through meanwhile.
+#[test]
+fn a_canister_that_never_answers_times_out_and_holds_only_its_own_purge() {
+    let w = World::new();
+    let (alice, bob) = (user(1), user(2));
+    let a = migrated(&w, alice).canister_id.unwrap();
+    migrated(&w, bob);
+    w.emu().pause(a);
+    w.request_purge(alice).unwrap();
+    w.request_purge(bob).unwrap();
+    w.run_for_until(SECOND, 60, |w| w.status(bob).unwrap().shared_capsule_purged);
+    assert!(!w.status(alice).unwrap().shared_capsule_purged);
+    let (_, waited) = w.run_for_until(SECOND, 400, |w| {
+        let c = w.status(alice).unwrap().purge_check.unwrap_or_default();
+        matches!(c.hold, Some(PurgeHold::NoAnswer { .. }))
+    });
+    assert!(waited <= Duration::from_secs(300), "bounded: {waited:?}");
+    let c = w.status(alice).unwrap().purge_check.unwrap();
+    assert_eq!(c.checks, 1);
+    assert!(!w.status(alice).unwrap().shared_capsule_purged);
+    w.emu().resume(a);
+}

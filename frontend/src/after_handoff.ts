@@ -9,11 +9,16 @@
 //     personal: conn.personal(canisterId),
 //     canisterId,
 //     management: icManagement(agent, canisterId),   // or any ManagementService
+//     purgeCheck: async () => {                                          // optional
+//       const r = await conn.backend.get_creation_status();
+//       return "Ok" in r ? r.Ok.purge_check : [];
+//     },
 //   });
+// (`agent` is the HttpAgent the connection made; export it from client/index.ts's connect.)
 import { Actor, type HttpAgent } from '@icp-sdk/core/agent';
 import { IDL } from '@icp-sdk/core/candid';
 import { Principal } from '@icp-sdk/core/principal';
-import type { ApiVersion, PersonalModule } from './bindings/backend/backend.did';
+import type { ApiVersion, PersonalModule, PurgeCheck } from './bindings/backend/backend.did';
 import type { CyclesOutlook } from './bindings/personal/personal.did';
 import { concat, hex, writeArchive, type ArchiveSource } from './client/archive';
 import { formatCycles } from './client/errors';
@@ -40,6 +45,31 @@ export function describeOutlook(o: CyclesOutlook): { level: OutlookLevel; text: 
   }
   if (days < WARN_DAYS) return { level: 'warn', text: `${base} Plan a top-up within the next ${days - LOW_DAYS} days.` };
   return { level: 'ok', text: base };
+}
+
+/**
+ * Why the shared copy of the capsule is not purged yet, from the creation record's
+ * `purge_check` (`null`: nothing holds it).
+ */
+export function describePurgeHold(check: [] | [PurgeCheck]): string | null {
+  const c = check[0];
+  const hold = c?.hold[0];
+  if (!c || c.cleared || !hold) return null;
+  const when =
+    c.next_check_at[0] !== undefined
+      ? ` It is checked again at ${new Date(Number(c.next_check_at[0] / 1_000_000n)).toISOString()}.`
+      : ' The service stopped checking: ask to purge again when this is fixed.';
+  if ('Checking' in hold) return 'The service is checking your canister before it removes the shared copy.';
+  if ('LowCycles' in hold) {
+    return `The shared copy is kept: your canister holds ${hold.LowCycles.days_left} days of cycles, ${hold.LowCycles.required_days} are needed before the only copy is yours. Top it up.${when}`;
+  }
+  if ('RootMismatch' in hold) {
+    return `The shared copy is kept: your canister no longer holds the data that was moved (root ${
+      hold.RootMismatch.actual[0] ?? 'none'
+    }, expected ${hold.RootMismatch.expected}).${when}`;
+  }
+  if ('NoAnswer' in hold) return `The shared copy is kept: your canister did not answer (${hold.NoAnswer.message}).${when}`;
+  return `The shared copy is kept: your canister's answer could not be read (${hold.UntrustedReply.reason}).${when}`;
 }
 
 /** Whether the shipped module is an upgrade for a canister running `running`. */
@@ -179,6 +209,9 @@ export interface AfterHandoffDeps {
   };
   canisterId: Principal;
   management: ManagementService;
+  /** The creation record's `purge_check` (from `get_creation_status`), to say why the shared
+   * copy is kept. */
+  purgeCheck?: () => Promise<[] | [PurgeCheck]>;
   /** Saves the archive (default: a download link clicked in the page). */
   save?: (name: string, parts: Uint8Array[]) => void;
 }
@@ -206,13 +239,18 @@ export async function renderAfterHandoff(el: HTMLElement, deps: AfterHandoffDeps
   const download = doc.createElement('button');
   download.className = 'download';
   download.textContent = 'Download my capsule';
-  el.append(outlook, upgrade, download, status);
+  const purge = doc.createElement('p');
+  purge.className = 'purge-hold';
+  el.append(outlook, purge, upgrade, download, status);
 
   const refresh = async () => {
     const o = await deps.personal.cycles_outlook();
     const d = describeOutlook(o);
     outlook.textContent = d.text;
     outlook.dataset.level = d.level;
+    const hold = deps.purgeCheck ? describePurgeHold(await deps.purgeCheck()) : null;
+    purge.textContent = hold ?? '';
+    purge.hidden = hold === null;
     const [shipped, running] = await Promise.all([deps.backend.personal_module(), deps.personal.module_version()]);
     const plan = upgradeAvailable(shipped.api_version, running);
     upgrade.disabled = plan !== 'upgrade';

@@ -9,6 +9,7 @@ import { Principal } from '@icp-sdk/core/principal';
 import { describe, expect, it } from 'vitest';
 import {
   describeOutlook,
+  describePurgeHold,
   fetchModule,
   upgradeAvailable,
   upgradePersonal,
@@ -44,6 +45,33 @@ describe('the outlook', () => {
     const low = describeOutlook(outlook(10n));
     expect(low.level).toBe('low');
     expect(low.text).toContain('Top it up now');
+  });
+});
+
+describe('the purge guard', () => {
+  const check = (hold: any, next: bigint | null = 1_700_000_000_000_000_000n) =>
+    [
+      {
+        checks: 1,
+        last_check_at: [1n],
+        cleared: false,
+        hold: hold ? [hold] : [],
+        next_check_at: next === null ? [] : [next],
+        queue_key: 1n,
+      },
+    ] as any;
+  it('says why the shared copy is kept and when it is checked again', () => {
+    const low = describePurgeHold(check({ LowCycles: { days_left: 5n, required_days: 30 } }))!;
+    expect(low).toContain('5 days of cycles, 30 are needed');
+    expect(low).toContain('2023-11-14T22:13:20.000Z');
+    const gave_up = describePurgeHold(check({ NoAnswer: { code: 5, message: 'trapped' } }, null))!;
+    expect(gave_up).toContain('did not answer (trapped)');
+    expect(gave_up).toContain('ask to purge again');
+    expect(describePurgeHold(check({ RootMismatch: { expected: 'ab', actual: [] } }))).toContain('root none, expected ab');
+  });
+  it('says nothing when nothing holds the purge', () => {
+    expect(describePurgeHold([])).toBeNull();
+    expect(describePurgeHold(check(null))).toBeNull();
   });
 });
 
