@@ -189,6 +189,18 @@ describe('the admin console against icemu serve and the real backend', () => {
       const reason = (await page.textContent(`#creations tbody tr[data-migration-id="${migrationId}"] td.reason`)) ?? '';
       expect(reason).toMatch(/^The service's call to install code failed \(reject code 5: .*injected fault.*\)\. Your data is unchanged; try again\.$/);
       expect(await page.textContent('#counts [data-count="Failed"]')).toContain('Failed attempts: 1');
+      // By part of the owner's principal too; someone else's matches nothing.
+      const carol = icemu.run(['identity', 'carol']).trim();
+      for (const [text, rows] of [
+        [carol.slice(0, 11), 1],
+        [icemu.run(['identity', 'nobody']).trim().slice(0, 11), 0],
+        ['', 1],
+      ] as const) {
+        await page.fill('#filter-principal', text);
+        await page.press('#filter-principal', 'Enter');
+        await page.waitForSelector('body:not([data-busy])');
+        await page.waitForFunction((n) => document.querySelectorAll('#creations tbody tr').length === n, rows);
+      }
       await shot(page, '3-creations-failed');
 
       // Its detail: timeline to Failed, the reason, the manifest with both roots.

@@ -147,6 +147,13 @@ describe('the admin client', () => {
     expect(more.next).toBeNull();
     expect(more.scanned).toBe(3);
     expect((await admin.listCreations({ state: 'Verifying' })).items).toEqual([]);
+
+    // By part of a principal: the owner's or the canister's.
+    b.creations[4]!.owner = Principal.fromText('ryjl3-tyaaa-aaaaa-aaaba-cai');
+    b.creations[5]!.canister_id = [Principal.fromText('rrkah-fqaaa-aaaaa-aaaaq-cai')];
+    expect((await admin.listCreations({ principal: ' RYJL3-' })).items.map((s) => Number(s.migration_id))).toEqual([5]);
+    expect((await admin.listCreations({ principal: 'rrkah' })).items.map((s) => Number(s.migration_id))).toEqual([6]);
+    expect((await admin.listCreations({ principal: 'rrkah', state: 'Completed' })).items).toEqual([]);
   });
 
   it('reads counts from the running counters', async () => {

@@ -28,6 +28,10 @@ function filterState(): CreationStateName | null {
   return v ? (v as CreationStateName) : null;
 }
 
+function filterPrincipal(): string | null {
+  return $<HTMLInputElement>('filter-principal').value.trim() || null;
+}
+
 function pageSize(): number {
   return Number($<HTMLSelectElement>('page-size').value);
 }
@@ -76,7 +80,7 @@ export async function loadCreations(admin: AdminClient, opts: { reset?: boolean 
   if (opts.reset) list.cursors = [null];
   const after = list.cursors[list.cursors.length - 1] ?? null;
   const [listing] = await Promise.all([
-    admin.listCreations({ startAfter: after, limit: pageSize(), state: filterState() }),
+    admin.listCreations({ startAfter: after, limit: pageSize(), state: filterState(), principal: filterPrincipal() }),
     renderCounts(admin),
   ]);
   list.current = listing;
@@ -93,13 +97,13 @@ export async function loadCreations(admin: AdminClient, opts: { reset?: boolean 
   const open = (id: bigint) => void openCreation(admin, id);
   const tbody = $('creations').querySelector('tbody') as HTMLTableSectionElement;
   tbody.replaceChildren(...listing.items.map((s) => row(s, open)));
-  const filter = filterState();
+  const filter = [filterState(), filterPrincipal() && `matching “${filterPrincipal()}”`].filter(Boolean).join(', ');
   $('creations-status').textContent = listing.items.length
     ? `Page ${list.cursors.length}: ${listing.items.length} creation${listing.items.length === 1 ? '' : 's'}${
-        filter ? ` in ${filter} (${listing.scanned} looked at)` : ''
+        filter ? ` (${filter}; ${listing.scanned} looked at)` : ''
       }.`
     : filter
-      ? `No creation in ${filter} here (${listing.scanned} looked at).`
+      ? `No creation here (${filter}; ${listing.scanned} looked at).`
       : 'No creation yet.';
   $<HTMLButtonElement>('next-page').disabled = listing.next === null;
   $<HTMLButtonElement>('first-page').disabled = list.cursors.length === 1;
@@ -196,6 +200,11 @@ export async function openCreation(admin: AdminClient, id: bigint): Promise<void
 export function wireCreations(admin: AdminClient, busy: (f: () => Promise<void>) => Promise<void>): void {
   $('filter-state').onchange = () => void busy(() => loadCreations(admin, { reset: true }));
   $('page-size').onchange = () => void busy(() => loadCreations(admin, { reset: true }));
+  $('filter-principal').onchange = () => void busy(() => loadCreations(admin, { reset: true }));
+  $<HTMLFormElement>('filter-form').onsubmit = (ev) => {
+    ev.preventDefault();
+    void busy(() => loadCreations(admin, { reset: true }));
+  };
   $('first-page').onclick = () => void busy(() => loadCreations(admin, { reset: true }));
   $('next-page').onclick = () =>
     void busy(async () => {

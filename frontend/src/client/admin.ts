@@ -185,23 +185,31 @@ export class AdminClient {
   }
 
   /**
-   * A page of creations in id order after `startAfter`, only those in `state` when given:
-   * the backend's pages are read (at most {@link FILTER_SCAN_PAGES}) until `limit` match.
+   * A page of creations in id order after `startAfter`; only those in `state`, and those whose
+   * owner or canister contains `principal` (part of a principal's text), when given: the
+   * backend's pages are read (at most {@link FILTER_SCAN_PAGES}) until `limit` match.
    */
   async listCreations(
-    opts: { startAfter?: bigint | null; limit?: number; state?: CreationStateName | null } = {},
+    opts: { startAfter?: bigint | null; limit?: number; state?: CreationStateName | null; principal?: string | null } = {},
   ): Promise<CreationListing> {
     const limit = Math.max(1, Math.min(CREATIONS_PAGE_MAX, opts.limit ?? 20));
+    const needle = opts.principal?.trim().toLowerCase() ?? '';
+    const filtered = Boolean(opts.state || needle);
+    const matches = (s: CreationSummary) =>
+      (!opts.state || stateName(s.state) === opts.state) &&
+      (!needle ||
+        s.owner.toText().includes(needle) ||
+        (s.canister_id[0]?.toText().includes(needle) ?? false));
     const items: CreationSummary[] = [];
     let after = opts.startAfter ?? null;
     let scanned = 0;
     for (let page = 0; page < FILTER_SCAN_PAGES; page++) {
-      const want = opts.state ? CREATIONS_PAGE_MAX : limit - items.length;
+      const want = filtered ? CREATIONS_PAGE_MAX : limit - items.length;
       const r = unwrapFactory(await this.backend.admin_list_creations(after === null ? [] : [after], want));
       for (const s of r.items) {
         scanned++;
         after = s.migration_id;
-        if (!opts.state || stateName(s.state) === opts.state) {
+        if (matches(s)) {
           items.push(s);
           if (items.length === limit) {
             const more = r.next[0] !== undefined || s !== r.items[r.items.length - 1];
