@@ -112,7 +112,13 @@ fn serve_answers_status_refusals_preflights_static_files_and_stops_cleanly() {
 
     // A body that is not a CBOR envelope: 400 with the reason; an unknown endpoint: 404.
     let call_path = format!("/api/v3/canister/{backend}/call");
-    let r = http(port, "POST", &call_path, &[("content-type", "application/cbor")], b"nope");
+    let r = http(
+        port,
+        "POST",
+        &call_path,
+        &[("content-type", "application/cbor")],
+        b"nope",
+    );
     assert_eq!(r.status, 400);
     assert!(String::from_utf8_lossy(&r.body).contains("not a CBOR request envelope"));
     let r = http(
@@ -162,7 +168,13 @@ fn serve_answers_status_refusals_preflights_static_files_and_stops_cleanly() {
 
     // Too large a body: 413.
     let big = vec![0u8; 3 * 1024 * 1024 + 1];
-    let r = http(port, "POST", &call_path, &[("content-type", "application/cbor")], &big);
+    let r = http(
+        port,
+        "POST",
+        &call_path,
+        &[("content-type", "application/cbor")],
+        &big,
+    );
     assert_eq!(r.status, 413);
 
     // Static files with content types.
@@ -296,7 +308,11 @@ fn commands_on_a_served_state_dir_are_forwarded_to_serve() {
         )
     };
     let out = create();
-    assert_eq!(out.status.code(), Some(14), "the forwarded fault did not reject");
+    assert_eq!(
+        out.status.code(),
+        Some(14),
+        "the forwarded fault did not reject"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("forwarded fault"));
     // Cleared from another process: the next call goes through.
     assert!(icemu_nowait(&t.0, &["fault", "clear"]).status.success());

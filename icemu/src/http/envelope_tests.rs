@@ -266,7 +266,11 @@ fn bad_delegations_are_refused_each_for_its_reason() {
     let sender = Principal::self_authenticating(&root.der);
     let cases: Vec<(Delegation, &Key, &str)> = vec![
         // Signed by a key that is not the chain's previous one.
-        (delegation(&session, NOW + MINUTE), &stranger, "does not verify"),
+        (
+            delegation(&session, NOW + MINUTE),
+            &stranger,
+            "does not verify",
+        ),
         // Expired.
         (delegation(&session, NOW - 1), &root, "expired"),
         // For other canisters only.
