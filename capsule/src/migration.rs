@@ -92,6 +92,41 @@ pub struct ChunkBatch {
     pub chunks: Vec<ChunkData>,
 }
 
+/// A chunk of an `export_chunks` reply decoded in place: its bytes borrow the reply's buffer
+/// (candid type equal to [`ChunkData`]'s), so a chunk is never copied on its way from the reply
+/// to stable memory.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkDataRef<'a> {
+    pub blob: Hash32,
+    pub index: u64,
+    #[serde(borrow)]
+    pub bytes: &'a serde_bytes::Bytes,
+}
+
+/// An `export_chunks` reply decoded in place (see [`ChunkDataRef`]).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct ChunkBatchRef<'a> {
+    #[serde(borrow)]
+    pub chunks: Vec<ChunkDataRef<'a>>,
+}
+
+impl ChunkBatch {
+    /// The batch as [`ChunkBatchRef`], borrowing the bytes.
+    pub fn as_ref(&self) -> ChunkBatchRef<'_> {
+        ChunkBatchRef {
+            chunks: self
+                .chunks
+                .iter()
+                .map(|c| ChunkDataRef {
+                    blob: c.blob,
+                    index: c.index,
+                    bytes: serde_bytes::Bytes::new(&c.bytes),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Byte-level progress of an import.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct Progress {

@@ -20,12 +20,13 @@ use std::time::Duration;
 
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
-use capsule::migration::{ChunkBatch, ChunkRef, ExportError, ImportProgress, ImportReport};
+use capsule::migration::{ChunkBatchRef, ChunkRef, ExportError, ImportProgress, ImportReport};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use ic_cdk::api::time;
 use ic_cdk::call::{Call, CallFailed, RejectCode, Response};
 use manifests::{ManifestPageReply, PageCursor};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Action, Fault};
@@ -74,7 +75,10 @@ impl Drop for Running {
 /// pump now. Without, no timer runs: the watchdog goes when the import stops (done or failed).
 pub fn arm(start: bool) {
     if start {
-        WATCHDOG.set(Some(ic_cdk_timers::set_timer_interval(WATCHDOG_PERIOD, pump)));
+        WATCHDOG.set(Some(ic_cdk_timers::set_timer_interval(
+            WATCHDOG_PERIOD,
+            pump,
+        )));
         schedule(Duration::ZERO);
     }
 }
@@ -154,10 +158,19 @@ async fn pump() {
 
 /// Decodes a call's outcome into what the importer takes; never traps.
 fn outcome<T: CandidType + DeserializeOwned>(r: Result<Response, CallFailed>) -> Result<T, Fault> {
+    reply_bytes(r).and_then(|bytes| decode(&bytes))
+}
+
+/// Decodes a reply, borrowing from `bytes` where `T` does; never traps.
+fn decode<'a, T: CandidType + Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Fault> {
+    candid::decode_one(bytes)
+        .map_err(|e| Fault::Fatal(format!("the backend's reply could not be decoded: {e}")))
+}
+
+/// A reply's bytes, or the fault of a call that gave none.
+fn reply_bytes(r: Result<Response, CallFailed>) -> Result<Vec<u8>, Fault> {
     match r {
-        Ok(response) => response
-            .candid::<T>()
-            .map_err(|e| Fault::Fatal(format!("the backend's reply could not be decoded: {e}"))),
+        Ok(response) => Ok(response.into_bytes()),
         Err(CallFailed::CallRejected(rej)) => {
             let why = format!(
                 "call rejected ({}): {}",
@@ -201,8 +214,14 @@ async fn fetch_chunks(
     refs: Vec<ChunkRef>,
 ) {
     let r = call(backend, "export_chunks", &(migration_id, refs)).await;
-    let reply = outcome::<Result<ChunkBatch, ExportError>>(r);
-    let report = state::importer(|imp, store| imp.on_chunks(store, owner, time(), call_id, reply));
+    // Decoded in place: the chunks' bytes borrow the reply's buffer.
+    let bytes = reply_bytes(r);
+    let reply = bytes
+        .as_deref()
+        .map_err(Clone::clone)
+        .and_then(decode::<Result<ChunkBatchRef<'_>, ExportError>>);
+    let report =
+        state::importer(|imp, store| imp.on_chunk_refs(store, owner, time(), call_id, reply));
     if let Some(progress) = report {
         // Reported on the side: the batch's slot is free for the next pull at once.
         ic_cdk::futures::spawn(report_progress(backend, progress));

@@ -44,7 +44,7 @@ use blobstore::hash::{Hash, chunk_len, to_hex};
 use candid::{CandidType, Principal};
 use capsule::manifest_store::{ManifestStore, StoredLeaf};
 use capsule::migration::{
-    ChunkBatch, ChunkRef, ExportError, ImportPhase, ImportProgress, ImportReport, ImportStatus,
+    ChunkBatch, ChunkBatchRef, ChunkRef, ExportError, ImportPhase, ImportProgress, ImportReport, ImportStatus,
     MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES, MigrationInit, Progress,
 };
 use capsule::storable::Packed;
@@ -812,6 +812,24 @@ impl<M: Memory> Importer<M> {
         call: u64,
         reply: Result<Result<ChunkBatch, ExportError>, Fault>,
     ) -> Option<ImportProgress> {
+        let reply = match &reply {
+            Ok(Ok(batch)) => Ok(Ok(batch.as_ref())),
+            Ok(Err(e)) => Ok(Err(e.clone())),
+            Err(f) => Err(f.clone()),
+        };
+        self.on_chunk_refs(store, owner, now, call, reply)
+    }
+
+    /// [`Importer::on_chunks`] with the reply decoded in place (the driver's way: chunk bytes
+    /// go from the reply's buffer to stable memory without a copy).
+    pub fn on_chunk_refs<S: Memory>(
+        &mut self,
+        store: &mut CapsuleStore<S>,
+        owner: Principal,
+        now: u64,
+        call: u64,
+        reply: Result<Result<ChunkBatchRef<'_>, ExportError>, Fault>,
+    ) -> Option<ImportProgress> {
         self.with(|imp, st| {
             let c = st.take_call(call)?;
             let CallKind::Chunks(asked) = c.kind else {
@@ -844,7 +862,7 @@ impl<M: Memory> Importer<M> {
         store: &mut CapsuleStore<S>,
         owner: Principal,
         asked: &[(u64, u64)],
-        batch: ChunkBatch,
+        batch: ChunkBatchRef<'_>,
     ) -> Outcome {
         let mut stored = 0usize;
         let mut result = Ok(());
@@ -872,7 +890,7 @@ impl<M: Memory> Importer<M> {
                 ));
                 break;
             }
-            if let Err(e) = store.put_imported_chunk(owner, ob.upload, index, &chunk.bytes) {
+            if let Err(e) = store.put_imported_chunk(owner, ob.upload, index, chunk.bytes) {
                 result = Err(format!(
                     "chunk {index} of blob {} was rejected ({e}): it does not match the verified manifest, the import is stopped",
                     to_hex(&ob.hash)
