@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10)]
     call_timeout_secs: u64,
     /// Print each IC interface request (path, sizes, status, time taken) to stderr.
-    #[arg(long, env = "ICEMU_LOG_HTTP")]
+    #[arg(long, env = "ICEMU_LOG_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
     log_http: bool,
 }
 
