@@ -72,8 +72,12 @@ function hint(t: IDL.Type): string {
 
 /** Renders the form's inputs for `config` into `root`. */
 export function renderConfigForm(root: HTMLElement, config: FactoryConfig): void {
+  // Switches first, then the figures by name, then nested records (candid orders by field id).
+  const rank = (ft: IDL.Type) => (ft instanceof IDL.BoolClass ? 0 : ft instanceof IDL.RecordClass ? 2 : 1);
+  const ordered = (t: IDL.RecordClass) =>
+    [...t._fields].sort(([a, ta], [b, tb]) => rank(ta) - rank(tb) || a.localeCompare(b));
   const build = (t: IDL.RecordClass, value: Record<string, unknown>, path: string): HTMLElement[] =>
-    t._fields.map(([name, ft]) => {
+    ordered(t).map(([name, ft]) => {
       const key = path ? `${path}.${name}` : name;
       if (ft instanceof IDL.RecordClass) {
         const fs = el('fieldset', { 'data-field': key }, el('legend', {}, key));
@@ -85,7 +89,13 @@ export function renderConfigForm(root: HTMLElement, config: FactoryConfig): void
         input.checked = Boolean(value[name]);
         return el('label', { class: 'bool' }, input, key);
       }
-      const input = el('input', { name: key, 'data-field': key, title: hint(ft), inputmode: 'numeric' });
+      const input = el('input', {
+        name: key,
+        'data-field': key,
+        title: hint(ft),
+        inputmode: 'numeric',
+        placeholder: ft instanceof IDL.OptClass ? 'default' : undefined,
+      });
       input.value = show(ft, value[name]);
       return el('label', {}, key, input, el('span', { class: 'field-error', 'data-error-for': key }));
     });
