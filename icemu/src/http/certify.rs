@@ -9,6 +9,7 @@
 //! signed by the root key, of `/subnet/<id>/{public_key,canister_ranges}` and
 //! `/canister_ranges/<id>/<shard>`, as an application subnet's certificates carry on the IC.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use candid::Principal;
@@ -109,55 +110,9 @@ impl Signer {
         &self.keys
     }
 
-    /// The state tree at `time` with `canisters` and the request statuses `requests`.
-    pub fn state_tree(
-        &self,
-        time: u64,
-        canisters: &[CertifiedCanister],
-        requests: &[([u8; 32], RequestRecord)],
-    ) -> Tree {
+    /// An empty state tree holding this subnet's `/subnet/<id>/...`.
+    pub fn state_tree(&self) -> StateTree {
         let mut t = Tree::default();
-        t.insert(&p(&[b"time"]), leb128(time));
-        for c in canisters {
-            let id = c.id.as_slice();
-            t.insert(&p(&[b"canister", id, b"controllers"]), cbor(&c.controllers));
-            if let Some(h) = c.module_hash {
-                t.insert(&p(&[b"canister", id, b"module_hash"]), h.to_vec());
-            }
-            t.insert(
-                &p(&[b"canister", id, b"certified_data"]),
-                c.certified_data.clone(),
-            );
-            for (name, _, bytes) in &c.metadata {
-                t.insert(
-                    &p(&[b"canister", id, b"metadata", name.as_bytes()]),
-                    bytes.clone(),
-                );
-            }
-        }
-        for (rid, r) in requests {
-            let base = |leaf: &[u8]| p(&[b"request_status", rid, leaf]);
-            match &r.outcome {
-                Outcome::Processing => t.insert(&base(b"status"), b"processing".to_vec()),
-                Outcome::Replied(reply) => {
-                    t.insert(&base(b"status"), b"replied".to_vec());
-                    t.insert(&base(b"reply"), reply.clone());
-                }
-                Outcome::Rejected(rej) => {
-                    t.insert(&base(b"status"), b"rejected".to_vec());
-                    t.insert(&base(b"reject_code"), leb128(rej.reject_code as u64));
-                    t.insert(
-                        &base(b"reject_message"),
-                        rej.reject_message.as_bytes().to_vec(),
-                    );
-                    t.insert(
-                        &base(b"error_code"),
-                        format!("IC{:04}", rej.error_code as u32).into_bytes(),
-                    );
-                }
-                Outcome::Done => t.insert(&base(b"status"), b"done".to_vec()),
-            }
-        }
         let sid = self.subnet_id.as_slice();
         t.insert(
             &p(&[b"subnet", sid, b"public_key"]),
@@ -173,7 +128,10 @@ impl Signer {
             &p(&[b"subnet", sid, b"node", node.as_slice(), b"public_key"]),
             self.keys.node_public_key_der(),
         );
-        t
+        StateTree {
+            tree: t,
+            canisters: HashMap::new(),
+        }
     }
 
     /// A certificate revealing `paths` (and `/time`) of `tree`, CBOR-encoded.
@@ -219,4 +177,94 @@ impl Certifier for Signer {
 /// The signer as the emulator's certifier.
 pub fn certifier(signer: &Arc<Signer>) -> Arc<dyn Certifier> {
     signer.clone()
+}
+
+/// The state tree, kept between requests and updated with what changed, so a certificate costs
+/// the changes and a witness, not the whole tree: the tree's hashes are cached per node.
+pub struct StateTree {
+    tree: Tree,
+    /// What the tree holds of each canister.
+    canisters: HashMap<Principal, CertifiedCanister>,
+}
+
+impl StateTree {
+    /// The tree.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Sets `/time`.
+    pub fn set_time(&mut self, time: u64) {
+        self.tree.insert(&p(&[b"time"]), leb128(time));
+    }
+
+    /// Makes `/canister/...` show `canisters` (changed ones rewritten, deleted ones removed).
+    pub fn set_canisters(&mut self, canisters: Vec<CertifiedCanister>) {
+        let now: HashMap<Principal, CertifiedCanister> =
+            canisters.into_iter().map(|c| (c.id, c)).collect();
+        let gone: Vec<Principal> = self
+            .canisters
+            .keys()
+            .filter(|id| !now.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.tree.delete(&p(&[b"canister", id.as_slice()]));
+            self.canisters.remove(&id);
+        }
+        for (id, c) in now {
+            if self.canisters.get(&id) == Some(&c) {
+                continue;
+            }
+            let i = id.as_slice();
+            self.tree.delete(&p(&[b"canister", i]));
+            self.tree
+                .insert(&p(&[b"canister", i, b"controllers"]), cbor(&c.controllers));
+            if let Some(h) = c.module_hash {
+                self.tree
+                    .insert(&p(&[b"canister", i, b"module_hash"]), h.to_vec());
+            }
+            self.tree.insert(
+                &p(&[b"canister", i, b"certified_data"]),
+                c.certified_data.clone(),
+            );
+            for (name, _, bytes) in &c.metadata {
+                self.tree.insert(
+                    &p(&[b"canister", i, b"metadata", name.as_bytes()]),
+                    bytes.clone(),
+                );
+            }
+            self.canisters.insert(id, c);
+        }
+    }
+
+    /// Makes `/request_status/<rid>` show `record` (absent when `None`).
+    pub fn set_request(&mut self, rid: &[u8; 32], record: Option<&RequestRecord>) {
+        self.tree.delete(&p(&[b"request_status", rid]));
+        let Some(r) = record else {
+            return;
+        };
+        let t = &mut self.tree;
+        let base = |leaf: &[u8]| p(&[b"request_status", rid, leaf]);
+        match &r.outcome {
+            Outcome::Processing => t.insert(&base(b"status"), b"processing".to_vec()),
+            Outcome::Replied(reply) => {
+                t.insert(&base(b"status"), b"replied".to_vec());
+                t.insert(&base(b"reply"), reply.clone());
+            }
+            Outcome::Rejected(rej) => {
+                t.insert(&base(b"status"), b"rejected".to_vec());
+                t.insert(&base(b"reject_code"), leb128(rej.reject_code as u64));
+                t.insert(
+                    &base(b"reject_message"),
+                    rej.reject_message.as_bytes().to_vec(),
+                );
+                t.insert(
+                    &base(b"error_code"),
+                    format!("IC{:04}", rej.error_code as u32).into_bytes(),
+                );
+            }
+            Outcome::Done => t.insert(&base(b"status"), b"done".to_vec()),
+        }
+    }
 }

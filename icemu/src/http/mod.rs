@@ -82,6 +82,8 @@ pub struct Ic {
     emu: Arc<Emulator>,
     signer: Arc<Signer>,
     requests: Requests,
+    /// The state tree, updated by each certificate with what changed.
+    state: std::sync::Mutex<certify::StateTree>,
     sync_wait: Duration,
 }
 
@@ -178,6 +180,7 @@ impl Ic {
         }
         Ok(Self {
             emu,
+            state: std::sync::Mutex::new(signer.state_tree()),
             signer,
             requests: Requests::default(),
             sync_wait,
@@ -307,12 +310,18 @@ impl Ic {
         }
     }
 
+    /// A certificate of `paths` in the current state: the kept tree is brought up to date
+    /// (time, canisters, request statuses that changed), then witnessed and signed. The tree's
+    /// lock is held from taking the changes to signing, so certificates never go back in time.
     fn certificate(&self, paths: &[Path]) -> Vec<u8> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (time, canisters) = self.emu.certified_state();
-        let tree = self
-            .signer
-            .state_tree(time, &canisters, &self.requests.all());
-        self.signer.certificate(&tree, paths)
+        st.set_time(time);
+        st.set_canisters(canisters);
+        for (rid, record) in self.requests.take_changes() {
+            st.set_request(&rid, record.as_ref());
+        }
+        self.signer.certificate(st.tree(), paths)
     }
 
     fn query(&self, r: &Route, v: envelope::Verified) -> Reply {

@@ -6,7 +6,7 @@
 //! `rejected`; once its `ingress_expiry` passes, its reply is dropped and it is `done`; a
 //! further [`FORGET_AFTER_NS`] later it is forgotten (absent).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use candid::Principal;
@@ -40,21 +40,29 @@ pub struct RequestRecord {
     message: MessageId,
 }
 
+#[derive(Default)]
+struct Inner {
+    map: HashMap<[u8; 32], RequestRecord>,
+    /// Requests whose record changed (or that were forgotten) since [`Requests::take_changes`].
+    changed: HashSet<[u8; 32]>,
+}
+
 /// The requests received and not yet forgotten.
 #[derive(Default)]
 pub struct Requests {
-    map: Mutex<HashMap<[u8; 32], RequestRecord>>,
+    inner: Mutex<Inner>,
 }
 
 impl Requests {
     /// Records a submitted request; `false` (and nothing changes) when `id` is already known:
     /// the interface specification has a request id executed at most once.
     pub fn insert(&self, id: [u8; 32], sender: Principal, expiry: u64, message: MessageId) -> bool {
-        let mut m = self.lock();
-        if m.contains_key(&id) {
+        let mut g = self.lock();
+        if g.map.contains_key(&id) {
             return false;
         }
-        m.insert(
+        g.changed.insert(id);
+        g.map.insert(
             id,
             RequestRecord {
                 sender,
@@ -68,15 +76,22 @@ impl Requests {
 
     /// Whether `id` was received.
     pub fn contains(&self, id: &[u8; 32]) -> bool {
-        self.lock().contains_key(id)
+        self.lock().map.contains_key(id)
     }
 
     /// Moves completed messages' results in from the emulator, drops the replies of expired
     /// requests and forgets long-expired ones; `now` is the wall clock (ns).
     pub fn refresh(&self, emu: &Emulator, now: u64) {
-        let mut m = self.lock();
-        m.retain(|_, r| now <= r.expiry.saturating_add(FORGET_AFTER_NS));
-        for r in m.values_mut() {
+        let mut g = self.lock();
+        let Inner { map, changed } = &mut *g;
+        map.retain(|id, r| {
+            let keep = now <= r.expiry.saturating_add(FORGET_AFTER_NS);
+            if !keep {
+                changed.insert(*id);
+            }
+            keep
+        });
+        for (id, r) in map.iter_mut() {
             if matches!(r.outcome, Outcome::Processing)
                 && let Some(res) = emu.take_ingress_status(r.message)
             {
@@ -84,24 +99,32 @@ impl Requests {
                     Ok(b) => Outcome::Replied(b),
                     Err(e) => Outcome::Rejected(e),
                 };
+                changed.insert(*id);
             }
             if now > r.expiry && matches!(r.outcome, Outcome::Replied(_) | Outcome::Rejected(_)) {
                 r.outcome = Outcome::Done;
+                changed.insert(*id);
             }
         }
     }
 
     /// The record of `id`.
     pub fn get(&self, id: &[u8; 32]) -> Option<RequestRecord> {
-        self.lock().get(id).cloned()
+        self.lock().map.get(id).cloned()
     }
 
-    /// Every record, for the state tree.
-    pub fn all(&self) -> Vec<([u8; 32], RequestRecord)> {
-        self.lock().iter().map(|(k, v)| (*k, v.clone())).collect()
+    /// The requests whose record changed since the last call, each with its record now
+    /// (`None`: forgotten), for the state tree.
+    pub fn take_changes(&self) -> Vec<([u8; 32], Option<RequestRecord>)> {
+        let mut g = self.lock();
+        let changed = std::mem::take(&mut g.changed);
+        changed
+            .into_iter()
+            .map(|id| (id, g.map.get(&id).cloned()))
+            .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], RequestRecord>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -249,3 +249,61 @@ fn calls_refused_before_running_and_other_senders_request_statuses() {
     assert_eq!(r.status, 403, "{}", text(&r));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The kept state tree, updated change by change, equals a tree built afresh from the final
+/// state (same root hash), and shows each request status and canister as it is now.
+#[test]
+fn the_kept_state_tree_follows_every_change() {
+    use ic_certification::{AsHashTree, LookupResult};
+    let (ic, dir) = ic();
+    let requests = Requests::default();
+    let rid = [7u8; 32];
+    requests.insert(
+        rid,
+        Principal::anonymous(),
+        u64::MAX / 2,
+        emulator::MessageId(1),
+    );
+    let record = requests.get(&rid).unwrap();
+    let mut kept = ic.signer.state_tree();
+    let canister = |controllers: Vec<Principal>| emulator::CertifiedCanister {
+        id: canister(1),
+        controllers,
+        module_hash: Some([1; 32]),
+        certified_data: vec![],
+        metadata: vec![("candid:service".into(), true, b"service : {}".to_vec())],
+    };
+    let status = |t: &certify::StateTree| match t.tree().as_hash_tree().lookup_path([
+        b"request_status".as_slice(),
+        &rid,
+        b"status",
+    ]) {
+        LookupResult::Found(v) => Some(String::from_utf8(v.to_vec()).unwrap()),
+        _ => None,
+    };
+    kept.set_time(1);
+    kept.set_canisters(vec![canister(vec![Principal::anonymous()])]);
+    kept.set_request(&rid, Some(&record));
+    assert_eq!(status(&kept).as_deref(), Some("processing"));
+    let mut replied = record.clone();
+    replied.outcome = requests::Outcome::Replied(b"DIDL\x00\x00".to_vec());
+    kept.set_request(&rid, Some(&replied));
+    assert_eq!(status(&kept).as_deref(), Some("replied"));
+    let admin = Principal::self_authenticating(b"admin");
+    kept.set_canisters(vec![canister(vec![admin])]);
+    kept.set_time(2);
+    // Afresh, from the final state only.
+    let mut fresh = ic.signer.state_tree();
+    fresh.set_time(2);
+    fresh.set_canisters(vec![canister(vec![admin])]);
+    fresh.set_request(&rid, Some(&replied));
+    assert_eq!(kept.tree().root_hash(), fresh.tree().root_hash());
+    // Forgotten requests and deleted canisters leave nothing behind.
+    kept.set_request(&rid, None);
+    kept.set_canisters(vec![]);
+    assert_eq!(status(&kept), None);
+    let mut empty = ic.signer.state_tree();
+    empty.set_time(2);
+    assert_eq!(kept.tree().root_hash(), empty.tree().root_hash());
+    std::fs::remove_dir_all(dir).unwrap();
+}
