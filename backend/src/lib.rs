@@ -11,6 +11,7 @@ mod factory_api;
 mod memory;
 #[cfg(feature = "bench-naive")]
 mod naive;
+mod restore;
 mod state;
 
 capsule::capsule_endpoints!(read = state::read, write = write_capsules, ctx = state::ctx);
@@ -63,6 +64,12 @@ use {
     capsule::migration::{ChunkBatch, ChunkRef, ExportError, ImportProgress, ImportReport},
     factory::types::*,
     manifests::{ManifestPageReply, PageCursor},
+};
+#[allow(unused_imports)]
+use {
+    capsule::{BlobDescriptor, Error, Hash32},
+    manifests::{BlobLeaf, CapsuleLeaf},
+    restore::{RestoreRecords, RestoreUpload},
 };
 
 ic_cdk::export_candid!();

@@ -1,6 +1,7 @@
 //! "Download my capsule": the archive written from a personal canister (its manifest pages and
-//! blob chunks) verifies offline, and restored into a fresh personal canister it ends with the
-//! same root and the same records.
+//! blob chunks) verifies offline, and restored into a fresh personal canister, or back into the
+//! shared backend once the moved copy is purged, it ends with the same root and the same
+//! records.
 #![cfg(not(feature = "pocketic"))]
 
 use std::collections::BTreeMap;
@@ -213,6 +214,49 @@ fn the_downloaded_archive_verifies_and_restores_into_a_fresh_canister_with_the_s
         .unwrap()
     };
     assert_eq!(connections(canister), connections(fresh));
+
+    // Back into the shared backend: refused while the moved copy is there, restored once it
+    // is purged, with the same root.
+    let (refused,): (Result<(), Error>,) = candid::decode_args(
+        &w.ic
+            .update_call(
+                w.backend,
+                alice,
+                "restore_capsule",
+                candid::encode_one(&manifest.capsule).unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        refused,
+        Err(Error::CapsuleMoved {
+            canister_id: canister
+        })
+    );
+    w.request_purge(alice).unwrap();
+    w.run_for_until(std::time::Duration::from_secs(1), 120, |w| {
+        w.status(alice).unwrap().shared_capsule_purged
+    });
+    assert_eq!(restore(&w, w.backend, alice, &tar), root);
+    assert_eq!(memories(w.backend), memories(canister));
+    assert_eq!(connections(w.backend), connections(canister));
+    // Someone else cannot restore alice's capsule into their own name.
+    let (refused,): (Result<(), Error>,) = candid::decode_args(
+        &w.ic
+            .update_call(
+                w.backend,
+                user(5),
+                "restore_capsule",
+                candid::encode_one(&manifest.capsule).unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        matches!(refused, Err(Error::ImportRejected { .. })),
+        "{refused:?}"
+    );
 
     // Restoring into a canister that holds a migration is refused.
     let (refused,): (Result<(), Error>,) = candid::decode_args(

@@ -1385,6 +1385,17 @@ export interface ReserveStatus {
   'total_topped_up' : bigint,
   'low_water_mark' : bigint,
 }
+/**
+ * A batch of records to restore (the personal canister's `RestoreRecords`).
+ */
+export interface RestoreRecords {
+  'connections' : Array<ConnectionLeaf>,
+  'memories' : Array<MemoryLeaf>,
+}
+/**
+ * A blob restore begun: its upload and the chunk indices still to send.
+ */
+export interface RestoreUpload { 'missing' : BigUint64Array, 'upload' : bigint }
 export type Result = { 'Ok' : null } |
   { 'Err' : Error };
 export type Result_1 = { 'Ok' : Connection } |
@@ -1395,26 +1406,30 @@ export type Result_11 = { 'Ok' : CreationPage } |
   { 'Err' : FactoryError };
 export type Result_12 = { 'Ok' : bigint } |
   { 'Err' : Error };
-export type Result_13 = { 'Ok' : CapsuleInfo } |
+export type Result_13 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
-export type Result_14 = { 'Ok' : ChunkBatch } |
+export type Result_14 = { 'Ok' : CapsuleInfo } |
+  { 'Err' : Error };
+export type Result_15 = { 'Ok' : ChunkBatch } |
   { 'Err' : ExportError };
-export type Result_15 = { 'Ok' : ManifestPageReply } |
+export type Result_16 = { 'Ok' : ManifestPageReply } |
   { 'Err' : ExportError };
-export type Result_16 = { 'Ok' : BlobDescriptor } |
+export type Result_17 = { 'Ok' : BlobDescriptor } |
   { 'Err' : Error };
-export type Result_17 = { 'Ok' : Uint8Array } |
+export type Result_18 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
-export type Result_18 = { 'Ok' : ConnectionPage } |
-  { 'Err' : Error };
-export type Result_19 = { 'Ok' : MemoryPage } |
+export type Result_19 = { 'Ok' : ConnectionPage } |
   { 'Err' : Error };
 export type Result_2 = { 'Ok' : Memory } |
   { 'Err' : Error };
-export type Result_20 = { 'Ok' : Uint8Array } |
+export type Result_20 = { 'Ok' : MemoryPage } |
+  { 'Err' : Error };
+export type Result_21 = { 'Ok' : Uint8Array } |
   { 'Err' : FactoryError };
-export type Result_21 = { 'Ok' : null } |
+export type Result_22 = { 'Ok' : null } |
   { 'Err' : ExportError };
+export type Result_23 = { 'Ok' : RestoreUpload } |
+  { 'Err' : Error };
 export type Result_3 = { 'Ok' : bigint } |
   { 'Err' : FactoryError };
 export type Result_4 = { 'Ok' : FactoryConfig } |
@@ -1557,7 +1572,12 @@ export interface _SERVICE {
    */
   'admin_top_up_reserve' : ActorMethod<[[] | [bigint]], Result_7>,
   'begin_blob_upload' : ActorMethod<[BlobUploadRequest], Result_12>,
-  'create_capsule' : ActorMethod<[CapsuleInput], Result_13>,
+  /**
+   * The manifest root of the caller's capsule here, recomputed now (an update: it walks every
+   * record).
+   */
+  'capsule_root' : ActorMethod<[], Result_13>,
+  'create_capsule' : ActorMethod<[CapsuleInput], Result_14>,
   /**
    * Asks for the caller's personal canister (or retries a failed creation). Repeated calls
    * return the same record.
@@ -1574,19 +1594,19 @@ export interface _SERVICE {
    * (the IC refunds the cycles).
    */
   'deposit_returned_cycles' : ActorMethod<[], Result_3>,
-  'export_chunks' : ActorMethod<[bigint, Array<ChunkRef>], Result_14>,
-  'export_manifest_page' : ActorMethod<[bigint, PageCursor], Result_15>,
-  'finish_blob_upload' : ActorMethod<[bigint], Result_16>,
-  'get_blob' : ActorMethod<[Uint8Array], Result_16>,
-  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_17>,
-  'get_capsule' : ActorMethod<[], Result_13>,
+  'export_chunks' : ActorMethod<[bigint, Array<ChunkRef>], Result_15>,
+  'export_manifest_page' : ActorMethod<[bigint, PageCursor], Result_16>,
+  'finish_blob_upload' : ActorMethod<[bigint], Result_17>,
+  'get_blob' : ActorMethod<[Uint8Array], Result_17>,
+  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_18>,
+  'get_capsule' : ActorMethod<[], Result_14>,
   /**
    * The caller's creation record: state, canister, byte-level progress, error, quote, cycles.
    */
   'get_creation_status' : ActorMethod<[], Result_5>,
   'get_memory' : ActorMethod<[bigint], Result_2>,
-  'list_connections' : ActorMethod<[ConnectionPageRequest], Result_18>,
-  'list_memories' : ActorMethod<[MemoryPageRequest], Result_19>,
+  'list_connections' : ActorMethod<[ConnectionPageRequest], Result_19>,
+  'list_memories' : ActorMethod<[MemoryPageRequest], Result_20>,
   /**
    * The personal canister module this backend ships: API version, SHA-256, size and chunking.
    * Owners upgrade their canister to it (`install_code` in upgrade mode, or `upload_chunk` and
@@ -1596,17 +1616,38 @@ export interface _SERVICE {
   /**
    * Chunk `index` of the shipped personal module (1 MiB each; the last may be shorter).
    */
-  'personal_module_chunk' : ActorMethod<[number], Result_20>,
+  'personal_module_chunk' : ActorMethod<[number], Result_21>,
   /**
    * After `Completed`: purge the read-only shared copy now instead of after the retention.
    */
   'purge_shared_capsule' : ActorMethod<[], Result_5>,
-  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_17>,
-  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_17>,
+  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_18>,
+  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_18>,
   'remove_connection' : ActorMethod<[Principal], Result>,
-  'report_import_done' : ActorMethod<[ImportReport], Result_21>,
-  'report_import_progress' : ActorMethod<[ImportProgress], Result_21>,
-  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_13>,
+  'report_import_done' : ActorMethod<[ImportReport], Result_22>,
+  'report_import_progress' : ActorMethod<[ImportProgress], Result_22>,
+  /**
+   * Begins restoring one of an archive's blobs (its manifest leaf); returns the upload and the
+   * chunk indices to send.
+   */
+  'restore_blob_begin' : ActorMethod<[BlobLeaf], Result_23>,
+  /**
+   * One chunk of a blob being restored, checked against its hash at `index` on arrival.
+   */
+  'restore_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result>,
+  /**
+   * Finishes a blob being restored (every chunk arrived and verified).
+   */
+  'restore_blob_finish' : ActorMethod<[bigint], Result_17>,
+  /**
+   * Restores an archive's capsule metadata into the caller's absent or empty capsule.
+   */
+  'restore_capsule' : ActorMethod<[CapsuleLeaf], Result>,
+  /**
+   * Restores a batch of an archive's connections and memories (their blobs restored first).
+   */
+  'restore_records' : ActorMethod<[RestoreRecords], Result>,
+  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_14>,
   'update_connection' : ActorMethod<[Principal, ConnectionUpdate], Result_1>,
   'update_memory' : ActorMethod<[bigint, MemoryUpdate], Result_2>,
 }
@@ -2124,6 +2165,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'expected_hash' : IDL.Opt(IDL.Vec(IDL.Nat8)),
   });
   const Result_12 = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
+  const Result_13 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const CapsuleInput = IDL.Record({
     'bio' : IDL.Text,
     'name' : IDL.Text,
@@ -2142,7 +2184,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'connection_count' : IDL.Nat64,
     'moved_to' : IDL.Opt(IDL.Principal),
   });
-  const Result_13 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
+  const Result_14 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
   const CreatePersonalCanisterConfig = IDL.Record({
     'subnet_id' : IDL.Opt(IDL.Principal),
     'name' : IDL.Opt(IDL.Text),
@@ -2177,8 +2219,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'CursorOutOfRange' : IDL.Record({ 'cursor' : IDL.Text }),
     'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
   });
-  const Result_14 = IDL.Variant({ 'Ok' : ChunkBatch, 'Err' : ExportError });
-  const Result_15 = IDL.Variant({
+  const Result_15 = IDL.Variant({ 'Ok' : ChunkBatch, 'Err' : ExportError });
+  const Result_16 = IDL.Variant({
     'Ok' : ManifestPageReply,
     'Err' : ExportError,
   });
@@ -2188,8 +2230,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'size' : IDL.Nat64,
     'chunk_hashes' : IDL.Vec(IDL.Vec(IDL.Nat8)),
   });
-  const Result_16 = IDL.Variant({ 'Ok' : BlobDescriptor, 'Err' : Error });
-  const Result_17 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const Result_17 = IDL.Variant({ 'Ok' : BlobDescriptor, 'Err' : Error });
+  const Result_18 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const ConnectionPageRequest = IDL.Record({
     'start_after' : IDL.Opt(IDL.Principal),
     'limit' : IDL.Nat32,
@@ -2198,7 +2240,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Principal),
     'items' : IDL.Vec(Connection),
   });
-  const Result_18 = IDL.Variant({ 'Ok' : ConnectionPage, 'Err' : Error });
+  const Result_19 = IDL.Variant({ 'Ok' : ConnectionPage, 'Err' : Error });
   const MemoryPageRequest = IDL.Record({
     'start_after' : IDL.Opt(IDL.Nat64),
     'limit' : IDL.Nat32,
@@ -2207,7 +2249,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat64),
     'items' : IDL.Vec(Memory),
   });
-  const Result_19 = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
+  const Result_20 = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
   const ApiVersion = IDL.Record({ 'major' : IDL.Nat32, 'minor' : IDL.Nat32 });
   const PersonalModule = IDL.Record({
     'sha256' : IDL.Vec(IDL.Nat8),
@@ -2216,7 +2258,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_count' : IDL.Nat32,
     'chunk_size' : IDL.Nat64,
   });
-  const Result_20 = IDL.Variant({
+  const Result_21 = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Nat8),
     'Err' : FactoryError,
   });
@@ -2224,10 +2266,19 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'migration_id' : IDL.Nat64,
     'header' : ManifestHeader,
   });
-  const Result_21 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : ExportError });
+  const Result_22 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : ExportError });
   const ImportProgress = IDL.Record({
     'progress' : Progress,
     'migration_id' : IDL.Nat64,
+  });
+  const RestoreUpload = IDL.Record({
+    'missing' : IDL.Vec(IDL.Nat64),
+    'upload' : IDL.Nat64,
+  });
+  const Result_23 = IDL.Variant({ 'Ok' : RestoreUpload, 'Err' : Error });
+  const RestoreRecords = IDL.Record({
+    'connections' : IDL.Vec(ConnectionLeaf),
+    'memories' : IDL.Vec(MemoryLeaf),
   });
   const CapsuleUpdate = IDL.Record({
     'bio' : IDL.Opt(IDL.Text),
@@ -2278,7 +2329,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'admin_sponsor_top_up' : IDL.Func([IDL.Nat64, IDL.Nat], [Result_5], []),
     'admin_top_up_reserve' : IDL.Func([IDL.Opt(IDL.Nat)], [Result_7], []),
     'begin_blob_upload' : IDL.Func([BlobUploadRequest], [Result_12], []),
-    'create_capsule' : IDL.Func([CapsuleInput], [Result_13], []),
+    'capsule_root' : IDL.Func([], [Result_13], []),
+    'create_capsule' : IDL.Func([CapsuleInput], [Result_14], []),
     'create_personal_canister' : IDL.Func(
         [CreatePersonalCanisterConfig],
         [Result_5],
@@ -2288,47 +2340,56 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'deposit_returned_cycles' : IDL.Func([], [Result_3], []),
     'export_chunks' : IDL.Func(
         [IDL.Nat64, IDL.Vec(ChunkRef)],
-        [Result_14],
+        [Result_15],
         ['query'],
       ),
     'export_manifest_page' : IDL.Func(
         [IDL.Nat64, PageCursor],
-        [Result_15],
+        [Result_16],
         ['query'],
       ),
-    'finish_blob_upload' : IDL.Func([IDL.Nat64], [Result_16], []),
-    'get_blob' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_16], ['query']),
+    'finish_blob_upload' : IDL.Func([IDL.Nat64], [Result_17], []),
+    'get_blob' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_17], ['query']),
     'get_blob_chunk' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64],
-        [Result_17],
+        [Result_18],
         ['query'],
       ),
-    'get_capsule' : IDL.Func([], [Result_13], ['query']),
+    'get_capsule' : IDL.Func([], [Result_14], ['query']),
     'get_creation_status' : IDL.Func([], [Result_5], ['query']),
     'get_memory' : IDL.Func([IDL.Nat64], [Result_2], ['query']),
     'list_connections' : IDL.Func(
         [ConnectionPageRequest],
-        [Result_18],
+        [Result_19],
         ['query'],
       ),
-    'list_memories' : IDL.Func([MemoryPageRequest], [Result_19], ['query']),
+    'list_memories' : IDL.Func([MemoryPageRequest], [Result_20], ['query']),
     'personal_module' : IDL.Func([], [PersonalModule], ['query']),
-    'personal_module_chunk' : IDL.Func([IDL.Nat32], [Result_20], ['query']),
+    'personal_module_chunk' : IDL.Func([IDL.Nat32], [Result_21], ['query']),
     'purge_shared_capsule' : IDL.Func([], [Result_5], []),
     'put_blob_chunk' : IDL.Func(
         [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
-        [Result_17],
+        [Result_18],
         [],
       ),
     'read_blob_range' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64, IDL.Nat64],
-        [Result_17],
+        [Result_18],
         ['query'],
       ),
     'remove_connection' : IDL.Func([IDL.Principal], [Result], []),
-    'report_import_done' : IDL.Func([ImportReport], [Result_21], []),
-    'report_import_progress' : IDL.Func([ImportProgress], [Result_21], []),
-    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_13], []),
+    'report_import_done' : IDL.Func([ImportReport], [Result_22], []),
+    'report_import_progress' : IDL.Func([ImportProgress], [Result_22], []),
+    'restore_blob_begin' : IDL.Func([BlobLeaf], [Result_23], []),
+    'restore_blob_chunk' : IDL.Func(
+        [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
+        [Result],
+        [],
+      ),
+    'restore_blob_finish' : IDL.Func([IDL.Nat64], [Result_17], []),
+    'restore_capsule' : IDL.Func([CapsuleLeaf], [Result], []),
+    'restore_records' : IDL.Func([RestoreRecords], [Result], []),
+    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_14], []),
     'update_connection' : IDL.Func(
         [IDL.Principal, ConnectionUpdate],
         [Result_1],
