@@ -3,7 +3,7 @@
 //! (`e2e/fixtures/backend-aef96b1.wasm.gz` and `personal-aef96b1.wasm.gz`, see
 //! `e2e/fixtures/README.md`): every capsule, memory, blob and connection reads back identical,
 //! an upload in progress finishes, a creation left mid-import completes (its personal canister
-//! upgraded from layout 1 on the way), and an older module installed over a layout-2 state is
+//! upgraded from layout 1 mid-import), and an older module installed over a layout-2 state is
 //! refused with the schema error, the state left as it was.
 
 use std::path::Path;
@@ -179,9 +179,18 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
         before[2].1.items[..]
     );
 
-    // The creation left importing completes; the personal canister, still running the
-    // layout-1 module, is upgraded to the shipped one at the handoff and keeps what it
-    // imported; its manifest is served from the pages it verified under layout 1.
+    // Bob's personal canister, mid-import under the layout-1 module (its importer state,
+    // staged leaves and open blobs in candid), is upgraded by bob (a controller until the
+    // handoff) to the layout-2 module; the import resumes from what layout 1 stored and
+    // the creation completes. Its manifest is served from the pages verified before.
+    assert_eq!(w.status(bob).unwrap().state, CreationState::Importing);
+    w.ic.upgrade_canister(
+        bob_canister,
+        wasm("personal"),
+        candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+        Some(bob),
+    )
+    .expect("upgrade the personal canister from layout 1 mid-import");
     let bob_done = w.run_to_final(bob, 3_000);
     assert_eq!(
         bob_done.state,

@@ -5,7 +5,7 @@
 //! comes from the emulator's IC-style metering; nothing is timed.
 //!
 //! ```text
-//! bench [--quick] [--records-only] [--no-naive] [--factory-only] [--out PATH]
+//! bench [--quick] [--records-only] [--no-naive] [--wasm-dir DIR] [--factory-only] [--out PATH]
 //!                                   (scripts/bench.sh builds and runs it)
 //! ```
 //!
@@ -53,6 +53,22 @@ const GIB: f64 = (1u64 << 30) as f64;
 const UPDATE_LIMIT: u64 = 40_000_000_000;
 const QUERY_LIMIT: u64 = 5_000_000_000;
 const INSTALL_LIMIT: u64 = 300_000_000_000;
+
+/// `--wasm-dir DIR`: the modules (`backend`, `backend-bench`, `personal`) are read from
+/// `DIR/<name>.wasm.gz` instead of `target/wasm` (to measure an earlier build, such as the
+/// fixtures of an earlier commit, with this driver).
+static WASM_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// The module `name`, from `--wasm-dir` or `target/wasm`.
+fn module(name: &str) -> Vec<u8> {
+    match WASM_DIR.get().cloned().flatten() {
+        None => wasm(name),
+        Some(dir) => {
+            let path = dir.join(format!("{name}.wasm.gz"));
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        }
+    }
+}
 
 /// Time each benchmark round adds on top of the emulator's own 1 ms (as `World::run_until`).
 const ROUND_TIME: Duration = Duration::from_millis(200);
@@ -501,7 +517,7 @@ fn naive_copy(w: &World, who: Principal, s: &Scenario) -> Run {
     let emu = w.emu();
     w.ic.upgrade_canister(
         w.backend,
-        wasm("backend-bench"),
+        module("backend-bench"),
         candid::encode_args(()).unwrap(),
         Some(admin()),
     )
@@ -515,7 +531,7 @@ fn naive_copy(w: &World, who: Principal, s: &Scenario) -> Run {
     };
     w.ic.install_canister(
         target,
-        wasm("personal"),
+        module("personal"),
         candid::encode_args((init,)).unwrap(),
         Some(admin()),
     );
@@ -665,7 +681,10 @@ fn phases(p: &BTreeMap<String, u64>) -> J {
 }
 
 fn measure(s: &Scenario, queries: &[String], naive: bool) -> Metrics {
-    let w = World::new();
+    let w = match WASM_DIR.get().cloned().flatten() {
+        None => World::new(),
+        Some(_) => World::with_backend_wasm(module("backend"), true),
+    };
     let who = user(s.owner);
     fill(&w, who, s);
     let (ours, _personal) = migrate(&w, who);
@@ -972,6 +991,7 @@ fn main() {
     let mut factory_only = false;
     let mut records_only = false;
     let mut skip_naive = false;
+    let mut wasm_dir = None;
     let mut out = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -980,15 +1000,16 @@ fn main() {
             "--factory-only" => factory_only = true,
             "--records-only" => records_only = true,
             "--no-naive" => skip_naive = true,
+            "--wasm-dir" => wasm_dir = Some(PathBuf::from(args.next().expect("--wasm-dir DIR"))),
             "--out" => out = Some(PathBuf::from(args.next().expect("--out PATH"))),
             "-h" | "--help" => {
                 println!(
-                    "usage: bench [--quick] [--factory-only] [--records-only] [--no-naive] [--out PATH]"
+                    "usage: bench [--quick] [--factory-only] [--records-only] [--no-naive] [--wasm-dir DIR] [--out PATH]"
                 );
                 return;
             }
             other => panic!(
-                "unknown argument {other} (usage: bench [--quick] [--factory-only] [--records-only] [--no-naive] [--out PATH])"
+                "unknown argument {other} (usage: bench [--quick] [--factory-only] [--records-only] [--no-naive] [--wasm-dir DIR] [--out PATH])"
             ),
         }
     }
@@ -1002,6 +1023,7 @@ fn main() {
             .join("../target/bench")
             .join(name)
     });
+    WASM_DIR.set(wasm_dir).expect("set once");
     let queries = query_methods();
     let mut results = vec![];
     // `--factory-only`: the factory scale scenario alone (`"scenarios"` stays empty).
