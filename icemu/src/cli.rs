@@ -118,7 +118,7 @@ pub(crate) enum Cmd {
     /// Fault injection (kept in the state until `fault clear`).
     #[command(subcommand)]
     Fault(FaultCmd),
-    /// Serves the HTTP endpoint on 127.0.0.1 (see README: POST /api/v1/call ...).
+    /// Serves the IC HTTP interface (status, call, query, read_state) on 127.0.0.1: see README.
     #[serde(skip)]
     Serve(serve::ServeArgs),
 }
