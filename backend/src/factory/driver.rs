@@ -282,6 +282,12 @@ fn purge_expired(now: u64) -> bool {
         match super::with(|f| f.purge_gate(owner)) {
             PurgeGate::Cleared => {}
             PurgeGate::Skip => continue,
+            PurgeGate::Unverifiable { migration_id } => {
+                super::with(|f| {
+                    f.defer_purge_check(migration_id, now, UNVERIFIABLE_PURGE_DEFER_NS)
+                });
+                continue;
+            }
             PurgeGate::Check {
                 migration_id,
                 canister_id,
@@ -317,6 +323,8 @@ fn purge_expired(now: u64) -> bool {
 /// Purge checks in flight at most; more wait [`PURGE_CHECK_DEFER_NS`].
 const MAX_PURGE_CHECKS_IN_FLIGHT: usize = 16;
 const PURGE_CHECK_DEFER_NS: u64 = 30_000_000_000;
+/// How long a purge that nothing can check waits before it is looked at again.
+const UNVERIFIABLE_PURGE_DEFER_NS: u64 = 86_400_000_000_000;
 
 thread_local! {
     /// Migrations whose purge check is in flight.

@@ -235,6 +235,63 @@ mod tests {
         assert_eq!(q.reserved(), q.total + q.funding_estimate.unwrap());
     }
 
+    /// The funding settings are validated against each other and their ranges.
+    #[test]
+    fn funding_settings_are_validated() {
+        let ok = FactoryConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        for (cfg, field) in [
+            (
+                FactoryConfig {
+                    funded_days: Some(3_651),
+                    ..ok.clone()
+                },
+                "funded_days",
+            ),
+            (
+                FactoryConfig {
+                    funded_days: Some(10),
+                    ..ok.clone()
+                },
+                "purge_min_days",
+            ),
+            (
+                FactoryConfig {
+                    purge_min_days: Some(181),
+                    ..ok.clone()
+                },
+                "purge_min_days",
+            ),
+            (
+                FactoryConfig {
+                    purge_check_max_attempts: Some(0),
+                    ..ok.clone()
+                },
+                "purge_check_max_attempts",
+            ),
+            (
+                FactoryConfig {
+                    max_sponsored_per_user: Some(u128::MAX),
+                    ..ok.clone()
+                },
+                "max_sponsored_per_user",
+            ),
+        ] {
+            match cfg.validate() {
+                Err(crate::factory::types::FactoryError::InvalidConfig { field: f, .. }) => {
+                    assert_eq!(f, field)
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let short = FactoryConfig {
+            funded_days: Some(10),
+            purge_min_days: Some(5),
+            ..ok
+        };
+        assert_eq!(short.validate(), Ok(()));
+    }
+
     /// Figures beyond any real capsule or price saturate instead of wrapping: no reserve covers them.
     #[test]
     fn an_absurd_manifest_saturates_the_quote() {

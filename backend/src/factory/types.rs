@@ -540,9 +540,9 @@ impl FactoryConfig {
             "must be at most 3,650 (ten years)",
         )?;
         check(
-            self.purge_min_days.is_none_or(|v| v <= self.funded_days()),
+            self.purge_min_days() <= self.funded_days(),
             "purge_min_days",
-            "must be at most funded_days (else no purge could pass without a top-up)",
+            "must be at most funded_days, both as set or by default (else no purge could pass without a top-up)",
         )?;
         check(
             self.purge_check_max_attempts

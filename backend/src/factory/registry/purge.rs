@@ -63,6 +63,9 @@ pub enum PurgeGate {
         canister_id: Principal,
         export_root: [u8; 32],
     },
+    /// A completed record that names no canister or no manifest (none is made so): nothing
+    /// can be checked, so the purge waits a day at a time and the shared copy stays.
+    Unverifiable { migration_id: u64 },
     /// Nothing to do for this owner now.
     Skip,
 }
@@ -101,7 +104,9 @@ impl<M: StableMemory> Factory<M> {
                 export_root: m.root.into_array(),
             },
             // A completed record always names both; without them nothing can be checked.
-            _ => PurgeGate::Skip,
+            _ => PurgeGate::Unverifiable {
+                migration_id: rec.migration_id,
+            },
         }
     }
 
