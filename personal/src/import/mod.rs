@@ -40,6 +40,8 @@ pub mod driver;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+
 use blobstore::hash::{Hash, chunk_len, to_hex};
 use candid::{CandidType, Principal};
 use capsule::manifest_store::{ManifestStore, StoredLeaf};
@@ -873,11 +875,18 @@ impl<M: Memory> Importer<M> {
                 batch.chunks.len()
             ));
         }
+        // Open blobs read once and written back once per batch, however many of their chunks
+        // it holds.
+        let mut touched: BTreeMap<u64, Option<OpenBlob>> = BTreeMap::new();
         for (&(leaf, index), chunk) in asked.iter().zip(batch.chunks.iter()) {
             if result.is_err() {
                 break;
             }
-            let Some(Packed(mut ob)) = self.open.get(&leaf) else {
+            let open = &self.open;
+            let entry = touched
+                .entry(leaf)
+                .or_insert_with(|| open.get(&leaf).map(|p| p.0));
+            let Some(ob) = entry.as_mut() else {
                 stored += 1; // Finished meanwhile: nothing to store.
                 continue;
             };
@@ -899,9 +908,13 @@ impl<M: Memory> Importer<M> {
             }
             stored += 1;
             ob.in_flight = ob.in_flight.saturating_sub(1);
-            self.open.insert(leaf, Packed(ob));
             st.progress.chunks_done += 1;
             st.progress.bytes_done += chunk.bytes.len() as u64;
+        }
+        for (leaf, ob) in touched {
+            if let Some(ob) = ob {
+                self.open.insert(leaf, Packed(ob));
+            }
         }
         // Chunks not stored are asked for again if the import resumes.
         for &(leaf, index) in asked.iter().skip(stored) {
@@ -1252,7 +1265,7 @@ fn answer<T>(
 /// once per [`REPORT_BYTES`] transferred: a report costs the backend about as much as 3
 /// instructions per byte of a full batch, and the backend's record shows the progress as
 /// finely as a status page needs.
-pub const REPORT_BYTES: u64 = 8 * 1024 * 1024;
+pub const REPORT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Whether a batch that took the transferred bytes from `before` to `after` is reported.
 pub fn report_due(before: u64, after: u64) -> bool {
