@@ -581,3 +581,12 @@ impl World {
 pub fn deposited(rec: &CreationRecord) -> u128 {
     rec.funding.as_ref().map_or(0, |f| f.deposited)
 }
+
+/// Everything a canister's timers ran, from the emulator's statistics: the system's global timer
+/// (`canister_global_timer`) and the self-calls in which ic-cdk-timers runs each timer
+/// (`<ic-cdk internal> timer_executor`), with the callbacks of the calls they made.
+#[cfg(not(feature = "pocketic"))]
+pub fn timer_stats(stats: &emulator::CanisterStats) -> emulator::MethodStats {
+    stats.sum_of(|method| method.contains("timer"))
+}
+

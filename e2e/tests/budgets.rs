@@ -14,14 +14,8 @@ use e2e::*;
 /// Timer messages of the backend: (executed, trapped, largest in instructions).
 #[cfg(not(feature = "pocketic"))]
 fn timer_figures(w: &World) -> (u64, u64, u64) {
-    w.emu()
-        .stats(w.backend)
-        .methods
-        .iter()
-        .filter(|(name, _)| name.contains("timer"))
-        .fold((0, 0, 0), |(n, t, max), (_, m)| {
-            (n + m.executions, t + m.traps, max.max(m.instructions_max))
-        })
+    let t = timer_stats(&w.emu().stats(w.backend));
+    (t.executions, t.traps, t.instructions_max)
 }
 
 /// Fifty owners whose creations completed ask to purge their shared copies at the same

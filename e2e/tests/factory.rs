@@ -594,13 +594,7 @@ fn an_older_personal_module_is_upgraded_before_handoff() {
 /// Timer messages the backend executed (the system's global timer and ic-cdk-timers' executor).
 #[cfg(not(feature = "pocketic"))]
 fn timer_messages(w: &World) -> u64 {
-    w.emu()
-        .stats(w.backend)
-        .methods
-        .iter()
-        .filter(|(name, _)| name.contains("timer"))
-        .map(|(_, m)| m.executions)
-        .sum()
+    timer_stats(&w.emu().stats(w.backend)).executions
 }
 
 /// The scheduler runs only while there is work: once the creation has completed, an hour

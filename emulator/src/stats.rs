@@ -31,6 +31,20 @@ pub struct MethodStats {
 }
 
 impl MethodStats {
+    /// Adds `other`'s counters to these (`instructions_max` becomes the larger of the two).
+    pub fn add(&mut self, other: &MethodStats) {
+        self.executions += other.executions;
+        self.calls_received += other.calls_received;
+        self.calls_made += other.calls_made;
+        self.instructions_total += other.instructions_total;
+        self.instructions_max = self.instructions_max.max(other.instructions_max);
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.cycles_burnt += other.cycles_burnt;
+        self.traps += other.traps;
+        self.heap_delta += other.heap_delta;
+    }
+
     pub(crate) fn add_execution(&mut self, instructions: u64, burnt: u128, trapped: bool) {
         self.executions += 1;
         self.instructions_total += instructions;
@@ -55,6 +69,16 @@ pub struct CanisterStats {
 impl CanisterStats {
     pub(crate) fn method(&mut self, name: &str) -> &mut MethodStats {
         self.methods.entry(name.to_string()).or_default()
+    }
+
+    /// The methods whose names `keep` accepts, added together (`instructions_max` is the largest
+    /// of theirs).
+    pub fn sum_of(&self, keep: impl Fn(&str) -> bool) -> MethodStats {
+        let mut sum = MethodStats::default();
+        for (_, m) in self.methods.iter().filter(|(name, _)| keep(name)) {
+            sum.add(m);
+        }
+        sum
     }
 
     pub(crate) fn touch_round(&mut self, round: u64) {

@@ -53,17 +53,9 @@ pub struct Scale {
 }
 
 /// Timer messages: the system's `canister_global_timer` and ic-cdk-timers' executor self-call.
-fn is_timer(method: &str) -> bool {
-    method.contains("timer")
-}
-
 fn timer_messages(s: &CanisterStats) -> (u64, u64) {
-    s.methods
-        .iter()
-        .filter(|(name, _)| is_timer(name))
-        .fold((0, 0), |(count, max), (_, m)| {
-            (count + m.executions, max.max(m.instructions_max))
-        })
+    let t = timer_stats(s);
+    (t.executions, t.instructions_max)
 }
 
 fn max_of(s: &CanisterStats, method: &str) -> u64 {
