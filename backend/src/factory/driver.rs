@@ -47,7 +47,13 @@ use super::{PERSONAL_WASM, personal_wasm_hash};
 use crate::state;
 
 mod cleanup;
+mod funding;
+mod purge;
 pub use cleanup::cleanup;
+use funding::fund;
+pub use funding::sponsor;
+pub use purge::wake_for_uploads;
+use purge::{expire_uploads, purge_expired};
 
 /// Instructions after which a pump message stops taking export steps: one step more (a few
 /// hundred million) keeps the message under 10% of the 40 B limit.
@@ -235,133 +241,6 @@ async fn pump() {
         set_backstop(
             next.map(|at| Duration::from_nanos(at.saturating_sub(now)).max(BACKSTOP_WHILE_BUSY)),
         );
-    }
-}
-
-/// Upload sessions one pump expires at most. Each releases its chunks (about 95 K
-/// instructions per chunk: up to 1.5 B for a 4 GiB upload), so the budget is checked before
-/// each one.
-const UPLOADS_EXPIRED_PER_PUMP: usize = 8;
-
-/// Drops upload sessions past their expiry, a bounded number per message, within the purge
-/// budget. Returns whether none is due any more.
-fn expire_uploads(now: u64) -> bool {
-    for _ in 0..UPLOADS_EXPIRED_PER_PUMP {
-        if ic_cdk::api::performance_counter(0) > PURGE_INSTRUCTIONS_PER_MESSAGE {
-            return false;
-        }
-        if state::write(|caps| caps.expire_uploads(now, 1)) == 0 {
-            return true;
-        }
-    }
-    state::read(|caps| caps.next_upload_expiry()).is_none_or(|at| at > now)
-}
-
-/// After a capsule write: makes sure the scheduler wakes up when the earliest open upload
-/// session expires (one index lookup; a session opened on an idle backend arms it).
-pub fn wake_for_uploads() {
-    if let Some(at) = state::read(|caps| caps.next_upload_expiry()) {
-        wake_by(at);
-    }
-}
-
-/// Instructions a pump message may spend purging (2.5% of the 40 B limit); the rest waits for
-/// the next pump.
-const PURGE_INSTRUCTIONS_PER_MESSAGE: u64 = 1_000_000_000;
-/// Capsule items (or manifest leaves, ×10) removed per purge step: tens of millions of
-/// instructions, so the budget check above is never overshot by much.
-const PURGE_ITEMS_PER_STEP: usize = 50;
-
-/// Purges shared capsules whose retention after a completed move has passed, then the
-/// manifest their migration exported (its root and counts stay in the record). Bounded by
-/// instructions per message, shared by every owner due. Returns whether every purge due now
-/// is done (false: the budget ran out, or more are due than one batch).
-fn purge_expired(now: u64) -> bool {
-    let due = super::with(|f| f.purge_due(now));
-    for owner in due {
-        match super::with(|f| f.purge_gate(owner)) {
-            PurgeGate::Cleared => {}
-            PurgeGate::Skip => continue,
-            PurgeGate::Unverifiable { migration_id } => {
-                super::with(|f| {
-                    f.defer_purge_check(migration_id, now, UNVERIFIABLE_PURGE_DEFER_NS)
-                });
-                continue;
-            }
-            PurgeGate::Check {
-                migration_id,
-                canister_id,
-                export_root,
-            } => {
-                if PURGE_CHECKS.with(|c| c.borrow().len()) >= MAX_PURGE_CHECKS_IN_FLIGHT {
-                    super::with(|f| f.defer_purge_check(migration_id, now, PURGE_CHECK_DEFER_NS));
-                } else {
-                    super::with(|f| f.begin_purge_check(migration_id, now));
-                    PURGE_CHECKS.with(|c| c.borrow_mut().insert(migration_id));
-                    ic_cdk::futures::spawn(check_purge(migration_id, canister_id, export_root));
-                }
-                continue;
-            }
-        }
-        loop {
-            if ic_cdk::api::performance_counter(0) > PURGE_INSTRUCTIONS_PER_MESSAGE {
-                return false;
-            }
-            let capsule_gone = state::write(|caps| caps.purge_step(owner, PURGE_ITEMS_PER_STEP));
-            if !capsule_gone {
-                continue;
-            }
-            if super::with(|f| f.clear_exported_manifest(owner, 10 * PURGE_ITEMS_PER_STEP)) {
-                super::with(|f| f.mark_purged(owner));
-                break;
-            }
-        }
-    }
-    super::with(|f| f.purge_due(now).is_empty())
-}
-
-/// Purge checks in flight at most; more wait [`PURGE_CHECK_DEFER_NS`].
-const MAX_PURGE_CHECKS_IN_FLIGHT: usize = 16;
-const PURGE_CHECK_DEFER_NS: u64 = 30_000_000_000;
-/// How long a purge that nothing can check waits before it is looked at again.
-const UNVERIFIABLE_PURGE_DEFER_NS: u64 = 86_400_000_000_000;
-
-thread_local! {
-    /// Migrations whose purge check is in flight.
-    static PURGE_CHECKS: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
-}
-
-/// The purge guard's check: the personal canister's `cycles_outlook` (a bounded wait; a reject,
-/// a trap, a timeout or an undecodable reply is a failed check), judged by the registry.
-async fn check_purge(id: u64, canister_id: Principal, export_root: [u8; 32]) {
-    let reply = Call::bounded_wait(canister_id, "cycles_outlook")
-        .change_timeout(PURGE_CHECK_CALL_SECONDS)
-        .await;
-    PURGE_CHECKS.with(|c| c.borrow_mut().remove(&id));
-    let outlook = match reply {
-        Ok(reply) => decode_untrusted::<PersonalOutlook>(&reply, "cycles_outlook").map_err(|e| {
-            PurgeHold::UntrustedReply {
-                reason: match e {
-                    StepFailure::Fatal(FactoryError::UntrustedReply { reason, .. }) => reason,
-                    other => format!("{other:?}"),
-                },
-            }
-        }),
-        Err(e) => {
-            let e = call_error(e);
-            Err(PurgeHold::NoAnswer {
-                code: e.code,
-                message: e.message,
-            })
-        }
-    };
-    if super::with(|f| f.purge_checked(id, export_root, outlook, now())) {
-        kick();
-    } else {
-        // The next check's time (or none) changed what the idle scheduler waits for.
-        if let Some(at) = super::with(|f| f.next_wake(now())) {
-            wake_by(at);
-        }
     }
 }
 
@@ -574,57 +453,6 @@ async fn install_steps(
             expected,
             actual: version,
         }));
-    }
-    Ok(())
-}
-
-/// Measures the installed canister (`canister_status`: the backend is still a controller)
-/// and deposits the storage funding for its footprint (see [`super::quote`]). The deposit is
-/// taken from the reserve and journaled in the record before the call; a rejected call gives
-/// it back.
-async fn fund(id: u64, canister_id: Principal) -> Result<(), StepFailure> {
-    let status = canister_status(&CanisterStatusArgs { canister_id })
-        .await
-        .map_err(|e| StepFailure::Call("canister_status", call_error(e)))?;
-    let memory: u64 = status.memory_size.0.try_into().unwrap_or(u64::MAX);
-    let cycles = super::with(|f| {
-        f.begin_funding(
-            id,
-            memory,
-            now(),
-            ic_cdk::api::canister_liquid_cycle_balance(),
-        )
-    })
-    .map_err(StepFailure::Fatal)?;
-    if cycles == 0 {
-        return Ok(());
-    }
-    let deposited = deposit_cycles(&DepositCyclesArgs { canister_id }, cycles).await;
-    if let Err(e) = deposited {
-        super::with(|f| f.funding_rejected(id, cycles));
-        return Err(StepFailure::Call("deposit_cycles", call_error(e)));
-    }
-    Ok(())
-}
-
-/// An admin's sponsored top-up: `cycles` from the reserve into the completed creation's
-/// canister (bounded per user), journaled before the call and given back if it is rejected.
-pub async fn sponsor(id: u64, cycles: u128) -> Result<(), FactoryError> {
-    let canister_id = super::with(|f| {
-        f.begin_sponsor(
-            id,
-            cycles,
-            now(),
-            ic_cdk::api::canister_liquid_cycle_balance(),
-        )
-    })?;
-    let deposited = deposit_cycles(&DepositCyclesArgs { canister_id }, cycles).await;
-    if let Err(e) = deposited {
-        super::with(|f| f.sponsor_rejected(id, cycles));
-        return Err(FactoryError::DepositFailed {
-            canister_id,
-            message: e.to_string(),
-        });
     }
     Ok(())
 }
