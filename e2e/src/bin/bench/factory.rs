@@ -62,6 +62,9 @@ fn max_of(s: &CanisterStats, method: &str) -> u64 {
     s.methods.get(method).map_or(0, |m| m.instructions_max)
 }
 
+/// A row of the factory table: its label and the figure it reads from a run.
+type Row = (&'static str, fn(&Scale) -> u64);
+
 pub fn run(past: u64, in_flight: u32) -> Scale {
     let w = World::with_backend("backend-bench");
     let emu = w.emu();
@@ -229,7 +232,7 @@ pub fn report(quick: bool) -> (J, String) {
         "0 past",
         format!("{past} past")
     );
-    let rows: [(&str, fn(&Scale) -> u64); 8] = [
+    let rows: [Row; 8] = [
         ("largest pump, all importing", |s| s.pump_max_instructions),
         ("pump messages / minute", |s| s.pump_messages),
         ("largest pump with steps", |s| s.pump_max_with_steps),
