@@ -589,4 +589,3 @@ pub fn deposited(rec: &CreationRecord) -> u128 {
 pub fn timer_stats(stats: &emulator::CanisterStats) -> emulator::MethodStats {
     stats.sum_of(|method| method.contains("timer"))
 }
-
