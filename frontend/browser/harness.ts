@@ -13,6 +13,9 @@ export const REPO = resolve(FRONTEND, '..');
 export const SCREENSHOTS = join(REPO, 'target', 'frontend-screenshots');
 export const BACKEND_WASM = process.env.BACKEND_WASM ?? join(REPO, 'target', 'wasm', 'backend.wasm.gz');
 export const DIST = join(FRONTEND, 'dist');
+/** The backend shipping the personal module one API minor version ahead (scripts/build.sh). */
+export const BACKEND_PERSONAL_NEXT_WASM =
+  process.env.BACKEND_PERSONAL_NEXT_WASM ?? join(REPO, 'target', 'wasm', 'backend-personal-next.wasm.gz');
 
 /** Cycles the backend is deployed with, and what the admin moves into the factory's reserve. */
 export const DEPLOY_CYCLES = '500_000_000_000_000';
@@ -203,4 +206,29 @@ export function fileBytes(size: number, seed: number): Uint8Array {
     out[i] = x & 0xff;
   }
   return out;
+}
+
+/**
+ * The Rust `manifest` CLI (`manifest show|diff|verify`): `$MANIFEST_BIN` or `$MANIFEST`, else
+ * built with `cargo build -p manifests --features cli --bin manifest` into target/debug.
+ * Throws, saying how to get it, when neither works.
+ */
+export function findManifestCli(): string {
+  const env = process.env.MANIFEST_BIN ?? process.env.MANIFEST;
+  if (env) {
+    if (!isExecutable(env)) throw new Error(`MANIFEST_BIN=${env} is not an executable file`);
+    return env;
+  }
+  const r = spawnSync('cargo', ['build', '-q', '-p', 'manifests', '--features', 'cli', '--bin', 'manifest'], {
+    cwd: REPO,
+    encoding: 'utf8',
+    timeout: 20 * 60_000,
+  });
+  const built = join(process.env.CARGO_TARGET_DIR ? resolve(REPO, process.env.CARGO_TARGET_DIR) : join(REPO, 'target'), 'debug', 'manifest');
+  if (r.status !== 0 || !isExecutable(built))
+    throw new Error(
+      `the manifest CLI could not be built (cargo build -p manifests --features cli --bin manifest exited with ${r.status}):\n` +
+        `${r.stderr ?? ''}\n  Set MANIFEST_BIN=/path/to/manifest, or build it. Nothing was skipped: this is a failure.`,
+    );
+  return built;
 }

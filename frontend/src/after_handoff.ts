@@ -3,18 +3,9 @@
 // its SHA-256 checked, installed by the owner in upgrade mode through the chunk store) and
 // "download my capsule" (the archive of ./client/archive.ts).
 //
-// Wiring (frontend/src/main.ts): once the creation is Completed, call
-//   renderAfterHandoff(container, {
-//     backend: conn.backend,
-//     personal: conn.personal(canisterId),
-//     canisterId,
-//     management: icManagement(agent, canisterId),   // or any ManagementService
-//     purgeCheck: async () => {                                          // optional
-//       const r = await conn.backend.get_creation_status();
-//       return "Ok" in r ? r.Ok.purge_check : [];
-//     },
-//   });
-// (`agent` is the HttpAgent the connection made; export it from client/index.ts's connect.)
+// The user page (main.ts) renders it into #after-handoff once the creation is Completed, with
+// the connection's actors, `icManagement(conn.agent, canisterId)` and the creation record's
+// `purge_check`.
 import { Actor, type HttpAgent } from '@icp-sdk/core/agent';
 import { IDL } from '@icp-sdk/core/candid';
 import { Principal } from '@icp-sdk/core/principal';
@@ -221,53 +212,100 @@ function saveInPage(name: string, parts: Uint8Array[]): void {
   const a = document.createElement('a');
   a.href = url;
   a.download = name;
+  document.body.append(a);
   a.click();
+  a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-/** Fills `el` with the outlook, the upgrade button and the download button. */
+const version = (v: ApiVersion) => `${v.major}.${v.minor}`;
+
+/**
+ * Fills `el` with the outlook, why the shared copy is kept, and the upgrade, download and
+ * check-again buttons. Stable hooks for tests (ids are unique: one panel per page):
+ * `#outlook[data-level][data-days-until-frozen][data-balance][data-burn-per-day]`,
+ * `#purge-hold`, `#upgrade[data-plan][data-shipped][data-running]`, `#download`,
+ * `#outlook-refresh`, `#after-handoff-status[data-step][data-root]`; `el[data-ready]` once
+ * read (`error` when the canister could not be read), `el[data-refreshes]` counts the reads.
+ */
 export async function renderAfterHandoff(el: HTMLElement, deps: AfterHandoffDeps): Promise<void> {
   const doc = el.ownerDocument;
   el.replaceChildren();
-  const outlook = doc.createElement('p');
-  outlook.className = 'outlook';
-  const status = doc.createElement('p');
-  status.className = 'after-handoff-status';
-  const upgrade = doc.createElement('button');
-  upgrade.className = 'upgrade';
-  upgrade.textContent = 'Upgrade my canister';
-  const download = doc.createElement('button');
-  download.className = 'download';
-  download.textContent = 'Download my capsule';
-  const purge = doc.createElement('p');
-  purge.className = 'purge-hold';
-  el.append(outlook, purge, upgrade, download, status);
+  delete el.dataset.ready;
+  el.dataset.refreshes = '0';
+  const make = <K extends keyof HTMLElementTagNameMap>(tag: K, id: string, text = '') => {
+    const e = doc.createElement(tag);
+    e.id = id;
+    e.className = id;
+    e.textContent = text;
+    return e;
+  };
+  const outlook = make('p', 'outlook');
+  const purge = make('p', 'purge-hold');
+  purge.hidden = true;
+  const upgrade = make('button', 'upgrade', 'Upgrade my canister');
+  const download = make('button', 'download', 'Download my capsule');
+  const again = make('button', 'outlook-refresh', 'Check again');
+  for (const b of [upgrade, download, again]) b.type = 'button';
+  const status = make('p', 'after-handoff-status');
+  status.setAttribute('role', 'status');
+  const actions = doc.createElement('div');
+  actions.className = 'after-handoff-actions';
+  actions.append(upgrade, download, again);
+  el.append(outlook, purge, actions, status);
+  const step = (name: string, text: string) => {
+    status.dataset.step = name;
+    status.textContent = text;
+  };
 
-  const refresh = async () => {
+  const read = async () => {
     const o = await deps.personal.cycles_outlook();
     const d = describeOutlook(o);
     outlook.textContent = d.text;
     outlook.dataset.level = d.level;
+    outlook.dataset.daysUntilFrozen = o.days_until_frozen.toString();
+    outlook.dataset.balance = o.balance.toString();
+    outlook.dataset.burnPerDay = o.burn_per_day.toString();
     const hold = deps.purgeCheck ? describePurgeHold(await deps.purgeCheck()) : null;
     purge.textContent = hold ?? '';
     purge.hidden = hold === null;
     const [shipped, running] = await Promise.all([deps.backend.personal_module(), deps.personal.module_version()]);
     const plan = upgradeAvailable(shipped.api_version, running);
+    upgrade.dataset.plan = plan;
+    upgrade.dataset.shipped = version(shipped.api_version);
+    upgrade.dataset.running = version(running);
     upgrade.disabled = plan !== 'upgrade';
+    upgrade.textContent = plan === 'upgrade' ? `Upgrade my canister to ${version(shipped.api_version)}` : 'Upgrade my canister';
     upgrade.title =
       plan === 'upgrade'
-        ? `Version ${shipped.api_version.major}.${shipped.api_version.minor} is available (you run ${running.major}.${running.minor}).`
+        ? `Version ${version(shipped.api_version)} is available (you run ${version(running)}).`
         : plan === 'current'
-          ? `Your canister runs the latest version (${running.major}.${running.minor}).`
-          : `Version ${shipped.api_version.major}.${shipped.api_version.minor} is not compatible with your data (${running.major}.${running.minor}).`;
+          ? `Your canister runs the latest version (${version(running)}).`
+          : `Version ${version(shipped.api_version)} is not compatible with your data (${version(running)}).`;
   };
+  /** Reads everything again; a failure is said in the outlook's place. */
+  const refresh = async () => {
+    again.disabled = true;
+    try {
+      await read();
+      el.dataset.ready = 'true';
+    } catch (e) {
+      outlook.dataset.level = 'unknown';
+      outlook.textContent = `Your canister could not be read: ${(e as Error).message}`;
+      el.dataset.ready = 'error';
+    } finally {
+      el.dataset.refreshes = String(Number(el.dataset.refreshes ?? '0') + 1);
+      again.disabled = false;
+    }
+  };
+  again.onclick = () => void refresh();
   upgrade.onclick = async () => {
     upgrade.disabled = true;
     try {
-      const v = await upgradePersonal(deps.backend, deps.management, deps.canisterId, (t) => (status.textContent = t));
-      status.textContent = `Upgraded to version ${v.major}.${v.minor}; your data is unchanged.`;
+      const v = await upgradePersonal(deps.backend, deps.management, deps.canisterId, (t) => step('upgrading', t));
+      step('upgraded', `Upgraded to version ${version(v)}; your data is unchanged.`);
     } catch (e) {
-      status.textContent = `The upgrade did not happen: ${(e as Error).message}`;
+      step('upgrade-failed', `The upgrade did not happen: ${(e as Error).message}`);
     }
     await refresh();
   };
@@ -275,12 +313,13 @@ export async function renderAfterHandoff(el: HTMLElement, deps: AfterHandoffDeps
     download.disabled = true;
     try {
       const { parts, root } = await writeArchive(deps.personal, (p) => {
-        status.textContent = `Downloading: ${p.blobsDone} of ${p.blobs} files, ${p.bytesDone} of ${p.bytes} bytes`;
+        step('downloading', `Downloading: ${p.blobsDone} of ${p.blobs} files, ${p.bytesDone} of ${p.bytes} bytes`);
       });
       (deps.save ?? saveInPage)(`capsule-${root.slice(0, 16)}.tar`, parts);
-      status.textContent = `Saved. Its root is ${root}: check it with \`manifest verify\`.`;
+      status.dataset.root = root;
+      step('saved', `Saved. Its root is ${root}: check it with \`manifest verify\`.`);
     } catch (e) {
-      status.textContent = `The download failed: ${(e as Error).message}`;
+      step('download-failed', `The download failed: ${(e as Error).message}`);
     } finally {
       download.disabled = false;
     }

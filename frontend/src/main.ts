@@ -30,6 +30,7 @@ import {
 } from './client';
 import { ProgressEstimator, describeProgress, formatRate, type SampleStore } from './client/progress';
 import { isImage } from './client/upload';
+import { icManagement, renderAfterHandoff } from './after_handoff';
 
 function $(id: string): HTMLElement {
   const el = document.getElementById(id);
@@ -61,6 +62,8 @@ const ui = {
   errorText: $('error-text'),
   retry: $('retry') as HTMLButtonElement,
   message: $('message'),
+  afterHandoffSection: $('after-handoff-section'),
+  afterHandoff: $('after-handoff'),
 };
 
 function configFromUrl(): ConnectConfig {
@@ -320,6 +323,28 @@ function uploadItem(name: string): { li: HTMLLIElement; update: (sent: number, t
   };
 }
 
+/** The canister the after-handoff panel is shown for (rendered once per canister). */
+let afterHandoffFor: string | null = null;
+
+/** Once the creation is Completed: the canister's outlook, upgrade and download (after_handoff.ts). */
+async function showAfterHandoff(s: CreationStatus | null): Promise<void> {
+  const id = s?.state === 'Completed' ? s.canisterId : null;
+  ui.afterHandoffSection.hidden = id === null;
+  if (!id || afterHandoffFor === id.toText()) return;
+  afterHandoffFor = id.toText();
+  ui.afterHandoff.dataset.canisterId = id.toText();
+  await renderAfterHandoff(ui.afterHandoff, {
+    backend: conn.backend,
+    personal: conn.personal(id),
+    canisterId: id,
+    management: icManagement(conn.agent, id),
+    purgeCheck: async () => {
+      const r = await conn.backend.get_creation_status();
+      return 'Ok' in r ? r.Ok.purge_check : [];
+    },
+  });
+}
+
 async function guarded(f: () => Promise<void>): Promise<void> {
   if (busy) return;
   busy = true;
@@ -351,14 +376,16 @@ async function startCreation(): Promise<void> {
 }
 
 async function watch(): Promise<void> {
+  let final: CreationStatus | null = null;
   try {
-    const final = await conn.client.watchCreation({ onUpdate: renderCreation });
+    final = await conn.client.watchCreation({ onUpdate: renderCreation });
     renderCreation(final);
     say(final.state === 'Completed' ? 'Your capsule now lives in your personal canister.' : '');
   } catch (e) {
     showError(describeError(e));
   }
   await refreshCapsule();
+  await showAfterHandoff(final);
 }
 
 async function main(): Promise<void> {
@@ -429,6 +456,7 @@ async function main(): Promise<void> {
   const status = await conn.client.status();
   renderCreation(status);
   await refreshCapsule();
+  await showAfterHandoff(status);
   document.body.dataset.ready = 'true';
   if (status && status.state !== 'Completed' && status.state !== 'Failed') await guarded(watch);
 }

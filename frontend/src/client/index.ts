@@ -1,5 +1,5 @@
 // The client's public surface, and `connect()` for either transport.
-import type { Identity } from '@icp-sdk/core/agent';
+import type { HttpAgent, Identity } from '@icp-sdk/core/agent';
 import { Principal } from '@icp-sdk/core/principal';
 import { PersonalCanisterClient, type Backoff } from './creation';
 import { icAgent, icBackend, icPersonal } from './transport/ic';
@@ -38,6 +38,8 @@ export interface Connection {
   personal: (canisterId: Principal) => PersonalService;
   /** The caller's principal. */
   principal: Principal;
+  /** The agent every actor of this connection calls through (e.g. for the management canister). */
+  agent: HttpAgent;
 }
 
 function toPrincipal(p: Principal | string): Principal {
@@ -49,7 +51,7 @@ function toPrincipal(p: Principal | string): Principal {
  * (root key fetched from it, calls signed with the icemu identity's key).
  */
 export async function connect(config: ConnectConfig): Promise<Connection> {
-  let agent;
+  let agent: HttpAgent;
   let backendId: Principal;
   if (config.transport === 'ic') {
     agent = await icAgent(config);
@@ -72,5 +74,5 @@ export async function connect(config: ConnectConfig): Promise<Connection> {
     personal,
     ...(config.backoff ? { backoff: config.backoff } : {}),
   });
-  return { client, backend, backendId, personal, principal };
+  return { client, backend, backendId, personal, principal, agent };
 }
