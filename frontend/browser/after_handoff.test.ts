@@ -7,7 +7,8 @@
 //     upgraded to the build shipping the next minor version (backend-personal-next), she clicks
 //     the upgrade button, the canister reports the new version and her file still reads back;
 //   - her canister's balance is set just above its freezing threshold (icemu's fault control):
-//     the outlook turns into the urgent low-cycles warning.
+//     the outlook turns into the urgent low-cycles warning; she asks to purge the shared copy
+//     and the panel says it is kept because her canister holds too few days of cycles.
 // Screenshots: target/frontend-screenshots/after-handoff-*.png.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -101,7 +102,7 @@ async function checkAgain(page: Page): Promise<void> {
 }
 
 describe('after the handoff', () => {
-  it('erin: outlook, download verified by the CLI, upgrade to the shipped minor release, low-cycles warning', async () => {
+  it('erin: outlook, download verified by the CLI, upgrade to the shipped minor release, low-cycles warning, purge held', async () => {
     if (!context || !served) throw new Error('not set up');
     const page = await context.newPage();
     page.on('console', (m) => logs.push(`[erin] ${m.type()}: ${m.text()}`));
@@ -210,6 +211,22 @@ describe('after the handoff', () => {
       expect(lowDays < 30n && lowDays <= 10n, `days until frozen: ${lowDays}`).toBe(true);
       expect(await page.textContent('#outlook')).toContain('Top it up now');
       await shot(page, '5-low-cycles');
+
+      // erin asks to purge the shared copy now: the backend's purge guard finds too few days of
+      // cycles and keeps it; the panel says why.
+      expect(await page.isHidden('#purge-hold')).toBe(true);
+      const purge = await conn.backend.purge_shared_capsule();
+      expect('Ok' in purge, JSON.stringify(purge, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))).toBe(true);
+      const holdDeadline = Date.now() + 120_000;
+      while (await page.isHidden('#purge-hold')) {
+        if (Date.now() > holdDeadline) throw new Error('the purge guard said nothing within 120 s');
+        await page.waitForTimeout(500);
+        await checkAgain(page);
+      }
+      expect(await page.textContent('#purge-hold')).toMatch(/^The shared copy is kept: your canister holds \d+ days of cycles, \d+ are needed/);
+      const shared = await conn.backend.get_capsule();
+      expect('Ok' in shared).toBe(true);
+      await shot(page, '6-purge-held');
     } catch (e) {
       failWithContext(e);
     } finally {
