@@ -227,6 +227,14 @@ describe('after the handoff', () => {
       const shared = await conn.backend.get_capsule();
       expect('Ok' in shared).toBe(true);
       await shot(page, '6-purge-held');
+
+      // A reload of a completed creation shows the panel from the start, as it stands.
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"] #after-handoff[data-ready="true"]', { timeout: 60_000 });
+      expect(await page.isVisible('#after-handoff-section')).toBe(true);
+      expect(await page.getAttribute('#upgrade', 'data-running')).toBe(nextText);
+      expect(await page.getAttribute('#outlook', 'data-level')).toBe('low');
+      expect(await page.isVisible('#purge-hold')).toBe(true);
     } catch (e) {
       failWithContext(e);
     } finally {
