@@ -7,12 +7,15 @@
 # image's thumbnail and reloads the page mid-import. The admin console (browser/admin.test.ts):
 # an admin reads a failing creation's reason and manifest (the download is checked with
 # `manifest show`), cleans it up, edits the settings, tops up the reserve and sees the chart move;
-# a non-admin is turned away; the console at 375 px. Screenshots: target/frontend-screenshots/.
+# a non-admin is turned away; the console at 375 px. After the handoff (browser/after_handoff.test.ts):
+# erin's outlook, "download my capsule" checked with `manifest verify`, the upgrade to the minor
+# release backend-personal-next ships, the low-cycles warning and the purge guard's hold.
+# Screenshots: target/frontend-screenshots/.
 #
 # Setup it does when needed: Chromium (`apt-get install -y chromium`, needs root), `npm ci`,
 # `cargo build -p icemu` and the manifest CLI (into $CARGO_TARGET_DIR or target/; $ICEMU and
 # $MANIFEST_BIN skip them),
-# scripts/build.sh when target/wasm/backend.wasm.gz is missing.
+# scripts/build.sh when target/wasm/backend.wasm.gz or backend-personal-next.wasm.gz is missing.
 # Exits non-zero when the test fails; prints Vitest's summary and the run time either way.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,7 +38,7 @@ fi
 export CHROMIUM=$chromium
 
 # The canisters.
-if [[ ! -f target/wasm/backend.wasm.gz ]]; then
+if [[ ! -f target/wasm/backend.wasm.gz || ! -f target/wasm/backend-personal-next.wasm.gz ]]; then
     say "building the canisters (scripts/build.sh)"
     scripts/build.sh
 fi
@@ -51,7 +54,8 @@ fi
 [[ -x $ICEMU ]] || fail "no icemu at $ICEMU"
 export ICEMU
 
-# The manifest CLI (the admin test reads the console's manifest download with it).
+# The manifest CLI (the admin test reads the console's manifest download with it; the
+# after-handoff test verifies the downloaded capsule archive with it).
 if [[ -z ${MANIFEST_BIN:-} ]]; then
     say "building the manifest CLI"
     cargo build -q -p manifests --bin manifest
