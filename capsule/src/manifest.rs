@@ -247,6 +247,26 @@ impl ManifestWalk {
         }
         Ok(self.header().cloned())
     }
+
+    /// Runs [`ManifestWalk::step`] with units of at most `unit` leaves, one after another while
+    /// `one_more` (asked after each unit) says so: at least one unit, so every call makes
+    /// progress. Returns the header when the walk has finished.
+    pub fn step_while<M: StableMemory>(
+        &mut self,
+        store: &CapsuleStore<M>,
+        unit: usize,
+        mut one_more: impl FnMut() -> bool,
+        mut sink: impl FnMut(&PageLeaves),
+    ) -> CapsuleResult<Option<ManifestHeader>> {
+        loop {
+            if let Some(header) = self.step(store, unit, &mut sink)? {
+                return Ok(Some(header));
+            }
+            if !one_more() {
+                return Ok(None);
+            }
+        }
+    }
 }
 
 fn manifest_error(e: ManifestError) -> Error {

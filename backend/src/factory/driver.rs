@@ -38,6 +38,7 @@ use ic_cdk_management_canister::{
 };
 use ic_cdk_timers::TimerId;
 
+use super::export::ExportBudget;
 use super::registry::purge::{PURGE_CHECK_CALL_SECONDS, PurgeGate};
 use super::registry::{CallError, Step, StepFailure};
 use super::types::{
@@ -55,9 +56,12 @@ pub use funding::sponsor;
 pub use purge::wake_for_uploads;
 use purge::{expire_uploads, purge_expired};
 
-/// Instructions after which a pump message stops taking export steps: one step more (a few
-/// hundred million) keeps the message under 10% of the 40 B limit.
-const EXPORT_INSTRUCTIONS_PER_MESSAGE: u64 = 3_400_000_000;
+/// Instructions a pump message may reach with export work: a tenth of the 40 B limit of a
+/// message, less a margin for what follows the last unit (storing the walk, scheduling).
+const EXPORT_INSTRUCTIONS_PER_MESSAGE: u64 = 3_900_000_000;
+/// What the first unit of export work in a message is assumed to cost before it is measured
+/// (a unit of 500 memory leaves costs tens of millions).
+const EXPORT_FIRST_UNIT_INSTRUCTIONS: u64 = 100_000_000;
 
 thread_local! {
     static RUNNING: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
@@ -186,7 +190,7 @@ fn now() -> u64 {
 /// One scheduler message. Shares one instruction budget (`performance_counter`) between its
 /// jobs, each of which yields when its share is used and resumes in the next pump: admission,
 /// purges and upload expiry (up to [`PURGE_INSTRUCTIONS_PER_MESSAGE`]), then a step of every
-/// active creation that is due (export steps stop at [`EXPORT_INSTRUCTIONS_PER_MESSAGE`]).
+/// active creation that is due (export work stops before [`EXPORT_INSTRUCTIONS_PER_MESSAGE`]).
 /// Its cost follows the work in flight: the indexes name the active creations, the queue head
 /// and the purges due, whatever the number of past creations.
 async fn pump() {
@@ -304,21 +308,25 @@ fn decode_untrusted<T: candid::CandidType + for<'a> serde::Deserialize<'a>>(
     })
 }
 
-/// Export steps until the manifest is done or this message has used its instruction share
-/// (shared with the pump's other jobs and with other exports: a message that has used it
-/// takes no step and asks for the next pump).
+/// Export work sized by instructions: units of at most `export_leaves_per_step` leaves while
+/// the message's counter plus the largest unit seen stays under
+/// [`EXPORT_INSTRUCTIONS_PER_MESSAGE`] (see [`ExportBudget`]). The counter is shared with the
+/// pump's other jobs and with other exports: a message that has used its share takes no step.
+/// Asks for the next pump either way (more to export, or the next state's step).
 fn export(id: u64) {
-    loop {
-        if ic_cdk::api::performance_counter(0) > EXPORT_INSTRUCTIONS_PER_MESSAGE {
-            kick();
-            return;
-        }
-        let state = state::write(|caps| super::with(|f| f.export_step(id, caps, now())));
-        if state != Ok(CreationState::Exporting) {
-            kick();
-            return;
-        }
+    let counter = || ic_cdk::api::performance_counter(0);
+    let mut budget = ExportBudget::new(
+        EXPORT_INSTRUCTIONS_PER_MESSAGE,
+        EXPORT_FIRST_UNIT_INSTRUCTIONS,
+        counter(),
+    );
+    if budget.one_more(counter()) {
+        state::write(|caps| {
+            super::with(|f| f.export_step_while(id, caps, now(), || budget.one_more(counter())))
+        })
+        .ok();
     }
+    kick();
 }
 
 async fn create(id: u64) {

@@ -95,3 +95,40 @@ pub fn chunks<M: StableMemory, C: StableMemory>(
         .collect();
     Ok(ChunkBatch { chunks })
 }
+
+/// How much export work one message does, sized by instructions: units of work (each at most
+/// `export_leaves_per_step` leaves) follow each other while the message's instruction counter,
+/// plus the largest unit seen so far in the message, stays under `ceiling`. The first unit of a
+/// message is estimated at `first_unit`. Fed the counter (`ic0.performance_counter(0)` in the
+/// canister), so it is plain Rust and tested natively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportBudget {
+    ceiling: u64,
+    last: u64,
+    largest_unit: u64,
+}
+
+impl ExportBudget {
+    /// A budget for a message whose counter reads `counter` now.
+    pub fn new(ceiling: u64, first_unit: u64, counter: u64) -> Self {
+        ExportBudget {
+            ceiling,
+            last: counter,
+            largest_unit: first_unit,
+        }
+    }
+
+    /// Whether one more unit fits: true while `counter` plus the largest unit seen (the one
+    /// just done counted) stays at or under the ceiling.
+    pub fn one_more(&mut self, counter: u64) -> bool {
+        let unit = counter.saturating_sub(self.last);
+        self.last = counter;
+        self.largest_unit = self.largest_unit.max(unit);
+        counter.saturating_add(self.largest_unit) <= self.ceiling
+    }
+
+    /// The largest unit seen (or the first unit's estimate), instructions.
+    pub fn largest_unit(&self) -> u64 {
+        self.largest_unit
+    }
+}

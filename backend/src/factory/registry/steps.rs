@@ -73,14 +73,28 @@ impl<M: StableMemory> Factory<M> {
         }
     }
 
-    /// One bounded export step. When the manifest is complete, the quote is computed and
-    /// checked against the reserve: the creation moves to `Creating`, or fails with
-    /// `InsufficientCycles` (nothing created, nothing spent, capsule unfrozen).
+    /// One unit of export work (at most `export_leaves_per_step` leaves): see
+    /// [`Factory::export_step_while`].
     pub fn export_step<C: StableMemory>(
         &mut self,
         migration_id: u64,
         capsules: &mut CapsuleStore<C>,
         now: u64,
+    ) -> Result<CreationState, FactoryError> {
+        self.export_step_while(migration_id, capsules, now, || false)
+    }
+
+    /// Export work in units of at most `export_leaves_per_step` leaves, one after another while
+    /// `one_more` (asked after each unit; the driver asks the message's instruction budget)
+    /// says so, with the walk loaded and stored once. When the manifest is complete, the quote
+    /// is computed and checked against the reserve: the creation moves to `Creating`, or fails
+    /// with `InsufficientCycles` (nothing created, nothing spent, capsule unfrozen).
+    pub fn export_step_while<C: StableMemory>(
+        &mut self,
+        migration_id: u64,
+        capsules: &mut CapsuleStore<C>,
+        now: u64,
+        one_more: impl FnMut() -> bool,
     ) -> Result<CreationState, FactoryError> {
         let rec = self
             .record(migration_id)
@@ -99,10 +113,13 @@ impl<M: StableMemory> Factory<M> {
                 ManifestWalk::new(rec.owner)
             }
         };
-        let mut pages = vec![];
-        let stepped = walk.step(capsules, cfg.export_leaves_per_step as usize, |p| {
-            pages.push(p.clone())
-        });
+        let manifests = &mut self.manifests;
+        let stepped = walk.step_while(
+            capsules,
+            cfg.export_leaves_per_step as usize,
+            one_more,
+            |p| manifests.append(migration_id, p),
+        );
         let header = match stepped {
             Ok(h) => h,
             Err(e) => {
@@ -117,9 +134,6 @@ impl<M: StableMemory> Factory<M> {
                 return Ok(CreationState::Failed);
             }
         };
-        for p in &pages {
-            self.manifests.append(migration_id, p);
-        }
         let Some(header) = header else {
             self.walks.insert(migration_id, Candid(walk));
             return Ok(CreationState::Exporting);

@@ -24,7 +24,9 @@ pub struct FactoryConfig {
     pub freezing_threshold_seconds: u64,
     /// `export_chunks` calls the personal canister keeps in flight.
     pub import_calls_in_flight: u32,
-    /// Leaves added to a manifest per export step.
+    /// The most leaves one unit of export work adds to a manifest. A message takes units one
+    /// after another while its instruction counter, plus the largest unit so far, stays under
+    /// its export share (a tenth of the message limit); this bounds the work between two checks.
     pub export_leaves_per_step: u32,
     /// Transient failures of one step before the creation fails.
     pub max_step_retries: u32,

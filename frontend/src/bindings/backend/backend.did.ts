@@ -832,7 +832,9 @@ export interface FactoryConfig {
    */
   'funded_days' : [] | [number],
   /**
-   * Leaves added to a manifest per export step.
+   * The most leaves one unit of export work adds to a manifest. A message takes units one
+   * after another while its instruction counter, plus the largest unit so far, stays under
+   * its export share (a tenth of the message limit); this bounds the work between two checks.
    */
   'export_leaves_per_step' : number,
   /**
