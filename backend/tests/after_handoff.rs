@@ -1,3 +1,4 @@
+#![cfg(feature = "personal-canister")]
 //! After the handoff, natively: the storage funding after install, sponsored top-ups and the
 //! purge guard's decisions (checks, holds, backoff, giving up, clearing), with the reserve's
 //! books balanced throughout.
