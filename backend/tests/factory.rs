@@ -222,6 +222,23 @@ fn creations_over_the_in_flight_limit_wait_in_order() {
     assert_eq!(third.state, CreationState::NotStarted);
     assert_eq!(f.stats().queued, 1);
     assert_eq!(f.stats().in_progress, 2);
+    let by_state: Vec<(CreationState, u64)> = f
+        .stats()
+        .active_by_state
+        .iter()
+        .map(|c| (c.state, c.count))
+        .collect();
+    assert_eq!(
+        by_state,
+        vec![
+            (CreationState::Exporting, 2),
+            (CreationState::Creating, 0),
+            (CreationState::Installing, 0),
+            (CreationState::Importing, 0),
+            (CreationState::Verifying, 0),
+        ],
+        "the two started creations are counted in their state, every active state listed"
+    );
     // When one fails, the queued one starts.
     let first = f.record_of(user(1)).unwrap().migration_id;
     f.fail(

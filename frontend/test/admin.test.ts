@@ -92,7 +92,15 @@ class FakeAdmin implements AdminService {
     throw new Error('not faked');
   }
   async admin_get_stats() {
-    return this.gate({ attempted: 5n, succeeded: 2n, failed: 3n, in_progress: 1n, queued: 4n, total_cycles_consumed: 9n });
+    return this.gate({ attempted: 5n, succeeded: 2n, failed: 3n, in_progress: 1n, queued: 4n, total_cycles_consumed: 9n,
+      active_by_state: [
+        { state: { Exporting: null }, count: 0n },
+        { state: { Creating: null }, count: 0n },
+        { state: { Installing: null }, count: 0n },
+        { state: { Importing: null }, count: 1n },
+        { state: { Verifying: null }, count: 0n },
+      ],
+    });
   }
   async admin_list_creations(after: [] | [bigint], limit: number) {
     this.calls.push(`list ${after[0] ?? '-'} ${limit}`);
@@ -156,10 +164,17 @@ describe('the admin client', () => {
     expect((await admin.listCreations({ principal: 'rrkah', state: 'Completed' })).items).toEqual([]);
   });
 
-  it('reads counts from the running counters', async () => {
+  it('reads counts from the running counters and the active set by state', async () => {
     expect(await new AdminClient(new FakeAdmin()).counts()).toEqual({
       queued: 4n,
       inProgress: 1n,
+      activeByState: [
+        { state: 'Exporting', count: 0n },
+        { state: 'Creating', count: 0n },
+        { state: 'Installing', count: 0n },
+        { state: 'Importing', count: 1n },
+        { state: 'Verifying', count: 0n },
+      ],
       succeeded: 2n,
       failedAttempts: 3n,
       attempted: 5n,

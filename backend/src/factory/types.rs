@@ -282,6 +282,17 @@ pub struct FactoryStats {
     pub in_progress: u64,
     pub queued: u64,
     pub total_cycles_consumed: u128,
+    /// The creations in progress by state: one entry for each state from `Exporting` to
+    /// `Verifying`, in order, zeros included (read from the active set, at most
+    /// `max_in_flight` records).
+    pub active_by_state: Vec<StateCount>,
+}
+
+/// How many creations are in a state.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct StateCount {
+    pub state: CreationState,
+    pub count: u64,
 }
 
 /// One line of the admins' creation list: what a table row shows. The whole record is

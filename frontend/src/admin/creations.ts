@@ -42,6 +42,7 @@ async function renderCounts(admin: AdminClient): Promise<void> {
   $('counts').replaceChildren(
     item('Queued', c.queued, 'NotStarted'),
     item('In progress', c.inProgress, 'active'),
+    ...c.activeByState.map((a) => item(`  ${a.state}`, a.count, a.state)),
     item('Completed', c.succeeded, 'Completed'),
     item('Failed attempts', c.failedAttempts, 'Failed'),
     item('Attempts in total', c.attempted, 'attempted'),

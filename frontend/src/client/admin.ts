@@ -53,10 +53,15 @@ export interface CreationListing {
   scanned: number;
 }
 
-/** Counts by state: from the factory's running counters (the same cost at any scale). */
+/**
+ * Counts by state: from the factory's running counters and its active set (the same cost at any
+ * scale).
+ */
 export interface CreationCounts {
   queued: bigint;
   inProgress: bigint;
+  /** The creations in progress by state, `Exporting` to `Verifying` in order, zeros included. */
+  activeByState: { state: CreationStateName; count: bigint }[];
   succeeded: bigint;
   /** Attempts that ended Failed (a retried creation counts once per failed attempt). */
   failedAttempts: bigint;
@@ -83,6 +88,7 @@ export function counts(s: FactoryStats): CreationCounts {
   return {
     queued: s.queued,
     inProgress: s.in_progress,
+    activeByState: s.active_by_state.map((c) => ({ state: stateName(c.state), count: c.count })),
     succeeded: s.succeeded,
     failedAttempts: s.failed,
     attempted: s.attempted,

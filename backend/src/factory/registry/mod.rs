@@ -334,7 +334,26 @@ impl<M: StableMemory> Factory<M> {
             in_progress: self.active.len(),
             queued: self.queue.len(),
             total_cycles_consumed: s.total_consumed.saturating_sub(s.total_returned),
+            active_by_state: self.active_by_state(),
         }
+    }
+
+    /// Counts of the active creations by state, from their summaries.
+    fn active_by_state(&self) -> Vec<StateCount> {
+        let mut counts: Vec<StateCount> = CreationState::ALL
+            .iter()
+            .filter(|s| s.is_active())
+            .map(|&state| StateCount { state, count: 0 })
+            .collect();
+        for id in self.active.keys() {
+            let Some(summary) = self.summaries.get(&id) else {
+                continue;
+            };
+            if let Some(c) = counts.iter_mut().find(|c| c.state == summary.0.state) {
+                c.count += 1;
+            }
+        }
+        counts
     }
 
     pub fn manifests(&self) -> &ManifestStore<M> {

@@ -950,6 +950,12 @@ export interface FactoryStats {
   'in_progress' : bigint,
   'queued' : bigint,
   'total_cycles_consumed' : bigint,
+  /**
+   * The creations in progress by state: one entry for each state from `Exporting` to
+   * `Verifying`, in order, zeros included (read from the active set, at most
+   * `max_in_flight` records).
+   */
+  'active_by_state' : Array<StateCount>,
   'failed' : bigint,
   'succeeded' : bigint,
 }
@@ -1473,6 +1479,10 @@ export type Section = {
      */
     'Capsule' : null
   };
+/**
+ * How many creations are in a state.
+ */
+export interface StateCount { 'count' : bigint, 'state' : CreationState }
 /**
  * When a state was entered.
  */
@@ -2131,11 +2141,16 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Ok' : ReserveHistoryPage,
     'Err' : FactoryError,
   });
+  const StateCount = IDL.Record({
+    'count' : IDL.Nat64,
+    'state' : CreationState,
+  });
   const FactoryStats = IDL.Record({
     'attempted' : IDL.Nat64,
     'in_progress' : IDL.Nat64,
     'queued' : IDL.Nat64,
     'total_cycles_consumed' : IDL.Nat,
+    'active_by_state' : IDL.Vec(StateCount),
     'failed' : IDL.Nat64,
     'succeeded' : IDL.Nat64,
   });
