@@ -8,7 +8,8 @@
 //! The caller restores their own capsule only, and only one that is absent or empty and
 //! neither frozen for an export nor marked as moved: restoring never unfreezes or overwrites
 //! anything. Blob restores are import sessions, counted in the caller's upload budget
-//! (16 open per principal) like uploads.
+//! (16 open per principal) and expiring like uploads (24 h), so an abandoned restore frees its
+//! room.
 
 use candid::{CandidType, Deserialize, Principal};
 use capsule::{CapsuleStore, Error, ManifestWalk};
@@ -73,7 +74,7 @@ pub fn begin_blob<M: Memory>(
     now: u64,
 ) -> Result<RestoreUpload, Error> {
     check(store, caller)?;
-    let (upload, missing) = store.begin_blob_import(caller, leaf, now)?;
+    let (upload, missing) = store.begin_blob_restore(caller, leaf, now)?;
     Ok(RestoreUpload { upload, missing })
 }
 
@@ -120,7 +121,8 @@ fn restore_capsule_endpoint(leaf: CapsuleLeaf) -> Result<(), Error> {
 /// chunk indices to send.
 #[ic_cdk::update]
 fn restore_blob_begin(leaf: BlobLeaf) -> Result<RestoreUpload, Error> {
-    crate::state::write(|s| begin_blob(s, caller(), &leaf, ic_cdk::api::time()))
+    // Through `write_capsules`: the session expires, so the expiry timer must know of it.
+    crate::write_capsules(|s| begin_blob(s, caller(), &leaf, ic_cdk::api::time()))
 }
 
 /// One chunk of a blob being restored, checked against its hash at `index` on arrival.

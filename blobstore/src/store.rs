@@ -438,6 +438,9 @@ impl<M: Memory> BlobStore<M> {
     /// `blob`. Chunks already stored are linked at once (no transfer needed); fetch the others
     /// (`missing_chunks`) and send them with `put_verified_chunk`, then `finish_upload`.
     ///
+    /// The session never expires (a migration's import is bounded by its own deadline); see
+    /// [`BlobStore::begin_expiring_import`] for one that does.
+    ///
     /// Errors: `OwnerTooLong`, `BlobTooLarge`, `ChunkCountMismatch`, `ChunkListMismatch`,
     /// `ChunkPositionMismatch`, `TooManyUploads`, `TooManyUploadsForOwner`.
     pub fn begin_import(
@@ -447,6 +450,33 @@ impl<M: Memory> BlobStore<M> {
         size: u64,
         chunk_hashes: Vec<Hash>,
         now_ns: u64,
+    ) -> Result<UploadId, BlobError> {
+        self.open_import(owner, blob, size, chunk_hashes, now_ns, None)
+    }
+
+    /// [`BlobStore::begin_import`] for a session that expires like a plain upload (the upload
+    /// TTL after `now_ns`, dropped by [`BlobStore::expire_uploads`]): for imports a caller
+    /// drives at will, such as restoring an archive, which must not hold room forever.
+    pub fn begin_expiring_import(
+        &mut self,
+        owner: &[u8],
+        blob: Hash,
+        size: u64,
+        chunk_hashes: Vec<Hash>,
+        now_ns: u64,
+    ) -> Result<UploadId, BlobError> {
+        let expires_ns = self.expiry_from(now_ns);
+        self.open_import(owner, blob, size, chunk_hashes, now_ns, expires_ns)
+    }
+
+    fn open_import(
+        &mut self,
+        owner: &[u8],
+        blob: Hash,
+        size: u64,
+        chunk_hashes: Vec<Hash>,
+        now_ns: u64,
+        expires_ns: Option<u64>,
     ) -> Result<UploadId, BlobError> {
         self.check_owner(owner)?;
         let chunk_count = self.check_size(size)?;
@@ -491,7 +521,7 @@ impl<M: Memory> BlobStore<M> {
             chunk_count,
             received,
             created_ns: now_ns,
-            expires_ns: None,
+            expires_ns,
         });
         for (index, (chunk, present)) in chunk_hashes.iter().zip(present).enumerate() {
             if present {

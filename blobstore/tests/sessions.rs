@@ -228,6 +228,29 @@ fn imports_never_expire() {
 }
 
 #[test]
+fn an_expiring_import_expires_like_an_upload_and_frees_its_room() {
+    let (mut s, _) = store(Limits {
+        upload_ttl_ns: 10,
+        ..Limits::default()
+    });
+    let bytes = noise(CS + 9, 5);
+    let (h, c) = hash::blob_hashes(&bytes);
+    let import = s
+        .begin_expiring_import(OWNER, h, bytes.len() as u64, c, 5)
+        .unwrap();
+    s.put_verified_chunk(OWNER, import, 1, &bytes[CS..]).unwrap();
+    assert_eq!(s.upload(import).unwrap().expires_ns, Some(15));
+    assert_eq!(s.next_upload_expiry(), Some(15));
+    assert_eq!(s.owner_uploads(OWNER), totals(1, bytes.len() as u64));
+    assert_eq!(s.expire_uploads(14, 10), 0, "not due yet");
+    assert_eq!(s.expire_uploads(15, 10), 1);
+    assert!(s.upload(import).is_none(), "the session is closed");
+    assert_eq!(s.owner_uploads(OWNER), totals(0, 0), "its room is free");
+    assert_eq!(s.stats().chunks, 0, "the chunk it received is released");
+    assert_eq!(s.next_upload_expiry(), None);
+}
+
+#[test]
 fn expiry_releases_chunks_a_session_shares_with_an_import_only_once() {
     let (mut s, _) = store(Limits {
         upload_ttl_ns: 10,

@@ -476,6 +476,27 @@ impl<M: StableMemory> CapsuleStore<M> {
         Ok((upload, missing))
     }
 
+    /// [`CapsuleStore::begin_blob_import`] for a restore the owner drives (an archive brought
+    /// back): the session expires like a plain upload, so an abandoned restore does not hold
+    /// its room (and a place among the store's open sessions) forever.
+    pub fn begin_blob_restore(
+        &mut self,
+        owner: Principal,
+        leaf: &BlobLeaf,
+        now: u64,
+    ) -> CapsuleResult<(u64, Vec<u64>)> {
+        self.record_of(owner)?;
+        let upload = self.blob_store_mut().begin_expiring_import(
+            owner.as_slice(),
+            leaf.hash,
+            leaf.size,
+            leaf.chunk_hashes.clone(),
+            now,
+        )?;
+        let missing = self.blob_store().missing_chunks(upload)?;
+        Ok((upload, missing))
+    }
+
     /// Stores one transferred chunk after checking it hashes to the manifest's value at `index`.
     pub fn put_imported_chunk(
         &mut self,

@@ -142,7 +142,11 @@ fn restore_capsule(leaf: manifests::CapsuleLeaf) -> Result<(), Error> {
 fn restore_blob_begin(leaf: manifests::BlobLeaf) -> Result<restore::RestoreUpload, Error> {
     let caller = msg_caller();
     check_restore(caller)?;
-    state::store_mut(|s| restore::begin_blob(s, caller, &leaf, ic_cdk::api::time()))
+    let now = ic_cdk::api::time();
+    let begun = state::store_mut(|s| restore::begin_blob(s, caller, &leaf, now));
+    // The session expires like an upload: the expiry timer must be armed for it.
+    expiry::ensure_armed(now);
+    begun
 }
 
 /// One chunk of a blob being restored, checked against its hash at `index` on arrival.

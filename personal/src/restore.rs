@@ -82,7 +82,7 @@ pub fn begin_blob<M: Memory>(
     leaf: &BlobLeaf,
     now: u64,
 ) -> Result<RestoreUpload, Error> {
-    let (upload, missing) = store.begin_blob_import(owner, leaf, now)?;
+    let (upload, missing) = store.begin_blob_restore(owner, leaf, now)?;
     Ok(RestoreUpload { upload, missing })
 }
 

@@ -16,7 +16,7 @@ use crate::memory::{self, Mem};
 /// Blob-store limits of a personal canister: one owner, who imports many blobs at once (every
 /// blob of the batches in flight is an open import session; see `import::MAX_OPEN_BLOBS`).
 /// The owner's plain uploads count in the same budget and expire after the default TTL (24 h);
-/// imports never expire.
+/// a migration's imports never expire; an archive's restore expires like an upload.
 pub fn blob_limits() -> blobstore::Limits {
     blobstore::Limits {
         max_open_uploads: 4_096,
