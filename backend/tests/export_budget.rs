@@ -75,7 +75,10 @@ fn one_more_unit_while_the_largest_unit_still_fits() {
     let mut b = ExportBudget::new(1_000, 100, 0);
     assert!(b.one_more(0), "the first unit fits");
     assert!(b.one_more(300), "a 300 unit ran: 300 + 300 fits");
-    assert!(b.one_more(400), "a 100 unit ran: 400 + 300 (the largest) fits");
+    assert!(
+        b.one_more(400),
+        "a 100 unit ran: 400 + 300 (the largest) fits"
+    );
     assert!(!b.one_more(750), "750 + 350 is over the ceiling");
     assert_eq!(b.largest_unit(), 350);
     // Exactly at the ceiling fits; one over does not.

@@ -160,3 +160,43 @@ fn an_added_admin_cannot_move_the_balance() {
     );
     w.assert_reserve_accounting();
 }
+
+/// An export in units of one leaf: a message takes unit after unit while its instruction
+/// counter, plus the largest unit seen, stays under its share, so 2,000 memories export in a
+/// few timer messages (not one per unit), none over a tenth of the 40 B limit, and the
+/// migration completes.
+#[test]
+#[cfg(not(feature = "pocketic"))] // reads the emulator's per-method statistics
+fn an_export_is_sized_by_instructions_not_by_leaves() {
+    let w = World::new();
+    set_config(
+        &w,
+        FactoryConfig {
+            export_leaves_per_step: 1,
+            ..config(&w)
+        },
+    );
+    let alice = user(1);
+    w.fill_capsule(alice, &[20_000], 2_000, 3);
+    w.emu().clear_observations();
+    w.create_personal_canister(alice).unwrap();
+    w.run_until(500, |w| {
+        !matches!(
+            w.status(alice).unwrap().state,
+            CreationState::NotStarted | CreationState::Exporting
+        )
+    });
+    let (pumps, traps, largest) = timer_figures(&w);
+    assert_eq!(traps, 0, "no pump trapped");
+    assert!(
+        pumps < 20,
+        "2,004 one-leaf units took {pumps} timer messages"
+    );
+    assert!(
+        largest < 4_000_000_000,
+        "the largest pump took {largest} instructions"
+    );
+    let rec = completed(&w, alice);
+    assert_eq!(rec.progress.memories_total, 2_000);
+    w.assert_reserve_accounting();
+}
