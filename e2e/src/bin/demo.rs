@@ -350,19 +350,32 @@ fn main() {
         }
     );
     let q = rec.quote.as_ref().expect("quote");
+    let funding = rec.funding.clone().unwrap_or_default();
+    let given = q.total + funding.deposited;
     let left = w.ic.cycle_balance(personal);
-    // What the personal canister was given, less its creation fee and what it still holds,
-    // is what installing the module and pulling the data burned.
-    let burned_by_canister = q.total.saturating_sub(q.creation_fee).saturating_sub(left);
+    // What the personal canister was given (the quote at creation, the funding deposit after
+    // install), less its creation fee and what it still holds, is what installing the module
+    // and pulling the data burned.
+    let burned_by_canister = given.saturating_sub(q.creation_fee).saturating_sub(left);
     println!(
-        "   cycles reserved    {} taken from the backend's reserve (the quote: creation fee {} + install {} + transfer {} + storage {} + buffer {}; consumed as recorded: {})",
+        "   cycles reserved    {} taken from the backend's reserve (consumed as recorded: {}):",
+        fmt_cycles(given),
+        fmt_cycles(rec.cycles_consumed)
+    );
+    println!(
+        "                      the quote {} (creation fee {} + install {} + transfer {} + storage {} + buffer {})",
         fmt_cycles(q.total),
         fmt_cycles(q.creation_fee),
         fmt_cycles(q.install),
         fmt_cycles(q.transfer),
         fmt_cycles(q.storage),
         fmt_cycles(q.buffer),
-        fmt_cycles(rec.cycles_consumed)
+    );
+    println!(
+        "                      + {} deposited after install: {} days of storage for the measured {:.1} MiB",
+        fmt_cycles(funding.deposited),
+        funding.funded_days,
+        funding.footprint_bytes as f64 / (1024.0 * 1024.0)
     );
     println!(
         "   cycles burned      {} (creation fee {} to the IC, install and import {} by the personal canister)",
