@@ -4,6 +4,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# One full run compiles each crate once: incremental caches would only take disk space (set
+# CARGO_INCREMENTAL=1 to keep them).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 log_dir=target/test-logs
 mkdir -p "$log_dir"
 rm -f "$log_dir"/*.log
@@ -16,6 +20,7 @@ step() {
     if ! "$@" 2>&1 | tee "$log_dir/$name.log"; then
         failed_steps+=("$name")
     fi
+    echo "<== $name: target/ holds $(du -sh target 2>/dev/null | cut -f1); $(df -h --output=avail . | tail -1 | tr -d ' ') free on this disk"
 }
 
 step build scripts/build.sh
