@@ -1,8 +1,7 @@
 //! [`ManifestError`]: what went wrong while building, paging or verifying a manifest, and what
 //! to do about it.
 
-use crate::model::Section;
-use crate::pages::PageCursor;
+use crate::section::{PageCursor, Section};
 use blobstore::hash::{Hash, to_hex};
 use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};

@@ -86,12 +86,14 @@
 #[cfg(feature = "cli")]
 pub mod archive;
 pub mod builder;
+pub mod codec;
 pub mod diff;
 pub mod encoding;
 pub mod error;
 pub mod merkle;
 pub mod model;
 pub mod pages;
+pub mod section;
 pub mod serde_hex;
 #[cfg(feature = "cli")]
 pub mod text;

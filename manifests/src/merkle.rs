@@ -9,7 +9,7 @@
 //!   of the section's binary tree over its leaf hashes in canonical order, or 32 zero bytes for
 //!   an empty section (so every section, empty or not, has a defined root that also binds its
 //!   kind and leaf count);
-//! - manifest root: `H_root(version u32le || owner (u32le length + bytes) || connection_count ||
+//! - manifest root ([`crate::ManifestHeader::compute_root`]): `H_root(version u32le || owner (u32le length + bytes) || connection_count ||
 //!   memory_count || blob_count || total_blob_bytes || total_chunks (each u64le) || capsule_root
 //!   || connections_root || memories_root || blobs_root)`.
 //!
@@ -18,8 +18,7 @@
 //! smaller than `n`, the right subtree the rest. A single stack of perfect subtrees computes it
 //! in a stream ([`MerkleAccumulator`]); [`tree_root`] computes it recursively.
 
-use crate::encoding::Encoder;
-use crate::model::{ManifestHeader, Section};
+use crate::section::Section;
 use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
 use blobstore::hash::Hash;
 use candid::CandidType;
@@ -97,24 +96,6 @@ pub fn section_root(section: Section, count: u64, tree_root: Option<&Hash>) -> H
     h.update(&[section.tag()]);
     h.update(&count.to_le_bytes());
     h.update(tree_root.unwrap_or(&[0u8; 32]));
-    *h.finalize().as_bytes()
-}
-
-/// The root of a header's fields (everything but `root` itself).
-pub fn manifest_root(header: &ManifestHeader) -> Hash {
-    let mut h = hasher(Domain::Root);
-    let mut e = Encoder(&mut h);
-    e.u32(header.version);
-    e.principal(&header.owner);
-    e.u64(header.connection_count);
-    e.u64(header.memory_count);
-    e.u64(header.blob_count);
-    e.u64(header.total_blob_bytes);
-    e.u64(header.total_chunks);
-    e.hash(&header.capsule_root);
-    e.hash(&header.connections_root);
-    e.hash(&header.memories_root);
-    e.hash(&header.blobs_root);
     *h.finalize().as_bytes()
 }
 

@@ -8,7 +8,9 @@
 use blobstore::hash::{Hash, blob_hashes};
 use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
-use std::fmt;
+
+use crate::codec::Encoder;
+pub use crate::section::Section;
 
 /// The capsule's own metadata: exactly one per manifest, the first leaf.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -109,71 +111,10 @@ pub fn peer_order(a: &Principal, b: &Principal) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
-/// The four sections of a manifest, in manifest order.
-#[derive(
-    CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
-)]
-pub enum Section {
-    /// One leaf: the [`CapsuleLeaf`].
-    Capsule,
-    /// [`ConnectionLeaf`]s sorted by peer.
-    Connections,
-    /// [`MemoryLeaf`]s sorted by id.
-    Memories,
-    /// [`BlobLeaf`]s sorted by hash.
-    Blobs,
-}
-
-impl Section {
-    /// All sections in manifest order.
-    pub const ALL: [Section; 4] = [
-        Section::Capsule,
-        Section::Connections,
-        Section::Memories,
-        Section::Blobs,
-    ];
-
-    /// The byte that identifies the section inside section-root nodes.
-    pub fn tag(self) -> u8 {
-        match self {
-            Section::Capsule => 0,
-            Section::Connections => 1,
-            Section::Memories => 2,
-            Section::Blobs => 3,
-        }
-    }
-
-    /// The section after this one, if any.
-    pub fn next(self) -> Option<Section> {
-        match self {
-            Section::Capsule => Some(Section::Connections),
-            Section::Connections => Some(Section::Memories),
-            Section::Memories => Some(Section::Blobs),
-            Section::Blobs => None,
-        }
-    }
-
-    /// Lower-case name, as used in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Section::Capsule => "capsule",
-            Section::Connections => "connections",
-            Section::Memories => "memories",
-            Section::Blobs => "blobs",
-        }
-    }
-}
-
-impl fmt::Display for Section {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// The header of a manifest: counts, totals, the section roots and the root.
 ///
-/// `root` commits to every other field (see [`crate::merkle::manifest_root`]), and the section
-/// roots commit to the leaves; [`ManifestHeader::compute_root`] recomputes it from the fields.
+/// `root` commits to every other field, and the section roots commit to the leaves (see
+/// [`crate::merkle`]); [`ManifestHeader::compute_root`] recomputes it from the fields.
 /// The root is the migration's identity.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct ManifestHeader {
@@ -220,9 +161,23 @@ impl ManifestHeader {
         }
     }
 
-    /// Recomputes the root from the header's other fields.
+    /// Recomputes the root from the header's other fields: `H_root` over the version, the
+    /// owner, the counts and totals and the four section roots ([`crate::merkle`]).
     pub fn compute_root(&self) -> Hash {
-        crate::merkle::manifest_root(self)
+        let mut h = crate::merkle::hasher(crate::merkle::Domain::Root);
+        let mut e = Encoder(&mut h);
+        e.u32(self.version);
+        e.principal(&self.owner);
+        e.u64(self.connection_count);
+        e.u64(self.memory_count);
+        e.u64(self.blob_count);
+        e.u64(self.total_blob_bytes);
+        e.u64(self.total_chunks);
+        e.hash(&self.capsule_root);
+        e.hash(&self.connections_root);
+        e.hash(&self.memories_root);
+        e.hash(&self.blobs_root);
+        *h.finalize().as_bytes()
     }
 }
 

@@ -30,12 +30,11 @@
 
 use crate::encoding::Leaf;
 use crate::error::{ManifestError, Result};
-use crate::model::{
-    BlobLeaf, CapsuleLeaf, ConnectionLeaf, Manifest, ManifestHeader, MemoryLeaf, Section,
-};
+use crate::model::{BlobLeaf, CapsuleLeaf, ConnectionLeaf, Manifest, ManifestHeader, MemoryLeaf};
+pub use crate::section::PageCursor;
+use crate::section::Section;
 use candid::CandidType;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Default page budget: 1 MiB of candid, half the 2 MiB reply limit.
 pub const DEFAULT_PAGE_BYTES: usize = 1024 * 1024;
@@ -45,29 +44,6 @@ pub const DEFAULT_PAGE_BYTES: usize = 1024 * 1024;
 /// A bare [`ManifestPageReply`] uses about 700 of them; the rest leaves room for a wrapper such
 /// as `variant { Ok : ManifestPageReply; Err : ... }` with a small error type.
 pub const PAGE_OVERHEAD_BYTES: usize = 2048;
-
-/// A position in a manifest: a section and a leaf index in it.
-#[derive(
-    CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
-)]
-pub struct PageCursor {
-    pub section: Section,
-    pub index: u64,
-}
-
-impl PageCursor {
-    /// Where every manifest starts: the capsule leaf.
-    pub const FIRST: PageCursor = PageCursor {
-        section: Section::Capsule,
-        index: 0,
-    };
-}
-
-impl fmt::Display for PageCursor {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{} leaf {}", self.section, self.index)
-    }
-}
 
 /// The leaves of one page: a single section's.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
