@@ -29,7 +29,7 @@ pub struct Faults {
     /// Methods that trap as soon as they are called.
     pub trapping_methods: BTreeSet<(Principal, String)>,
     /// Extra rounds before messages to a canister are delivered.
-    #[serde(with = "crate::snapshot::principal_map")]
+    #[serde(with = "crate::serde_helpers::principal_map")]
     pub delays: BTreeMap<Principal, u64>,
     /// Canisters (or `aaaaa-aa`) whose incoming messages are held.
     pub paused: BTreeSet<Principal>,

@@ -22,6 +22,7 @@ pub mod management;
 pub mod pocket_ic;
 pub mod reject;
 pub mod scheduler;
+pub mod serde_helpers;
 pub mod snapshot;
 pub mod stable;
 pub mod state;

@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candid::Principal;
 use ic_management_canister_types::{Change, LogVisibility};
@@ -38,6 +38,8 @@ use crate::engine::{self, CanisterInstance, GlobalValue};
 use crate::error::EmulatorError;
 use crate::faults::Faults;
 use crate::scheduler::Inner;
+pub use crate::scheduler::persisted::{LogFile, PageLog};
+use crate::scheduler::persisted::{Persisted, SavedFiles};
 use crate::stable::{PAGE, StableMemory};
 use crate::state::{CallContext, Callback, Canister, Origin, Queued, Status};
 use crate::stats::CanisterStats;
@@ -46,40 +48,6 @@ use crate::stats::CanisterStats;
 pub const FORMAT: u32 = 1;
 const INDEX: &str = "state.json";
 const RECORD: u64 = 8 + PAGE as u64;
-
-/// Where one memory's page log is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PageLog {
-    /// File name inside the canister's directory.
-    pub file: String,
-    /// Generation (bumped by every full rewrite).
-    pub generation: u64,
-    /// Valid bytes (records) in the file.
-    pub len: u64,
-}
-
-/// Where a canister log is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogFile {
-    /// Lines saved.
-    pub lines: u64,
-    /// Valid bytes.
-    pub len: u64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SavedFiles {
-    heap: Option<PageLog>,
-    stable: Option<PageLog>,
-    log: LogFile,
-}
-
-/// What the emulator remembers about the directory it last saved to or loaded from.
-#[derive(Debug, Default)]
-pub(crate) struct Persisted {
-    dir: PathBuf,
-    files: BTreeMap<Principal, SavedFiles>,
-}
 
 #[derive(Serialize, Deserialize)]
 struct CanisterMeta {
@@ -93,7 +61,7 @@ struct CanisterMeta {
     heap: Option<PageLog>,
     stable_size: u64,
     stable: PageLog,
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::serde_helpers::hex_bytes")]
     certified_data: Vec<u8>,
     global_timer: u64,
     version: u64,
@@ -598,78 +566,4 @@ pub fn saved_canisters(dir: &Path) -> Result<BTreeSet<Principal>, EmulatorError>
     let bytes = fs::read(&ipath).map_err(|e| io(&ipath, e))?;
     let ids: Ids = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     Ok(ids.canisters.into_iter().map(|c| c.id).collect())
-}
-
-/// Serde helper: bytes as a hex string.
-pub mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Serializes bytes as hex.
-    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
-    }
-
-    /// Deserializes hex into bytes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Serde helper: a reply payload with the reply bytes as hex.
-pub mod hex_payload {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::reject::RejectResponse;
-
-    #[derive(Serialize, Deserialize)]
-    enum P {
-        Reply(String),
-        Reject(RejectResponse),
-    }
-
-    /// Serializes a payload.
-    pub fn serialize<S: Serializer>(
-        p: &Result<Vec<u8>, RejectResponse>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match p {
-            Ok(b) => P::Reply(hex::encode(b)),
-            Err(r) => P::Reject(r.clone()),
-        }
-        .serialize(s)
-    }
-
-    /// Deserializes a payload.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Vec<u8>, RejectResponse>, D::Error> {
-        Ok(match P::deserialize(d)? {
-            P::Reply(h) => Ok(hex::decode(h).map_err(serde::de::Error::custom)?),
-            P::Reject(r) => Err(r),
-        })
-    }
-}
-
-/// Serde helper: a map keyed by principals, as a list of pairs.
-pub mod principal_map {
-    use std::collections::BTreeMap;
-
-    use candid::Principal;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    /// Serializes the map as pairs.
-    pub fn serialize<S: Serializer, V: Serialize>(
-        m: &BTreeMap<Principal, V>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(m.iter())
-    }
-
-    /// Deserializes pairs into the map.
-    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<Principal, V>, D::Error> {
-        Ok(Vec::<(Principal, V)>::deserialize(d)?.into_iter().collect())
-    }
 }

@@ -180,7 +180,7 @@ pub enum Message {
         /// Method.
         method: String,
         /// Argument.
-        #[serde(with = "crate::snapshot::hex_bytes")]
+        #[serde(with = "crate::serde_helpers::hex_bytes")]
         arg: Vec<u8>,
         /// Attached cycles.
         cycles: u128,
@@ -196,7 +196,7 @@ pub enum Message {
         /// The calling canister.
         to: Principal,
         /// Reply or reject.
-        #[serde(with = "crate::snapshot::hex_payload")]
+        #[serde(with = "crate::serde_helpers::hex_payload")]
         payload: Payload,
         /// Cycles refunded.
         refund: u128,

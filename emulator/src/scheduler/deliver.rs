@@ -137,7 +137,7 @@ impl Inner {
             (ApiType::Update, format!("canister_update {method}"), true)
         } else if module.exports(&format!("canister_query {method}")) {
             (ApiType::Query, format!("canister_query {method}"), false)
-        } else if module.exports(&crate::composite::export(&method)) {
+        } else if module.exports(&format!("canister_composite_query {method}")) {
             // Interface specification, "Composite query methods": never in replicated mode.
             let r = reject(
                 ErrorCode::CompositeQueryCalledInReplicatedMode,

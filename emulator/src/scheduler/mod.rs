@@ -28,6 +28,7 @@ use crate::stats::{CanisterStats, LogLine, TraceEvent, TraceKind};
 
 mod deliver;
 mod execute;
+pub(crate) mod persisted;
 
 /// The whole emulated subnet.
 pub struct Inner {
@@ -68,7 +69,7 @@ pub struct Inner {
     /// Finalization overhead charged to the current round's budget by its inner iterations.
     pub(crate) round_overhead: u64,
     /// The directory this state was last saved to or loaded from (incremental saves).
-    pub(crate) persisted: Option<crate::snapshot::Persisted>,
+    pub(crate) persisted: Option<persisted::Persisted>,
     /// Makes the certificates non-replicated queries see (none: they see none).
     pub(crate) certifier: Option<std::sync::Arc<dyn crate::certify::Certifier>>,
 }
