@@ -4,8 +4,6 @@
 //! in-memory model. Every result, every read, the statistics, the per-owner totals and the
 //! next expiry time must agree after each step.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
@@ -13,9 +11,10 @@ use blobstore::hash::{self, to_hex};
 use blobstore::{
     BlobError, BlobInfo, BlobStore, CHUNK_SIZE, Hash, Limits, Memories, OwnerUploads, UploadId,
 };
-use common::{memories, noise};
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;
+use test_support::blobs::memories;
+use test_support::bytes::noise;
 
 const CS: usize = CHUNK_SIZE;
 const OWNERS: [&[u8]; 3] = [b"alice", b"bob", b"carol"];

@@ -2,15 +2,13 @@
 //! time order under a budget, imports that never expire, the cost of the bookkeeping, and the
 //! upgrade of a store written before the session indexes existed (schema 1).
 
-mod common;
-
-use std::cell::Cell;
-use std::rc::Rc;
-
 use blobstore::hash;
 use blobstore::{BlobError, BlobStore, CHUNK_SIZE, Limits, Memories, OwnerUploads};
-use common::{digest, memories, noise, store, upload};
 use ic_stable_structures::{Memory, VectorMemory};
+use test_support::blobs::{
+    CountingMemory, digest, fresh_memories, memories, schema_1_memories, store, upload,
+};
+use test_support::bytes::noise;
 
 const OWNER: &[u8] = b"owner-a";
 const OTHER: &[u8] = b"owner-b";
@@ -238,7 +236,8 @@ fn an_expiring_import_expires_like_an_upload_and_frees_its_room() {
     let import = s
         .begin_expiring_import(OWNER, h, bytes.len() as u64, c, 5)
         .unwrap();
-    s.put_verified_chunk(OWNER, import, 1, &bytes[CS..]).unwrap();
+    s.put_verified_chunk(OWNER, import, 1, &bytes[CS..])
+        .unwrap();
     assert_eq!(s.upload(import).unwrap().expires_ns, Some(15));
     assert_eq!(s.next_upload_expiry(), Some(15));
     assert_eq!(s.owner_uploads(OWNER), totals(1, bytes.len() as u64));
@@ -311,43 +310,13 @@ fn the_expiry_time_is_fixed_at_begin() {
 
 // ------------------------------------------------------------------ cost
 
-/// A memory that counts the bytes read from it.
-#[derive(Clone, Default)]
-struct Counted {
-    inner: VectorMemory,
-    read: Rc<Cell<u64>>,
-}
-
-impl Memory for Counted {
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-    fn grow(&self, pages: u64) -> i64 {
-        self.inner.grow(pages)
-    }
-    fn read(&self, offset: u64, dst: &mut [u8]) {
-        self.read.set(self.read.get() + dst.len() as u64);
-        self.inner.read(offset, dst)
-    }
-    fn write(&self, offset: u64, src: &[u8]) {
-        self.inner.write(offset, src)
-    }
-}
-
 /// Bytes read from the session records by a begin (per-owner check) and by an expiry of one
 /// session, with `open` other sessions open.
 fn bytes_read_with(open: u32) -> (u64, u64) {
-    let uploads = Counted::default();
+    let uploads = CountingMemory::default();
     let mem = Memories {
-        chunk_index: Counted::default(),
-        chunk_data: Counted::default(),
-        free_slots: Counted::default(),
-        blobs: Counted::default(),
-        blob_chunks: Counted::default(),
         uploads: uploads.clone(),
-        upload_chunks: Counted::default(),
-        uploads_by_owner: Counted::default(),
-        upload_expiry: Counted::default(),
+        ..fresh_memories()
     };
     let mut s = BlobStore::init(
         mem,
@@ -393,7 +362,7 @@ fn per_owner_checks_and_expiry_do_not_scan_the_open_sessions() {
 /// uploads 2 (OWNER, 10 bytes, created 5,000, no chunk), 3 (OTHER, `noise(CS + 5, 61)`
 /// expected, created 7,000, chunk 1 received), 5 (OWNER, 20 bytes, created 9,000, chunk 0 =
 /// `noise(20, 63)`), and import 4 (OTHER, the blob of upload 3, created 8,000, chunk 1 linked).
-fn schema_1_memories() -> Memories<VectorMemory> {
+fn schema_1_store() -> Memories<VectorMemory> {
     let bytes = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1.bin"),
     )
@@ -407,15 +376,7 @@ fn schema_1_memories() -> Memories<VectorMemory> {
         s
     };
     let mem = memories();
-    for m in [
-        &mem.chunk_index,
-        &mem.chunk_data,
-        &mem.free_slots,
-        &mem.blobs,
-        &mem.blob_chunks,
-        &mem.uploads,
-        &mem.upload_chunks,
-    ] {
+    for m in schema_1_memories(&mem) {
         let pages = u64::from_le_bytes(take(8).try_into().unwrap());
         let blocks = u32::from_le_bytes(take(4).try_into().unwrap());
         m.grow(pages);
@@ -429,7 +390,7 @@ fn schema_1_memories() -> Memories<VectorMemory> {
 
 #[test]
 fn a_schema_1_store_is_indexed_when_opened() {
-    let mem = schema_1_memories();
+    let mem = schema_1_store();
     // Written by schema 1: version 1 in the header, no index memories.
     let mut version = [0u8; 4];
     mem.chunk_data.read(8, &mut version);
@@ -515,7 +476,7 @@ fn init_refuses_a_schema_2_store_without_its_indexes() {
 #[test]
 #[should_panic(expected = "do not match the store's schema 1")]
 fn init_refuses_a_schema_1_store_with_foreign_index_memories() {
-    let mem = schema_1_memories();
+    let mem = schema_1_store();
     mem.uploads_by_owner.grow(1);
     let _ = BlobStore::init(mem, Limits::default());
 }
@@ -523,7 +484,7 @@ fn init_refuses_a_schema_1_store_with_foreign_index_memories() {
 #[test]
 fn the_fixture_holds_what_its_doc_says() {
     // Guards the description above against a regenerated fixture.
-    let s = BlobStore::init(schema_1_memories(), Limits::default());
+    let s = BlobStore::init(schema_1_store(), Limits::default());
     let up = |id| s.upload(id).unwrap();
     assert_eq!(
         (up(2).owner, up(2).size, up(2).created_ns),

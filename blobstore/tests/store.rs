@@ -1,13 +1,14 @@
 //! Behaviour of the blob store: hashing compatibility, dedup and reference counts, imports,
 //! upgrades, and every typed error (each checked to change nothing).
 
-mod common;
-
 use blobstore::hash::{self, from_hex, to_hex};
 use blobstore::{BlobError, BlobInfo, BlobStore, CHUNK_SIZE, Hash, Limits, Memories, UploadKind};
-use common::{begin_and_put, digest, memories, noise, pattern, read_all, store, upload};
-use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::memory_manager::MemoryManager;
 use ic_stable_structures::{DefaultMemoryImpl, Memory, VectorMemory};
+use test_support::blobs::{
+    begin_and_put, blob_memories_on, digest, memories, read_all, store, upload,
+};
+use test_support::bytes::{noise, pattern};
 
 const OWNER: &[u8] = b"owner-a";
 const OTHER: &[u8] = b"owner-b";
@@ -603,23 +604,6 @@ fn list_blobs_pages_in_hash_order() {
 
 // ------------------------------------------------------------------ upgrades
 
-fn managed(
-    manager: &MemoryManager<DefaultMemoryImpl>,
-) -> Memories<VirtualMemory<DefaultMemoryImpl>> {
-    let m = |id| manager.get(MemoryId::new(id));
-    Memories {
-        chunk_index: m(10),
-        chunk_data: m(11),
-        free_slots: m(12),
-        blobs: m(13),
-        blob_chunks: m(14),
-        uploads: m(15),
-        upload_chunks: m(16),
-        uploads_by_owner: m(17),
-        upload_expiry: m(18),
-    }
-}
-
 #[test]
 fn reopening_over_the_same_memory_keeps_everything() {
     // As in a canister: virtual memories of a MemoryManager over one stable memory.
@@ -631,7 +615,7 @@ fn reopening_over_the_same_memory_keeps_everything() {
     let (ha, hb, open, import, stats, b_chunks);
     {
         let manager = MemoryManager::init(stable.clone());
-        let mut s = BlobStore::init(managed(&manager), Limits::default());
+        let mut s = BlobStore::init(blob_memories_on(&manager), Limits::default());
         ha = upload(&mut s, OWNER, &a);
         hb = upload(&mut s, OTHER, &b);
         s.add_ref(&hb).expect("ref");
@@ -651,7 +635,7 @@ fn reopening_over_the_same_memory_keeps_everything() {
     // "Upgrade": new heap state, same stable memory.
     let manager = MemoryManager::init(stable);
     let mut s = BlobStore::init(
-        managed(&manager),
+        blob_memories_on(&manager),
         Limits {
             max_read_len: 1000,
             ..Limits::default()

@@ -5,19 +5,10 @@
 use blobstore::hash::{CHUNK_SIZE, blob_hashes};
 use candid::Principal;
 use capsule::*;
-use ic_stable_structures::VectorMemory;
 use manifests::{ManifestHeader, ManifestPage, PageLeaves, PageVerifier};
-use serde_bytes::{ByteArray, ByteBuf};
+use serde_bytes::ByteArray;
 
-type Store = CapsuleStore<VectorMemory>;
-
-fn new_store() -> Store {
-    CapsuleStore::init(
-        CapsuleMemories::in_memory(),
-        Limits::default(),
-        blobstore::Limits::default(),
-    )
-}
+use test_support::capsules::{Store, new_store, note, sample_capsule};
 
 fn owner() -> Principal {
     Principal::from_slice(&[42; 29])
@@ -30,100 +21,12 @@ fn ctx() -> Ctx {
     }
 }
 
-/// Deterministic, non-periodic bytes (xorshift), so no two chunks are alike.
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed as u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn upload(s: &mut Store, bytes: &[u8]) -> BlobRef {
-    let id = s
-        .begin_blob_upload(
-            &ctx(),
-            BlobUploadRequest {
-                size: bytes.len() as u64,
-                expected_hash: None,
-            },
-        )
-        .unwrap();
-    for (i, c) in bytes.chunks(CHUNK_SIZE).enumerate() {
-        s.put_blob_chunk(&ctx(), id, i as u64, c).unwrap();
-    }
-    let d = s.finish_blob_upload(&ctx(), id).unwrap();
-    BlobRef {
-        hash: d.hash,
-        size: d.size,
-        mime_type: "application/octet-stream".into(),
-    }
-}
-
 /// A capsule with 12 memories (some sharing blobs, one encrypted, one with an empty blob) and
 /// 5 connections.
 fn exporter() -> Store {
     let mut s = new_store();
-    s.create_capsule(
-        &ctx(),
-        CapsuleInput {
-            name: "Ada".into(),
-            bio: "mathematician".into(),
-            settings: Some(CapsuleSettings {
-                public_profile: true,
-                locale: "en-GB".into(),
-            }),
-        },
-    )
-    .unwrap();
-    let blobs: Vec<BlobRef> = [
-        0usize,
-        1,
-        1000,
-        CHUNK_SIZE,
-        CHUNK_SIZE + 1,
-        3 * CHUNK_SIZE + 17,
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, len)| upload(&mut s, &data(*len, i as u8)))
-    .collect();
-    for i in 0..12 {
-        let input = MemoryInput {
-            title: format!("memory {i}"),
-            description: "d".repeat(i),
-            tags: vec![format!("t{}", i % 3)],
-            kind: if i % 2 == 0 {
-                MemoryKind::Photo
-            } else {
-                MemoryKind::Note
-            },
-            blobs: vec![
-                blobs[i % blobs.len()].clone(),
-                blobs[(i + 1) % blobs.len()].clone(),
-            ],
-            encryption: (i == 4).then(|| EncryptionEnvelope {
-                scheme: "x25519".into(),
-                wrapped_key: ByteBuf::from(vec![i as u8; 40]),
-            }),
-        };
-        s.add_memory(&ctx(), input).unwrap();
-    }
-    for n in 0..5u8 {
-        s.add_connection(
-            &ctx(),
-            ConnectionInput {
-                peer: Principal::from_slice(&[n + 1; 10]),
-                relationship: format!("friend {n}"),
-                status: ConnectionStatus::Accepted,
-            },
-        )
-        .unwrap();
-    }
+    let sizes = [0, 1, 1000, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 17];
+    sample_capsule(&mut s, &ctx(), &sizes, 12, 5);
     s
 }
 
@@ -234,19 +137,7 @@ fn an_imported_capsule_has_the_exported_root() {
         }
     }
     // New memories continue after the imported ids.
-    let next = dst
-        .add_memory(
-            &ctx(),
-            MemoryInput {
-                title: "after".into(),
-                description: String::new(),
-                tags: vec![],
-                kind: MemoryKind::Note,
-                blobs: vec![],
-                encryption: None,
-            },
-        )
-        .unwrap();
+    let next = dst.add_memory(&ctx(), note("after")).unwrap();
     assert_eq!(next.id, 13);
 }
 

@@ -1,19 +1,19 @@
 //! Behaviour of the capsule store, natively over in-memory stable memories.
 
-use blobstore::hash::{CHUNK_SIZE, blob_hashes};
+use blobstore::hash::CHUNK_SIZE;
 use candid::Principal;
 use capsule::*;
 use ic_stable_structures::VectorMemory;
 use serde_bytes::{ByteArray, ByteBuf};
-
-type Store = CapsuleStore<VectorMemory>;
+use test_support::bytes::data;
+use test_support::capsules::{Store, blob_ref, note};
 
 fn memories() -> CapsuleMemories<VectorMemory> {
     CapsuleMemories::in_memory()
 }
 
 fn store_with(limits: Limits) -> Store {
-    CapsuleStore::init(memories(), limits, blobstore::Limits::default())
+    test_support::capsules::store_with(limits, blobstore::Limits::default()).0
 }
 
 fn store() -> Store {
@@ -21,7 +21,7 @@ fn store() -> Store {
 }
 
 fn user(n: u8) -> Principal {
-    Principal::from_slice(&[n, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    test_support::capsules::user(n.into())
 }
 
 fn ctx(n: u8) -> Ctx {
@@ -29,6 +29,11 @@ fn ctx(n: u8) -> Ctx {
         caller: user(n),
         now: 1_000 + n as u64,
     }
+}
+
+/// Uploads `bytes` to `who`'s capsule through the API, chunks in reverse order.
+fn upload(s: &mut Store, who: u8, bytes: &[u8]) -> BlobDescriptor {
+    test_support::capsules::upload(s, &ctx(who), bytes)
 }
 
 const ALICE: u8 = 1;
@@ -44,50 +49,6 @@ fn with_capsule(s: &mut Store, who: u8) -> CapsuleInfo {
         },
     )
     .unwrap()
-}
-
-fn note(title: &str) -> MemoryInput {
-    MemoryInput {
-        title: title.into(),
-        description: String::new(),
-        tags: vec![],
-        kind: MemoryKind::Note,
-        blobs: vec![],
-        encryption: None,
-    }
-}
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-/// Uploads `bytes` to `who`'s capsule through the API, chunks in reverse order.
-fn upload(s: &mut Store, who: u8, bytes: &[u8]) -> BlobDescriptor {
-    let (hash, _) = blob_hashes(bytes);
-    let id = s
-        .begin_blob_upload(
-            &ctx(who),
-            BlobUploadRequest {
-                size: bytes.len() as u64,
-                expected_hash: Some(ByteArray::new(hash)),
-            },
-        )
-        .unwrap();
-    let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_SIZE).collect();
-    for (i, c) in chunks.iter().enumerate().rev() {
-        s.put_blob_chunk(&ctx(who), id, i as u64, c).unwrap();
-    }
-    s.finish_blob_upload(&ctx(who), id).unwrap()
-}
-
-fn blob_ref(d: &BlobDescriptor, mime: &str) -> BlobRef {
-    BlobRef {
-        hash: d.hash,
-        size: d.size,
-        mime_type: mime.into(),
-    }
 }
 
 #[test]

@@ -4,30 +4,14 @@
 
 use blobstore::BlobError;
 use blobstore::hash::CHUNK_SIZE;
-use candid::Principal;
 use capsule::*;
-use ic_stable_structures::VectorMemory;
 use manifests::BlobLeaf;
 
-type Store = CapsuleStore<VectorMemory>;
+use test_support::bytes::data;
+use test_support::capsules::{Store, store_with, user};
 
 const HOUR: u64 = 3_600 * 1_000_000_000;
 const TTL: u64 = 24 * HOUR;
-
-fn store_with(
-    limits: Limits,
-    blob_limits: blobstore::Limits,
-) -> (Store, CapsuleMemories<VectorMemory>) {
-    let mem = CapsuleMemories::in_memory();
-    (CapsuleStore::init(mem.clone(), limits, blob_limits), mem)
-}
-
-fn user(n: u32) -> Principal {
-    let mut b = [0u8; 29];
-    b[..4].copy_from_slice(&n.to_be_bytes());
-    b[28] = 0x02;
-    Principal::from_slice(&b)
-}
 
 fn at(n: u32, now: u64) -> Ctx {
     Ctx {
@@ -63,12 +47,6 @@ fn put_all(s: &mut Store, n: u32, upload: u64, bytes: &[u8], now: u64) {
         s.put_blob_chunk(&at(n, now), upload, i as u64, chunk)
             .unwrap();
     }
-}
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
 }
 
 fn blob_bytes_limit(max: u64) -> Error {
