@@ -8,38 +8,6 @@ use super::*;
 use crate::factory::quote::{capsule_bytes, funding_deposit};
 
 impl<M: StableMemory> Factory<M> {
-    /// Takes `cycles` from the reserve for a deposit into a creation's canister: refused when
-    /// the reserve (as far as the `liquid` balance less the operating cycles backs it) cannot
-    /// cover them, or today's cycle budget would be passed.
-    fn take_for_deposit(
-        &mut self,
-        migration_id: u64,
-        cycles: u128,
-        now: u64,
-        liquid: u128,
-    ) -> Result<(), FactoryError> {
-        let available = self.spendable(liquid);
-        if available < cycles {
-            return Err(FactoryError::InsufficientCycles {
-                required: cycles,
-                available,
-            });
-        }
-        self.check_cycle_budget(cycles, now)?;
-        let spent = self.spent_today(now);
-        self.update_st(|s| {
-            s.reserve = s.reserve.saturating_sub(cycles);
-            s.total_consumed = s.total_consumed.saturating_add(cycles);
-            s.cycles_day = Some(DayCycles {
-                day: now / DAY_NS,
-                spent: spent.saturating_add(cycles),
-            });
-        });
-        self.with_record(migration_id, |r| {
-            r.cycles_consumed = r.cycles_consumed.saturating_add(cycles)
-        })
-    }
-
     /// A deposit's call was rejected: its cycles (refunded by the IC) go back to the reserve.
     fn give_back(&mut self, migration_id: u64, cycles: u128) {
         self.update_st(|s| {
@@ -86,7 +54,7 @@ impl<M: StableMemory> Factory<M> {
         let capsule = capsule_bytes(m.blob_bytes, m.memories + m.connections + 1, m.chunks);
         let (footprint, cycles) = funding_deposit(memory_bytes, capsule, q, &cfg);
         if cycles > 0 {
-            self.take_for_deposit(migration_id, cycles, now, liquid)?;
+            self.debit_reserve(migration_id, cycles, now, liquid)?;
         }
         self.with_record(migration_id, |r| {
             let f = r.funding.get_or_insert_with(Funding::default);
@@ -147,7 +115,7 @@ impl<M: StableMemory> Factory<M> {
                 requested: cycles,
             });
         }
-        self.take_for_deposit(migration_id, cycles, now, liquid)?;
+        self.debit_reserve(migration_id, cycles, now, liquid)?;
         self.with_record(migration_id, |r| {
             let f = r.funding.get_or_insert_with(Funding::default);
             f.sponsored = f.sponsored.saturating_add(cycles);

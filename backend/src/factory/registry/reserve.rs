@@ -48,18 +48,44 @@ impl<M: StableMemory> Factory<M> {
             .map_or(0, |d| d.spent)
     }
 
-    /// Checks that `cycles` more fit today's cycle budget.
-    pub(super) fn check_cycle_budget(&self, cycles: u128, now: u64) -> Result<(), FactoryError> {
+    /// Takes `cycles` from the reserve for a creation (its `create_canister` call, or a deposit
+    /// into its canister), counting them as consumed by the record `migration_id` and as spent
+    /// today. Refused, changing nothing, when the reserve (as far as the `liquid` balance less
+    /// the operating cycles backs it) cannot cover them or today's cycle budget would be passed.
+    pub(super) fn debit_reserve(
+        &mut self,
+        migration_id: u64,
+        cycles: u128,
+        now: u64,
+        liquid: u128,
+    ) -> Result<(), FactoryError> {
+        let available = self.spendable(liquid);
+        if available < cycles {
+            return Err(FactoryError::InsufficientCycles {
+                required: cycles,
+                available,
+            });
+        }
         let budget = self.config().daily_cycle_budget();
         let spent = self.spent_today(now);
-        if spent.checked_add(cycles).is_none_or(|total| total > budget) {
+        let Some(spent_after) = spent.checked_add(cycles).filter(|t| *t <= budget) else {
             return Err(FactoryError::DailyCycleBudgetReached {
                 budget,
                 spent,
                 required: cycles,
             });
-        }
-        Ok(())
+        };
+        self.update_st(|s| {
+            s.reserve = s.reserve.saturating_sub(cycles);
+            s.total_consumed = s.total_consumed.saturating_add(cycles);
+            s.cycles_day = Some(DayCycles {
+                day: now / DAY_NS,
+                spent: spent_after,
+            });
+        });
+        self.with_record(migration_id, |r| {
+            r.cycles_consumed = r.cycles_consumed.saturating_add(cycles)
+        })
     }
 
     /// Records a low-reserve alert if the reserve is under the low-water mark and no alert

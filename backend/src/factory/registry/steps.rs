@@ -203,30 +203,13 @@ impl<M: StableMemory> Factory<M> {
             });
         }
         let cycles = rec.quote.as_ref().map_or(0, |q| q.total);
-        let available = self.spendable(liquid);
-        if available < cycles {
-            return Err(FactoryError::InsufficientCycles {
-                required: cycles,
-                available,
-            });
-        }
-        self.check_cycle_budget(cycles, now)?;
-        let spent = self.spent_today(now);
+        self.debit_reserve(migration_id, cycles, now, liquid)?;
         self.update_st(|s| {
-            s.reserve = s.reserve.checked_sub(cycles).expect("checked above");
-            s.total_consumed = s.total_consumed.saturating_add(cycles);
-            s.cycles_day = Some(DayCycles {
-                day: now / DAY_NS,
-                spent: spent.saturating_add(cycles),
-            });
             s.creates_in_flight
                 .get_or_insert_with(Vec::new)
                 .push(migration_id);
         });
-        self.with_record(migration_id, |r| {
-            r.cycles_consumed = r.cycles_consumed.saturating_add(cycles);
-            r.create_call_since = Some(now);
-        })?;
+        self.with_record(migration_id, |r| r.create_call_since = Some(now))?;
         Ok(cycles)
     }
 
