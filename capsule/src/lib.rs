@@ -10,6 +10,7 @@ pub mod limits;
 pub mod manifest;
 pub mod manifest_store;
 pub mod migration;
+pub mod restore;
 pub mod storable;
 pub mod store;
 pub mod types;

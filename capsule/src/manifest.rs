@@ -269,6 +269,17 @@ impl ManifestWalk {
     }
 }
 
+/// One of the blob store's ways to open an import session (`begin_import`,
+/// `begin_expiring_import`): owner, blob hash, size, chunk hashes, now → upload id.
+type BeginImport<M> = fn(
+    &mut blobstore::BlobStore<M>,
+    &[u8],
+    Hash,
+    u64,
+    Vec<Hash>,
+    u64,
+) -> Result<u64, blobstore::BlobError>;
+
 fn manifest_error(e: ManifestError) -> Error {
     Error::ImportRejected {
         reason: e.to_string(),
@@ -376,25 +387,13 @@ impl<M: StableMemory> CapsuleStore<M> {
         owner: Principal,
         leaves: &[ConnectionLeaf],
     ) -> Result<(), (usize, Error)> {
-        let mut rec = self.record_of(owner).map_err(|e| (0, e))?;
-        let count = rec.connection_count;
-        let mut result = Ok(());
-        for (i, leaf) in leaves.iter().enumerate() {
-            let conn = match Connection::try_from(leaf) {
-                Ok(c) => c,
-                Err(e) => {
-                    result = Err((i, e));
-                    break;
-                }
-            };
-            if self.put_connection_if_absent(owner, conn) {
+        self.import_leaves(owner, leaves, |store, rec, leaf| {
+            let conn = Connection::try_from(leaf)?;
+            if store.put_connection_if_absent(rec.owner, conn) {
                 rec.connection_count += 1;
             }
-        }
-        if rec.connection_count != count {
-            self.put_record(rec);
-        }
-        result
+            Ok(())
+        })
     }
 
     /// Writes an imported memory with its id; every blob it references must have been imported.
@@ -411,16 +410,28 @@ impl<M: StableMemory> CapsuleStore<M> {
         owner: Principal,
         leaves: &[MemoryLeaf],
     ) -> Result<(), (usize, Error)> {
+        self.import_leaves(owner, leaves, Self::import_memory_into)
+    }
+
+    /// Writes `leaves` in order with `put`, which updates the owner's capsule record in
+    /// memory; the record is read once and written once, if `put` changed it. Stops at the
+    /// first leaf `put` refuses and returns its index with the error.
+    fn import_leaves<L>(
+        &mut self,
+        owner: Principal,
+        leaves: &[L],
+        mut put: impl FnMut(&mut Self, &mut CapsuleRecord, &L) -> CapsuleResult<()>,
+    ) -> Result<(), (usize, Error)> {
         let mut rec = self.record_of(owner).map_err(|e| (0, e))?;
-        let count = rec.memory_count;
+        let before = rec.clone();
         let mut result = Ok(());
         for (i, leaf) in leaves.iter().enumerate() {
-            if let Err(e) = self.import_memory_into(&mut rec, leaf) {
+            if let Err(e) = put(self, &mut rec, leaf) {
                 result = Err((i, e));
                 break;
             }
         }
-        if rec.memory_count != count {
+        if rec != before {
             self.put_record(rec);
         }
         result
@@ -464,16 +475,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         leaf: &BlobLeaf,
         now: u64,
     ) -> CapsuleResult<(u64, Vec<u64>)> {
-        self.record_of(owner)?;
-        let upload = self.blob_store_mut().begin_import(
-            owner.as_slice(),
-            leaf.hash,
-            leaf.size,
-            leaf.chunk_hashes.clone(),
-            now,
-        )?;
-        let missing = self.blob_store().missing_chunks(upload)?;
-        Ok((upload, missing))
+        self.begin_leaf_import(owner, leaf, now, blobstore::BlobStore::begin_import)
     }
 
     /// [`CapsuleStore::begin_blob_import`] for a restore the owner drives (an archive brought
@@ -485,8 +487,25 @@ impl<M: StableMemory> CapsuleStore<M> {
         leaf: &BlobLeaf,
         now: u64,
     ) -> CapsuleResult<(u64, Vec<u64>)> {
+        self.begin_leaf_import(
+            owner,
+            leaf,
+            now,
+            blobstore::BlobStore::begin_expiring_import,
+        )
+    }
+
+    /// Opens an import session for `leaf` with `begin` (one of the blob store's two kinds).
+    fn begin_leaf_import(
+        &mut self,
+        owner: Principal,
+        leaf: &BlobLeaf,
+        now: u64,
+        begin: BeginImport<M>,
+    ) -> CapsuleResult<(u64, Vec<u64>)> {
         self.record_of(owner)?;
-        let upload = self.blob_store_mut().begin_expiring_import(
+        let upload = begin(
+            self.blob_store_mut(),
             owner.as_slice(),
             leaf.hash,
             leaf.size,
