@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use candid::Principal;
-use common::{Temp, ok, with_backend};
+use common::{Served, Temp, http, ok, with_backend};
 use ic_agent::agent::CallResponse;
 use ic_agent::identity::{
     BasicIdentity, DelegatedIdentity, Prime256v1Identity, Secp256k1Identity, SignedDelegation,
@@ -19,54 +17,20 @@ use ic_agent::identity::{
 use ic_agent::{Agent, AgentError, Identity};
 use ic_transport_types::{Delegation, RequestStatusResponse};
 
-/// A running `icemu serve`, stopped on drop.
-struct Served {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(t: &Temp) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_icemu"))
-        .arg("--state")
-        .arg(&t.0)
-        .args(["serve", "--port", "0", "--round-ms", "10"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Served { child, port }
+    Served::start::<&str>(&t.0, &[])
 }
 
 /// POSTs CBOR `body` to `path`; returns the status code.
 fn post(port: u16, path: &str, body: &[u8]) -> u16 {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    c.write_all(head.as_bytes()).unwrap();
-    c.write_all(body).unwrap();
-    let mut raw = String::new();
-    let _ = c.read_to_string(&mut raw);
-    raw.split(' ').nth(1).unwrap().parse().unwrap()
+    http(
+        port,
+        "POST",
+        path,
+        &[("Content-Type", "application/cbor")],
+        body,
+    )
+    .status
 }
 
 async fn agent(port: u16, identity: Arc<dyn Identity>) -> Agent {

@@ -4,64 +4,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{ok, with_backend};
-
-struct HttpReply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl HttpReply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("http head");
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    HttpReply {
-        status,
-        headers,
-        body: raw[end + 4..].to_vec(),
-    }
-}
+use common::{Served, http, ok, with_backend};
 
 #[test]
 fn serve_answers_status_refusals_preflights_static_files_and_stops_cleanly() {
@@ -75,25 +20,11 @@ fn serve_answers_status_refusals_preflights_static_files_and_stops_cleanly() {
         .nth(1)
         .unwrap()
         .to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_icemu"))
-        .arg("--state")
-        .arg(&t.0)
-        .args(["serve", "--port", "0", "--round-ms", "10", "--static"])
-        .arg(&static_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let mut served = Served::start(
+        &t.0,
+        &[std::ffi::OsStr::new("--static"), static_dir.as_os_str()],
+    );
+    let port = served.port;
 
     // Status: CBOR with the DER-wrapped BLS root key, readable from any origin.
     let r = http(port, "GET", "/api/v2/status", &[], b"");
@@ -205,38 +136,10 @@ fn serve_answers_status_refusals_preflights_static_files_and_stops_cleanly() {
     );
     assert!(out.contains("\"Web\""), "{out}");
     // ... and a clean stop on SIGTERM saves it: the capsule is there for the next process.
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let status = child.wait().unwrap();
+    let status = served.terminate();
     assert!(status.success(), "{status}");
     let out = ok(&t.0, &["call", "--as", "webuser", "backend", "get_capsule"]);
     assert!(out.contains("\"Web\""), "{out}");
-}
-
-/// Starts `icemu serve --port 0` on `state`; returns the child and its port.
-fn start_serve(state: &std::path::Path) -> (std::process::Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_icemu"))
-        .arg("--state")
-        .arg(state)
-        .args(["serve", "--port", "0", "--round-ms", "10"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (child, port)
 }
 
 /// `icemu` with a short lock timeout: a command that waited for serve's lock would fail.
@@ -254,7 +157,8 @@ fn icemu_nowait(state: &std::path::Path, args: &[&str]) -> std::process::Output 
 #[test]
 fn commands_on_a_served_state_dir_are_forwarded_to_serve() {
     let t = with_backend("forward");
-    let (mut child, port) = start_serve(&t.0);
+    let mut served = Served::start::<&str>(&t.0, &[]);
+    let port = served.port;
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(t.0.join("serve.json")).unwrap()).unwrap();
     assert_eq!(info["port"], port);
@@ -385,11 +289,7 @@ fn commands_on_a_served_state_dir_are_forwarded_to_serve() {
     assert_eq!(r.status, 403);
 
     // Stopped: serve.json is gone and commands open the state themselves.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(served.terminate().success());
     assert!(!t.0.join("serve.json").exists());
     let out = ok(&t.0, &["call", "--as", "webuser", "backend", "get_capsule"]);
     assert!(out.contains("\"Web\""), "{out}");
