@@ -13,6 +13,12 @@ use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{CandidType, Principal};
 use capsule::*;
 use serde_bytes::{ByteArray, ByteBuf};
+use test_support::capsules::blob_ref;
+
+/// Deterministic bytes, a user principal per number, a text-only memory: the workspace's test
+/// fixtures (`test-support`).
+pub use test_support::bytes::data;
+pub use test_support::capsules::{note, user};
 
 #[cfg(not(feature = "pocketic"))]
 pub use emulator::RejectResponse;
@@ -47,30 +53,9 @@ pub fn wasm(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A user principal (self-authenticating shape, distinct per `n`).
-pub fn user(n: u32) -> Principal {
-    let mut b = [0u8; 29];
-    b[..4].copy_from_slice(&n.to_be_bytes());
-    b[28] = 0x02;
-    Principal::from_slice(&b)
-}
-
 /// The admin (the backend's controller).
 pub fn admin() -> Principal {
     Principal::from_slice(&[0xad; 29])
-}
-
-/// Deterministic, non-repeating bytes.
-pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// An emulated IC with the backend installed and its reserve funded.
@@ -220,14 +205,41 @@ impl World {
     /// Uploads `bytes` to `who`'s capsule on `canister` through the capsule API.
     pub fn upload(&self, canister: Principal, who: Principal, bytes: &[u8]) -> BlobDescriptor {
         let (hash, _) = blob_hashes(bytes);
+        let upload = self.begin_upload(canister, who, bytes.len() as u64, Some(hash));
+        self.put_chunks(canister, who, upload, bytes, 0..);
+        self.capsule(canister, who, "finish_blob_upload", (upload,))
+            .unwrap()
+    }
+
+    /// Begins an upload of `size` bytes into `who`'s capsule on `canister`; returns its id.
+    pub fn begin_upload(
+        &self,
+        canister: Principal,
+        who: Principal,
+        size: u64,
+        expected_hash: Option<[u8; 32]>,
+    ) -> u64 {
         let req = BlobUploadRequest {
-            size: bytes.len() as u64,
-            expected_hash: Some(ByteArray::new(hash)),
+            size,
+            expected_hash: expected_hash.map(ByteArray::new),
         };
-        let upload: u64 = self
-            .capsule(canister, who, "begin_blob_upload", (req,))
-            .unwrap();
+        self.capsule(canister, who, "begin_blob_upload", (req,))
+            .unwrap()
+    }
+
+    /// Puts the chunks of `bytes` whose indexes are in `indexes` into `upload`.
+    pub fn put_chunks(
+        &self,
+        canister: Principal,
+        who: Principal,
+        upload: u64,
+        bytes: &[u8],
+        indexes: impl std::ops::RangeBounds<usize>,
+    ) {
         for (i, chunk) in bytes.chunks(CHUNK_SIZE).enumerate() {
+            if !indexes.contains(&i) {
+                continue;
+            }
             let _: Hash32 = self
                 .capsule(
                     canister,
@@ -237,8 +249,6 @@ impl World {
                 )
                 .unwrap();
         }
-        self.capsule(canister, who, "finish_blob_upload", (upload,))
-            .unwrap()
     }
 
     /// A capsule for `who` on the backend: `memories` memories over the given blob sizes (each
@@ -250,7 +260,18 @@ impl World {
         memories: u64,
         connections: u32,
     ) -> Vec<BlobDescriptor> {
-        let b = self.backend;
+        self.fill_capsule_at(self.backend, who, blob_sizes, memories, connections)
+    }
+
+    /// [`World::fill_capsule`] on any canister serving the capsule API (a personal canister).
+    pub fn fill_capsule_at(
+        &self,
+        b: Principal,
+        who: Principal,
+        blob_sizes: &[usize],
+        memories: u64,
+        connections: u32,
+    ) -> Vec<BlobDescriptor> {
         let _: CapsuleInfo = self
             .capsule(
                 b,
@@ -273,12 +294,7 @@ impl World {
             let attached: Vec<BlobRef> = if blobs.is_empty() {
                 vec![]
             } else {
-                let d = &blobs[i as usize % blobs.len()];
-                vec![BlobRef {
-                    hash: d.hash,
-                    size: d.size,
-                    mime_type: "image/jpeg".into(),
-                }]
+                vec![blob_ref(&blobs[i as usize % blobs.len()], "image/jpeg")]
             };
             let input = MemoryInput {
                 title: format!("memory {i}"),
@@ -466,18 +482,6 @@ pub fn stats(w: &World) -> backend::factory::types::FactoryStats {
     r.unwrap()
 }
 
-/// A text-only memory.
-pub fn note(title: &str) -> MemoryInput {
-    MemoryInput {
-        title: title.into(),
-        description: String::new(),
-        tags: vec![],
-        kind: MemoryKind::Note,
-        blobs: vec![],
-        encryption: None,
-    }
-}
-
 /// Runs `who`'s creation to its end and checks it `Completed`.
 pub fn completed(w: &World, who: Principal) -> CreationRecord {
     let rec = w.run_to_final(who, 3_000);
@@ -496,10 +500,15 @@ pub fn completed(w: &World, who: Principal) -> CreationRecord {
 pub type Everything = (CapsuleInfo, MemoryPage, ConnectionPage);
 
 pub fn everything_of(w: &World, who: Principal) -> Everything {
-    let info: CapsuleInfo = w.capsule(w.backend, who, "get_capsule", ()).unwrap();
+    everything_at(w, w.backend, who)
+}
+
+/// [`everything_of`] on any canister serving the capsule API.
+pub fn everything_at(w: &World, canister: Principal, who: Principal) -> Everything {
+    let info: CapsuleInfo = w.capsule(canister, who, "get_capsule", ()).unwrap();
     let memories: MemoryPage = w
         .capsule(
-            w.backend,
+            canister,
             who,
             "list_memories",
             (MemoryPageRequest {
@@ -510,7 +519,7 @@ pub fn everything_of(w: &World, who: Principal) -> Everything {
         .unwrap();
     let connections: ConnectionPage = w
         .capsule(
-            w.backend,
+            canister,
             who,
             "list_connections",
             (ConnectionPageRequest {
@@ -526,16 +535,24 @@ pub fn everything_of(w: &World, who: Principal) -> Everything {
 /// upload-session indexes: upgrade tests start from a state it made (`e2e/fixtures/README.md`
 /// says how it was built).
 pub fn previous_backend() -> Vec<u8> {
+    fixture("backend-e8f49f3.wasm.gz")
+}
+
+/// A file of `e2e/fixtures` (modules of earlier commits: `e2e/fixtures/README.md`).
+pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
-        .join("backend-e8f49f3.wasm.gz");
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 // ---------------------------------------------------------------- after the handoff
 
 /// A personal canister's `cycles_outlook` reply (the candid shape of
-/// `personal::outlook::CyclesOutlook`).
+/// `personal::outlook::CyclesOutlook`). A mirror, not the type itself: the `personal` crate
+/// cannot be a dependency here, as its canister entry points (`canister_init`,
+/// `canister_query.get_blob`, ...) would be linked beside the backend's into one native binary
+/// and collide.
 #[derive(CandidType, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct CyclesOutlook {
     pub balance: u128,

@@ -6,8 +6,6 @@
 //! upgraded from layout 1 mid-import), and an older module installed over a layout-2 state is
 //! refused with the schema error, the state left as it was.
 
-use std::path::Path;
-
 use backend::factory::types::*;
 use candid::Principal;
 use capsule::migration::PersonalInitArgs;
@@ -15,41 +13,6 @@ use capsule::*;
 use e2e::*;
 use manifests::{ManifestPageReply, PageCursor};
 use serde_bytes::ByteBuf;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The capsule, memories and connections of `who` on `canister`, as its owner reads them.
-fn everything_at(w: &World, canister: Principal, who: Principal) -> Everything {
-    let info: CapsuleInfo = w.capsule(canister, who, "get_capsule", ()).unwrap();
-    let memories: MemoryPage = w
-        .capsule(
-            canister,
-            who,
-            "list_memories",
-            (MemoryPageRequest {
-                start_after: None,
-                limit: 100,
-            },),
-        )
-        .unwrap();
-    let connections: ConnectionPage = w
-        .capsule(
-            canister,
-            who,
-            "list_connections",
-            (ConnectionPageRequest {
-                start_after: None,
-                limit: 100,
-            },),
-        )
-        .unwrap();
-    (info, memories, connections)
-}
 
 /// Every blob of `blobs`, read back chunk by chunk, hashes to its id.
 fn assert_blobs_readable(w: &World, canister: Principal, who: Principal, blobs: &[BlobDescriptor]) {
@@ -69,26 +32,8 @@ fn assert_blobs_readable(w: &World, canister: Principal, who: Principal, blobs: 
 
 /// Begins an upload of `bytes` into `who`'s capsule and sends its first chunk only.
 fn upload_first_chunk(w: &World, canister: Principal, who: Principal, bytes: &[u8]) -> u64 {
-    let upload: u64 = w
-        .capsule(
-            canister,
-            who,
-            "begin_blob_upload",
-            (BlobUploadRequest {
-                size: bytes.len() as u64,
-                expected_hash: None,
-            },),
-        )
-        .unwrap();
-    let first = &bytes[..blobstore::hash::CHUNK_SIZE];
-    let _: serde_bytes::ByteArray<32> = w
-        .capsule(
-            canister,
-            who,
-            "put_blob_chunk",
-            (upload, 0u64, ByteBuf::from(first.to_vec())),
-        )
-        .unwrap();
+    let upload = w.begin_upload(canister, who, bytes.len() as u64, None);
+    w.put_chunks(canister, who, upload, bytes, ..1);
     upload
 }
 
@@ -100,20 +45,7 @@ fn finish_upload(
     upload: u64,
     bytes: &[u8],
 ) -> BlobDescriptor {
-    for (i, chunk) in bytes
-        .chunks(blobstore::hash::CHUNK_SIZE)
-        .enumerate()
-        .skip(1)
-    {
-        let _: serde_bytes::ByteArray<32> = w
-            .capsule(
-                canister,
-                who,
-                "put_blob_chunk",
-                (upload, i as u64, ByteBuf::from(chunk.to_vec())),
-            )
-            .unwrap();
-    }
+    w.put_chunks(canister, who, upload, bytes, 1..);
     w.capsule(canister, who, "finish_blob_upload", (upload,))
         .unwrap()
 }
@@ -265,50 +197,7 @@ fn a_personal_canister_upgrades_from_layout_1_with_everything_intact_and_refuses
         candid::encode_args((init,)).unwrap(),
         Some(admin()),
     );
-    let _: CapsuleInfo = w
-        .capsule(
-            pc,
-            dave,
-            "create_capsule",
-            (CapsuleInput {
-                name: "dave".into(),
-                bio: "layout 1".into(),
-                settings: None,
-            },),
-        )
-        .unwrap();
-    let blobs: Vec<BlobDescriptor> = [5_000usize, 400 * 1024]
-        .iter()
-        .enumerate()
-        .map(|(i, size)| w.upload(pc, dave, &data(*size, 40 + i as u64)))
-        .collect();
-    for i in 0..6u64 {
-        let d = &blobs[i as usize % blobs.len()];
-        let input = MemoryInput {
-            title: format!("memory {i}"),
-            description: "layout 1".into(),
-            tags: vec!["t".into()],
-            kind: MemoryKind::Photo,
-            blobs: vec![BlobRef {
-                hash: d.hash,
-                size: d.size,
-                mime_type: "image/jpeg".into(),
-            }],
-            encryption: (i == 3).then(|| EncryptionEnvelope {
-                scheme: "x25519-xsalsa20poly1305".into(),
-                wrapped_key: ByteBuf::from(data(48, i)),
-            }),
-        };
-        let _: Memory = w.capsule(pc, dave, "add_memory", (input,)).unwrap();
-    }
-    for n in 0..3 {
-        let input = ConnectionInput {
-            peer: user(2_000_000 + n),
-            relationship: "friend".into(),
-            status: ConnectionStatus::Pending,
-        };
-        let _: Connection = w.capsule(pc, dave, "add_connection", (input,)).unwrap();
-    }
+    let blobs = w.fill_capsule_at(pc, dave, &[5_000, 400 * 1024], 6, 3);
     let pending = data(blobstore::hash::CHUNK_SIZE + 99, 5);
     let upload = upload_first_chunk(&w, pc, dave, &pending);
     let before = everything_at(&w, pc, dave);

@@ -13,12 +13,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use blobstore::ic_stable_structures::VectorMemory;
-use blobstore::ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use blobstore::ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 use blobstore::{BlobError, OwnerUploads, StoreStats};
 use candid::Principal;
 use capsule::*;
 use e2e::*;
 use serde_bytes::ByteBuf;
+use test_support::capsules::capsule_memories_on;
 
 type Snapshot = CapsuleStore<VirtualMemory<VectorMemory>>;
 
@@ -32,25 +33,8 @@ const GIB: u64 = 1 << 30;
 fn snapshot(w: &World, canister: Principal) -> Snapshot {
     let bytes = w.ic.get_stable_memory(canister);
     let manager = MemoryManager::init(Rc::new(RefCell::new(bytes)));
-    let m = |id| manager.get(MemoryId::new(id));
     CapsuleStore::init(
-        CapsuleMemories {
-            capsules: m(1),
-            memories: m(2),
-            connections: m(3),
-            capsule_blobs: m(4),
-            blobs: blobstore::Memories {
-                chunk_index: m(10),
-                chunk_data: m(11),
-                free_slots: m(12),
-                blobs: m(13),
-                blob_chunks: m(14),
-                uploads: m(15),
-                upload_chunks: m(16),
-                uploads_by_owner: m(17),
-                upload_expiry: m(18),
-            },
-        },
+        capsule_memories_on(&manager),
         Limits::default(),
         blobstore::Limits::default(),
     )
