@@ -25,23 +25,26 @@ use candid::Principal;
 use e2e::*;
 use emulator::stats::CanisterStats;
 
-use super::{J, n};
+use serde::Serialize;
 
 /// Records per `admin_list_creations` page measured (the endpoint's largest page is 100).
 pub const LIST_PAGE: u32 = 20;
 /// Past creations recorded per `bench_seed_creations` call.
 const SEED_BATCH: u64 = 2_000;
 
-/// What one side measured.
+/// What one side measured (serialized under these names in `migration.json`).
+#[derive(Serialize)]
 pub struct Scale {
     pub completed_records: u64,
     pub in_flight: u32,
     /// The largest pump message in a minute with every creation in flight and importing.
     pub pump_max_instructions: u64,
     /// Pump messages in that minute.
+    #[serde(rename = "pump_messages_per_minute")]
     pub pump_messages: u64,
     /// The largest pump message from the requests until all were importing: export steps
     /// (bounded by their instruction share) and the calls the steps issue included.
+    #[serde(rename = "pump_max_with_steps_instructions")]
     pub pump_max_with_steps: u64,
     /// Timer messages in the minute after the last completion (timers cleared while busy).
     pub settle_timer_messages: u64,
@@ -49,6 +52,8 @@ pub struct Scale {
     pub idle_timer_messages_per_hour: u64,
     pub request_instructions: u64,
     pub stats_instructions: u64,
+    /// Records per measured `admin_list_creations` page ([`LIST_PAGE`]).
+    pub list_page_size: u32,
     pub list_page_instructions: u64,
 }
 
@@ -169,63 +174,28 @@ pub fn run(past: u64, in_flight: u32) -> Scale {
         idle_timer_messages_per_hour,
         request_instructions,
         stats_instructions,
+        list_page_size: LIST_PAGE,
         list_page_instructions,
     }
 }
 
-impl Scale {
-    pub fn json(&self) -> Vec<(String, J)> {
-        vec![
-            ("completed_records".into(), n(self.completed_records as f64)),
-            ("in_flight".into(), n(self.in_flight)),
-            (
-                "pump_max_instructions".into(),
-                n(self.pump_max_instructions as f64),
-            ),
-            (
-                "pump_messages_per_minute".into(),
-                n(self.pump_messages as f64),
-            ),
-            (
-                "pump_max_with_steps_instructions".into(),
-                n(self.pump_max_with_steps as f64),
-            ),
-            (
-                "settle_timer_messages".into(),
-                n(self.settle_timer_messages as f64),
-            ),
-            (
-                "idle_timer_messages_per_hour".into(),
-                n(self.idle_timer_messages_per_hour as f64),
-            ),
-            (
-                "request_instructions".into(),
-                n(self.request_instructions as f64),
-            ),
-            (
-                "stats_instructions".into(),
-                n(self.stats_instructions as f64),
-            ),
-            ("list_page_size".into(), n(LIST_PAGE)),
-            (
-                "list_page_instructions".into(),
-                n(self.list_page_instructions as f64),
-            ),
-        ]
-    }
+/// The `"factory"` object: the figures with many past creations, and the same run with none.
+#[derive(Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub scale: Scale,
+    pub baseline_empty_registry: Scale,
 }
 
 /// The `"factory"` object: the figures with `past` records, and the same run with none as
 /// the baseline.
-pub fn report(quick: bool) -> (J, String) {
+pub fn report(quick: bool) -> (Report, String) {
     let past = if quick { 2_000 } else { 100_000 };
     let in_flight = if quick { 3 } else { 10 };
     eprintln!("bench: factory scale, empty registry (baseline)");
     let empty = run(0, in_flight);
     eprintln!("bench: factory scale, {past} past creations");
     let full = run(past, in_flight);
-    let mut fields = full.json();
-    fields.push(("baseline_empty_registry".into(), J::O(empty.json())));
     let mut t = format!(
         "\nfactory scale ({} in flight; instructions, messages)  {:>16} {:>16}\n",
         in_flight,
@@ -247,5 +217,9 @@ pub fn report(quick: bool) -> (J, String) {
     for (name, f) in rows {
         t.push_str(&format!("{name:<50}{:>16}{:>17}\n", f(&empty), f(&full)));
     }
-    (J::O(fields), t)
+    let report = Report {
+        scale: full,
+        baseline_empty_registry: empty,
+    };
+    (report, t)
 }
