@@ -14,7 +14,7 @@ mod naive;
 mod restore;
 mod state;
 
-capsule::capsule_endpoints!(read = state::read, write = write_capsules, ctx = state::ctx);
+capsule::capsule_endpoints!(read = state::read, write = write_capsules, ctx = scaffold::ctx);
 
 /// A capsule write. One may open an upload session: the factory's scheduler then wakes up
 /// when the earliest session expires (the build without the factory has no timer; there,
@@ -80,7 +80,6 @@ mod tests {
     /// interface this code exports.
     #[test]
     fn committed_did_matches_the_code() {
-        let generated = __export_service();
         // The build without the factory has its own interface file.
         let file = if cfg!(feature = "personal-canister") {
             "backend.did"
@@ -88,19 +87,7 @@ mod tests {
             "backend-core.did"
         };
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        if std::env::var_os("UPDATE_DID").is_some() {
-            std::fs::write(&path, &generated).expect("write the .did file");
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        if let Err(e) = candid_parser::utils::service_equal(
-            candid_parser::utils::CandidSource::Text(&generated),
-            candid_parser::utils::CandidSource::Text(&committed),
-        ) {
-            panic!(
-                "{} differs from the code's interface ({e}).\nRun `UPDATE_DID=1 cargo test -p <canister> committed_did` to accept it. The code exports:\n{generated}",
-                path.display()
-            );
-        }
+        scaffold::did::assert_committed(&__export_service(), &path);
     }
 
     use super::__export_service;

@@ -1,32 +1,30 @@
 //! Every stable memory of the backend canister. An id is never reused for another purpose.
 
-use std::cell::RefCell;
-
 use capsule::CapsuleMemories;
-use ic_stable_structures::DefaultMemoryImpl;
-use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
-
-pub type Mem = VirtualMemory<DefaultMemoryImpl>;
+use ic_stable_structures::memory_manager::MemoryId;
 
 /// Schema version cell.
 pub const SCHEMA: MemoryId = MemoryId::new(0);
-// Capsule store.
-pub const CAPSULES: MemoryId = MemoryId::new(1);
-pub const MEMORIES: MemoryId = MemoryId::new(2);
-pub const CONNECTIONS: MemoryId = MemoryId::new(3);
-pub const CAPSULE_BLOBS: MemoryId = MemoryId::new(4);
-// Blob store.
-pub const BLOB_CHUNK_INDEX: MemoryId = MemoryId::new(10);
-pub const BLOB_CHUNK_DATA: MemoryId = MemoryId::new(11);
-pub const BLOB_FREE_SLOTS: MemoryId = MemoryId::new(12);
-pub const BLOB_BLOBS: MemoryId = MemoryId::new(13);
-pub const BLOB_BLOB_CHUNKS: MemoryId = MemoryId::new(14);
-pub const BLOB_UPLOADS: MemoryId = MemoryId::new(15);
-pub const BLOB_UPLOAD_CHUNKS: MemoryId = MemoryId::new(16);
-/// Per-owner totals of open upload sessions (blob store schema 2).
-pub const BLOB_UPLOADS_BY_OWNER: MemoryId = MemoryId::new(17);
-/// Open plain uploads by expiry time (blob store schema 2).
-pub const BLOB_UPLOAD_EXPIRY: MemoryId = MemoryId::new(18);
+/// The capsule store (and its blob store).
+pub const CAPSULE: CapsuleMemories<MemoryId> = CapsuleMemories {
+    capsules: MemoryId::new(1),
+    memories: MemoryId::new(2),
+    connections: MemoryId::new(3),
+    capsule_blobs: MemoryId::new(4),
+    blobs: blobstore::Memories {
+        chunk_index: MemoryId::new(10),
+        chunk_data: MemoryId::new(11),
+        free_slots: MemoryId::new(12),
+        blobs: MemoryId::new(13),
+        blob_chunks: MemoryId::new(14),
+        uploads: MemoryId::new(15),
+        upload_chunks: MemoryId::new(16),
+        // Per-owner totals of open upload sessions (blob store schema 2).
+        uploads_by_owner: MemoryId::new(17),
+        // Open plain uploads by expiry time (blob store schema 2).
+        upload_expiry: MemoryId::new(18),
+    },
+};
 
 // Factory (feature `personal-canister`). Reserved in every build.
 #[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
@@ -53,33 +51,10 @@ pub const FACTORY_SUMMARIES: MemoryId = MemoryId::new(29);
 #[cfg_attr(not(feature = "personal-canister"), allow(dead_code))]
 pub const FACTORY_RESERVE_HISTORY: MemoryId = MemoryId::new(30);
 
-thread_local! {
-    static MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
-        RefCell::new(MemoryManager::init(DefaultMemoryImpl::default()));
-}
-
-pub fn get(id: MemoryId) -> Mem {
-    MANAGER.with(|m| m.borrow().get(id))
-}
+pub use scaffold::memory::{Mem, get};
 
 pub fn capsule_memories() -> CapsuleMemories<Mem> {
-    CapsuleMemories {
-        capsules: get(CAPSULES),
-        memories: get(MEMORIES),
-        connections: get(CONNECTIONS),
-        capsule_blobs: get(CAPSULE_BLOBS),
-        blobs: blobstore::Memories {
-            chunk_index: get(BLOB_CHUNK_INDEX),
-            chunk_data: get(BLOB_CHUNK_DATA),
-            free_slots: get(BLOB_FREE_SLOTS),
-            blobs: get(BLOB_BLOBS),
-            blob_chunks: get(BLOB_BLOB_CHUNKS),
-            uploads: get(BLOB_UPLOADS),
-            upload_chunks: get(BLOB_UPLOAD_CHUNKS),
-            uploads_by_owner: get(BLOB_UPLOADS_BY_OWNER),
-            upload_expiry: get(BLOB_UPLOAD_EXPIRY),
-        },
-    }
+    scaffold::memory::capsule_memories(CAPSULE)
 }
 
 #[cfg(feature = "personal-canister")]
@@ -95,5 +70,31 @@ pub fn factory_memories() -> crate::factory::registry::FactoryMemories<Mem> {
         active: get(FACTORY_ACTIVE),
         purge_queue: get(FACTORY_PURGE_QUEUE),
         summaries: get(FACTORY_SUMMARIES),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every memory has an id of its own.
+    #[test]
+    fn no_id_is_reused() {
+        let mut ids = vec![SCHEMA];
+        ids.extend(CAPSULE.to_vec());
+        ids.extend([
+            FACTORY_STATE,
+            FACTORY_RECORDS,
+            FACTORY_BY_OWNER,
+            FACTORY_WALKS,
+            FACTORY_MANIFEST_LEAVES,
+            FACTORY_MANIFEST_HEADERS,
+            FACTORY_QUEUE,
+            FACTORY_ACTIVE,
+            FACTORY_PURGE_QUEUE,
+            FACTORY_SUMMARIES,
+            FACTORY_RESERVE_HISTORY,
+        ]);
+        assert_eq!(scaffold::memory::reused_id(&ids), None);
     }
 }

@@ -11,99 +11,13 @@
 //! (16 open per principal) and expiring like uploads (24 h), so an abandoned restore frees its
 //! room.
 
-use candid::{CandidType, Deserialize, Principal};
-use capsule::{CapsuleStore, Error, ManifestWalk};
-use ic_stable_structures::Memory;
-use manifests::{BlobLeaf, CapsuleLeaf, ConnectionLeaf, ManifestHeader, MemoryLeaf};
-
-const WALK_STEP: usize = 1_000;
-
-/// A batch of records to restore (the personal canister's `RestoreRecords`).
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-pub struct RestoreRecords {
-    pub connections: Vec<ConnectionLeaf>,
-    pub memories: Vec<MemoryLeaf>,
-}
-
-/// A blob restore begun: its upload and the chunk indices still to send.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct RestoreUpload {
-    pub upload: u64,
-    pub missing: Vec<u64>,
-}
-
-/// Whether `caller` may restore into their capsule here now.
-pub fn check<M: Memory>(store: &CapsuleStore<M>, caller: Principal) -> Result<(), Error> {
-    if caller == Principal::anonymous() {
-        return Err(Error::Anonymous);
-    }
-    if let Some(rec) = store.capsule_record(caller) {
-        if let Some(canister_id) = rec.moved_to {
-            return Err(Error::CapsuleMoved { canister_id });
-        }
-        if let Some(reason) = rec.frozen {
-            return Err(Error::CapsuleFrozen { reason });
-        }
-    }
-    Ok(())
-}
-
-/// Writes the capsule's metadata as it was (the capsule must be absent or empty).
-pub fn restore_capsule<M: Memory>(
-    store: &mut CapsuleStore<M>,
-    caller: Principal,
-    leaf: &CapsuleLeaf,
-) -> Result<(), Error> {
-    check(store, caller)?;
-    if leaf.owner != caller {
-        return Err(Error::ImportRejected {
-            reason: format!(
-                "the archive's capsule belongs to {}, not to the caller {caller}",
-                leaf.owner
-            ),
-        });
-    }
-    store.import_capsule(leaf, "restoring an archive")?;
-    store.set_frozen(caller, None)
-}
-
-pub fn begin_blob<M: Memory>(
-    store: &mut CapsuleStore<M>,
-    caller: Principal,
-    leaf: &BlobLeaf,
-    now: u64,
-) -> Result<RestoreUpload, Error> {
-    check(store, caller)?;
-    let (upload, missing) = store.begin_blob_restore(caller, leaf, now)?;
-    Ok(RestoreUpload { upload, missing })
-}
-
-pub fn restore_records<M: Memory>(
-    store: &mut CapsuleStore<M>,
-    caller: Principal,
-    records: &RestoreRecords,
-) -> Result<(), Error> {
-    check(store, caller)?;
-    store
-        .import_connections(caller, &records.connections)
-        .map_err(|(_, e)| e)?;
-    store
-        .import_memories(caller, &records.memories)
-        .map_err(|(_, e)| e)
-}
-
-/// The manifest header of what the store holds for `owner`.
-pub fn capsule_header<M: Memory>(
-    store: &CapsuleStore<M>,
-    owner: Principal,
-) -> Result<ManifestHeader, Error> {
-    let mut walk = ManifestWalk::new(owner);
-    loop {
-        if let Some(header) = walk.step(store, WALK_STEP, |_| {})? {
-            return Ok(header);
-        }
-    }
-}
+use candid::Principal;
+use capsule::Error;
+pub use capsule::restore::{RestoreRecords, RestoreUpload};
+use capsule::restore::{
+    begin_blob, capsule_header, check_restorable as check, restore_capsule, restore_records,
+};
+use manifests::{BlobLeaf, CapsuleLeaf};
 
 // ---------------------------------------------------------------- endpoints
 

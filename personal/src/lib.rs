@@ -36,7 +36,7 @@ use manifests::{ManifestPageReply, PageCursor};
 use outlook::CyclesOutlook;
 use upgrade::ApiVersion;
 
-capsule::capsule_endpoints!(read = state::read, write = state::write, ctx = state::ctx);
+capsule::capsule_endpoints!(read = state::read, write = state::write, ctx = scaffold::ctx);
 
 /// Cycles `return_cycles` leaves in the canister, beyond its freezing reserve: enough to answer
 /// and to be stopped and deleted.

@@ -1,33 +1,31 @@
 //! Every stable memory of a personal canister. An id is never reused for another purpose.
 
-use std::cell::RefCell;
-
 use capsule::CapsuleMemories;
-use ic_stable_structures::DefaultMemoryImpl;
-use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
-
-pub type Mem = VirtualMemory<DefaultMemoryImpl>;
+use ic_stable_structures::memory_manager::MemoryId;
 
 // MemoryId 0 is reserved (the schema version lives in CONFIG).
-// Capsule store.
-pub const CAPSULES: MemoryId = MemoryId::new(1);
-pub const MEMORIES: MemoryId = MemoryId::new(2);
-pub const CONNECTIONS: MemoryId = MemoryId::new(3);
-pub const CAPSULE_BLOBS: MemoryId = MemoryId::new(4);
+/// The capsule store (and its blob store).
+pub const CAPSULE: CapsuleMemories<MemoryId> = CapsuleMemories {
+    capsules: MemoryId::new(1),
+    memories: MemoryId::new(2),
+    connections: MemoryId::new(3),
+    capsule_blobs: MemoryId::new(4),
+    blobs: blobstore::Memories {
+        chunk_index: MemoryId::new(10),
+        chunk_data: MemoryId::new(11),
+        free_slots: MemoryId::new(12),
+        blobs: MemoryId::new(13),
+        blob_chunks: MemoryId::new(14),
+        uploads: MemoryId::new(15),
+        upload_chunks: MemoryId::new(16),
+        // Per-owner totals of open upload sessions (blob store schema 2).
+        uploads_by_owner: MemoryId::new(17),
+        // Open plain uploads by expiry time (blob store schema 2).
+        upload_expiry: MemoryId::new(18),
+    },
+};
 /// The personal canister's configuration (owner, backend).
 pub const CONFIG: MemoryId = MemoryId::new(5);
-// Blob store.
-pub const BLOB_CHUNK_INDEX: MemoryId = MemoryId::new(10);
-pub const BLOB_CHUNK_DATA: MemoryId = MemoryId::new(11);
-pub const BLOB_FREE_SLOTS: MemoryId = MemoryId::new(12);
-pub const BLOB_BLOBS: MemoryId = MemoryId::new(13);
-pub const BLOB_BLOB_CHUNKS: MemoryId = MemoryId::new(14);
-pub const BLOB_UPLOADS: MemoryId = MemoryId::new(15);
-pub const BLOB_UPLOAD_CHUNKS: MemoryId = MemoryId::new(16);
-/// Per-owner totals of open upload sessions (blob store schema 2).
-pub const BLOB_UPLOADS_BY_OWNER: MemoryId = MemoryId::new(17);
-/// Open plain uploads by expiry time (blob store schema 2).
-pub const BLOB_UPLOAD_EXPIRY: MemoryId = MemoryId::new(18);
 
 // Importer (see `import`).
 pub const IMPORT_STATE: MemoryId = MemoryId::new(20);
@@ -38,33 +36,10 @@ pub const IMPORT_TODO: MemoryId = MemoryId::new(24);
 pub const IMPORT_ORPHANS: MemoryId = MemoryId::new(25);
 pub const IMPORT_PINNED: MemoryId = MemoryId::new(26);
 
-thread_local! {
-    static MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
-        RefCell::new(MemoryManager::init(DefaultMemoryImpl::default()));
-}
-
-pub fn get(id: MemoryId) -> Mem {
-    MANAGER.with(|m| m.borrow().get(id))
-}
+pub use scaffold::memory::{Mem, get};
 
 pub fn capsule_memories() -> CapsuleMemories<Mem> {
-    CapsuleMemories {
-        capsules: get(CAPSULES),
-        memories: get(MEMORIES),
-        connections: get(CONNECTIONS),
-        capsule_blobs: get(CAPSULE_BLOBS),
-        blobs: blobstore::Memories {
-            chunk_index: get(BLOB_CHUNK_INDEX),
-            chunk_data: get(BLOB_CHUNK_DATA),
-            free_slots: get(BLOB_FREE_SLOTS),
-            blobs: get(BLOB_BLOBS),
-            blob_chunks: get(BLOB_BLOB_CHUNKS),
-            uploads: get(BLOB_UPLOADS),
-            upload_chunks: get(BLOB_UPLOAD_CHUNKS),
-            uploads_by_owner: get(BLOB_UPLOADS_BY_OWNER),
-            upload_expiry: get(BLOB_UPLOAD_EXPIRY),
-        },
-    }
+    scaffold::memory::capsule_memories(CAPSULE)
 }
 
 pub fn import_memories() -> crate::import::ImportMemories<Mem> {
@@ -76,5 +51,27 @@ pub fn import_memories() -> crate::import::ImportMemories<Mem> {
         todo: get(IMPORT_TODO),
         orphans: get(IMPORT_ORPHANS),
         pinned: get(IMPORT_PINNED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every memory has an id of its own, and 0 stays unused.
+    #[test]
+    fn no_id_is_reused() {
+        let mut ids = vec![MemoryId::new(0), CONFIG];
+        ids.extend(CAPSULE.to_vec());
+        ids.extend([
+            IMPORT_STATE,
+            IMPORT_LEAVES,
+            IMPORT_HEADERS,
+            IMPORT_OPEN,
+            IMPORT_TODO,
+            IMPORT_ORPHANS,
+            IMPORT_PINNED,
+        ]);
+        assert_eq!(scaffold::memory::reused_id(&ids), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Restoring a capsule archive (`manifests::archive`) into a fresh personal canister: the
-//! owner writes everything as it was (ids and timestamps included), with these owner-only
-//! calls, through the same store operations a migration's import uses:
+//! owner writes everything as it was (ids and timestamps included) with these owner-only calls,
+//! served by [`capsule::restore`] (which the backend serves too):
 //!
 //! 1. `restore_capsule(CapsuleLeaf)`: the capsule's metadata (the canister must hold no
 //!    migration, and the capsule no memories or connections);
@@ -16,20 +16,11 @@
 //! The capsule API's own uploads would do for the bytes, but they touch the capsule's
 //! `updated_at`, which the root covers.
 
-use candid::{CandidType, Deserialize, Principal};
-use capsule::{CapsuleStore, Error, ManifestWalk};
-use ic_stable_structures::Memory;
-use manifests::{BlobLeaf, CapsuleLeaf, ConnectionLeaf, ManifestHeader, MemoryLeaf};
-
-/// Leaves the root walk visits per step.
-const WALK_STEP: usize = 1_000;
-
-/// A batch of records to restore.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-pub struct RestoreRecords {
-    pub connections: Vec<ConnectionLeaf>,
-    pub memories: Vec<MemoryLeaf>,
-}
+use candid::Principal;
+use capsule::Error;
+pub use capsule::restore::{
+    RestoreRecords, RestoreUpload, begin_blob, capsule_header, restore_capsule, restore_records,
+};
 
 /// Why restoring is refused to `caller`: only the owner restores, and only into a canister
 /// that holds no migration (`migrating`).
@@ -50,160 +41,13 @@ pub fn check_caller(caller: Principal, owner: Principal, migrating: bool) -> Res
     Ok(())
 }
 
-/// Writes the capsule's metadata as it was; the capsule stays writable for the blob uploads.
-pub fn restore_capsule<M: Memory>(
-    store: &mut CapsuleStore<M>,
-    owner: Principal,
-    leaf: &CapsuleLeaf,
-) -> Result<(), Error> {
-    if leaf.owner != owner {
-        return Err(Error::ImportRejected {
-            reason: format!(
-                "the archive's capsule belongs to {}, this canister to {owner}",
-                leaf.owner
-            ),
-        });
-    }
-    store.import_capsule(leaf, "restoring an archive")?;
-    store.set_frozen(owner, None)
-}
-
-/// A blob restore begun: its upload and the chunk indices still to send.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct RestoreUpload {
-    pub upload: u64,
-    pub missing: Vec<u64>,
-}
-
-/// Begins restoring the blob `leaf` (chunks the store holds already are linked at once).
-pub fn begin_blob<M: Memory>(
-    store: &mut CapsuleStore<M>,
-    owner: Principal,
-    leaf: &BlobLeaf,
-    now: u64,
-) -> Result<RestoreUpload, Error> {
-    let (upload, missing) = store.begin_blob_restore(owner, leaf, now)?;
-    Ok(RestoreUpload { upload, missing })
-}
-
-/// Writes connections, then memories (their blobs must be uploaded already).
-pub fn restore_records<M: Memory>(
-    store: &mut CapsuleStore<M>,
-    owner: Principal,
-    records: &RestoreRecords,
-) -> Result<(), Error> {
-    store
-        .import_connections(owner, &records.connections)
-        .map_err(|(_, e)| e)?;
-    store
-        .import_memories(owner, &records.memories)
-        .map_err(|(_, e)| e)
-}
-
-/// The manifest header of what the store holds for `owner` (its root is the capsule's root).
-pub fn capsule_header<M: Memory>(
-    store: &CapsuleStore<M>,
-    owner: Principal,
-) -> Result<ManifestHeader, Error> {
-    let mut walk = ManifestWalk::new(owner);
-    loop {
-        if let Some(header) = walk.step(store, WALK_STEP, |_| {})? {
-            return Ok(header);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capsule::{CapsuleMemories, Limits};
-    use manifests::{BlobRefLeaf, CapsuleSettingsLeaf, Manifest};
-
-    fn store() -> CapsuleStore<ic_stable_structures::VectorMemory> {
-        CapsuleStore::init(
-            CapsuleMemories::in_memory(),
-            Limits::default(),
-            blobstore::Limits::default(),
-        )
-    }
-
-    fn owner() -> Principal {
-        Principal::from_slice(&[7; 29])
-    }
-
-    #[test]
-    fn a_restored_capsule_has_the_archives_root() {
-        let owner = owner();
-        let bytes = vec![5u8; 300_000];
-        let blob = BlobLeaf::from_bytes(&bytes);
-        let capsule = CapsuleLeaf {
-            owner,
-            name: "Ada".into(),
-            bio: "restored".into(),
-            created_at: 11,
-            updated_at: 22,
-            settings: CapsuleSettingsLeaf {
-                public_profile: false,
-                locale: "en".into(),
-            },
-        };
-        let memory = MemoryLeaf {
-            id: 7,
-            title: "photo".into(),
-            description: String::new(),
-            tags: vec![],
-            kind: "photo".into(),
-            created_at: 33,
-            updated_at: 44,
-            blobs: vec![BlobRefLeaf {
-                hash: blob.hash,
-                size: blob.size,
-                mime_type: "image/png".into(),
-            }],
-            encryption: None,
-        };
-        let expected = Manifest::from_leaves(
-            capsule.clone(),
-            vec![],
-            vec![memory.clone()],
-            vec![blob.clone()],
-        )
-        .unwrap()
-        .header
-        .root;
-        let mut s = store();
-        restore_capsule(&mut s, owner, &capsule).unwrap();
-        let begun = begin_blob(&mut s, owner, &blob, 50).unwrap();
-        assert_eq!(begun.missing, vec![0, 1]);
-        for (i, chunk) in bytes.chunks(blobstore::hash::CHUNK_SIZE).enumerate() {
-            s.put_imported_chunk(owner, begun.upload, i as u64, chunk)
-                .unwrap();
-        }
-        // A chunk at the wrong index is refused.
-        let again = begin_blob(&mut s, owner, &BlobLeaf::from_bytes(&[9u8; 10]), 51).unwrap();
-        assert!(
-            s.put_imported_chunk(owner, again.upload, 0, &[8u8; 10])
-                .is_err()
-        );
-        s.finish_blob_import(owner, begun.upload).unwrap();
-        let records = RestoreRecords {
-            connections: vec![],
-            memories: vec![memory],
-        };
-        restore_records(&mut s, owner, &records).unwrap();
-        // A repeated batch changes nothing.
-        restore_records(&mut s, owner, &records).unwrap();
-        assert_eq!(s.capsule_leaf(owner), Some(capsule.clone()));
-        assert_eq!(capsule_header(&s, owner).unwrap().root, expected);
-        // Someone else's capsule is refused.
-        let mut other = capsule.clone();
-        other.owner = Principal::anonymous();
-        assert!(restore_capsule(&mut store(), owner, &other).is_err());
-    }
 
     #[test]
     fn only_the_owner_restores_and_only_without_a_migration() {
-        let owner = owner();
+        let owner = Principal::from_slice(&[7; 29]);
         assert_eq!(check_caller(owner, owner, false), Ok(()));
         assert_eq!(
             check_caller(Principal::anonymous(), owner, false),

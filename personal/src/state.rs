@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use candid::{CandidType, Principal};
 use capsule::migration::PersonalInitArgs;
 use capsule::storable::Candid;
-use capsule::{CapsuleResult, CapsuleStore, Ctx, Error, Limits};
+use capsule::{CapsuleResult, CapsuleStore, Error, Limits};
 use ic_stable_structures::StableCell;
 use serde::{Deserialize, Serialize};
 
@@ -25,13 +25,8 @@ pub fn blob_limits() -> blobstore::Limits {
     }
 }
 
-/// Version of the stable layout this build writes. Bump it with a migration when it changes.
-///
-/// 2: the capsule store's records, staged manifest leaves and headers (and, in a personal
-/// canister, the importer's state and open blobs) are written in the packed encoding
-/// (`capsule::storable::Packed`); records of layout 1 (candid) are read as they are and
-/// rewritten packed when they change, so opening a layout-1 state needs no migration pass.
-/// A build of layout 1 refuses to open a layout-2 state (its schema check traps).
+/// Version of the stable layout this build writes (kept in [`Config`]; history in
+/// [`scaffold::schema`]). Bump it with a migration when it changes.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Stored configuration.
@@ -94,13 +89,6 @@ pub fn importer<R>(f: impl FnOnce(&mut Importer<Mem>, &mut CapsuleStore<Mem>) ->
     IMPORTER.with(|i| STORE.with(|s| f(&mut i.borrow_mut(), &mut s.borrow_mut())))
 }
 
-pub fn ctx() -> Ctx {
-    Ctx {
-        caller: ic_cdk::api::msg_caller(),
-        now: ic_cdk::api::time(),
-    }
-}
-
 pub fn config() -> Config {
     CONFIG.with(|c| c.borrow().get().0.clone())
 }
@@ -118,11 +106,8 @@ pub fn set_api_version(version: crate::upgrade::ApiVersion) {
 pub fn configure(args: Option<PersonalInitArgs>) -> bool {
     let migration = args.as_ref().and_then(|a| a.migration.clone());
     let mut config = config();
-    if config.schema_version > SCHEMA_VERSION {
-        ic_cdk::trap(format!(
-            "stable memory has schema {}, newer than this build's {SCHEMA_VERSION}: install a newer module",
-            config.schema_version
-        ));
+    if let Err(newer) = scaffold::schema::check(config.schema_version, SCHEMA_VERSION) {
+        ic_cdk::trap(newer.to_string());
     }
     config.schema_version = SCHEMA_VERSION;
     if let Some(args) = args {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use candid::types::subtype::equal;
-use candid_parser::utils::{CandidSource, service_equal};
+use candid_parser::utils::CandidSource;
 
 use super::__export_service;
 
@@ -14,21 +14,7 @@ fn did(rel: &str) -> PathBuf {
 
 #[test]
 fn committed_did_matches_the_code() {
-    let generated = __export_service();
-    let path = did("personal/personal.did");
-    if std::env::var_os("UPDATE_DID").is_some() {
-        std::fs::write(&path, &generated).expect("write the .did file");
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    if let Err(e) = service_equal(
-        CandidSource::Text(&generated),
-        CandidSource::Text(&committed),
-    ) {
-        panic!(
-            "{} differs from the code's interface ({e}).\nRun `UPDATE_DID=1 cargo test -p <canister> committed_did` to accept it. The code exports:\n{generated}",
-            path.display()
-        );
-    }
+    scaffold::did::assert_committed(&__export_service(), &did("personal/personal.did"));
 }
 
 /// Every capsule method exists on both canisters with the same type, so one client serves both.
