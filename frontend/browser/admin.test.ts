@@ -9,95 +9,41 @@
 // No console error on any page. Screenshots: target/frontend-screenshots/admin-*.png.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { addMemoryWithFile, connect, unwrapCapsule, unwrapFactory } from '../src/client';
-import {
-  BACKEND_WASM,
-  CHROMIUM_ARGS,
-  DEPLOY_CYCLES,
-  DIST,
-  FAULTS,
-  Icemu,
-  REPO,
-  RESERVE_TOP_UP,
-  SCREENSHOTS,
-  fileBytes,
-  findChromium,
-  findIcemu,
-  requireFile,
-  stop,
-  type Served,
-} from './harness';
+import { FAULTS, browserTest, fileBytes, findManifestCli } from './harness';
 
-const icemuCmd = findIcemu();
-const chromiumPath = findChromium();
-requireFile(BACKEND_WASM, 'build the canisters with scripts/build.sh');
-requireFile(join(DIST, 'admin.html'), 'build the pages with `npm run build` (npm run test:browser does it)');
-const MANIFEST_BIN = process.env.MANIFEST_BIN ?? process.env.MANIFEST ?? join(REPO, 'target', 'debug', 'manifest');
-requireFile(MANIFEST_BIN, 'build the manifest CLI with `cargo build -p manifests --bin manifest` (or set MANIFEST_BIN)');
-
-let icemu: Icemu;
-let served: Served | undefined;
-let context: BrowserContext | undefined;
-let profile: string;
-const problems: string[] = [];
-const logs: string[] = [];
-
-beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  for (const f of readdirSync(SCREENSHOTS)) if (f.startsWith('admin-')) rmSync(join(SCREENSHOTS, f), { force: true });
-  icemu = new Icemu(icemuCmd);
-  icemu.run(['deploy', 'backend', BACKEND_WASM, '--cycles', DEPLOY_CYCLES]);
-  const topUp = icemu.run(['call', '--as', 'admin', 'backend', 'admin_top_up_reserve', `(opt ${RESERVE_TOP_UP})`]);
-  if (!/Ok/.test(topUp) || /Err/.test(topUp)) throw new Error(`topping up the reserve failed: ${topUp}`);
-  served = await icemu.serve(DIST);
-  profile = mkdtempSync(join(tmpdir(), 'chromium-admin-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1200, height: 1000 },
-    acceptDownloads: true,
-  });
-}, 10 * 60_000);
-
-afterAll(async () => {
-  await context?.close();
-  await stop(served);
-  if (profile) rmSync(profile, { recursive: true, force: true });
-  if (icemu) rmSync(icemu.state, { recursive: true, force: true });
+const t = browserTest({
+  page: 'admin.html',
+  shotPrefix: 'admin-',
+  ownsScreenshot: (f) => f.startsWith('admin-'),
+  profilePrefix: 'chromium-admin-',
+  viewport: { width: 1200, height: 1000 },
+  acceptDownloads: true,
 });
-
-function failWithContext(e: unknown): never {
-  const tail = (s: string) => s.split('\n').slice(-40).join('\n');
-  throw new Error(
-    `${e instanceof Error ? e.stack : String(e)}\n--- page console ---\n${tail(logs.join('\n'))}\n--- icemu serve ---\n${tail(
-      served?.output() ?? '',
-    )}`,
-  );
-}
+const MANIFEST_BIN = findManifestCli();
+const { icemu } = t;
+const problems: string[] = [];
 
 async function open(user: string, width = 1200): Promise<Page> {
-  if (!context || !served) throw new Error('not set up');
-  const page = await context.newPage();
+  if (!t.context || !t.served) throw new Error('not set up');
+  const page = await t.context.newPage();
   await page.setViewportSize({ width, height: width < 600 ? 800 : 1000 });
+  t.watch(page, user);
   page.on('console', (m) => {
-    logs.push(`[${user}] ${m.type()}: ${m.text()}`);
     if (m.type() === 'error') problems.push(`[${user}] console error: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`[${user}] page error: ${e.message}`));
-  await page.goto(`${served.url}/admin.html?as=${encodeURIComponent(user)}`);
+  await page.goto(`${t.served.url}/admin.html?as=${encodeURIComponent(user)}`);
   await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
   return page;
 }
 
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SCREENSHOTS, `admin-${name}.png`), fullPage: true });
-}
+const shot = (page: Page, name: string) => t.shot(page, name);
 
 /** Goes to a view and waits until it has loaded. */
 async function view(page: Page, name: 'reserve' | 'creations' | 'settings'): Promise<void> {
@@ -120,7 +66,7 @@ async function chart(page: Page): Promise<{ points: number; snapshots: number; l
 
 /** Carol's capsule with a file, and her creation failing at Installing (install_code rejected). */
 async function carolsFailingCreation(): Promise<bigint> {
-  const carol = (await connect({ transport: 'icemu', baseUrl: served!.url, caller: 'carol' })).backend;
+  const carol = (await connect({ transport: 'icemu', baseUrl: t.served!.url, caller: 'carol' })).backend;
   unwrapCapsule(await carol.create_capsule({ name: "carol's capsule", bio: '', settings: [] }));
   await addMemoryWithFile(carol, {
     title: 'carol: the harbour',
@@ -279,13 +225,13 @@ describe('the admin console against icemu serve and the real backend', () => {
       await page.close();
       expect(problems).toEqual([]);
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     }
   });
 
   it('admin: the detail of a running creation follows it to Completed, bytes and all', async () => {
     try {
-      const erin = (await connect({ transport: 'icemu', baseUrl: served!.url, caller: 'erin' })).backend;
+      const erin = (await connect({ transport: 'icemu', baseUrl: t.served!.url, caller: 'erin' })).backend;
       unwrapCapsule(await erin.create_capsule({ name: "erin's capsule", bio: '', settings: [] }));
       const bytes = fileBytes(1_500_000, 5);
       await addMemoryWithFile(erin, { title: 'erin: a film', file: { bytes, mimeType: 'video/mp4' } });
@@ -326,7 +272,7 @@ describe('the admin console against icemu serve and the real backend', () => {
       }
       expect(problems).toEqual([]);
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     }
   });
 
@@ -342,21 +288,21 @@ describe('the admin console against icemu serve and the real backend', () => {
       await page.close();
       expect(problems).toEqual([]);
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     }
   });
 
   it('through the IC HTTP interface, an admin signs in with a key; a bad key is refused with a sentence', async () => {
     try {
-      if (!context || !served) throw new Error('not set up');
-      const backend = (await connect({ transport: 'icemu', baseUrl: served.url, caller: 'admin' })).backendId.toText();
-      const page = await context.newPage();
+      if (!t.context || !t.served) throw new Error('not set up');
+      const backend = (await connect({ transport: 'icemu', baseUrl: t.served.url, caller: 'admin' })).backendId.toText();
+      const page = await t.context.newPage();
+      t.watch(page, 'ic');
       page.on('console', (m) => {
-        logs.push(`[ic] ${m.type()}: ${m.text()}`);
         if (m.type() === 'error') problems.push(`[ic] console error: ${m.text()}`);
       });
       page.on('pageerror', (e) => problems.push(`[ic] page error: ${e.message}`));
-      await page.goto(`${served.url}/admin.html?transport=ic&local=1&host=${encodeURIComponent(served.url)}&backend=${backend}`);
+      await page.goto(`${t.served.url}/admin.html?transport=ic&local=1&host=${encodeURIComponent(t.served.url)}&backend=${backend}`);
       // No key yet: anonymous, which is no admin.
       await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
       expect(await page.getAttribute('body', 'data-ready')).toBe('not-admin');
@@ -380,7 +326,7 @@ describe('the admin console against icemu serve and the real backend', () => {
       await page.close();
       expect(problems).toEqual([]);
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     }
   });
 
@@ -402,7 +348,7 @@ describe('the admin console against icemu serve and the real backend', () => {
       await page.close();
       expect(problems).toEqual([]);
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     }
   });
 });

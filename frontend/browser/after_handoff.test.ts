@@ -12,80 +12,27 @@
 // Screenshots: target/frontend-screenshots/after-handoff-*.png.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { connect, readBlob, toHex, type Connection } from '../src/client';
-import {
-  BACKEND_PERSONAL_NEXT_WASM,
-  BACKEND_WASM,
-  CHROMIUM_ARGS,
-  DEPLOY_CYCLES,
-  DIST,
-  Icemu,
-  RESERVE_TOP_UP,
-  SCREENSHOTS,
-  fileBytes,
-  findChromium,
-  findIcemu,
-  findManifestCli,
-  requireFile,
-  stop,
-  type Served,
-} from './harness';
+import { BACKEND_PERSONAL_NEXT_WASM, browserTest, fileBytes, findManifestCli, requireFile } from './harness';
 
-const icemuCmd = findIcemu();
-const chromiumPath = findChromium();
-requireFile(BACKEND_WASM, 'build the canisters with scripts/build.sh');
-requireFile(BACKEND_PERSONAL_NEXT_WASM, 'build the test variants with scripts/build.sh (not --main)');
-requireFile(join(DIST, 'index.html'), 'build the page with `npm run build` (npm run test:browser does it)');
-const manifestCli = findManifestCli();
-
-let icemu: Icemu;
-let served: Served | undefined;
-let context: BrowserContext | undefined;
-let profile: string;
-const logs: string[] = [];
-
-beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  for (const f of readdirSync(SCREENSHOTS)) if (f.startsWith('after-handoff-')) rmSync(join(SCREENSHOTS, f), { force: true });
-  icemu = new Icemu(icemuCmd);
-  icemu.run(['deploy', 'backend', BACKEND_WASM, '--cycles', DEPLOY_CYCLES]);
-  const topUp = icemu.run(['call', '--as', 'admin', 'backend', 'admin_top_up_reserve', `(opt ${RESERVE_TOP_UP})`]);
-  if (!/Ok/.test(topUp) || /Err/.test(topUp)) throw new Error(`topping up the reserve failed: ${topUp}`);
-  served = await icemu.serve(DIST);
-  profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1000, height: 1100 },
-    acceptDownloads: true,
-  });
-}, 10 * 60_000);
-
-afterAll(async () => {
-  await context?.close();
-  await stop(served);
-  if (profile) rmSync(profile, { recursive: true, force: true });
-  if (icemu) rmSync(icemu.state, { recursive: true, force: true });
+const t = browserTest({
+  page: 'index.html',
+  shotPrefix: 'after-handoff-',
+  ownsScreenshot: (f) => f.startsWith('after-handoff-'),
+  profilePrefix: 'chromium-profile-',
+  viewport: { width: 1000, height: 1100 },
+  acceptDownloads: true,
 });
+requireFile(BACKEND_PERSONAL_NEXT_WASM, 'build the test variants with scripts/build.sh (not --main)');
+const manifestCli = findManifestCli();
+const { icemu } = t;
 
-function failWithContext(e: unknown): never {
-  const tail = (s: string) => s.split('\n').slice(-40).join('\n');
-  throw new Error(
-    `${e instanceof Error ? e.stack : String(e)}\n--- page console ---\n${tail(logs.join('\n'))}\n--- icemu serve ---\n${tail(
-      served?.output() ?? '',
-    )}`,
-  );
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SCREENSHOTS, `after-handoff-${name}.png`), fullPage: true });
-}
+const shot = (page: Page, name: string) => t.shot(page, name);
 
 const hex = (b: Uint8Array | number[]) => toHex(b instanceof Uint8Array ? b : Uint8Array.from(b));
 
@@ -103,12 +50,11 @@ async function checkAgain(page: Page): Promise<void> {
 
 describe('after the handoff', () => {
   it('erin: outlook, download verified by the CLI, upgrade to the shipped minor release, low-cycles warning, purge held', async () => {
-    if (!context || !served) throw new Error('not set up');
-    const page = await context.newPage();
-    page.on('console', (m) => logs.push(`[erin] ${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => logs.push(`[erin] pageerror: ${e.message}`));
+    if (!t.context || !t.served) throw new Error('not set up');
+    const page = await t.context.newPage();
+    t.watch(page, 'erin');
     try {
-      await page.goto(`${served.url}/?as=erin`);
+      await page.goto(`${t.served.url}/?as=erin`);
       await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
       expect(await page.isHidden('#after-handoff-section')).toBe(true);
 
@@ -129,7 +75,7 @@ describe('after the handoff', () => {
       // The panel: the outlook, figures shown, days until frozen > 0.
       await page.waitForSelector('#after-handoff-section:not([hidden]) #after-handoff[data-ready]', { timeout: 60_000 });
       expect(await page.getAttribute('#after-handoff', 'data-ready'), (await page.textContent('#outlook')) ?? '').toBe('true');
-      const conn: Connection = await connect({ transport: 'icemu', baseUrl: served.url, caller: 'erin' });
+      const conn: Connection = await connect({ transport: 'icemu', baseUrl: t.served.url, caller: 'erin' });
       const status = await conn.client.status();
       expect(status?.state).toBe('Completed');
       const canisterId = status!.canisterId!;
@@ -236,7 +182,7 @@ describe('after the handoff', () => {
       expect(await page.getAttribute('#outlook', 'data-level')).toBe('low');
       expect(await page.isVisible('#purge-hold')).toBe(true);
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     } finally {
       await page.close();
     }

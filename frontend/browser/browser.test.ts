@@ -9,95 +9,45 @@
 // Screenshots of each state seen go to target/frontend-screenshots/.
 import { createHash } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Principal } from '@icp-sdk/core/principal';
 import { connect, readBlob, unwrapCapsule } from '../src/client';
-import {
-  BACKEND_WASM,
-  CHROMIUM_ARGS,
-  DEPLOY_CYCLES,
-  DIST,
-  FAULTS,
-  Icemu,
-  RESERVE_TOP_UP,
-  SCREENSHOTS,
-  fileBytes,
-  findChromium,
-  findIcemu,
-  requireFile,
-  stop,
-  type Served,
-} from './harness';
+import { FAULTS, SCREENSHOTS, browserTest, fileBytes } from './harness';
 
 // Preconditions, checked when the file loads: a missing piece fails the run with a message
 // saying how to get it. Nothing is skipped.
-const icemuCmd = findIcemu();
-const chromiumPath = findChromium();
-requireFile(BACKEND_WASM, 'build the canisters with scripts/build.sh');
-requireFile(join(DIST, 'index.html'), 'build the page with `npm run build` (npm run test:browser does it)');
+const t = browserTest({
+  page: 'index.html',
+  // This file's screenshots only: the admin console's test writes its own beside them.
+  shotPrefix: '',
+  ownsScreenshot: (f) => /^(alice|bob)-/.test(f),
+  profilePrefix: 'chromium-profile-',
+  viewport: { width: 1000, height: 1100 },
+});
+const { icemu } = t;
 
 const ALL_STATES = ['NotStarted', 'Exporting', 'Creating', 'Installing', 'Importing', 'Verifying', 'Completed'];
 
-let icemu: Icemu;
-let served: Served | undefined;
-let context: BrowserContext | undefined;
-let profile: string;
 let backendId: Principal;
-const pageLogs: string[] = [];
 
 beforeAll(async () => {
-  // This file's screenshots only: the admin console's test writes its own beside them.
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  for (const f of readdirSync(SCREENSHOTS)) if (/^(alice|bob)-/.test(f)) rmSync(join(SCREENSHOTS, f), { force: true });
-  icemu = new Icemu(icemuCmd);
-  icemu.run(['deploy', 'backend', BACKEND_WASM, '--cycles', DEPLOY_CYCLES]);
-  const topUp = icemu.run(['call', '--as', 'admin', 'backend', 'admin_top_up_reserve', `(opt ${RESERVE_TOP_UP})`]);
-  if (!/Ok/.test(topUp) || /Err/.test(topUp)) throw new Error(`topping up the reserve failed: ${topUp}`);
-  served = await icemu.serve(DIST);
-  backendId = (await connect({ transport: 'icemu', baseUrl: served.url, caller: 'alice' })).backendId;
-  profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1000, height: 1100 },
-  });
-}, 10 * 60_000);
-
-afterAll(async () => {
-  await context?.close();
-  await stop(served);
-  if (profile) rmSync(profile, { recursive: true, force: true });
-  if (icemu) rmSync(icemu.state, { recursive: true, force: true });
+  backendId = (await connect({ transport: 'icemu', baseUrl: t.served!.url, caller: 'alice' })).backendId;
 });
 
-function failWithContext(e: unknown): never {
-  const tail = (s: string) => s.split('\n').slice(-40).join('\n');
-  throw new Error(
-    `${e instanceof Error ? e.stack : String(e)}\n--- page console ---\n${tail(pageLogs.join('\n'))}\n--- icemu serve ---\n${tail(
-      served?.output() ?? '',
-    )}`,
-  );
-}
-
 async function openAs(user: string): Promise<Page> {
-  if (!context || !served) throw new Error('not set up');
-  const page = await context.newPage();
-  page.on('console', (m) => pageLogs.push(`[${user}] ${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => pageLogs.push(`[${user}] pageerror: ${e.message}`));
-  await page.goto(`${served.url}/?as=${encodeURIComponent(user)}`);
+  if (!t.context || !t.served) throw new Error('not set up');
+  const page = await t.context.newPage();
+  t.watch(page, user);
+  await page.goto(`${t.served.url}/?as=${encodeURIComponent(user)}`);
   await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
   expect(await page.getAttribute('body', 'data-ready'), await page.textContent('#message') ?? '').toBe('true');
   return page;
 }
 
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
-}
+const shot = (page: Page, name: string) => t.shot(page, name);
 
 interface Added {
   id: bigint;
@@ -210,7 +160,7 @@ async function expectMemoryReadBack(page: Page, user: string, personal: Principa
   await shot(page, `${user}-9-memory-read-back`);
 
   // And without the page: the personal canister serves the memory and its bytes to its owner.
-  const actor = (await connect({ transport: 'icemu', baseUrl: served!.url, caller: user })).personal(personal);
+  const actor = (await connect({ transport: 'icemu', baseUrl: t.served!.url, caller: user })).personal(personal);
   const memory = unwrapCapsule(await actor.get_memory(m.id));
   expect(memory.title).toBe(m.title);
   expect(await readBlob(actor, memory.blobs[0]!)).toEqual(m.bytes);
@@ -234,7 +184,7 @@ describe('the page against icemu serve and the real backend', () => {
       await expectMemoryReadBack(page, 'alice', personal, added[0]!);
       await page.close();
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     }
   });
 
@@ -274,7 +224,7 @@ describe('the page against icemu serve and the real backend', () => {
       await expectMemoryReadBack(page, 'bob', personal, added[0]!);
       await page.close();
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     }
   });
 
@@ -345,7 +295,7 @@ describe('the page against icemu serve and the real backend', () => {
       await shot(page, 'dave-5-completed');
       await page.close();
     } catch (e) {
-      failWithContext(e);
+      throw t.contextError(e);
     }
   });
 });
