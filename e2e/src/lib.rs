@@ -131,6 +131,21 @@ impl World {
         w
     }
 
+    /// Upgrades the backend to `wasm` as the admin (no init arguments).
+    pub fn upgrade_backend(&self, wasm: Vec<u8>) -> Result<(), RejectResponse> {
+        self.ic.upgrade_canister(
+            self.backend,
+            wasm,
+            candid::encode_args(()).unwrap(),
+            Some(admin()),
+        )
+    }
+
+    /// Runs until `who`'s creation is in `state` (at most 3,000 rounds).
+    pub fn run_until_state(&self, who: Principal, state: CreationState) -> u64 {
+        self.run_until(3_000, |w| w.status(who).unwrap().state == state)
+    }
+
     /// Checks the reserve's books when this world goes out of scope (after an upgrade from a
     /// module whose interface predates them, say).
     pub fn check_accounting_at_end(&self) {

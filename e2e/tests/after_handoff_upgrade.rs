@@ -81,13 +81,7 @@ fn the_owner_upgrades_to_the_shipped_minor_release_and_keeps_everything() {
     let before = everything_on(&w, canister, alice);
 
     // A backend release ships the next minor version of the personal module.
-    w.ic.upgrade_canister(
-        w.backend,
-        wasm("backend-personal-next"),
-        candid::encode_args(()).unwrap(),
-        Some(admin()),
-    )
-    .unwrap();
+    w.upgrade_backend(wasm("backend-personal-next")).unwrap();
     let (next, next_module) = fetch_module(&w, alice);
     assert_eq!(
         next.api_version,

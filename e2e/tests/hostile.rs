@@ -592,27 +592,14 @@ fn the_backend_refuses_an_upgrade_while_create_canister_is_in_flight() {
     // The upgrade is handled right after the held create_canister, before its reply reaches
     // the backend: pre_upgrade refuses it.
     w.emu().resume(mgmt);
-    let err =
-        w.ic.upgrade_canister(
-            w.backend,
-            wasm("backend"),
-            candid::encode_args(()).unwrap(),
-            Some(admin()),
-        )
-        .unwrap_err();
+    let err = w.upgrade_backend(wasm("backend")).unwrap_err();
     assert!(err.reject_message.contains("upgrade refused"), "{err:?}");
 
     // Once the reply is in, the upgrade works and the creation goes on.
     w.run_until(100, |w| {
         w.status(alice).unwrap().create_call_since.is_none()
     });
-    w.ic.upgrade_canister(
-        w.backend,
-        wasm("backend"),
-        candid::encode_args(()).unwrap(),
-        Some(admin()),
-    )
-    .unwrap();
+    w.upgrade_backend(wasm("backend")).unwrap();
     let rec = completed(&w, alice);
     let personal = rec.canister_id.unwrap();
     assert_eq!(rec.created_canisters, Some(vec![personal]));
@@ -651,12 +638,7 @@ fn upgrades_of_either_side_in_every_state_create_once_and_debit_once() {
             break;
         }
         if !upgraded_in.contains(&rec.state) {
-            match w.ic.upgrade_canister(
-                w.backend,
-                wasm("backend"),
-                candid::encode_args(()).unwrap(),
-                Some(admin()),
-            ) {
+            match w.upgrade_backend(wasm("backend")) {
                 Ok(()) => {
                     upgraded_in.insert(rec.state);
                 }

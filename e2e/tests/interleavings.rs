@@ -233,12 +233,7 @@ impl Run {
                 }
             }
             Event::UpgradeBackend => {
-                let r = w.ic.upgrade_canister(
-                    w.backend,
-                    wasm("backend"),
-                    candid::encode_args(()).unwrap(),
-                    Some(admin()),
-                );
+                let r = w.upgrade_backend(wasm("backend"));
                 if let Err(e) = r {
                     // Refused while a create_canister call is in flight, or hit by a reject
                     // injected on the management canister; nothing else.

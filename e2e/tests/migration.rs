@@ -48,14 +48,7 @@ fn a_capsule_moves_to_its_personal_canister() {
 
     let first = w.create_personal_canister(alice).unwrap();
     assert_eq!(first.state, CreationState::NotStarted);
-    let rec = w.run_to_final(alice, 3_000);
-    assert_eq!(
-        rec.state,
-        CreationState::Completed,
-        "{:?}\n{}",
-        rec.error,
-        w.tail_of_trace()
-    );
+    let rec = completed(&w, alice);
     assert_eq!(
         World::states(&rec),
         [
@@ -113,19 +106,7 @@ fn a_capsule_moves_to_its_personal_canister() {
 
     // The owner writes to the personal canister; the shared copy is read-only and says where to go.
     let new: Memory = w
-        .capsule(
-            personal,
-            alice,
-            "add_memory",
-            (MemoryInput {
-                title: "after the move".into(),
-                description: String::new(),
-                tags: vec![],
-                kind: MemoryKind::Note,
-                blobs: vec![],
-                encryption: None,
-            },),
-        )
+        .capsule(personal, alice, "add_memory", (note("after the move"),))
         .unwrap();
     assert_eq!(new.id, 31);
     let err = w

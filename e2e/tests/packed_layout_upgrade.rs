@@ -74,19 +74,12 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
     let alice_done = w.run_to_final(alice, 3_000);
     assert_eq!(alice_done.state, CreationState::Completed);
     w.create_personal_canister(bob).unwrap();
-    w.run_until(3_000, |w| {
-        w.status(bob).unwrap().state == CreationState::Importing
-    });
+    w.run_until_state(bob, CreationState::Importing);
     let bob_canister = w.status(bob).unwrap().canister_id.unwrap();
     let before = [alice, bob, carol].map(|who| everything_of(&w, who));
 
-    w.ic.upgrade_canister(
-        w.backend,
-        wasm("backend"),
-        candid::encode_args(()).unwrap(),
-        Some(admin()),
-    )
-    .expect("upgrade from layout 1");
+    w.upgrade_backend(wasm("backend"))
+        .expect("upgrade from layout 1");
 
     // Every capsule, memory, connection and blob reads back identical.
     let after = [alice, bob, carol].map(|who| everything_of(&w, who));
@@ -168,13 +161,8 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
 
     // The layout-1 module refuses the layout-2 state; the state stays as it was.
     assert_refused_as_newer(
-        w.ic.upgrade_canister(
-            w.backend,
-            fixture("backend-aef96b1.wasm.gz"),
-            candid::encode_args(()).unwrap(),
-            Some(admin()),
-        )
-        .map_err(|e| format!("{e:?}")),
+        w.upgrade_backend(fixture("backend-aef96b1.wasm.gz"))
+            .map_err(|e| format!("{e:?}")),
     );
     assert_eq!(everything_of(&w, carol), carol_now);
     w.skip_accounting_check();

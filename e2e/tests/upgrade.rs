@@ -22,18 +22,11 @@ fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
     let alice_done = w.run_to_final(alice, 3_000);
     assert_eq!(alice_done.state, CreationState::Completed);
     w.create_personal_canister(bob).unwrap();
-    w.run_until(3_000, |w| {
-        w.status(bob).unwrap().state == CreationState::Importing
-    });
+    w.run_until_state(bob, CreationState::Importing);
     let before = [alice, bob, carol].map(|who| everything_of(&w, who));
 
-    w.ic.upgrade_canister(
-        w.backend,
-        wasm("backend"),
-        candid::encode_args(()).unwrap(),
-        Some(admin()),
-    )
-    .expect("upgrade from the previous layout");
+    w.upgrade_backend(wasm("backend"))
+        .expect("upgrade from the previous layout");
     w.check_accounting_at_end();
 
     // Every capsule, memory and connection is intact and readable. The previous module's

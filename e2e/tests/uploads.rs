@@ -356,13 +356,7 @@ fn a_personal_canister_upgraded_from_the_previous_layout_mid_import_keeps_its_im
     assert_eq!(snap.next_upload_expiry(), None, "imports never expire");
 
     // The backend is upgraded too, and the import completes under the current modules.
-    w.ic.upgrade_canister(
-        w.backend,
-        wasm("backend"),
-        candid::encode_args(()).unwrap(),
-        Some(admin()),
-    )
-    .expect("backend upgrade");
+    w.upgrade_backend(wasm("backend")).expect("backend upgrade");
     let rec = completed(&w, bob);
     assert_eq!(rec.canister_id, Some(personal));
     let done = stats(&w, personal);
