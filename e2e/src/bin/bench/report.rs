@@ -48,8 +48,9 @@ pub struct Metrics {
     /// Instructions per personal import phase (at the start of each round).
     #[serde(rename = "personal_phase_instructions")]
     pub personal_phases: BTreeMap<String, u64>,
-    pub backend_methods: BTreeMap<String, MethodFigures>,
-    pub personal_methods: BTreeMap<String, MethodFigures>,
+    /// Each method's share of the run (the emulator's counters).
+    pub backend_methods: BTreeMap<String, MethodStats>,
+    pub personal_methods: BTreeMap<String, MethodStats>,
     /// The naive copy of the same capsule (zeros with `--no-naive`).
     pub naive: NaiveFigures,
 }
@@ -65,38 +66,8 @@ pub struct NaiveFigures {
     pub cycles: u128,
     pub max_message_instructions_ratio: f64,
     pub max_message: String,
-    pub backend_methods: BTreeMap<String, MethodFigures>,
-    pub personal_methods: BTreeMap<String, MethodFigures>,
-}
-
-/// One method's share of a run (from the emulator's [`MethodStats`]).
-#[derive(Serialize)]
-pub struct MethodFigures {
-    pub executions: u64,
-    pub calls_received: u64,
-    pub calls_made: u64,
-    pub instructions_total: u64,
-    pub instructions_max: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-}
-
-fn per_method(w: &Window) -> BTreeMap<String, MethodFigures> {
-    w.methods
-        .iter()
-        .map(|(name, m)| {
-            let f = MethodFigures {
-                executions: m.executions,
-                calls_received: m.calls_received,
-                calls_made: m.calls_made,
-                instructions_total: m.instructions_total,
-                instructions_max: m.instructions_max,
-                bytes_in: m.bytes_in,
-                bytes_out: m.bytes_out,
-            };
-            (name.clone(), f)
-        })
-        .collect()
+    pub backend_methods: BTreeMap<String, MethodStats>,
+    pub personal_methods: BTreeMap<String, MethodStats>,
 }
 
 /// Fills a capsule for scenario `s`, migrates it and (with `naive`) copies it the naive way.
@@ -182,8 +153,8 @@ pub fn measure(s: &Scenario, queries: &[String], naive: bool) -> Metrics {
         verification_instructions_personal: verification_personal,
         backend_phases: ours.backend_phases.clone(),
         personal_phases: ours.personal_phases.clone(),
-        backend_methods: per_method(&ours.backend),
-        personal_methods: per_method(&ours.personal),
+        backend_methods: ours.backend.methods.clone(),
+        personal_methods: ours.personal.methods.clone(),
         naive: NaiveFigures {
             rounds: naive.rounds,
             calls: naive.calls(),
@@ -193,8 +164,8 @@ pub fn measure(s: &Scenario, queries: &[String], naive: bool) -> Metrics {
             cycles: naive.cycles,
             max_message_instructions_ratio: naive_max,
             max_message: naive_max_method,
-            backend_methods: per_method(&naive.backend),
-            personal_methods: per_method(&naive.personal),
+            backend_methods: naive.backend.methods.clone(),
+            personal_methods: naive.personal.methods.clone(),
         },
     }
 }
