@@ -2,8 +2,8 @@
 # The main job: a full migration on the emulator. Builds what is missing, deploys the backend,
 # tops up its cycles reserve, fills a capsule with realistic content, creates the personal
 # canister with a live byte-level progress bar and the state timeline, then prints both sides'
-# verified manifest roots, the new controllers, the cycles reserved, burned and left, and the
-# emulated and wall time taken.
+# verified manifest roots, the new controllers, the cycles the reserve paid, burned and left,
+# and the emulated and wall time taken.
 # Options are passed to the demo: --memories N, --mib N, --connections N, --round-ms N.
 set -euo pipefail
 cd "$(dirname "$0")/.."

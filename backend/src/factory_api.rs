@@ -1,8 +1,8 @@
 //! The factory's endpoints: thin wrappers that check the caller and call the factory.
 
 use candid::{Nat, Principal};
-use capsule::migration::{ChunkBatch, ChunkRef, ExportError, ImportProgress, ImportReport};
-use manifests::{ManifestPageReply, PageCursor};
+use capsule::migration::{ChunkRef, ImportProgress, ImportReport};
+use manifests::PageCursor;
 
 use crate::factory::types::*;
 use crate::factory::{self, driver, export};
@@ -34,31 +34,45 @@ fn require_admin() -> Result<(), FactoryError> {
     }
 }
 
+/// Runs `f` for an admin caller; anyone else gets `NotAdmin`.
+fn as_admin<T>(f: impl FnOnce() -> Result<T, FactoryError>) -> Result<T, FactoryError> {
+    require_admin()?;
+    f()
+}
+
+fn require_controller() -> Result<(), FactoryError> {
+    if ic_cdk::api::is_controller(&caller()) {
+        Ok(())
+    } else {
+        Err(FactoryError::NotController)
+    }
+}
+
 // ---------------------------------------------------------------- owners
 
 /// Asks for the caller's personal canister (or retries a failed creation). Repeated calls
 /// return the same record.
 #[ic_cdk::update]
-fn create_personal_canister(
-    config: CreatePersonalCanisterConfig,
-) -> Result<CreationRecord, FactoryError> {
-    let rec = state::write(|caps| factory::with(|f| f.request(caller(), config, caps, now())))?;
+fn create_personal_canister(config: CreatePersonalCanisterConfig) -> CreationRecordResult {
+    let rec = state::write(|caps| factory::with(|f| f.request(caller(), config, caps, now())));
     driver::kick();
-    Ok(rec)
+    rec.into()
 }
 
 /// The caller's creation record: state, canister, byte-level progress, error, quote, cycles.
 #[ic_cdk::query]
-fn get_creation_status() -> Result<CreationRecord, FactoryError> {
-    factory::with(|f| f.record_of(caller())).ok_or(FactoryError::NoCreation)
+fn get_creation_status() -> CreationRecordResult {
+    factory::with(|f| f.record_of(caller()))
+        .ok_or(FactoryError::NoCreation)
+        .into()
 }
 
 /// After `Completed`: purge the read-only shared copy now instead of after the retention.
 #[ic_cdk::update]
-fn purge_shared_capsule() -> Result<CreationRecord, FactoryError> {
-    let rec = factory::with(|f| f.request_purge(caller()))?;
+fn purge_shared_capsule() -> CreationRecordResult {
+    let rec = factory::with(|f| f.request_purge(caller()));
     driver::kick();
-    Ok(rec)
+    rec.into()
 }
 
 /// The personal canister module this backend ships: API version, SHA-256, size and chunking.
@@ -75,23 +89,21 @@ fn personal_module() -> PersonalModule {
 
 /// Chunk `index` of the shipped personal module (1 MiB each; the last may be shorter).
 #[ic_cdk::query]
-fn personal_module_chunk(index: u32) -> Result<serde_bytes::ByteBuf, FactoryError> {
+fn personal_module_chunk(index: u32) -> ModuleChunkResult {
     PersonalModule::chunk(factory::PERSONAL_WASM, index)
         .map(|c| serde_bytes::ByteBuf::from(c.to_vec()))
+        .into()
 }
 
 // ---------------------------------------------------------------- the personal canister
 
 #[ic_cdk::query]
-fn export_manifest_page(
-    migration_id: u64,
-    cursor: PageCursor,
-) -> Result<ManifestPageReply, ExportError> {
-    factory::with(|f| export::manifest_page(f, migration_id, caller(), cursor, false))
+fn export_manifest_page(migration_id: u64, cursor: PageCursor) -> ExportManifestPageResult {
+    factory::with(|f| export::manifest_page(f, migration_id, caller(), cursor, false)).into()
 }
 
 #[ic_cdk::query]
-fn export_chunks(migration_id: u64, chunks: Vec<ChunkRef>) -> Result<ChunkBatch, ExportError> {
+fn export_chunks(migration_id: u64, chunks: Vec<ChunkRef>) -> ChunkBatchResult {
     state::read(|caps| {
         factory::with(|f| {
             export::chunks(
@@ -104,20 +116,22 @@ fn export_chunks(migration_id: u64, chunks: Vec<ChunkRef>) -> Result<ChunkBatch,
             )
         })
     })
+    .into()
 }
 
 #[ic_cdk::update]
-fn report_import_progress(report: ImportProgress) -> Result<(), ExportError> {
+fn report_import_progress(report: ImportProgress) -> ImportReportResult {
     factory::with(|f| f.report_progress(report.migration_id, caller(), report.progress, now()))
+        .into()
 }
 
 #[ic_cdk::update]
-fn report_import_done(report: ImportReport) -> Result<(), ExportError> {
+fn report_import_done(report: ImportReport) -> ImportReportResult {
     let r = state::write(|caps| {
         factory::with(|f| f.report_done(report.migration_id, caller(), report.header, caps, now()))
     });
     driver::kick();
-    r
+    r.into()
 }
 
 /// A personal canister under cleanup sends its cycles back here (attached to the call). The
@@ -125,124 +139,130 @@ fn report_import_done(report: ImportReport) -> Result<(), ExportError> {
 /// with exactly what it accepted. Returns that amount; from anyone else nothing is accepted
 /// (the IC refunds the cycles).
 #[ic_cdk::update]
-fn deposit_returned_cycles() -> Result<Nat, FactoryError> {
+fn deposit_returned_cycles() -> CyclesResult {
     let from = caller();
-    let migration_id = factory::with(|f| f.cleanup_expecting(from)).ok_or_else(|| {
-        FactoryError::InvalidArgument {
+    let Some(migration_id) = factory::with(|f| f.cleanup_expecting(from)) else {
+        return CyclesResult::Err(FactoryError::InvalidArgument {
             reason: "only a personal canister under cleanup may return cycles here".into(),
-        }
-    })?;
+        });
+    };
     let accepted = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
     factory::with(|f| f.credit_returned(migration_id, accepted));
-    Ok(Nat::from(accepted))
+    CyclesResult::Ok(Nat::from(accepted))
 }
 
 // ---------------------------------------------------------------- admins
 
 #[ic_cdk::update]
-fn admin_set_creation_enabled(enabled: bool) -> Result<FactoryConfig, FactoryError> {
-    require_admin()?;
-    Ok(factory::with(|f| {
-        f.set_creation_enabled(enabled);
-        f.config()
-    }))
+fn admin_set_creation_enabled(enabled: bool) -> FactoryConfigResult {
+    as_admin(|| {
+        Ok(factory::with(|f| {
+            f.set_creation_enabled(enabled);
+            f.config()
+        }))
+    })
+    .into()
 }
 
 #[ic_cdk::query]
-fn admin_get_config() -> Result<FactoryConfig, FactoryError> {
-    require_admin()?;
-    Ok(factory::with(|f| f.config()))
+fn admin_get_config() -> FactoryConfigResult {
+    as_admin(|| Ok(factory::with(|f| f.config()))).into()
 }
 
 #[ic_cdk::update]
-fn admin_set_config(config: FactoryConfig) -> Result<FactoryConfig, FactoryError> {
-    require_admin()?;
-    config.validate()?;
-    let config = factory::with(|f| {
-        f.set_config(config);
-        f.config()
-    });
-    // Slots, deadlines and retention may have changed: the scheduler looks again.
-    driver::kick();
-    Ok(config)
+fn admin_set_config(config: FactoryConfig) -> FactoryConfigResult {
+    as_admin(|| {
+        config.validate()?;
+        let config = factory::with(|f| {
+            f.set_config(config);
+            f.config()
+        });
+        // Slots, deadlines and retention may have changed: the scheduler looks again.
+        driver::kick();
+        Ok(config)
+    })
+    .into()
 }
 
 /// Adds or removes an admin. Only controllers manage the admin list.
 #[ic_cdk::update]
-fn admin_set_admin(who: Principal, admin: bool) -> Result<Vec<Principal>, FactoryError> {
-    if !ic_cdk::api::is_controller(&caller()) {
-        return Err(FactoryError::NotController);
-    }
-    factory::with(|f| {
-        f.set_admin(who, admin)?;
-        Ok(f.admins())
+fn admin_set_admin(who: Principal, admin: bool) -> AdminsResult {
+    require_controller()
+        .and_then(|()| {
+            factory::with(|f| {
+                f.set_admin(who, admin)?;
+                Ok(f.admins())
+            })
+        })
+        .into()
+}
+
+#[ic_cdk::query]
+fn admin_list_admins() -> AdminsResult {
+    as_admin(|| Ok(factory::with(|f| f.admins()))).into()
+}
+
+#[ic_cdk::query]
+fn admin_get_stats() -> FactoryStatsResult {
+    as_admin(|| Ok(factory::with(|f| f.stats()))).into()
+}
+
+#[ic_cdk::query]
+fn admin_list_creations(start_after: Option<u64>, limit: u32) -> CreationPageResult {
+    as_admin(|| {
+        Ok(factory::with(|f| {
+            f.list(start_after, limit.clamp(1, 100) as usize)
+        }))
     })
-}
-
-#[ic_cdk::query]
-fn admin_list_admins() -> Result<Vec<Principal>, FactoryError> {
-    require_admin()?;
-    Ok(factory::with(|f| f.admins()))
-}
-
-#[ic_cdk::query]
-fn admin_get_stats() -> Result<FactoryStats, FactoryError> {
-    require_admin()?;
-    Ok(factory::with(|f| f.stats()))
-}
-
-#[ic_cdk::query]
-fn admin_list_creations(
-    start_after: Option<u64>,
-    limit: u32,
-) -> Result<CreationPage, FactoryError> {
-    require_admin()?;
-    Ok(factory::with(|f| {
-        f.list(start_after, limit.clamp(1, 100) as usize)
-    }))
+    .into()
 }
 
 /// One creation's whole record (the list gives summaries).
 #[ic_cdk::query]
-fn admin_get_creation(migration_id: u64) -> Result<CreationRecord, FactoryError> {
-    require_admin()?;
-    factory::with(|f| f.record(migration_id)).ok_or(FactoryError::UnknownMigration { migration_id })
+fn admin_get_creation(migration_id: u64) -> CreationRecordResult {
+    as_admin(|| {
+        factory::with(|f| f.record(migration_id))
+            .ok_or(FactoryError::UnknownMigration { migration_id })
+    })
+    .into()
 }
 
 /// A page of the manifest a migration exported.
 #[ic_cdk::query]
-fn admin_get_manifest_page(
-    migration_id: u64,
-    cursor: PageCursor,
-) -> Result<ManifestPageReply, FactoryError> {
-    require_admin()?;
-    factory::with(|f| export::manifest_page(f, migration_id, caller(), cursor, true)).map_err(|e| {
-        FactoryError::ExportFailed {
-            reason: e.to_string(),
-        }
+fn admin_get_manifest_page(migration_id: u64, cursor: PageCursor) -> AdminManifestPageResult {
+    as_admin(|| {
+        factory::with(|f| export::manifest_page(f, migration_id, caller(), cursor, true)).map_err(
+            |e| FactoryError::ExportFailed {
+                reason: e.to_string(),
+            },
+        )
     })
+    .into()
 }
 
 /// Cleans up a creation in any state but `Completed` (a running one is failed first): its
 /// canister returns its cycles to the reserve, then it is stopped and deleted. Returns the
 /// cycles credited (as received by `deposit_returned_cycles`).
 #[ic_cdk::update]
-async fn admin_cleanup_creation(migration_id: u64) -> Result<Nat, FactoryError> {
-    require_admin()?;
+async fn admin_cleanup_creation(migration_id: u64) -> CyclesResult {
+    if let Err(e) = require_admin() {
+        return CyclesResult::Err(e);
+    }
     let result = driver::cleanup(migration_id).await.map(Nat::from);
     // A cleaned-up creation frees its slot for the queue.
     driver::kick();
-    result
+    result.into()
 }
 
 /// Sponsors a top-up of a completed creation's personal canister with `cycles` from the
 /// reserve (`deposit_cycles`), within `max_sponsored_per_user` per user; counted as consumed
 /// by the creation. Returns the record (its `funding.sponsored` total).
 #[ic_cdk::update]
-async fn admin_sponsor_top_up(
-    migration_id: u64,
-    cycles: Nat,
-) -> Result<CreationRecord, FactoryError> {
+async fn admin_sponsor_top_up(migration_id: u64, cycles: Nat) -> CreationRecordResult {
+    sponsor_top_up(migration_id, cycles).await.into()
+}
+
+async fn sponsor_top_up(migration_id: u64, cycles: Nat) -> Result<CreationRecord, FactoryError> {
     require_admin()?;
     let cycles: u128 = cycles
         .0
@@ -258,57 +278,58 @@ async fn admin_sponsor_top_up(
 /// canister's balance not already reserved (bounded by what it can spend above its freezing
 /// threshold and the operating cycles kept for its own running costs).
 #[ic_cdk::update]
-fn admin_top_up_reserve(from_balance: Option<Nat>) -> Result<ReserveStatus, FactoryError> {
-    require_admin()?;
-    let wanted: u128 = from_balance.map_or(0, |n| n.0.try_into().unwrap_or(u128::MAX));
-    // Moving the canister's own balance into the reserve is for controllers only: an admin
-    // added to the list may fund the reserve with attached cycles, never with the canister's.
-    if wanted > 0 && !ic_cdk::api::is_controller(&caller()) {
-        return Err(FactoryError::NotController);
-    }
-    let attached = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
-    let liquid = ic_cdk::api::canister_liquid_cycle_balance();
-    factory::with(|f| {
-        // The balance not reserved already and not kept for the backend's running costs.
-        let unreserved = liquid
-            .saturating_sub(f.config().operating_cycles())
-            .saturating_sub(f.reserve().saturating_add(attached));
-        f.top_up(attached.saturating_add(wanted.min(unreserved)));
-        Ok(reserve_status(f))
+fn admin_top_up_reserve(from_balance: Option<Nat>) -> ReserveStatusResult {
+    as_admin(|| {
+        let wanted: u128 = from_balance.map_or(0, |n| n.0.try_into().unwrap_or(u128::MAX));
+        // Moving the canister's own balance into the reserve is for controllers only: an admin
+        // added to the list may fund the reserve with attached cycles, never with the canister's.
+        if wanted > 0 {
+            require_controller()?;
+        }
+        let attached = ic_cdk::api::msg_cycles_accept(ic_cdk::api::msg_cycles_available());
+        let liquid = ic_cdk::api::canister_liquid_cycle_balance();
+        Ok(factory::with(|f| {
+            // The balance not reserved already and not kept for the backend's running costs.
+            let unreserved = liquid
+                .saturating_sub(f.config().operating_cycles())
+                .saturating_sub(f.reserve().saturating_add(attached));
+            f.top_up(attached.saturating_add(wanted.min(unreserved)));
+            reserve_status(f)
+        }))
     })
+    .into()
 }
 
 #[ic_cdk::query]
-fn admin_get_reserve() -> Result<ReserveStatus, FactoryError> {
-    require_admin()?;
-    Ok(factory::with(|f| reserve_status(f)))
+fn admin_get_reserve() -> ReserveStatusResult {
+    as_admin(|| Ok(factory::with(|f| reserve_status(f)))).into()
 }
 
 /// The reserve history, oldest first: up to `limit` snapshots taken after `since` (from the
 /// oldest kept when `None`). One snapshot per interval at most; the newest holds the latest
 /// change.
 #[ic_cdk::query]
-fn admin_get_reserve_history(
-    since: Option<u64>,
-    limit: u32,
-) -> Result<ReserveHistoryPage, FactoryError> {
-    require_admin()?;
-    let interval = factory::with(|f| f.config().reserve_history_interval_seconds());
-    Ok(factory::with_reserve_history(|h| {
-        h.page(since, limit as usize, interval)
-    }))
+fn admin_get_reserve_history(since: Option<u64>, limit: u32) -> ReserveHistoryPageResult {
+    as_admin(|| {
+        let interval = factory::with(|f| f.config().reserve_history_interval_seconds());
+        Ok(factory::with_reserve_history(|h| {
+            h.page(since, limit as usize, interval)
+        }))
+    })
+    .into()
 }
 
 /// Benchmark only (feature `bench-seed`): records `count` completed creations of made-up
 /// owners numbered from `first` (see `Factory::seed_completed`). Controllers only.
 #[cfg(feature = "bench-seed")]
 #[ic_cdk::update]
-fn bench_seed_creations(first: u64, count: u64) -> Result<FactoryStats, FactoryError> {
-    if !ic_cdk::api::is_controller(&caller()) {
-        return Err(FactoryError::NotController);
-    }
-    Ok(factory::with(|f| {
-        f.seed_completed(first, count, now());
-        f.stats()
-    }))
+fn bench_seed_creations(first: u64, count: u64) -> FactoryStatsResult {
+    require_controller()
+        .map(|()| {
+            factory::with(|f| {
+                f.seed_completed(first, count, now());
+                f.stats()
+            })
+        })
+        .into()
 }

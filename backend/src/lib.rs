@@ -14,7 +14,11 @@ mod naive;
 mod restore;
 mod state;
 
-capsule::capsule_endpoints!(read = state::read, write = write_capsules, ctx = scaffold::ctx);
+capsule::capsule_endpoints!(
+    read = state::read,
+    write = write_capsules,
+    ctx = scaffold::ctx
+);
 
 /// A capsule write. One may open an upload session: the factory's scheduler then wakes up
 /// when the earliest session expires (the build without the factory has no timer; there,
@@ -61,15 +65,15 @@ fn post_upgrade() {
 #[allow(unused_imports)]
 use {
     candid::{Nat, Principal},
-    capsule::migration::{ChunkBatch, ChunkRef, ExportError, ImportProgress, ImportReport},
+    capsule::migration::{ChunkRef, ImportProgress, ImportReport},
     factory::types::*,
-    manifests::{ManifestPageReply, PageCursor},
+    manifests::PageCursor,
 };
 #[allow(unused_imports)]
 use {
-    capsule::{BlobDescriptor, Error, Hash32},
+    capsule::endpoints::{BlobDescriptorResult, BytesResult, EmptyResult, RestoreUploadResult},
     manifests::{BlobLeaf, CapsuleLeaf},
-    restore::{RestoreRecords, RestoreUpload},
+    restore::RestoreRecords,
 };
 
 ic_cdk::export_candid!();
@@ -88,6 +92,23 @@ mod tests {
         };
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         scaffold::did::assert_committed(&__export_service(), &path);
+    }
+
+    /// Every reply type of the interface has a name of its own (`CapsuleInfoResult`,
+    /// `CreationRecordResult`, ...), none the `Result_N` candid makes up.
+    #[test]
+    fn every_result_type_is_named() {
+        let generated = __export_service();
+        assert_eq!(
+            capsule::endpoints::unnamed_results(&generated),
+            Vec::<&str>::new()
+        );
+        assert!(generated.contains("type CapsuleInfoResult = variant {"));
+        if cfg!(feature = "personal-canister") {
+            assert!(
+                generated.contains("get_creation_status : () -> (CreationRecordResult) query;")
+            );
+        }
     }
 
     use super::__export_service;

@@ -11,6 +11,100 @@
 //!
 //! Every endpoint is thin: it builds the context and calls one store method. Bulk bytes travel
 //! as candid `blob` (`serde_bytes::ByteBuf`).
+//!
+//! Every endpoint that can fail replies with a named result type, named after what its `Ok`
+//! carries (`CapsuleInfoResult`, `MemoryPageResult`, ...): `variant { Ok : T; Err : E }` on the
+//! wire, exactly as a Rust `Result<T, E>`, so clients may decode into either. Candid names
+//! structurally equal types once (the shortest Rust name wins), so there is one named type
+//! per shape, shared by the endpoints that reply with it. The store's methods return plain
+//! `Result`s; the named types exist for the interface ([`candid_result!`]).
+
+/// Defines a named candid result type for an endpoint's reply: an enum `Ok(T)` / `Err(E)`
+/// that candid encodes as `variant { Ok : T; Err : E }`, the wire form of `Result<T, E>`, with
+/// conversions both ways. Endpoints return the named type (it names the reply in the `.did`
+/// file instead of candid's `Result_N`); the logic behind them returns the plain `Result`.
+///
+/// ```text
+/// capsule::candid_result! {
+///     /// Reply of `create_capsule`, `get_capsule` and `update_capsule`.
+///     CapsuleInfoResult(CapsuleInfo, Error)
+/// }
+/// ```
+#[macro_export]
+macro_rules! candid_result {
+    ($($(#[$attr:meta])* $name:ident($ok:ty, $err:ty))*) => {$(
+        $(#[$attr])*
+        #[derive(::candid::CandidType, ::serde::Deserialize, Clone, Debug, PartialEq, Eq)]
+        pub enum $name {
+            Ok($ok),
+            Err($err),
+        }
+
+        impl ::core::convert::From<::core::result::Result<$ok, $err>> for $name {
+            fn from(r: ::core::result::Result<$ok, $err>) -> Self {
+                match r {
+                    ::core::result::Result::Ok(v) => $name::Ok(v),
+                    ::core::result::Result::Err(e) => $name::Err(e),
+                }
+            }
+        }
+
+        impl ::core::convert::From<$name> for ::core::result::Result<$ok, $err> {
+            fn from(r: $name) -> Self {
+                match r {
+                    $name::Ok(v) => ::core::result::Result::Ok(v),
+                    $name::Err(e) => ::core::result::Result::Err(e),
+                }
+            }
+        }
+    )*};
+}
+
+use crate::restore::RestoreUpload;
+use crate::{BlobDescriptor, CapsuleInfo, Connection, ConnectionPage, Error, Memory, MemoryPage};
+use serde_bytes::ByteBuf;
+
+candid_result! {
+    /// Reply of `create_capsule`, `get_capsule` and `update_capsule`.
+    CapsuleInfoResult(CapsuleInfo, Error)
+    /// Reply of `add_memory`, `get_memory` and `update_memory`.
+    MemoryResult(Memory, Error)
+    /// Reply of `list_memories`.
+    MemoryPageResult(MemoryPage, Error)
+    /// Reply of `begin_blob_upload`: the upload's id.
+    UploadIdResult(u64, Error)
+    /// Reply carrying bytes: a chunk (`get_blob_chunk`), a byte range (`read_blob_range`) or a
+    /// 32-byte hash (`put_blob_chunk`: the chunk's hash at its index; `capsule_root`).
+    BytesResult(ByteBuf, Error)
+    /// Reply of `finish_blob_upload`, `get_blob` and `restore_blob_finish`.
+    BlobDescriptorResult(BlobDescriptor, Error)
+    /// Reply of `add_connection` and `update_connection`.
+    ConnectionResult(Connection, Error)
+    /// Reply of `list_connections`.
+    ConnectionPageResult(ConnectionPage, Error)
+    /// Reply with nothing to return: `delete_memory`, `abort_blob_upload`,
+    /// `remove_connection`, `restore_capsule`, `restore_blob_chunk`, `restore_records`.
+    EmptyResult((), Error)
+    /// Reply of `restore_blob_begin` (both canisters serve the archive restore).
+    RestoreUploadResult(RestoreUpload, Error)
+}
+
+/// A 32-byte hash as the `Ok` of a [`BytesResult`] (candid `blob` either way).
+pub fn hash_bytes(h: crate::Hash32) -> ByteBuf {
+    ByteBuf::from(h.into_array().to_vec())
+}
+
+/// The names candid gives result types nobody named (`Result`, `Result_1`, ...) that appear in
+/// the candid text `did`: the interface tests require none.
+pub fn unnamed_results(did: &str) -> Vec<&str> {
+    did.lines()
+        .filter_map(|l| l.strip_prefix("type ")?.split_whitespace().next())
+        .filter(|name| {
+            name.strip_prefix("Result")
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+        })
+        .collect()
+}
 
 /// Types are named by absolute `::capsule::` paths (not `$crate`) because `ic_cdk::export_candid!`
 /// re-parses them as text; the canister must depend on this crate under the name `capsule`.
@@ -22,59 +116,57 @@ macro_rules! capsule_endpoints {
         #[::ic_cdk::update]
         fn create_capsule(
             input: ::capsule::CapsuleInput,
-        ) -> ::std::result::Result<::capsule::CapsuleInfo, ::capsule::Error> {
-            $write(|s| s.create_capsule(&$ctx(), input))
+        ) -> ::capsule::endpoints::CapsuleInfoResult {
+            $write(|s| s.create_capsule(&$ctx(), input)).into()
         }
 
         #[::ic_cdk::query]
-        fn get_capsule() -> ::std::result::Result<::capsule::CapsuleInfo, ::capsule::Error> {
-            $read(|s| s.get_capsule(&$ctx()))
+        fn get_capsule() -> ::capsule::endpoints::CapsuleInfoResult {
+            $read(|s| s.get_capsule(&$ctx())).into()
         }
 
         #[::ic_cdk::update]
         fn update_capsule(
             update: ::capsule::CapsuleUpdate,
-        ) -> ::std::result::Result<::capsule::CapsuleInfo, ::capsule::Error> {
-            $write(|s| s.update_capsule(&$ctx(), update))
+        ) -> ::capsule::endpoints::CapsuleInfoResult {
+            $write(|s| s.update_capsule(&$ctx(), update)).into()
         }
 
         #[::ic_cdk::update]
-        fn add_memory(
-            input: ::capsule::MemoryInput,
-        ) -> ::std::result::Result<::capsule::Memory, ::capsule::Error> {
-            $write(|s| s.add_memory(&$ctx(), input))
+        fn add_memory(input: ::capsule::MemoryInput) -> ::capsule::endpoints::MemoryResult {
+            $write(|s| s.add_memory(&$ctx(), input)).into()
         }
 
         #[::ic_cdk::query]
-        fn get_memory(id: u64) -> ::std::result::Result<::capsule::Memory, ::capsule::Error> {
-            $read(|s| s.get_memory(&$ctx(), id))
+        fn get_memory(id: u64) -> ::capsule::endpoints::MemoryResult {
+            $read(|s| s.get_memory(&$ctx(), id)).into()
         }
 
         #[::ic_cdk::query]
         fn list_memories(
             req: ::capsule::MemoryPageRequest,
-        ) -> ::std::result::Result<::capsule::MemoryPage, ::capsule::Error> {
-            $read(|s| s.list_memories(&$ctx(), req))
+        ) -> ::capsule::endpoints::MemoryPageResult {
+            $read(|s| s.list_memories(&$ctx(), req)).into()
         }
 
         #[::ic_cdk::update]
         fn update_memory(
             id: u64,
             update: ::capsule::MemoryUpdate,
-        ) -> ::std::result::Result<::capsule::Memory, ::capsule::Error> {
-            $write(|s| s.update_memory(&$ctx(), id, update))
+        ) -> ::capsule::endpoints::MemoryResult {
+            $write(|s| s.update_memory(&$ctx(), id, update)).into()
         }
 
         #[::ic_cdk::update]
-        fn delete_memory(id: u64) -> ::std::result::Result<(), ::capsule::Error> {
-            $write(|s| s.delete_memory(&$ctx(), id))
+        fn delete_memory(id: u64) -> ::capsule::endpoints::EmptyResult {
+            $write(|s| s.delete_memory(&$ctx(), id)).into()
         }
 
         #[::ic_cdk::update]
         fn begin_blob_upload(
             req: ::capsule::BlobUploadRequest,
-        ) -> ::std::result::Result<u64, ::capsule::Error> {
-            $write(|s| s.begin_blob_upload(&$ctx(), req))
+        ) -> ::capsule::endpoints::UploadIdResult {
+            $write(|s| s.begin_blob_upload(&$ctx(), req)).into()
         }
 
         #[::ic_cdk::update]
@@ -82,35 +174,33 @@ macro_rules! capsule_endpoints {
             upload: u64,
             index: u64,
             bytes: ::serde_bytes::ByteBuf,
-        ) -> ::std::result::Result<::capsule::Hash32, ::capsule::Error> {
+        ) -> ::capsule::endpoints::BytesResult {
             $write(|s| s.put_blob_chunk(&$ctx(), upload, index, &bytes))
+                .map(::capsule::endpoints::hash_bytes)
+                .into()
         }
 
         #[::ic_cdk::update]
-        fn finish_blob_upload(
-            upload: u64,
-        ) -> ::std::result::Result<::capsule::BlobDescriptor, ::capsule::Error> {
-            $write(|s| s.finish_blob_upload(&$ctx(), upload))
+        fn finish_blob_upload(upload: u64) -> ::capsule::endpoints::BlobDescriptorResult {
+            $write(|s| s.finish_blob_upload(&$ctx(), upload)).into()
         }
 
         #[::ic_cdk::update]
-        fn abort_blob_upload(upload: u64) -> ::std::result::Result<(), ::capsule::Error> {
-            $write(|s| s.abort_blob_upload(&$ctx(), upload))
+        fn abort_blob_upload(upload: u64) -> ::capsule::endpoints::EmptyResult {
+            $write(|s| s.abort_blob_upload(&$ctx(), upload)).into()
         }
 
         #[::ic_cdk::query]
-        fn get_blob(
-            hash: ::capsule::Hash32,
-        ) -> ::std::result::Result<::capsule::BlobDescriptor, ::capsule::Error> {
-            $read(|s| s.get_blob(&$ctx(), &hash))
+        fn get_blob(hash: ::capsule::Hash32) -> ::capsule::endpoints::BlobDescriptorResult {
+            $read(|s| s.get_blob(&$ctx(), &hash)).into()
         }
 
         #[::ic_cdk::query]
         fn get_blob_chunk(
             hash: ::capsule::Hash32,
             index: u64,
-        ) -> ::std::result::Result<::serde_bytes::ByteBuf, ::capsule::Error> {
-            $read(|s| s.get_blob_chunk(&$ctx(), &hash, index))
+        ) -> ::capsule::endpoints::BytesResult {
+            $read(|s| s.get_blob_chunk(&$ctx(), &hash, index)).into()
         }
 
         #[::ic_cdk::query]
@@ -118,37 +208,35 @@ macro_rules! capsule_endpoints {
             hash: ::capsule::Hash32,
             offset: u64,
             len: u64,
-        ) -> ::std::result::Result<::serde_bytes::ByteBuf, ::capsule::Error> {
-            $read(|s| s.read_blob_range(&$ctx(), &hash, offset, len))
+        ) -> ::capsule::endpoints::BytesResult {
+            $read(|s| s.read_blob_range(&$ctx(), &hash, offset, len)).into()
         }
 
         #[::ic_cdk::update]
         fn add_connection(
             input: ::capsule::ConnectionInput,
-        ) -> ::std::result::Result<::capsule::Connection, ::capsule::Error> {
-            $write(|s| s.add_connection(&$ctx(), input))
+        ) -> ::capsule::endpoints::ConnectionResult {
+            $write(|s| s.add_connection(&$ctx(), input)).into()
         }
 
         #[::ic_cdk::query]
         fn list_connections(
             req: ::capsule::ConnectionPageRequest,
-        ) -> ::std::result::Result<::capsule::ConnectionPage, ::capsule::Error> {
-            $read(|s| s.list_connections(&$ctx(), req))
+        ) -> ::capsule::endpoints::ConnectionPageResult {
+            $read(|s| s.list_connections(&$ctx(), req)).into()
         }
 
         #[::ic_cdk::update]
         fn update_connection(
             peer: ::candid::Principal,
             update: ::capsule::ConnectionUpdate,
-        ) -> ::std::result::Result<::capsule::Connection, ::capsule::Error> {
-            $write(|s| s.update_connection(&$ctx(), peer, update))
+        ) -> ::capsule::endpoints::ConnectionResult {
+            $write(|s| s.update_connection(&$ctx(), peer, update)).into()
         }
 
         #[::ic_cdk::update]
-        fn remove_connection(
-            peer: ::candid::Principal,
-        ) -> ::std::result::Result<(), ::capsule::Error> {
-            $write(|s| s.remove_connection(&$ctx(), peer))
+        fn remove_connection(peer: ::candid::Principal) -> ::capsule::endpoints::EmptyResult {
+            $write(|s| s.remove_connection(&$ctx(), peer)).into()
         }
     };
 }

@@ -80,13 +80,19 @@ describe('createPersonalCanister', () => {
     expect((e as Error).message).toMatch(/^The service is out of funds for new canisters right now .*try again later\.$/);
   });
 
-  it('returns the completed record when the factory says AlreadyCompleted', async () => {
-    const { client } = setup();
+  it('asking again after Completed returns the completed record, in one call', async () => {
+    const { backend, client } = setup();
     await client.createPersonalCanister();
     await client.watchCreation();
+    const polls = backend.polls;
     const again = await client.createPersonalCanister();
     expect(again.state).toBe('Completed');
     expect(again.canisterId?.toText()).toBe(PERSONAL_ID.toText());
+    expect(again.attempts).toBe(1);
+    expect(again.error).toBeNull();
+    // The factory answers with the record itself: no status round trip follows.
+    expect(backend.creates).toBe(2);
+    expect(backend.polls).toBe(polls);
   });
 });
 
@@ -195,7 +201,7 @@ describe('watchCreation', () => {
 
   it('retries after Failed: a new attempt goes through every state to Completed', async () => {
     const { backend, client } = setup([
-      failedAt('Importing', { ImportFailed: { reason: 'export_chunks rejected' } }),
+      failedAt('Importing', { ImportFailed: { reason: 'export_chunks rejected', cause: [] } }),
       happyScript(),
     ]);
     await client.createPersonalCanister();
@@ -392,7 +398,7 @@ describe('capsuleActor', () => {
   });
 
   it('switches from the backend to the personal canister after a failed attempt is retried', async () => {
-    const { client } = setup([failedAt('Importing', { ImportFailed: { reason: 'x' } }), happyScript()]);
+    const { client } = setup([failedAt('Importing', { ImportFailed: { reason: 'x', cause: [] } }), happyScript()]);
     await client.createPersonalCanister();
     await client.watchCreation();
     expect((await served(client)).servedBy).toBe('backend');

@@ -40,7 +40,7 @@ describe('every FactoryError variant has a sentence', () => {
   it('covers the variants of the .did file', () => {
     expect(cases.map(([n]) => n).sort()).toEqual(
       [
-        'AlreadyCompleted', 'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CancelledByAdmin', 'CleanupFailed',
+        'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CancelledByAdmin', 'CleanupFailed',
         'CleanupInProgress', 'CreateOutcomeUnknown', 'CreationDisabled', 'DailyCycleBudgetReached',
         'DailyLimitReached', 'DepositFailed', 'ExportFailed',
         'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles', 'Internal', 'InvalidArgument', 'InvalidConfig',
@@ -95,9 +95,8 @@ describe('messages carry the details people need', () => {
       'The service is out of funds for new canisters right now (needs 2.50 T cycles, has 1.00 T cycles); try again later.',
     );
   });
-  it('AlreadyCompleted and CapsuleMoved name the personal canister', () => {
+  it('CapsuleMoved names the personal canister', () => {
     const id = Principal.fromText('bd3sg-teaaa-aaaaa-qaaba-cai');
-    expect(describeFactoryError({ AlreadyCompleted: { canister_id: id } })).toContain(id.toText());
     expect(describeCapsuleError({ CapsuleMoved: { canister_id: id } })).toContain(id.toText());
   });
   it('CapsuleFrozen gives the reason', () => {

@@ -217,7 +217,7 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
     if (prev !== state) r.timeline.push({ state: { [state]: null } as CreationRecord['state'], at: this.now });
     if (state === 'Failed') {
       r.failed_in = [r.state];
-      r.error = [error ?? { ImportFailed: { reason: 'chunk fetch failed' } }];
+      r.error = [error ?? { ImportFailed: { reason: 'chunk fetch failed', cause: [] } }];
     }
     r.state = { [state]: null } as CreationRecord['state'];
     r.progress = progress(bytes);
@@ -238,8 +238,9 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
       this.record = newRecord(this.now);
       return { Ok: clone(this.record) };
     }
+    // Like the factory: any record but a failed one is returned as it stands (a completed
+    // creation included); a failed one is retried.
     const state = Object.keys(this.record.state)[0];
-    if (state === 'Completed') return { Err: { AlreadyCompleted: { canister_id: PERSONAL_ID } } };
     if (state === 'Failed') {
       this.record.attempts += 1;
       // Like the factory: a retry counts as an attempt on today's UTC day.

@@ -9,11 +9,10 @@
 //! - `api_version : () -> (nat32) query`
 //! - `import_status : () -> (ImportStatus) query` — owner, backend and controllers
 //!   (others, anonymous included, are rejected by a guard)
-//! - `get_manifest_page : (PageCursor) -> (variant { Ok : ManifestPageReply; Err : Error }) query`
-//!   — the manifest of what the canister holds once the import is verified; owner and
-//!   controllers
-//! - `return_cycles : (principal) -> (variant { Ok : nat; Err : Error })` — controllers only:
-//!   deposits all cycles but a small reserve into the given canister
+//! - `get_manifest_page : (PageCursor) -> (ManifestPageResult) query` — the manifest of what
+//!   the canister holds once the import is verified; owner and controllers
+//! - `return_cycles : (principal) -> (ReturnedCyclesResult)` — controllers only: deposits all
+//!   cycles but a small reserve into the given canister
 //! - `module_version : () -> (ApiVersion) query` — the module's version ([`upgrade`])
 //! - `cycles_outlook : () -> (CyclesOutlook)` — owner, backend and controllers ([`outlook`])
 //!
@@ -29,6 +28,7 @@ pub mod upgrade;
 
 use candid::{Nat, Principal};
 use capsule::Error;
+use capsule::endpoints::{BlobDescriptorResult, BytesResult, EmptyResult, RestoreUploadResult};
 use capsule::migration::ImportStatus;
 pub use capsule::migration::PersonalInitArgs;
 use ic_cdk::api::{is_controller, msg_caller};
@@ -36,7 +36,18 @@ use manifests::{ManifestPageReply, PageCursor};
 use outlook::CyclesOutlook;
 use upgrade::ApiVersion;
 
-capsule::capsule_endpoints!(read = state::read, write = state::write, ctx = scaffold::ctx);
+capsule::capsule_endpoints!(
+    read = state::read,
+    write = state::write,
+    ctx = scaffold::ctx
+);
+
+capsule::candid_result! {
+    /// Reply of `get_manifest_page`.
+    ManifestPageResult(ManifestPageReply, Error)
+    /// Reply of `return_cycles`: the cycles the receiving canister kept.
+    ReturnedCyclesResult(Nat, Error)
+}
 
 /// Cycles `return_cycles` leaves in the canister, beyond its freezing reserve: enough to answer
 /// and to be stopped and deleted.
@@ -130,56 +141,66 @@ fn check_restore(caller: Principal) -> Result<(), Error> {
 /// Restores an archive's capsule metadata (ids and timestamps as they were) into this fresh
 /// canister; then upload the blobs and call `restore_records` (see [`restore`]). Owner only.
 #[ic_cdk::update]
-fn restore_capsule(leaf: manifests::CapsuleLeaf) -> Result<(), Error> {
+fn restore_capsule(leaf: manifests::CapsuleLeaf) -> EmptyResult {
     let caller = msg_caller();
-    check_restore(caller)?;
-    state::store_mut(|s| restore::restore_capsule(s, caller, &leaf))
+    check_restore(caller)
+        .and_then(|()| state::store_mut(|s| restore::restore_capsule(s, caller, &leaf)))
+        .into()
 }
 
 /// Begins restoring one of an archive's blobs (its manifest leaf); returns the upload and the
 /// chunk indices to send with `restore_blob_chunk`. Owner only.
 #[ic_cdk::update]
-fn restore_blob_begin(leaf: manifests::BlobLeaf) -> Result<restore::RestoreUpload, Error> {
+fn restore_blob_begin(leaf: manifests::BlobLeaf) -> RestoreUploadResult {
     let caller = msg_caller();
-    check_restore(caller)?;
+    if let Err(e) = check_restore(caller) {
+        return RestoreUploadResult::Err(e);
+    }
     let now = ic_cdk::api::time();
     let begun = state::store_mut(|s| restore::begin_blob(s, caller, &leaf, now));
     // The session expires like an upload: the expiry timer must be armed for it.
     expiry::ensure_armed(now);
-    begun
+    begun.into()
 }
 
 /// One chunk of a blob being restored, checked against its hash at `index` on arrival.
 #[ic_cdk::update]
-fn restore_blob_chunk(upload: u64, index: u64, bytes: serde_bytes::ByteBuf) -> Result<(), Error> {
+fn restore_blob_chunk(upload: u64, index: u64, bytes: serde_bytes::ByteBuf) -> EmptyResult {
     let caller = msg_caller();
-    check_restore(caller)?;
-    state::store_mut(|s| s.put_imported_chunk(caller, upload, index, &bytes))
+    check_restore(caller)
+        .and_then(|()| state::store_mut(|s| s.put_imported_chunk(caller, upload, index, &bytes)))
+        .into()
 }
 
 /// Finishes a blob being restored (every chunk arrived and verified).
 #[ic_cdk::update]
-fn restore_blob_finish(upload: u64) -> Result<capsule::BlobDescriptor, Error> {
+fn restore_blob_finish(upload: u64) -> BlobDescriptorResult {
     let caller = msg_caller();
-    check_restore(caller)?;
-    state::store_mut(|s| s.finish_blob_import(caller, upload))
+    check_restore(caller)
+        .and_then(|()| state::store_mut(|s| s.finish_blob_import(caller, upload)))
+        .into()
 }
 
 /// Restores a batch of an archive's connections and memories (their blobs uploaded first).
 #[ic_cdk::update]
-fn restore_records(records: restore::RestoreRecords) -> Result<(), Error> {
+fn restore_records(records: restore::RestoreRecords) -> EmptyResult {
     let caller = msg_caller();
-    check_restore(caller)?;
-    state::store_mut(|s| restore::restore_records(s, caller, &records))
+    check_restore(caller)
+        .and_then(|()| state::store_mut(|s| restore::restore_records(s, caller, &records)))
+        .into()
 }
 
 /// The manifest root of what this canister stores for its owner, recomputed now (an update:
 /// it walks every record). Owner and controllers.
 #[ic_cdk::update]
-fn capsule_root() -> Result<capsule::Hash32, Error> {
-    check_owner_or_controller(msg_caller())?;
-    let owner = state::owner();
-    state::read(|s| restore::capsule_header(s, owner)).map(|h| serde_bytes::ByteArray::new(h.root))
+fn capsule_root() -> BytesResult {
+    check_owner_or_controller(msg_caller())
+        .and_then(|()| {
+            let owner = state::owner();
+            state::read(|s| restore::capsule_header(s, owner))
+        })
+        .map(|h| serde_bytes::ByteBuf::from(h.root.to_vec()))
+        .into()
 }
 
 /// Guard: the owner, the backend that created the canister, or a controller.
@@ -206,9 +227,10 @@ fn import_status() -> ImportStatus {
 /// A page of the manifest of what this canister holds (recomputed from stored data at the
 /// end of the import), the same type as the backend's export pages.
 #[ic_cdk::query]
-fn get_manifest_page(cursor: PageCursor) -> Result<ManifestPageReply, Error> {
-    check_owner_or_controller(msg_caller())?;
-    state::importer(|imp, _| imp.own_page(cursor))
+fn get_manifest_page(cursor: PageCursor) -> ManifestPageResult {
+    check_owner_or_controller(msg_caller())
+        .and_then(|()| state::importer(|imp, _| imp.own_page(cursor)))
+        .into()
 }
 
 fn check_owner_or_controller(caller: Principal) -> Result<(), Error> {
@@ -228,7 +250,11 @@ fn check_owner_or_controller(caller: Principal) -> Result<(), Error> {
 /// the amount `to` kept (the rest comes back as a refund). Only a controller may call it (after
 /// the handoff the backend is not one).
 #[ic_cdk::update]
-async fn return_cycles(to: Principal) -> Result<Nat, Error> {
+async fn return_cycles(to: Principal) -> ReturnedCyclesResult {
+    give_back_cycles(to).await.into()
+}
+
+async fn give_back_cycles(to: Principal) -> Result<Nat, Error> {
     let caller = msg_caller();
     if caller == Principal::anonymous() {
         return Err(Error::Anonymous);

@@ -17,6 +17,17 @@ fn committed_did_matches_the_code() {
     scaffold::did::assert_committed(&__export_service(), &did("personal/personal.did"));
 }
 
+/// Every reply type of the interface has a name of its own, none the `Result_N` candid makes up.
+#[test]
+fn every_result_type_is_named() {
+    let generated = __export_service();
+    assert_eq!(
+        capsule::endpoints::unnamed_results(&generated),
+        Vec::<&str>::new()
+    );
+    assert!(generated.contains("get_manifest_page : (PageCursor) -> (ManifestPageResult) query;"));
+}
+
 /// Every capsule method exists on both canisters with the same type, so one client serves both.
 #[test]
 fn capsule_api_is_identical_to_the_backends() {

@@ -9,8 +9,10 @@ pub use super::registry::history::{ReserveHistoryPage, ReserveSnapshot};
 
 mod after_handoff;
 mod config;
+mod results;
 pub use after_handoff::*;
 pub use config::*;
+pub use results::*;
 
 /// Arguments of `create_personal_canister`. Fields a client sends that this version does not
 /// know are ignored (candid record subtyping).
@@ -142,7 +144,12 @@ pub struct CreationRecord {
     pub failed_in: Option<CreationState>,
     pub manifest: Option<ManifestSummary>,
     pub quote: Option<Quote>,
-    /// Cycles taken from the reserve for this creation, less what came back.
+    /// What the reserve paid for this creation, net: the cycles attached to `create_canister`
+    /// (the quote's `total`, once per canister created), the funding deposited after install
+    /// and the top-ups admins sponsored (`funding`), less what cleanups sent back
+    /// (`cleanup.returned`). Calls the IC rejected count for nothing (their cycles came back).
+    /// Not what was burned: most of it is the personal canister's balance, the owner's to run
+    /// it.
     pub cycles_consumed: u128,
     /// Consecutive transient failures of the current step (reset when a step succeeds).
     pub step_retries: u32,
@@ -259,8 +266,14 @@ pub struct ReserveStatus {
     /// Creations are refused when the reserve would fall below this after the quote.
     pub threshold: u128,
     pub low_water_mark: u128,
+    /// Cycles added to the reserve (attached to `admin_top_up_reserve` or moved from the
+    /// balance), in total.
     pub total_topped_up: u128,
+    /// Cycles creations took from the reserve, in total, before anything came back:
+    /// `create_canister` payments, funding deposits and sponsored top-ups (calls the IC
+    /// rejected excluded).
     pub total_consumed: u128,
+    /// Cycles cleanups sent back to the reserve, in total.
     pub total_returned: u128,
     pub alerts: Vec<ReserveAlert>,
 }
@@ -281,6 +294,8 @@ pub struct FactoryStats {
     pub failed: u64,
     pub in_progress: u64,
     pub queued: u64,
+    /// What the reserve paid for all creations, net: their `cycles_consumed` summed, i.e.
+    /// the reserve's `total_consumed` less its `total_returned`.
     pub total_cycles_consumed: u128,
     /// The creations in progress by state: one entry for each state from `Exporting` to
     /// `Verifying`, in order, zeros included (read from the active set, at most
@@ -310,6 +325,7 @@ pub struct CreationSummary {
     pub bytes_total: u64,
     /// The state a failed creation failed in.
     pub failed_in: Option<CreationState>,
+    /// What the reserve paid for this creation, net (see `CreationRecord::cycles_consumed`).
     pub cycles_consumed: u128,
 }
 
@@ -390,8 +406,6 @@ pub enum FactoryError {
         state: CreationState,
         expected: String,
     },
-    #[error("the capsule is already served by personal canister {canister_id}")]
-    AlreadyCompleted { canister_id: Principal },
     #[error("exporting the capsule failed: {reason}")]
     ExportFailed { reason: String },
     #[error("{step} failed: reject code {code}: {message}")]

@@ -357,9 +357,14 @@ fn main() {
     // install), less its creation fee and what it still holds, is what installing the module
     // and pulling the data burned.
     let burned_by_canister = given.saturating_sub(q.creation_fee).saturating_sub(left);
+    // The record's `cycles_consumed` is what the reserve paid: here exactly what the canister
+    // was given (nothing was sponsored or sent back).
+    assert_eq!(
+        rec.cycles_consumed, given,
+        "the reserve paid the quote and the funding deposit"
+    );
     println!(
-        "   cycles reserved    {} taken from the backend's reserve (consumed as recorded: {}):",
-        fmt_cycles(given),
+        "   cycles paid        {} by the backend's reserve (the record's cycles_consumed):",
         fmt_cycles(rec.cycles_consumed)
     );
     println!(

@@ -46,7 +46,7 @@ async function renderCounts(admin: AdminClient): Promise<void> {
     item('Completed', c.succeeded, 'Completed'),
     item('Failed attempts', c.failedAttempts, 'Failed'),
     item('Attempts in total', c.attempted, 'attempted'),
-    el('li', {}, `Cycles spent: ${formatCycles(c.totalCyclesConsumed)}`),
+    el('li', {}, `Cycles the reserve paid, net: ${formatCycles(c.totalCyclesConsumed)}`),
   );
 }
 
@@ -110,6 +110,29 @@ export async function loadCreations(admin: AdminClient, opts: { reset?: boolean 
   $<HTMLButtonElement>('first-page').disabled = list.cursors.length === 1;
 }
 
+/**
+ * A creation's cycles, itemised: the quote (what each `create_canister` carried), the funding
+ * deposited after install, the top-ups sponsored, and what the reserve paid in the end, net of
+ * what cleanups sent back (`cycles_consumed`).
+ */
+function cyclesFigures(record: CreationRecord): HTMLElement[] {
+  const quote = record.quote[0];
+  const funding = record.funding[0];
+  return [
+    figure('Quote', quote ? formatCycles(quote.total) : '—', { 'data-figure': 'quote' }),
+    ...(funding
+      ? [
+          figure('Funding deposited', formatCycles(funding.deposited), { 'data-figure': 'deposited' }),
+          figure('Sponsored top-ups', formatCycles(funding.sponsored), { 'data-figure': 'sponsored' }),
+        ]
+      : []),
+    figure('Paid by the reserve, net', formatCycles(record.cycles_consumed), {
+      'data-figure': 'net-cycles',
+      'data-value': record.cycles_consumed.toString(),
+    }),
+  ];
+}
+
 export function renderDetail(record: CreationRecord): void {
   const state = stateName(record.state);
   const p = record.progress;
@@ -125,7 +148,7 @@ export function renderDetail(record: CreationRecord): void {
       { 'data-figure': 'canister' },
     ),
     figure('Attempts', String(record.attempts)),
-    figure('Cycles spent', formatCycles(record.cycles_consumed)),
+    ...cyclesFigures(record),
     figure('Requested', formatTimeNs(record.created_at)),
     figure('Updated', formatTimeNs(record.updated_at)),
     figure('Times out at', record.deadline_at[0] !== undefined && state !== 'Failed' && state !== 'Completed' ? formatTimeNs(record.deadline_at[0]) : '—'),

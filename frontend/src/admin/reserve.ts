@@ -29,8 +29,8 @@ export function renderReserveFigures(r: ReserveStatus): void {
     figure('Kept for running costs', formatCycles(r.operating_cycles)),
     figure('Spent today', `${formatCycles(r.spent_today)} of ${formatCycles(r.daily_cycle_budget)}`),
     figure('Topped up in total', formatCycles(r.total_topped_up), { 'data-figure': 'topped-up' }),
-    figure('Spent in total', formatCycles(r.total_consumed), { 'data-figure': 'spent' }),
-    figure('Returned in total', formatCycles(r.total_returned), { 'data-figure': 'returned' }),
+    figure('Taken by creations in total', formatCycles(r.total_consumed), { 'data-figure': 'spent' }),
+    figure('Returned by cleanups in total', formatCycles(r.total_returned), { 'data-figure': 'returned' }),
   );
   $('alerts').replaceChildren(
     ...(r.alerts.length

@@ -171,7 +171,8 @@ export class PersonalCanisterClient {
 
   /**
    * Asks the factory for the caller's personal canister; after `Failed` this retries. The
-   * factory is idempotent: while a creation is under way this returns its current record.
+   * factory is idempotent: while a creation is under way, and once it is completed, this
+   * returns its current record.
    * Throws a {@link FactoryCallError} (with a sentence as its message) on an `Err`.
    */
   async createPersonalCanister(config: { name?: string; subnetId?: Principal } = {}): Promise<CreationStatus> {
@@ -179,10 +180,6 @@ export class PersonalCanisterClient {
       name: config.name !== undefined ? [config.name] : [],
       subnet_id: config.subnetId ? [config.subnetId] : [],
     });
-    if ('Err' in r && 'AlreadyCompleted' in r.Err) {
-      const current = await this.status();
-      if (current) return current;
-    }
     return toStatus(unwrapFactory(r));
   }
 

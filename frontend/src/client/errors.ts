@@ -93,8 +93,6 @@ const factoryMessages: Messages<FactoryError> = {
   ImportFailed: ({ reason }) =>
     `Copying your data into the new canister failed (${reason}). Your original data is unchanged; try again.`,
   CreationDisabled: () => 'Creating personal canisters is switched off for now; try again later.',
-  AlreadyCompleted: ({ canister_id }) =>
-    `You already have a personal canister (${principalText(canister_id)}); your capsule lives there now.`,
   CleanupFailed: ({ reason }) => `The failed attempt could not be cleaned up (${reason}); try again later.`,
   UnknownMigration: ({ migration_id }) => `The service has no record of move number ${migration_id}.`,
   InvalidState: ({ state, expected }) =>

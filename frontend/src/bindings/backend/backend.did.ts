@@ -9,6 +9,16 @@ import type { Principal } from '@icp-sdk/core/principal';
 import { IDL } from '@icp-sdk/core/candid';
 
 /**
+ * Reply of `admin_get_manifest_page`.
+ */
+export type AdminManifestPageResult = { 'Ok' : ManifestPageReply } |
+  { 'Err' : FactoryError };
+/**
+ * Reply of `admin_list_admins` and `admin_set_admin`: the admins.
+ */
+export type AdminsResult = { 'Ok' : Array<Principal> } |
+  { 'Err' : FactoryError };
+/**
  * A personal module version: `major` changes break the stable layout or the API, `minor`
  * ones keep both. A personal canister upgrades only to the same major and a minor at least
  * its own.
@@ -29,6 +39,11 @@ export interface BlobDescriptor {
    */
   'chunk_hashes' : Array<Uint8Array>,
 }
+/**
+ * Reply of `finish_blob_upload`, `get_blob` and `restore_blob_finish`.
+ */
+export type BlobDescriptorResult = { 'Ok' : BlobDescriptor } |
+  { 'Err' : Error };
 /**
  * What went wrong, with what to do about it.
  * 
@@ -335,6 +350,39 @@ export interface BlobUploadRequest {
   'expected_hash' : [] | [Uint8Array],
 }
 /**
+ * Reply carrying bytes: a chunk (`get_blob_chunk`), a byte range (`read_blob_range`) or a
+ * 32-byte hash (`put_blob_chunk`: the chunk's hash at its index; `capsule_root`).
+ */
+export type BytesResult = { 'Ok' : Uint8Array } |
+  { 'Err' : Error };
+/**
+ * Why a call from the importer to the backend gave no reply it could use.
+ */
+export type CallFault = {
+    /**
+     * The call was not sent (the system refused to enqueue it, or cycles were short).
+     */
+    'NotSent' : { 'reason' : string }
+  } |
+  {
+    /**
+     * The reply is not of the type the protocol defines.
+     */
+    'UndecodableReply' : { 'reason' : string }
+  } |
+  {
+    /**
+     * The system or the backend rejected the call.
+     */
+    'Rejected' : { 'code' : RejectCode, 'message' : string }
+  } |
+  {
+    /**
+     * A reject with a code the IC did not define when this was built.
+     */
+    'UnrecognizedReject' : { 'code' : number, 'message' : string }
+  };
+/**
  * A capsule as returned by the API.
  */
 export interface CapsuleInfo {
@@ -357,6 +405,11 @@ export interface CapsuleInfo {
    */
   'moved_to' : [] | [Principal],
 }
+/**
+ * Reply of `create_capsule`, `get_capsule` and `update_capsule`.
+ */
+export type CapsuleInfoResult = { 'Ok' : CapsuleInfo } |
+  { 'Err' : Error };
 /**
  * Arguments of `create_capsule`.
  */
@@ -414,6 +467,11 @@ export interface CapsuleUpdate {
  * Reply of `export_chunks`: the chunks asked for, in the order asked.
  */
 export interface ChunkBatch { 'chunks' : Array<ChunkData> }
+/**
+ * Reply of `export_chunks` (the personal canister's import).
+ */
+export type ChunkBatchResult = { 'Ok' : ChunkBatch } |
+  { 'Err' : ExportError };
 /**
  * A chunk's bytes as exported.
  */
@@ -528,6 +586,16 @@ export interface ConnectionPageRequest {
   'limit' : number,
 }
 /**
+ * Reply of `list_connections`.
+ */
+export type ConnectionPageResult = { 'Ok' : ConnectionPage } |
+  { 'Err' : Error };
+/**
+ * Reply of `add_connection` and `update_connection`.
+ */
+export type ConnectionResult = { 'Ok' : Connection } |
+  { 'Err' : Error };
+/**
  * State of a connection between the owner and a peer.
  */
 export type ConnectionStatus = { 'Blocked' : null } |
@@ -563,6 +631,11 @@ export interface CreationPage {
   'items' : Array<CreationSummary>,
 }
 /**
+ * Reply of `admin_list_creations`.
+ */
+export type CreationPageResult = { 'Ok' : CreationPage } |
+  { 'Err' : FactoryError };
+/**
  * A user's creation record (one per capsule owner).
  */
 export interface CreationRecord {
@@ -591,7 +664,12 @@ export interface CreationRecord {
    */
   'shared_capsule_purged' : boolean,
   /**
-   * Cycles taken from the reserve for this creation, less what came back.
+   * What the reserve paid for this creation, net: the cycles attached to `create_canister`
+   * (the quote's `total`, once per canister created), the funding deposited after install
+   * and the top-ups admins sponsored (`funding`), less what cleanups sent back
+   * (`cleanup.returned`). Calls the IC rejected count for nothing (their cycles came back).
+   * Not what was burned: most of it is the personal canister's balance, the owner's to run
+   * it.
    */
   'cycles_consumed' : bigint,
   'state' : CreationState,
@@ -652,6 +730,12 @@ export interface CreationRecord {
   'timeline' : Array<StateTime>,
 }
 /**
+ * Reply of `create_personal_canister`, `get_creation_status`, `purge_shared_capsule`,
+ * `admin_get_creation` and `admin_sponsor_top_up`: a creation's record.
+ */
+export type CreationRecordResult = { 'Ok' : CreationRecord } |
+  { 'Err' : FactoryError };
+/**
  * The states of a creation, in order. `Failed` can follow any state but `Completed`.
  */
 export type CreationState = {
@@ -707,15 +791,30 @@ export interface CreationSummary {
    */
   'failed_in' : [] | [CreationState],
   'created_at' : bigint,
+  /**
+   * What the reserve paid for this creation, net (see `CreationRecord::cycles_consumed`).
+   */
   'cycles_consumed' : bigint,
   'state' : CreationState,
   'bytes_done' : bigint,
   'migration_id' : bigint,
 }
 /**
+ * Reply of `deposit_returned_cycles` and `admin_cleanup_creation`: the cycles credited to
+ * the reserve.
+ */
+export type CyclesResult = { 'Ok' : bigint } |
+  { 'Err' : FactoryError };
+/**
  * A count on one UTC day (`day` = days since the epoch).
  */
 export interface DayCount { 'day' : bigint, 'count' : number }
+/**
+ * Reply with nothing to return: `delete_memory`, `abort_blob_upload`,
+ * `remove_connection`, `restore_capsule`, `restore_blob_chunk`, `restore_records`.
+ */
+export type EmptyResult = { 'Ok' : null } |
+  { 'Err' : Error };
 /**
  * Key material of client-side encrypted content; moved byte for byte, never interpreted.
  */
@@ -784,6 +883,11 @@ export type ExportError = {
   } |
   { 'CursorOutOfRange' : { 'cursor' : string } } |
   { 'UnknownMigration' : { 'migration_id' : bigint } };
+/**
+ * Reply of `export_manifest_page` (the personal canister's import).
+ */
+export type ExportManifestPageResult = { 'Ok' : ManifestPageReply } |
+  { 'Err' : ExportError };
 /**
  * Admin-set factory parameters.
  */
@@ -891,10 +995,27 @@ export interface FactoryConfig {
   'creation_enabled' : boolean,
 }
 /**
+ * Reply of `admin_get_config`, `admin_set_config` and `admin_set_creation_enabled`: the
+ * configuration in force.
+ */
+export type FactoryConfigResult = { 'Ok' : FactoryConfig } |
+  { 'Err' : FactoryError };
+/**
  * Errors of the factory endpoints, and the reason a creation failed.
  */
 export type FactoryError = { 'Internal' : { 'detail' : string } } |
-  { 'CallFailed' : { 'code' : number, 'step' : string, 'message' : string } } |
+  {
+    /**
+     * A call was rejected: `code` is the IC's reject code as a number, `reject` the same code
+     * typed (`None` in records written before it, and for a code the IC added later).
+     */
+    'CallFailed' : {
+      'reject' : [] | [RejectCode],
+      'code' : number,
+      'step' : string,
+      'message' : string,
+    }
+  } |
   { 'NoCreation' : null } |
   { 'InvalidConfig' : { 'field' : string, 'reason' : string } } |
   { 'CleanupInProgress' : { 'migration_id' : bigint } } |
@@ -911,19 +1032,35 @@ export type FactoryError = { 'Internal' : { 'detail' : string } } |
   { 'HandoffUnconfirmed' : { 'controllers' : Array<Principal> } } |
   { 'UntrustedReply' : { 'step' : string, 'reason' : string } } |
   { 'ApiVersionMismatch' : { 'actual' : number, 'expected' : number } } |
+  { 'CallNotEnqueued' : { 'step' : string } } |
   { 'OwnerDailyLimitReached' : { 'limit' : number } } |
   { 'DepositFailed' : { 'canister_id' : Principal, 'message' : string } } |
   { 'InsufficientCycles' : { 'available' : bigint, 'required' : bigint } } |
+  {
+    'CallUnaffordable' : {
+      'step' : string,
+      'available' : bigint,
+      'required' : bigint,
+    }
+  } |
   { 'ModuleHashMismatch' : { 'actual' : string, 'expected' : string } } |
   { 'NotAdmin' : null } |
   { 'NoCapsule' : null } |
-  { 'ImportFailed' : { 'reason' : string } } |
+  { 'ExportManifestMissing' : { 'migration_id' : bigint } } |
+  {
+    /**
+     * The personal canister's importer failed: `reason` is its text, `cause` the failure
+     * typed (`None` in records written before it, or when the importer gave none).
+     */
+    'ImportFailed' : { 'cause' : [] | [ImportError], 'reason' : string }
+  } |
   { 'InvalidArgument' : { 'reason' : string } } |
   { 'CreationDisabled' : null } |
-  { 'AlreadyCompleted' : { 'canister_id' : Principal } } |
+  { 'InstallArgUnencodable' : { 'reason' : string } } |
   { 'CleanupFailed' : { 'reason' : string } } |
   { 'TimedOut' : { 'seconds' : bigint, 'state' : CreationState } } |
   { 'UnknownMigration' : { 'migration_id' : bigint } } |
+  { 'ReplyUndecodable' : { 'step' : string, 'reason' : string } } |
   { 'InvalidState' : { 'expected' : string, 'state' : CreationState } } |
   {
     'SponsorLimitReached' : {
@@ -949,6 +1086,10 @@ export interface FactoryStats {
   'attempted' : bigint,
   'in_progress' : bigint,
   'queued' : bigint,
+  /**
+   * What the reserve paid for all creations, net: their `cycles_consumed` summed, i.e.
+   * the reserve's `total_consumed` less its `total_returned`.
+   */
   'total_cycles_consumed' : bigint,
   /**
    * The creations in progress by state: one entry for each state from `Exporting` to
@@ -959,6 +1100,11 @@ export interface FactoryStats {
   'failed' : bigint,
   'succeeded' : bigint,
 }
+/**
+ * Reply of `admin_get_stats`.
+ */
+export type FactoryStatsResult = { 'Ok' : FactoryStats } |
+  { 'Err' : FactoryError };
 /**
  * Cycles given to a creation's canister beyond what `create_canister` carried.
  */
@@ -993,6 +1139,191 @@ export interface Funding {
   'funded_canister' : [] | [Principal],
 }
 /**
+ * Why an import failed: the personal canister's `import_status` carries it, and the backend
+ * keeps it in the creation's `ImportFailed`.
+ */
+export type ImportError = {
+    /**
+     * The chunks still missing of an open blob could not be listed.
+     */
+    'BlobSessionLost' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * A call failed in a way retrying does not mend (SYS_FATAL, an undecodable reply).
+     */
+    'CallFailed' : { 'fault' : CallFault }
+  } |
+  {
+    /**
+     * The importer's bound of failed calls in a row was reached.
+     */
+    'RetriesExhausted' : { 'last' : RetryCause, 'attempts' : number }
+  } |
+  {
+    /**
+     * The verified capsule could not be unfrozen.
+     */
+    'UnfreezeFailed' : { 'error' : Error }
+  } |
+  {
+    /**
+     * A batch holds another chunk than asked for at some position.
+     */
+    'ChunkOutOfOrder' : {
+      'blob' : string,
+      'sent_blob' : string,
+      'index' : bigint,
+      'sent_index' : bigint,
+    }
+  } |
+  {
+    /**
+     * A pinned blob could not be released.
+     */
+    'UnpinFailed' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * The records step reached a section that holds no records.
+     */
+    'NotARecordSection' : { 'section' : Section }
+  } |
+  {
+    /**
+     * A chunk does not verify against its hash in the verified manifest.
+     */
+    'ChunkRejected' : { 'blob' : string, 'error' : Error, 'index' : bigint }
+  } |
+  {
+    /**
+     * The staged manifest has no header.
+     */
+    'HeaderMissing' : null
+  } |
+  {
+    /**
+     * The root recomputed from stored data is not the migration's; `differences` names what
+     * differs from the verified manifest.
+     */
+    'StoredRootMismatch' : { 'actual' : string, 'differences' : Array<string> }
+  } |
+  {
+    /**
+     * A blob held by a replaced migration could not be pinned.
+     */
+    'PinFailed' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * A connection of the manifest could not be written.
+     */
+    'ConnectionNotImportable' : { 'peer' : Principal, 'error' : Error }
+  } |
+  {
+    /**
+     * The pages did not add up to the header once all arrived.
+     */
+    'ManifestUnverified' : { 'reason' : string }
+  } |
+  {
+    /**
+     * Dropping the records of a replaced migration failed.
+     */
+    'ResetFailed' : { 'error' : Error }
+  } |
+  {
+    /**
+     * A staged leaf is not of the section it is stored under.
+     */
+    'UnexpectedLeaf' : { 'section' : Section }
+  } |
+  {
+    /**
+     * A page's leaves do not verify against the header.
+     */
+    'PageRejected' : { 'cursor' : PageCursor, 'reason' : string }
+  } |
+  {
+    /**
+     * The backend answered a pull or the report with an error that does not pass.
+     */
+    'BackendRefused' : { 'error' : ExportError }
+  } |
+  {
+    /**
+     * The manifest is another principal's capsule.
+     */
+    'OwnerMismatch' : { 'manifest_owner' : Principal, 'owner' : Principal }
+  } |
+  {
+    /**
+     * A failure recorded as text by an earlier version of the importer.
+     */
+    'Recorded' : { 'message' : string }
+  } |
+  {
+    /**
+     * A blob's import could not be begun.
+     */
+    'BlobNotBegun' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * A batch holds another number of chunks than asked for.
+     */
+    'ChunkCountMismatch' : { 'asked' : bigint, 'sent' : bigint }
+  } |
+  {
+    /**
+     * A blob whose chunks all arrived could not be finished (e.g. its size is not the
+     * manifest's).
+     */
+    'BlobNotFinished' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * The backend sent another page than the one asked for.
+     */
+    'PageOutOfOrder' : { 'asked' : PageCursor, 'sent' : PageCursor }
+  } |
+  {
+    /**
+     * The manifest's header does not have the root the canister was installed with.
+     */
+    'ManifestRootMismatch' : { 'migration_id' : bigint, 'reason' : string }
+  } |
+  {
+    /**
+     * The capsule leaf could not be written (e.g. the owner has a capsule here already).
+     */
+    'CapsuleNotCreated' : { 'error' : Error }
+  } |
+  {
+    /**
+     * A memory of the manifest could not be written.
+     */
+    'MemoryNotImportable' : { 'id' : bigint, 'error' : Error }
+  } |
+  {
+    /**
+     * The staged manifest lacks a blob leaf it counts.
+     */
+    'BlobLeafMissing' : { 'index' : bigint }
+  } |
+  {
+    /**
+     * The verified manifest has no capsule leaf.
+     */
+    'NoCapsuleLeaf' : null
+  } |
+  {
+    /**
+     * The stored capsule could not be walked to recompute its root.
+     */
+    'WalkFailed' : { 'error' : Error }
+  };
+/**
  * Sent by the personal canister after every batch.
  */
 export interface ImportProgress {
@@ -1008,10 +1339,15 @@ export interface ImportReport {
   'header' : ManifestHeader,
 }
 /**
+ * Reply of `report_import_progress` and `report_import_done`.
+ */
+export type ImportReportResult = { 'Ok' : null } |
+  { 'Err' : ExportError };
+/**
  * The header of a manifest: counts, totals, the section roots and the root.
  * 
- * `root` commits to every other field (see [`crate::merkle::manifest_root`]), and the section
- * roots commit to the leaves; [`ManifestHeader::compute_root`] recomputes it from the fields.
+ * `root` commits to every other field, and the section roots commit to the leaves (see
+ * [`crate::merkle`]); [`ManifestHeader::compute_root`] recomputes it from the fields.
  * The root is the migration's identity.
  */
 export interface ManifestHeader {
@@ -1135,6 +1471,16 @@ export interface MemoryPageRequest {
   'limit' : number,
 }
 /**
+ * Reply of `list_memories`.
+ */
+export type MemoryPageResult = { 'Ok' : MemoryPage } |
+  { 'Err' : Error };
+/**
+ * Reply of `add_memory`, `get_memory` and `update_memory`.
+ */
+export type MemoryResult = { 'Ok' : Memory } |
+  { 'Err' : Error };
+/**
  * Arguments of `update_memory`; `None` leaves a field as it is.
  */
 export interface MemoryUpdate {
@@ -1148,6 +1494,11 @@ export interface MemoryUpdate {
   'description' : [] | [string],
   'blobs' : [] | [Array<BlobRef>],
 }
+/**
+ * Reply of `personal_module_chunk`: the chunk's bytes.
+ */
+export type ModuleChunkResult = { 'Ok' : Uint8Array } |
+  { 'Err' : FactoryError };
 /**
  * A position in a manifest: a section and a leaf index in it.
  */
@@ -1271,6 +1622,13 @@ export type PurgeHold = {
      * A check is running (the personal canister has until `until` to answer).
      */
     'Checking' : { 'until' : bigint }
+  } |
+  {
+    /**
+     * The check's call could not be made (not enqueued, or the backend's liquid cycles were
+     * short).
+     */
+    'NotAsked' : { 'reason' : string }
   };
 /**
  * What a creation is expected to cost, computed from the manifest after export.
@@ -1309,6 +1667,46 @@ export interface Quote {
   'transfer' : bigint,
 }
 /**
+ * The IC's reject codes (interface specification, "Reject codes"): why a call got a reject
+ * instead of a reply. Mirrors `ic_cdk::call::RejectCode`, which is not a candid type.
+ */
+export type RejectCode = {
+    /**
+     * CANISTER_ERROR (5): the callee trapped, or is stopped or stopping.
+     */
+    'CanisterError' : null
+  } |
+  {
+    /**
+     * SYS_UNKNOWN (6): the outcome is unknown (a bounded wait timed out).
+     */
+    'SysUnknown' : null
+  } |
+  {
+    /**
+     * SYS_TRANSIENT (2): a transient system error (e.g. a full queue); may pass.
+     */
+    'SysTransient' : null
+  } |
+  {
+    /**
+     * DESTINATION_INVALID (3): the callee or the method does not exist.
+     */
+    'DestinationInvalid' : null
+  } |
+  {
+    /**
+     * SYS_FATAL (1): a fatal system error; retrying does not help.
+     */
+    'SysFatal' : null
+  } |
+  {
+    /**
+     * CANISTER_REJECT (4): the callee rejected the call explicitly.
+     */
+    'CanisterReject' : null
+  };
+/**
  * A low-reserve alert (at most one per day).
  */
 export interface ReserveAlert {
@@ -1336,6 +1734,11 @@ export interface ReserveHistoryPage {
   'capacity' : number,
 }
 /**
+ * Reply of `admin_get_reserve_history`.
+ */
+export type ReserveHistoryPageResult = { 'Ok' : ReserveHistoryPage } |
+  { 'Err' : FactoryError };
+/**
  * The reserve's books at one time: one entry of the reserve history.
  */
 export interface ReserveSnapshot {
@@ -1361,6 +1764,11 @@ export interface ReserveStatus {
    * the operating cycles backs it.
    */
   'spendable' : bigint,
+  /**
+   * Cycles creations took from the reserve, in total, before anything came back:
+   * `create_canister` payments, funding deposits and sponsored top-ups (calls the IC
+   * rejected excluded).
+   */
   'total_consumed' : bigint,
   /**
    * The canister's balance.
@@ -1384,17 +1792,29 @@ export interface ReserveStatus {
    * Cycles set aside for creations.
    */
   'reserve' : bigint,
+  /**
+   * Cycles cleanups sent back to the reserve, in total.
+   */
   'total_returned' : bigint,
   /**
    * Cycles creations took from the reserve today, and the daily budget.
    */
   'spent_today' : bigint,
   'daily_cycle_budget' : bigint,
+  /**
+   * Cycles added to the reserve (attached to `admin_top_up_reserve` or moved from the
+   * balance), in total.
+   */
   'total_topped_up' : bigint,
   'low_water_mark' : bigint,
 }
 /**
- * A batch of records to restore (the personal canister's `RestoreRecords`).
+ * Reply of `admin_get_reserve` and `admin_top_up_reserve`: the reserve now.
+ */
+export type ReserveStatusResult = { 'Ok' : ReserveStatus } |
+  { 'Err' : FactoryError };
+/**
+ * A batch of records to restore.
  */
 export interface RestoreRecords {
   'connections' : Array<ConnectionLeaf>,
@@ -1404,78 +1824,50 @@ export interface RestoreRecords {
  * A blob restore begun: its upload and the chunk indices still to send.
  */
 export interface RestoreUpload { 'missing' : BigUint64Array, 'upload' : bigint }
-export type Result = { 'Ok' : null } |
+/**
+ * Reply of `restore_blob_begin` (both canisters serve the archive restore).
+ */
+export type RestoreUploadResult = { 'Ok' : RestoreUpload } |
   { 'Err' : Error };
-export type Result_1 = { 'Ok' : Connection } |
-  { 'Err' : Error };
-export type Result_10 = { 'Ok' : Array<Principal> } |
-  { 'Err' : FactoryError };
-export type Result_11 = { 'Ok' : CreationPage } |
-  { 'Err' : FactoryError };
-export type Result_12 = { 'Ok' : bigint } |
-  { 'Err' : Error };
-export type Result_13 = { 'Ok' : Uint8Array } |
-  { 'Err' : Error };
-export type Result_14 = { 'Ok' : CapsuleInfo } |
-  { 'Err' : Error };
-export type Result_15 = { 'Ok' : ChunkBatch } |
-  { 'Err' : ExportError };
-export type Result_16 = { 'Ok' : ManifestPageReply } |
-  { 'Err' : ExportError };
-export type Result_17 = { 'Ok' : BlobDescriptor } |
-  { 'Err' : Error };
-export type Result_18 = { 'Ok' : Uint8Array } |
-  { 'Err' : Error };
-export type Result_19 = { 'Ok' : ConnectionPage } |
-  { 'Err' : Error };
-export type Result_2 = { 'Ok' : Memory } |
-  { 'Err' : Error };
-export type Result_20 = { 'Ok' : MemoryPage } |
-  { 'Err' : Error };
-export type Result_21 = { 'Ok' : Uint8Array } |
-  { 'Err' : FactoryError };
-export type Result_22 = { 'Ok' : null } |
-  { 'Err' : ExportError };
-export type Result_23 = { 'Ok' : RestoreUpload } |
-  { 'Err' : Error };
-export type Result_3 = { 'Ok' : bigint } |
-  { 'Err' : FactoryError };
-export type Result_4 = { 'Ok' : FactoryConfig } |
-  { 'Err' : FactoryError };
-export type Result_5 = { 'Ok' : CreationRecord } |
-  { 'Err' : FactoryError };
-export type Result_6 = { 'Ok' : ManifestPageReply } |
-  { 'Err' : FactoryError };
-export type Result_7 = { 'Ok' : ReserveStatus } |
-  { 'Err' : FactoryError };
-export type Result_8 = { 'Ok' : ReserveHistoryPage } |
-  { 'Err' : FactoryError };
-export type Result_9 = { 'Ok' : FactoryStats } |
-  { 'Err' : FactoryError };
+/**
+ * The last failure before the importer gave up retrying.
+ */
+export type RetryCause = {
+    /**
+     * The call got no usable reply.
+     */
+    'Call' : CallFault
+  } |
+  {
+    /**
+     * The backend answered that it is not importing this migration (yet, or any more).
+     */
+    'Backend' : ExportError
+  };
 /**
  * The four sections of a manifest, in manifest order.
  */
 export type Section = {
     /**
-     * [`BlobLeaf`]s sorted by hash.
+     * [`BlobLeaf`](crate::BlobLeaf)s sorted by hash.
      */
     'Blobs' : null
   } |
   {
     /**
-     * [`ConnectionLeaf`]s sorted by peer.
+     * [`ConnectionLeaf`](crate::ConnectionLeaf)s sorted by peer.
      */
     'Connections' : null
   } |
   {
     /**
-     * [`MemoryLeaf`]s sorted by id.
+     * [`MemoryLeaf`](crate::MemoryLeaf)s sorted by id.
      */
     'Memories' : null
   } |
   {
     /**
-     * One leaf: the [`CapsuleLeaf`].
+     * One leaf: the [`CapsuleLeaf`](crate::CapsuleLeaf).
      */
     'Capsule' : null
   };
@@ -1536,89 +1928,109 @@ export type StepJournal = {
      */
     'ControllersSet' : null
   };
+/**
+ * Reply of `begin_blob_upload`: the upload's id.
+ */
+export type UploadIdResult = { 'Ok' : bigint } |
+  { 'Err' : Error };
 export interface _SERVICE {
-  'abort_blob_upload' : ActorMethod<[bigint], Result>,
-  'add_connection' : ActorMethod<[ConnectionInput], Result_1>,
-  'add_memory' : ActorMethod<[MemoryInput], Result_2>,
+  'abort_blob_upload' : ActorMethod<[bigint], EmptyResult>,
+  'add_connection' : ActorMethod<[ConnectionInput], ConnectionResult>,
+  'add_memory' : ActorMethod<[MemoryInput], MemoryResult>,
   /**
    * Cleans up a creation in any state but `Completed` (a running one is failed first): its
    * canister returns its cycles to the reserve, then it is stopped and deleted. Returns the
    * cycles credited (as received by `deposit_returned_cycles`).
    */
-  'admin_cleanup_creation' : ActorMethod<[bigint], Result_3>,
-  'admin_get_config' : ActorMethod<[], Result_4>,
+  'admin_cleanup_creation' : ActorMethod<[bigint], CyclesResult>,
+  'admin_get_config' : ActorMethod<[], FactoryConfigResult>,
   /**
    * One creation's whole record (the list gives summaries).
    */
-  'admin_get_creation' : ActorMethod<[bigint], Result_5>,
+  'admin_get_creation' : ActorMethod<[bigint], CreationRecordResult>,
   /**
    * A page of the manifest a migration exported.
    */
-  'admin_get_manifest_page' : ActorMethod<[bigint, PageCursor], Result_6>,
-  'admin_get_reserve' : ActorMethod<[], Result_7>,
+  'admin_get_manifest_page' : ActorMethod<
+    [bigint, PageCursor],
+    AdminManifestPageResult
+  >,
+  'admin_get_reserve' : ActorMethod<[], ReserveStatusResult>,
   /**
    * The reserve history, oldest first: up to `limit` snapshots taken after `since` (from the
    * oldest kept when `None`). One snapshot per interval at most; the newest holds the latest
    * change.
    */
-  'admin_get_reserve_history' : ActorMethod<[[] | [bigint], number], Result_8>,
-  'admin_get_stats' : ActorMethod<[], Result_9>,
-  'admin_list_admins' : ActorMethod<[], Result_10>,
-  'admin_list_creations' : ActorMethod<[[] | [bigint], number], Result_11>,
+  'admin_get_reserve_history' : ActorMethod<
+    [[] | [bigint], number],
+    ReserveHistoryPageResult
+  >,
+  'admin_get_stats' : ActorMethod<[], FactoryStatsResult>,
+  'admin_list_admins' : ActorMethod<[], AdminsResult>,
+  'admin_list_creations' : ActorMethod<
+    [[] | [bigint], number],
+    CreationPageResult
+  >,
   /**
    * Adds or removes an admin. Only controllers manage the admin list.
    */
-  'admin_set_admin' : ActorMethod<[Principal, boolean], Result_10>,
-  'admin_set_config' : ActorMethod<[FactoryConfig], Result_4>,
-  'admin_set_creation_enabled' : ActorMethod<[boolean], Result_4>,
+  'admin_set_admin' : ActorMethod<[Principal, boolean], AdminsResult>,
+  'admin_set_config' : ActorMethod<[FactoryConfig], FactoryConfigResult>,
+  'admin_set_creation_enabled' : ActorMethod<[boolean], FactoryConfigResult>,
   /**
    * Sponsors a top-up of a completed creation's personal canister with `cycles` from the
    * reserve (`deposit_cycles`), within `max_sponsored_per_user` per user; counted as consumed
    * by the creation. Returns the record (its `funding.sponsored` total).
    */
-  'admin_sponsor_top_up' : ActorMethod<[bigint, bigint], Result_5>,
+  'admin_sponsor_top_up' : ActorMethod<[bigint, bigint], CreationRecordResult>,
   /**
    * Tops up the reserve with the cycles attached to the call, plus `from_balance` cycles of the
    * canister's balance not already reserved (bounded by what it can spend above its freezing
    * threshold and the operating cycles kept for its own running costs).
    */
-  'admin_top_up_reserve' : ActorMethod<[[] | [bigint]], Result_7>,
-  'begin_blob_upload' : ActorMethod<[BlobUploadRequest], Result_12>,
+  'admin_top_up_reserve' : ActorMethod<[[] | [bigint]], ReserveStatusResult>,
+  'begin_blob_upload' : ActorMethod<[BlobUploadRequest], UploadIdResult>,
   /**
    * The manifest root of the caller's capsule here, recomputed now (an update: it walks every
    * record).
    */
-  'capsule_root' : ActorMethod<[], Result_13>,
-  'create_capsule' : ActorMethod<[CapsuleInput], Result_14>,
+  'capsule_root' : ActorMethod<[], BytesResult>,
+  'create_capsule' : ActorMethod<[CapsuleInput], CapsuleInfoResult>,
   /**
    * Asks for the caller's personal canister (or retries a failed creation). Repeated calls
    * return the same record.
    */
   'create_personal_canister' : ActorMethod<
     [CreatePersonalCanisterConfig],
-    Result_5
+    CreationRecordResult
   >,
-  'delete_memory' : ActorMethod<[bigint], Result>,
+  'delete_memory' : ActorMethod<[bigint], EmptyResult>,
   /**
    * A personal canister under cleanup sends its cycles back here (attached to the call). The
    * backend accepts them only from a canister whose cleanup is running, and credits the reserve
    * with exactly what it accepted. Returns that amount; from anyone else nothing is accepted
    * (the IC refunds the cycles).
    */
-  'deposit_returned_cycles' : ActorMethod<[], Result_3>,
-  'export_chunks' : ActorMethod<[bigint, Array<ChunkRef>], Result_15>,
-  'export_manifest_page' : ActorMethod<[bigint, PageCursor], Result_16>,
-  'finish_blob_upload' : ActorMethod<[bigint], Result_17>,
-  'get_blob' : ActorMethod<[Uint8Array], Result_17>,
-  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_18>,
-  'get_capsule' : ActorMethod<[], Result_14>,
+  'deposit_returned_cycles' : ActorMethod<[], CyclesResult>,
+  'export_chunks' : ActorMethod<[bigint, Array<ChunkRef>], ChunkBatchResult>,
+  'export_manifest_page' : ActorMethod<
+    [bigint, PageCursor],
+    ExportManifestPageResult
+  >,
+  'finish_blob_upload' : ActorMethod<[bigint], BlobDescriptorResult>,
+  'get_blob' : ActorMethod<[Uint8Array], BlobDescriptorResult>,
+  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], BytesResult>,
+  'get_capsule' : ActorMethod<[], CapsuleInfoResult>,
   /**
    * The caller's creation record: state, canister, byte-level progress, error, quote, cycles.
    */
-  'get_creation_status' : ActorMethod<[], Result_5>,
-  'get_memory' : ActorMethod<[bigint], Result_2>,
-  'list_connections' : ActorMethod<[ConnectionPageRequest], Result_19>,
-  'list_memories' : ActorMethod<[MemoryPageRequest], Result_20>,
+  'get_creation_status' : ActorMethod<[], CreationRecordResult>,
+  'get_memory' : ActorMethod<[bigint], MemoryResult>,
+  'list_connections' : ActorMethod<
+    [ConnectionPageRequest],
+    ConnectionPageResult
+  >,
+  'list_memories' : ActorMethod<[MemoryPageRequest], MemoryPageResult>,
   /**
    * The personal canister module this backend ships: API version, SHA-256, size and chunking.
    * Owners upgrade their canister to it (`install_code` in upgrade mode, or `upload_chunk` and
@@ -1628,40 +2040,43 @@ export interface _SERVICE {
   /**
    * Chunk `index` of the shipped personal module (1 MiB each; the last may be shorter).
    */
-  'personal_module_chunk' : ActorMethod<[number], Result_21>,
+  'personal_module_chunk' : ActorMethod<[number], ModuleChunkResult>,
   /**
    * After `Completed`: purge the read-only shared copy now instead of after the retention.
    */
-  'purge_shared_capsule' : ActorMethod<[], Result_5>,
-  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_18>,
-  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_18>,
-  'remove_connection' : ActorMethod<[Principal], Result>,
-  'report_import_done' : ActorMethod<[ImportReport], Result_22>,
-  'report_import_progress' : ActorMethod<[ImportProgress], Result_22>,
+  'purge_shared_capsule' : ActorMethod<[], CreationRecordResult>,
+  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], BytesResult>,
+  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], BytesResult>,
+  'remove_connection' : ActorMethod<[Principal], EmptyResult>,
+  'report_import_done' : ActorMethod<[ImportReport], ImportReportResult>,
+  'report_import_progress' : ActorMethod<[ImportProgress], ImportReportResult>,
   /**
    * Begins restoring one of an archive's blobs (its manifest leaf); returns the upload and the
    * chunk indices to send.
    */
-  'restore_blob_begin' : ActorMethod<[BlobLeaf], Result_23>,
+  'restore_blob_begin' : ActorMethod<[BlobLeaf], RestoreUploadResult>,
   /**
    * One chunk of a blob being restored, checked against its hash at `index` on arrival.
    */
-  'restore_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result>,
+  'restore_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], EmptyResult>,
   /**
    * Finishes a blob being restored (every chunk arrived and verified).
    */
-  'restore_blob_finish' : ActorMethod<[bigint], Result_17>,
+  'restore_blob_finish' : ActorMethod<[bigint], BlobDescriptorResult>,
   /**
    * Restores an archive's capsule metadata into the caller's absent or empty capsule.
    */
-  'restore_capsule' : ActorMethod<[CapsuleLeaf], Result>,
+  'restore_capsule' : ActorMethod<[CapsuleLeaf], EmptyResult>,
   /**
    * Restores a batch of an archive's connections and memories (their blobs restored first).
    */
-  'restore_records' : ActorMethod<[RestoreRecords], Result>,
-  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_14>,
-  'update_connection' : ActorMethod<[Principal, ConnectionUpdate], Result_1>,
-  'update_memory' : ActorMethod<[bigint, MemoryUpdate], Result_2>,
+  'restore_records' : ActorMethod<[RestoreRecords], EmptyResult>,
+  'update_capsule' : ActorMethod<[CapsuleUpdate], CapsuleInfoResult>,
+  'update_connection' : ActorMethod<
+    [Principal, ConnectionUpdate],
+    ConnectionResult
+  >,
+  'update_memory' : ActorMethod<[bigint, MemoryUpdate], MemoryResult>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const BlobError = IDL.Variant({
@@ -1741,7 +2156,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'CapsuleFrozen' : IDL.Record({ 'reason' : IDL.Text }),
     'CapsuleExists' : IDL.Null,
   });
-  const Result = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
+  const EmptyResult = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
   const ConnectionStatus = IDL.Variant({
     'Blocked' : IDL.Null,
     'Accepted' : IDL.Null,
@@ -1759,7 +2174,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'peer' : IDL.Principal,
     'created_at' : IDL.Nat64,
   });
-  const Result_1 = IDL.Variant({ 'Ok' : Connection, 'Err' : Error });
+  const ConnectionResult = IDL.Variant({ 'Ok' : Connection, 'Err' : Error });
   const MemoryKind = IDL.Variant({
     'Note' : IDL.Null,
     'Photo' : IDL.Null,
@@ -1800,7 +2215,116 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'created_at' : IDL.Nat64,
     'blobs' : IDL.Vec(BlobRef),
   });
-  const Result_2 = IDL.Variant({ 'Ok' : Memory, 'Err' : Error });
+  const MemoryResult = IDL.Variant({ 'Ok' : Memory, 'Err' : Error });
+  const RejectCode = IDL.Variant({
+    'CanisterError' : IDL.Null,
+    'SysUnknown' : IDL.Null,
+    'SysTransient' : IDL.Null,
+    'DestinationInvalid' : IDL.Null,
+    'SysFatal' : IDL.Null,
+    'CanisterReject' : IDL.Null,
+  });
+  const CallFault = IDL.Variant({
+    'NotSent' : IDL.Record({ 'reason' : IDL.Text }),
+    'UndecodableReply' : IDL.Record({ 'reason' : IDL.Text }),
+    'Rejected' : IDL.Record({ 'code' : RejectCode, 'message' : IDL.Text }),
+    'UnrecognizedReject' : IDL.Record({
+      'code' : IDL.Nat32,
+      'message' : IDL.Text,
+    }),
+  });
+  const ExportError = IDL.Variant({
+    'NotImporting' : IDL.Record({
+      'state' : IDL.Text,
+      'migration_id' : IDL.Nat64,
+    }),
+    'RootMismatch' : IDL.Record({ 'detail' : IDL.Text }),
+    'BlobNotInManifest' : IDL.Record({
+      'blob' : IDL.Text,
+      'migration_id' : IDL.Nat64,
+    }),
+    'NotTheMigrationCanister' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+    'BatchTooLarge' : IDL.Record({ 'max' : IDL.Nat64, 'bytes' : IDL.Nat64 }),
+    'ChunkOutOfRange' : IDL.Record({
+      'blob' : IDL.Text,
+      'chunk_count' : IDL.Nat64,
+      'index' : IDL.Nat64,
+    }),
+    'CursorOutOfRange' : IDL.Record({ 'cursor' : IDL.Text }),
+    'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+  });
+  const RetryCause = IDL.Variant({
+    'Call' : CallFault,
+    'Backend' : ExportError,
+  });
+  const Section = IDL.Variant({
+    'Blobs' : IDL.Null,
+    'Connections' : IDL.Null,
+    'Memories' : IDL.Null,
+    'Capsule' : IDL.Null,
+  });
+  const PageCursor = IDL.Record({ 'section' : Section, 'index' : IDL.Nat64 });
+  const ImportError = IDL.Variant({
+    'BlobSessionLost' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'CallFailed' : IDL.Record({ 'fault' : CallFault }),
+    'RetriesExhausted' : IDL.Record({
+      'last' : RetryCause,
+      'attempts' : IDL.Nat32,
+    }),
+    'UnfreezeFailed' : IDL.Record({ 'error' : Error }),
+    'ChunkOutOfOrder' : IDL.Record({
+      'blob' : IDL.Text,
+      'sent_blob' : IDL.Text,
+      'index' : IDL.Nat64,
+      'sent_index' : IDL.Nat64,
+    }),
+    'UnpinFailed' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'NotARecordSection' : IDL.Record({ 'section' : Section }),
+    'ChunkRejected' : IDL.Record({
+      'blob' : IDL.Text,
+      'error' : Error,
+      'index' : IDL.Nat64,
+    }),
+    'HeaderMissing' : IDL.Null,
+    'StoredRootMismatch' : IDL.Record({
+      'actual' : IDL.Text,
+      'differences' : IDL.Vec(IDL.Text),
+    }),
+    'PinFailed' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'ConnectionNotImportable' : IDL.Record({
+      'peer' : IDL.Principal,
+      'error' : Error,
+    }),
+    'ManifestUnverified' : IDL.Record({ 'reason' : IDL.Text }),
+    'ResetFailed' : IDL.Record({ 'error' : Error }),
+    'UnexpectedLeaf' : IDL.Record({ 'section' : Section }),
+    'PageRejected' : IDL.Record({ 'cursor' : PageCursor, 'reason' : IDL.Text }),
+    'BackendRefused' : IDL.Record({ 'error' : ExportError }),
+    'OwnerMismatch' : IDL.Record({
+      'manifest_owner' : IDL.Principal,
+      'owner' : IDL.Principal,
+    }),
+    'Recorded' : IDL.Record({ 'message' : IDL.Text }),
+    'BlobNotBegun' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'ChunkCountMismatch' : IDL.Record({
+      'asked' : IDL.Nat64,
+      'sent' : IDL.Nat64,
+    }),
+    'BlobNotFinished' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'PageOutOfOrder' : IDL.Record({
+      'asked' : PageCursor,
+      'sent' : PageCursor,
+    }),
+    'ManifestRootMismatch' : IDL.Record({
+      'migration_id' : IDL.Nat64,
+      'reason' : IDL.Text,
+    }),
+    'CapsuleNotCreated' : IDL.Record({ 'error' : Error }),
+    'MemoryNotImportable' : IDL.Record({ 'id' : IDL.Nat64, 'error' : Error }),
+    'BlobLeafMissing' : IDL.Record({ 'index' : IDL.Nat64 }),
+    'NoCapsuleLeaf' : IDL.Null,
+    'WalkFailed' : IDL.Record({ 'error' : Error }),
+  });
   const CreationState = IDL.Variant({
     'Importing' : IDL.Null,
     'Creating' : IDL.Null,
@@ -1814,6 +2338,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const FactoryError = IDL.Variant({
     'Internal' : IDL.Record({ 'detail' : IDL.Text }),
     'CallFailed' : IDL.Record({
+      'reject' : IDL.Opt(RejectCode),
       'code' : IDL.Nat32,
       'step' : IDL.Text,
       'message' : IDL.Text,
@@ -1837,6 +2362,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'actual' : IDL.Nat32,
       'expected' : IDL.Nat32,
     }),
+    'CallNotEnqueued' : IDL.Record({ 'step' : IDL.Text }),
     'OwnerDailyLimitReached' : IDL.Record({ 'limit' : IDL.Nat32 }),
     'DepositFailed' : IDL.Record({
       'canister_id' : IDL.Principal,
@@ -1846,19 +2372,29 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'available' : IDL.Nat,
       'required' : IDL.Nat,
     }),
+    'CallUnaffordable' : IDL.Record({
+      'step' : IDL.Text,
+      'available' : IDL.Nat,
+      'required' : IDL.Nat,
+    }),
     'ModuleHashMismatch' : IDL.Record({
       'actual' : IDL.Text,
       'expected' : IDL.Text,
     }),
     'NotAdmin' : IDL.Null,
     'NoCapsule' : IDL.Null,
-    'ImportFailed' : IDL.Record({ 'reason' : IDL.Text }),
+    'ExportManifestMissing' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+    'ImportFailed' : IDL.Record({
+      'cause' : IDL.Opt(ImportError),
+      'reason' : IDL.Text,
+    }),
     'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
     'CreationDisabled' : IDL.Null,
-    'AlreadyCompleted' : IDL.Record({ 'canister_id' : IDL.Principal }),
+    'InstallArgUnencodable' : IDL.Record({ 'reason' : IDL.Text }),
     'CleanupFailed' : IDL.Record({ 'reason' : IDL.Text }),
     'TimedOut' : IDL.Record({ 'seconds' : IDL.Nat64, 'state' : CreationState }),
     'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+    'ReplyUndecodable' : IDL.Record({ 'step' : IDL.Text, 'reason' : IDL.Text }),
     'InvalidState' : IDL.Record({
       'expected' : IDL.Text,
       'state' : CreationState,
@@ -1877,7 +2413,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'CreateOutcomeUnknown' : IDL.Null,
     'CancelledByAdmin' : IDL.Record({ 'state' : CreationState }),
   });
-  const Result_3 = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : FactoryError });
+  const CyclesResult = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : FactoryError });
   const Prices = IDL.Record({
     'import_instructions_per_byte' : IDL.Nat,
     'update_message' : IDL.Nat,
@@ -1914,7 +2450,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'low_water_mark' : IDL.Nat,
     'creation_enabled' : IDL.Bool,
   });
-  const Result_4 = IDL.Variant({ 'Ok' : FactoryConfig, 'Err' : FactoryError });
+  const FactoryConfigResult = IDL.Variant({
+    'Ok' : FactoryConfig,
+    'Err' : FactoryError,
+  });
   const Quote = IDL.Record({
     'total' : IDL.Nat,
     'storage' : IDL.Nat,
@@ -1978,6 +2517,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'days_left' : IDL.Nat64,
     }),
     'Checking' : IDL.Record({ 'until' : IDL.Nat64 }),
+    'NotAsked' : IDL.Record({ 'reason' : IDL.Text }),
   });
   const PurgeCheck = IDL.Record({
     'hold' : IDL.Opt(PurgeHold),
@@ -2026,14 +2566,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'purge_requested' : IDL.Bool,
     'timeline' : IDL.Vec(StateTime),
   });
-  const Result_5 = IDL.Variant({ 'Ok' : CreationRecord, 'Err' : FactoryError });
-  const Section = IDL.Variant({
-    'Blobs' : IDL.Null,
-    'Connections' : IDL.Null,
-    'Memories' : IDL.Null,
-    'Capsule' : IDL.Null,
+  const CreationRecordResult = IDL.Variant({
+    'Ok' : CreationRecord,
+    'Err' : FactoryError,
   });
-  const PageCursor = IDL.Record({ 'section' : Section, 'index' : IDL.Nat64 });
   const BlobLeaf = IDL.Record({
     'hash' : IDL.Vec(IDL.Nat8),
     'size' : IDL.Nat64,
@@ -2098,7 +2634,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'page' : ManifestPage,
     'header' : ManifestHeader,
   });
-  const Result_6 = IDL.Variant({
+  const AdminManifestPageResult = IDL.Variant({
     'Ok' : ManifestPageReply,
     'Err' : FactoryError,
   });
@@ -2122,7 +2658,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'total_topped_up' : IDL.Nat,
     'low_water_mark' : IDL.Nat,
   });
-  const Result_7 = IDL.Variant({ 'Ok' : ReserveStatus, 'Err' : FactoryError });
+  const ReserveStatusResult = IDL.Variant({
+    'Ok' : ReserveStatus,
+    'Err' : FactoryError,
+  });
   const ReserveSnapshot = IDL.Record({
     'at' : IDL.Nat64,
     'total_consumed' : IDL.Nat,
@@ -2137,7 +2676,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'interval_seconds' : IDL.Nat64,
     'capacity' : IDL.Nat32,
   });
-  const Result_8 = IDL.Variant({
+  const ReserveHistoryPageResult = IDL.Variant({
     'Ok' : ReserveHistoryPage,
     'Err' : FactoryError,
   });
@@ -2154,8 +2693,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'failed' : IDL.Nat64,
     'succeeded' : IDL.Nat64,
   });
-  const Result_9 = IDL.Variant({ 'Ok' : FactoryStats, 'Err' : FactoryError });
-  const Result_10 = IDL.Variant({
+  const FactoryStatsResult = IDL.Variant({
+    'Ok' : FactoryStats,
+    'Err' : FactoryError,
+  });
+  const AdminsResult = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Principal),
     'Err' : FactoryError,
   });
@@ -2176,13 +2718,16 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat64),
     'items' : IDL.Vec(CreationSummary),
   });
-  const Result_11 = IDL.Variant({ 'Ok' : CreationPage, 'Err' : FactoryError });
+  const CreationPageResult = IDL.Variant({
+    'Ok' : CreationPage,
+    'Err' : FactoryError,
+  });
   const BlobUploadRequest = IDL.Record({
     'size' : IDL.Nat64,
     'expected_hash' : IDL.Opt(IDL.Vec(IDL.Nat8)),
   });
-  const Result_12 = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
-  const Result_13 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const UploadIdResult = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
+  const BytesResult = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const CapsuleInput = IDL.Record({
     'bio' : IDL.Text,
     'name' : IDL.Text,
@@ -2201,7 +2746,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'connection_count' : IDL.Nat64,
     'moved_to' : IDL.Opt(IDL.Principal),
   });
-  const Result_14 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
+  const CapsuleInfoResult = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
   const CreatePersonalCanisterConfig = IDL.Record({
     'subnet_id' : IDL.Opt(IDL.Principal),
     'name' : IDL.Opt(IDL.Text),
@@ -2216,28 +2761,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'index' : IDL.Nat64,
   });
   const ChunkBatch = IDL.Record({ 'chunks' : IDL.Vec(ChunkData) });
-  const ExportError = IDL.Variant({
-    'NotImporting' : IDL.Record({
-      'state' : IDL.Text,
-      'migration_id' : IDL.Nat64,
-    }),
-    'RootMismatch' : IDL.Record({ 'detail' : IDL.Text }),
-    'BlobNotInManifest' : IDL.Record({
-      'blob' : IDL.Text,
-      'migration_id' : IDL.Nat64,
-    }),
-    'NotTheMigrationCanister' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
-    'BatchTooLarge' : IDL.Record({ 'max' : IDL.Nat64, 'bytes' : IDL.Nat64 }),
-    'ChunkOutOfRange' : IDL.Record({
-      'blob' : IDL.Text,
-      'chunk_count' : IDL.Nat64,
-      'index' : IDL.Nat64,
-    }),
-    'CursorOutOfRange' : IDL.Record({ 'cursor' : IDL.Text }),
-    'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+  const ChunkBatchResult = IDL.Variant({
+    'Ok' : ChunkBatch,
+    'Err' : ExportError,
   });
-  const Result_15 = IDL.Variant({ 'Ok' : ChunkBatch, 'Err' : ExportError });
-  const Result_16 = IDL.Variant({
+  const ExportManifestPageResult = IDL.Variant({
     'Ok' : ManifestPageReply,
     'Err' : ExportError,
   });
@@ -2247,8 +2775,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'size' : IDL.Nat64,
     'chunk_hashes' : IDL.Vec(IDL.Vec(IDL.Nat8)),
   });
-  const Result_17 = IDL.Variant({ 'Ok' : BlobDescriptor, 'Err' : Error });
-  const Result_18 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const BlobDescriptorResult = IDL.Variant({
+    'Ok' : BlobDescriptor,
+    'Err' : Error,
+  });
   const ConnectionPageRequest = IDL.Record({
     'start_after' : IDL.Opt(IDL.Principal),
     'limit' : IDL.Nat32,
@@ -2257,7 +2787,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Principal),
     'items' : IDL.Vec(Connection),
   });
-  const Result_19 = IDL.Variant({ 'Ok' : ConnectionPage, 'Err' : Error });
+  const ConnectionPageResult = IDL.Variant({
+    'Ok' : ConnectionPage,
+    'Err' : Error,
+  });
   const MemoryPageRequest = IDL.Record({
     'start_after' : IDL.Opt(IDL.Nat64),
     'limit' : IDL.Nat32,
@@ -2266,7 +2799,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat64),
     'items' : IDL.Vec(Memory),
   });
-  const Result_20 = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
+  const MemoryPageResult = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
   const ApiVersion = IDL.Record({ 'major' : IDL.Nat32, 'minor' : IDL.Nat32 });
   const PersonalModule = IDL.Record({
     'sha256' : IDL.Vec(IDL.Nat8),
@@ -2275,7 +2808,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_count' : IDL.Nat32,
     'chunk_size' : IDL.Nat64,
   });
-  const Result_21 = IDL.Variant({
+  const ModuleChunkResult = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Nat8),
     'Err' : FactoryError,
   });
@@ -2283,7 +2816,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'migration_id' : IDL.Nat64,
     'header' : ManifestHeader,
   });
-  const Result_22 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : ExportError });
+  const ImportReportResult = IDL.Variant({
+    'Ok' : IDL.Null,
+    'Err' : ExportError,
+  });
   const ImportProgress = IDL.Record({
     'progress' : Progress,
     'migration_id' : IDL.Nat64,
@@ -2292,7 +2828,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'missing' : IDL.Vec(IDL.Nat64),
     'upload' : IDL.Nat64,
   });
-  const Result_23 = IDL.Variant({ 'Ok' : RestoreUpload, 'Err' : Error });
+  const RestoreUploadResult = IDL.Variant({
+    'Ok' : RestoreUpload,
+    'Err' : Error,
+  });
   const RestoreRecords = IDL.Record({
     'connections' : IDL.Vec(ConnectionLeaf),
     'memories' : IDL.Vec(MemoryLeaf),
@@ -2316,103 +2855,135 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   });
   
   return IDL.Service({
-    'abort_blob_upload' : IDL.Func([IDL.Nat64], [Result], []),
-    'add_connection' : IDL.Func([ConnectionInput], [Result_1], []),
-    'add_memory' : IDL.Func([MemoryInput], [Result_2], []),
-    'admin_cleanup_creation' : IDL.Func([IDL.Nat64], [Result_3], []),
-    'admin_get_config' : IDL.Func([], [Result_4], ['query']),
-    'admin_get_creation' : IDL.Func([IDL.Nat64], [Result_5], ['query']),
+    'abort_blob_upload' : IDL.Func([IDL.Nat64], [EmptyResult], []),
+    'add_connection' : IDL.Func([ConnectionInput], [ConnectionResult], []),
+    'add_memory' : IDL.Func([MemoryInput], [MemoryResult], []),
+    'admin_cleanup_creation' : IDL.Func([IDL.Nat64], [CyclesResult], []),
+    'admin_get_config' : IDL.Func([], [FactoryConfigResult], ['query']),
+    'admin_get_creation' : IDL.Func(
+        [IDL.Nat64],
+        [CreationRecordResult],
+        ['query'],
+      ),
     'admin_get_manifest_page' : IDL.Func(
         [IDL.Nat64, PageCursor],
-        [Result_6],
+        [AdminManifestPageResult],
         ['query'],
       ),
-    'admin_get_reserve' : IDL.Func([], [Result_7], ['query']),
+    'admin_get_reserve' : IDL.Func([], [ReserveStatusResult], ['query']),
     'admin_get_reserve_history' : IDL.Func(
         [IDL.Opt(IDL.Nat64), IDL.Nat32],
-        [Result_8],
+        [ReserveHistoryPageResult],
         ['query'],
       ),
-    'admin_get_stats' : IDL.Func([], [Result_9], ['query']),
-    'admin_list_admins' : IDL.Func([], [Result_10], ['query']),
+    'admin_get_stats' : IDL.Func([], [FactoryStatsResult], ['query']),
+    'admin_list_admins' : IDL.Func([], [AdminsResult], ['query']),
     'admin_list_creations' : IDL.Func(
         [IDL.Opt(IDL.Nat64), IDL.Nat32],
-        [Result_11],
+        [CreationPageResult],
         ['query'],
       ),
-    'admin_set_admin' : IDL.Func([IDL.Principal, IDL.Bool], [Result_10], []),
-    'admin_set_config' : IDL.Func([FactoryConfig], [Result_4], []),
-    'admin_set_creation_enabled' : IDL.Func([IDL.Bool], [Result_4], []),
-    'admin_sponsor_top_up' : IDL.Func([IDL.Nat64, IDL.Nat], [Result_5], []),
-    'admin_top_up_reserve' : IDL.Func([IDL.Opt(IDL.Nat)], [Result_7], []),
-    'begin_blob_upload' : IDL.Func([BlobUploadRequest], [Result_12], []),
-    'capsule_root' : IDL.Func([], [Result_13], []),
-    'create_capsule' : IDL.Func([CapsuleInput], [Result_14], []),
-    'create_personal_canister' : IDL.Func(
-        [CreatePersonalCanisterConfig],
-        [Result_5],
+    'admin_set_admin' : IDL.Func([IDL.Principal, IDL.Bool], [AdminsResult], []),
+    'admin_set_config' : IDL.Func([FactoryConfig], [FactoryConfigResult], []),
+    'admin_set_creation_enabled' : IDL.Func(
+        [IDL.Bool],
+        [FactoryConfigResult],
         [],
       ),
-    'delete_memory' : IDL.Func([IDL.Nat64], [Result], []),
-    'deposit_returned_cycles' : IDL.Func([], [Result_3], []),
+    'admin_sponsor_top_up' : IDL.Func(
+        [IDL.Nat64, IDL.Nat],
+        [CreationRecordResult],
+        [],
+      ),
+    'admin_top_up_reserve' : IDL.Func(
+        [IDL.Opt(IDL.Nat)],
+        [ReserveStatusResult],
+        [],
+      ),
+    'begin_blob_upload' : IDL.Func([BlobUploadRequest], [UploadIdResult], []),
+    'capsule_root' : IDL.Func([], [BytesResult], []),
+    'create_capsule' : IDL.Func([CapsuleInput], [CapsuleInfoResult], []),
+    'create_personal_canister' : IDL.Func(
+        [CreatePersonalCanisterConfig],
+        [CreationRecordResult],
+        [],
+      ),
+    'delete_memory' : IDL.Func([IDL.Nat64], [EmptyResult], []),
+    'deposit_returned_cycles' : IDL.Func([], [CyclesResult], []),
     'export_chunks' : IDL.Func(
         [IDL.Nat64, IDL.Vec(ChunkRef)],
-        [Result_15],
+        [ChunkBatchResult],
         ['query'],
       ),
     'export_manifest_page' : IDL.Func(
         [IDL.Nat64, PageCursor],
-        [Result_16],
+        [ExportManifestPageResult],
         ['query'],
       ),
-    'finish_blob_upload' : IDL.Func([IDL.Nat64], [Result_17], []),
-    'get_blob' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_17], ['query']),
+    'finish_blob_upload' : IDL.Func([IDL.Nat64], [BlobDescriptorResult], []),
+    'get_blob' : IDL.Func(
+        [IDL.Vec(IDL.Nat8)],
+        [BlobDescriptorResult],
+        ['query'],
+      ),
     'get_blob_chunk' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64],
-        [Result_18],
+        [BytesResult],
         ['query'],
       ),
-    'get_capsule' : IDL.Func([], [Result_14], ['query']),
-    'get_creation_status' : IDL.Func([], [Result_5], ['query']),
-    'get_memory' : IDL.Func([IDL.Nat64], [Result_2], ['query']),
+    'get_capsule' : IDL.Func([], [CapsuleInfoResult], ['query']),
+    'get_creation_status' : IDL.Func([], [CreationRecordResult], ['query']),
+    'get_memory' : IDL.Func([IDL.Nat64], [MemoryResult], ['query']),
     'list_connections' : IDL.Func(
         [ConnectionPageRequest],
-        [Result_19],
+        [ConnectionPageResult],
         ['query'],
       ),
-    'list_memories' : IDL.Func([MemoryPageRequest], [Result_20], ['query']),
+    'list_memories' : IDL.Func(
+        [MemoryPageRequest],
+        [MemoryPageResult],
+        ['query'],
+      ),
     'personal_module' : IDL.Func([], [PersonalModule], ['query']),
-    'personal_module_chunk' : IDL.Func([IDL.Nat32], [Result_21], ['query']),
-    'purge_shared_capsule' : IDL.Func([], [Result_5], []),
+    'personal_module_chunk' : IDL.Func(
+        [IDL.Nat32],
+        [ModuleChunkResult],
+        ['query'],
+      ),
+    'purge_shared_capsule' : IDL.Func([], [CreationRecordResult], []),
     'put_blob_chunk' : IDL.Func(
         [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
-        [Result_18],
+        [BytesResult],
         [],
       ),
     'read_blob_range' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64, IDL.Nat64],
-        [Result_18],
+        [BytesResult],
         ['query'],
       ),
-    'remove_connection' : IDL.Func([IDL.Principal], [Result], []),
-    'report_import_done' : IDL.Func([ImportReport], [Result_22], []),
-    'report_import_progress' : IDL.Func([ImportProgress], [Result_22], []),
-    'restore_blob_begin' : IDL.Func([BlobLeaf], [Result_23], []),
+    'remove_connection' : IDL.Func([IDL.Principal], [EmptyResult], []),
+    'report_import_done' : IDL.Func([ImportReport], [ImportReportResult], []),
+    'report_import_progress' : IDL.Func(
+        [ImportProgress],
+        [ImportReportResult],
+        [],
+      ),
+    'restore_blob_begin' : IDL.Func([BlobLeaf], [RestoreUploadResult], []),
     'restore_blob_chunk' : IDL.Func(
         [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
-        [Result],
+        [EmptyResult],
         [],
       ),
-    'restore_blob_finish' : IDL.Func([IDL.Nat64], [Result_17], []),
-    'restore_capsule' : IDL.Func([CapsuleLeaf], [Result], []),
-    'restore_records' : IDL.Func([RestoreRecords], [Result], []),
-    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_14], []),
+    'restore_blob_finish' : IDL.Func([IDL.Nat64], [BlobDescriptorResult], []),
+    'restore_capsule' : IDL.Func([CapsuleLeaf], [EmptyResult], []),
+    'restore_records' : IDL.Func([RestoreRecords], [EmptyResult], []),
+    'update_capsule' : IDL.Func([CapsuleUpdate], [CapsuleInfoResult], []),
     'update_connection' : IDL.Func(
         [IDL.Principal, ConnectionUpdate],
-        [Result_1],
+        [ConnectionResult],
         [],
       ),
-    'update_memory' : IDL.Func([IDL.Nat64, MemoryUpdate], [Result_2], []),
+    'update_memory' : IDL.Func([IDL.Nat64, MemoryUpdate], [MemoryResult], []),
   });
 };
 

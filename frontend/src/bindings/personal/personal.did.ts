@@ -28,6 +28,11 @@ export interface BlobDescriptor {
   'chunk_hashes' : Array<Uint8Array>,
 }
 /**
+ * Reply of `finish_blob_upload`, `get_blob` and `restore_blob_finish`.
+ */
+export type BlobDescriptorResult = { 'Ok' : BlobDescriptor } |
+  { 'Err' : Error };
+/**
  * What went wrong, with what to do about it.
  * 
  * Candid: a variant whose fields are `nat64`, `text` (hex hashes) or `nat8`/`nat32` counts.
@@ -333,6 +338,39 @@ export interface BlobUploadRequest {
   'expected_hash' : [] | [Uint8Array],
 }
 /**
+ * Reply carrying bytes: a chunk (`get_blob_chunk`), a byte range (`read_blob_range`) or a
+ * 32-byte hash (`put_blob_chunk`: the chunk's hash at its index; `capsule_root`).
+ */
+export type BytesResult = { 'Ok' : Uint8Array } |
+  { 'Err' : Error };
+/**
+ * Why a call from the importer to the backend gave no reply it could use.
+ */
+export type CallFault = {
+    /**
+     * The call was not sent (the system refused to enqueue it, or cycles were short).
+     */
+    'NotSent' : { 'reason' : string }
+  } |
+  {
+    /**
+     * The reply is not of the type the protocol defines.
+     */
+    'UndecodableReply' : { 'reason' : string }
+  } |
+  {
+    /**
+     * The system or the backend rejected the call.
+     */
+    'Rejected' : { 'code' : RejectCode, 'message' : string }
+  } |
+  {
+    /**
+     * A reject with a code the IC did not define when this was built.
+     */
+    'UnrecognizedReject' : { 'code' : number, 'message' : string }
+  };
+/**
  * A capsule as returned by the API.
  */
 export interface CapsuleInfo {
@@ -355,6 +393,11 @@ export interface CapsuleInfo {
    */
   'moved_to' : [] | [Principal],
 }
+/**
+ * Reply of `create_capsule`, `get_capsule` and `update_capsule`.
+ */
+export type CapsuleInfoResult = { 'Ok' : CapsuleInfo } |
+  { 'Err' : Error };
 /**
  * Arguments of `create_capsule`.
  */
@@ -451,6 +494,16 @@ export interface ConnectionPageRequest {
   'limit' : number,
 }
 /**
+ * Reply of `list_connections`.
+ */
+export type ConnectionPageResult = { 'Ok' : ConnectionPage } |
+  { 'Err' : Error };
+/**
+ * Reply of `add_connection` and `update_connection`.
+ */
+export type ConnectionResult = { 'Ok' : Connection } |
+  { 'Err' : Error };
+/**
  * State of a connection between the owner and a peer.
  */
 export type ConnectionStatus = { 'Blocked' : null } |
@@ -499,6 +552,12 @@ export interface CyclesOutlook {
   'module_version' : ApiVersion,
   'freezing_threshold_seconds' : bigint,
 }
+/**
+ * Reply with nothing to return: `delete_memory`, `abort_blob_upload`,
+ * `remove_connection`, `restore_capsule`, `restore_blob_chunk`, `restore_records`.
+ */
+export type EmptyResult = { 'Ok' : null } |
+  { 'Err' : Error };
 /**
  * Key material of client-side encrypted content; moved byte for byte, never interpreted.
  */
@@ -549,6 +608,25 @@ export type Error = { 'ConnectionNotFound' : { 'peer' : Principal } } |
   { 'CapsuleFrozen' : { 'reason' : string } } |
   { 'CapsuleExists' : null };
 /**
+ * Errors of the export endpoints and import reports.
+ */
+export type ExportError = {
+    'NotImporting' : { 'state' : string, 'migration_id' : bigint }
+  } |
+  { 'RootMismatch' : { 'detail' : string } } |
+  { 'BlobNotInManifest' : { 'blob' : string, 'migration_id' : bigint } } |
+  { 'NotTheMigrationCanister' : { 'migration_id' : bigint } } |
+  { 'BatchTooLarge' : { 'max' : bigint, 'bytes' : bigint } } |
+  {
+    'ChunkOutOfRange' : {
+      'blob' : string,
+      'chunk_count' : bigint,
+      'index' : bigint,
+    }
+  } |
+  { 'CursorOutOfRange' : { 'cursor' : string } } |
+  { 'UnknownMigration' : { 'migration_id' : bigint } };
+/**
  * Tuning of the importer.
  */
 export interface ImportConfig {
@@ -565,6 +643,191 @@ export interface ImportConfig {
    */
   'calls_in_flight' : number,
 }
+/**
+ * Why an import failed: the personal canister's `import_status` carries it, and the backend
+ * keeps it in the creation's `ImportFailed`.
+ */
+export type ImportError = {
+    /**
+     * The chunks still missing of an open blob could not be listed.
+     */
+    'BlobSessionLost' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * A call failed in a way retrying does not mend (SYS_FATAL, an undecodable reply).
+     */
+    'CallFailed' : { 'fault' : CallFault }
+  } |
+  {
+    /**
+     * The importer's bound of failed calls in a row was reached.
+     */
+    'RetriesExhausted' : { 'last' : RetryCause, 'attempts' : number }
+  } |
+  {
+    /**
+     * The verified capsule could not be unfrozen.
+     */
+    'UnfreezeFailed' : { 'error' : Error }
+  } |
+  {
+    /**
+     * A batch holds another chunk than asked for at some position.
+     */
+    'ChunkOutOfOrder' : {
+      'blob' : string,
+      'sent_blob' : string,
+      'index' : bigint,
+      'sent_index' : bigint,
+    }
+  } |
+  {
+    /**
+     * A pinned blob could not be released.
+     */
+    'UnpinFailed' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * The records step reached a section that holds no records.
+     */
+    'NotARecordSection' : { 'section' : Section }
+  } |
+  {
+    /**
+     * A chunk does not verify against its hash in the verified manifest.
+     */
+    'ChunkRejected' : { 'blob' : string, 'error' : Error, 'index' : bigint }
+  } |
+  {
+    /**
+     * The staged manifest has no header.
+     */
+    'HeaderMissing' : null
+  } |
+  {
+    /**
+     * The root recomputed from stored data is not the migration's; `differences` names what
+     * differs from the verified manifest.
+     */
+    'StoredRootMismatch' : { 'actual' : string, 'differences' : Array<string> }
+  } |
+  {
+    /**
+     * A blob held by a replaced migration could not be pinned.
+     */
+    'PinFailed' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * A connection of the manifest could not be written.
+     */
+    'ConnectionNotImportable' : { 'peer' : Principal, 'error' : Error }
+  } |
+  {
+    /**
+     * The pages did not add up to the header once all arrived.
+     */
+    'ManifestUnverified' : { 'reason' : string }
+  } |
+  {
+    /**
+     * Dropping the records of a replaced migration failed.
+     */
+    'ResetFailed' : { 'error' : Error }
+  } |
+  {
+    /**
+     * A staged leaf is not of the section it is stored under.
+     */
+    'UnexpectedLeaf' : { 'section' : Section }
+  } |
+  {
+    /**
+     * A page's leaves do not verify against the header.
+     */
+    'PageRejected' : { 'cursor' : PageCursor, 'reason' : string }
+  } |
+  {
+    /**
+     * The backend answered a pull or the report with an error that does not pass.
+     */
+    'BackendRefused' : { 'error' : ExportError }
+  } |
+  {
+    /**
+     * The manifest is another principal's capsule.
+     */
+    'OwnerMismatch' : { 'manifest_owner' : Principal, 'owner' : Principal }
+  } |
+  {
+    /**
+     * A failure recorded as text by an earlier version of the importer.
+     */
+    'Recorded' : { 'message' : string }
+  } |
+  {
+    /**
+     * A blob's import could not be begun.
+     */
+    'BlobNotBegun' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * A batch holds another number of chunks than asked for.
+     */
+    'ChunkCountMismatch' : { 'asked' : bigint, 'sent' : bigint }
+  } |
+  {
+    /**
+     * A blob whose chunks all arrived could not be finished (e.g. its size is not the
+     * manifest's).
+     */
+    'BlobNotFinished' : { 'blob' : string, 'error' : Error }
+  } |
+  {
+    /**
+     * The backend sent another page than the one asked for.
+     */
+    'PageOutOfOrder' : { 'asked' : PageCursor, 'sent' : PageCursor }
+  } |
+  {
+    /**
+     * The manifest's header does not have the root the canister was installed with.
+     */
+    'ManifestRootMismatch' : { 'migration_id' : bigint, 'reason' : string }
+  } |
+  {
+    /**
+     * The capsule leaf could not be written (e.g. the owner has a capsule here already).
+     */
+    'CapsuleNotCreated' : { 'error' : Error }
+  } |
+  {
+    /**
+     * A memory of the manifest could not be written.
+     */
+    'MemoryNotImportable' : { 'id' : bigint, 'error' : Error }
+  } |
+  {
+    /**
+     * The staged manifest lacks a blob leaf it counts.
+     */
+    'BlobLeafMissing' : { 'index' : bigint }
+  } |
+  {
+    /**
+     * The verified manifest has no capsule leaf.
+     */
+    'NoCapsuleLeaf' : null
+  } |
+  {
+    /**
+     * The stored capsule could not be walked to recompute its root.
+     */
+    'WalkFailed' : { 'error' : Error }
+  };
 /**
  * The importer's phases, in order.
  */
@@ -620,7 +883,7 @@ export interface ImportStatus {
    * Root recomputed from stored data, once verified.
    */
   'root' : [] | [Uint8Array],
-  'error' : [] | [string],
+  'error' : [] | [ImportError],
   'progress' : Progress,
   'phase' : ImportPhase,
   'migration_id' : [] | [bigint],
@@ -628,8 +891,8 @@ export interface ImportStatus {
 /**
  * The header of a manifest: counts, totals, the section roots and the root.
  * 
- * `root` commits to every other field (see [`crate::merkle::manifest_root`]), and the section
- * roots commit to the leaves; [`ManifestHeader::compute_root`] recomputes it from the fields.
+ * `root` commits to every other field, and the section roots commit to the leaves (see
+ * [`crate::merkle`]); [`ManifestHeader::compute_root`] recomputes it from the fields.
  * The root is the migration's identity.
  */
 export interface ManifestHeader {
@@ -676,6 +939,11 @@ export interface ManifestPageReply {
   'page' : ManifestPage,
   'header' : ManifestHeader,
 }
+/**
+ * Reply of `get_manifest_page`.
+ */
+export type ManifestPageResult = { 'Ok' : ManifestPageReply } |
+  { 'Err' : Error };
 /**
  * A memory as returned by the API.
  */
@@ -741,6 +1009,16 @@ export interface MemoryPageRequest {
   'start_after' : [] | [bigint],
   'limit' : number,
 }
+/**
+ * Reply of `list_memories`.
+ */
+export type MemoryPageResult = { 'Ok' : MemoryPage } |
+  { 'Err' : Error };
+/**
+ * Reply of `add_memory`, `get_memory` and `update_memory`.
+ */
+export type MemoryResult = { 'Ok' : Memory } |
+  { 'Err' : Error };
 /**
  * Arguments of `update_memory`; `None` leaves a field as it is.
  */
@@ -812,6 +1090,46 @@ export interface Progress {
   'chunks_total' : bigint,
 }
 /**
+ * The IC's reject codes (interface specification, "Reject codes"): why a call got a reject
+ * instead of a reply. Mirrors `ic_cdk::call::RejectCode`, which is not a candid type.
+ */
+export type RejectCode = {
+    /**
+     * CANISTER_ERROR (5): the callee trapped, or is stopped or stopping.
+     */
+    'CanisterError' : null
+  } |
+  {
+    /**
+     * SYS_UNKNOWN (6): the outcome is unknown (a bounded wait timed out).
+     */
+    'SysUnknown' : null
+  } |
+  {
+    /**
+     * SYS_TRANSIENT (2): a transient system error (e.g. a full queue); may pass.
+     */
+    'SysTransient' : null
+  } |
+  {
+    /**
+     * DESTINATION_INVALID (3): the callee or the method does not exist.
+     */
+    'DestinationInvalid' : null
+  } |
+  {
+    /**
+     * SYS_FATAL (1): a fatal system error; retrying does not help.
+     */
+    'SysFatal' : null
+  } |
+  {
+    /**
+     * CANISTER_REJECT (4): the callee rejected the call explicitly.
+     */
+    'CanisterReject' : null
+  };
+/**
  * A batch of records to restore.
  */
 export interface RestoreRecords {
@@ -822,136 +1140,146 @@ export interface RestoreRecords {
  * A blob restore begun: its upload and the chunk indices still to send.
  */
 export interface RestoreUpload { 'missing' : BigUint64Array, 'upload' : bigint }
-export type Result = { 'Ok' : null } |
+/**
+ * Reply of `restore_blob_begin` (both canisters serve the archive restore).
+ */
+export type RestoreUploadResult = { 'Ok' : RestoreUpload } |
   { 'Err' : Error };
-export type Result_1 = { 'Ok' : Connection } |
-  { 'Err' : Error };
-export type Result_10 = { 'Ok' : MemoryPage } |
-  { 'Err' : Error };
-export type Result_11 = { 'Ok' : RestoreUpload } |
-  { 'Err' : Error };
-export type Result_12 = { 'Ok' : bigint } |
-  { 'Err' : Error };
-export type Result_2 = { 'Ok' : Memory } |
-  { 'Err' : Error };
-export type Result_3 = { 'Ok' : bigint } |
-  { 'Err' : Error };
-export type Result_4 = { 'Ok' : Uint8Array } |
-  { 'Err' : Error };
-export type Result_5 = { 'Ok' : CapsuleInfo } |
-  { 'Err' : Error };
-export type Result_6 = { 'Ok' : BlobDescriptor } |
-  { 'Err' : Error };
-export type Result_7 = { 'Ok' : Uint8Array } |
-  { 'Err' : Error };
-export type Result_8 = { 'Ok' : ManifestPageReply } |
-  { 'Err' : Error };
-export type Result_9 = { 'Ok' : ConnectionPage } |
+/**
+ * The last failure before the importer gave up retrying.
+ */
+export type RetryCause = {
+    /**
+     * The call got no usable reply.
+     */
+    'Call' : CallFault
+  } |
+  {
+    /**
+     * The backend answered that it is not importing this migration (yet, or any more).
+     */
+    'Backend' : ExportError
+  };
+/**
+ * Reply of `return_cycles`: the cycles the receiving canister kept.
+ */
+export type ReturnedCyclesResult = { 'Ok' : bigint } |
   { 'Err' : Error };
 /**
  * The four sections of a manifest, in manifest order.
  */
 export type Section = {
     /**
-     * [`BlobLeaf`]s sorted by hash.
+     * [`BlobLeaf`](crate::BlobLeaf)s sorted by hash.
      */
     'Blobs' : null
   } |
   {
     /**
-     * [`ConnectionLeaf`]s sorted by peer.
+     * [`ConnectionLeaf`](crate::ConnectionLeaf)s sorted by peer.
      */
     'Connections' : null
   } |
   {
     /**
-     * [`MemoryLeaf`]s sorted by id.
+     * [`MemoryLeaf`](crate::MemoryLeaf)s sorted by id.
      */
     'Memories' : null
   } |
   {
     /**
-     * One leaf: the [`CapsuleLeaf`].
+     * One leaf: the [`CapsuleLeaf`](crate::CapsuleLeaf).
      */
     'Capsule' : null
   };
+/**
+ * Reply of `begin_blob_upload`: the upload's id.
+ */
+export type UploadIdResult = { 'Ok' : bigint } |
+  { 'Err' : Error };
 export interface _SERVICE {
-  'abort_blob_upload' : ActorMethod<[bigint], Result>,
-  'add_connection' : ActorMethod<[ConnectionInput], Result_1>,
-  'add_memory' : ActorMethod<[MemoryInput], Result_2>,
+  'abort_blob_upload' : ActorMethod<[bigint], EmptyResult>,
+  'add_connection' : ActorMethod<[ConnectionInput], ConnectionResult>,
+  'add_memory' : ActorMethod<[MemoryInput], MemoryResult>,
   /**
    * Version of the capsule API this canister serves.
    */
   'api_version' : ActorMethod<[], number>,
-  'begin_blob_upload' : ActorMethod<[BlobUploadRequest], Result_3>,
+  'begin_blob_upload' : ActorMethod<[BlobUploadRequest], UploadIdResult>,
   /**
    * The manifest root of what this canister stores for its owner, recomputed now (an update:
    * it walks every record). Owner and controllers.
    */
-  'capsule_root' : ActorMethod<[], Result_4>,
-  'create_capsule' : ActorMethod<[CapsuleInput], Result_5>,
+  'capsule_root' : ActorMethod<[], BytesResult>,
+  'create_capsule' : ActorMethod<[CapsuleInput], CapsuleInfoResult>,
   /**
    * The canister's cycles: balance, memory, burn per day (storage and its own timers),
    * freezing threshold and days until frozen, with the root of the data it holds. An update:
    * it asks the IC for the canister's own status.
    */
   'cycles_outlook' : ActorMethod<[], CyclesOutlook>,
-  'delete_memory' : ActorMethod<[bigint], Result>,
-  'finish_blob_upload' : ActorMethod<[bigint], Result_6>,
-  'get_blob' : ActorMethod<[Uint8Array], Result_6>,
-  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], Result_7>,
-  'get_capsule' : ActorMethod<[], Result_5>,
+  'delete_memory' : ActorMethod<[bigint], EmptyResult>,
+  'finish_blob_upload' : ActorMethod<[bigint], BlobDescriptorResult>,
+  'get_blob' : ActorMethod<[Uint8Array], BlobDescriptorResult>,
+  'get_blob_chunk' : ActorMethod<[Uint8Array, bigint], BytesResult>,
+  'get_capsule' : ActorMethod<[], CapsuleInfoResult>,
   /**
    * A page of the manifest of what this canister holds (recomputed from stored data at the
    * end of the import), the same type as the backend's export pages.
    */
-  'get_manifest_page' : ActorMethod<[PageCursor], Result_8>,
-  'get_memory' : ActorMethod<[bigint], Result_2>,
+  'get_manifest_page' : ActorMethod<[PageCursor], ManifestPageResult>,
+  'get_memory' : ActorMethod<[bigint], MemoryResult>,
   /**
    * Where the import of the canister's migration stands.
    */
   'import_status' : ActorMethod<[], ImportStatus>,
-  'list_connections' : ActorMethod<[ConnectionPageRequest], Result_9>,
-  'list_memories' : ActorMethod<[MemoryPageRequest], Result_10>,
+  'list_connections' : ActorMethod<
+    [ConnectionPageRequest],
+    ConnectionPageResult
+  >,
+  'list_memories' : ActorMethod<[MemoryPageRequest], MemoryPageResult>,
   /**
    * The version of this module (major = the capsule API version; see [`upgrade`]).
    */
   'module_version' : ActorMethod<[], ApiVersion>,
-  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result_7>,
-  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], Result_7>,
-  'remove_connection' : ActorMethod<[Principal], Result>,
+  'put_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], BytesResult>,
+  'read_blob_range' : ActorMethod<[Uint8Array, bigint, bigint], BytesResult>,
+  'remove_connection' : ActorMethod<[Principal], EmptyResult>,
   /**
    * Begins restoring one of an archive's blobs (its manifest leaf); returns the upload and the
    * chunk indices to send with `restore_blob_chunk`. Owner only.
    */
-  'restore_blob_begin' : ActorMethod<[BlobLeaf], Result_11>,
+  'restore_blob_begin' : ActorMethod<[BlobLeaf], RestoreUploadResult>,
   /**
    * One chunk of a blob being restored, checked against its hash at `index` on arrival.
    */
-  'restore_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], Result>,
+  'restore_blob_chunk' : ActorMethod<[bigint, bigint, Uint8Array], EmptyResult>,
   /**
    * Finishes a blob being restored (every chunk arrived and verified).
    */
-  'restore_blob_finish' : ActorMethod<[bigint], Result_6>,
+  'restore_blob_finish' : ActorMethod<[bigint], BlobDescriptorResult>,
   /**
    * Restores an archive's capsule metadata (ids and timestamps as they were) into this fresh
    * canister; then upload the blobs and call `restore_records` (see [`restore`]). Owner only.
    */
-  'restore_capsule' : ActorMethod<[CapsuleLeaf], Result>,
+  'restore_capsule' : ActorMethod<[CapsuleLeaf], EmptyResult>,
   /**
    * Restores a batch of an archive's connections and memories (their blobs uploaded first).
    */
-  'restore_records' : ActorMethod<[RestoreRecords], Result>,
+  'restore_records' : ActorMethod<[RestoreRecords], EmptyResult>,
   /**
    * Sends all cycles but [`RETURN_CYCLES_RESERVE`] (and the freezing reserve) to `to`, attached
    * to a call of `to.deposit_returned_cycles()` (the backend credits what it accepts); returns
    * the amount `to` kept (the rest comes back as a refund). Only a controller may call it (after
    * the handoff the backend is not one).
    */
-  'return_cycles' : ActorMethod<[Principal], Result_12>,
-  'update_capsule' : ActorMethod<[CapsuleUpdate], Result_5>,
-  'update_connection' : ActorMethod<[Principal, ConnectionUpdate], Result_1>,
-  'update_memory' : ActorMethod<[bigint, MemoryUpdate], Result_2>,
+  'return_cycles' : ActorMethod<[Principal], ReturnedCyclesResult>,
+  'update_capsule' : ActorMethod<[CapsuleUpdate], CapsuleInfoResult>,
+  'update_connection' : ActorMethod<
+    [Principal, ConnectionUpdate],
+    ConnectionResult
+  >,
+  'update_memory' : ActorMethod<[bigint, MemoryUpdate], MemoryResult>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const ImportConfig = IDL.Record({
@@ -1047,7 +1375,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'CapsuleFrozen' : IDL.Record({ 'reason' : IDL.Text }),
     'CapsuleExists' : IDL.Null,
   });
-  const Result = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
+  const EmptyResult = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
   const ConnectionStatus = IDL.Variant({
     'Blocked' : IDL.Null,
     'Accepted' : IDL.Null,
@@ -1065,7 +1393,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'peer' : IDL.Principal,
     'created_at' : IDL.Nat64,
   });
-  const Result_1 = IDL.Variant({ 'Ok' : Connection, 'Err' : Error });
+  const ConnectionResult = IDL.Variant({ 'Ok' : Connection, 'Err' : Error });
   const MemoryKind = IDL.Variant({
     'Note' : IDL.Null,
     'Photo' : IDL.Null,
@@ -1106,13 +1434,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'created_at' : IDL.Nat64,
     'blobs' : IDL.Vec(BlobRef),
   });
-  const Result_2 = IDL.Variant({ 'Ok' : Memory, 'Err' : Error });
+  const MemoryResult = IDL.Variant({ 'Ok' : Memory, 'Err' : Error });
   const BlobUploadRequest = IDL.Record({
     'size' : IDL.Nat64,
     'expected_hash' : IDL.Opt(IDL.Vec(IDL.Nat8)),
   });
-  const Result_3 = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
-  const Result_4 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const UploadIdResult = IDL.Variant({ 'Ok' : IDL.Nat64, 'Err' : Error });
+  const BytesResult = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const CapsuleSettings = IDL.Record({
     'public_profile' : IDL.Bool,
     'locale' : IDL.Text,
@@ -1135,7 +1463,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'connection_count' : IDL.Nat64,
     'moved_to' : IDL.Opt(IDL.Principal),
   });
-  const Result_5 = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
+  const CapsuleInfoResult = IDL.Variant({ 'Ok' : CapsuleInfo, 'Err' : Error });
   const ApiVersion = IDL.Record({ 'major' : IDL.Nat32, 'minor' : IDL.Nat32 });
   const CyclesOutlook = IDL.Record({
     'burn_per_day' : IDL.Nat,
@@ -1155,8 +1483,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'size' : IDL.Nat64,
     'chunk_hashes' : IDL.Vec(IDL.Vec(IDL.Nat8)),
   });
-  const Result_6 = IDL.Variant({ 'Ok' : BlobDescriptor, 'Err' : Error });
-  const Result_7 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const BlobDescriptorResult = IDL.Variant({
+    'Ok' : BlobDescriptor,
+    'Err' : Error,
+  });
   const Section = IDL.Variant({
     'Blobs' : IDL.Null,
     'Connections' : IDL.Null,
@@ -1224,7 +1554,112 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'page' : ManifestPage,
     'header' : ManifestHeader,
   });
-  const Result_8 = IDL.Variant({ 'Ok' : ManifestPageReply, 'Err' : Error });
+  const ManifestPageResult = IDL.Variant({
+    'Ok' : ManifestPageReply,
+    'Err' : Error,
+  });
+  const RejectCode = IDL.Variant({
+    'CanisterError' : IDL.Null,
+    'SysUnknown' : IDL.Null,
+    'SysTransient' : IDL.Null,
+    'DestinationInvalid' : IDL.Null,
+    'SysFatal' : IDL.Null,
+    'CanisterReject' : IDL.Null,
+  });
+  const CallFault = IDL.Variant({
+    'NotSent' : IDL.Record({ 'reason' : IDL.Text }),
+    'UndecodableReply' : IDL.Record({ 'reason' : IDL.Text }),
+    'Rejected' : IDL.Record({ 'code' : RejectCode, 'message' : IDL.Text }),
+    'UnrecognizedReject' : IDL.Record({
+      'code' : IDL.Nat32,
+      'message' : IDL.Text,
+    }),
+  });
+  const ExportError = IDL.Variant({
+    'NotImporting' : IDL.Record({
+      'state' : IDL.Text,
+      'migration_id' : IDL.Nat64,
+    }),
+    'RootMismatch' : IDL.Record({ 'detail' : IDL.Text }),
+    'BlobNotInManifest' : IDL.Record({
+      'blob' : IDL.Text,
+      'migration_id' : IDL.Nat64,
+    }),
+    'NotTheMigrationCanister' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+    'BatchTooLarge' : IDL.Record({ 'max' : IDL.Nat64, 'bytes' : IDL.Nat64 }),
+    'ChunkOutOfRange' : IDL.Record({
+      'blob' : IDL.Text,
+      'chunk_count' : IDL.Nat64,
+      'index' : IDL.Nat64,
+    }),
+    'CursorOutOfRange' : IDL.Record({ 'cursor' : IDL.Text }),
+    'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+  });
+  const RetryCause = IDL.Variant({
+    'Call' : CallFault,
+    'Backend' : ExportError,
+  });
+  const ImportError = IDL.Variant({
+    'BlobSessionLost' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'CallFailed' : IDL.Record({ 'fault' : CallFault }),
+    'RetriesExhausted' : IDL.Record({
+      'last' : RetryCause,
+      'attempts' : IDL.Nat32,
+    }),
+    'UnfreezeFailed' : IDL.Record({ 'error' : Error }),
+    'ChunkOutOfOrder' : IDL.Record({
+      'blob' : IDL.Text,
+      'sent_blob' : IDL.Text,
+      'index' : IDL.Nat64,
+      'sent_index' : IDL.Nat64,
+    }),
+    'UnpinFailed' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'NotARecordSection' : IDL.Record({ 'section' : Section }),
+    'ChunkRejected' : IDL.Record({
+      'blob' : IDL.Text,
+      'error' : Error,
+      'index' : IDL.Nat64,
+    }),
+    'HeaderMissing' : IDL.Null,
+    'StoredRootMismatch' : IDL.Record({
+      'actual' : IDL.Text,
+      'differences' : IDL.Vec(IDL.Text),
+    }),
+    'PinFailed' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'ConnectionNotImportable' : IDL.Record({
+      'peer' : IDL.Principal,
+      'error' : Error,
+    }),
+    'ManifestUnverified' : IDL.Record({ 'reason' : IDL.Text }),
+    'ResetFailed' : IDL.Record({ 'error' : Error }),
+    'UnexpectedLeaf' : IDL.Record({ 'section' : Section }),
+    'PageRejected' : IDL.Record({ 'cursor' : PageCursor, 'reason' : IDL.Text }),
+    'BackendRefused' : IDL.Record({ 'error' : ExportError }),
+    'OwnerMismatch' : IDL.Record({
+      'manifest_owner' : IDL.Principal,
+      'owner' : IDL.Principal,
+    }),
+    'Recorded' : IDL.Record({ 'message' : IDL.Text }),
+    'BlobNotBegun' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'ChunkCountMismatch' : IDL.Record({
+      'asked' : IDL.Nat64,
+      'sent' : IDL.Nat64,
+    }),
+    'BlobNotFinished' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
+    'PageOutOfOrder' : IDL.Record({
+      'asked' : PageCursor,
+      'sent' : PageCursor,
+    }),
+    'ManifestRootMismatch' : IDL.Record({
+      'migration_id' : IDL.Nat64,
+      'reason' : IDL.Text,
+    }),
+    'CapsuleNotCreated' : IDL.Record({ 'error' : Error }),
+    'MemoryNotImportable' : IDL.Record({ 'id' : IDL.Nat64, 'error' : Error }),
+    'BlobLeafMissing' : IDL.Record({ 'index' : IDL.Nat64 }),
+    'NoCapsuleLeaf' : IDL.Null,
+    'WalkFailed' : IDL.Record({ 'error' : Error }),
+  });
   const Progress = IDL.Record({
     'bytes_total' : IDL.Nat64,
     'chunks_done' : IDL.Nat64,
@@ -1248,7 +1683,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const ImportStatus = IDL.Record({
     'api_version' : IDL.Nat32,
     'root' : IDL.Opt(IDL.Vec(IDL.Nat8)),
-    'error' : IDL.Opt(IDL.Text),
+    'error' : IDL.Opt(ImportError),
     'progress' : Progress,
     'phase' : ImportPhase,
     'migration_id' : IDL.Opt(IDL.Nat64),
@@ -1261,7 +1696,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Principal),
     'items' : IDL.Vec(Connection),
   });
-  const Result_9 = IDL.Variant({ 'Ok' : ConnectionPage, 'Err' : Error });
+  const ConnectionPageResult = IDL.Variant({
+    'Ok' : ConnectionPage,
+    'Err' : Error,
+  });
   const MemoryPageRequest = IDL.Record({
     'start_after' : IDL.Opt(IDL.Nat64),
     'limit' : IDL.Nat32,
@@ -1270,17 +1708,20 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat64),
     'items' : IDL.Vec(Memory),
   });
-  const Result_10 = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
+  const MemoryPageResult = IDL.Variant({ 'Ok' : MemoryPage, 'Err' : Error });
   const RestoreUpload = IDL.Record({
     'missing' : IDL.Vec(IDL.Nat64),
     'upload' : IDL.Nat64,
   });
-  const Result_11 = IDL.Variant({ 'Ok' : RestoreUpload, 'Err' : Error });
+  const RestoreUploadResult = IDL.Variant({
+    'Ok' : RestoreUpload,
+    'Err' : Error,
+  });
   const RestoreRecords = IDL.Record({
     'connections' : IDL.Vec(ConnectionLeaf),
     'memories' : IDL.Vec(MemoryLeaf),
   });
-  const Result_12 = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : Error });
+  const ReturnedCyclesResult = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : Error });
   const CapsuleUpdate = IDL.Record({
     'bio' : IDL.Opt(IDL.Text),
     'name' : IDL.Opt(IDL.Text),
@@ -1300,61 +1741,73 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   });
   
   return IDL.Service({
-    'abort_blob_upload' : IDL.Func([IDL.Nat64], [Result], []),
-    'add_connection' : IDL.Func([ConnectionInput], [Result_1], []),
-    'add_memory' : IDL.Func([MemoryInput], [Result_2], []),
+    'abort_blob_upload' : IDL.Func([IDL.Nat64], [EmptyResult], []),
+    'add_connection' : IDL.Func([ConnectionInput], [ConnectionResult], []),
+    'add_memory' : IDL.Func([MemoryInput], [MemoryResult], []),
     'api_version' : IDL.Func([], [IDL.Nat32], ['query']),
-    'begin_blob_upload' : IDL.Func([BlobUploadRequest], [Result_3], []),
-    'capsule_root' : IDL.Func([], [Result_4], []),
-    'create_capsule' : IDL.Func([CapsuleInput], [Result_5], []),
+    'begin_blob_upload' : IDL.Func([BlobUploadRequest], [UploadIdResult], []),
+    'capsule_root' : IDL.Func([], [BytesResult], []),
+    'create_capsule' : IDL.Func([CapsuleInput], [CapsuleInfoResult], []),
     'cycles_outlook' : IDL.Func([], [CyclesOutlook], []),
-    'delete_memory' : IDL.Func([IDL.Nat64], [Result], []),
-    'finish_blob_upload' : IDL.Func([IDL.Nat64], [Result_6], []),
-    'get_blob' : IDL.Func([IDL.Vec(IDL.Nat8)], [Result_6], ['query']),
-    'get_blob_chunk' : IDL.Func(
-        [IDL.Vec(IDL.Nat8), IDL.Nat64],
-        [Result_7],
+    'delete_memory' : IDL.Func([IDL.Nat64], [EmptyResult], []),
+    'finish_blob_upload' : IDL.Func([IDL.Nat64], [BlobDescriptorResult], []),
+    'get_blob' : IDL.Func(
+        [IDL.Vec(IDL.Nat8)],
+        [BlobDescriptorResult],
         ['query'],
       ),
-    'get_capsule' : IDL.Func([], [Result_5], ['query']),
-    'get_manifest_page' : IDL.Func([PageCursor], [Result_8], ['query']),
-    'get_memory' : IDL.Func([IDL.Nat64], [Result_2], ['query']),
+    'get_blob_chunk' : IDL.Func(
+        [IDL.Vec(IDL.Nat8), IDL.Nat64],
+        [BytesResult],
+        ['query'],
+      ),
+    'get_capsule' : IDL.Func([], [CapsuleInfoResult], ['query']),
+    'get_manifest_page' : IDL.Func(
+        [PageCursor],
+        [ManifestPageResult],
+        ['query'],
+      ),
+    'get_memory' : IDL.Func([IDL.Nat64], [MemoryResult], ['query']),
     'import_status' : IDL.Func([], [ImportStatus], ['query']),
     'list_connections' : IDL.Func(
         [ConnectionPageRequest],
-        [Result_9],
+        [ConnectionPageResult],
         ['query'],
       ),
-    'list_memories' : IDL.Func([MemoryPageRequest], [Result_10], ['query']),
+    'list_memories' : IDL.Func(
+        [MemoryPageRequest],
+        [MemoryPageResult],
+        ['query'],
+      ),
     'module_version' : IDL.Func([], [ApiVersion], ['query']),
     'put_blob_chunk' : IDL.Func(
         [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
-        [Result_7],
+        [BytesResult],
         [],
       ),
     'read_blob_range' : IDL.Func(
         [IDL.Vec(IDL.Nat8), IDL.Nat64, IDL.Nat64],
-        [Result_7],
+        [BytesResult],
         ['query'],
       ),
-    'remove_connection' : IDL.Func([IDL.Principal], [Result], []),
-    'restore_blob_begin' : IDL.Func([BlobLeaf], [Result_11], []),
+    'remove_connection' : IDL.Func([IDL.Principal], [EmptyResult], []),
+    'restore_blob_begin' : IDL.Func([BlobLeaf], [RestoreUploadResult], []),
     'restore_blob_chunk' : IDL.Func(
         [IDL.Nat64, IDL.Nat64, IDL.Vec(IDL.Nat8)],
-        [Result],
+        [EmptyResult],
         [],
       ),
-    'restore_blob_finish' : IDL.Func([IDL.Nat64], [Result_6], []),
-    'restore_capsule' : IDL.Func([CapsuleLeaf], [Result], []),
-    'restore_records' : IDL.Func([RestoreRecords], [Result], []),
-    'return_cycles' : IDL.Func([IDL.Principal], [Result_12], []),
-    'update_capsule' : IDL.Func([CapsuleUpdate], [Result_5], []),
+    'restore_blob_finish' : IDL.Func([IDL.Nat64], [BlobDescriptorResult], []),
+    'restore_capsule' : IDL.Func([CapsuleLeaf], [EmptyResult], []),
+    'restore_records' : IDL.Func([RestoreRecords], [EmptyResult], []),
+    'return_cycles' : IDL.Func([IDL.Principal], [ReturnedCyclesResult], []),
+    'update_capsule' : IDL.Func([CapsuleUpdate], [CapsuleInfoResult], []),
     'update_connection' : IDL.Func(
         [IDL.Principal, ConnectionUpdate],
-        [Result_1],
+        [ConnectionResult],
         [],
       ),
-    'update_memory' : IDL.Func([IDL.Nat64, MemoryUpdate], [Result_2], []),
+    'update_memory' : IDL.Func([IDL.Nat64, MemoryUpdate], [MemoryResult], []),
   });
 };
 
