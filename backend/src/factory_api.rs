@@ -4,16 +4,13 @@ use candid::{Nat, Principal};
 use capsule::migration::{ChunkRef, ImportProgress, ImportReport};
 use manifests::PageCursor;
 
+use crate::factory::driver::now;
 use crate::factory::types::*;
 use crate::factory::{self, driver, export};
 use crate::state;
 
 fn caller() -> Principal {
     ic_cdk::api::msg_caller()
-}
-
-fn now() -> u64 {
-    ic_cdk::api::time()
 }
 
 /// The reserve beside the canister's balance and liquid balance now.

@@ -18,6 +18,9 @@ type F = Factory<VectorMemory>;
 const SEC: u64 = 1_000_000_000;
 const DAY: u64 = 86_400 * SEC;
 
+#[path = "factory/errors.rs"]
+mod errors;
+
 fn caps() -> Caps {
     CapsuleStore::init(
         CapsuleMemories::in_memory(),
@@ -245,6 +248,7 @@ fn creations_over_the_in_flight_limit_wait_in_order() {
         first,
         FactoryError::ImportFailed {
             reason: "test".into(),
+            cause: None,
         },
         &mut c,
         20,
@@ -433,10 +437,7 @@ fn transient_create_failures_back_off_then_fail_and_refund() {
     with_capsule(&mut c, 1);
     let id = to_creating(&mut f, &mut c);
     let reserve = f.reserve();
-    let transient = CallError {
-        code: 2,
-        message: "queue full".into(),
-    };
+    let transient = CallError::rejected(2, "queue full".into());
     let mut now = 10 * SEC;
     for attempt in 1..=2 {
         let cycles = f.take_creation_cycles(id, now, u128::MAX).unwrap();
@@ -463,31 +464,19 @@ fn transient_create_failures_back_off_then_fail_and_refund() {
 #[test]
 fn a_stopped_canister_is_retried_but_a_real_error_fails_at_once() {
     assert!(
-        CallError {
-            code: 5,
-            message: "Canister xyz is stopped".into()
-        }
+        CallError::rejected(5, "Canister xyz is stopped".into())
         .is_retryable()
     );
     assert!(
-        CallError {
-            code: 6,
-            message: "timeout".into()
-        }
+        CallError::rejected(6, "timeout".into())
         .is_retryable()
     );
     assert!(
-        !CallError {
-            code: 5,
-            message: "trapped".into()
-        }
+        !CallError::rejected(5, "trapped".into())
         .is_retryable()
     );
     assert!(
-        !CallError {
-            code: 4,
-            message: "not authorized".into()
-        }
+        !CallError::rejected(4, "not authorized".into())
         .is_retryable()
     );
 
@@ -501,10 +490,7 @@ fn a_stopped_canister_is_retried_but_a_real_error_fails_at_once() {
         id,
         Err(StepFailure::Call(
             "install_code",
-            CallError {
-                code: 5,
-                message: "trapped".into(),
-            },
+            CallError::rejected(5, "trapped".into()),
         )),
         &mut c,
         4,
@@ -527,6 +513,7 @@ fn retry_resumes_with_the_same_canister_when_the_capsule_is_unchanged() {
         id,
         FactoryError::ImportFailed {
             reason: "lost".into(),
+            cause: None,
         },
         &mut c,
         6 * SEC,
@@ -573,6 +560,7 @@ fn retry_exports_again_when_the_owner_changed_the_capsule() {
         id,
         FactoryError::ImportFailed {
             reason: "lost".into(),
+            cause: None,
         },
         &mut c,
         6 * SEC,
@@ -744,7 +732,10 @@ fn cleanup_credits_the_returned_cycles() {
     let consumed = f.record(id).unwrap().cycles_consumed;
     f.fail(
         id,
-        FactoryError::ImportFailed { reason: "x".into() },
+        FactoryError::ImportFailed {
+            reason: "x".into(),
+            cause: None,
+        },
         &mut c,
         6 * SEC,
     );
@@ -770,7 +761,10 @@ fn retry_after_cleanup_creates_a_new_canister() {
     let id = to_importing(&mut f, &mut c, 1);
     f.fail(
         id,
-        FactoryError::ImportFailed { reason: "x".into() },
+        FactoryError::ImportFailed {
+            reason: "x".into(),
+            cause: None,
+        },
         &mut c,
         6 * SEC,
     );
@@ -1030,10 +1024,7 @@ fn the_import_watch_fails_on_garbage_at_once_and_on_silence_after_bounded_retrie
     // A canister that never answers (timeouts, code 6) fails after max_step_retries.
     with_capsule(&mut c, 2);
     let id = to_importing(&mut f, &mut c, 2);
-    let timeout = CallError {
-        code: 6,
-        message: "timed out".into(),
-    };
+    let timeout = CallError::rejected(6, "timed out".into());
     let mut now = 6 * SEC;
     f.import_checked(id, Ok(status(ImportPhase::Chunks)), &mut c, now);
     for _ in 0..f.config().max_step_retries {
@@ -1067,10 +1058,7 @@ fn the_import_watch_fails_on_garbage_at_once_and_on_silence_after_bounded_retrie
         id,
         Err(StepFailure::Call(
             "import_status",
-            CallError {
-                code: 3,
-                message: "canister not found".into(),
-            },
+            CallError::rejected(3, "canister not found".into()),
         )),
         &mut c,
         6 * SEC,
@@ -1636,10 +1624,7 @@ fn the_step_journal_belongs_to_the_state_it_was_written_in() {
         id,
         Err(StepFailure::Call(
             "canister_info",
-            CallError {
-                code: 2,
-                message: "busy".into(),
-            },
+            CallError::rejected(2, "busy".into()),
         )),
         &mut c,
         6 * SEC,

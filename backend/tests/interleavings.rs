@@ -525,10 +525,7 @@ fn memory(title: &str) -> MemoryInput {
 }
 
 fn call_error(code: u32, message: &str) -> CallError {
-    CallError {
-        code,
-        message: message.into(),
-    }
+    CallError::rejected(code, message.into())
 }
 
 fn gone(step: &'static str) -> StepFailure {

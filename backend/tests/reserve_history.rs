@@ -9,6 +9,7 @@ use std::rc::Rc;
 use backend::factory::registry::history::{ENTRY_BYTES, HISTORY_CAPACITY, ReserveHistory, Written};
 use backend::factory::registry::{CallError, Factory, FactoryMemories};
 use backend::factory::types::*;
+use capsule::migration::RejectCode;
 use ic_stable_structures::{Memory, VectorMemory};
 
 const SEC: u64 = 1_000_000_000;
@@ -308,8 +309,8 @@ fn a_refused_create_call_gives_its_cycles_back_and_the_history_shows_both() {
         h.observe(&f, || u128::MAX, 3 * SEC),
         Some(Written::Appended)
     );
-    let refused = CallError {
-        code: 4,
+    let refused = CallError::Rejected {
+        code: RejectCode::CanisterReject,
         message: "refused".into(),
     };
     f.created(id, Err(refused), cycles, &mut caps, 4 * SEC);

@@ -9,10 +9,11 @@
 //! ```
 
 use candid::{CandidType, Principal};
-use manifests::ManifestHeader;
+use manifests::{ManifestHeader, PageCursor, Section};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::Error;
 use crate::types::Hash32;
 
 /// Largest reply the IC delivers between canisters (and to users).
@@ -208,8 +209,248 @@ pub struct ImportStatus {
     pub migration_id: Option<u64>,
     pub phase: ImportPhase,
     pub progress: Progress,
-    pub error: Option<String>,
+    pub error: Option<ImportError>,
     /// Root recomputed from stored data, once verified.
     pub root: Option<Hash32>,
     pub api_version: u32,
+}
+
+/// The IC's reject codes (interface specification, "Reject codes"): why a call got a reject
+/// instead of a reply. Mirrors `ic_cdk::call::RejectCode`, which is not a candid type.
+#[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectCode {
+    /// SYS_FATAL (1): a fatal system error; retrying does not help.
+    SysFatal,
+    /// SYS_TRANSIENT (2): a transient system error (e.g. a full queue); may pass.
+    SysTransient,
+    /// DESTINATION_INVALID (3): the callee or the method does not exist.
+    DestinationInvalid,
+    /// CANISTER_REJECT (4): the callee rejected the call explicitly.
+    CanisterReject,
+    /// CANISTER_ERROR (5): the callee trapped, or is stopped or stopping.
+    CanisterError,
+    /// SYS_UNKNOWN (6): the outcome is unknown (a bounded wait timed out).
+    SysUnknown,
+}
+
+impl RejectCode {
+    /// The code for the IC's number, `None` for a number the IC does not define (yet).
+    pub fn from_raw(code: u32) -> Option<RejectCode> {
+        Some(match code {
+            1 => RejectCode::SysFatal,
+            2 => RejectCode::SysTransient,
+            3 => RejectCode::DestinationInvalid,
+            4 => RejectCode::CanisterReject,
+            5 => RejectCode::CanisterError,
+            6 => RejectCode::SysUnknown,
+            _ => return None,
+        })
+    }
+
+    /// The IC's number for this code.
+    pub fn raw(self) -> u32 {
+        match self {
+            RejectCode::SysFatal => 1,
+            RejectCode::SysTransient => 2,
+            RejectCode::DestinationInvalid => 3,
+            RejectCode::CanisterReject => 4,
+            RejectCode::CanisterError => 5,
+            RejectCode::SysUnknown => 6,
+        }
+    }
+
+    /// The specification's name, e.g. `SYS_TRANSIENT`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectCode::SysFatal => "SYS_FATAL",
+            RejectCode::SysTransient => "SYS_TRANSIENT",
+            RejectCode::DestinationInvalid => "DESTINATION_INVALID",
+            RejectCode::CanisterReject => "CANISTER_REJECT",
+            RejectCode::CanisterError => "CANISTER_ERROR",
+            RejectCode::SysUnknown => "SYS_UNKNOWN",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a call from the importer to the backend gave no reply it could use.
+#[derive(thiserror::Error, CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub enum CallFault {
+    /// The system or the backend rejected the call.
+    #[error("call rejected ({}): {message}", code.raw())]
+    Rejected { code: RejectCode, message: String },
+    /// A reject with a code the IC did not define when this was built.
+    #[error("call rejected (unrecognized code {code}): {message}")]
+    UnrecognizedReject { code: u32, message: String },
+    /// The call was not sent (the system refused to enqueue it, or cycles were short).
+    #[error("the call could not be made: {reason}")]
+    NotSent { reason: String },
+    /// The reply is not of the type the protocol defines.
+    #[error("the backend's reply could not be decoded: {reason}")]
+    UndecodableReply { reason: String },
+}
+
+impl CallFault {
+    /// A reject with the IC's raw code and message.
+    pub fn rejected(code: u32, message: String) -> CallFault {
+        match RejectCode::from_raw(code) {
+            Some(code) => CallFault::Rejected { code, message },
+            None => CallFault::UnrecognizedReject { code, message },
+        }
+    }
+
+    /// Whether the call may succeed when made again: every reject but SYS_FATAL (a stopped
+    /// or upgrading backend, a timeout, a full queue pass), and a call not sent. A reply that
+    /// does not decode will not decode the next time either.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CallFault::Rejected { code, .. } => *code != RejectCode::SysFatal,
+            CallFault::UnrecognizedReject { .. } | CallFault::NotSent { .. } => true,
+            CallFault::UndecodableReply { .. } => false,
+        }
+    }
+}
+
+/// The last failure before the importer gave up retrying.
+#[derive(thiserror::Error, CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub enum RetryCause {
+    /// The call got no usable reply.
+    #[error(transparent)]
+    Call(CallFault),
+    /// The backend answered that it is not importing this migration (yet, or any more).
+    #[error(transparent)]
+    Backend(ExportError),
+}
+
+/// Why an import failed: the personal canister's `import_status` carries it, and the backend
+/// keeps it in the creation's `ImportFailed`.
+#[derive(thiserror::Error, CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub enum ImportError {
+    // ---- calls to the backend
+    /// The backend answered a pull or the report with an error that does not pass.
+    #[error("the backend refused: {error}")]
+    BackendRefused { error: ExportError },
+    /// The importer's bound of failed calls in a row was reached.
+    #[error("the backend did not answer after {attempts} attempts: {last}")]
+    RetriesExhausted { attempts: u32, last: RetryCause },
+    /// A call failed in a way retrying does not mend (SYS_FATAL, an undecodable reply).
+    #[error("{fault}")]
+    CallFailed { fault: CallFault },
+
+    // ---- the manifest
+    /// The backend sent another page than the one asked for.
+    #[error("asked for the manifest page at {asked}, the backend sent the one at {sent}")]
+    PageOutOfOrder { asked: PageCursor, sent: PageCursor },
+    /// The manifest's header does not have the root the canister was installed with.
+    #[error("the manifest does not have the root of migration {migration_id}: {reason}")]
+    ManifestRootMismatch { migration_id: u64, reason: String },
+    /// The manifest is another principal's capsule.
+    #[error("the manifest is of {manifest_owner}, not of this canister's owner {owner}")]
+    OwnerMismatch {
+        manifest_owner: Principal,
+        owner: Principal,
+    },
+    /// A page's leaves do not verify against the header.
+    #[error("manifest page at {cursor} rejected: {reason}")]
+    PageRejected { cursor: PageCursor, reason: String },
+    /// The pages did not add up to the header once all arrived.
+    #[error("manifest verification failed: {reason}")]
+    ManifestUnverified { reason: String },
+    /// The verified manifest has no capsule leaf.
+    #[error("the verified manifest has no capsule leaf")]
+    NoCapsuleLeaf,
+    /// The capsule leaf could not be written (e.g. the owner has a capsule here already).
+    #[error("the capsule could not be created: {error}")]
+    CapsuleNotCreated { error: Error },
+
+    // ---- chunks
+    /// The staged manifest lacks a blob leaf it counts.
+    #[error("staged manifest lacks blob leaf {index}")]
+    BlobLeafMissing { index: u64 },
+    /// A blob's import could not be begun.
+    #[error("blob {blob}: {error}")]
+    BlobNotBegun { blob: String, error: Error },
+    /// A blob whose chunks all arrived could not be finished (e.g. its size is not the
+    /// manifest's).
+    #[error("blob {blob}: {error}")]
+    BlobNotFinished { blob: String, error: Error },
+    /// The chunks still missing of an open blob could not be listed.
+    #[error("blob {blob}: {error}")]
+    BlobSessionLost { blob: String, error: Error },
+    /// A batch holds another number of chunks than asked for.
+    #[error("asked for {asked} chunks, the backend sent {sent}")]
+    ChunkCountMismatch { asked: u64, sent: u64 },
+    /// A batch holds another chunk than asked for at some position.
+    #[error(
+        "asked for chunk {index} of blob {blob}, the backend sent chunk {sent_index} of blob {sent_blob}"
+    )]
+    ChunkOutOfOrder {
+        blob: String,
+        index: u64,
+        sent_blob: String,
+        sent_index: u64,
+    },
+    /// A chunk does not verify against its hash in the verified manifest.
+    #[error(
+        "chunk {index} of blob {blob} was rejected ({error}): it does not match the verified manifest, the import is stopped"
+    )]
+    ChunkRejected {
+        blob: String,
+        index: u64,
+        error: Error,
+    },
+
+    // ---- records
+    /// The staged manifest has no header.
+    #[error("the staged manifest has no header")]
+    HeaderMissing,
+    /// A staged leaf is not of the section it is stored under.
+    #[error("unexpected leaf in the {section} section")]
+    UnexpectedLeaf { section: Section },
+    /// The records step reached a section that holds no records.
+    #[error("unexpected records step in the {section} section")]
+    NotARecordSection { section: Section },
+    /// A connection of the manifest could not be written.
+    #[error("connection with {peer} could not be imported: {error}")]
+    ConnectionNotImportable { peer: Principal, error: Error },
+    /// A memory of the manifest could not be written.
+    #[error("memory {id} could not be imported: {error}")]
+    MemoryNotImportable { id: u64, error: Error },
+
+    // ---- replacing an older migration, pins
+    /// Dropping the records of a replaced migration failed.
+    #[error("the replaced import could not be undone: {error}")]
+    ResetFailed { error: Error },
+    /// A blob held by a replaced migration could not be pinned.
+    #[error("blob {blob}: {error}")]
+    PinFailed { blob: String, error: Error },
+    /// A pinned blob could not be released.
+    #[error("blob {blob}: {error}")]
+    UnpinFailed { blob: String, error: Error },
+
+    // ---- verification and handoff
+    /// The stored capsule could not be walked to recompute its root.
+    #[error("the stored capsule could not be walked: {error}")]
+    WalkFailed { error: Error },
+    /// The root recomputed from stored data is not the migration's; `differences` names what
+    /// differs from the verified manifest.
+    #[error(
+        "the root recomputed from stored data ({actual}) is not the migration's root: {}",
+        differences.join("; ")
+    )]
+    StoredRootMismatch {
+        actual: String,
+        differences: Vec<String>,
+    },
+    /// The verified capsule could not be unfrozen.
+    #[error("the capsule could not be unfrozen: {error}")]
+    UnfreezeFailed { error: Error },
+    /// A failure recorded as text by an earlier version of the importer.
+    #[error("{message}")]
+    Recorded { message: String },
 }

@@ -415,7 +415,14 @@ fn a_tampered_chunk_fails_the_creation_and_the_data_stays_intact() {
     assert_eq!(rec.state, CreationState::Failed, "{}", w.tail_of_trace());
     assert_eq!(rec.failed_in, Some(CreationState::Importing));
     assert!(
-        matches!(&rec.error, Some(FactoryError::ImportFailed { reason }) if reason.contains("chunk")),
+        matches!(
+            &rec.error,
+            Some(FactoryError::ImportFailed {
+                reason,
+                cause: Some(cause),
+            }) if reason.contains("chunk")
+                && matches!(**cause, capsule::migration::ImportError::ChunkRejected { .. })
+        ),
         "{:?}",
         rec.error
     );

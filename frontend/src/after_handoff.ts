@@ -60,6 +60,7 @@ export function describePurgeHold(check: [] | [PurgeCheck]): string | null {
     }, expected ${hold.RootMismatch.expected}).${when}`;
   }
   if ('NoAnswer' in hold) return `The shared copy is kept: your canister did not answer (${hold.NoAnswer.message}).${when}`;
+  if ('NotAsked' in hold) return `The shared copy is kept: your canister could not be asked (${hold.NotAsked.reason}).${when}`;
   return `The shared copy is kept: your canister's answer could not be read (${hold.UntrustedReply.reason}).${when}`;
 }
 

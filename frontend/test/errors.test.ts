@@ -40,12 +40,12 @@ describe('every FactoryError variant has a sentence', () => {
   it('covers the variants of the .did file', () => {
     expect(cases.map(([n]) => n).sort()).toEqual(
       [
-        'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CancelledByAdmin', 'CleanupFailed',
+        'Anonymous', 'ApiVersionMismatch', 'CallFailed', 'CallNotEnqueued', 'CallUnaffordable', 'CancelledByAdmin', 'CleanupFailed',
         'CleanupInProgress', 'CreateOutcomeUnknown', 'CreationDisabled', 'DailyCycleBudgetReached',
-        'DailyLimitReached', 'DepositFailed', 'ExportFailed',
-        'HandoffUnconfirmed', 'ImportFailed', 'InsufficientCycles', 'Internal', 'InvalidArgument', 'InvalidConfig',
+        'DailyLimitReached', 'DepositFailed', 'ExportFailed', 'ExportManifestMissing',
+        'HandoffUnconfirmed', 'ImportFailed', 'InstallArgUnencodable', 'InsufficientCycles', 'Internal', 'InvalidArgument', 'InvalidConfig',
         'InvalidState', 'ModuleHashMismatch',
-        'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'OwnerDailyLimitReached', 'RootMismatch', 'SponsorLimitReached', 'TimedOut',
+        'NoCapsule', 'NoCreation', 'NotAdmin', 'NotController', 'OwnerDailyLimitReached', 'ReplyUndecodable', 'RootMismatch', 'SponsorLimitReached', 'TimedOut',
         'UnknownMigration', 'UntrustedReply',
       ].sort(),
     );
@@ -105,7 +105,9 @@ describe('messages carry the details people need', () => {
     );
   });
   it('CallFailed names the step and the reject', () => {
-    expect(describeFactoryError({ CallFailed: { code: 4, step: 'install_code', message: 'out of cycles' } })).toBe(
+    expect(describeFactoryError({
+        CallFailed: { code: 4, reject: [{ CanisterReject: null }], step: 'install_code', message: 'out of cycles' },
+      })).toBe(
       "The service's call to install code failed (reject code 4: out of cycles). Your data is unchanged; try again.",
     );
   });

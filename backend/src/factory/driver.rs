@@ -183,7 +183,8 @@ fn wake_by(at: u64) {
     }
 }
 
-fn now() -> u64 {
+/// The IC's time, ns: the one clock of the factory's driver and endpoints.
+pub(crate) fn now() -> u64 {
     ic_cdk::api::time()
 }
 
@@ -361,9 +362,8 @@ async fn create(id: u64) {
         Ok(reply) => reply
             .candid::<ic_management_canister_types::CreateCanisterResult>()
             .map(|r| r.canister_id)
-            .map_err(|e| CallError {
-                code: 0,
-                message: e.to_string(),
+            .map_err(|e| CallError::UndecodableReply {
+                reason: e.to_string(),
             }),
         Err(e) => Err(call_error(e)),
     };
@@ -429,7 +429,7 @@ async fn install_steps(
             (CanisterInstallMode::Install, Encode!(&args))
         };
         let arg = arg.map_err(|e| {
-            StepFailure::Fatal(FactoryError::ImportFailed {
+            StepFailure::Fatal(FactoryError::InstallArgUnencodable {
                 reason: e.to_string(),
             })
         })?;
@@ -544,7 +544,7 @@ async fn handoff_steps(
         let now_running = info(canister_id).await?;
         if now_running.module_hash.as_deref() != Some(&personal_wasm_hash()[..]) {
             let arg = Encode!(&None::<PersonalInitArgs>).map_err(|e| {
-                StepFailure::Fatal(FactoryError::ImportFailed {
+                StepFailure::Fatal(FactoryError::InstallArgUnencodable {
                     reason: e.to_string(),
                 })
             })?;
@@ -568,11 +568,9 @@ async fn handoff_steps(
         match status.phase {
             capsule::migration::ImportPhase::Done => {}
             capsule::migration::ImportPhase::Failed => {
-                return Err(StepFailure::Fatal(FactoryError::ImportFailed {
-                    reason: status
-                        .error
-                        .unwrap_or_else(|| "the personal canister reports a failed import".into()),
-                }));
+                return Err(StepFailure::Fatal(FactoryError::import_failed(
+                    status.error,
+                )));
             }
             _ => return Err(StepFailure::NotYet),
         }
@@ -598,24 +596,16 @@ async fn handoff_steps(
 
 fn call_error(e: impl Into<CallErr>) -> CallError {
     match e.into() {
-        CallErr::CallRejected(r) => CallError {
-            code: r.raw_reject_code(),
-            message: r.reject_message().to_string(),
+        CallErr::CallRejected(r) => {
+            CallError::rejected(r.raw_reject_code(), r.reject_message().to_string())
+        }
+        CallErr::InsufficientLiquidCycleBalance(e) => CallError::InsufficientLiquidCycles {
+            available: e.available,
+            required: e.required,
         },
-        // Not enough liquid cycles to send the call: retrying does not help.
-        CallErr::InsufficientLiquidCycleBalance(e) => CallError {
-            code: 0,
-            message: e.to_string(),
-        },
-        // The call could not be enqueued (e.g. a full queue): transient.
-        CallErr::CallPerformFailed(e) => CallError {
-            code: 2,
-            message: e.to_string(),
-        },
-        // The reply did not decode: a bug or an incompatible canister, not worth retrying.
-        CallErr::CandidDecodeFailed(e) => CallError {
-            code: 0,
-            message: e.to_string(),
+        CallErr::CallPerformFailed(_) => CallError::NotEnqueued,
+        CallErr::CandidDecodeFailed(e) => CallError::UndecodableReply {
+            reason: e.to_string(),
         },
     }
 }

@@ -2,7 +2,7 @@
 
 use candid::{CandidType, Principal};
 use capsule::Hash32;
-use capsule::migration::Progress;
+use capsule::migration::{ImportError, Progress, RejectCode};
 use serde::{Deserialize, Serialize};
 
 pub use super::registry::history::{ReserveHistoryPage, ReserveSnapshot};
@@ -408,12 +408,27 @@ pub enum FactoryError {
     },
     #[error("exporting the capsule failed: {reason}")]
     ExportFailed { reason: String },
+    /// A call was rejected: `code` is the IC's reject code as a number, `reject` the same code
+    /// typed (`None` in records written before it, and for a code the IC added later).
     #[error("{step} failed: reject code {code}: {message}")]
     CallFailed {
         step: String,
         code: u32,
         message: String,
+        reject: Option<RejectCode>,
     },
+    #[error("{step} failed: the call could not be enqueued (the system's queue is full)")]
+    CallNotEnqueued { step: String },
+    #[error(
+        "{step} failed: the backend's liquid cycles ({available}) do not cover the call ({required})"
+    )]
+    CallUnaffordable {
+        step: String,
+        available: u128,
+        required: u128,
+    },
+    #[error("the management canister's reply to {step} could not be decoded: {reason}")]
+    ReplyUndecodable { step: String, reason: String },
     #[error("the personal canister serves API version {actual}, the backend needs {expected}")]
     ApiVersionMismatch { expected: u32, actual: u32 },
     #[error("the installed module hash is {actual}, the backend installed {expected}")]
@@ -426,8 +441,17 @@ pub enum FactoryError {
         actual: String,
         sections: Vec<String>,
     },
+    /// The personal canister's importer failed: `reason` is its text, `cause` the failure
+    /// typed (`None` in records written before it, or when the importer gave none).
     #[error("the import failed: {reason}")]
-    ImportFailed { reason: String },
+    ImportFailed {
+        reason: String,
+        cause: Option<Box<ImportError>>,
+    },
+    #[error("the export manifest of migration {migration_id} is missing")]
+    ExportManifestMissing { migration_id: u64 },
+    #[error("the personal canister's install argument could not be encoded: {reason}")]
+    InstallArgUnencodable { reason: String },
     #[error("handing control to the owner failed: controllers are {controllers:?}")]
     HandoffUnconfirmed { controllers: Vec<Principal> },
     #[error("cleanup failed: {reason}")]

@@ -69,6 +69,16 @@ export function describeState(state: CreationState | string): string {
 const factoryMessages: Messages<FactoryError> = {
   CallFailed: ({ step, code, message }) =>
     `The service's call to ${stepWords(step)} failed (reject code ${code}: ${message}). Your data is unchanged; try again.`,
+  CallNotEnqueued: ({ step }) =>
+    `The service could not send its call to ${stepWords(step)} (its queue was full). Your data is unchanged; try again.`,
+  CallUnaffordable: ({ step }) =>
+    `The service lacked the cycles to make its call to ${stepWords(step)}. Your data is unchanged; try again later.`,
+  ReplyUndecodable: ({ step, reason }) =>
+    `The system's answer to ${stepWords(step)} could not be read (${reason}). Your data is unchanged; try again later.`,
+  ExportManifestMissing: () =>
+    'The service lost track of the data prepared for your move. Your data is unchanged; try again.',
+  InstallArgUnencodable: ({ reason }) =>
+    `The service could not prepare the new canister's settings (${reason}); please report it, then try again later.`,
   NoCreation: () => 'You have not asked for a personal canister yet.',
   Anonymous: () => 'You need to sign in first: anonymous users cannot own a personal canister.',
   NotController: () => 'Only a controller of the service may do this.',

@@ -9,9 +9,10 @@
 //! stopped (backoff over, a callback trapped, calls lost); timers do not survive upgrades, so
 //! `post_upgrade` arms them again.
 //!
-//! Rejects (SYS_TRANSIENT, SYS_UNKNOWN i.e. timeouts, CANISTER_ERROR from a stopped backend,
-//! DESTINATION_INVALID, CANISTER_REJECT) are retried with backoff, at most
-//! [`super::MAX_ATTEMPTS`] times in a row; SYS_FATAL and undecodable replies fail the import.
+//! A call's failure reaches the importer as a [`CallFault`] (the reject code typed); the importer
+//! decides what is retried ([`CallFault::is_retryable`]): rejects other than SYS_FATAL and calls
+//! not sent are retried with backoff, at most [`super::MAX_ATTEMPTS`] times in a row; SYS_FATAL
+//! and undecodable replies fail the import.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -24,12 +25,12 @@ use capsule::migration::{ChunkBatchRef, ChunkRef, ExportError, ImportProgress, I
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use ic_cdk::api::time;
-use ic_cdk::call::{Call, CallFailed, RejectCode, Response};
+use ic_cdk::call::{Call, CallFailed, Response};
 use manifests::{ManifestPageReply, PageCursor};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Action, Fault};
+use super::{Action, CallFault};
 use crate::state;
 
 /// How often the watchdog looks for a stalled import.
@@ -157,32 +158,30 @@ async fn pump() {
 }
 
 /// Decodes a call's outcome into what the importer takes; never traps.
-fn outcome<T: CandidType + DeserializeOwned>(r: Result<Response, CallFailed>) -> Result<T, Fault> {
+fn outcome<T: CandidType + DeserializeOwned>(
+    r: Result<Response, CallFailed>,
+) -> Result<T, CallFault> {
     reply_bytes(r).and_then(|bytes| decode(&bytes))
 }
 
 /// Decodes a reply, borrowing from `bytes` where `T` does; never traps.
-fn decode<'a, T: CandidType + Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Fault> {
-    candid::decode_one(bytes)
-        .map_err(|e| Fault::Fatal(format!("the backend's reply could not be decoded: {e}")))
+fn decode<'a, T: CandidType + Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CallFault> {
+    candid::decode_one(bytes).map_err(|e| CallFault::UndecodableReply {
+        reason: e.to_string(),
+    })
 }
 
 /// A reply's bytes, or the fault of a call that gave none.
-fn reply_bytes(r: Result<Response, CallFailed>) -> Result<Vec<u8>, Fault> {
+fn reply_bytes(r: Result<Response, CallFailed>) -> Result<Vec<u8>, CallFault> {
     match r {
         Ok(response) => Ok(response.into_bytes()),
-        Err(CallFailed::CallRejected(rej)) => {
-            let why = format!(
-                "call rejected ({}): {}",
-                rej.raw_reject_code(),
-                rej.reject_message()
-            );
-            match rej.reject_code() {
-                Ok(RejectCode::SysFatal) => Err(Fault::Fatal(why)),
-                _ => Err(Fault::Retry(why)),
-            }
-        }
-        Err(e) => Err(Fault::Retry(e.to_string())),
+        Err(CallFailed::CallRejected(rej)) => Err(CallFault::rejected(
+            rej.raw_reject_code(),
+            rej.reject_message().to_string(),
+        )),
+        Err(e) => Err(CallFault::NotSent {
+            reason: e.to_string(),
+        }),
     }
 }
 

@@ -34,11 +34,18 @@
 //! answered `Ok` again. `NotImporting` (the backend not in `Importing` yet, or no longer) is
 //! retried like a reject; after [`MAX_ATTEMPTS`] the import fails and the backend, watching
 //! `import_status`, fails the creation with this importer's reason.
+//!
+//! ## Failures
+//!
+//! Every failure is an [`ImportError`] variant stored in the state (`import_status` reports
+//! it). Which call failures are retried is decided on the typed [`CallFault`]
+//! ([`CallFault::is_retryable`]) and [`ExportError`] (only `NotImporting` passes).
 
 #[cfg(target_arch = "wasm32")]
 pub mod driver;
 mod plan;
 mod receive;
+mod stored;
 #[cfg(test)]
 mod tests;
 mod work;
@@ -48,6 +55,7 @@ use std::collections::BTreeMap;
 use blobstore::hash::{Hash, chunk_len, to_hex};
 use candid::{CandidType, Principal};
 use capsule::manifest_store::{ManifestStore, StoredLeaf};
+pub use capsule::migration::{CallFault, ImportError, RetryCause};
 use capsule::migration::{
     ChunkBatch, ChunkBatchRef, ChunkRef, ExportError, ImportPhase, ImportProgress, ImportReport,
     ImportStatus, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES, MigrationInit, Progress,
@@ -91,8 +99,8 @@ pub const BACKOFF_MAX_NS: u64 = 60 * 1_000_000_000;
 /// while its instruction budget lasts ([`Importer::work_for`]).
 pub const LEAVES_PER_STEP: usize = 500;
 
-/// Version of the importer's stored layout.
-pub const IMPORT_SCHEMA_VERSION: u32 = 1;
+/// Version of the importer's stored layout (2: failures stored as [`ImportError`]).
+pub const IMPORT_SCHEMA_VERSION: u32 = 2;
 
 /// The stable memories of the importer (ids in `memory.rs`).
 pub struct ImportMemories<M> {
@@ -131,16 +139,6 @@ pub enum Action {
     Wait { until: Option<u64> },
     /// Nothing to do: idle, done or failed.
     Stop,
-}
-
-/// Why a call gave no reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// Reject or timeout that may pass (SYS_TRANSIENT, SYS_UNKNOWN, a stopped backend, ...):
-    /// retried with backoff, at most [`MAX_ATTEMPTS`] times in a row.
-    Retry(String),
-    /// A reply that cannot be understood (e.g. undecodable): the import fails.
-    Fatal(String),
 }
 
 /// A call in flight.
@@ -219,7 +217,7 @@ pub struct ImportState {
     pub step: Step,
     /// Set when the import failed; `step` says where (a restart with the same migration
     /// resumes there).
-    pub error: Option<String>,
+    pub error: Option<ImportError>,
     pub progress: Progress,
     /// Consecutive failed calls.
     pub attempts: u32,
@@ -277,7 +275,7 @@ impl ImportState {
         self.migration.as_ref().map_or(0, |m| m.migration_id)
     }
 
-    fn fail(&mut self, error: String) {
+    fn fail(&mut self, error: ImportError) {
         self.error = Some(error);
     }
 
@@ -298,14 +296,14 @@ impl ImportState {
     }
 
     /// A call failed in a way that may pass: back off, and fail after too many in a row.
-    fn backoff(&mut self, now: u64, why: &str) {
+    fn backoff(&mut self, now: u64, last: RetryCause) {
         self.attempts = self.attempts.saturating_add(1);
         self.retries += 1;
         if self.attempts >= MAX_ATTEMPTS {
-            self.fail(format!(
-                "the backend did not answer after {} attempts: {why}",
-                self.attempts
-            ));
+            self.fail(ImportError::RetriesExhausted {
+                attempts: self.attempts,
+                last,
+            });
             return;
         }
         let delay = BACKOFF_BASE_NS
@@ -322,7 +320,7 @@ pub fn freeze_reason(migration_id: u64) -> String {
 
 /// The importer over its stable memories; the capsule store is passed to each call.
 pub struct Importer<M: Memory> {
-    state: StableCell<Packed<ImportState>, M>,
+    state: StableCell<stored::StoredState, M>,
     staged: ManifestStore<M>,
     /// blob leaf index → open import.
     open: StableBTreeMap<u64, Packed<OpenBlob>, M>,
@@ -334,13 +332,13 @@ pub struct Importer<M: Memory> {
     pinned: StableBTreeMap<[u8; 32], u8, M>,
 }
 
-type Outcome = Result<(), String>;
+type Outcome = Result<(), ImportError>;
 
 impl<M: Memory> Importer<M> {
     /// Opens the importer, keeping what an earlier version stored.
     pub fn init(mem: ImportMemories<M>) -> Self {
         Importer {
-            state: StableCell::init(mem.state, Packed(ImportState::default())),
+            state: StableCell::init(mem.state, stored::StoredState(ImportState::default())),
             staged: ManifestStore::init(mem.leaves, mem.headers),
             open: StableBTreeMap::init(mem.open),
             todo: StableBTreeMap::init(mem.todo),
@@ -354,7 +352,7 @@ impl<M: Memory> Importer<M> {
     }
 
     fn save(&mut self, st: ImportState) {
-        self.state.set(Packed(st));
+        self.state.set(stored::StoredState(st));
     }
 
     /// Runs `f` on the state and stores it afterwards, whatever `f` returned.
@@ -579,7 +577,7 @@ impl<M: Memory> Importer<M> {
         owner: Principal,
         now: u64,
         call: u64,
-        reply: Result<Result<(), ExportError>, Fault>,
+        reply: Result<Result<(), ExportError>, CallFault>,
     ) {
         self.with(|_, st| {
             if st.take_call(call).is_none() {
@@ -591,8 +589,8 @@ impl<M: Memory> Importer<M> {
             let Step::Reporting { header } = st.step.clone() else {
                 return;
             };
-            if let Err(e) = store.set_frozen(owner, None) {
-                st.fail(format!("the capsule could not be unfrozen: {e}"));
+            if let Err(error) = store.set_frozen(owner, None) {
+                st.fail(ImportError::UnfreezeFailed { error });
                 return;
             }
             st.step = Step::Done { header };
@@ -605,25 +603,25 @@ impl<M: Memory> Importer<M> {
 fn answer<T>(
     st: &mut ImportState,
     now: u64,
-    reply: Result<Result<T, ExportError>, Fault>,
+    reply: Result<Result<T, ExportError>, CallFault>,
 ) -> Option<T> {
     match reply {
         Ok(Ok(r)) => Some(r),
         Ok(Err(e @ ExportError::NotImporting { .. })) => {
             // The backend is not (yet, or no longer) importing: wait, a bounded number of times.
-            st.backoff(now, &e.to_string());
+            st.backoff(now, RetryCause::Backend(e));
             None
         }
-        Ok(Err(e)) => {
-            st.fail(format!("the backend refused: {e}"));
+        Ok(Err(error)) => {
+            st.fail(ImportError::BackendRefused { error });
             None
         }
-        Err(Fault::Retry(why)) => {
-            st.backoff(now, &why);
+        Err(fault) if fault.is_retryable() => {
+            st.backoff(now, RetryCause::Call(fault));
             None
         }
-        Err(Fault::Fatal(why)) => {
-            st.fail(why);
+        Err(fault) => {
+            st.fail(ImportError::CallFailed { fault });
             None
         }
     }
@@ -658,12 +656,8 @@ fn ranges(indices: &[u64]) -> Vec<(u64, u64)> {
     out
 }
 
-fn blob_error(hash: &Hash, e: CapsuleError) -> String {
-    format!("blob {}: {e}", to_hex(hash))
-}
-
 /// Names what differs between the verified manifest and the one recomputed from storage.
-fn root_mismatch(expected: Option<&ManifestHeader>, actual: &ManifestHeader) -> String {
+fn root_mismatch(expected: Option<&ManifestHeader>, actual: &ManifestHeader) -> ImportError {
     let mut parts = vec![];
     if let Some(expected) = expected {
         for section in Section::ALL {
@@ -681,9 +675,8 @@ fn root_mismatch(expected: Option<&ManifestHeader>, actual: &ManifestHeader) -> 
     if parts.is_empty() {
         parts.push("header fields (owner or totals) differ".into());
     }
-    format!(
-        "the root recomputed from stored data ({}) is not the migration's root: {}",
-        to_hex(&actual.root),
-        parts.join("; ")
-    )
+    ImportError::StoredRootMismatch {
+        actual: to_hex(&actual.root),
+        differences: parts,
+    }
 }

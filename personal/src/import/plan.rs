@@ -32,7 +32,7 @@ impl<M: Memory> Importer<M> {
         now: u64,
         m: &MigrationInit,
         planned: &mut Vec<(u64, Hash, u64)>,
-    ) -> Result<(), String> {
+    ) -> Outcome {
         let result = self.plan_into(st, store, owner, now, m, planned);
         if result.is_err() {
             for (leaf, _, index) in planned.drain(..) {
@@ -50,7 +50,7 @@ impl<M: Memory> Importer<M> {
         now: u64,
         m: &MigrationInit,
         planned: &mut Vec<(u64, Hash, u64)>,
-    ) -> Result<(), String> {
+    ) -> Outcome {
         let max_bytes = batch_limit(m.config.batch_bytes);
         let scope = m.migration_id;
         let blob_count = self
@@ -88,18 +88,22 @@ impl<M: Memory> Importer<M> {
             let index = *next_blob;
             let Some(StoredLeaf::Blob(leaf)) = self.staged.leaf(scope, Section::Blobs, index)
             else {
-                return Err(format!("staged manifest lacks blob leaf {index}"));
+                return Err(ImportError::BlobLeafMissing { index });
+            };
+            let not_begun = |error| ImportError::BlobNotBegun {
+                blob: to_hex(&leaf.hash),
+                error,
             };
             let (upload, missing) = match self.orphans.remove(&leaf.hash) {
                 Some(upload) => match store.blob_store().missing_chunks(upload) {
                     Ok(missing) => (upload, missing),
                     Err(_) => store
                         .begin_blob_import(owner, &leaf, now)
-                        .map_err(|e| blob_error(&leaf.hash, e))?,
+                        .map_err(not_begun)?,
                 },
                 None => store
                     .begin_blob_import(owner, &leaf, now)
-                    .map_err(|e| blob_error(&leaf.hash, e))?,
+                    .map_err(not_begun)?,
             };
             *next_blob += 1;
             let missing_bytes: u64 = missing
@@ -112,7 +116,10 @@ impl<M: Memory> Importer<M> {
             if missing.is_empty() {
                 store
                     .finish_blob_import(owner, upload)
-                    .map_err(|e| blob_error(&leaf.hash, e))?;
+                    .map_err(|error| ImportError::BlobNotFinished {
+                        blob: to_hex(&leaf.hash),
+                        error,
+                    })?;
                 continue;
             }
             self.open.insert(

@@ -11,7 +11,7 @@ impl<M: Memory> Importer<M> {
         owner: Principal,
         now: u64,
         call: u64,
-        reply: Result<Result<ManifestPageReply, ExportError>, Fault>,
+        reply: Result<Result<ManifestPageReply, ExportError>, CallFault>,
     ) {
         self.with(|imp, st| {
             let Some(c) = st.take_call(call) else {
@@ -45,32 +45,35 @@ impl<M: Memory> Importer<M> {
             return Ok(()); // A late answer.
         };
         if reply.page.cursor() != cursor {
-            return Err(format!(
-                "asked for the manifest page at {cursor}, the backend sent the one at {}",
-                reply.page.cursor()
-            ));
+            return Err(ImportError::PageOutOfOrder {
+                asked: cursor,
+                sent: reply.page.cursor(),
+            });
         }
         let v = match verifier {
             Some(v) => v,
             None => {
                 let root = m.manifest_root.into_array();
                 let v = PageVerifier::new_expecting(reply.header.clone(), &root).map_err(|e| {
-                    format!(
-                        "the manifest does not have the root of migration {}: {e}",
-                        m.migration_id
-                    )
+                    ImportError::ManifestRootMismatch {
+                        migration_id: m.migration_id,
+                        reason: e.to_string(),
+                    }
                 })?;
                 if v.header().owner != owner {
-                    return Err(format!(
-                        "the manifest is of {}, not of this canister's owner {owner}",
-                        v.header().owner
-                    ));
+                    return Err(ImportError::OwnerMismatch {
+                        manifest_owner: v.header().owner,
+                        owner,
+                    });
                 }
                 verifier.insert(v)
             }
         };
         v.push_reply(&reply)
-            .map_err(|e| format!("manifest page at {cursor} rejected: {e}"))?;
+            .map_err(|e| ImportError::PageRejected {
+                cursor,
+                reason: e.to_string(),
+            })?;
         let complete = v.is_complete();
         self.staged.put_owned_page(m.migration_id, reply.page);
         if complete {
@@ -92,15 +95,17 @@ impl<M: Memory> Importer<M> {
         let header = v
             .clone()
             .finish()
-            .map_err(|e| format!("manifest verification failed: {e}"))?;
+            .map_err(|e| ImportError::ManifestUnverified {
+                reason: e.to_string(),
+            })?;
         self.staged.set_header(m.migration_id, header.clone());
         let Some(StoredLeaf::Capsule(leaf)) = self.staged.leaf(m.migration_id, Section::Capsule, 0)
         else {
-            return Err("the verified manifest has no capsule leaf".into());
+            return Err(ImportError::NoCapsuleLeaf);
         };
         store
             .import_capsule(&leaf, &freeze_reason(m.migration_id))
-            .map_err(|e| format!("the capsule could not be created: {e}"))?;
+            .map_err(|error| ImportError::CapsuleNotCreated { error })?;
         st.progress = Progress {
             bytes_total: header.total_blob_bytes,
             chunks_total: header.total_chunks,
@@ -120,7 +125,7 @@ impl<M: Memory> Importer<M> {
         owner: Principal,
         now: u64,
         call: u64,
-        reply: Result<Result<ChunkBatch, ExportError>, Fault>,
+        reply: Result<Result<ChunkBatch, ExportError>, CallFault>,
     ) -> Option<ImportProgress> {
         let reply = match &reply {
             Ok(Ok(batch)) => Ok(Ok(batch.as_ref())),
@@ -138,7 +143,7 @@ impl<M: Memory> Importer<M> {
         owner: Principal,
         now: u64,
         call: u64,
-        reply: Result<Result<ChunkBatchRef<'_>, ExportError>, Fault>,
+        reply: Result<Result<ChunkBatchRef<'_>, ExportError>, CallFault>,
     ) -> Option<ImportProgress> {
         self.with(|imp, st| {
             let c = st.take_call(call)?;
@@ -177,11 +182,10 @@ impl<M: Memory> Importer<M> {
         let mut stored = 0usize;
         let mut result = Ok(());
         if batch.chunks.len() != asked.len() {
-            result = Err(format!(
-                "asked for {} chunks, the backend sent {}",
-                asked.len(),
-                batch.chunks.len()
-            ));
+            result = Err(ImportError::ChunkCountMismatch {
+                asked: asked.len() as u64,
+                sent: batch.chunks.len() as u64,
+            });
         }
         // Open blobs read once and written back once per batch, however many of their chunks
         // it holds.
@@ -199,19 +203,20 @@ impl<M: Memory> Importer<M> {
                 continue;
             };
             if chunk.blob != ob.hash || chunk.index != index {
-                result = Err(format!(
-                    "asked for chunk {index} of blob {}, the backend sent chunk {} of blob {}",
-                    to_hex(&ob.hash),
-                    chunk.index,
-                    to_hex(&chunk.blob)
-                ));
+                result = Err(ImportError::ChunkOutOfOrder {
+                    blob: to_hex(&ob.hash),
+                    index,
+                    sent_blob: to_hex(&chunk.blob),
+                    sent_index: chunk.index,
+                });
                 break;
             }
-            if let Err(e) = store.put_imported_chunk(owner, ob.upload, index, chunk.bytes) {
-                result = Err(format!(
-                    "chunk {index} of blob {} was rejected ({e}): it does not match the verified manifest, the import is stopped",
-                    to_hex(&ob.hash)
-                ));
+            if let Err(error) = store.put_imported_chunk(owner, ob.upload, index, chunk.bytes) {
+                result = Err(ImportError::ChunkRejected {
+                    blob: to_hex(&ob.hash),
+                    index,
+                    error,
+                });
                 break;
             }
             stored += 1;
@@ -258,7 +263,10 @@ impl<M: Memory> Importer<M> {
         let missing = store
             .blob_store()
             .missing_chunks(ob.upload)
-            .map_err(|e| blob_error(&ob.hash, e.into()))?;
+            .map_err(|e| ImportError::BlobSessionLost {
+                blob: to_hex(&ob.hash),
+                error: e.into(),
+            })?;
         if !missing.is_empty() {
             for (start, end) in ranges(&missing) {
                 self.todo.insert((leaf, start), end);
@@ -267,7 +275,10 @@ impl<M: Memory> Importer<M> {
         }
         store
             .finish_blob_import(owner, ob.upload)
-            .map_err(|e| blob_error(&ob.hash, e))?;
+            .map_err(|error| ImportError::BlobNotFinished {
+                blob: to_hex(&ob.hash),
+                error,
+            })?;
         self.open.remove(&leaf);
         Ok(())
     }

@@ -20,6 +20,8 @@ use serde_bytes::{ByteArray, ByteBuf};
 
 use super::*;
 
+mod failures;
+
 type Store = CapsuleStore<VectorMemory>;
 type Hash = [u8; 32];
 
@@ -236,6 +238,14 @@ struct Exporter<'a> {
     not_importing_next: u32,
     /// This chunk is served with one bit flipped.
     tamper: Option<(Hash, u64)>,
+    /// The next chunk call fails with this fault.
+    fault_next: Option<CallFault>,
+    /// The next chunk call is answered with this error.
+    refuse_next: Option<ExportError>,
+    /// The next batch of two or more chunks is served without its last chunk.
+    short_batch: bool,
+    /// The next batch of two or more chunks is served in reverse order.
+    swap_batch: bool,
 }
 
 impl<'a> Exporter<'a> {
@@ -256,6 +266,10 @@ impl<'a> Exporter<'a> {
             reject_next: 0,
             not_importing_next: 0,
             tamper: None,
+            fault_next: None,
+            refuse_next: None,
+            short_batch: false,
+            swap_batch: false,
         }
     }
 
@@ -272,7 +286,7 @@ impl<'a> Exporter<'a> {
         &self,
         id: u64,
         cursor: PageCursor,
-    ) -> Result<Result<ManifestPageReply, ExportError>, Fault> {
+    ) -> Result<Result<ManifestPageReply, ExportError>, CallFault> {
         assert_eq!(id, self.migration_id);
         // Small pages, so the manifest takes many messages.
         Ok(self
@@ -287,11 +301,20 @@ impl<'a> Exporter<'a> {
         &mut self,
         id: u64,
         refs: Vec<ChunkRef>,
-    ) -> Result<Result<ChunkBatch, ExportError>, Fault> {
+    ) -> Result<Result<ChunkBatch, ExportError>, CallFault> {
         assert_eq!(id, self.migration_id);
         if self.reject_next > 0 {
             self.reject_next -= 1;
-            return Err(Fault::Retry("call rejected (2): SYS_TRANSIENT".into()));
+            return Err(CallFault::Rejected {
+                code: capsule::migration::RejectCode::SysTransient,
+                message: "the backend's queue is full".into(),
+            });
+        }
+        if let Some(fault) = self.fault_next.take() {
+            return Err(fault);
+        }
+        if let Some(error) = self.refuse_next.take() {
+            return Ok(Err(error));
         }
         if self.not_importing_next > 0 {
             self.not_importing_next -= 1;
@@ -328,17 +351,23 @@ impl<'a> Exporter<'a> {
             "the backend refuses {bytes} bytes"
         );
         self.batches.push((refs, bytes));
+        if chunks.len() > 1 && std::mem::take(&mut self.short_batch) {
+            chunks.pop();
+        }
+        if chunks.len() > 1 && std::mem::take(&mut self.swap_batch) {
+            chunks.reverse();
+        }
         Ok(Ok(ChunkBatch { chunks }))
     }
 
-    fn done(&self, report: &ImportReport) -> Result<Result<(), ExportError>, Fault> {
+    fn done(&self, report: &ImportReport) -> Result<Result<(), ExportError>, CallFault> {
         assert_eq!(report.migration_id, self.migration_id);
         Ok(if report.header.root == self.header.root {
             Ok(())
         } else {
-            Err(ExportError::NotImporting {
-                migration_id: self.migration_id,
-                state: "Failed: root mismatch".into(),
+            // As the backend answers: the creation fails, and so does every repeat.
+            Err(ExportError::RootMismatch {
+                detail: "the imported data does not match the export".into(),
             })
         })
     }
@@ -667,8 +696,11 @@ fn a_tampered_chunk_fails_the_import_and_is_not_stored() {
     let st = imp.state();
     assert_eq!(st.phase(), ImportPhase::Failed);
     let error = st.error.clone().unwrap();
-    assert!(error.contains("chunk 1 of blob"), "{error}");
-    assert!(error.contains("does not match"), "{error}");
+    assert!(
+        matches!(&error, ImportError::ChunkRejected { blob, index: 1, .. } if *blob == to_hex(&big)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("does not match"), "{error}");
     assert!(matches!(st.step, Step::Chunks { .. }));
     // Nothing wrong stored: the blob is not held, its chunk 1 is still missing.
     assert!(matches!(
@@ -709,7 +741,17 @@ fn a_manifest_with_another_root_fails_at_the_manifest() {
     let st = imp.state();
     assert_eq!(st.phase(), ImportPhase::Failed);
     assert!(matches!(st.step, Step::Manifest { .. }));
-    assert!(st.error.unwrap().contains("root"));
+    assert!(
+        matches!(
+            st.error,
+            Some(ImportError::ManifestRootMismatch {
+                migration_id: 4,
+                ..
+            })
+        ),
+        "{:?}",
+        st.error
+    );
     assert!(exp.pulled.is_empty());
     assert_eq!(
         store.get_capsule(&ctx()).unwrap_err(),
@@ -743,7 +785,23 @@ fn too_many_failed_calls_in_a_row_fail_the_import() {
     let (imp, _, _) = import_all(&mut exp, &disk);
     let st = imp.state();
     assert_eq!(st.phase(), ImportPhase::Failed);
-    assert!(st.error.unwrap().contains("SYS_TRANSIENT"));
+    let error = st.error.unwrap();
+    assert_eq!(
+        error,
+        ImportError::RetriesExhausted {
+            attempts: MAX_ATTEMPTS,
+            last: RetryCause::Call(CallFault::Rejected {
+                code: capsule::migration::RejectCode::SysTransient,
+                message: "the backend's queue is full".into(),
+            }),
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the backend did not answer after {MAX_ATTEMPTS} attempts: call rejected (2): the backend's queue is full"
+        )
+    );
     assert!(matches!(st.step, Step::Chunks { .. }));
 }
 
@@ -884,11 +942,19 @@ fn a_root_mismatch_names_the_differing_section() {
     let (h, _) = manifest_of(&src);
     let mut other = h.clone();
     other.memories_root = [1; 32];
-    let msg = root_mismatch(Some(&h), &other);
-    assert!(msg.contains("memories: section root differs"), "{msg}");
-    assert!(!msg.contains("blobs"), "{msg}");
+    let err = root_mismatch(Some(&h), &other);
+    assert!(
+        matches!(&err, ImportError::StoredRootMismatch { differences, .. }
+            if *differences == ["memories: section root differs"]),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("blobs"), "{err}");
     other.memory_count += 1;
-    assert!(root_mismatch(Some(&h), &other).contains("memories: 9 leaves expected, 10 stored"));
+    assert!(
+        root_mismatch(Some(&h), &other)
+            .to_string()
+            .contains("memories: 9 leaves expected, 10 stored")
+    );
 }
 
 #[test]

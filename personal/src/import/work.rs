@@ -107,7 +107,10 @@ impl<M: Memory> Importer<M> {
                             if !self.pinned.contains_key(h) {
                                 store
                                     .pin_blob(h)
-                                    .map_err(|e| format!("blob {}: {e}", to_hex(h)))?;
+                                    .map_err(|error| ImportError::PinFailed {
+                                        blob: to_hex(h),
+                                        error,
+                                    })?;
                                 self.pinned.insert(*h, 0);
                             }
                         }
@@ -121,7 +124,7 @@ impl<M: Memory> Importer<M> {
                     ResetStage::DropRecords => {
                         let done = store
                             .drop_capsule_contents(owner, now, LEAVES_PER_STEP)
-                            .map_err(|e| format!("the replaced import could not be undone: {e}"))?;
+                            .map_err(|error| ImportError::ResetFailed { error })?;
                         if done {
                             st.step = Step::Manifest { verifier: None };
                             return Ok(());
@@ -137,7 +140,7 @@ impl<M: Memory> Importer<M> {
             Step::Records { section, next } => {
                 let per_step = m.config.records_per_step.clamp(1, 5_000) as usize;
                 let Some(header) = self.staged.header(scope) else {
-                    return Err("the staged manifest has no header".into());
+                    return Err(ImportError::HeaderMissing);
                 };
                 let leaves = self.staged.leaves(scope, section, next, per_step);
                 let n = leaves.len();
@@ -147,11 +150,14 @@ impl<M: Memory> Importer<M> {
                             .into_iter()
                             .map(|l| match l {
                                 StoredLeaf::Connection(c) => Ok(c),
-                                _ => Err(format!("unexpected leaf in the {section} section")),
+                                _ => Err(ImportError::UnexpectedLeaf { section }),
                             })
                             .collect::<Result<Vec<_>, _>>()?;
-                        store.import_connections(owner, &v).map_err(|(i, e)| {
-                            format!("connection with {} could not be imported: {e}", v[i].peer)
+                        store.import_connections(owner, &v).map_err(|(i, error)| {
+                            ImportError::ConnectionNotImportable {
+                                peer: v[i].peer,
+                                error,
+                            }
                         })?;
                         st.progress.connections_done += n as u64;
                     }
@@ -160,15 +166,18 @@ impl<M: Memory> Importer<M> {
                             .into_iter()
                             .map(|l| match l {
                                 StoredLeaf::Memory(m) => Ok(m),
-                                _ => Err(format!("unexpected leaf in the {section} section")),
+                                _ => Err(ImportError::UnexpectedLeaf { section }),
                             })
                             .collect::<Result<Vec<_>, _>>()?;
-                        store.import_memories(owner, &v).map_err(|(i, e)| {
-                            format!("memory {} could not be imported: {e}", v[i].id)
+                        store.import_memories(owner, &v).map_err(|(i, error)| {
+                            ImportError::MemoryNotImportable {
+                                id: v[i].id,
+                                error,
+                            }
                         })?;
                         st.progress.memories_done += n as u64;
                     }
-                    _ => return Err(format!("unexpected records step in the {section} section")),
+                    _ => return Err(ImportError::NotARecordSection { section }),
                 }
                 let next = next + n as u64;
                 st.step = if next < header.count(section) && n > 0 {
@@ -188,7 +197,10 @@ impl<M: Memory> Importer<M> {
                 for h in &pinned {
                     store
                         .unpin_blob(h)
-                        .map_err(|e| format!("blob {}: {e}", to_hex(h)))?;
+                        .map_err(|error| ImportError::UnpinFailed {
+                            blob: to_hex(h),
+                            error,
+                        })?;
                     self.pinned.remove(h);
                 }
                 let orphans: Vec<([u8; 32], u64)> = self
@@ -222,7 +234,7 @@ impl<M: Memory> Importer<M> {
                 }
                 let header = walk
                     .step(store, LEAVES_PER_STEP, |_: &PageLeaves| {})
-                    .map_err(|e| format!("the stored capsule could not be walked: {e}"))?;
+                    .map_err(|error| ImportError::WalkFailed { error })?;
                 let Some(header) = header else {
                     st.step = Step::Verifying {
                         cleared: true,

@@ -115,13 +115,7 @@ async fn check_purge(id: u64, canister_id: Principal, export_root: [u8; 32]) {
                 },
             }
         }),
-        Err(e) => {
-            let e = call_error(e);
-            Err(PurgeHold::NoAnswer {
-                code: e.code,
-                message: e.message,
-            })
-        }
+        Err(e) => Err(call_error(e).into_purge_hold()),
     };
     if crate::factory::with(|f| f.purge_checked(id, export_root, outlook, now())) {
         kick();
@@ -132,3 +126,4 @@ async fn check_purge(id: u64, canister_id: Principal, export_root: [u8; 32]) {
         }
     }
 }
+

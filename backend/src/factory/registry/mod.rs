@@ -12,7 +12,9 @@
 
 use candid::{CandidType, Principal};
 use capsule::manifest_store::ManifestStore;
-use capsule::migration::{ImportConfig, MigrationInit, PersonalInitArgs, Progress};
+use capsule::migration::{
+    ImportConfig, ImportError, MigrationInit, PersonalInitArgs, Progress, RejectCode,
+};
 use capsule::storable::Candid;
 use capsule::{CapsuleStore, ManifestWalk};
 use ic_stable_structures::{Memory as StableMemory, StableBTreeMap, StableCell};
@@ -150,19 +152,122 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 
 /// Why a call failed, as the driver saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallError {
-    pub code: u32,
-    pub message: String,
+pub enum CallError {
+    /// The system or the callee rejected the call.
+    Rejected { code: RejectCode, message: String },
+    /// CANISTER_ERROR because the callee is stopped or stopping: it may run again.
+    CalleeStopped { message: String },
+    /// A reject with a code the IC did not define when this was built.
+    UnrecognizedReject { code: u32, message: String },
+    /// The system did not enqueue the call (`ic0.call_perform` failed, e.g. a full queue).
+    NotEnqueued,
+    /// The backend's liquid cycles do not cover the call.
+    InsufficientLiquidCycles { available: u128, required: u128 },
+    /// The reply did not decode as the expected type.
+    UndecodableReply { reason: String },
 }
 
 impl CallError {
-    /// SYS_TRANSIENT (2), SYS_UNKNOWN (6, e.g. a timeout), and CANISTER_ERROR (5) from a
-    /// stopped or stopping canister are worth retrying; the rest are final.
+    /// A reject, from the IC's raw code and message. The IC gives a caller no finer error code
+    /// than the reject code, and CANISTER_ERROR covers a trap as well as a stopped callee: the
+    /// system's message tells them apart, here and nowhere else.
+    pub fn rejected(code: u32, message: String) -> CallError {
+        match RejectCode::from_raw(code) {
+            Some(RejectCode::CanisterError)
+                if message.contains("stopped") || message.contains("stopping") =>
+            {
+                CallError::CalleeStopped { message }
+            }
+            Some(code) => CallError::Rejected { code, message },
+            None => CallError::UnrecognizedReject { code, message },
+        }
+    }
+
+    /// Worth retrying: SYS_TRANSIENT, SYS_UNKNOWN (e.g. a timeout), a stopped or stopping
+    /// callee, a call the system did not enqueue. The rest are final.
     pub fn is_retryable(&self) -> bool {
-        match self.code {
-            2 | 6 => true,
-            5 => self.message.contains("stopped") || self.message.contains("stopping"),
-            _ => false,
+        match self {
+            CallError::Rejected { code, .. } => {
+                matches!(code, RejectCode::SysTransient | RejectCode::SysUnknown)
+            }
+            CallError::CalleeStopped { .. } | CallError::NotEnqueued => true,
+            CallError::UnrecognizedReject { .. }
+            | CallError::InsufficientLiquidCycles { .. }
+            | CallError::UndecodableReply { .. } => false,
+        }
+    }
+
+    /// The reason a creation fails with when `step` failed with this error for good.
+    pub fn into_factory_error(self, step: &str) -> FactoryError {
+        let step = step.to_string();
+        match self {
+            CallError::Rejected { code, message } => FactoryError::CallFailed {
+                step,
+                code: code.raw(),
+                message,
+                reject: Some(code),
+            },
+            CallError::CalleeStopped { message } => FactoryError::CallFailed {
+                step,
+                code: RejectCode::CanisterError.raw(),
+                message,
+                reject: Some(RejectCode::CanisterError),
+            },
+            CallError::UnrecognizedReject { code, message } => FactoryError::CallFailed {
+                step,
+                code,
+                message,
+                reject: None,
+            },
+            CallError::NotEnqueued => FactoryError::CallNotEnqueued { step },
+            CallError::InsufficientLiquidCycles {
+                available,
+                required,
+            } => FactoryError::CallUnaffordable {
+                step,
+                available,
+                required,
+            },
+            CallError::UndecodableReply { reason } => {
+                FactoryError::ReplyUndecodable { step, reason }
+            }
+        }
+    }
+
+    /// What holds a purge whose check (`cycles_outlook`) failed with this error: `NoAnswer`
+    /// with the reject code for a reject, `NotAsked` for a call that was not made.
+    pub fn into_purge_hold(self) -> PurgeHold {
+        match self {
+            CallError::Rejected { code, message } => PurgeHold::NoAnswer {
+                code: code.raw(),
+                message,
+            },
+            CallError::CalleeStopped { message } => PurgeHold::NoAnswer {
+                code: RejectCode::CanisterError.raw(),
+                message,
+            },
+            CallError::UnrecognizedReject { code, message } => {
+                PurgeHold::NoAnswer { code, message }
+            }
+            e @ (CallError::NotEnqueued
+            | CallError::InsufficientLiquidCycles { .. }
+            | CallError::UndecodableReply { .. }) => PurgeHold::NotAsked {
+                reason: e.into_factory_error("cycles_outlook").to_string(),
+            },
+        }
+    }
+}
+
+impl FactoryError {
+    /// The reason a creation fails with when its importer reports a failed import.
+    pub fn import_failed(cause: Option<ImportError>) -> FactoryError {
+        let reason = cause.as_ref().map_or_else(
+            || "the personal canister reports a failed import".to_string(),
+            ImportError::to_string,
+        );
+        FactoryError::ImportFailed {
+            reason,
+            cause: cause.map(Box::new),
         }
     }
 }

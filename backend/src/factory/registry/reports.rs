@@ -87,9 +87,7 @@ impl<M: StableMemory> Factory<M> {
         let Some(expected) = expected else {
             self.fail(
                 migration_id,
-                FactoryError::ImportFailed {
-                    reason: "the export manifest is missing".into(),
-                },
+                FactoryError::ExportManifestMissing { migration_id },
                 capsules,
                 now,
             );

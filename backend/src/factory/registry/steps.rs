@@ -436,16 +436,7 @@ impl<M: StableMemory> Factory<M> {
         }
         match status {
             Ok(s) if s.phase == capsule::migration::ImportPhase::Failed => {
-                let reason = s
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| "the personal canister reports a failed import".into());
-                self.fail(
-                    migration_id,
-                    FactoryError::ImportFailed { reason },
-                    capsules,
-                    now,
-                );
+                self.fail(migration_id, FactoryError::import_failed(s.error), capsules, now);
             }
             Ok(_) => {
                 let _ = self.with_record(migration_id, |r| {
@@ -477,12 +468,7 @@ impl<M: StableMemory> Factory<M> {
             });
             return;
         }
-        let err = FactoryError::CallFailed {
-            step: step.to_string(),
-            code: e.code,
-            message: e.message,
-        };
-        self.fail(migration_id, err, capsules, now);
+        self.fail(migration_id, e.into_factory_error(step), capsules, now);
     }
 
     /// Fails the creation: the capsule is unfrozen and unchanged, the canister stays for retry

@@ -54,6 +54,9 @@ pub enum PurgeHold {
     /// The personal canister did not answer `cycles_outlook` (rejected, trapped, stopped,
     /// timed out).
     NoAnswer { code: u32, message: String },
+    /// The check's call could not be made (not enqueued, or the backend's liquid cycles were
+    /// short).
+    NotAsked { reason: String },
     /// Its answer did not decode.
     UntrustedReply { reason: String },
     /// It does not hold the export root (`actual`, if it has one).

@@ -1,0 +1,374 @@
+//! Every failure the importer can meet, each producing its own [`ImportError`] variant, and the
+//! retry decisions taken on the typed [`CallFault`].
+
+use capsule::migration::RejectCode;
+use capsule::storable::{Packed, pack};
+use ic_stable_structures::StableCell;
+
+use super::*;
+
+fn rejected(code: RejectCode) -> CallFault {
+    CallFault::Rejected {
+        code,
+        message: "test".into(),
+    }
+}
+
+fn failed_with(exp: &mut Exporter) -> (ImportState, Store) {
+    let disk = Disk::new();
+    let (imp, store, _) = import_all(exp, &disk);
+    let st = imp.state();
+    assert_eq!(st.phase(), ImportPhase::Failed, "{:?}", st.error);
+    (st, store)
+}
+
+#[test]
+fn reject_codes_are_the_ics_numbers() {
+    for raw in 1..=6 {
+        assert_eq!(RejectCode::from_raw(raw).map(RejectCode::raw), Some(raw));
+    }
+    assert_eq!(RejectCode::from_raw(0), None);
+    assert_eq!(RejectCode::from_raw(7), None);
+    assert_eq!(RejectCode::SysTransient.to_string(), "SYS_TRANSIENT");
+    assert_eq!(
+        CallFault::rejected(7, "new".into()),
+        CallFault::UnrecognizedReject {
+            code: 7,
+            message: "new".into()
+        }
+    );
+    assert_eq!(
+        CallFault::rejected(2, "busy".into()),
+        rejected_with(RejectCode::SysTransient, "busy")
+    );
+}
+
+fn rejected_with(code: RejectCode, message: &str) -> CallFault {
+    CallFault::Rejected {
+        code,
+        message: message.into(),
+    }
+}
+
+#[test]
+fn every_fault_but_sys_fatal_and_an_undecodable_reply_is_retried() {
+    for code in [
+        RejectCode::SysTransient,
+        RejectCode::DestinationInvalid,
+        RejectCode::CanisterReject,
+        RejectCode::CanisterError,
+        RejectCode::SysUnknown,
+    ] {
+        assert!(rejected(code).is_retryable(), "{code}");
+    }
+    assert!(!rejected(RejectCode::SysFatal).is_retryable());
+    assert!(CallFault::rejected(9, "x".into()).is_retryable());
+    assert!(
+        CallFault::NotSent {
+            reason: "queue full".into()
+        }
+        .is_retryable()
+    );
+    assert!(
+        !CallFault::UndecodableReply {
+            reason: "x".into()
+        }
+        .is_retryable()
+    );
+}
+
+#[test]
+fn a_sys_fatal_reject_fails_the_import_at_once() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    exp.fault_next = Some(rejected(RejectCode::SysFatal));
+    let (st, _) = failed_with(&mut exp);
+    assert_eq!(
+        st.error,
+        Some(ImportError::CallFailed {
+            fault: rejected(RejectCode::SysFatal)
+        })
+    );
+    assert_eq!(st.retries, 0);
+    assert!(matches!(st.step, Step::Chunks { .. }));
+}
+
+#[test]
+fn an_undecodable_reply_fails_the_import_at_once() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    let fault = CallFault::UndecodableReply {
+        reason: "not a ChunkBatch".into(),
+    };
+    exp.fault_next = Some(fault.clone());
+    let (st, _) = failed_with(&mut exp);
+    assert_eq!(st.error, Some(ImportError::CallFailed { fault }));
+    assert_eq!(
+        st.error.unwrap().to_string(),
+        "the backend's reply could not be decoded: not a ChunkBatch"
+    );
+}
+
+#[test]
+fn a_call_not_sent_is_retried() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    exp.fault_next = Some(CallFault::NotSent {
+        reason: "call perform failed".into(),
+    });
+    let disk = Disk::new();
+    let (imp, _, _) = import_all(&mut exp, &disk);
+    let st = imp.state();
+    assert_eq!(st.phase(), ImportPhase::Done, "{:?}", st.error);
+    assert_eq!(st.retries, 1);
+}
+
+#[test]
+fn an_export_error_other_than_not_importing_fails_the_import() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    let error = ExportError::BatchTooLarge {
+        bytes: 3_000_000,
+        max: MAX_CHUNK_BATCH_BYTES,
+    };
+    exp.refuse_next = Some(error.clone());
+    let (st, _) = failed_with(&mut exp);
+    assert_eq!(st.error, Some(ImportError::BackendRefused { error }));
+    assert_eq!(st.retries, 0);
+}
+
+#[test]
+fn not_importing_past_the_bound_fails_with_the_backends_answer() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    exp.not_importing_next = MAX_ATTEMPTS;
+    let (st, _) = failed_with(&mut exp);
+    assert_eq!(
+        st.error,
+        Some(ImportError::RetriesExhausted {
+            attempts: MAX_ATTEMPTS,
+            last: RetryCause::Backend(ExportError::NotImporting {
+                migration_id: 5,
+                state: "Installing".into(),
+            }),
+        })
+    );
+}
+
+#[test]
+fn a_batch_missing_a_chunk_fails_the_import() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    exp.short_batch = true;
+    let (st, _) = failed_with(&mut exp);
+    let Some(ImportError::ChunkCountMismatch { asked, sent }) = st.error else {
+        panic!("{:?}", st.error);
+    };
+    assert_eq!(sent + 1, asked);
+}
+
+#[test]
+fn chunks_in_another_order_fail_the_import() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    exp.swap_batch = true;
+    let (st, _) = failed_with(&mut exp);
+    let Some(ImportError::ChunkOutOfOrder {
+        blob,
+        index,
+        sent_blob,
+        sent_index,
+    }) = st.error
+    else {
+        panic!("{:?}", st.error);
+    };
+    assert_ne!((blob, index), (sent_blob, sent_index));
+}
+
+/// Starts an import and answers its first page; returns the second page's call and cursor.
+fn at_second_page(
+    exp: &Exporter,
+    imp: &mut Importer<VectorMemory>,
+    store: &mut Store,
+) -> (u64, PageCursor) {
+    assert!(imp.start(Some(exp.init(config()))));
+    let Action::FetchPage { call, cursor, .. } = imp.next(store, owner(), 10) else {
+        panic!("the import starts with the manifest");
+    };
+    imp.on_page(store, owner(), 11, call, exp.page(exp.migration_id, cursor));
+    let Action::FetchPage { call, cursor, .. } = imp.next(store, owner(), 12) else {
+        panic!("the manifest takes more than one page: {:?}", imp.state().error);
+    };
+    assert_ne!(cursor, PageCursor::FIRST);
+    (call, cursor)
+}
+
+#[test]
+fn a_page_out_of_order_fails_the_import() {
+    let (src, _) = source();
+    let exp = Exporter::new(&src, 5);
+    let disk = Disk::new();
+    let (mut imp, mut store) = disk.open();
+    let (call, cursor) = at_second_page(&exp, &mut imp, &mut store);
+    let first = exp.page(5, PageCursor::FIRST);
+    imp.on_page(&mut store, owner(), 13, call, first);
+    assert_eq!(
+        imp.state().error,
+        Some(ImportError::PageOutOfOrder {
+            asked: cursor,
+            sent: PageCursor::FIRST,
+        })
+    );
+}
+
+#[test]
+fn a_page_under_another_header_is_rejected() {
+    let (src, _) = source();
+    let exp = Exporter::new(&src, 5);
+    let disk = Disk::new();
+    let (mut imp, mut store) = disk.open();
+    let (call, cursor) = at_second_page(&exp, &mut imp, &mut store);
+    let mut reply = exp.page(5, cursor).unwrap().unwrap();
+    reply.header.memory_count += 1;
+    imp.on_page(&mut store, owner(), 13, call, Ok(Ok(reply)));
+    let error = imp.state().error;
+    assert!(
+        matches!(&error, Some(ImportError::PageRejected { cursor: c, .. }) if *c == cursor),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_manifest_of_another_owner_fails_the_import() {
+    let (src, _) = source();
+    let exp = Exporter::new(&src, 5);
+    let disk = Disk::new();
+    let (mut imp, mut store) = disk.open();
+    assert!(imp.start(Some(exp.init(config()))));
+    let Action::FetchPage { call, cursor, .. } = imp.next(&mut store, owner(), 10) else {
+        panic!("the import starts with the manifest");
+    };
+    let other = Principal::from_slice(&[9; 29]);
+    imp.on_page(&mut store, other, 11, call, exp.page(5, cursor));
+    assert_eq!(
+        imp.state().error,
+        Some(ImportError::OwnerMismatch {
+            manifest_owner: owner(),
+            owner: other,
+        })
+    );
+    assert_eq!(store.get_capsule(&ctx()).unwrap_err(), Error::CapsuleNotFound);
+}
+
+#[test]
+fn importing_over_a_capsule_with_data_fails_and_keeps_it() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    let disk = Disk::new();
+    {
+        let (_, mut store) = disk.open();
+        store
+            .create_capsule(
+                &ctx(),
+                CapsuleInput {
+                    name: "mine".into(),
+                    bio: String::new(),
+                    settings: None,
+                },
+            )
+            .unwrap();
+        store
+            .add_connection(
+                &ctx(),
+                ConnectionInput {
+                    peer: Principal::from_slice(&[77; 10]),
+                    relationship: "sister".into(),
+                    status: ConnectionStatus::Accepted,
+                },
+            )
+            .unwrap();
+    }
+    let (imp, store, _) = import_all(&mut exp, &disk);
+    let st = imp.state();
+    assert!(
+        matches!(
+            &st.error,
+            Some(ImportError::CapsuleNotCreated {
+                error: Error::ImportRejected { .. }
+            })
+        ),
+        "{:?}",
+        st.error
+    );
+    assert_eq!(store.get_capsule(&ctx()).unwrap().name, "mine");
+}
+
+#[test]
+fn the_status_reports_the_typed_failure() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    exp.fault_next = Some(rejected(RejectCode::SysFatal));
+    let disk = Disk::new();
+    let (imp, _, _) = import_all(&mut exp, &disk);
+    let status = imp.status(capsule::API_VERSION);
+    assert_eq!(status.phase, ImportPhase::Failed);
+    assert_eq!(status.error, imp.state().error);
+    // The candid form carries the variant.
+    let bytes = candid::encode_one(&status).unwrap();
+    let back: capsule::migration::ImportStatus = candid::decode_one(&bytes).unwrap();
+    assert_eq!(back.error, status.error);
+}
+
+fn v1_failed() -> stored::ImportStateV1 {
+    stored::ImportStateV1 {
+        schema_version: 1,
+        migration: None,
+        step: Step::Chunks { next_blob: 3 },
+        error: Some("chunk 1 of blob ab was rejected".into()),
+        progress: Progress::default(),
+        attempts: 2,
+        retries: 4,
+        retry_at: 9,
+        in_flight: vec![],
+        next_call: 17,
+    }
+}
+
+#[test]
+fn a_failure_stored_by_the_previous_layout_still_reads_as_failed() {
+    let expected = ImportState {
+        schema_version: IMPORT_SCHEMA_VERSION,
+        migration: None,
+        step: Step::Chunks { next_blob: 3 },
+        error: Some(ImportError::Recorded {
+            message: "chunk 1 of blob ab was rejected".into(),
+        }),
+        progress: Progress::default(),
+        attempts: 2,
+        retries: 4,
+        retry_at: 9,
+        in_flight: vec![],
+        next_call: 17,
+    };
+    // Layout 1 in postcard, and the candid layout before it.
+    assert_eq!(stored::decode(&pack(&v1_failed())), Ok(expected.clone()));
+    let candid = candid::encode_one(v1_failed()).unwrap();
+    assert_eq!(stored::decode(&candid), Ok(expected.clone()));
+    assert_eq!(
+        expected.error.as_ref().unwrap().to_string(),
+        "chunk 1 of blob ab was rejected"
+    );
+    // Through the importer's cell, as an upgrade finds it.
+    let disk = Disk::new();
+    StableCell::init(disk.import[0].clone(), Packed(v1_failed()));
+    let (imp, _) = disk.open();
+    assert_eq!(imp.state(), expected);
+    assert_eq!(imp.state().phase(), ImportPhase::Failed);
+    // Written back in the new layout.
+    let typed = ImportState {
+        error: Some(ImportError::ChunkCountMismatch { asked: 3, sent: 2 }),
+        ..expected
+    };
+    assert_eq!(stored::decode(&stored::encode(&typed)), Ok(typed));
+    assert!(stored::decode(&[9, 0]).is_err());
+}
