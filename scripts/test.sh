@@ -36,6 +36,9 @@ fi
 step bash-suite scripts/tests/run.sh
 # The frontend: generated bindings up to date, types, unit tests (Vitest).
 step frontend bash -c 'cd frontend && npm ci --no-audit --no-fund && npm run typecheck && npm test'
+# The client's creation cases against the unit tests' fake backend and the real backend wasm on
+# `icemu serve` alike (about 15 s), so the fake cannot drift from the backend.
+step frontend-contract bash -c 'cd frontend && npm run test:contract'
 # The page in headless Chromium against `icemu serve` running the real backend.
 step frontend-browser scripts/tests/frontend_browser.sh
 # The migration benchmark in its quick mode, so it cannot rot (no performance assertions).
@@ -58,8 +61,8 @@ if [[ -f $log_dir/bash-suite.log ]]; then
     fi
 fi
 
-# And of Vitest ("Tests  N passed | M failed (T)"), unit and browser.
-for log in "$log_dir/frontend.log" "$log_dir/frontend-browser.log"; do
+# And of Vitest ("Tests  N passed | M failed (T)"): unit, contract and browser.
+for log in "$log_dir/frontend.log" "$log_dir/frontend-contract.log" "$log_dir/frontend-browser.log"; do
     [[ -f $log ]] || continue
     line=$(sed -E 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ +Tests +[0-9]' | tail -1)
     p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || true)

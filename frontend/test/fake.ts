@@ -1,6 +1,7 @@
 // A fake backend (factory + capsule API) and fake personal canisters, driven by a script of
 // states: each `get_creation_status` poll moves the creation one step along the script.
 import { Principal } from '@icp-sdk/core/principal';
+import type { Funding, ManifestSummary, Quote } from '../src/bindings/backend/backend.did';
 import type { FactoryService } from '../src/client/creation';
 import type {
   BlobDescriptor,
@@ -223,10 +224,23 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
     r.progress = progress(bytes);
     // Like the factory: every non-final state past NotStarted has a deadline.
     if (prev !== state) r.deadline_at = ['NotStarted', 'Completed', 'Failed'].includes(state) ? [] : [this.now + DEADLINE_NS];
+    // Like the factory: the export ends with the manifest and the quote, ...
+    if (state === 'Creating' && prev !== 'Creating') {
+      r.manifest = [FAKE_MANIFEST];
+      r.quote = [FAKE_QUOTE];
+    }
     if (['Installing', 'Importing', 'Verifying', 'Completed', 'Failed'].includes(state) && prev !== 'NotStarted') {
       r.canister_id = [PERSONAL_ID];
-      if (!r.created_canisters[0]?.some((c) => c.toText() === PERSONAL_ID.toText()))
+      if (!r.created_canisters[0]?.some((c) => c.toText() === PERSONAL_ID.toText())) {
         r.created_canisters = [[...(r.created_canisters[0] ?? []), PERSONAL_ID]];
+        // ... `create_canister` is paid the quote from the reserve ...
+        r.cycles_consumed += FAKE_QUOTE.total;
+      }
+    }
+    // ... and the install is followed by the storage funding, also paid by the reserve.
+    if (['Importing', 'Verifying', 'Completed'].includes(state) && !r.funding[0]) {
+      r.funding = [{ ...FAKE_FUNDING, funded_canister: [PERSONAL_ID] }];
+      r.cycles_consumed += FAKE_FUNDING.deposited;
     }
     r.updated_at = this.now;
   }
@@ -269,12 +283,46 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
   }
 }
 
+/** What the fake's export finds: the capsule the scripts' progress copies. */
+const FAKE_MANIFEST: ManifestSummary = {
+  root: new Uint8Array(32).fill(7),
+  memories: 2n,
+  connections: 0n,
+  blobs: 2n,
+  blob_bytes: TOTAL_BYTES,
+  chunks: 4n,
+};
+
+/** The fake's quote: the parts add up to `total`, attached to `create_canister`. */
+const FAKE_QUOTE: Quote = {
+  creation_fee: 500_000_000_000n,
+  install: 20_000_000_000n,
+  transfer: 5_000_000_000n,
+  storage: 1_000_000_000n,
+  buffer: 100_000_000_000n,
+  total: 626_000_000_000n,
+  funding_estimate: [40_000_000_000n],
+};
+
+/** The funding the fake deposits after install (for the measured footprint). */
+const FAKE_FUNDING: Funding = {
+  measured_memory_bytes: 3_000_000n,
+  footprint_bytes: 3_000_000n + TOTAL_BYTES,
+  funded_days: 180,
+  deposited: 38_000_000_000n,
+  sponsored: 0n,
+  funded_canister: [],
+};
+
 /** A copy of the record as a transport would deliver it (Principals stay Principals). */
 function clone(r: CreationRecord): CreationRecord {
   return {
     ...r,
     timeline: r.timeline.map((t) => ({ ...t })),
     progress: { ...r.progress },
+    quote: r.quote[0] ? [{ ...r.quote[0] }] : [],
+    manifest: r.manifest[0] ? [{ ...r.manifest[0] }] : [],
+    funding: r.funding[0] ? [{ ...r.funding[0], funded_canister: [...r.funding[0].funded_canister] }] : [],
     canister_id: [...r.canister_id],
     error: [...r.error],
     failed_in: [...r.failed_in],

@@ -1,0 +1,196 @@
+// The client's creation cases run twice: against the fake backend the unit tests use
+// (test/fake.ts) and against the real backend wasm on `icemu serve`. A case that passes on the
+// real backend and fails on the fake means the fake is wrong.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BACKEND_WASM,
+  DEPLOY_CYCLES,
+  FAULTS,
+  Icemu,
+  RESERVE_TOP_UP,
+  findIcemu,
+  requireFile,
+  stop,
+  type Served,
+} from '../../browser/harness';
+import { connect } from '../../src/client';
+import { PersonalCanisterClient, type CreationStatus } from '../../src/client/creation';
+import { CREATION_STATES, type CreationStateName } from '../../src/client/types';
+import { BACKEND_ID, FakeBackend, FakeCapsule, happyScript, type Step } from '../fake';
+
+interface World {
+  client: PersonalCanisterClient;
+  backendId: string;
+  /** Lets `install_code` through again after a world made with `installFails`. */
+  heal: () => void;
+}
+
+interface WorldOptions {
+  /** The first attempt's `install_code` is rejected (CANISTER_ERROR) until `heal()`. */
+  installFails?: boolean;
+}
+
+/** The fake's script of a first attempt that fails in Installing as the real one does. */
+function failingInstall(): Step[] {
+  const steps: Step[] = [];
+  for (const s of happyScript()) {
+    if (s.state === 'Installing') break;
+    steps.push(s);
+  }
+  const error = {
+    CallFailed: { step: 'install_code', code: 5, message: 'injected', reject: [{ CanisterError: null }] },
+  } as unknown as Step['error'];
+  return [...steps, { state: 'Installing' }, { state: 'Failed', error }];
+}
+
+/** The fake: a backend that already holds the caller's capsule, polls that never wait. */
+async function fake(opts: WorldOptions = {}): Promise<World> {
+  const backend = new FakeBackend(opts.installFails ? [failingInstall(), happyScript()] : [happyScript()]);
+  const client = new PersonalCanisterClient({
+    backend,
+    backendId: BACKEND_ID,
+    personal: (id) => new FakeCapsule(id, 'Personal capsule'),
+    sleep: async () => {},
+  });
+  return { client, backendId: BACKEND_ID.toText(), heal: () => {} };
+}
+
+// The real backend wasm deployed on a fresh icemu state with its reserve topped up, and
+// `icemu serve` answering on a loopback port, once for the file.
+let icemu: Icemu | undefined;
+let served: Served | undefined;
+const emptyDir = mkdtempSync(join(tmpdir(), 'contract-static-'));
+
+beforeAll(async () => {
+  requireFile(BACKEND_WASM, 'build the canisters with scripts/build.sh (or set BACKEND_WASM)');
+  icemu = new Icemu(findIcemu());
+  icemu.run(['deploy', 'backend', BACKEND_WASM, '--cycles', DEPLOY_CYCLES]);
+  const topUp = icemu.run(['call', '--as', 'admin', 'backend', 'admin_top_up_reserve', `(opt ${RESERVE_TOP_UP})`]);
+  if (!/Ok/.test(topUp) || /Err/.test(topUp)) throw new Error(`topping up the reserve failed: ${topUp}`);
+  served = await icemu.serve(emptyDir);
+});
+
+afterAll(async () => {
+  await stop(served);
+  if (icemu) rmSync(icemu.state, { recursive: true, force: true });
+  rmSync(emptyDir, { recursive: true, force: true });
+});
+
+let callers = 0;
+
+/** The real backend, as a new icemu identity that has just created its capsule. */
+async function real(opts: WorldOptions = {}): Promise<World> {
+  const emu = icemu as Icemu;
+  callers += 1;
+  const conn = await connect({
+    transport: 'icemu',
+    baseUrl: (served as Served).url,
+    caller: `contract-${process.pid}-${callers}`,
+    backoff: { initialMs: 100, maxMs: 1_000 },
+  });
+  const created = await conn.backend.create_capsule({ name: 'Contract', bio: '', settings: [] });
+  if ('Err' in created) throw new Error(`create_capsule: ${JSON.stringify(Object.keys(created.Err))}`);
+  if (opts.installFails) FAULTS.inject(emu);
+  return { client: conn.client, backendId: conn.backendId.toText(), heal: () => FAULTS.clear(emu) };
+}
+
+/** The states `seen` went through, each once, in the order first seen. */
+function distinct(seen: CreationStatus[]): CreationStateName[] {
+  return seen.map((s) => s.state).filter((s, i, a) => a[i - 1] !== s);
+}
+
+/** Whether `states` follow the creation's order (any may be skipped between two polls). */
+function inOrder(states: CreationStateName[]): boolean {
+  const at = states.map((s) => CREATION_STATES.indexOf(s));
+  return at.every((n, i) => n >= 0 && (i === 0 || n > (at[i - 1] as number)));
+}
+
+describe.each([
+  ['the fake backend', fake],
+  ['the real backend on icemu', real],
+])('creating a personal canister with %s', (_name, world) => {
+  it('has no creation before the first request', async () => {
+    const { client } = await world();
+    expect(await client.status()).toBeNull();
+  });
+
+  it('answers a request with a NotStarted record of attempt 1, and a repeat with the same creation', async () => {
+    const { client } = await world();
+    const first = await client.createPersonalCanister();
+    expect(first.state).toBe('NotStarted');
+    expect(first.attempts).toBe(1);
+    expect(first.canisterId).toBeNull();
+    expect(first.error).toBeNull();
+    expect(first.timeline.map((t) => t.state)).toEqual(['NotStarted']);
+    expect(first.record.quote).toEqual([]);
+    expect(first.record.cycles_consumed).toBe(0n);
+    const again = await client.createPersonalCanister();
+    expect(again.migrationId).toBe(first.migrationId);
+    expect(again.attempts).toBe(1);
+    expect((await client.status())?.migrationId).toBe(first.migrationId);
+  });
+
+  it('goes through the states in order to Completed, and a request after that returns the completed record', async () => {
+    const { client, backendId } = await world();
+    const first = await client.createPersonalCanister();
+    const seen: CreationStatus[] = [];
+    const done = await client.watchCreation({ onUpdate: (s) => seen.push(s) });
+
+    expect(done.state).toBe('Completed');
+    expect(inOrder(distinct(seen))).toBe(true);
+    expect(done.timeline.map((t) => t.state)).toEqual([...CREATION_STATES]);
+    expect(done.fraction).toBe(1);
+    expect(done.progress.bytes_done).toBe(done.progress.bytes_total);
+    expect(done.error).toBeNull();
+    expect(done.deadlineAt).toBeNull();
+    expect(done.canisterId).not.toBeNull();
+    expect(done.canisterId?.toText()).not.toBe(backendId);
+    expect(done.record.created_canisters[0]?.map((c) => c.toText())).toEqual([done.canisterId?.toText()]);
+
+    const again = await client.createPersonalCanister();
+    expect(again.state).toBe('Completed');
+    expect(again.migrationId).toBe(first.migrationId);
+    expect(again.attempts).toBe(1);
+    expect(again.canisterId?.toText()).toBe(done.canisterId?.toText());
+  });
+
+  it('a completed record carries its manifest, its quote, and what the reserve paid: the quote plus the funding', async () => {
+    const { client } = await world();
+    await client.createPersonalCanister();
+    const done = await client.watchCreation();
+    const r = done.record;
+    expect(r.manifest).toHaveLength(1);
+    const quote = r.quote[0];
+    expect(quote?.total).toBeGreaterThan(0n);
+    const funding = r.funding[0];
+    expect(funding).toBeDefined();
+    expect(funding?.funded_canister.map((c) => c.toText())).toEqual([done.canisterId?.toText()]);
+    expect(funding?.sponsored).toBe(0n);
+    expect(r.cycles_consumed).toBe((quote?.total ?? 0n) + (funding?.deposited ?? 0n));
+  });
+
+  it('fails in Installing when install_code is rejected, keeps the canister, and a retry completes as attempt 2', async () => {
+    const { client, heal } = await world({ installFails: true });
+    const first = await client.createPersonalCanister();
+    const failed = await client.watchCreation();
+    expect(failed.state).toBe('Failed');
+    expect(failed.failedIn).toBe('Installing');
+    expect(failed.errorKind).toBe('CallFailed');
+    expect(failed.canisterId).not.toBeNull();
+    expect(failed.deadlineAt).toBeNull();
+    expect(failed.timeline.map((t) => t.state)).toEqual(['NotStarted', 'Exporting', 'Creating', 'Installing', 'Failed']);
+
+    heal();
+    const retried = await client.retry();
+    expect(retried.migrationId).toBe(first.migrationId);
+    expect(retried.attempts).toBe(2);
+    expect(retried.error).toBeNull();
+    const done = await client.watchCreation();
+    expect(done.state).toBe('Completed');
+    expect(done.attempts).toBe(2);
+    expect(done.canisterId?.toText()).toBe(failed.canisterId?.toText());
+  });
+});
