@@ -240,3 +240,53 @@ macro_rules! capsule_endpoints {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candid::{Decode, Encode, Principal};
+
+    #[test]
+    fn a_named_result_is_a_result_on_the_wire_both_ways() {
+        let err = Error::NotOwner {
+            owner: Principal::anonymous(),
+        };
+        let named = Encode!(&EmptyResult::Err(err.clone())).unwrap();
+        assert_eq!(
+            Decode!(&named, Result<(), Error>).unwrap(),
+            Err(err.clone())
+        );
+        let plain = Encode!(&Result::<(), Error>::Ok(())).unwrap();
+        assert_eq!(Decode!(&plain, EmptyResult).unwrap(), EmptyResult::Ok(()));
+        let bytes = Encode!(&BytesResult::Ok(ByteBuf::from(vec![1, 2, 3]))).unwrap();
+        assert_eq!(
+            Decode!(&bytes, Result<ByteBuf, Error>).unwrap(),
+            Ok(ByteBuf::from(vec![1, 2, 3]))
+        );
+        let hash = crate::Hash32::new([9; 32]);
+        assert_eq!(hash_bytes(hash).as_slice(), &[9; 32]);
+    }
+
+    #[test]
+    fn the_conversions_keep_the_value() {
+        let r: Result<u64, Error> = UploadIdResult::from(Ok::<u64, Error>(7)).into();
+        assert_eq!(r, Ok(7));
+        let r: Result<u64, Error> =
+            UploadIdResult::from(Err::<u64, Error>(Error::Anonymous)).into();
+        assert_eq!(r, Err(Error::Anonymous));
+    }
+
+    #[test]
+    fn unnamed_results_finds_only_the_names_candid_makes_up() {
+        let did = "type CapsuleInfoResult = variant { Ok : CapsuleInfo; Err : Error };\n\
+                   type Result = variant { Ok; Err : Error };\n\
+                   type Result_1 = variant { Ok : nat64; Err : Error };\n\
+                   type ResultsPage = record { items : vec nat64 };\n\
+                   service : { f : () -> (Result_1) }";
+        assert_eq!(unnamed_results(did), vec!["Result", "Result_1"]);
+        assert_eq!(
+            unnamed_results("type EmptyResult = variant { Ok; Err : Error };"),
+            Vec::<&str>::new()
+        );
+    }
+}
