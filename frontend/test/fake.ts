@@ -203,6 +203,11 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
   creates = 0;
   /** Errors thrown by the next polls (transport failures), consumed first. */
   pollErrors: unknown[] = [];
+  /**
+   * The factory's refusal of a request that would start an attempt (a new creation, or a retry
+   * after Failed), e.g. `CreationDisabled`; a creation that exists and has not failed is still
+   * returned as it stands, as the factory does.
+   */
   createError: FactoryError | null = null;
   now = 1_700_000_000_000_000_000n;
 
@@ -247,8 +252,8 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
 
   async create_personal_canister(_config?: CreatePersonalCanisterConfig): Promise<{ Ok: CreationRecord } | { Err: FactoryError }> {
     this.creates++;
-    if (this.createError) return { Err: this.createError };
     if (!this.record) {
+      if (this.createError) return { Err: this.createError };
       this.record = newRecord(this.now);
       return { Ok: clone(this.record) };
     }
@@ -256,6 +261,7 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
     // creation included); a failed one is retried.
     const state = Object.keys(this.record.state)[0];
     if (state === 'Failed') {
+      if (this.createError) return { Err: this.createError };
       this.record.attempts += 1;
       // Like the factory: a retry counts as an attempt on today's UTC day.
       const day = dayOf(this.now);

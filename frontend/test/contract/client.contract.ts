@@ -18,6 +18,7 @@ import {
 } from '../../browser/harness';
 import { connect } from '../../src/client';
 import { PersonalCanisterClient, type CreationStatus } from '../../src/client/creation';
+import { FactoryCallError } from '../../src/client/errors';
 import { CREATION_STATES, type CreationStateName } from '../../src/client/types';
 import { BACKEND_ID, FakeBackend, FakeCapsule, happyScript, type Step } from '../fake';
 
@@ -26,6 +27,8 @@ interface World {
   backendId: string;
   /** Lets `install_code` through again after a world made with `installFails`. */
   heal: () => void;
+  /** Switches new creations off or on (an admin's `admin_set_creation_enabled`). */
+  setCreationEnabled: (enabled: boolean) => void;
 }
 
 interface WorldOptions {
@@ -55,7 +58,14 @@ async function fake(opts: WorldOptions = {}): Promise<World> {
     personal: (id) => new FakeCapsule(id, 'Personal capsule'),
     sleep: async () => {},
   });
-  return { client, backendId: BACKEND_ID.toText(), heal: () => {} };
+  return {
+    client,
+    backendId: BACKEND_ID.toText(),
+    heal: () => {},
+    setCreationEnabled: (enabled) => {
+      backend.createError = enabled ? null : { CreationDisabled: null };
+    },
+  };
 }
 
 // The real backend wasm deployed on a fresh icemu state with its reserve topped up, and
@@ -94,7 +104,15 @@ async function real(opts: WorldOptions = {}): Promise<World> {
   const created = await conn.backend.create_capsule({ name: 'Contract', bio: '', settings: [] });
   if ('Err' in created) throw new Error(`create_capsule: ${JSON.stringify(Object.keys(created.Err))}`);
   if (opts.installFails) FAULTS.inject(emu);
-  return { client: conn.client, backendId: conn.backendId.toText(), heal: () => FAULTS.clear(emu) };
+  return {
+    client: conn.client,
+    backendId: conn.backendId.toText(),
+    heal: () => FAULTS.clear(emu),
+    setCreationEnabled: (enabled) => {
+      const out = emu.run(['call', '--as', 'admin', 'backend', 'admin_set_creation_enabled', `(${enabled})`]);
+      if (!/Ok/.test(out)) throw new Error(`admin_set_creation_enabled: ${out}`);
+    },
+  };
 }
 
 /** The states `seen` went through, each once, in the order first seen. */
@@ -170,6 +188,26 @@ describe.each([
     expect(funding?.funded_canister.map((c) => c.toText())).toEqual([done.canisterId?.toText()]);
     expect(funding?.sponsored).toBe(0n);
     expect(r.cycles_consumed).toBe((quote?.total ?? 0n) + (funding?.deposited ?? 0n));
+  });
+
+  it('while creation is off, a new request gets CreationDisabled and a caller with a creation still gets its record', async () => {
+    const asked = await world();
+    const fresh = await world();
+    const first = await asked.client.createPersonalCanister();
+    asked.setCreationEnabled(false);
+    fresh.setCreationEnabled(false);
+    try {
+      const e = await fresh.client.createPersonalCanister().catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(FactoryCallError);
+      expect((e as FactoryCallError).kind).toBe('CreationDisabled');
+      expect(await fresh.client.status()).toBeNull();
+      const again = await asked.client.createPersonalCanister();
+      expect(again.migrationId).toBe(first.migrationId);
+      expect(again.attempts).toBe(1);
+    } finally {
+      asked.setCreationEnabled(true);
+      fresh.setCreationEnabled(true);
+    }
   });
 
   it('fails in Installing when install_code is rejected, keeps the canister, and a retry completes as attempt 2', async () => {
