@@ -37,6 +37,19 @@ pub enum Domain {
     Root,
 }
 
+impl Domain {
+    /// Every domain, in the order of their context keys.
+    pub const ALL: [Domain; 7] = [
+        Domain::Leaf(Section::Capsule),
+        Domain::Leaf(Section::Connections),
+        Domain::Leaf(Section::Memories),
+        Domain::Leaf(Section::Blobs),
+        Domain::Inner,
+        Domain::SectionRoot,
+        Domain::Root,
+    ];
+}
+
 /// The BLAKE3 key-derivation context string of a node kind.
 pub fn domain(d: Domain) -> &'static str {
     match d {
@@ -62,18 +75,7 @@ fn index(d: Domain) -> usize {
 /// A hasher in the domain `d`; the context keys are derived once per process.
 pub fn hasher(d: Domain) -> blake3::Hasher {
     static KEYS: OnceLock<[ContextKey; 7]> = OnceLock::new();
-    let keys = KEYS.get_or_init(|| {
-        let all = [
-            Domain::Leaf(Section::Capsule),
-            Domain::Leaf(Section::Connections),
-            Domain::Leaf(Section::Memories),
-            Domain::Leaf(Section::Blobs),
-            Domain::Inner,
-            Domain::SectionRoot,
-            Domain::Root,
-        ];
-        all.map(|d| hash_derive_key_context(domain(d)))
-    });
+    let keys = KEYS.get_or_init(|| Domain::ALL.map(|d| hash_derive_key_context(domain(d))));
     blake3::Hasher::new_from_context_key(&keys[index(d)])
 }
 

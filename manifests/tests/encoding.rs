@@ -162,15 +162,7 @@ fn field_boundaries_are_unambiguous() {
 #[test]
 fn same_bytes_in_different_domains_hash_differently() {
     let bytes = [7u8; 64];
-    let domains = [
-        Domain::Leaf(Section::Capsule),
-        Domain::Leaf(Section::Connections),
-        Domain::Leaf(Section::Memories),
-        Domain::Leaf(Section::Blobs),
-        Domain::Inner,
-        Domain::SectionRoot,
-        Domain::Root,
-    ];
+    let domains = Domain::ALL;
     let hashes: BTreeSet<Hash> = domains
         .iter()
         .map(|d| {

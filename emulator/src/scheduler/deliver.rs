@@ -64,26 +64,18 @@ impl Inner {
         // A reject the replica generates when inducting the request (unknown, stopped or
         // stopping callee; injected rejects are modelled so): the request took the slow path,
         // so the caller gets it in the next round.
+        let traced = |inner: &mut Self, r: &RejectResponse| {
+            let message = r.reject_message.clone();
+            inner.trace(TraceKind::Rejected, from, to, &method, message);
+        };
         let fail = |inner: &mut Self, r: RejectResponse| {
-            inner.trace(
-                TraceKind::Rejected,
-                from,
-                to,
-                &method,
-                r.reject_message.clone(),
-            );
+            traced(inner, &r);
             inner.respond_from_subnet(&origin, Err(r), cycles);
         };
         // A reject from executing the request (no module, no such method, out of cycles):
         // within the round.
         let fail_in_execution = |inner: &mut Self, r: RejectResponse| {
-            inner.trace(
-                TraceKind::Rejected,
-                from,
-                to,
-                &method,
-                r.reject_message.clone(),
-            );
+            traced(inner, &r);
             inner.respond(&origin, Err(r), cycles);
         };
         let Some(c) = self.canisters.get(&to) else {
