@@ -1,4 +1,5 @@
-//! Every stable memory of the backend canister. An id is never reused for another purpose.
+//! Every stable memory of the backend canister, by id: an id is never reused for another
+//! purpose. The stores open their memories where they live (`state`, `factory`).
 
 use capsule::CapsuleMemories;
 use ic_stable_structures::memory_manager::MemoryId;
@@ -55,22 +56,6 @@ pub use scaffold::memory::{Mem, get};
 
 pub fn capsule_memories() -> CapsuleMemories<Mem> {
     scaffold::memory::capsule_memories(CAPSULE)
-}
-
-#[cfg(feature = "personal-canister")]
-pub fn factory_memories() -> crate::factory::registry::FactoryMemories<Mem> {
-    crate::factory::registry::FactoryMemories {
-        state: get(FACTORY_STATE),
-        records: get(FACTORY_RECORDS),
-        by_owner: get(FACTORY_BY_OWNER),
-        walks: get(FACTORY_WALKS),
-        manifest_leaves: get(FACTORY_MANIFEST_LEAVES),
-        manifest_headers: get(FACTORY_MANIFEST_HEADERS),
-        queue: get(FACTORY_QUEUE),
-        active: get(FACTORY_ACTIVE),
-        purge_queue: get(FACTORY_PURGE_QUEUE),
-        summaries: get(FACTORY_SUMMARIES),
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Every stable memory of a personal canister. An id is never reused for another purpose.
+//! Every stable memory of a personal canister, by id: an id is never reused for another
+//! purpose. The stores open their memories where they live (`state`).
 
 use capsule::CapsuleMemories;
 use ic_stable_structures::memory_manager::MemoryId;
@@ -40,18 +41,6 @@ pub use scaffold::memory::{Mem, get};
 
 pub fn capsule_memories() -> CapsuleMemories<Mem> {
     scaffold::memory::capsule_memories(CAPSULE)
-}
-
-pub fn import_memories() -> crate::import::ImportMemories<Mem> {
-    crate::import::ImportMemories {
-        state: get(IMPORT_STATE),
-        leaves: get(IMPORT_LEAVES),
-        headers: get(IMPORT_HEADERS),
-        open: get(IMPORT_OPEN),
-        todo: get(IMPORT_TODO),
-        orphans: get(IMPORT_ORPHANS),
-        pinned: get(IMPORT_PINNED),
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use capsule::{CapsuleResult, CapsuleStore, Error, Limits};
 use ic_stable_structures::StableCell;
 use serde::{Deserialize, Serialize};
 
-use crate::import::Importer;
+use crate::import::{ImportMemories, Importer};
 use crate::memory::{self, Mem};
 
 /// Blob-store limits of a personal canister: one owner, who imports many blobs at once (every
@@ -50,9 +50,23 @@ thread_local! {
         Limits::default(),
         blob_limits(),
     ));
-    static IMPORTER: RefCell<Importer<Mem>> = RefCell::new(Importer::init(memory::import_memories()));
+    static IMPORTER: RefCell<Importer<Mem>> = RefCell::new(Importer::init(import_memories()));
     static CONFIG: RefCell<StableCell<Candid<Config>, Mem>> =
         RefCell::new(StableCell::init(memory::get(memory::CONFIG), Candid(Config::default())));
+}
+
+/// The importer's memories (ids in `memory.rs`).
+fn import_memories() -> ImportMemories<Mem> {
+    use memory::*;
+    ImportMemories {
+        state: get(IMPORT_STATE),
+        leaves: get(IMPORT_LEAVES),
+        headers: get(IMPORT_HEADERS),
+        open: get(IMPORT_OPEN),
+        todo: get(IMPORT_TODO),
+        orphans: get(IMPORT_ORPHANS),
+        pinned: get(IMPORT_PINNED),
+    }
 }
 
 pub fn read<R>(f: impl FnOnce(&CapsuleStore<Mem>) -> R) -> R {

@@ -23,9 +23,26 @@ use registry::history::ReserveHistory;
 pub static PERSONAL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/personal.wasm.gz"));
 
 thread_local! {
-    static FACTORY: RefCell<Factory<Mem>> = RefCell::new(Factory::init(memory::factory_memories()));
+    static FACTORY: RefCell<Factory<Mem>> = RefCell::new(Factory::init(factory_memories()));
     static RESERVE_HISTORY: RefCell<ReserveHistory<Mem>> =
         RefCell::new(ReserveHistory::init(memory::get(memory::FACTORY_RESERVE_HISTORY)));
+}
+
+/// The factory's memories (ids in `memory.rs`).
+fn factory_memories() -> registry::FactoryMemories<Mem> {
+    use memory::*;
+    registry::FactoryMemories {
+        state: get(FACTORY_STATE),
+        records: get(FACTORY_RECORDS),
+        by_owner: get(FACTORY_BY_OWNER),
+        walks: get(FACTORY_WALKS),
+        manifest_leaves: get(FACTORY_MANIFEST_LEAVES),
+        manifest_headers: get(FACTORY_MANIFEST_HEADERS),
+        queue: get(FACTORY_QUEUE),
+        active: get(FACTORY_ACTIVE),
+        purge_queue: get(FACTORY_PURGE_QUEUE),
+        summaries: get(FACTORY_SUMMARIES),
+    }
 }
 
 /// Runs `f` on the factory; a change of the reserve is then recorded in the reserve history.
