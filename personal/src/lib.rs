@@ -38,9 +38,19 @@ use upgrade::ApiVersion;
 
 capsule::capsule_endpoints!(
     read = state::read,
-    write = state::write,
+    write = write_capsules,
     ctx = scaffold::ctx
 );
+
+/// A capsule write ([`state::write`]). One may open an upload session: then the upload expiry
+/// timer is armed for it (see [`expiry`]).
+fn write_capsules<T>(
+    f: impl FnOnce(&mut capsule::CapsuleStore<memory::Mem>) -> capsule::CapsuleResult<T>,
+) -> capsule::CapsuleResult<T> {
+    let result = state::write(f);
+    expiry::ensure_armed(ic_cdk::api::time());
+    result
+}
 
 capsule::candid_result! {
     /// Reply of `get_manifest_page`.

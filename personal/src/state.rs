@@ -74,15 +74,12 @@ pub fn read<R>(f: impl FnOnce(&CapsuleStore<Mem>) -> R) -> R {
 }
 
 /// The capsule API's writes: refused for the owner while a migration is imported (or failed),
-/// with the reason naming the migration; other callers get the store's own answer. After a
-/// write the upload expiry timer is armed if a session can expire (see [`crate::expiry`]).
+/// with the reason naming the migration; other callers get the store's own answer.
 pub fn write<T>(f: impl FnOnce(&mut CapsuleStore<Mem>) -> CapsuleResult<T>) -> CapsuleResult<T> {
     if let Some(reason) = write_block(ic_cdk::api::msg_caller()) {
         return Err(Error::CapsuleFrozen { reason });
     }
-    let result = STORE.with(|s| f(&mut s.borrow_mut()));
-    crate::expiry::ensure_armed(ic_cdk::api::time());
-    result
+    STORE.with(|s| f(&mut s.borrow_mut()))
 }
 
 /// Why `caller`'s capsule writes are refused now, if they are.
