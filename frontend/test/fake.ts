@@ -1,6 +1,7 @@
 // A fake backend (factory + capsule API) and fake personal canisters, driven by a script of
 // states: each `get_creation_status` poll moves the creation one step along the script.
 import { Principal } from '@icp-sdk/core/principal';
+import { blake3 } from '@noble/hashes/blake3.js';
 import type { Funding, ManifestSummary, Quote } from '../src/bindings/backend/backend.did';
 import type { FactoryService } from '../src/client/creation';
 import type {
@@ -77,7 +78,17 @@ export class FakeCapsule implements CapsuleService {
 
   async get_capsule() {
     this.calls.push('get_capsule');
-    return this.capsule ? { Ok: this.capsule } : { Err: { CapsuleNotFound: null } };
+    if (!this.capsule) return { Err: { CapsuleNotFound: null } };
+    // Like the store: the memories, and the distinct blobs they reference, counted.
+    const blobs = new Map<string, bigint>();
+    for (const m of this.memories) for (const b of m.blobs) blobs.set(hex(b.hash), b.size);
+    const info: CapsuleInfo = {
+      ...this.capsule,
+      memory_count: BigInt(this.memories.length),
+      blob_count: BigInt(blobs.size),
+      blob_bytes: [...blobs.values()].reduce((a, b) => a + b, 0n),
+    };
+    return { Ok: info };
   }
   async create_capsule(input: { name: string; bio: string }) {
     if (this.capsule) return { Err: { CapsuleExists: null } };
@@ -105,7 +116,8 @@ export class FakeCapsule implements CapsuleService {
     if (!u) return { Err: { UnknownUpload: { upload } } };
     const bytes = new Uint8Array(u.size);
     for (const [i, c] of u.chunks) bytes.set(c, i * CHUNK_SIZE);
-    const hash = new Uint8Array(32).fill(Number(upload));
+    // Like the store: a blob's id is the BLAKE3 hash of its bytes (what `b3sum` prints).
+    const hash = blake3(bytes);
     this.blobs.set(hex(hash), bytes);
     this.uploads.delete(upload);
     const d: BlobDescriptor = { hash, size: BigInt(u.size), memory_refs: 0n, chunk_hashes: [] };

@@ -14,16 +14,21 @@ import {
   findIcemu,
   requireFile,
   stop,
+  fileBytes,
   type Served,
 } from '../../browser/harness';
+import { blake3 } from '@noble/hashes/blake3.js';
 import { connect } from '../../src/client';
 import { PersonalCanisterClient, type CreationStatus } from '../../src/client/creation';
 import { FactoryCallError } from '../../src/client/errors';
-import { CREATION_STATES, type CreationStateName } from '../../src/client/types';
-import { BACKEND_ID, FakeBackend, FakeCapsule, happyScript, type Step } from '../fake';
+import { CREATION_STATES, type CapsuleService, type CreationStateName } from '../../src/client/types';
+import { addMemoryWithFile, listAllMemories, readBlob } from '../../src/client/upload';
+import { BACKEND_ID, FakeBackend, FakeCapsule, happyScript, hex, type Step } from '../fake';
 
 interface World {
   client: PersonalCanisterClient;
+  /** The caller's capsule API on the backend (the caller has a capsule). */
+  capsule: CapsuleService;
   backendId: string;
   /** Lets `install_code` through again after a world made with `installFails`. */
   heal: () => void;
@@ -60,6 +65,7 @@ async function fake(opts: WorldOptions = {}): Promise<World> {
   });
   return {
     client,
+    capsule: backend,
     backendId: BACKEND_ID.toText(),
     heal: () => {},
     setCreationEnabled: (enabled) => {
@@ -106,6 +112,7 @@ async function real(opts: WorldOptions = {}): Promise<World> {
   if (opts.installFails) FAULTS.inject(emu);
   return {
     client: conn.client,
+    capsule: conn.backend,
     backendId: conn.backendId.toText(),
     heal: () => FAULTS.clear(emu),
     setCreationEnabled: (enabled) => {
@@ -129,7 +136,24 @@ function inOrder(states: CreationStateName[]): boolean {
 describe.each([
   ['the fake backend', fake],
   ['the real backend on icemu', real],
-])('creating a personal canister with %s', (_name, world) => {
+])('the client with %s', (_name, world) => {
+  it('a file added as a memory is a blob of its size and BLAKE3 hash that reads back, counted by the capsule', async () => {
+    const { capsule } = await world();
+    const bytes = fileBytes(600_000, 3);
+    const memory = await addMemoryWithFile(capsule, { title: 'A photo', file: { bytes, mimeType: 'image/png' } });
+    expect(memory.kind).toEqual({ Photo: null });
+    expect(memory.blobs).toHaveLength(1);
+    const ref = memory.blobs[0] as NonNullable<(typeof memory.blobs)[0]>;
+    expect(ref.size).toBe(600_000n);
+    expect(ref.mime_type).toBe('image/png');
+    expect(hex(ref.hash)).toBe(hex(blake3(bytes)));
+    expect(await readBlob(capsule, ref)).toEqual(bytes);
+    expect((await listAllMemories(capsule)).map((m) => m.id)).toEqual([memory.id]);
+    const info = await capsule.get_capsule();
+    if (!('Ok' in info)) throw new Error('get_capsule failed');
+    expect([info.Ok.memory_count, info.Ok.blob_count, info.Ok.blob_bytes]).toEqual([1n, 1n, 600_000n]);
+  });
+
   it('has no creation before the first request', async () => {
     const { client } = await world();
     expect(await client.status()).toBeNull();
