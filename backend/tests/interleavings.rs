@@ -26,6 +26,7 @@ use capsule::migration::{ImportPhase, ImportStatus, Progress};
 use capsule::*;
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;
+use test_support::capsules::note;
 
 type Caps = CapsuleStore<VectorMemory>;
 type F = Factory<VectorMemory>;
@@ -136,8 +137,7 @@ impl Sim {
             )
             .unwrap();
             for i in 0..3 {
-                c.add_memory(&ctx(n, SEC), memory(&format!("m{i}")))
-                    .unwrap();
+                c.add_memory(&ctx(n, SEC), note(&format!("m{i}"))).unwrap();
             }
         }
         Sim {
@@ -241,7 +241,7 @@ impl Sim {
                 }
             }
             Op::Edit(n) => {
-                let _ = self.c.add_memory(&ctx(n, now), memory("edit"));
+                let _ = self.c.add_memory(&ctx(n, now), note("edit"));
             }
         }
     }
@@ -510,17 +510,6 @@ impl Sim {
             .map(|id| self.f.record(id).unwrap().state)
             .collect();
         panic!("creations never ended: {open:?}");
-    }
-}
-
-fn memory(title: &str) -> MemoryInput {
-    MemoryInput {
-        title: title.into(),
-        description: String::new(),
-        tags: vec![],
-        kind: MemoryKind::Note,
-        blobs: vec![],
-        encryption: None,
     }
 }
 

@@ -3,14 +3,12 @@
 //! most, written when the reserve changes, read in pages; its writes cost the same however many
 //! snapshots it holds.
 
-use std::cell::Cell;
-use std::rc::Rc;
-
 use backend::factory::registry::history::{ENTRY_BYTES, HISTORY_CAPACITY, ReserveHistory, Written};
 use backend::factory::registry::{CallError, Factory, FactoryMemories};
 use backend::factory::types::*;
 use capsule::migration::RejectCode;
 use ic_stable_structures::{Memory, VectorMemory};
+use test_support::blobs::CountingMemory;
 
 const SEC: u64 = 1_000_000_000;
 
@@ -136,34 +134,9 @@ fn pages_follow_since_and_limit() {
     );
 }
 
-/// A memory that counts the bytes read and written through it.
-#[derive(Clone, Default)]
-struct Counting {
-    inner: VectorMemory,
-    read: Rc<Cell<u64>>,
-    written: Rc<Cell<u64>>,
-}
-
-impl Memory for Counting {
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-    fn grow(&self, pages: u64) -> i64 {
-        self.inner.grow(pages)
-    }
-    fn read(&self, offset: u64, dst: &mut [u8]) {
-        self.read.set(self.read.get() + dst.len() as u64);
-        self.inner.read(offset, dst)
-    }
-    fn write(&self, offset: u64, src: &[u8]) {
-        self.written.set(self.written.get() + src.len() as u64);
-        self.inner.write(offset, src)
-    }
-}
-
 #[test]
 fn a_write_costs_the_same_however_full_the_ring_is() {
-    let mem = Counting::default();
+    let mem = CountingMemory::default();
     let mut h = ReserveHistory::init_with_capacity(mem.clone(), 64);
     let mut per_write = Vec::new();
     for i in 0..1_000u64 {
