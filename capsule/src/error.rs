@@ -49,8 +49,32 @@ pub enum Error {
     UnknownUpload { upload: u64 },
     #[error("import rejected: {reason}")]
     ImportRejected { reason: String },
+    /// The canister's manifest is asked for before its import is verified.
+    #[error("no verified manifest yet: the import is in phase {phase}")]
+    ManifestNotVerified { phase: String },
+    /// A manifest page is asked for past the manifest's end.
+    #[error("cursor {cursor} is past the end of the manifest")]
+    CursorOutOfRange { cursor: String },
+    /// Only a controller of the canister may do this.
+    #[error("only a controller of this canister may do this")]
+    NotController,
+    /// Sending cycles to another canister failed.
+    #[error("{0}")]
+    CyclesNotReturned(Box<CyclesNotReturned>),
     #[error("blob store: {0}")]
     Blob(BlobError),
+}
+
+/// Why cycles sent back to a canister did not arrive: `refunded` of `amount` came back.
+#[derive(thiserror::Error, CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[error(
+    "deposit_returned_cycles on {canister_id} failed ({reason}); {refunded} of {amount} cycles came back"
+)]
+pub struct CyclesNotReturned {
+    pub canister_id: Principal,
+    pub reason: String,
+    pub amount: u128,
+    pub refunded: u128,
 }
 
 impl From<BlobError> for Error {

@@ -647,3 +647,28 @@ fn an_idle_backend_runs_no_timer_and_still_purges_on_time() {
     let gone: Result<CapsuleInfo, capsule::Error> = w.capsule(w.backend, alice, "get_capsule", ());
     assert!(gone.is_err(), "the shared copy is gone: {gone:?}");
 }
+
+#[test]
+fn return_cycles_refuses_others_and_says_what_came_back() {
+    let w = World::new();
+    let alice = user(1);
+    w.fill_capsule(alice, &[], 1, 0);
+    w.create_personal_canister(alice).unwrap();
+    let personal = completed(&w, alice).canister_id.unwrap();
+    let (r,): (Result<Nat, Error>,) = w
+        .try_update(personal, user(2), "return_cycles", (w.backend,))
+        .unwrap();
+    assert_eq!(r, Err(Error::NotController));
+    // A target without `deposit_returned_cycles` rejects: every cycle comes back.
+    let (r,): (Result<Nat, Error>,) = w
+        .try_update(personal, alice, "return_cycles", (personal,))
+        .unwrap();
+    assert!(
+        matches!(
+            &r,
+            Err(Error::CyclesNotReturned(c))
+                if c.canister_id == personal && c.amount > 0 && c.refunded == c.amount
+        ),
+        "{r:?}"
+    );
+}

@@ -270,9 +270,7 @@ async fn give_back_cycles(to: Principal) -> Result<Nat, Error> {
         return Err(Error::Anonymous);
     }
     if !is_controller(&caller) {
-        return Err(Error::ImportRejected {
-            reason: "only a controller of this canister may take its cycles back".into(),
-        });
+        return Err(Error::NotController);
     }
     let amount = ic_cdk::api::canister_liquid_cycle_balance().saturating_sub(RETURN_CYCLES_RESERVE);
     if amount == 0 {
@@ -284,11 +282,14 @@ async fn give_back_cycles(to: Principal) -> Result<Nat, Error> {
     let refunded = ic_cdk::api::msg_cycles_refunded();
     match sent {
         Ok(_) => Ok(Nat::from(amount.saturating_sub(refunded))),
-        Err(e) => Err(Error::ImportRejected {
-            reason: format!(
-                "deposit_returned_cycles on {to} failed ({e}); {refunded} of {amount} cycles came back"
-            ),
-        }),
+        Err(e) => Err(Error::CyclesNotReturned(Box::new(
+            capsule::error::CyclesNotReturned {
+                canister_id: to,
+                reason: e.to_string(),
+                amount,
+                refunded,
+            },
+        ))),
     }
 }
 

@@ -190,6 +190,12 @@ const capsuleMessages: Messages<CapsuleError> = {
   BlobNotInCapsule: () => 'That file is not part of your capsule. Upload it first.',
   UnknownUpload: () => 'That upload is no longer open (it finished, was cancelled or expired). Start it again.',
   ImportRejected: ({ reason }) => `The data being moved was refused (${reason}).`,
+  ManifestNotVerified: ({ phase }) =>
+    `This canister's copy is not verified yet (its import is at the ${phase.toLowerCase()} step); ask again once it is done.`,
+  CursorOutOfRange: () => 'That part of the manifest does not exist: the manifest ends before it.',
+  NotController: () => 'Only a controller of this canister may do this.',
+  CyclesNotReturned: ({ canister_id, reason }) =>
+    `The cycles could not be sent to ${principalText(canister_id)} (${reason}); what came back stays here.`,
   BlobSizeMismatch: ({ declared, actual }) =>
     `The file's size does not match (declared ${formatBytes(declared)}, stored ${formatBytes(actual)}).`,
   CapsuleMoved: ({ canister_id }) =>

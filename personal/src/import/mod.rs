@@ -383,17 +383,14 @@ impl<M: Memory> Importer<M> {
     pub fn own_page(&self, cursor: PageCursor) -> Result<ManifestPageReply, CapsuleError> {
         let st = self.state();
         if !matches!(st.step, Step::Reporting { .. } | Step::Done { .. }) {
-            return Err(CapsuleError::ImportRejected {
-                reason: format!(
-                    "no verified manifest yet: the import is in phase {:?}",
-                    st.phase()
-                ),
+            return Err(CapsuleError::ManifestNotVerified {
+                phase: format!("{:?}", st.phase()),
             });
         }
         self.staged
             .page(st.scope(), cursor, MANIFEST_PAGE_BYTES as usize)
-            .ok_or_else(|| CapsuleError::ImportRejected {
-                reason: format!("cursor {cursor} is past the end of the manifest"),
+            .ok_or_else(|| CapsuleError::CursorOutOfRange {
+                cursor: cursor.to_string(),
             })
     }
 

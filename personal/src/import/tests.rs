@@ -961,10 +961,31 @@ fn a_root_mismatch_names_the_differing_section() {
 fn the_manifest_is_not_served_before_verification() {
     let disk = Disk::new();
     let (imp, _) = disk.open();
-    assert!(matches!(
+    assert_eq!(
         imp.own_page(PageCursor::FIRST),
-        Err(Error::ImportRejected { .. })
-    ));
+        Err(Error::ManifestNotVerified {
+            phase: "Idle".into()
+        })
+    );
+}
+
+#[test]
+fn a_cursor_past_the_verified_manifest_is_out_of_range() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 7);
+    let disk = Disk::new();
+    let (imp, _, _) = import_all(&mut exp, &disk);
+    assert!(imp.own_page(PageCursor::FIRST).is_ok());
+    let past = PageCursor {
+        section: manifests::Section::Blobs,
+        index: 1_000,
+    };
+    assert_eq!(
+        imp.own_page(past),
+        Err(Error::CursorOutOfRange {
+            cursor: past.to_string()
+        })
+    );
 }
 
 #[test]

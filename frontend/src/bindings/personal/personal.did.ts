@@ -517,6 +517,15 @@ export interface ConnectionUpdate {
   'relationship' : [] | [string],
 }
 /**
+ * Why cycles sent back to a canister did not arrive: `refunded` of `amount` came back.
+ */
+export interface CyclesNotReturned {
+  'canister_id' : Principal,
+  'refunded' : bigint,
+  'amount' : bigint,
+  'reason' : string,
+}
+/**
  * The canister's cycles, what burns them, and how long they last.
  */
 export interface CyclesOutlook {
@@ -582,11 +591,23 @@ export type Error = { 'ConnectionNotFound' : { 'peer' : Principal } } |
   { 'Anonymous' : null } |
   {
     /**
+     * Only a controller of the canister may do this.
+     */
+    'NotController' : null
+  } |
+  {
+    /**
      * A text field is longer than its limit; `len` and `max` count UTF-8 bytes, not characters.
      */
     'FieldTooLong' : { 'len' : bigint, 'max' : bigint, 'field' : string }
   } |
   { 'Blob' : BlobError } |
+  {
+    /**
+     * Sending cycles to another canister failed.
+     */
+    'CyclesNotReturned' : CyclesNotReturned
+  } |
   { 'ConnectionExists' : { 'peer' : Principal } } |
   { 'InvalidPageLimit' : { 'max' : number, 'limit' : number } } |
   { 'CapsuleNotFound' : null } |
@@ -606,7 +627,19 @@ export type Error = { 'ConnectionNotFound' : { 'peer' : Principal } } |
   { 'SelfConnection' : null } |
   { 'MemoryNotFound' : { 'id' : bigint } } |
   { 'CapsuleFrozen' : { 'reason' : string } } |
-  { 'CapsuleExists' : null };
+  { 'CapsuleExists' : null } |
+  {
+    /**
+     * A manifest page is asked for past the manifest's end.
+     */
+    'CursorOutOfRange' : { 'cursor' : string }
+  } |
+  {
+    /**
+     * The canister's manifest is asked for before its import is verified.
+     */
+    'ManifestNotVerified' : { 'phase' : string }
+  };
 /**
  * Errors of the export endpoints and import reports.
  */
@@ -1347,15 +1380,23 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     }),
     'TooManyUploads' : IDL.Record({ 'max' : IDL.Nat64 }),
   });
+  const CyclesNotReturned = IDL.Record({
+    'canister_id' : IDL.Principal,
+    'refunded' : IDL.Nat,
+    'amount' : IDL.Nat,
+    'reason' : IDL.Text,
+  });
   const Error = IDL.Variant({
     'ConnectionNotFound' : IDL.Record({ 'peer' : IDL.Principal }),
     'Anonymous' : IDL.Null,
+    'NotController' : IDL.Null,
     'FieldTooLong' : IDL.Record({
       'len' : IDL.Nat64,
       'max' : IDL.Nat64,
       'field' : IDL.Text,
     }),
     'Blob' : BlobError,
+    'CyclesNotReturned' : CyclesNotReturned,
     'ConnectionExists' : IDL.Record({ 'peer' : IDL.Principal }),
     'InvalidPageLimit' : IDL.Record({ 'max' : IDL.Nat32, 'limit' : IDL.Nat32 }),
     'CapsuleNotFound' : IDL.Null,
@@ -1374,6 +1415,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'MemoryNotFound' : IDL.Record({ 'id' : IDL.Nat64 }),
     'CapsuleFrozen' : IDL.Record({ 'reason' : IDL.Text }),
     'CapsuleExists' : IDL.Null,
+    'CursorOutOfRange' : IDL.Record({ 'cursor' : IDL.Text }),
+    'ManifestNotVerified' : IDL.Record({ 'phase' : IDL.Text }),
   });
   const EmptyResult = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
   const ConnectionStatus = IDL.Variant({
