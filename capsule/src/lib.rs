@@ -9,6 +9,7 @@ pub mod import_support;
 pub mod limits;
 pub mod manifest;
 pub mod manifest_store;
+pub mod memories;
 pub mod migration;
 pub mod restore;
 pub mod storable;
@@ -18,7 +19,8 @@ pub mod types;
 pub use error::{CapsuleResult, Error};
 pub use limits::Limits;
 pub use manifest::{ManifestWalk, WalkPosition};
-pub use store::{CapsuleMemories, CapsuleRecord, CapsuleStore, Ctx, EXPIRE_ON_BEGIN};
+pub use memories::CapsuleMemories;
+pub use store::{CapsuleRecord, CapsuleStore, Ctx, EXPIRE_ON_BEGIN};
 pub use types::*;
 
 /// Names of the capsule API's methods, the same on both canisters.

@@ -12,6 +12,7 @@ use serde_bytes::{ByteArray, ByteBuf};
 
 use crate::error::{CapsuleResult, Error};
 use crate::limits::Limits;
+use crate::memories::CapsuleMemories;
 use crate::storable::Packed;
 use crate::types::*;
 
@@ -26,67 +27,6 @@ pub struct Ctx {
     pub caller: Principal,
     /// Nanoseconds since the epoch (the IC's `time()`).
     pub now: u64,
-}
-
-/// The stable memories the store keeps its data in. A canister's `memory.rs` declares a
-/// `CapsuleMemories<MemoryId>` (which memory holds what) and [`map`](Self::map)s it to the
-/// memories themselves.
-#[derive(Clone, Debug)]
-pub struct CapsuleMemories<M> {
-    pub capsules: M,
-    pub memories: M,
-    pub connections: M,
-    pub capsule_blobs: M,
-    pub blobs: blobstore::Memories<M>,
-}
-
-impl<T> CapsuleMemories<T> {
-    /// The same layout with every entry mapped by `f` (e.g. a memory id to its memory).
-    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> CapsuleMemories<U> {
-        let b = self.blobs;
-        CapsuleMemories {
-            capsules: f(self.capsules),
-            memories: f(self.memories),
-            connections: f(self.connections),
-            capsule_blobs: f(self.capsule_blobs),
-            blobs: blobstore::Memories {
-                chunk_index: f(b.chunk_index),
-                chunk_data: f(b.chunk_data),
-                free_slots: f(b.free_slots),
-                blobs: f(b.blobs),
-                blob_chunks: f(b.blob_chunks),
-                uploads: f(b.uploads),
-                upload_chunks: f(b.upload_chunks),
-                uploads_by_owner: f(b.uploads_by_owner),
-                upload_expiry: f(b.upload_expiry),
-            },
-        }
-    }
-
-    /// Every entry, in declaration order.
-    pub fn to_vec(&self) -> Vec<T>
-    where
-        T: Clone,
-    {
-        let mut all = Vec::with_capacity(13);
-        self.clone().map(|t| all.push(t));
-        all
-    }
-}
-
-impl CapsuleMemories<ic_stable_structures::VectorMemory> {
-    /// Fresh in-memory memories, for tests and tools. Clones share the same bytes, so a clone
-    /// reopened with [`CapsuleStore::init`] sees what the original wrote (an upgrade).
-    pub fn in_memory() -> Self {
-        let m = ic_stable_structures::VectorMemory::default;
-        CapsuleMemories {
-            capsules: m(),
-            memories: m(),
-            connections: m(),
-            capsule_blobs: m(),
-            blobs: blobstore::Memories::in_memory(),
-        }
-    }
 }
 
 /// A capsule's stored record ([`Packed`]; records of the earlier candid layout still read).
@@ -394,13 +334,11 @@ impl<M: StableMemory> CapsuleStore<M> {
     pub fn list_memories(&self, ctx: &Ctx, req: MemoryPageRequest) -> CapsuleResult<MemoryPage> {
         let rec = self.readable(ctx)?;
         let limit = self.check_page(req.limit)?;
-        let mut items = self.memories_after(rec.owner, req.start_after, limit + 1);
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|m| m.id)
-        } else {
-            None
-        };
+        let (items, next) = paged(
+            self.memories_after(rec.owner, req.start_after, limit + 1),
+            limit,
+            |m| m.id,
+        );
         Ok(MemoryPage { items, next })
     }
 
@@ -805,7 +743,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         let start = req
             .start_after
             .unwrap_or_else(Principal::management_canister);
-        let mut items: Vec<Connection> = self
+        let items: Vec<Connection> = self
             .connections
             .range((owner, start)..)
             .take_while(|entry| entry.key().0 == owner)
@@ -813,12 +751,7 @@ impl<M: StableMemory> CapsuleStore<M> {
             .filter(|c| req.start_after != Some(c.peer))
             .take(limit + 1)
             .collect();
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|c| c.peer)
-        } else {
-            None
-        };
+        let (items, next) = paged(items, limit, |c| c.peer);
         Ok(ConnectionPage { items, next })
     }
 
@@ -960,4 +893,15 @@ fn upload_error(e: blobstore::BlobError, upload: UploadId) -> Error {
         | blobstore::BlobError::NotUploadOwner { .. } => Error::UnknownUpload { upload },
         other => Error::Blob(other),
     }
+}
+
+/// A page of at most `limit` of `items` (read as `limit + 1`, in order) and, when more follow,
+/// the key of its last item to continue after.
+fn paged<T, K>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
+    if items.len() <= limit {
+        return (items, None);
+    }
+    items.truncate(limit);
+    let next = items.last().map(key);
+    (items, next)
 }
