@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use candid::Principal;
 use common::{counters, flags, probe_wasm, query, setup, update};
+use emulator::pocket_ic::{PocketIc, RawMessageId};
 use emulator::{ErrorCode, RejectCode};
 
 /// `probe.info`: `(controllers, module hash)` or an error.
@@ -189,15 +190,7 @@ fn bounded_wait_call_times_out_with_sys_unknown() {
     pic.tick_n(5);
     assert_eq!(counters(&pic, b), (0, 0));
     // An unbounded call waits as long as it takes.
-    pic.pause(b);
-    let msg = pic
-        .submit_call(
-            a,
-            Principal::anonymous(),
-            "call_unbounded",
-            candid::encode_args((b, "inc".to_string())).unwrap(),
-        )
-        .unwrap();
+    let msg = call_paused(&pic, a, b);
     pic.advance_time(Duration::from_secs(3600));
     pic.tick_n(5);
     assert!(pic.ingress_status(msg.clone()).is_none());
@@ -258,16 +251,8 @@ fn stopped_canister_rejects_calls() {
 fn stopping_waits_for_open_call_contexts() {
     let (pic, ids) = setup(2);
     let (a, b) = (ids[0], ids[1]);
-    pic.pause(b);
     // A has an open call context waiting on B.
-    let msg = pic
-        .submit_call(
-            a,
-            Principal::anonymous(),
-            "call_unbounded",
-            candid::encode_args((b, "inc".to_string())).unwrap(),
-        )
-        .unwrap();
+    let msg = call_paused(&pic, a, b);
     pic.tick_n(2);
     let stop = pic
         .submit_call(
@@ -414,7 +399,7 @@ fn self_calls_run_after_the_caller_commits_within_the_round() {
 #[test]
 fn gzipped_modules_install_and_hash_as_installed() {
     use std::io::Write;
-    let pic = emulator::pocket_ic::PocketIc::new();
+    let pic = PocketIc::new();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&probe_wasm()).unwrap();
     let gz = gz.finish().unwrap();
@@ -427,7 +412,7 @@ fn gzipped_modules_install_and_hash_as_installed() {
 
 #[test]
 fn unknown_import_fails_install_naming_the_function() {
-    let pic = emulator::pocket_ic::PocketIc::new();
+    let pic = PocketIc::new();
     let mut wasm = b"\0asm\x01\0\0\0".to_vec();
     wasm.extend_from_slice(&[0x01, 0x04, 0x01, 0x60, 0x00, 0x00]);
     wasm.extend_from_slice(&[0x02, 0x0f, 0x01, 0x03, b'i', b'c', b'0', 0x07]);
@@ -516,7 +501,7 @@ fn callers_and_identities() {
 #[test]
 fn the_handle_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
-    check::<emulator::pocket_ic::PocketIc>();
+    check::<PocketIc>();
     check::<emulator::Emulator>();
 }
 
@@ -542,15 +527,7 @@ fn inspect_message_filters_ingress_only() {
 fn callbacks_of_replaced_code_are_not_run() {
     let (pic, ids) = setup(2);
     let (a, b) = (ids[0], ids[1]);
-    pic.pause(b);
-    let msg = pic
-        .submit_call(
-            a,
-            Principal::anonymous(),
-            "call_unbounded",
-            candid::encode_args((b, "inc".to_string())).unwrap(),
-        )
-        .unwrap();
+    let msg = call_paused(&pic, a, b);
     pic.tick_n(2);
     pic.upgrade_canister(a, probe_wasm(), candid::encode_args(()).unwrap(), None)
         .unwrap();
@@ -567,7 +544,7 @@ fn callbacks_of_replaced_code_are_not_run() {
 
 #[test]
 fn heartbeat_runs_every_round() {
-    let pic = emulator::pocket_ic::PocketIc::new();
+    let pic = PocketIc::new();
     let id = pic.create_canister();
     let wasm = emulator::canisters::build_canister("heartbeat")
         .unwrap()
@@ -579,4 +556,17 @@ fn heartbeat_runs_every_round() {
     assert_eq!(after - before, 5);
     pic.stop_canister(id, None).unwrap();
     pic.start_canister(id, None).unwrap();
+}
+
+/// Pauses `b` and submits `a`'s unbounded call of `b`'s `inc`: `a` has an open call context
+/// waiting on `b` until `b` resumes.
+fn call_paused(pic: &PocketIc, a: Principal, b: Principal) -> RawMessageId {
+    pic.pause(b);
+    pic.submit_call(
+        a,
+        Principal::anonymous(),
+        "call_unbounded",
+        candid::encode_args((b, "inc".to_string())).unwrap(),
+    )
+    .unwrap()
 }
