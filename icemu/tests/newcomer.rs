@@ -13,6 +13,14 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs `icemu args` in `s`, checks it exits with `code` and says `needle` on stderr.
+fn fails(s: &Path, args: &[&str], code: i32, needle: &str) -> Output {
+    let o = icemu(s, args);
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+    assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    o
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -184,14 +192,13 @@ fn run_until_idle_says_when_it_stops_short() {
         ],
     );
     // Three rounds are not enough: exit 3, and it says so.
-    let o = icemu(s, &["run-until-idle", "--max", "3"]);
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("not idle after --max 3 rounds"),
-        "{}",
-        stderr(&o)
+    fails(
+        s,
+        &["run-until-idle", "--max", "3"],
+        3,
+        "not idle after --max 3 rounds",
     );
-    let o = icemu(
+    let o = fails(
         s,
         &[
             "run-until-idle",
@@ -205,9 +212,9 @@ fn run_until_idle_says_when_it_stops_short() {
             "backend",
             "get_creation_status",
         ],
+        3,
+        "not done (the reply of `backend get_creation_status` contains `Completed`) after --max 3 rounds",
     );
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not done (the reply of `backend get_creation_status` contains `Completed`) after --max 3 rounds"), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("last reply: ("),
         "the last reply is shown: {}",
@@ -216,7 +223,7 @@ fn run_until_idle_says_when_it_stops_short() {
     // The rounds ran and were saved although the command failed: the migration goes on.
     ok(s, &UNTIL_COMPLETED);
     // Waiting for something that never comes on an idle subnet: exit 3 once idle.
-    let o = icemu(
+    fails(
         s,
         &[
             "run-until-idle",
@@ -228,12 +235,8 @@ fn run_until_idle_says_when_it_stops_short() {
             "backend",
             "get_creation_status",
         ],
-    );
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("idle before the reply"),
-        "{}",
-        stderr(&o)
+        3,
+        "idle before the reply",
     );
     // A poll that is rejected is the call's exit status.
     let o = icemu(
@@ -281,31 +284,26 @@ fn upload_and_download_errors_are_clear_and_change_nothing() {
     let file = s.join("f.bin");
     std::fs::write(&file, bytes(700_000, 3)).unwrap();
     // No capsule yet: the canister's typed error, exit 1.
-    let o = icemu(
+    let o = fails(
         s,
         &["upload", "--as", "bob", "backend", file.to_str().unwrap()],
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("begin_blob_upload answered Err"),
-        "{}",
-        stderr(&o)
+        1,
+        "begin_blob_upload answered Err",
     );
     assert!(stdout(&o).is_empty(), "no blob id printed: {}", stdout(&o));
     // A file that does not exist.
-    let o = icemu(
+    fails(
         s,
         &["upload", "--as", "bob", "backend", "/nonexistent/file"],
+        1,
+        "/nonexistent/file",
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("/nonexistent/file"), "{}", stderr(&o));
     // An unknown canister name.
-    let o = icemu(s, &["upload", "nowhere", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("unknown canister `nowhere`"),
-        "{}",
-        stderr(&o)
+    fails(
+        s,
+        &["upload", "nowhere", file.to_str().unwrap()],
+        1,
+        "unknown canister `nowhere`",
     );
     // Downloads: a malformed id, an unknown blob; nothing is left at --out.
     ok(
@@ -320,7 +318,7 @@ fn upload_and_download_errors_are_clear_and_change_nothing() {
         ],
     );
     let out = s.join("out.bin");
-    let o = icemu(
+    fails(
         s,
         &[
             "download",
@@ -331,11 +329,11 @@ fn upload_and_download_errors_are_clear_and_change_nothing() {
             "--out",
             out.to_str().unwrap(),
         ],
+        1,
+        "not a blob id",
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not a blob id"), "{}", stderr(&o));
     let unknown = "00".repeat(32);
-    let o = icemu(
+    let o = fails(
         s,
         &[
             "download",
@@ -346,12 +344,8 @@ fn upload_and_download_errors_are_clear_and_change_nothing() {
             "--out",
             out.to_str().unwrap(),
         ],
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("get_blob answered Err"),
-        "{}",
-        stderr(&o)
+        1,
+        "get_blob answered Err",
     );
     assert!(stderr(&o).contains("BlobNotInCapsule"), "{}", stderr(&o));
     assert!(!out.exists());
