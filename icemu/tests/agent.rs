@@ -52,6 +52,18 @@ fn id_of(state: &Temp, name: &str) -> Principal {
     Principal::from_text(line.split_whitespace().nth(1).unwrap()).unwrap()
 }
 
+/// The caller the probe sees in an update call made by `agent`.
+async fn whoami(agent: &Agent, probe: Principal) -> Principal {
+    let who = agent
+        .update(&probe, "whoami")
+        .with_arg(args("()"))
+        .call_and_wait()
+        .await
+        .unwrap();
+    let (_, _, caller): (u64, Principal, Principal) = candid::decode_args(&who).unwrap();
+    caller
+}
+
 fn args(text: &str) -> Vec<u8> {
     candid_parser::parse_idl_args(text)
         .unwrap()
@@ -236,13 +248,7 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
     let ids: Vec<Arc<dyn Identity>> = vec![ada.clone(), Arc::new(k256), Arc::new(p256)];
     for id in ids {
         let a = agent(s.port, id.clone()).await;
-        let who = a
-            .update(&probe, "whoami")
-            .with_arg(args("()"))
-            .call_and_wait()
-            .await
-            .unwrap();
-        let (_, _, caller): (u64, Principal, Principal) = candid::decode_args(&who).unwrap();
+        let caller = whoami(&a, probe).await;
         assert_eq!(caller, id.sender().unwrap());
         assert_eq!(
             caller,
@@ -259,13 +265,7 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
     ))
     .into();
     let named = agent(s.port, Arc::new(BasicIdentity::from_raw_key(&seed))).await;
-    let who = named
-        .update(&probe, "whoami")
-        .with_arg(args("()"))
-        .call_and_wait()
-        .await
-        .unwrap();
-    let (_, _, caller): (u64, Principal, Principal) = candid::decode_args(&who).unwrap();
+    let caller = whoami(&named, probe).await;
     assert_eq!(caller.to_text(), ok(&t.0, &["identity", "ada"]).trim());
 
     // A delegation from Ada's key to a session key, for the probe only.
@@ -295,13 +295,7 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
         )
     };
     let d = agent(s.port, Arc::new(delegate(vec![probe]))).await;
-    let who = d
-        .update(&probe, "whoami")
-        .with_arg(args("()"))
-        .call_and_wait()
-        .await
-        .unwrap();
-    let (_, _, caller): (u64, Principal, Principal) = candid::decode_args(&who).unwrap();
+    let caller = whoami(&d, probe).await;
     assert_eq!(caller, ada.sender().unwrap());
     let d = agent(s.port, Arc::new(delegate(vec![backend]))).await;
     let err = d
