@@ -268,14 +268,8 @@ impl Emulator {
         method: &str,
         args: A,
     ) -> Result<R, RejectResponse> {
-        let bytes = self.update(
-            canister,
-            sender,
-            method,
-            candid::encode_args(args).expect("encode"),
-        )?;
-        Ok(candid::decode_args(&bytes)
-            .unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
+        let bytes = self.update(canister, sender, method, encode(args))?;
+        Ok(decode_reply(method, &bytes))
     }
 
     /// Candid query call.
@@ -286,14 +280,8 @@ impl Emulator {
         method: &str,
         args: A,
     ) -> Result<R, RejectResponse> {
-        let bytes = self.query(
-            canister,
-            sender,
-            method,
-            candid::encode_args(args).expect("encode"),
-        )?;
-        Ok(candid::decode_args(&bytes)
-            .unwrap_or_else(|e| panic!("decoding reply of {method}: {e}")))
+        let bytes = self.query(canister, sender, method, encode(args))?;
+        Ok(decode_reply(method, &bytes))
     }
 
     /// Calls the management canister as `sender` (an ingress message) and decodes the reply.
@@ -676,4 +664,14 @@ impl Inner {
             )),
         }
     }
+}
+
+/// Candid arguments of a test call (panics on an encoding error).
+fn encode<A: ArgumentEncoder>(args: A) -> Vec<u8> {
+    candid::encode_args(args).expect("encode")
+}
+
+/// The candid reply of `method` (panics on a decoding error: the caller named the wrong type).
+fn decode_reply<R: for<'a> ArgumentDecoder<'a>>(method: &str, bytes: &[u8]) -> R {
+    candid::decode_args(bytes).unwrap_or_else(|e| panic!("decoding reply of {method}: {e}"))
 }
