@@ -1,29 +1,15 @@
 // The client's creation cases run twice: against the fake backend the unit tests use
 // (test/fake.ts) and against the real backend wasm on `icemu serve`. A case that passes on the
 // real backend and fails on the fake means the fake is wrong.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BACKEND_WASM,
-  DEPLOY_CYCLES,
-  FAULTS,
-  Icemu,
-  RESERVE_TOP_UP,
-  findIcemu,
-  requireFile,
-  stop,
-  fileBytes,
-  type Served,
-} from '../../browser/harness';
+import { FAULTS, fileBytes } from '../../browser/harness';
 import { blake3 } from '@noble/hashes/blake3.js';
-import { connect } from '../../src/client';
+import { describe, expect, it } from 'vitest';
 import { PersonalCanisterClient, type CreationStatus } from '../../src/client/creation';
 import { FactoryCallError } from '../../src/client/errors';
 import { CREATION_STATES, type CapsuleService, type CreationStateName } from '../../src/client/types';
 import { addMemoryWithFile, listAllMemories, readBlob } from '../../src/client/upload';
 import { BACKEND_ID, FakeBackend, FakeCapsule, happyScript, hex, type Step } from '../fake';
+import { icemu, setCreationEnabled, userWithCapsule } from './real';
 
 interface World {
   client: PersonalCanisterClient;
@@ -74,51 +60,17 @@ async function fake(opts: WorldOptions = {}): Promise<World> {
   };
 }
 
-// The real backend wasm deployed on a fresh icemu state with its reserve topped up, and
-// `icemu serve` answering on a loopback port, once for the file.
-let icemu: Icemu | undefined;
-let served: Served | undefined;
-const emptyDir = mkdtempSync(join(tmpdir(), 'contract-static-'));
-
-beforeAll(async () => {
-  requireFile(BACKEND_WASM, 'build the canisters with scripts/build.sh (or set BACKEND_WASM)');
-  icemu = new Icemu(findIcemu());
-  icemu.run(['deploy', 'backend', BACKEND_WASM, '--cycles', DEPLOY_CYCLES]);
-  const topUp = icemu.run(['call', '--as', 'admin', 'backend', 'admin_top_up_reserve', `(opt ${RESERVE_TOP_UP})`]);
-  if (!/Ok/.test(topUp) || /Err/.test(topUp)) throw new Error(`topping up the reserve failed: ${topUp}`);
-  served = await icemu.serve(emptyDir);
-});
-
-afterAll(async () => {
-  await stop(served);
-  if (icemu) rmSync(icemu.state, { recursive: true, force: true });
-  rmSync(emptyDir, { recursive: true, force: true });
-});
-
-let callers = 0;
-
 /** The real backend, as a new icemu identity that has just created its capsule. */
 async function real(opts: WorldOptions = {}): Promise<World> {
-  const emu = icemu as Icemu;
-  callers += 1;
-  const conn = await connect({
-    transport: 'icemu',
-    baseUrl: (served as Served).url,
-    caller: `contract-${process.pid}-${callers}`,
-    backoff: { initialMs: 100, maxMs: 1_000 },
-  });
-  const created = await conn.backend.create_capsule({ name: 'Contract', bio: '', settings: [] });
-  if ('Err' in created) throw new Error(`create_capsule: ${JSON.stringify(Object.keys(created.Err))}`);
+  const emu = icemu();
+  const conn = await userWithCapsule('client');
   if (opts.installFails) FAULTS.inject(emu);
   return {
     client: conn.client,
     capsule: conn.backend,
     backendId: conn.backendId.toText(),
     heal: () => FAULTS.clear(emu),
-    setCreationEnabled: (enabled) => {
-      const out = emu.run(['call', '--as', 'admin', 'backend', 'admin_set_creation_enabled', `(${enabled})`]);
-      if (!/Ok/.test(out)) throw new Error(`admin_set_creation_enabled: ${out}`);
-    },
+    setCreationEnabled,
   };
 }
 
