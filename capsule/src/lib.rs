@@ -3,6 +3,7 @@
 //! endpoints to it (see [`capsule_endpoints!`]), so both serve the same API from one
 //! implementation.
 
+pub mod after_handoff;
 pub mod endpoints;
 pub mod error;
 pub mod import_support;
@@ -19,7 +20,7 @@ pub mod types;
 pub use error::{CapsuleResult, Error};
 pub use limits::Limits;
 pub use manifest::{ManifestWalk, WalkPosition};
-pub use memories::CapsuleMemories;
+pub use memories::{CAPSULE_MEMORY_IDS, CapsuleMemories};
 pub use store::{CapsuleRecord, CapsuleStore, Ctx, EXPIRE_ON_BEGIN};
 pub use types::*;
 

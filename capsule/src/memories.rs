@@ -1,10 +1,35 @@
 //! Which stable memory holds which part of the capsule store: [`CapsuleMemories`], generic
-//! over what names a memory (a `MemoryId` in a canister's declared layout, the memory itself
-//! once opened).
+//! over what names a memory (a `MemoryId` in a canister's layout, the memory itself once
+//! opened), and [`CAPSULE_MEMORY_IDS`], the ids both canisters keep the store at.
 
-/// The stable memories the store keeps its data in. A canister's `memory.rs` declares a
-/// `CapsuleMemories<MemoryId>` (which memory holds what) and [`map`](Self::map)s it to the
-/// memories themselves.
+use ic_stable_structures::memory_manager::MemoryId;
+
+/// The `MemoryId`s of the capsule store's memories in a canister's `MemoryManager`: the same in
+/// the backend and in every personal canister (ids 1 to 4, and the blob store's 10 to 18). The
+/// stable layout of deployed canisters: an id here never changes, and a canister gives its
+/// other memories ids outside these.
+pub const CAPSULE_MEMORY_IDS: CapsuleMemories<MemoryId> = CapsuleMemories {
+    capsules: MemoryId::new(1),
+    memories: MemoryId::new(2),
+    connections: MemoryId::new(3),
+    capsule_blobs: MemoryId::new(4),
+    blobs: blobstore::Memories {
+        chunk_index: MemoryId::new(10),
+        chunk_data: MemoryId::new(11),
+        free_slots: MemoryId::new(12),
+        blobs: MemoryId::new(13),
+        blob_chunks: MemoryId::new(14),
+        uploads: MemoryId::new(15),
+        upload_chunks: MemoryId::new(16),
+        // Per-owner totals of open upload sessions (blob store schema 2).
+        uploads_by_owner: MemoryId::new(17),
+        // Open plain uploads by expiry time (blob store schema 2).
+        upload_expiry: MemoryId::new(18),
+    },
+};
+
+/// The stable memories the store keeps its data in. A canister opens
+/// [`CAPSULE_MEMORY_IDS`] by [`map`](Self::map)ping each id to its memory.
 #[derive(Clone, Debug)]
 pub struct CapsuleMemories<M> {
     pub capsules: M,
@@ -60,5 +85,21 @@ impl CapsuleMemories<ic_stable_structures::VectorMemory> {
             capsule_blobs: m(),
             blobs: blobstore::Memories::in_memory(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ids deployed canisters hold their capsule store at, in declaration order: moving one
+    /// would make an upgraded canister read another memory as this one.
+    #[test]
+    fn the_capsule_store_keeps_its_deployed_ids() {
+        let deployed: Vec<MemoryId> = [1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+            .into_iter()
+            .map(MemoryId::new)
+            .collect();
+        assert_eq!(CAPSULE_MEMORY_IDS.to_vec(), deployed);
     }
 }

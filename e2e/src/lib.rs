@@ -563,24 +563,10 @@ pub fn fixture(name: &str) -> Vec<u8> {
 
 // ---------------------------------------------------------------- after the handoff
 
-/// A personal canister's `cycles_outlook` reply (the candid shape of
-/// `personal::outlook::CyclesOutlook`). A mirror, not the type itself: the `personal` crate
-/// cannot be a dependency here, as its canister entry points (`canister_init`,
-/// `canister_query.get_blob`, ...) would be linked beside the backend's into one native binary
-/// and collide.
-#[derive(CandidType, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct CyclesOutlook {
-    pub balance: u128,
-    pub memory_bytes: u64,
-    pub storage_per_day: u128,
-    pub timers_per_day: u128,
-    pub burn_per_day: u128,
-    pub freezing_threshold_seconds: u64,
-    pub freezing_threshold_cycles: u128,
-    pub days_until_frozen: u64,
-    pub root: Option<Hash32>,
-    pub module_version: backend::factory::types::ApiVersion,
-}
+/// A personal canister's `cycles_outlook` reply (the `personal` crate itself cannot be a
+/// dependency here: its canister entry points would be linked beside the backend's into one
+/// native binary and collide).
+pub use capsule::after_handoff::CyclesOutlook;
 
 impl World {
     /// `canister`'s `cycles_outlook`, asked by `who`.

@@ -11,9 +11,8 @@
 //! days until frozen = (balance − frozen at) / burn per day   (u64::MAX when nothing burns)
 //! ```
 
-use candid::{CandidType, Deserialize};
 use capsule::Hash32;
-use serde::Serialize;
+pub use capsule::after_handoff::CyclesOutlook;
 
 use crate::upgrade::ApiVersion;
 
@@ -25,28 +24,6 @@ pub const IMPORT_FIRINGS_PER_DAY: u128 = 2 * 86_400 / 5;
 /// Firings a day of the upload expiry timer while a plain upload can expire (it fires at the
 /// earliest expiry and drops what is due).
 pub const EXPIRY_FIRINGS_PER_DAY: u128 = 24;
-
-/// The canister's cycles, what burns them, and how long they last.
-#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct CyclesOutlook {
-    pub balance: u128,
-    /// Heap and stable memory, bytes.
-    pub memory_bytes: u64,
-    /// Storage burn, cycles per day (the IC's `idle_cycles_burned_per_day`).
-    pub storage_per_day: u128,
-    /// The canister's own timers, cycles per day (estimated from those armed now).
-    pub timers_per_day: u128,
-    pub burn_per_day: u128,
-    pub freezing_threshold_seconds: u64,
-    /// The balance at which the canister freezes.
-    pub freezing_threshold_cycles: u128,
-    /// Days until the balance reaches the freezing threshold at today's burn.
-    pub days_until_frozen: u64,
-    /// The root of the data the canister holds, once its import is verified.
-    pub root: Option<Hash32>,
-    /// The version of the module running.
-    pub module_version: ApiVersion,
-}
 
 /// What `canister_status` says, and which timers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,23 +10,7 @@
 //! Build variants for tests (cargo features): `api-minor-next` (one minor ahead) and
 //! `api-major-next` (one major ahead).
 
-use candid::{CandidType, Deserialize};
-use serde::Serialize;
-
-/// A module version. Its candid shape is the backend's `ApiVersion`.
-#[derive(
-    CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
-)]
-pub struct ApiVersion {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl std::fmt::Display for ApiVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
+pub use capsule::after_handoff::ApiVersion;
 
 /// This build's version.
 pub const THIS: ApiVersion = ApiVersion {

@@ -1,8 +1,9 @@
 //! The canister's stable memory, divided by one `MemoryManager` into virtual memories by
-//! `MemoryId`. Each canister lists its ids in its own `memory.rs` (an id is never reused for
-//! another purpose) and opens them here.
+//! `MemoryId`. The capsule store sits at the same ids in both canisters
+//! ([`capsule::CAPSULE_MEMORY_IDS`]); each canister lists its other ids in its own `memory.rs`
+//! (an id is never reused for another purpose) and opens them here.
 
-use capsule::CapsuleMemories;
+use capsule::{CAPSULE_MEMORY_IDS, CapsuleMemories};
 use ic_stable_structures::DefaultMemoryImpl;
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 
@@ -19,9 +20,9 @@ pub fn get(id: MemoryId) -> Mem {
     MANAGER.with(|m| m.get(id))
 }
 
-/// The capsule store's memories, at the ids `layout` declares.
-pub fn capsule_memories(layout: CapsuleMemories<MemoryId>) -> CapsuleMemories<Mem> {
-    layout.map(get)
+/// The capsule store's memories, at [`CAPSULE_MEMORY_IDS`].
+pub fn capsule_memories() -> CapsuleMemories<Mem> {
+    CAPSULE_MEMORY_IDS.map(get)
 }
 
 /// The first id that `ids` list twice, if any: every memory of a canister must have its own.

@@ -1,5 +1,5 @@
 //! Blob store fixtures: stores over fresh in-memory memories, uploads, reads, a digest of
-//! every stored byte, the canisters' memory layout, and a memory that counts its traffic.
+//! every stored byte, memories of a `MemoryManager`, and a memory that counts its traffic.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -115,20 +115,20 @@ pub fn read_all<M: Memory>(store: &BlobStore<M>, blob: &Hash) -> Vec<u8> {
     out
 }
 
-/// The blob store's memories as both canisters lay them out in their `MemoryManager`
-/// (ids 10 to 18: `backend/src/memory.rs`, `personal/src/memory.rs`).
+/// The blob store's memories as virtual memories of `manager`, at its ids 0 to 8, as a
+/// canister holds them (the canisters' own ids are `capsule::CAPSULE_MEMORY_IDS`).
 pub fn blob_memories_on<M: Memory>(manager: &MemoryManager<M>) -> Memories<VirtualMemory<M>> {
     let m = |id| manager.get(MemoryId::new(id));
     Memories {
-        chunk_index: m(10),
-        chunk_data: m(11),
-        free_slots: m(12),
-        blobs: m(13),
-        blob_chunks: m(14),
-        uploads: m(15),
-        upload_chunks: m(16),
-        uploads_by_owner: m(17),
-        upload_expiry: m(18),
+        chunk_index: m(0),
+        chunk_data: m(1),
+        free_slots: m(2),
+        blobs: m(3),
+        blob_chunks: m(4),
+        uploads: m(5),
+        upload_chunks: m(6),
+        uploads_by_owner: m(7),
+        upload_expiry: m(8),
     }
 }
 

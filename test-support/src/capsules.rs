@@ -8,11 +8,9 @@ use capsule::{
     CapsuleStore, ConnectionInput, ConnectionStatus, Ctx, EncryptionEnvelope, Limits, MemoryInput,
     MemoryKind,
 };
-use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 use ic_stable_structures::{Memory, VectorMemory};
 use serde_bytes::{ByteArray, ByteBuf};
-
-use crate::blobs::blob_memories_on;
 
 /// A capsule store over in-memory stable memories.
 pub type Store = CapsuleStore<VectorMemory>;
@@ -149,19 +147,11 @@ pub fn sample_capsule<M: Memory>(
 }
 
 /// The capsule store's memories as both canisters lay them out in their `MemoryManager`
-/// (ids 1 to 4, and the blob store's 10 to 18: `backend/src/memory.rs`,
-/// `personal/src/memory.rs`), for opening a canister's stable memory natively.
+/// ([`capsule::CAPSULE_MEMORY_IDS`]), for opening a canister's stable memory natively.
 pub fn capsule_memories_on<M: Memory>(
     manager: &MemoryManager<M>,
 ) -> CapsuleMemories<VirtualMemory<M>> {
-    let m = |id| manager.get(MemoryId::new(id));
-    CapsuleMemories {
-        capsules: m(1),
-        memories: m(2),
-        connections: m(3),
-        capsule_blobs: m(4),
-        blobs: blob_memories_on(manager),
-    }
+    capsule::CAPSULE_MEMORY_IDS.map(|id| manager.get(id))
 }
 
 #[cfg(test)]

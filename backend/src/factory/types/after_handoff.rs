@@ -4,6 +4,8 @@
 use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
 
+pub use capsule::after_handoff::ApiVersion;
+
 use super::FactoryError;
 
 /// Cycles given to a creation's canister beyond what `create_canister` carried.
@@ -68,24 +70,17 @@ pub enum PurgeHold {
     LowCycles { days_left: u64, required_days: u32 },
 }
 
-/// The personal canister's `cycles_outlook`, as the backend reads it (decoded under a quota).
+/// The personal canister's `cycles_outlook`, as the backend reads it (decoded under a quota):
+/// the fields of [`capsule::after_handoff::CyclesOutlook`] the purge check uses, and only those.
+/// A strict subset on purpose (candid decodes a record into one with fewer fields): the backend
+/// depends on nothing else of the reply, so a personal module may add to its outlook without
+/// the backend's purge check changing.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct PersonalOutlook {
     pub balance: u128,
     pub days_until_frozen: u64,
     /// The root of the data it holds, once its import is verified.
     pub root: Option<capsule::Hash32>,
-}
-
-/// A personal module version: `major` changes break the stable layout or the API, `minor`
-/// ones keep both. A personal canister upgrades only to the same major and a minor at least
-/// its own.
-#[derive(
-    CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
-)]
-pub struct ApiVersion {
-    pub major: u32,
-    pub minor: u32,
 }
 
 /// The personal canister module the backend ships (`personal_module`): its bytes come in
@@ -155,6 +150,38 @@ impl PersonalModule {
                     module.len().div_ceil(PERSONAL_MODULE_CHUNK_BYTES)
                 ),
             })
+    }
+}
+
+#[cfg(test)]
+mod outlook_tests {
+    use super::*;
+    use candid::{Decode, Encode};
+    use capsule::after_handoff::CyclesOutlook;
+
+    #[test]
+    fn the_backend_reads_its_fields_of_a_personal_canisters_outlook() {
+        let full = CyclesOutlook {
+            balance: 3_000_000_000_000,
+            memory_bytes: 1 << 30,
+            storage_per_day: 10_972_800_000,
+            timers_per_day: 480_000_000,
+            burn_per_day: 11_452_800_000,
+            freezing_threshold_seconds: 30 * 86_400,
+            freezing_threshold_cycles: 329_184_000_000,
+            days_until_frozen: 233,
+            root: Some(serde_bytes::ByteArray::new([9; 32])),
+            module_version: ApiVersion { major: 1, minor: 1 },
+        };
+        let read = Decode!(&Encode!(&full).unwrap(), PersonalOutlook).unwrap();
+        assert_eq!(
+            read,
+            PersonalOutlook {
+                balance: full.balance,
+                days_until_frozen: full.days_until_frozen,
+                root: full.root,
+            }
+        );
     }
 }
 

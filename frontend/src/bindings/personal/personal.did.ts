@@ -9,7 +9,9 @@ import type { Principal } from '@icp-sdk/core/principal';
 import { IDL } from '@icp-sdk/core/candid';
 
 /**
- * A module version. Its candid shape is the backend's `ApiVersion`.
+ * A personal module version: `major` changes break the stable layout or the API, `minor`
+ * ones keep both. A personal canister upgrades only to the same major and a minor at least
+ * its own.
  */
 export interface ApiVersion { 'major' : number, 'minor' : number }
 /**
