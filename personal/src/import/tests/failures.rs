@@ -372,3 +372,68 @@ fn a_failure_stored_by_the_previous_layout_still_reads_as_failed() {
     assert_eq!(stored::decode(&stored::encode(&typed)), Ok(typed));
     assert!(stored::decode(&[9, 0]).is_err());
 }
+
+/// An exporter serving the source's manifest with `edit` applied to its leaves (the header
+/// computed from the edited leaves, so the manifest verifies).
+fn edited<'a>(src: &'a Store, edit: impl FnOnce(&mut Vec<PageLeaves>)) -> Exporter<'a> {
+    let mut exp = Exporter::new(src, 5);
+    let (_, mut leaves) = manifest_of(src);
+    edit(&mut leaves);
+    let mut builder = manifests::ManifestBuilder::new();
+    for l in &leaves {
+        builder.push_leaves(l).unwrap();
+    }
+    exp.header = builder.finish().unwrap();
+    exp.pages = ManifestStore::init(mem(), mem());
+    for l in &leaves {
+        exp.pages.append(5, l);
+    }
+    exp.pages.set_header(5, exp.header.clone());
+    exp
+}
+
+#[test]
+fn a_memory_the_store_refuses_fails_the_import_naming_it() {
+    let (src, _) = source();
+    let mut exp = edited(&src, |leaves| {
+        for l in leaves.iter_mut() {
+            if let PageLeaves::Memories(ms) = l {
+                ms[0].kind = "hologram".into();
+            }
+        }
+    });
+    let (st, _) = failed_with(&mut exp);
+    assert!(
+        matches!(
+            &st.error,
+            Some(ImportError::MemoryNotImportable { id: 1, error: Error::ImportRejected { reason } })
+                if reason.contains("hologram")
+        ),
+        "{:?}",
+        st.error
+    );
+    assert!(matches!(st.step, Step::Records { .. }));
+}
+
+#[test]
+fn a_connection_the_store_refuses_fails_the_import_naming_it() {
+    let (src, _) = source();
+    let mut exp = edited(&src, |leaves| {
+        for l in leaves.iter_mut() {
+            if let PageLeaves::Connections(cs) = l {
+                cs[0].status = "frenemy".into();
+            }
+        }
+    });
+    let (st, _) = failed_with(&mut exp);
+    let peer = Principal::from_slice(&[1; 10]);
+    assert!(
+        matches!(
+            &st.error,
+            Some(ImportError::ConnectionNotImportable { peer: p, error: Error::ImportRejected { .. } })
+                if *p == peer
+        ),
+        "{:?}",
+        st.error
+    );
+}
