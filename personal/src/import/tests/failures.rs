@@ -437,3 +437,40 @@ fn a_connection_the_store_refuses_fails_the_import_naming_it() {
         st.error
     );
 }
+
+#[test]
+fn a_store_changed_before_verification_fails_with_the_stored_root_mismatch() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    let disk = Disk::new();
+    let (mut imp, mut store) = disk.open();
+    assert!(imp.start(Some(exp.init(config()))));
+    let mut sim = Sim::new();
+    while imp.state().phase() != ImportPhase::Verifying {
+        assert_eq!(sim.run(&mut imp, &mut store, &mut exp, 1), 1);
+    }
+    // Something writes to the capsule behind the importer's back.
+    store.set_frozen(owner(), None).unwrap();
+    store
+        .add_memory(
+            &ctx(),
+            MemoryInput {
+                title: "stray".into(),
+                description: String::new(),
+                tags: vec![],
+                kind: MemoryKind::Note,
+                blobs: vec![],
+                encryption: None,
+            },
+        )
+        .unwrap();
+    sim.run(&mut imp, &mut store, &mut exp, 10_000);
+    let st = imp.state();
+    assert_eq!(st.phase(), ImportPhase::Failed);
+    assert!(
+        matches!(&st.error, Some(ImportError::StoredRootMismatch { differences, .. })
+            if differences.iter().any(|d| d == "memories: 9 leaves expected, 10 stored")),
+        "{:?}",
+        st.error
+    );
+}
