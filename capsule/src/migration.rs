@@ -395,7 +395,11 @@ pub enum ImportError {
         sent_blob: String,
         sent_index: u64,
     },
-    /// A chunk does not verify against its hash in the verified manifest.
+    /// A chunk could not be stored for another reason than its bytes (e.g. its blob's import
+    /// session is gone).
+    #[error("chunk {index} of blob {blob} could not be stored: {error}")]
+    ChunkNotStored { blob: String, index: u64, error: Error },
+    /// A chunk does not verify against its hash (or length) in the verified manifest.
     #[error(
         "chunk {index} of blob {blob} was rejected ({error}): it does not match the verified manifest, the import is stopped"
     )]

@@ -52,6 +52,7 @@ mod work;
 
 use std::collections::BTreeMap;
 
+use blobstore::BlobError;
 use blobstore::hash::{Hash, chunk_len, to_hex};
 use candid::{CandidType, Principal};
 use capsule::manifest_store::{ManifestStore, StoredLeaf};

@@ -212,10 +212,12 @@ impl<M: Memory> Importer<M> {
                 break;
             }
             if let Err(error) = store.put_imported_chunk(owner, ob.upload, index, chunk.bytes) {
-                result = Err(ImportError::ChunkRejected {
-                    blob: to_hex(&ob.hash),
-                    index,
-                    error,
+                let blob = to_hex(&ob.hash);
+                result = Err(match error {
+                    CapsuleError::Blob(
+                        BlobError::ChunkHashMismatch { .. } | BlobError::ChunkSizeMismatch { .. },
+                    ) => ImportError::ChunkRejected { blob, index, error },
+                    error => ImportError::ChunkNotStored { blob, index, error },
                 });
                 break;
             }

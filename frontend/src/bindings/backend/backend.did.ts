@@ -1224,7 +1224,7 @@ export type ImportError = {
   } |
   {
     /**
-     * A chunk does not verify against its hash in the verified manifest.
+     * A chunk does not verify against its hash (or length) in the verified manifest.
      */
     'ChunkRejected' : { 'blob' : string, 'error' : Error, 'index' : bigint }
   } |
@@ -1240,6 +1240,13 @@ export type ImportError = {
      * differs from the verified manifest.
      */
     'StoredRootMismatch' : { 'actual' : string, 'differences' : Array<string> }
+  } |
+  {
+    /**
+     * A chunk could not be stored for another reason than its bytes (e.g. its blob's import
+     * session is gone).
+     */
+    'ChunkNotStored' : { 'blob' : string, 'error' : Error, 'index' : bigint }
   } |
   {
     /**
@@ -2332,6 +2339,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'StoredRootMismatch' : IDL.Record({
       'actual' : IDL.Text,
       'differences' : IDL.Vec(IDL.Text),
+    }),
+    'ChunkNotStored' : IDL.Record({
+      'blob' : IDL.Text,
+      'error' : Error,
+      'index' : IDL.Nat64,
     }),
     'PinFailed' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
     'ConnectionNotImportable' : IDL.Record({

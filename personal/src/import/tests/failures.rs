@@ -474,3 +474,40 @@ fn a_store_changed_before_verification_fails_with_the_stored_root_mismatch() {
         st.error
     );
 }
+
+#[test]
+fn a_chunk_whose_session_is_gone_fails_as_not_stored_not_as_rejected() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    let disk = Disk::new();
+    let (mut imp, mut store) = disk.open();
+    assert!(imp.start(Some(exp.init(config()))));
+    let mut sim = Sim::new();
+    // Into the chunk phase, with a chunk call planned and not answered yet.
+    while !imp
+        .state()
+        .in_flight
+        .iter()
+        .any(|c| matches!(c.kind, CallKind::Chunks(_)))
+    {
+        assert_eq!(sim.run(&mut imp, &mut store, &mut exp, 1), 1);
+    }
+    // Every open blob's import session is dropped behind the importer's back.
+    let open: Vec<OpenBlob> = imp.open.iter().map(|e| e.value().0).collect();
+    assert!(!open.is_empty());
+    for ob in &open {
+        store.abort_blob_import(owner(), ob.upload).unwrap();
+    }
+    sim.run(&mut imp, &mut store, &mut exp, 10_000);
+    let st = imp.state();
+    assert!(
+        matches!(&st.error, Some(ImportError::ChunkNotStored { blob, .. })
+            if open.iter().any(|ob| to_hex(&ob.hash) == *blob)),
+        "{:?}",
+        st.error
+    );
+    assert!(
+        !st.error.unwrap().to_string().contains("does not match"),
+        "a lost session is not a corrupt chunk"
+    );
+}
