@@ -21,6 +21,7 @@ import { ConfigInputError, configType, parseField } from '../src/admin/config';
 import { chartPoints, niceCeil } from '../src/admin/chart';
 import { parseTCycles } from '../src/admin/reserve';
 import { method, sample } from './idl';
+import { FakeAdmin } from './fake_admin';
 
 const OWNER = Principal.fromText('2vxsx-fae');
 type R<T> = Promise<{ Ok: T } | { Err: FactoryError }>;
@@ -50,79 +51,6 @@ function configTypeOf(name: 'ManifestHeader' | 'ManifestPageReply'): IDL.Type {
   const ret = method(backendIdl, 'admin_get_manifest_page').retTypes[0] as IDL.VariantClass;
   const reply = ret._fields.find(([n]) => n === 'Ok')?.[1] as IDL.RecordClass;
   return name === 'ManifestPageReply' ? reply : (reply._fields.find(([n]) => n === 'header')?.[1] as IDL.Type);
-}
-
-/** An admin backend over `creations`, answering NotAdmin unless `admin`. */
-class FakeAdmin implements AdminService {
-  admin = true;
-  calls: string[] = [];
-  snapshots: ReserveSnapshot[] = [];
-  config: FactoryConfig = sample(configType()) as FactoryConfig;
-  constructor(public creations: CreationSummary[] = []) {}
-  private gate<T>(v: T): { Ok: T } | { Err: FactoryError } {
-    return this.admin ? { Ok: v } : { Err: { NotAdmin: null } };
-  }
-  async admin_get_config(): R<FactoryConfig> {
-    return this.gate(this.config);
-  }
-  async admin_set_config(c: FactoryConfig): R<FactoryConfig> {
-    if (c.max_in_flight === 0) return { Err: { InvalidConfig: { field: 'max_in_flight', reason: 'must be 1..=50' } } };
-    this.config = c;
-    return this.gate(c);
-  }
-  async admin_set_creation_enabled(enabled: boolean): R<FactoryConfig> {
-    this.config = { ...this.config, creation_enabled: enabled };
-    return this.gate(this.config);
-  }
-  async admin_get_reserve(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async admin_get_reserve_history(since: [] | [bigint], limit: number) {
-    this.calls.push(`history ${since[0] ?? '-'} ${limit}`);
-    const after = this.snapshots.filter((s) => since[0] === undefined || s.at > since[0]);
-    const page = after.slice(0, 2); // pages of two, whatever was asked
-    return this.gate({
-      snapshots: page,
-      next: (after.length > 2 ? [page[1]!.at] : []) as [] | [bigint],
-      capacity: 2048,
-      interval_seconds: 600n,
-    });
-  }
-  async admin_top_up_reserve(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async admin_get_stats() {
-    return this.gate({ attempted: 5n, succeeded: 2n, failed: 3n, in_progress: 1n, queued: 4n, total_cycles_consumed: 9n,
-      active_by_state: [
-        { state: { Exporting: null }, count: 0n },
-        { state: { Creating: null }, count: 0n },
-        { state: { Installing: null }, count: 0n },
-        { state: { Importing: null }, count: 1n },
-        { state: { Verifying: null }, count: 0n },
-      ],
-    });
-  }
-  async admin_list_creations(after: [] | [bigint], limit: number) {
-    this.calls.push(`list ${after[0] ?? '-'} ${limit}`);
-    const rest = this.creations.filter((c) => after[0] === undefined || c.migration_id > after[0]);
-    const items = rest.slice(0, limit);
-    const next = (rest.length > limit ? [items[items.length - 1]!.migration_id] : []) as [] | [bigint];
-    return this.gate({ items, next });
-  }
-  async admin_get_creation(id: bigint): R<CreationRecord> {
-    return { Err: { UnknownMigration: { migration_id: id } } };
-  }
-  pages: ManifestPageReply[] = [];
-  async admin_get_manifest_page(_id: bigint, cursor: PageCursor): R<ManifestPageReply> {
-    this.calls.push(`page ${Object.keys(cursor.section)[0]} ${cursor.index}`);
-    const p = this.pages.find(
-      (x) => Object.keys(x.page.leaves)[0] === Object.keys(cursor.section)[0] && x.page.start === cursor.index,
-    );
-    return p ? { Ok: p } : { Err: { ExportFailed: { reason: 'no such page' } } };
-  }
-  async admin_cleanup_creation(id: bigint) {
-    return id === 1n ? { Ok: 42n } : ({ Err: { InvalidState: { state: { Completed: null }, expected: 'not Completed' } } } as const);
-  }
 }
 
 describe('the admin client', () => {
@@ -165,7 +93,20 @@ describe('the admin client', () => {
   });
 
   it('reads counts from the running counters and the active set by state', async () => {
-    expect(await new AdminClient(new FakeAdmin()).counts()).toEqual({
+    const b = new FakeAdmin();
+    b.stats = {
+      attempted: 5n,
+      succeeded: 2n,
+      failed: 3n,
+      in_progress: 1n,
+      queued: 4n,
+      total_cycles_consumed: 9n,
+      active_by_state: ['Exporting', 'Creating', 'Installing', 'Importing', 'Verifying'].map((s) => ({
+        state: { [s]: null } as CreationSummary['state'],
+        count: s === 'Importing' ? 1n : 0n,
+      })),
+    };
+    expect(await new AdminClient(b).counts()).toEqual({
       queued: 4n,
       inProgress: 1n,
       activeByState: [
@@ -185,6 +126,7 @@ describe('the admin client', () => {
   it('follows the reserve history pages to the newest snapshot', async () => {
     const b = new FakeAdmin();
     b.snapshots = [1, 2, 3, 4, 5].map((i) => ({ ...(sample(configTypeOfSnapshot()) as ReserveSnapshot), at: BigInt(i), reserve: BigInt(i * 10) }));
+    b.toppedUp = 50n; // the reserve now: the newest snapshot's
     const h = await new AdminClient(b).reserveHistory();
     expect(h.snapshots.map((s) => Number(s.reserve))).toEqual([10, 20, 30, 40, 50]);
     expect(b.calls).toEqual(['history - 500', 'history 2 500', 'history 4 500']);
@@ -192,13 +134,13 @@ describe('the admin client', () => {
   });
 
   it('refuses a top-up of nothing without calling, and turns Errs into sentences', async () => {
-    const admin = new AdminClient(new FakeAdmin());
+    const admin = new AdminClient(new FakeAdmin([summary(1, 'Failed'), summary(2, 'Completed')]));
     const e = await admin.topUp(0n).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FactoryCallError);
     expect((e as Error).message).toBe('That request was refused: a top-up must be more than 0 cycles.');
     expect(await admin.cleanup(1n)).toBe(42n);
     await expect(admin.cleanup(2n)).rejects.toThrow(
-      'This cannot be done while the creation is completed (it needs to be not Completed).',
+      'This cannot be done while the creation is completed (it needs to be any state but Completed).',
     );
     const c = sample(configType()) as FactoryConfig;
     await expect(admin.setConfig({ ...c, max_in_flight: 0 })).rejects.toThrow(

@@ -47,6 +47,22 @@ export function happyScript(): Step[] {
   ];
 }
 
+/**
+ * A first attempt that fails in Installing as the real one does when `install_code` is
+ * rejected with CANISTER_ERROR (the browser tests' fault).
+ */
+export function failingInstall(): Step[] {
+  const steps: Step[] = [];
+  for (const s of happyScript()) {
+    if (s.state === 'Installing') break;
+    steps.push(s);
+  }
+  const error = {
+    CallFailed: { step: 'install_code', code: 5, message: 'injected', reject: [{ CanisterError: null }] },
+  } as unknown as FactoryError;
+  return [...steps, { state: 'Installing' }, { state: 'Failed', error }];
+}
+
 function progress(bytes: bigint): Progress {
   const chunks = (bytes + 262_143n) / 262_144n;
   return {
@@ -222,6 +238,9 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
    */
   createError: FactoryError | null = null;
   now = 1_700_000_000_000_000_000n;
+  /** The id and owner a new creation gets (a fake admin tracking several users sets them). */
+  migrationId = 1n;
+  owner: Principal = OWNER;
 
   constructor(scripts: Step[][] = [happyScript()]) {
     super(BACKEND_ID, 'Shared capsule');
@@ -266,7 +285,7 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
     this.creates++;
     if (!this.record) {
       if (this.createError) return { Err: this.createError };
-      this.record = newRecord(this.now);
+      this.record = newRecord(this.now, this.migrationId, this.owner);
       return { Ok: clone(this.record) };
     }
     // Like the factory: any record but a failed one is returned as it stands (a completed
@@ -302,7 +321,7 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
 }
 
 /** What the fake's export finds: the capsule the scripts' progress copies. */
-const FAKE_MANIFEST: ManifestSummary = {
+export const FAKE_MANIFEST: ManifestSummary = {
   root: new Uint8Array(32).fill(7),
   memories: 2n,
   connections: 0n,
@@ -333,7 +352,7 @@ const FAKE_FUNDING: Funding = {
 };
 
 /** A copy of the record as a transport would deliver it (Principals stay Principals). */
-function clone(r: CreationRecord): CreationRecord {
+export function clone(r: CreationRecord): CreationRecord {
   return {
     ...r,
     timeline: r.timeline.map((t) => ({ ...t })),
@@ -359,9 +378,9 @@ function dayOf(ns: bigint): bigint {
   return ns / NS_PER_DAY;
 }
 
-function newRecord(now: bigint): CreationRecord {
+function newRecord(now: bigint, migrationId: bigint, owner: Principal): CreationRecord {
   return {
-    owner: OWNER,
+    owner,
     created_at: now,
     updated_at: now,
     subnet_id: [],
@@ -384,7 +403,7 @@ function newRecord(now: bigint): CreationRecord {
     manifest: [],
     attempts_today: [{ day: dayOf(now), count: 1 }],
     step_journal: [],
-    migration_id: 1n,
+    migration_id: migrationId,
     purge_requested: false,
     purge_check: [],
     funding: [],

@@ -8,7 +8,7 @@ import { PersonalCanisterClient, type CreationStatus } from '../../src/client/cr
 import { FactoryCallError } from '../../src/client/errors';
 import { CREATION_STATES, type CapsuleService, type CreationStateName } from '../../src/client/types';
 import { addMemoryWithFile, listAllMemories, readBlob } from '../../src/client/upload';
-import { BACKEND_ID, FakeBackend, FakeCapsule, happyScript, hex, type Step } from '../fake';
+import { BACKEND_ID, FakeBackend, FakeCapsule, failingInstall, happyScript, hex } from '../fake';
 import { icemu, setCreationEnabled, userWithCapsule } from './real';
 
 interface World {
@@ -25,19 +25,6 @@ interface World {
 interface WorldOptions {
   /** The first attempt's `install_code` is rejected (CANISTER_ERROR) until `heal()`. */
   installFails?: boolean;
-}
-
-/** The fake's script of a first attempt that fails in Installing as the real one does. */
-function failingInstall(): Step[] {
-  const steps: Step[] = [];
-  for (const s of happyScript()) {
-    if (s.state === 'Installing') break;
-    steps.push(s);
-  }
-  const error = {
-    CallFailed: { step: 'install_code', code: 5, message: 'injected', reject: [{ CanisterError: null }] },
-  } as unknown as Step['error'];
-  return [...steps, { state: 'Installing' }, { state: 'Failed', error }];
 }
 
 /** The fake: a backend that already holds the caller's capsule, polls that never wait. */
