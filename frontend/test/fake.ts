@@ -114,7 +114,14 @@ export class FakeCapsule implements CapsuleService {
   async update_capsule(): Promise<never> {
     throw new Error('not faked');
   }
+  /** Like the store: a capsule served elsewhere since its handoff takes no more writes. */
+  protected moved(): { Err: { CapsuleMoved: { canister_id: Principal } } } | null {
+    const to = this.capsule?.moved_to[0];
+    return to ? { Err: { CapsuleMoved: { canister_id: to } } } : null;
+  }
   async begin_blob_upload(req: { size: bigint }) {
+    const moved = this.moved();
+    if (moved) return moved;
     const id = this.nextUpload++;
     this.uploads.set(id, { size: Number(req.size), chunks: new Map() });
     return { Ok: id };
@@ -145,6 +152,8 @@ export class FakeCapsule implements CapsuleService {
     return { Ok: null };
   }
   async add_memory(m: Parameters<CapsuleService['add_memory']>[0]) {
+    const moved = this.moved();
+    if (moved) return moved;
     const memory: Memory = {
       id: BigInt(this.memories.length),
       title: m.title,
@@ -278,6 +287,8 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
       r.funding = [{ ...FAKE_FUNDING, funded_canister: [PERSONAL_ID] }];
       r.cycles_consumed += FAKE_FUNDING.deposited;
     }
+    // ... and at the handoff the shared capsule becomes read-only, naming where it went.
+    if (state === 'Completed' && this.capsule) this.capsule.moved_to = [PERSONAL_ID];
     r.updated_at = this.now;
   }
 

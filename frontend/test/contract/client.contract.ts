@@ -8,7 +8,8 @@ import { PersonalCanisterClient, type CreationStatus } from '../../src/client/cr
 import { FactoryCallError } from '../../src/client/errors';
 import { CREATION_STATES, type CapsuleService, type CreationStateName } from '../../src/client/types';
 import { addMemoryWithFile, listAllMemories, readBlob } from '../../src/client/upload';
-import { BACKEND_ID, FakeBackend, FakeCapsule, failingInstall, happyScript, hex } from '../fake';
+import { BACKEND_ID, FakeBackend, failingInstall, happyScript, hex } from '../fake';
+import { FakePersonal } from '../fake_personal';
 import { icemu, setCreationEnabled, userWithCapsule } from './real';
 
 interface World {
@@ -33,7 +34,7 @@ async function fake(opts: WorldOptions = {}): Promise<World> {
   const client = new PersonalCanisterClient({
     backend,
     backendId: BACKEND_ID,
-    personal: (id) => new FakeCapsule(id, 'Personal capsule'),
+    personal: (id) => FakePersonal.handoff(backend, id),
     sleep: async () => {},
   });
   return {
