@@ -17,6 +17,7 @@ import {
 } from '../src/after_handoff';
 import type { CyclesOutlook, ManifestHeader, ManifestPageReply, PageCursor } from '../src/bindings/personal/personal.did';
 import { concat, tarHeader, toJson, writeArchive, type ArchiveSource } from '../src/client/archive';
+import { FakeModuleSource } from './fake_personal';
 
 const DAY = 10_972_800_000n;
 
@@ -85,23 +86,7 @@ describe('the upgrade', () => {
 
   const bytes = Uint8Array.from({ length: 2_500_000 }, (_, i) => (i * 31) % 256);
   const CHUNK = 1 << 20;
-  async function source(tamper = false) {
-    const sha = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-    return {
-      personal_module: async () => ({
-        api_version: { major: 1, minor: 1 },
-        sha256: sha,
-        size: BigInt(bytes.length),
-        chunk_size: BigInt(CHUNK),
-        chunk_count: 3,
-      }),
-      personal_module_chunk: async (i: number) => {
-        const c = bytes.slice(i * CHUNK, (i + 1) * CHUNK);
-        if (tamper && i === 1) c[7] = (c[7] ?? 0) ^ 1;
-        return { Ok: c };
-      },
-    };
-  }
+  const source = async (tamper = false) => new FakeModuleSource(bytes, { major: 1, minor: 1 }, CHUNK, tamper ? 1 : null);
 
   it('installs the checked module through the chunk store as an upgrade', async () => {
     const canister = Principal.fromText('bd3sg-teaaa-aaaaa-qaaba-cai');

@@ -12,6 +12,8 @@ import type {
   MemoryLeaf,
   PageCursor,
 } from '../src/bindings/personal/personal.did';
+import type { FactoryError, PersonalModule } from '../src/bindings/backend/backend.did';
+import type { ModuleSource } from '../src/after_handoff';
 import { CHUNK_SIZE } from '../src/client/upload';
 import { FakeCapsule, type FakeBackend } from './fake';
 
@@ -123,5 +125,43 @@ export class FakePersonal extends FakeCapsule {
     };
     const l = section === 'Capsule' ? { Capsule: page[0] } : { [section]: page };
     return { Ok: { header, page: { start: BigInt(start), leaves: l, next } } as unknown as ManifestPageReply };
+  }
+}
+
+/**
+ * The backend's module endpoints over `bytes`: `personal_module` describes them (SHA-256,
+ * size, chunks of `chunkSize`), `personal_module_chunk` serves a chunk, `InvalidArgument` past
+ * the last. `tamperChunk` flips a bit of that chunk on the way (a module altered in transit).
+ */
+export class FakeModuleSource implements ModuleSource {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly version: ApiVersion,
+    readonly chunkSize = 1 << 20,
+    readonly tamperChunk: number | null = null,
+  ) {}
+
+  private get chunks(): number {
+    return Math.ceil(this.bytes.length / this.chunkSize);
+  }
+
+  async personal_module(): Promise<PersonalModule> {
+    const sha256 = new Uint8Array(await crypto.subtle.digest('SHA-256', this.bytes as Uint8Array<ArrayBuffer>));
+    return {
+      api_version: this.version,
+      sha256,
+      size: BigInt(this.bytes.length),
+      chunk_size: BigInt(this.chunkSize),
+      chunk_count: this.chunks,
+    };
+  }
+
+  async personal_module_chunk(index: number): Promise<{ Ok: Uint8Array } | { Err: FactoryError }> {
+    if (index >= this.chunks) {
+      return { Err: { InvalidArgument: { reason: `the module has ${this.chunks} chunks; there is no chunk ${index}` } } };
+    }
+    const c = this.bytes.slice(index * this.chunkSize, (index + 1) * this.chunkSize);
+    if (index === this.tamperChunk) c[7] = (c[7] ?? 0) ^ 1;
+    return { Ok: c };
   }
 }

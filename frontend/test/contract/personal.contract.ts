@@ -3,6 +3,7 @@
 // shows, and "download my capsule". Run against the fake (test/fake.ts's backend handing off
 // to test/fake_personal.ts) and against a personal canister a real migration made on icemu.
 import { blake3 } from '@noble/hashes/blake3.js';
+import { fetchModule, upgradeAvailable, type ModuleSource } from '../../src/after_handoff';
 import { describe, expect, it } from 'vitest';
 import { fileBytes } from '../../browser/harness';
 import { concat, fetchManifest, hex, writeArchive, type ArchiveSource } from '../../src/client/archive';
@@ -12,7 +13,7 @@ import { CapsuleCallError } from '../../src/client/errors';
 import type { CapsuleService } from '../../src/client/types';
 import { CHUNK_SIZE, addMemoryWithFile, listAllMemories, readBlob } from '../../src/client/upload';
 import { BACKEND_ID, FakeBackend } from '../fake';
-import { FakePersonal } from '../fake_personal';
+import { FakeModuleSource, FakePersonal } from '../fake_personal';
 import { userWithCapsule } from './real';
 
 /** The personal canister's methods the client calls after the handoff. */
@@ -27,6 +28,8 @@ interface Handoff {
   /** The capsule API on the shared backend. */
   shared: CapsuleService;
   personal: (id: CreationStatus['canisterId'] & object) => Personal;
+  /** The backend's module endpoints (what an upgrade fetches). */
+  modules: ModuleSource;
   /** The file added as a memory before the creation. */
   file: Uint8Array;
   done: CreationStatus;
@@ -45,12 +48,14 @@ async function fake(): Promise<Omit<Handoff, 'done' | 'file'>> {
     return p;
   };
   const client = new PersonalCanisterClient({ backend, backendId: BACKEND_ID, personal, sleep: async () => {} });
-  return { client, shared: backend, personal };
+  // The module the fake ships: the version its personal canisters run, in 1 MiB chunks.
+  const module = fileBytes(2_500_000, 13);
+  return { client, shared: backend, personal, modules: new FakeModuleSource(module, new FakePersonal(BACKEND_ID).moduleVersion) };
 }
 
 async function real(): Promise<Omit<Handoff, 'done' | 'file'>> {
   const conn = await userWithCapsule('personal', CAPSULE_NAME);
-  return { client: conn.client, shared: conn.backend, personal: (id) => conn.personal(id) };
+  return { client: conn.client, shared: conn.backend, personal: (id) => conn.personal(id), modules: conn.backend };
 }
 
 /** A capsule with a file moved to its personal canister: the creation run to Completed. */
@@ -138,5 +143,20 @@ describe.each([
     const { parts, root } = await writeArchive(p);
     expect(root).toBe(exportRoot);
     expect(Buffer.from(concat(parts)).indexOf(Buffer.from(file))).toBeGreaterThan(0);
+  });
+
+  it('the backend ships the module the canister runs: its chunks add up to its size and SHA-256, none past the last, no upgrade offered', async () => {
+    const { personal, done, modules } = await w();
+    const { module, chunks } = await fetchModule(modules);
+    expect(chunks).toHaveLength(module.chunk_count);
+    expect(chunks.slice(0, -1).every((c) => BigInt(c.length) === module.chunk_size)).toBe(true);
+    expect(BigInt(chunks[chunks.length - 1]?.length ?? 0)).toBeLessThanOrEqual(module.chunk_size);
+    expect(BigInt(concat(chunks).length)).toBe(module.size);
+    const past = await modules.personal_module_chunk(module.chunk_count);
+    expect(Object.keys(past)).toEqual(['Err']);
+    expect(Object.keys((past as { Err: object }).Err)).toEqual(['InvalidArgument']);
+    const running = await personal(done.canisterId!).module_version();
+    expect(module.api_version).toEqual(running);
+    expect(upgradeAvailable(module.api_version, running)).toBe('current');
   });
 });
