@@ -114,16 +114,13 @@ fn each_call_error_fails_a_creation_with_its_own_variant() {
 
 #[test]
 fn a_create_canister_reply_that_does_not_decode_fails_at_once_and_refunds() {
-    let mut f = funded();
-    let mut c = caps();
-    with_capsule(&mut c, 1);
+    let (mut f, mut c) = funded_with(&[1]);
     let id = to_creating(&mut f, &mut c);
     let reserve = f.reserve();
-    let cycles = f.take_creation_cycles(id, 2, u128::MAX).unwrap();
     let garbage = CallError::UndecodableReply {
         reason: "not a CreateCanisterResult".into(),
     };
-    f.created(id, Err(garbage), cycles, &mut c, 3);
+    create_fails(&mut f, &mut c, id, garbage, 2, 3);
     let rec = f.record(id).unwrap();
     assert_eq!(rec.state, CreationState::Failed);
     assert_eq!(
@@ -138,21 +135,12 @@ fn a_create_canister_reply_that_does_not_decode_fails_at_once_and_refunds() {
 
 #[test]
 fn a_call_not_enqueued_is_retried_then_fails_with_its_own_variant() {
-    let mut f = funded();
-    f.set_config(FactoryConfig {
-        max_step_retries: 1,
-        ..f.config()
-    });
-    let mut c = caps();
-    with_capsule(&mut c, 1);
-    let id = to_creating(&mut f, &mut c);
-    let cycles = f.take_creation_cycles(id, 2, u128::MAX).unwrap();
-    f.created(id, Err(CallError::NotEnqueued), cycles, &mut c, 3);
+    let (mut f, mut c, id) = creating_with_retries(1);
+    create_fails(&mut f, &mut c, id, CallError::NotEnqueued, 2, 3);
     let rec = f.record(id).unwrap();
     assert_eq!((rec.state, rec.step_retries), (CreationState::Creating, 1));
     let now = rec.next_try_at;
-    let cycles = f.take_creation_cycles(id, now, u128::MAX).unwrap();
-    f.created(id, Err(CallError::NotEnqueued), cycles, &mut c, now);
+    create_fails(&mut f, &mut c, id, CallError::NotEnqueued, now, now);
     let rec = f.record(id).unwrap();
     assert_eq!(rec.state, CreationState::Failed);
     assert_eq!(
@@ -165,22 +153,14 @@ fn a_call_not_enqueued_is_retried_then_fails_with_its_own_variant() {
 
 #[test]
 fn a_liquid_cycles_shortfall_fails_at_once() {
-    let mut f = funded();
-    let mut c = caps();
-    with_capsule(&mut c, 1);
+    let (mut f, mut c) = funded_with(&[1]);
     let id = to_creating(&mut f, &mut c);
-    let cycles = f.take_creation_cycles(id, 2, u128::MAX).unwrap();
-    f.created(id, Ok(personal(1)), cycles, &mut c, 3);
+    create(&mut f, &mut c, id, 1, 2, 3);
     let short = CallError::InsufficientLiquidCycles {
         available: 10,
         required: 20,
     };
-    f.installed(
-        id,
-        Err(StepFailure::Call("install_code", short)),
-        &mut c,
-        4,
-    );
+    f.installed(id, Err(StepFailure::Call("install_code", short)), &mut c, 4);
     let rec = f.record(id).unwrap();
     assert_eq!(rec.state, CreationState::Failed);
     assert!(matches!(
@@ -228,10 +208,7 @@ fn a_purge_check_that_was_not_asked_is_told_apart_from_no_answer() {
 
 #[test]
 fn a_failed_import_is_recorded_with_the_importers_typed_reason() {
-    let mut f = funded();
-    let mut c = caps();
-    with_capsule(&mut c, 1);
-    let id = to_importing(&mut f, &mut c, 1);
+    let (mut f, mut c, id) = importing();
     let cause = ImportError::ChunkRejected {
         blob: "ab".into(),
         index: 1,
