@@ -152,10 +152,19 @@ describe.each([
     expect(again.canisterId?.toText()).toBe(done.canisterId?.toText());
   });
 
-  it('a completed record carries its manifest, its quote, and what the reserve paid: the quote plus the funding', async () => {
+  it('a completed record carries its manifest, progress counting all of it, its quote, and what the reserve paid: the quote plus the funding', async () => {
     const { done } = await completedRun();
     const r = done.record;
     expect(r.manifest).toHaveLength(1);
+    // The progress counts what the export found.
+    const m = r.manifest[0] as NonNullable<(typeof r.manifest)[0]>;
+    expect([r.progress.bytes_total, r.progress.chunks_total, r.progress.memories_total, r.progress.connections_total]).toEqual([
+      m.blob_bytes,
+      m.chunks,
+      m.memories,
+      m.connections,
+    ]);
+    expect([r.progress.bytes_done, r.progress.chunks_done, r.progress.memories_done]).toEqual([m.blob_bytes, m.chunks, m.memories]);
     const quote = r.quote[0];
     expect(quote?.total).toBeGreaterThan(0n);
     const funding = r.funding[0];
