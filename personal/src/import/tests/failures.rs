@@ -69,12 +69,7 @@ fn every_fault_but_sys_fatal_and_an_undecodable_reply_is_retried() {
         }
         .is_retryable()
     );
-    assert!(
-        !CallFault::UndecodableReply {
-            reason: "x".into()
-        }
-        .is_retryable()
-    );
+    assert!(!CallFault::UndecodableReply { reason: "x".into() }.is_retryable());
 }
 
 #[test]
@@ -197,7 +192,10 @@ fn at_second_page(
     };
     imp.on_page(store, owner(), 11, call, exp.page(exp.migration_id, cursor));
     let Action::FetchPage { call, cursor, .. } = imp.next(store, owner(), 12) else {
-        panic!("the manifest takes more than one page: {:?}", imp.state().error);
+        panic!(
+            "the manifest takes more than one page: {:?}",
+            imp.state().error
+        );
     };
     assert_ne!(cursor, PageCursor::FIRST);
     (call, cursor)
@@ -242,9 +240,7 @@ fn a_page_under_another_header_is_rejected() {
 fn a_manifest_of_another_owner_fails_the_import() {
     let (src, _) = source();
     let exp = Exporter::new(&src, 5);
-    let disk = Disk::new();
-    let (mut imp, mut store) = disk.open();
-    assert!(imp.start(Some(exp.init(config()))));
+    let (_, mut imp, mut store) = started(&exp, config());
     let Action::FetchPage { call, cursor, .. } = imp.next(&mut store, owner(), 10) else {
         panic!("the import starts with the manifest");
     };
@@ -257,7 +253,10 @@ fn a_manifest_of_another_owner_fails_the_import() {
             owner: other,
         })
     );
-    assert_eq!(store.get_capsule(&ctx()).unwrap_err(), Error::CapsuleNotFound);
+    assert_eq!(
+        store.get_capsule(&ctx()).unwrap_err(),
+        Error::CapsuleNotFound
+    );
 }
 
 #[test]
@@ -442,28 +441,14 @@ fn a_connection_the_store_refuses_fails_the_import_naming_it() {
 fn a_store_changed_before_verification_fails_with_the_stored_root_mismatch() {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, 5);
-    let disk = Disk::new();
-    let (mut imp, mut store) = disk.open();
-    assert!(imp.start(Some(exp.init(config()))));
+    let (_, mut imp, mut store) = started(&exp, config());
     let mut sim = Sim::new();
-    while imp.state().phase() != ImportPhase::Verifying {
-        assert_eq!(sim.run(&mut imp, &mut store, &mut exp, 1), 1);
-    }
+    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
+        imp.state().phase() == ImportPhase::Verifying
+    });
     // Something writes to the capsule behind the importer's back.
     store.set_frozen(owner(), None).unwrap();
-    store
-        .add_memory(
-            &ctx(),
-            MemoryInput {
-                title: "stray".into(),
-                description: String::new(),
-                tags: vec![],
-                kind: MemoryKind::Note,
-                blobs: vec![],
-                encryption: None,
-            },
-        )
-        .unwrap();
+    store.add_memory(&ctx(), note("stray")).unwrap();
     sim.run(&mut imp, &mut store, &mut exp, 10_000);
     let st = imp.state();
     assert_eq!(st.phase(), ImportPhase::Failed);
@@ -479,19 +464,15 @@ fn a_store_changed_before_verification_fails_with_the_stored_root_mismatch() {
 fn a_chunk_whose_session_is_gone_fails_as_not_stored_not_as_rejected() {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, 5);
-    let disk = Disk::new();
-    let (mut imp, mut store) = disk.open();
-    assert!(imp.start(Some(exp.init(config()))));
+    let (_, mut imp, mut store) = started(&exp, config());
     let mut sim = Sim::new();
     // Into the chunk phase, with a chunk call planned and not answered yet.
-    while !imp
-        .state()
-        .in_flight
-        .iter()
-        .any(|c| matches!(c.kind, CallKind::Chunks(_)))
-    {
-        assert_eq!(sim.run(&mut imp, &mut store, &mut exp, 1), 1);
-    }
+    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
+        imp.state()
+            .in_flight
+            .iter()
+            .any(|c| matches!(c.kind, CallKind::Chunks(_)))
+    });
     // Every open blob's import session is dropped behind the importer's back.
     let open: Vec<OpenBlob> = imp.open.iter().map(|e| e.value().0).collect();
     assert!(!open.is_empty());

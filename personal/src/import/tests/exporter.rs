@@ -1,0 +1,274 @@
+//! The importer's counterpart in these tests: the backend's export side over a source capsule
+//! store, serving manifest pages and chunks with faults injected, and the canister side run
+//! step by step with every call answered in order.
+
+use super::*;
+
+/// The backend's export side over a source store, with fault injection and transfer counts.
+pub(super) struct Exporter<'a> {
+    src: &'a Store,
+    pub(super) migration_id: u64,
+    pub(super) pages: ManifestStore<VectorMemory>,
+    pub(super) header: ManifestHeader,
+    /// Times each (blob, chunk) was delivered.
+    pub(super) pulled: BTreeMap<(Hash, u64), u32>,
+    /// Every batch asked for: (chunk refs, bytes).
+    pub(super) batches: Vec<(Vec<ChunkRef>, u64)>,
+    /// The next this many chunk calls are rejected (SYS_TRANSIENT).
+    pub(super) reject_next: u32,
+    /// The next this many chunk calls answer NotImporting.
+    pub(super) not_importing_next: u32,
+    /// This chunk is served with one bit flipped.
+    pub(super) tamper: Option<(Hash, u64)>,
+    /// The next chunk call fails with this fault.
+    pub(super) fault_next: Option<CallFault>,
+    /// The next chunk call is answered with this error.
+    pub(super) refuse_next: Option<ExportError>,
+    /// The next batch of two or more chunks is served without its last chunk.
+    pub(super) short_batch: bool,
+    /// The next batch of two or more chunks is served in reverse order.
+    pub(super) swap_batch: bool,
+}
+
+impl<'a> Exporter<'a> {
+    pub(super) fn new(src: &'a Store, migration_id: u64) -> Self {
+        let (header, leaves) = manifest_of(src);
+        let mut pages = ManifestStore::init(mem(), mem());
+        for l in &leaves {
+            pages.append(migration_id, l);
+        }
+        pages.set_header(migration_id, header.clone());
+        Exporter {
+            src,
+            migration_id,
+            pages,
+            header,
+            pulled: BTreeMap::new(),
+            batches: vec![],
+            reject_next: 0,
+            not_importing_next: 0,
+            tamper: None,
+            fault_next: None,
+            refuse_next: None,
+            short_batch: false,
+            swap_batch: false,
+        }
+    }
+
+    pub(super) fn init(&self, config: ImportConfig) -> MigrationInit {
+        MigrationInit {
+            migration_id: self.migration_id,
+            manifest_root: ByteArray::new(self.header.root),
+            api_version: capsule::API_VERSION,
+            config,
+        }
+    }
+
+    pub(super) fn page(
+        &self,
+        id: u64,
+        cursor: PageCursor,
+    ) -> Result<Result<ManifestPageReply, ExportError>, CallFault> {
+        assert_eq!(id, self.migration_id);
+        // Small pages, so the manifest takes many messages.
+        Ok(self
+            .pages
+            .page(id, cursor, manifests::PAGE_OVERHEAD_BYTES + 600)
+            .ok_or(ExportError::CursorOutOfRange {
+                cursor: cursor.to_string(),
+            }))
+    }
+
+    pub(super) fn chunks(
+        &mut self,
+        id: u64,
+        refs: Vec<ChunkRef>,
+    ) -> Result<Result<ChunkBatch, ExportError>, CallFault> {
+        assert_eq!(id, self.migration_id);
+        if self.reject_next > 0 {
+            self.reject_next -= 1;
+            return Err(CallFault::Rejected {
+                code: capsule::migration::RejectCode::SysTransient,
+                message: "the backend's queue is full".into(),
+            });
+        }
+        if let Some(fault) = self.fault_next.take() {
+            return Err(fault);
+        }
+        if let Some(error) = self.refuse_next.take() {
+            return Ok(Err(error));
+        }
+        if self.not_importing_next > 0 {
+            self.not_importing_next -= 1;
+            return Ok(Err(ExportError::NotImporting {
+                migration_id: id,
+                state: "Installing".into(),
+            }));
+        }
+        let mut chunks = vec![];
+        let mut bytes = 0;
+        for r in &refs {
+            let hash = self
+                .src
+                .blob_store()
+                .chunk_hash_at(&r.blob, r.index)
+                .expect("the importer asks only for chunks of the manifest");
+            let mut b = self.src.blob_store().read_chunk(&hash).unwrap();
+            if self.tamper == Some((r.blob.into_array(), r.index)) {
+                b[0] ^= 1;
+            }
+            bytes += b.len() as u64;
+            *self
+                .pulled
+                .entry((r.blob.into_array(), r.index))
+                .or_default() += 1;
+            chunks.push(ChunkData {
+                blob: r.blob,
+                index: r.index,
+                bytes: ByteBuf::from(b),
+            });
+        }
+        assert!(
+            bytes <= MAX_CHUNK_BATCH_BYTES,
+            "the backend refuses {bytes} bytes"
+        );
+        self.batches.push((refs, bytes));
+        if chunks.len() > 1 && std::mem::take(&mut self.short_batch) {
+            chunks.pop();
+        }
+        if chunks.len() > 1 && std::mem::take(&mut self.swap_batch) {
+            chunks.reverse();
+        }
+        Ok(Ok(ChunkBatch { chunks }))
+    }
+
+    pub(super) fn done(&self, report: &ImportReport) -> Result<Result<(), ExportError>, CallFault> {
+        assert_eq!(report.migration_id, self.migration_id);
+        Ok(if report.header.root == self.header.root {
+            Ok(())
+        } else {
+            // As the backend answers: the creation fails, and so does every repeat.
+            Err(ExportError::RootMismatch {
+                detail: "the imported data does not match the export".into(),
+            })
+        })
+    }
+
+    pub(super) fn chunks_in(&self, blob: &Hash) -> u64 {
+        self.pulled.keys().filter(|(b, _)| b == blob).count() as u64
+    }
+}
+
+pub(super) enum Pending {
+    Page(u64, u64, PageCursor),
+    Chunks(u64, u64, Vec<ChunkRef>),
+    Report(u64, Box<ImportReport>),
+}
+
+/// Runs the canister side: every action, with the exporter answering calls in order. Stops
+/// after `max_steps` actions (pending calls are then lost, as in a trap or an upgrade).
+/// Returns the number of steps taken.
+pub(super) struct Sim {
+    pub(super) now: u64,
+    pub(super) pending: VecDeque<Pending>,
+    pub(super) reports: u32,
+}
+
+impl Sim {
+    pub(super) fn new() -> Self {
+        Sim {
+            now: 1_000,
+            pending: VecDeque::new(),
+            reports: 0,
+        }
+    }
+
+    pub(super) fn run(
+        &mut self,
+        imp: &mut Importer<VectorMemory>,
+        store: &mut Store,
+        exp: &mut Exporter,
+        max_steps: usize,
+    ) -> usize {
+        for step in 0..max_steps {
+            self.now += 1;
+            let now = self.now;
+            match imp.next(store, owner(), now) {
+                Action::FetchPage {
+                    call,
+                    migration_id,
+                    cursor,
+                } => self
+                    .pending
+                    .push_back(Pending::Page(call, migration_id, cursor)),
+                Action::FetchChunks {
+                    call,
+                    migration_id,
+                    refs,
+                } => self
+                    .pending
+                    .push_back(Pending::Chunks(call, migration_id, refs)),
+                Action::ReportDone { call, report } => {
+                    self.pending.push_back(Pending::Report(call, report))
+                }
+                Action::Work => imp.work(store, owner(), now),
+                Action::Wait { until } => match self.pending.pop_front() {
+                    Some(p) => self.answer(imp, store, exp, p),
+                    None => self.now = until.expect("waiting with nothing in flight needs a time"),
+                },
+                Action::Stop => match self.pending.pop_front() {
+                    Some(p) => self.answer(imp, store, exp, p),
+                    None => return step,
+                },
+            }
+        }
+        max_steps
+    }
+
+    /// Runs one action at a time until `done` holds, each a step taken.
+    pub(super) fn step_until(
+        &mut self,
+        imp: &mut Importer<VectorMemory>,
+        store: &mut Store,
+        exp: &mut Exporter,
+        done: impl Fn(&Importer<VectorMemory>, &Exporter) -> bool,
+    ) {
+        while !done(imp, exp) {
+            assert_eq!(self.run(imp, store, exp, 1), 1);
+        }
+    }
+
+    fn answer(
+        &mut self,
+        imp: &mut Importer<VectorMemory>,
+        store: &mut Store,
+        exp: &mut Exporter,
+        p: Pending,
+    ) {
+        let now = self.now;
+        match p {
+            Pending::Page(call, id, cursor) => {
+                let r = exp.page(id, cursor);
+                imp.on_page(store, owner(), now, call, r)
+            }
+            Pending::Chunks(call, id, refs) => {
+                let r = exp.chunks(id, refs);
+                if imp.on_chunks(store, owner(), now, call, r).is_some() {
+                    self.reports += 1;
+                }
+            }
+            Pending::Report(call, report) => {
+                let r = exp.done(&report);
+                imp.on_report(store, owner(), now, call, r)
+            }
+        }
+    }
+
+    /// A crash: calls in flight are lost; the canister restarts from stable memory.
+    pub(super) fn crash(&mut self, disk: &Disk) -> (Importer<VectorMemory>, Store) {
+        self.pending.clear();
+        let (mut imp, store) = disk.open();
+        imp.restart();
+        (imp, store)
+    }
+}

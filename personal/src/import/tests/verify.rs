@@ -1,0 +1,101 @@
+//! Verification: a tampered chunk, a manifest under another root, and the report naming the
+//! section whose root differs.
+
+use super::*;
+
+#[test]
+fn a_tampered_chunk_fails_the_import_and_is_not_stored() {
+    let (src, blobs) = source();
+    let big = blobs[5].hash.into_array(); // 3 chunks
+    let mut exp = Exporter::new(&src, 9);
+    exp.tamper = Some((big, 1));
+    let disk = Disk::new();
+    let (imp, mut store, _) = import_all(&mut exp, &disk);
+
+    let st = imp.state();
+    assert_eq!(st.phase(), ImportPhase::Failed);
+    let error = st.error.clone().unwrap();
+    assert!(
+        matches!(&error, ImportError::ChunkRejected { blob, index: 1, .. } if *blob == to_hex(&big)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("does not match"), "{error}");
+    assert!(matches!(st.step, Step::Chunks { .. }));
+    // Nothing wrong stored: the blob is not held, its chunk 1 is still missing.
+    assert!(matches!(
+        store.get_blob(&ctx(), &ByteArray::new(big)),
+        Err(Error::BlobNotInCapsule { .. })
+    ));
+    let ob = imp
+        .open
+        .iter()
+        .map(|e| e.value().0)
+        .find(|o| o.hash.into_array() == big)
+        .unwrap();
+    assert!(
+        store
+            .blob_store()
+            .missing_chunks(ob.upload)
+            .unwrap()
+            .contains(&1)
+    );
+    // The capsule stays frozen: the owner's writes are refused, naming the migration.
+    assert!(st.write_block().unwrap().contains("migration 9"));
+    assert!(matches!(
+        store.update_capsule(&ctx(), Default::default()),
+        Err(Error::CapsuleFrozen { reason }) if reason.contains("migration 9")
+    ));
+}
+
+#[test]
+fn a_manifest_with_another_root_fails_at_the_manifest() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 4);
+    let disk = Disk::new();
+    let (mut imp, mut store) = disk.open();
+    let mut init = exp.init(config());
+    init.manifest_root = ByteArray::new([7; 32]);
+    imp.start(Some(init));
+    Sim::new().run(&mut imp, &mut store, &mut exp, 10_000);
+    let st = imp.state();
+    assert_eq!(st.phase(), ImportPhase::Failed);
+    assert!(matches!(st.step, Step::Manifest { .. }));
+    assert!(
+        matches!(
+            st.error,
+            Some(ImportError::ManifestRootMismatch {
+                migration_id: 4,
+                ..
+            })
+        ),
+        "{:?}",
+        st.error
+    );
+    assert!(exp.pulled.is_empty());
+    assert_eq!(
+        store.get_capsule(&ctx()).unwrap_err(),
+        Error::CapsuleNotFound,
+        "nothing is written before the manifest is verified"
+    );
+}
+
+#[test]
+fn a_root_mismatch_names_the_differing_section() {
+    let (src, _) = source();
+    let (h, _) = manifest_of(&src);
+    let mut other = h.clone();
+    other.memories_root = [1; 32];
+    let err = root_mismatch(Some(&h), &other);
+    assert!(
+        matches!(&err, ImportError::StoredRootMismatch { differences, .. }
+            if *differences == ["memories: section root differs"]),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("blobs"), "{err}");
+    other.memory_count += 1;
+    assert!(
+        root_mismatch(Some(&h), &other)
+            .to_string()
+            .contains("memories: 9 leaves expected, 10 stored")
+    );
+}
