@@ -134,6 +134,15 @@ fn import_all(exp: &mut Exporter, disk: &Disk) -> (Importer<VectorMemory>, Store
     (imp, store, sim)
 }
 
+/// Imports `exp`'s migration on a fresh canister, which fails; its state and store.
+fn failed_with(exp: &mut Exporter) -> (ImportState, Store) {
+    let disk = Disk::new();
+    let (imp, store, _) = import_all(exp, &disk);
+    let st = imp.state();
+    assert_eq!(st.phase(), ImportPhase::Failed, "{:?}", st.error);
+    (st, store)
+}
+
 fn blob_bytes(store: &Store, hash: &Hash) -> Vec<u8> {
     let d = store.get_blob(&ctx(), &ByteArray::new(*hash)).unwrap();
     let mut bytes = vec![];

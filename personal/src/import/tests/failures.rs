@@ -14,14 +14,6 @@ fn rejected(code: RejectCode) -> CallFault {
     }
 }
 
-fn failed_with(exp: &mut Exporter) -> (ImportState, Store) {
-    let disk = Disk::new();
-    let (imp, store, _) = import_all(exp, &disk);
-    let st = imp.state();
-    assert_eq!(st.phase(), ImportPhase::Failed, "{:?}", st.error);
-    (st, store)
-}
-
 #[test]
 fn reject_codes_are_the_ics_numbers() {
     for raw in 1..=6 {

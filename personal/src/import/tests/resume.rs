@@ -86,10 +86,7 @@ fn too_many_failed_calls_in_a_row_fail_the_import() {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, 5);
     exp.reject_next = MAX_ATTEMPTS;
-    let disk = Disk::new();
-    let (imp, _, _) = import_all(&mut exp, &disk);
-    let st = imp.state();
-    assert_eq!(st.phase(), ImportPhase::Failed);
+    let (st, _) = failed_with(&mut exp);
     let error = st.error.unwrap();
     assert_eq!(
         error,
