@@ -116,12 +116,13 @@ fn config() -> ImportConfig {
     }
 }
 
-/// A fresh canister whose import of `exp`'s migration has started with `config`.
-fn started(exp: &Exporter, config: ImportConfig) -> (Disk, Importer<VectorMemory>, Store) {
+/// A fresh canister whose import of `exp`'s migration has started with `config`, and the
+/// runner that will drive it.
+fn started(exp: &Exporter, config: ImportConfig) -> (Disk, Importer<VectorMemory>, Store, Sim) {
     let disk = Disk::new();
     let (mut imp, store) = disk.open();
     assert!(imp.start(Some(exp.init(config))));
-    (disk, imp, store)
+    (disk, imp, store, Sim::new())
 }
 
 /// Imports `exp`'s migration on `disk` until the importer stops.

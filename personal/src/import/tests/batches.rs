@@ -25,14 +25,14 @@ fn batches_respect_the_byte_bound_and_span_blobs() {
         (u64::MAX, MAX_CHUNK_BATCH_BYTES),
     ] {
         let mut exp = Exporter::new(&src, 1);
-        let (_, mut imp, mut store) = started(
+        let (_, mut imp, mut store, mut sim) = started(
             &exp,
             ImportConfig {
                 batch_bytes,
                 ..config()
             },
         );
-        Sim::new().run(&mut imp, &mut store, &mut exp, 10_000);
+        sim.run(&mut imp, &mut store, &mut exp, 10_000);
         assert_eq!(imp.state().phase(), ImportPhase::Done);
         assert!(!exp.batches.is_empty());
         for (refs, bytes) in &exp.batches {

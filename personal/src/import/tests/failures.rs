@@ -232,7 +232,7 @@ fn a_page_under_another_header_is_rejected() {
 fn a_manifest_of_another_owner_fails_the_import() {
     let (src, _) = source();
     let exp = Exporter::new(&src, 5);
-    let (_, mut imp, mut store) = started(&exp, config());
+    let (_, mut imp, mut store, _) = started(&exp, config());
     let Action::FetchPage { call, cursor, .. } = imp.next(&mut store, owner(), 10) else {
         panic!("the import starts with the manifest");
     };
@@ -433,8 +433,7 @@ fn a_connection_the_store_refuses_fails_the_import_naming_it() {
 fn a_store_changed_before_verification_fails_with_the_stored_root_mismatch() {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, 5);
-    let (_, mut imp, mut store) = started(&exp, config());
-    let mut sim = Sim::new();
+    let (_, mut imp, mut store, mut sim) = started(&exp, config());
     sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
         imp.state().phase() == ImportPhase::Verifying
     });
@@ -456,8 +455,7 @@ fn a_store_changed_before_verification_fails_with_the_stored_root_mismatch() {
 fn a_chunk_whose_session_is_gone_fails_as_not_stored_not_as_rejected() {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, 5);
-    let (_, mut imp, mut store) = started(&exp, config());
-    let mut sim = Sim::new();
+    let (_, mut imp, mut store, mut sim) = started(&exp, config());
     // Into the chunk phase, with a chunk call planned and not answered yet.
     sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
         imp.state()

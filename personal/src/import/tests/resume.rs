@@ -9,14 +9,13 @@ fn an_import_resumes_after_a_crash_at_every_step() {
     // The steps of an import without crash.
     let total = {
         let mut exp = Exporter::new(&src, 3);
-        let (_, mut imp, mut store) = started(&exp, config());
-        Sim::new().run(&mut imp, &mut store, &mut exp, 10_000)
+        let (_, mut imp, mut store, mut sim) = started(&exp, config());
+        sim.run(&mut imp, &mut store, &mut exp, 10_000)
     };
     assert!(total > 30, "{total} steps");
     for crash_at in 0..total {
         let mut exp = Exporter::new(&src, 3);
-        let (disk, mut imp, mut store) = started(&exp, config());
-        let mut sim = Sim::new();
+        let (disk, mut imp, mut store, mut sim) = started(&exp, config());
         sim.run(&mut imp, &mut store, &mut exp, crash_at);
         drop((imp, store));
         let (mut imp, mut store) = sim.crash(&disk);
@@ -46,8 +45,7 @@ fn an_import_resumes_after_a_crash_at_every_step() {
 fn calls_lost_without_a_restart_are_planned_again_when_stale() {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, 3);
-    let (_, mut imp, mut store) = started(&exp, config());
-    let mut sim = Sim::new();
+    let (_, mut imp, mut store, mut sim) = started(&exp, config());
     // Run into the chunk phase, then lose every call in flight (their callbacks trapped).
     sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
         imp.state().phase() == ImportPhase::Chunks
