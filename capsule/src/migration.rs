@@ -398,7 +398,11 @@ pub enum ImportError {
     /// A chunk could not be stored for another reason than its bytes (e.g. its blob's import
     /// session is gone).
     #[error("chunk {index} of blob {blob} could not be stored: {error}")]
-    ChunkNotStored { blob: String, index: u64, error: Error },
+    ChunkNotStored {
+        blob: String,
+        index: u64,
+        error: Error,
+    },
     /// A chunk does not verify against its hash (or length) in the verified manifest.
     #[error(
         "chunk {index} of blob {blob} was rejected ({error}): it does not match the verified manifest, the import is stopped"

@@ -14,7 +14,9 @@ use ic_stable_structures::{Memory, StableCell};
 
 /// Stable memory written by a newer build than this one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("stable memory has schema {stored}, newer than this build's {this}: install a newer module")]
+#[error(
+    "stable memory has schema {stored}, newer than this build's {this}: install a newer module"
+)]
 pub struct SchemaTooNew {
     /// The version found in stable memory.
     pub stored: u32,

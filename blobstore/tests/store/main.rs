@@ -38,11 +38,11 @@ pub fn assert_rejected<T: std::fmt::Debug>(
     assert!(expected.to_string().len() > 20);
 }
 
-mod hashing;
-mod uploads;
+mod candid_types;
 mod dedup;
+mod errors;
+mod hashing;
 mod imports;
 mod reads;
 mod upgrades;
-mod errors;
-mod candid_types;
+mod uploads;

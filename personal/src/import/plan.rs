@@ -114,12 +114,12 @@ impl<M: Memory> Importer<M> {
             st.progress.chunks_done += count.saturating_sub(missing.len() as u64);
             st.progress.bytes_done += leaf.size.saturating_sub(missing_bytes);
             if missing.is_empty() {
-                store
-                    .finish_blob_import(owner, upload)
-                    .map_err(|error| ImportError::BlobNotFinished {
+                store.finish_blob_import(owner, upload).map_err(|error| {
+                    ImportError::BlobNotFinished {
                         blob: to_hex(&leaf.hash),
                         error,
-                    })?;
+                    }
+                })?;
                 continue;
             }
             self.open.insert(

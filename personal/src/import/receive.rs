@@ -262,13 +262,12 @@ impl<M: Memory> Importer<M> {
         if ob.in_flight > 0 || queued {
             return Ok(());
         }
-        let missing = store
-            .blob_store()
-            .missing_chunks(ob.upload)
-            .map_err(|e| ImportError::BlobSessionLost {
+        let missing = store.blob_store().missing_chunks(ob.upload).map_err(|e| {
+            ImportError::BlobSessionLost {
                 blob: to_hex(&ob.hash),
                 error: e.into(),
-            })?;
+            }
+        })?;
         if !missing.is_empty() {
             for (start, end) in ranges(&missing) {
                 self.todo.insert((leaf, start), end);

@@ -105,12 +105,10 @@ impl<M: Memory> Importer<M> {
                             store.held_blobs(owner, after.map(|a| a.into_array()), LEAVES_PER_STEP);
                         for h in &held {
                             if !self.pinned.contains_key(h) {
-                                store
-                                    .pin_blob(h)
-                                    .map_err(|error| ImportError::PinFailed {
-                                        blob: to_hex(h),
-                                        error,
-                                    })?;
+                                store.pin_blob(h).map_err(|error| ImportError::PinFailed {
+                                    blob: to_hex(h),
+                                    error,
+                                })?;
                                 self.pinned.insert(*h, 0);
                             }
                         }
@@ -170,10 +168,7 @@ impl<M: Memory> Importer<M> {
                             })
                             .collect::<Result<Vec<_>, _>>()?;
                         store.import_memories(owner, &v).map_err(|(i, error)| {
-                            ImportError::MemoryNotImportable {
-                                id: v[i].id,
-                                error,
-                            }
+                            ImportError::MemoryNotImportable { id: v[i].id, error }
                         })?;
                         st.progress.memories_done += n as u64;
                     }

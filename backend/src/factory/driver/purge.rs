@@ -126,4 +126,3 @@ async fn check_purge(id: u64, canister_id: Principal, export_root: [u8; 32]) {
         }
     }
 }
-

@@ -436,7 +436,12 @@ impl<M: StableMemory> Factory<M> {
         }
         match status {
             Ok(s) if s.phase == capsule::migration::ImportPhase::Failed => {
-                self.fail(migration_id, FactoryError::import_failed(s.error), capsules, now);
+                self.fail(
+                    migration_id,
+                    FactoryError::import_failed(s.error),
+                    capsules,
+                    now,
+                );
             }
             Ok(_) => {
                 let _ = self.with_record(migration_id, |r| {
