@@ -63,15 +63,21 @@ export function failingInstall(): Step[] {
   return [...steps, { state: 'Installing' }, { state: 'Failed', error }];
 }
 
-function progress(bytes: bigint): Progress {
-  const chunks = (bytes + 262_143n) / 262_144n;
+/**
+ * The progress at `bytes` of a script (which counts in {@link TOTAL_BYTES}), scaled to what the
+ * export found (`m`; the scripted capsule until the export is done).
+ */
+function progress(bytes: bigint, m: ManifestSummary = FAKE_MANIFEST): Progress {
+  const done = TOTAL_BYTES === 0n ? 0n : (bytes * m.blob_bytes) / TOTAL_BYTES;
+  const all = bytes === TOTAL_BYTES;
+  const chunks = all ? m.chunks : (done + 262_143n) / 262_144n;
   return {
-    bytes_done: bytes,
-    bytes_total: TOTAL_BYTES,
-    chunks_done: chunks,
-    chunks_total: 4n,
-    memories_done: bytes === TOTAL_BYTES ? 2n : 0n,
-    memories_total: 2n,
+    bytes_done: done,
+    bytes_total: m.blob_bytes,
+    chunks_done: chunks < m.chunks ? chunks : m.chunks,
+    chunks_total: m.chunks,
+    memories_done: all ? m.memories : 0n,
+    memories_total: m.memories,
     connections_done: 0n,
     connections_total: 0n,
   };
@@ -266,12 +272,13 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
       r.error = [error ?? { ImportFailed: { reason: 'chunk fetch failed', cause: [] } }];
     }
     r.state = { [state]: null } as CreationRecord['state'];
-    r.progress = progress(bytes);
+    r.progress = progress(bytes, r.manifest[0]);
     // Like the factory: every non-final state past NotStarted has a deadline.
     if (prev !== state) r.deadline_at = ['NotStarted', 'Completed', 'Failed'].includes(state) ? [] : [this.now + DEADLINE_NS];
     // Like the factory: the export ends with the manifest and the quote, ...
     if (state === 'Creating' && prev !== 'Creating') {
-      r.manifest = [FAKE_MANIFEST];
+      r.manifest = [this.exported()];
+      r.progress = progress(bytes, r.manifest[0]);
       r.quote = [FAKE_QUOTE];
     }
     if (['Installing', 'Importing', 'Verifying', 'Completed', 'Failed'].includes(state) && prev !== 'NotStarted') {
@@ -290,6 +297,26 @@ export class FakeBackend extends FakeCapsule implements FactoryService {
     // ... and at the handoff the shared capsule becomes read-only, naming where it went.
     if (state === 'Completed' && this.capsule) this.capsule.moved_to = [PERSONAL_ID];
     r.updated_at = this.now;
+  }
+
+  /**
+   * What the export finds: the memories and distinct blobs the capsule holds, or the scripted
+   * capsule ({@link FAKE_MANIFEST}) when it holds none. The root is made up (the fake computes
+   * no Merkle root).
+   */
+  private exported(): ManifestSummary {
+    if (this.memories.length === 0) return FAKE_MANIFEST;
+    const blobs = new Map<string, bigint>();
+    for (const m of this.memories) for (const b of m.blobs) blobs.set(hex(b.hash), b.size);
+    const sizes = [...blobs.values()];
+    return {
+      root: new Uint8Array(32).fill(7),
+      memories: BigInt(this.memories.length),
+      connections: 0n,
+      blobs: BigInt(sizes.length),
+      blob_bytes: sizes.reduce((a, b) => a + b, 0n),
+      chunks: sizes.reduce((a, b) => a + (b === 0n ? 1n : (b + 262_143n) / 262_144n), 0n),
+    };
   }
 
   async create_personal_canister(_config?: CreatePersonalCanisterConfig): Promise<{ Ok: CreationRecord } | { Err: FactoryError }> {

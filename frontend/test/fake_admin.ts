@@ -22,6 +22,7 @@ import type {
 } from '../src/client/types';
 import { configType } from '../src/admin/config';
 import { FAKE_MANIFEST, FakeBackend, TOTAL_BYTES, capsuleInfo, clone } from './fake';
+import { manifestPage } from './fake_personal';
 import { method, sample } from './idl';
 
 type R<T> = Promise<{ Ok: T } | { Err: FactoryError }>;
@@ -97,13 +98,15 @@ export class FakeAdmin implements AdminService {
   }
 
   /**
-   * Lists `user`'s creation from now on: its requests get the next migration id and an owner
-   * of their own.
+   * Lists `user`'s creation from now on: its requests get the next migration id, and the user
+   * (its capsule and creation) a principal of its own.
    */
   track(user: FakeBackend): FakeBackend {
     const ids = [...this.creations.map((c) => c.migration_id), ...this.users.map((u) => u.migrationId)];
     user.migrationId = ids.reduce((a, b) => (b > a ? b : a), 0n) + 1n;
     user.owner = Principal.fromUint8Array(new Uint8Array([0xfa, Number(user.migrationId & 0xffn), 1]));
+    // The user owns its capsule, as the creation it asks for.
+    if (user.capsule) user.capsule = { ...user.capsule, owner: user.owner };
     this.users.push(user);
     return user;
   }
@@ -241,15 +244,26 @@ export class FakeAdmin implements AdminService {
   async admin_get_manifest_page(id: bigint, cursor: PageCursor): R<ManifestPageReply> {
     this.calls.push(`page ${Object.keys(cursor.section)[0]} ${cursor.index}`);
     return this.gate(() => {
-      const r = this.userOf(id)?.record;
-      const pages = r ? (r.manifest[0] ? exportPages(r) : []) : this.pages;
+      const out = (section: string) =>
+        refuse({ ExportFailed: { reason: `cursor ${section} leaf ${cursor.index} is out of range` } });
+      const user = this.userOf(id);
+      const r = user?.record;
+      if (user && r) {
+        // The capsule the export read (frozen since), or the scripted one when it held none.
+        if (!r.manifest[0]) return refuse({ ExportFailed: { reason: `migration ${id} has not exported yet` } });
+        if (user.memories.length > 0) {
+          const page = manifestPage(user, r.manifest[0].root, cursor);
+          return typeof page === 'string' ? out(Object.keys(cursor.section)[0] as string) : page;
+        }
+      }
+      const pages = r ? exportPages(r) : this.pages;
       if (r === undefined && this.pages.length === 0) {
         return refuse({ ExportFailed: { reason: `unknown migration ${id}` } });
       }
       const p = pages.find(
         (x) => Object.keys(x.page.leaves)[0] === Object.keys(cursor.section)[0] && x.page.start === cursor.index,
       );
-      return p ?? refuse({ ExportFailed: { reason: `cursor ${Object.keys(cursor.section)[0]} leaf ${cursor.index} is out of range` } });
+      return p ?? out(Object.keys(cursor.section)[0] as string);
     });
   }
   /**
@@ -284,8 +298,8 @@ export class FakeAdmin implements AdminService {
 }
 
 /**
- * The pages of the fake's export ({@link FAKE_MANIFEST}): the capsule, its memories and blobs
- * (no connections: an empty section has no page), at most two leaves a page.
+ * The pages of the scripted capsule's export ({@link FAKE_MANIFEST}): the capsule, its memories
+ * and blobs (no connections: an empty section has no page).
  */
 function exportPages(r: CreationRecord): ManifestPageReply[] {
   const m = FAKE_MANIFEST;

@@ -66,66 +66,73 @@ export class FakePersonal extends FakeCapsule {
     return this.moduleVersion;
   }
 
-  /**
-   * A page of what the canister holds: sections in manifest order, an empty one skipped, at
-   * most {@link LEAVES_PER_PAGE} leaves a page. The header carries the export root (the fake
-   * computes no Merkle root) and chunk hashes are plain BLAKE3 hashes of the chunks.
-   */
+  /** A page of what the canister holds (see {@link manifestPage}). */
   async get_manifest_page(cursor: PageCursor): Promise<{ Ok: ManifestPageReply } | { Err: { InvalidArgument: { reason: string } } }> {
-    const c = this.capsule;
-    if (!c || !this.root) return { Err: { InvalidArgument: { reason: 'no manifest: the import is not done' } } };
-    const leaves: Record<Section, unknown[]> = {
-      Capsule: [{ name: c.name, bio: c.bio, owner: c.owner, created_at: c.created_at, updated_at: c.updated_at, settings: c.settings }],
-      Connections: [],
-      Memories: this.memories.map((m): MemoryLeaf => ({
-        id: m.id,
-        title: m.title,
-        description: m.description,
-        kind: Object.keys(m.kind)[0]!.toLowerCase(),
-        tags: m.tags,
-        encryption: [],
-        blobs: m.blobs.map((b) => ({ ...b })),
-        created_at: m.created_at,
-        updated_at: m.updated_at,
-      })),
-      Blobs: [...this.blobs.values()].map((bytes): BlobLeaf => {
-        const chunks = Math.max(1, Math.ceil(bytes.length / CHUNK_SIZE));
-        return {
-          hash: blake3(bytes),
-          size: BigInt(bytes.length),
-          chunk_hashes: Array.from({ length: chunks }, (_, i) => blake3(bytes.slice(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE))),
-        };
-      }),
-    };
-    const section = Object.keys(cursor.section)[0] as Section;
-    const all = leaves[section];
-    const start = Number(cursor.index);
-    if (start >= all.length) return { Err: { InvalidArgument: { reason: `cursor ${section} leaf ${start} is out of range` } } };
-    const page = all.slice(start, start + LEAVES_PER_PAGE);
-    let next: [] | [PageCursor] = [];
-    if (start + page.length < all.length) next = [{ section: cursor.section, index: BigInt(start + page.length) }];
-    else {
-      const after = SECTIONS.slice(SECTIONS.indexOf(section) + 1).find((s) => leaves[s].length > 0);
-      if (after) next = [{ section: { [after]: null } as PageCursor['section'], index: 0n }];
-    }
-    const blobs = leaves.Blobs as BlobLeaf[];
-    const header: ManifestHeader = {
-      version: 1,
-      owner: c.owner,
-      connection_count: 0n,
-      memory_count: BigInt(this.memories.length),
-      blob_count: BigInt(blobs.length),
-      total_blob_bytes: blobs.reduce((a, b) => a + b.size, 0n),
-      total_chunks: BigInt(blobs.reduce((a, b) => a + b.chunk_hashes.length, 0)),
-      capsule_root: this.root,
-      connections_root: this.root,
-      memories_root: this.root,
-      blobs_root: this.root,
-      root: this.root,
-    };
-    const l = section === 'Capsule' ? { Capsule: page[0] } : { [section]: page };
-    return { Ok: { header, page: { start: BigInt(start), leaves: l, next } } as unknown as ManifestPageReply };
+    if (!this.root) return { Err: { InvalidArgument: { reason: 'no manifest: the import is not done' } } };
+    const page = manifestPage(this, this.root, cursor);
+    return typeof page === 'string' ? { Err: { InvalidArgument: { reason: page } } } : { Ok: page };
   }
+}
+
+/**
+ * A page of the manifest of what `held` holds: sections in manifest order, an empty one skipped, at
+ * most {@link LEAVES_PER_PAGE} leaves a page. The header carries the export root (the fake
+ * computes no Merkle root) and chunk hashes are plain BLAKE3 hashes of the chunks.
+ */
+export function manifestPage(held: FakeCapsule, root: Uint8Array, cursor: PageCursor): ManifestPageReply | string {
+const c = held.capsule;
+if (!c) return 'no capsule';
+  const leaves: Record<Section, unknown[]> = {
+    Capsule: [{ name: c.name, bio: c.bio, owner: c.owner, created_at: c.created_at, updated_at: c.updated_at, settings: c.settings }],
+    Connections: [],
+    Memories: held.memories.map((m): MemoryLeaf => ({
+      id: m.id,
+      title: m.title,
+      description: m.description,
+      kind: Object.keys(m.kind)[0]!.toLowerCase(),
+      tags: m.tags,
+      encryption: [],
+      blobs: m.blobs.map((b) => ({ ...b })),
+      created_at: m.created_at,
+      updated_at: m.updated_at,
+    })),
+    Blobs: [...held.blobs.values()].map((bytes): BlobLeaf => {
+      const chunks = Math.max(1, Math.ceil(bytes.length / CHUNK_SIZE));
+      return {
+        hash: blake3(bytes),
+        size: BigInt(bytes.length),
+        chunk_hashes: Array.from({ length: chunks }, (_, i) => blake3(bytes.slice(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE))),
+      };
+    }),
+  };
+  const section = Object.keys(cursor.section)[0] as Section;
+  const all = leaves[section];
+  const start = Number(cursor.index);
+  if (start >= all.length) return `cursor ${section} leaf ${start} is out of range`;
+  const page = all.slice(start, start + LEAVES_PER_PAGE);
+  let next: [] | [PageCursor] = [];
+  if (start + page.length < all.length) next = [{ section: cursor.section, index: BigInt(start + page.length) }];
+  else {
+    const after = SECTIONS.slice(SECTIONS.indexOf(section) + 1).find((s) => leaves[s].length > 0);
+    if (after) next = [{ section: { [after]: null } as PageCursor['section'], index: 0n }];
+  }
+  const blobs = leaves.Blobs as BlobLeaf[];
+  const header: ManifestHeader = {
+    version: 1,
+    owner: c.owner,
+    connection_count: 0n,
+    memory_count: BigInt(held.memories.length),
+    blob_count: BigInt(blobs.length),
+    total_blob_bytes: blobs.reduce((a, b) => a + b.size, 0n),
+    total_chunks: BigInt(blobs.reduce((a, b) => a + b.chunk_hashes.length, 0)),
+    capsule_root: root,
+    connections_root: root,
+    memories_root: root,
+    blobs_root: root,
+    root,
+  };
+  const l = section === 'Capsule' ? { Capsule: page[0] } : { [section]: page };
+  return { header, page: { start: BigInt(start), leaves: l, next } } as unknown as ManifestPageReply;
 }
 
 /**

@@ -213,6 +213,14 @@ describe.each([
     const admin = new AdminClient((await w()).admin);
     const m = await admin.manifest(done.migrationId);
     const summary = done.record.manifest[0] as NonNullable<CreationRecord['manifest'][0]>;
+    // The export found the user's capsule: one memory with its file.
+    expect([summary.memories, summary.connections, summary.blobs, summary.blob_bytes, summary.chunks]).toEqual([
+      1n,
+      0n,
+      1n,
+      BigInt(FILE_BYTES),
+      BigInt(Math.ceil(FILE_BYTES / 262_144)),
+    ]);
     expect(toHex(m.header.root)).toBe(toHex(summary.root));
     expect([m.header.memory_count, m.header.connection_count, m.header.blob_count, m.header.total_blob_bytes, m.header.total_chunks]).toEqual([
       summary.memories,

@@ -121,7 +121,7 @@ describe.each([
     expect(o.days_until_frozen).toBe((o.balance - o.freezing_threshold_cycles) / o.burn_per_day);
   });
 
-  it('"download my capsule": the archive has the export root and the file byte for byte, and its manifest counts what the canister holds', async () => {
+  it('"download my capsule": the archive has the export root and the file byte for byte, and its manifest counts what the canister holds, as the export did', async () => {
     const { personal, done, file } = await w();
     const p = personal(done.canisterId!);
     const exportRoot = hex((done.record.manifest[0] as { root: Uint8Array }).root);
@@ -140,6 +140,15 @@ describe.each([
       BigInt(FILE_BYTES),
       BigInt(Math.ceil(FILE_BYTES / CHUNK_SIZE)),
     ]);
+    const exported = done.record.manifest[0] as NonNullable<(typeof done.record.manifest)[0]>;
+    expect([m.header.memory_count, m.header.connection_count, m.header.blob_count, m.header.total_blob_bytes, m.header.total_chunks]).toEqual([
+      exported.memories,
+      exported.connections,
+      exported.blobs,
+      exported.blob_bytes,
+      exported.chunks,
+    ]);
+    expect([done.progress.bytes_done, done.progress.bytes_total]).toEqual([BigInt(FILE_BYTES), BigInt(FILE_BYTES)]);
     const { parts, root } = await writeArchive(p);
     expect(root).toBe(exportRoot);
     expect(Buffer.from(concat(parts)).indexOf(Buffer.from(file))).toBeGreaterThan(0);
