@@ -217,11 +217,7 @@ fn admin_list_creations(start_after: Option<u64>, limit: u32) -> CreationPageRes
 /// One creation's whole record (the list gives summaries).
 #[ic_cdk::query]
 fn admin_get_creation(migration_id: u64) -> CreationRecordResult {
-    as_admin(|| {
-        factory::with(|f| f.record(migration_id))
-            .ok_or(FactoryError::UnknownMigration { migration_id })
-    })
-    .into()
+    as_admin(|| factory::with(|f| f.known_record(migration_id))).into()
 }
 
 /// A page of the manifest a migration exported.
@@ -268,7 +264,7 @@ async fn sponsor_top_up(migration_id: u64, cycles: Nat) -> Result<CreationRecord
             reason: "more cycles than exist".into(),
         })?;
     driver::sponsor(migration_id, cycles).await?;
-    factory::with(|f| f.record(migration_id)).ok_or(FactoryError::UnknownMigration { migration_id })
+    factory::with(|f| f.known_record(migration_id))
 }
 
 /// Tops up the reserve with the cycles attached to the call, plus `from_balance` cycles of the

@@ -14,9 +14,7 @@ impl<M: StableMemory> Factory<M> {
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) -> Result<Option<Principal>, FactoryError> {
-        let rec = self
-            .record(migration_id)
-            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        let rec = self.known_record(migration_id)?;
         if rec.state == CreationState::Completed {
             return Err(FactoryError::InvalidState {
                 state: rec.state,

@@ -31,15 +31,7 @@ impl<M: StableMemory> Factory<M> {
         now: u64,
         liquid: u128,
     ) -> Result<u128, FactoryError> {
-        let rec = self
-            .record(migration_id)
-            .ok_or(FactoryError::UnknownMigration { migration_id })?;
-        if rec.state != CreationState::Installing {
-            return Err(FactoryError::InvalidState {
-                state: rec.state,
-                expected: "Installing".into(),
-            });
-        }
+        let rec = self.record_in(migration_id, CreationState::Installing)?;
         if rec.canister_id.is_some()
             && rec.funding.as_ref().and_then(|f| f.funded_canister) == rec.canister_id
         {
@@ -89,9 +81,7 @@ impl<M: StableMemory> Factory<M> {
         now: u64,
         liquid: u128,
     ) -> Result<Principal, FactoryError> {
-        let rec = self
-            .record(migration_id)
-            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        let rec = self.known_record(migration_id)?;
         let canister_id = match (rec.state, rec.canister_id) {
             (CreationState::Completed, Some(c)) => c,
             (state, _) => {

@@ -361,6 +361,29 @@ impl<M: StableMemory> Factory<M> {
         self.records.get(&migration_id).map(|r| r.0)
     }
 
+    /// The record of `migration_id`, or `UnknownMigration`.
+    pub fn known_record(&self, migration_id: u64) -> Result<CreationRecord, FactoryError> {
+        self.record(migration_id)
+            .ok_or(FactoryError::UnknownMigration { migration_id })
+    }
+
+    /// The record of `migration_id` if it is in `state`, or `InvalidState` naming the state
+    /// it is in (or `UnknownMigration`).
+    pub fn record_in(
+        &self,
+        migration_id: u64,
+        state: CreationState,
+    ) -> Result<CreationRecord, FactoryError> {
+        let rec = self.known_record(migration_id)?;
+        if rec.state != state {
+            return Err(FactoryError::InvalidState {
+                state: rec.state,
+                expected: state.to_string(),
+            });
+        }
+        Ok(rec)
+    }
+
     pub fn record_of(&self, owner: Principal) -> Option<CreationRecord> {
         self.by_owner.get(&owner).and_then(|id| self.record(id))
     }
@@ -401,15 +424,7 @@ impl<M: StableMemory> Factory<M> {
         now: u64,
         f: impl FnOnce(&mut CreationRecord),
     ) -> Result<(), FactoryError> {
-        let mut rec = self
-            .record(migration_id)
-            .ok_or(FactoryError::UnknownMigration { migration_id })?;
-        if rec.state != from {
-            return Err(FactoryError::InvalidState {
-                state: rec.state,
-                expected: from.to_string(),
-            });
-        }
+        let mut rec = self.record_in(migration_id, from)?;
         f(&mut rec);
         enter(&mut rec, to, now);
         self.save(rec);
@@ -421,9 +436,7 @@ impl<M: StableMemory> Factory<M> {
         migration_id: u64,
         f: impl FnOnce(&mut CreationRecord) -> R,
     ) -> Result<R, FactoryError> {
-        let mut rec = self
-            .record(migration_id)
-            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        let mut rec = self.known_record(migration_id)?;
         let r = f(&mut rec);
         self.save(rec);
         Ok(r)

@@ -96,9 +96,7 @@ impl<M: StableMemory> Factory<M> {
         now: u64,
         one_more: impl FnMut() -> bool,
     ) -> Result<CreationState, FactoryError> {
-        let rec = self
-            .record(migration_id)
-            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        let rec = self.known_record(migration_id)?;
         if rec.state != CreationState::Exporting {
             return Ok(rec.state);
         }
@@ -190,9 +188,7 @@ impl<M: StableMemory> Factory<M> {
         now: u64,
         liquid: u128,
     ) -> Result<u128, FactoryError> {
-        let rec = self
-            .record(migration_id)
-            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        let rec = self.known_record(migration_id)?;
         if rec.state != CreationState::Creating
             || rec.canister_id.is_some()
             || rec.create_call_since.is_some()
@@ -512,9 +508,7 @@ impl<M: StableMemory> Factory<M> {
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) -> Result<CreationRecord, FactoryError> {
-        let rec = self
-            .record(migration_id)
-            .ok_or(FactoryError::UnknownMigration { migration_id })?;
+        let rec = self.known_record(migration_id)?;
         if rec.state != CreationState::Failed {
             return Ok(rec);
         }
