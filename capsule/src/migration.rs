@@ -141,6 +141,19 @@ pub struct Progress {
     pub connections_total: u64,
 }
 
+impl Progress {
+    /// Nothing done yet of what `header` describes.
+    pub fn of_manifest(header: &ManifestHeader) -> Progress {
+        Progress {
+            bytes_total: header.total_blob_bytes,
+            chunks_total: header.total_chunks,
+            memories_total: header.memory_count,
+            connections_total: header.connection_count,
+            ..Progress::default()
+        }
+    }
+}
+
 /// Sent by the personal canister after every batch.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct ImportProgress {

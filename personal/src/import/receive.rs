@@ -106,13 +106,7 @@ impl<M: Memory> Importer<M> {
         store
             .import_capsule(&leaf, &freeze_reason(m.migration_id))
             .map_err(|error| ImportError::CapsuleNotCreated { error })?;
-        st.progress = Progress {
-            bytes_total: header.total_blob_bytes,
-            chunks_total: header.total_chunks,
-            memories_total: header.memory_count,
-            connections_total: header.connection_count,
-            ..Progress::default()
-        };
+        st.progress = Progress::of_manifest(&header);
         st.step = Step::Chunks { next_blob: 0 };
         Ok(())
     }

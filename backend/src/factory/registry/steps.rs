@@ -144,13 +144,7 @@ impl<M: StableMemory> Factory<M> {
         let available = self.st().reserve;
         let summary = summary(&header);
         self.with_record(migration_id, |r| {
-            r.progress = Progress {
-                bytes_total: header.total_blob_bytes,
-                chunks_total: header.total_chunks,
-                memories_total: header.memory_count,
-                connections_total: header.connection_count,
-                ..Progress::default()
-            };
+            r.progress = Progress::of_manifest(&header);
             r.manifest = Some(summary);
             r.quote = Some(q);
         })?;
