@@ -36,8 +36,9 @@ fi
 step bash-suite scripts/tests/run.sh
 # The frontend: generated bindings up to date, types, unit tests (Vitest).
 step frontend bash -c 'cd frontend && npm ci --no-audit --no-fund && npm run typecheck && npm test'
-# The client's creation cases against the unit tests' fake backend and the real backend wasm on
-# `icemu serve` alike (about 15 s), so the fake cannot drift from the backend.
+# The client's cases (creation, uploads, the admin console's calls, the capsule after the
+# handoff) against the unit tests' fakes and the real wasm on `icemu serve` alike (about 40 s),
+# so the fakes cannot drift from the canisters.
 step frontend-contract bash -c 'cd frontend && npm run test:contract'
 # The page in headless Chromium against `icemu serve` running the real backend.
 step frontend-browser scripts/tests/frontend_browser.sh
