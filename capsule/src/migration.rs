@@ -340,9 +340,26 @@ pub enum RetryCause {
     Backend(ExportError),
 }
 
-/// Why an import failed: the personal canister's `import_status` carries it, and the backend
-/// keeps it in the creation's `ImportFailed`.
-#[derive(thiserror::Error, CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+/// Why an import failed: the personal canister's `import_status` carries it; the backend keeps
+/// its text and its [`ImportErrorKind`] (which variant it was, without its data) in the
+/// creation's `ImportFailed`, so that the backend's replies do not carry this whole type: its
+/// candid type table (thirteen variants holding the capsule `Error`, ...) costs several
+/// million instructions to build in every reply that names it.
+#[derive(
+    thiserror::Error,
+    CandidType,
+    Deserialize,
+    Serialize,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    strum::EnumDiscriminants,
+)]
+#[strum_discriminants(
+    name(ImportErrorKind),
+    derive(CandidType, Deserialize, Serialize)
+)]
 pub enum ImportError {
     // ---- calls to the backend
     /// The backend answered a pull or the report with an error that does not pass.

@@ -2,7 +2,7 @@
 
 use candid::{CandidType, Principal};
 use capsule::Hash32;
-use capsule::migration::{ImportError, Progress, RejectCode};
+use capsule::migration::{ImportErrorKind, Progress, RejectCode};
 use serde::{Deserialize, Serialize};
 
 pub use super::registry::history::{ReserveHistoryPage, ReserveSnapshot};
@@ -441,12 +441,13 @@ pub enum FactoryError {
         actual: String,
         sections: Vec<String>,
     },
-    /// The personal canister's importer failed: `reason` is its text, `cause` the failure
-    /// typed (`None` in records written before it, or when the importer gave none).
+    /// The personal canister's importer failed: `reason` is its text, `cause` which failure it
+    /// was (`None` in records written before it, or when the importer gave none; the failure's
+    /// data is in the text and in the personal canister's `import_status`).
     #[error("the import failed: {reason}")]
     ImportFailed {
         reason: String,
-        cause: Option<Box<ImportError>>,
+        cause: Option<ImportErrorKind>,
     },
     #[error("the export manifest of migration {migration_id} is missing")]
     ExportManifestMissing { migration_id: u64 },

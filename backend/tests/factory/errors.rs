@@ -1,7 +1,7 @@
 //! Typed call failures and import failures: how each is classified, retried, and recorded.
 
 use candid::{CandidType, Deserialize};
-use capsule::migration::{ImportError, ImportPhase, RejectCode};
+use capsule::migration::{ImportError, ImportErrorKind, ImportPhase, RejectCode};
 
 use super::*;
 
@@ -225,7 +225,7 @@ fn a_failed_import_is_recorded_with_the_importers_typed_reason() {
         rec.error,
         Some(FactoryError::ImportFailed {
             reason: cause.to_string(),
-            cause: Some(Box::new(cause)),
+            cause: Some(ImportErrorKind::ChunkRejected),
         })
     );
 

@@ -13,7 +13,7 @@
 use candid::{CandidType, Principal};
 use capsule::manifest_store::ManifestStore;
 use capsule::migration::{
-    ImportConfig, ImportError, MigrationInit, PersonalInitArgs, Progress, RejectCode,
+    ImportConfig, ImportError, ImportErrorKind, MigrationInit, PersonalInitArgs, Progress, RejectCode,
 };
 use capsule::storable::Candid;
 use capsule::{CapsuleStore, ManifestWalk};
@@ -267,7 +267,7 @@ impl FactoryError {
         );
         FactoryError::ImportFailed {
             reason,
-            cause: cause.map(Box::new),
+            cause: cause.as_ref().map(ImportErrorKind::from),
         }
     }
 }

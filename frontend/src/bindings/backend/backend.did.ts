@@ -356,33 +356,6 @@ export interface BlobUploadRequest {
 export type BytesResult = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
 /**
- * Why a call from the importer to the backend gave no reply it could use.
- */
-export type CallFault = {
-    /**
-     * The call was not sent (the system refused to enqueue it, or cycles were short).
-     */
-    'NotSent' : { 'reason' : string }
-  } |
-  {
-    /**
-     * The reply is not of the type the protocol defines.
-     */
-    'UndecodableReply' : { 'reason' : string }
-  } |
-  {
-    /**
-     * The system or the backend rejected the call.
-     */
-    'Rejected' : { 'code' : RejectCode, 'message' : string }
-  } |
-  {
-    /**
-     * A reject with a code the IC did not define when this was built.
-     */
-    'UnrecognizedReject' : { 'code' : number, 'message' : string }
-  };
-/**
  * A capsule as returned by the API.
  */
 export interface CapsuleInfo {
@@ -1082,10 +1055,11 @@ export type FactoryError = { 'Internal' : { 'detail' : string } } |
   { 'ExportManifestMissing' : { 'migration_id' : bigint } } |
   {
     /**
-     * The personal canister's importer failed: `reason` is its text, `cause` the failure
-     * typed (`None` in records written before it, or when the importer gave none).
+     * The personal canister's importer failed: `reason` is its text, `cause` which failure it
+     * was (`None` in records written before it, or when the importer gave none; the failure's
+     * data is in the text and in the personal canister's `import_status`).
      */
-    'ImportFailed' : { 'cause' : [] | [ImportError], 'reason' : string }
+    'ImportFailed' : { 'cause' : [] | [ImportErrorKind], 'reason' : string }
   } |
   { 'InvalidArgument' : { 'reason' : string } } |
   { 'CreationDisabled' : null } |
@@ -1172,61 +1146,55 @@ export interface Funding {
   'funded_canister' : [] | [Principal],
 }
 /**
- * Why an import failed: the personal canister's `import_status` carries it, and the backend
- * keeps it in the creation's `ImportFailed`.
+ * Auto-generated discriminant enum variants
  */
-export type ImportError = {
+export type ImportErrorKind = {
     /**
      * The chunks still missing of an open blob could not be listed.
      */
-    'BlobSessionLost' : { 'blob' : string, 'error' : Error }
+    'BlobSessionLost' : null
   } |
   {
     /**
      * A call failed in a way retrying does not mend (SYS_FATAL, an undecodable reply).
      */
-    'CallFailed' : { 'fault' : CallFault }
+    'CallFailed' : null
   } |
   {
     /**
      * The importer's bound of failed calls in a row was reached.
      */
-    'RetriesExhausted' : { 'last' : RetryCause, 'attempts' : number }
+    'RetriesExhausted' : null
   } |
   {
     /**
      * The verified capsule could not be unfrozen.
      */
-    'UnfreezeFailed' : { 'error' : Error }
+    'UnfreezeFailed' : null
   } |
   {
     /**
      * A batch holds another chunk than asked for at some position.
      */
-    'ChunkOutOfOrder' : {
-      'blob' : string,
-      'sent_blob' : string,
-      'index' : bigint,
-      'sent_index' : bigint,
-    }
+    'ChunkOutOfOrder' : null
   } |
   {
     /**
      * A pinned blob could not be released.
      */
-    'UnpinFailed' : { 'blob' : string, 'error' : Error }
+    'UnpinFailed' : null
   } |
   {
     /**
      * The records step reached a section that holds no records.
      */
-    'NotARecordSection' : { 'section' : Section }
+    'NotARecordSection' : null
   } |
   {
     /**
      * A chunk does not verify against its hash (or length) in the verified manifest.
      */
-    'ChunkRejected' : { 'blob' : string, 'error' : Error, 'index' : bigint }
+    'ChunkRejected' : null
   } |
   {
     /**
@@ -1239,117 +1207,117 @@ export type ImportError = {
      * The root recomputed from stored data is not the migration's; `differences` names what
      * differs from the verified manifest.
      */
-    'StoredRootMismatch' : { 'actual' : string, 'differences' : Array<string> }
+    'StoredRootMismatch' : null
   } |
   {
     /**
      * A chunk could not be stored for another reason than its bytes (e.g. its blob's import
      * session is gone).
      */
-    'ChunkNotStored' : { 'blob' : string, 'error' : Error, 'index' : bigint }
+    'ChunkNotStored' : null
   } |
   {
     /**
      * A blob held by a replaced migration could not be pinned.
      */
-    'PinFailed' : { 'blob' : string, 'error' : Error }
+    'PinFailed' : null
   } |
   {
     /**
      * A connection of the manifest could not be written.
      */
-    'ConnectionNotImportable' : { 'peer' : Principal, 'error' : Error }
+    'ConnectionNotImportable' : null
   } |
   {
     /**
      * The pages did not add up to the header once all arrived.
      */
-    'ManifestUnverified' : { 'reason' : string }
+    'ManifestUnverified' : null
   } |
   {
     /**
      * Dropping the records of a replaced migration failed.
      */
-    'ResetFailed' : { 'error' : Error }
+    'ResetFailed' : null
   } |
   {
     /**
      * A staged leaf is not of the section it is stored under.
      */
-    'UnexpectedLeaf' : { 'section' : Section }
+    'UnexpectedLeaf' : null
   } |
   {
     /**
      * A page's leaves do not verify against the header.
      */
-    'PageRejected' : { 'cursor' : PageCursor, 'reason' : string }
+    'PageRejected' : null
   } |
   {
     /**
      * The backend answered a pull or the report with an error that does not pass.
      */
-    'BackendRefused' : { 'error' : ExportError }
+    'BackendRefused' : null
   } |
   {
     /**
      * The manifest is another principal's capsule.
      */
-    'OwnerMismatch' : { 'manifest_owner' : Principal, 'owner' : Principal }
+    'OwnerMismatch' : null
   } |
   {
     /**
      * A failure recorded as text by an earlier version of the importer.
      */
-    'Recorded' : { 'message' : string }
+    'Recorded' : null
   } |
   {
     /**
      * A blob's import could not be begun.
      */
-    'BlobNotBegun' : { 'blob' : string, 'error' : Error }
+    'BlobNotBegun' : null
   } |
   {
     /**
      * A batch holds another number of chunks than asked for.
      */
-    'ChunkCountMismatch' : { 'asked' : bigint, 'sent' : bigint }
+    'ChunkCountMismatch' : null
   } |
   {
     /**
      * A blob whose chunks all arrived could not be finished (e.g. its size is not the
      * manifest's).
      */
-    'BlobNotFinished' : { 'blob' : string, 'error' : Error }
+    'BlobNotFinished' : null
   } |
   {
     /**
      * The backend sent another page than the one asked for.
      */
-    'PageOutOfOrder' : { 'asked' : PageCursor, 'sent' : PageCursor }
+    'PageOutOfOrder' : null
   } |
   {
     /**
      * The manifest's header does not have the root the canister was installed with.
      */
-    'ManifestRootMismatch' : { 'migration_id' : bigint, 'reason' : string }
+    'ManifestRootMismatch' : null
   } |
   {
     /**
      * The capsule leaf could not be written (e.g. the owner has a capsule here already).
      */
-    'CapsuleNotCreated' : { 'error' : Error }
+    'CapsuleNotCreated' : null
   } |
   {
     /**
      * A memory of the manifest could not be written.
      */
-    'MemoryNotImportable' : { 'id' : bigint, 'error' : Error }
+    'MemoryNotImportable' : null
   } |
   {
     /**
      * The staged manifest lacks a blob leaf it counts.
      */
-    'BlobLeafMissing' : { 'index' : bigint }
+    'BlobLeafMissing' : null
   } |
   {
     /**
@@ -1361,7 +1329,7 @@ export type ImportError = {
     /**
      * The stored capsule could not be walked to recompute its root.
      */
-    'WalkFailed' : { 'error' : Error }
+    'WalkFailed' : null
   };
 /**
  * Sent by the personal canister after every batch.
@@ -1870,21 +1838,6 @@ export interface RestoreUpload { 'missing' : BigUint64Array, 'upload' : bigint }
 export type RestoreUploadResult = { 'Ok' : RestoreUpload } |
   { 'Err' : Error };
 /**
- * The last failure before the importer gave up retrying.
- */
-export type RetryCause = {
-    /**
-     * The call got no usable reply.
-     */
-    'Call' : CallFault
-  } |
-  {
-    /**
-     * The backend answered that it is not importing this migration (yet, or any more).
-     */
-    'Backend' : ExportError
-  };
-/**
  * The four sections of a manifest, in manifest order.
  */
 export type Section = {
@@ -2274,111 +2227,37 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'SysFatal' : IDL.Null,
     'CanisterReject' : IDL.Null,
   });
-  const CallFault = IDL.Variant({
-    'NotSent' : IDL.Record({ 'reason' : IDL.Text }),
-    'UndecodableReply' : IDL.Record({ 'reason' : IDL.Text }),
-    'Rejected' : IDL.Record({ 'code' : RejectCode, 'message' : IDL.Text }),
-    'UnrecognizedReject' : IDL.Record({
-      'code' : IDL.Nat32,
-      'message' : IDL.Text,
-    }),
-  });
-  const ExportError = IDL.Variant({
-    'NotImporting' : IDL.Record({
-      'state' : IDL.Text,
-      'migration_id' : IDL.Nat64,
-    }),
-    'RootMismatch' : IDL.Record({ 'detail' : IDL.Text }),
-    'BlobNotInManifest' : IDL.Record({
-      'blob' : IDL.Text,
-      'migration_id' : IDL.Nat64,
-    }),
-    'NotTheMigrationCanister' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
-    'BatchTooLarge' : IDL.Record({ 'max' : IDL.Nat64, 'bytes' : IDL.Nat64 }),
-    'ChunkOutOfRange' : IDL.Record({
-      'blob' : IDL.Text,
-      'chunk_count' : IDL.Nat64,
-      'index' : IDL.Nat64,
-    }),
-    'CursorOutOfRange' : IDL.Record({ 'cursor' : IDL.Text }),
-    'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
-  });
-  const RetryCause = IDL.Variant({
-    'Call' : CallFault,
-    'Backend' : ExportError,
-  });
-  const Section = IDL.Variant({
-    'Blobs' : IDL.Null,
-    'Connections' : IDL.Null,
-    'Memories' : IDL.Null,
-    'Capsule' : IDL.Null,
-  });
-  const PageCursor = IDL.Record({ 'section' : Section, 'index' : IDL.Nat64 });
-  const ImportError = IDL.Variant({
-    'BlobSessionLost' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
-    'CallFailed' : IDL.Record({ 'fault' : CallFault }),
-    'RetriesExhausted' : IDL.Record({
-      'last' : RetryCause,
-      'attempts' : IDL.Nat32,
-    }),
-    'UnfreezeFailed' : IDL.Record({ 'error' : Error }),
-    'ChunkOutOfOrder' : IDL.Record({
-      'blob' : IDL.Text,
-      'sent_blob' : IDL.Text,
-      'index' : IDL.Nat64,
-      'sent_index' : IDL.Nat64,
-    }),
-    'UnpinFailed' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
-    'NotARecordSection' : IDL.Record({ 'section' : Section }),
-    'ChunkRejected' : IDL.Record({
-      'blob' : IDL.Text,
-      'error' : Error,
-      'index' : IDL.Nat64,
-    }),
+  const ImportErrorKind = IDL.Variant({
+    'BlobSessionLost' : IDL.Null,
+    'CallFailed' : IDL.Null,
+    'RetriesExhausted' : IDL.Null,
+    'UnfreezeFailed' : IDL.Null,
+    'ChunkOutOfOrder' : IDL.Null,
+    'UnpinFailed' : IDL.Null,
+    'NotARecordSection' : IDL.Null,
+    'ChunkRejected' : IDL.Null,
     'HeaderMissing' : IDL.Null,
-    'StoredRootMismatch' : IDL.Record({
-      'actual' : IDL.Text,
-      'differences' : IDL.Vec(IDL.Text),
-    }),
-    'ChunkNotStored' : IDL.Record({
-      'blob' : IDL.Text,
-      'error' : Error,
-      'index' : IDL.Nat64,
-    }),
-    'PinFailed' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
-    'ConnectionNotImportable' : IDL.Record({
-      'peer' : IDL.Principal,
-      'error' : Error,
-    }),
-    'ManifestUnverified' : IDL.Record({ 'reason' : IDL.Text }),
-    'ResetFailed' : IDL.Record({ 'error' : Error }),
-    'UnexpectedLeaf' : IDL.Record({ 'section' : Section }),
-    'PageRejected' : IDL.Record({ 'cursor' : PageCursor, 'reason' : IDL.Text }),
-    'BackendRefused' : IDL.Record({ 'error' : ExportError }),
-    'OwnerMismatch' : IDL.Record({
-      'manifest_owner' : IDL.Principal,
-      'owner' : IDL.Principal,
-    }),
-    'Recorded' : IDL.Record({ 'message' : IDL.Text }),
-    'BlobNotBegun' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
-    'ChunkCountMismatch' : IDL.Record({
-      'asked' : IDL.Nat64,
-      'sent' : IDL.Nat64,
-    }),
-    'BlobNotFinished' : IDL.Record({ 'blob' : IDL.Text, 'error' : Error }),
-    'PageOutOfOrder' : IDL.Record({
-      'asked' : PageCursor,
-      'sent' : PageCursor,
-    }),
-    'ManifestRootMismatch' : IDL.Record({
-      'migration_id' : IDL.Nat64,
-      'reason' : IDL.Text,
-    }),
-    'CapsuleNotCreated' : IDL.Record({ 'error' : Error }),
-    'MemoryNotImportable' : IDL.Record({ 'id' : IDL.Nat64, 'error' : Error }),
-    'BlobLeafMissing' : IDL.Record({ 'index' : IDL.Nat64 }),
+    'StoredRootMismatch' : IDL.Null,
+    'ChunkNotStored' : IDL.Null,
+    'PinFailed' : IDL.Null,
+    'ConnectionNotImportable' : IDL.Null,
+    'ManifestUnverified' : IDL.Null,
+    'ResetFailed' : IDL.Null,
+    'UnexpectedLeaf' : IDL.Null,
+    'PageRejected' : IDL.Null,
+    'BackendRefused' : IDL.Null,
+    'OwnerMismatch' : IDL.Null,
+    'Recorded' : IDL.Null,
+    'BlobNotBegun' : IDL.Null,
+    'ChunkCountMismatch' : IDL.Null,
+    'BlobNotFinished' : IDL.Null,
+    'PageOutOfOrder' : IDL.Null,
+    'ManifestRootMismatch' : IDL.Null,
+    'CapsuleNotCreated' : IDL.Null,
+    'MemoryNotImportable' : IDL.Null,
+    'BlobLeafMissing' : IDL.Null,
     'NoCapsuleLeaf' : IDL.Null,
-    'WalkFailed' : IDL.Record({ 'error' : Error }),
+    'WalkFailed' : IDL.Null,
   });
   const CreationState = IDL.Variant({
     'Importing' : IDL.Null,
@@ -2440,7 +2319,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'NoCapsule' : IDL.Null,
     'ExportManifestMissing' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
     'ImportFailed' : IDL.Record({
-      'cause' : IDL.Opt(ImportError),
+      'cause' : IDL.Opt(ImportErrorKind),
       'reason' : IDL.Text,
     }),
     'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
@@ -2625,6 +2504,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Ok' : CreationRecord,
     'Err' : FactoryError,
   });
+  const Section = IDL.Variant({
+    'Blobs' : IDL.Null,
+    'Connections' : IDL.Null,
+    'Memories' : IDL.Null,
+    'Capsule' : IDL.Null,
+  });
+  const PageCursor = IDL.Record({ 'section' : Section, 'index' : IDL.Nat64 });
   const BlobLeaf = IDL.Record({
     'hash' : IDL.Vec(IDL.Nat8),
     'size' : IDL.Nat64,
@@ -2816,6 +2702,26 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'index' : IDL.Nat64,
   });
   const ChunkBatch = IDL.Record({ 'chunks' : IDL.Vec(ChunkData) });
+  const ExportError = IDL.Variant({
+    'NotImporting' : IDL.Record({
+      'state' : IDL.Text,
+      'migration_id' : IDL.Nat64,
+    }),
+    'RootMismatch' : IDL.Record({ 'detail' : IDL.Text }),
+    'BlobNotInManifest' : IDL.Record({
+      'blob' : IDL.Text,
+      'migration_id' : IDL.Nat64,
+    }),
+    'NotTheMigrationCanister' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+    'BatchTooLarge' : IDL.Record({ 'max' : IDL.Nat64, 'bytes' : IDL.Nat64 }),
+    'ChunkOutOfRange' : IDL.Record({
+      'blob' : IDL.Text,
+      'chunk_count' : IDL.Nat64,
+      'index' : IDL.Nat64,
+    }),
+    'CursorOutOfRange' : IDL.Record({ 'cursor' : IDL.Text }),
+    'UnknownMigration' : IDL.Record({ 'migration_id' : IDL.Nat64 }),
+  });
   const ChunkBatchResult = IDL.Variant({
     'Ok' : ChunkBatch,
     'Err' : ExportError,

@@ -679,8 +679,11 @@ export interface ImportConfig {
   'calls_in_flight' : number,
 }
 /**
- * Why an import failed: the personal canister's `import_status` carries it, and the backend
- * keeps it in the creation's `ImportFailed`.
+ * Why an import failed: the personal canister's `import_status` carries it; the backend keeps
+ * its text and its [`ImportErrorKind`] (which variant it was, without its data) in the
+ * creation's `ImportFailed`, so that the backend's replies do not carry this whole type: its
+ * candid type table (thirteen variants holding the capsule `Error`, ...) costs several
+ * million instructions to build in every reply that names it.
  */
 export type ImportError = {
     /**
