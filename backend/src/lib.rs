@@ -99,10 +99,7 @@ mod tests {
     #[test]
     fn every_result_type_is_named() {
         let generated = __export_service();
-        assert_eq!(
-            capsule::endpoints::unnamed_results(&generated),
-            Vec::<&str>::new()
-        );
+        scaffold::did::assert_results_named(&generated);
         assert!(generated.contains("type CapsuleInfoResult = variant {"));
         if cfg!(feature = "personal-canister") {
             assert!(

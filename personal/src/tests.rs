@@ -21,10 +21,7 @@ fn committed_did_matches_the_code() {
 #[test]
 fn every_result_type_is_named() {
     let generated = __export_service();
-    assert_eq!(
-        capsule::endpoints::unnamed_results(&generated),
-        Vec::<&str>::new()
-    );
+    scaffold::did::assert_results_named(&generated);
     assert!(generated.contains("get_manifest_page : (PageCursor) -> (ManifestPageResult) query;"));
 }
 

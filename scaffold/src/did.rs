@@ -28,6 +28,16 @@ pub fn assert_committed(generated: &str, path: &Path) {
     }
 }
 
+/// Panics, naming them, if the interface `generated` has result types candid named
+/// (`Result`, `Result_1`, ...) instead of a named `candid_result!` type.
+pub fn assert_results_named(generated: &str) {
+    assert_eq!(
+        capsule::endpoints::unnamed_results(generated),
+        Vec::<&str>::new(),
+        "reply types without a name of their own: give them one with capsule::candid_result!"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
