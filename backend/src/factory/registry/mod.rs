@@ -13,7 +13,8 @@
 use candid::{CandidType, Principal};
 use capsule::manifest_store::ManifestStore;
 use capsule::migration::{
-    ImportConfig, ImportError, ImportErrorKind, MigrationInit, PersonalInitArgs, Progress, RejectCode,
+    ImportConfig, ImportError, ImportErrorKind, MigrationInit, PersonalInitArgs, Progress,
+    RejectCode,
 };
 use capsule::storable::Candid;
 use capsule::{CapsuleStore, ManifestWalk};
