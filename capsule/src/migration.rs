@@ -356,10 +356,7 @@ pub enum RetryCause {
     Eq,
     strum::EnumDiscriminants,
 )]
-#[strum_discriminants(
-    name(ImportErrorKind),
-    derive(CandidType, Deserialize, Serialize)
-)]
+#[strum_discriminants(name(ImportErrorKind), derive(CandidType, Deserialize, Serialize))]
 pub enum ImportError {
     // ---- calls to the backend
     /// The backend answered a pull or the report with an error that does not pass.
