@@ -1,7 +1,7 @@
 //! [`ManifestBuilder`]: builds a manifest header from leaves pushed section by section, in
 //! canonical order, with O(log n) state that a canister persists between messages.
 
-use crate::encoding::{ENCODING_VERSION, Leaf};
+use crate::encoding::{ENCODING_VERSION, Leaf, leaf_hash_of_encoding};
 use crate::error::{ManifestError, Result};
 use crate::merkle::MerkleAccumulator;
 use crate::model::{
@@ -150,18 +150,28 @@ impl ManifestBuilder {
 
     /// Pushes the capsule leaf (first, exactly once).
     pub fn push_capsule(&mut self, leaf: &CapsuleLeaf) -> Result<()> {
+        self.push_capsule_hashed(leaf, leaf.leaf_hash())
+    }
+
+    /// [`ManifestBuilder::push_capsule`] with the leaf's hash computed by the caller (from the
+    /// canonical bytes it holds).
+    fn push_capsule_hashed(&mut self, leaf: &CapsuleLeaf, hash: Hash) -> Result<()> {
         self.enter(Section::Capsule)?;
         self.owner = Some(leaf.owner);
         self.capsule_root = Some(crate::merkle::section_root(
             Section::Capsule,
             1,
-            Some(&leaf.leaf_hash()),
+            Some(&hash),
         ));
         Ok(())
     }
 
     /// Pushes the next connection (peers strictly increasing in [`peer_order`]).
     pub fn push_connection(&mut self, leaf: &ConnectionLeaf) -> Result<()> {
+        self.push_connection_hashed(leaf, leaf.leaf_hash())
+    }
+
+    fn push_connection_hashed(&mut self, leaf: &ConnectionLeaf, hash: Hash) -> Result<()> {
         self.enter(Section::Connections)?;
         Self::order(
             Section::Connections,
@@ -171,7 +181,7 @@ impl ManifestBuilder {
             peer_order,
             Principal::to_text,
         )?;
-        self.connections.push(leaf.leaf_hash());
+        self.connections.push(hash);
         self.last_peer = Some(leaf.peer);
         self.section = Section::Connections;
         Ok(())
@@ -179,6 +189,10 @@ impl ManifestBuilder {
 
     /// Pushes the next memory (ids strictly increasing).
     pub fn push_memory(&mut self, leaf: &MemoryLeaf) -> Result<()> {
+        self.push_memory_hashed(leaf, leaf.leaf_hash())
+    }
+
+    fn push_memory_hashed(&mut self, leaf: &MemoryLeaf, hash: Hash) -> Result<()> {
         self.enter(Section::Memories)?;
         Self::order(
             Section::Memories,
@@ -188,7 +202,7 @@ impl ManifestBuilder {
             u64::cmp,
             u64::to_string,
         )?;
-        self.memories.push(leaf.leaf_hash());
+        self.memories.push(hash);
         self.last_memory_id = Some(leaf.id);
         self.section = Section::Memories;
         Ok(())
@@ -197,6 +211,10 @@ impl ManifestBuilder {
     /// Pushes the next blob (hashes strictly increasing, bytewise). Checks that the chunk
     /// hashes match the size and merge into the blob hash.
     pub fn push_blob(&mut self, leaf: &BlobLeaf) -> Result<()> {
+        self.push_blob_hashed(leaf, leaf.leaf_hash())
+    }
+
+    fn push_blob_hashed(&mut self, leaf: &BlobLeaf, hash: Hash) -> Result<()> {
         self.enter(Section::Blobs)?;
         Self::order(
             Section::Blobs,
@@ -219,7 +237,7 @@ impl ManifestBuilder {
             .ok_or_else(|| ManifestError::Overflow {
                 what: "total chunks".into(),
             })?;
-        self.blobs.push(leaf.leaf_hash());
+        self.blobs.push(hash);
         self.last_blob = Some(leaf.hash);
         self.total_blob_bytes = total_blob_bytes;
         self.total_chunks = total_chunks;
@@ -238,6 +256,21 @@ impl ManifestBuilder {
         }
         *self = next;
         Ok(())
+    }
+
+    /// Pushes the leaf of `section` whose canonical encoding is `bytes`: decoded for the
+    /// checks (order, blob consistency, totals), hashed over `bytes` as they are, so the leaf
+    /// is not encoded again. On error the builder is unchanged.
+    pub fn push_encoded(&mut self, section: Section, bytes: &[u8]) -> Result<()> {
+        let hash = leaf_hash_of_encoding(section, bytes);
+        match section {
+            Section::Capsule => self.push_capsule_hashed(&CapsuleLeaf::decode(bytes)?, hash),
+            Section::Connections => {
+                self.push_connection_hashed(&ConnectionLeaf::decode(bytes)?, hash)
+            }
+            Section::Memories => self.push_memory_hashed(&MemoryLeaf::decode(bytes)?, hash),
+            Section::Blobs => self.push_blob_hashed(&BlobLeaf::decode(bytes)?, hash),
+        }
     }
 
     /// The header of the leaves pushed so far (all sections after the last one pushed are

@@ -1,6 +1,6 @@
 //! The primitives of the canonical encoding (the table in [`crate::encoding`]): an
 //! [`Encoder`] writing `u64`, `u32`, `bool`, length-prefixed bytes and strings, principals and
-//! hashes into a [`Sink`]. Both the leaf encoding ([`crate::encoding`]) and the manifest root
+//! hashes into a [`Sink`], and the [`Decoder`] that reads them back. Both the leaf encoding ([`crate::encoding`]) and the manifest root
 //! ([`crate::ManifestHeader::compute_root`]) write through it; it depends on no other module.
 
 use blobstore::hash::Hash;
@@ -73,5 +73,103 @@ impl<S: Sink> Encoder<'_, S> {
 
     pub fn hash(&mut self, h: &Hash) {
         self.0.put(h);
+    }
+}
+
+/// Reads the primitives [`Encoder`] writes, from the front of a byte slice. Every read checks
+/// that the bytes are there (and, for strings, that they are UTF-8); it never panics.
+pub struct Decoder<'a> {
+    bytes: &'a [u8],
+}
+
+/// Why bytes are not a canonical encoding: what was being read when they ran out or were
+/// malformed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeFault(pub &'static str);
+
+impl std::fmt::Display for DecodeFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+type Read<T> = std::result::Result<T, DecodeFault>;
+
+impl<'a> Decoder<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Decoder { bytes }
+    }
+
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Read<&'a [u8]> {
+        if self.bytes.len() < n {
+            return Err(DecodeFault(what));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    pub fn u64(&mut self) -> Read<u64> {
+        let b = self.take(8, "a u64 is cut short")?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    pub fn u32(&mut self) -> Read<u32> {
+        let b = self.take(4, "a u32 is cut short")?;
+        Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
+
+    pub fn bool(&mut self) -> Read<bool> {
+        match self.take(1, "a bool is missing")?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeFault("a bool is neither 0 nor 1")),
+        }
+    }
+
+    /// A length or count; bounded by the bytes left, so a forged count cannot make a caller
+    /// reserve more than the input could hold.
+    pub fn len(&mut self) -> Read<usize> {
+        let n = self.u32()? as usize;
+        if n > self.bytes.len() {
+            return Err(DecodeFault("a length or count exceeds the bytes left"));
+        }
+        Ok(n)
+    }
+
+    pub fn bytes(&mut self) -> Read<&'a [u8]> {
+        let n = self.len()?;
+        self.take(n, "a byte string is cut short")
+    }
+
+    pub fn str(&mut self) -> Read<String> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| DecodeFault("a string is not UTF-8"))
+    }
+
+    pub fn principal(&mut self) -> Read<Principal> {
+        let b = self.bytes()?;
+        Principal::try_from_slice(b).map_err(|_| DecodeFault("a principal is longer than 29 bytes"))
+    }
+
+    pub fn hash(&mut self) -> Read<Hash> {
+        let b = self.take(32, "a hash is cut short")?;
+        Ok(b.try_into().expect("32 bytes"))
+    }
+
+    /// Checks that every byte was read.
+    pub fn finish(self) -> Read<()> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeFault("bytes are left after the value"))
+        }
     }
 }

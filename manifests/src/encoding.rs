@@ -29,9 +29,11 @@
 //! context ([`crate::merkle`]), so equal bytes of two kinds hash differently. Any change to this
 //! encoding or to the tree layout must bump [`ENCODING_VERSION`], which enters the root.
 
-pub use crate::codec::{Encoder, LenCounter, Sink};
+pub use crate::codec::{DecodeFault, Decoder, Encoder, LenCounter, Sink};
 use crate::merkle;
-use crate::model::{BlobLeaf, CapsuleLeaf, ConnectionLeaf, MemoryLeaf};
+use crate::model::{
+    BlobLeaf, BlobRefLeaf, CapsuleLeaf, ConnectionLeaf, EncryptionLeaf, MemoryLeaf,
+};
 use crate::section::Section;
 use blobstore::hash::Hash;
 
@@ -66,6 +68,32 @@ pub trait Leaf {
         self.encode_into(&mut hasher);
         *hasher.finalize().as_bytes()
     }
+
+    /// Reads one leaf from the front of `d` (the inverse of [`Leaf::encode_into`]).
+    fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeFault>
+    where
+        Self: Sized;
+
+    /// The leaf whose canonical encoding is exactly `bytes`.
+    fn decode(bytes: &[u8]) -> crate::Result<Self>
+    where
+        Self: Sized,
+    {
+        let mut d = Decoder::new(bytes);
+        let leaf = Self::decode_from(&mut d).and_then(|l| d.finish().map(|()| l));
+        leaf.map_err(|e| crate::ManifestError::DecodeError {
+            what: format!("{} leaf", Self::SECTION),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The hash of the leaf of `section` whose canonical encoding is `bytes`: equal to
+/// [`Leaf::leaf_hash`] of that leaf, without decoding it.
+pub fn leaf_hash_of_encoding(section: Section, bytes: &[u8]) -> Hash {
+    let mut hasher = merkle::leaf_hasher(section);
+    hasher.update(bytes);
+    *hasher.finalize().as_bytes()
 }
 
 impl Leaf for CapsuleLeaf {
@@ -81,6 +109,20 @@ impl Leaf for CapsuleLeaf {
         e.bool(self.settings.public_profile);
         e.str(&self.settings.locale);
     }
+
+    fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeFault> {
+        Ok(CapsuleLeaf {
+            owner: d.principal()?,
+            name: d.str()?,
+            bio: d.str()?,
+            created_at: d.u64()?,
+            updated_at: d.u64()?,
+            settings: crate::model::CapsuleSettingsLeaf {
+                public_profile: d.bool()?,
+                locale: d.str()?,
+            },
+        })
+    }
 }
 
 impl Leaf for ConnectionLeaf {
@@ -93,6 +135,16 @@ impl Leaf for ConnectionLeaf {
         e.str(&self.status);
         e.u64(self.created_at);
         e.u64(self.updated_at);
+    }
+
+    fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeFault> {
+        Ok(ConnectionLeaf {
+            peer: d.principal()?,
+            relationship: d.str()?,
+            status: d.str()?,
+            created_at: d.u64()?,
+            updated_at: d.u64()?,
+        })
     }
 }
 
@@ -126,6 +178,44 @@ impl Leaf for MemoryLeaf {
             }
         }
     }
+
+    fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeFault> {
+        let id = d.u64()?;
+        let title = d.str()?;
+        let description = d.str()?;
+        let tags = (0..d.len()?).map(|_| d.str()).collect::<Result<_, _>>()?;
+        let kind = d.str()?;
+        let created_at = d.u64()?;
+        let updated_at = d.u64()?;
+        let blobs = (0..d.len()?)
+            .map(|_| {
+                Ok(BlobRefLeaf {
+                    hash: d.hash()?,
+                    size: d.u64()?,
+                    mime_type: d.str()?,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let encryption = if d.bool()? {
+            Some(EncryptionLeaf {
+                scheme: d.str()?,
+                wrapped_key: d.bytes()?.to_vec(),
+            })
+        } else {
+            None
+        };
+        Ok(MemoryLeaf {
+            id,
+            title,
+            description,
+            tags,
+            kind,
+            created_at,
+            updated_at,
+            blobs,
+            encryption,
+        })
+    }
 }
 
 impl Leaf for BlobLeaf {
@@ -139,5 +229,13 @@ impl Leaf for BlobLeaf {
         for h in &self.chunk_hashes {
             e.hash(h);
         }
+    }
+
+    fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeFault> {
+        Ok(BlobLeaf {
+            hash: d.hash()?,
+            size: d.u64()?,
+            chunk_hashes: (0..d.len()?).map(|_| d.hash()).collect::<Result<_, _>>()?,
+        })
     }
 }

@@ -93,6 +93,7 @@ pub mod error;
 pub mod merkle;
 pub mod model;
 pub mod pages;
+pub mod raw;
 pub mod section;
 pub mod serde_hex;
 #[cfg(feature = "cli")]
@@ -113,4 +114,5 @@ pub use pages::{
     DEFAULT_PAGE_BYTES, ManifestPage, ManifestPageReply, PAGE_OVERHEAD_BYTES, PageBudget,
     PageCursor, PageLeaves, cursor_after, leaf_wire_bound,
 };
+pub use raw::{FramedLeaves, RawPage, RawPageReply};
 pub use verify::{PageVerifier, check_header};

@@ -10,6 +10,7 @@ use crate::model::{
     peer_order,
 };
 use crate::pages::{ManifestPage, ManifestPageReply, PageCursor, PageLeaves, cursor_after};
+use crate::raw::{RawPage, RawPageReply};
 use blobstore::hash::{Hash, to_hex};
 use candid::CandidType;
 use serde::{Deserialize, Serialize};
@@ -144,19 +145,59 @@ impl PageVerifier {
 
     /// Checks and accumulates the next page. On error nothing changes.
     pub fn push_page(&mut self, page: &ManifestPage) -> Result<()> {
-        let actual = page.cursor();
-        if self.expected != Some(actual) {
-            return Err(ManifestError::UnexpectedPage {
-                expected: self.expected,
-                actual,
+        let end = self.check_shape(page.cursor(), page.leaves.len(), page.next)?;
+        if let PageLeaves::Capsule(capsule) = &page.leaves {
+            self.check_owner(capsule)?;
+        }
+        let mut builder = self.builder.clone();
+        builder.push_leaves(&page.leaves)?;
+        self.accept(builder, page.cursor().section, end, page.next)
+    }
+
+    /// Checks a raw reply's header (same manifest) and pushes its page.
+    pub fn push_raw_reply(&mut self, reply: &RawPageReply) -> Result<()> {
+        check_header(&reply.header)?;
+        if reply.header.root != self.header.root {
+            return Err(ManifestError::UnexpectedRoot {
+                expected: self.header.root,
+                actual: reply.header.root,
             });
         }
-        if page.leaves.is_empty() {
-            return Err(ManifestError::EmptyPage { at: actual });
+        self.push_raw(&reply.page)
+    }
+
+    /// [`PageVerifier::push_page`] for a page of canonical bytes: each leaf is hashed over the
+    /// bytes received (and decoded for the checks), so what is verified can be stored as it
+    /// came. On error nothing changes.
+    pub fn push_raw(&mut self, page: &RawPage) -> Result<()> {
+        let frames = page.leaves.frames().collect::<Result<Vec<&[u8]>>>()?;
+        let section = page.section;
+        let end = self.check_shape(page.cursor(), frames.len(), page.next)?;
+        if section == Section::Capsule {
+            self.check_owner(&CapsuleLeaf::decode(frames[0])?)?;
         }
-        let section = actual.section;
+        let mut builder = self.builder.clone();
+        for f in frames {
+            builder.push_encoded(section, f)?;
+        }
+        self.accept(builder, section, end, page.next)
+    }
+
+    /// Checks that a page of `len` leaves at `at`, followed by `next`, is the one expected;
+    /// returns the index after its last leaf.
+    fn check_shape(&self, at: PageCursor, len: usize, next: Option<PageCursor>) -> Result<u64> {
+        if self.expected != Some(at) {
+            return Err(ManifestError::UnexpectedPage {
+                expected: self.expected,
+                actual: at,
+            });
+        }
+        if len == 0 {
+            return Err(ManifestError::EmptyPage { at });
+        }
+        let section = at.section;
         let count = self.header.count(section);
-        let end = page.start.saturating_add(page.leaves.len() as u64);
+        let end = at.index.saturating_add(len as u64);
         if end > count {
             return Err(ManifestError::CountMismatch {
                 section,
@@ -165,24 +206,36 @@ impl PageVerifier {
             });
         }
         let natural = cursor_after(&self.header, section, end);
-        if page.next != natural {
+        if next != natural {
             return Err(ManifestError::BadNextCursor {
-                at: actual,
+                at,
                 expected: natural,
-                actual: page.next,
+                actual: next,
             });
         }
-        if let PageLeaves::Capsule(capsule) = &page.leaves
-            && capsule.owner != self.header.owner
-        {
+        Ok(end)
+    }
+
+    fn check_owner(&self, capsule: &CapsuleLeaf) -> Result<()> {
+        if capsule.owner != self.header.owner {
             return Err(ManifestError::OwnerMismatch {
                 header: self.header.owner,
                 capsule: capsule.owner,
             });
         }
-        let mut builder = self.builder.clone();
-        builder.push_leaves(&page.leaves)?;
-        if end == count {
+        Ok(())
+    }
+
+    /// Takes `builder` (this verifier's builder with the page pushed) once the section's root
+    /// checks out where the page completes its section.
+    fn accept(
+        &mut self,
+        builder: ManifestBuilder,
+        section: Section,
+        end: u64,
+        next: Option<PageCursor>,
+    ) -> Result<()> {
+        if end == self.header.count(section) {
             // The section is complete: check its root now, so a tampered leaf is caught at the
             // end of its section rather than at the end of the manifest.
             let built = builder.section_root(section);
@@ -196,7 +249,7 @@ impl PageVerifier {
             }
         }
         self.builder = builder;
-        self.expected = page.next;
+        self.expected = next;
         Ok(())
     }
 
