@@ -134,7 +134,7 @@ impl<'a> Decoder<'a> {
 
     /// A length or count; bounded by the bytes left, so a forged count cannot make a caller
     /// reserve more than the input could hold.
-    pub fn len(&mut self) -> Read<usize> {
+    pub fn count(&mut self) -> Read<usize> {
         let n = self.u32()? as usize;
         if n > self.bytes.len() {
             return Err(DecodeFault("a length or count exceeds the bytes left"));
@@ -143,7 +143,7 @@ impl<'a> Decoder<'a> {
     }
 
     pub fn bytes(&mut self) -> Read<&'a [u8]> {
-        let n = self.len()?;
+        let n = self.count()?;
         self.take(n, "a byte string is cut short")
     }
 

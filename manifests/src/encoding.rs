@@ -183,11 +183,11 @@ impl Leaf for MemoryLeaf {
         let id = d.u64()?;
         let title = d.str()?;
         let description = d.str()?;
-        let tags = (0..d.len()?).map(|_| d.str()).collect::<Result<_, _>>()?;
+        let tags = (0..d.count()?).map(|_| d.str()).collect::<Result<_, _>>()?;
         let kind = d.str()?;
         let created_at = d.u64()?;
         let updated_at = d.u64()?;
-        let blobs = (0..d.len()?)
+        let blobs = (0..d.count()?)
             .map(|_| {
                 Ok(BlobRefLeaf {
                     hash: d.hash()?,
@@ -235,7 +235,7 @@ impl Leaf for BlobLeaf {
         Ok(BlobLeaf {
             hash: d.hash()?,
             size: d.u64()?,
-            chunk_hashes: (0..d.len()?).map(|_| d.hash()).collect::<Result<_, _>>()?,
+            chunk_hashes: (0..d.count()?).map(|_| d.hash()).collect::<Result<_, _>>()?,
         })
     }
 }
