@@ -10,9 +10,11 @@ use std::borrow::Cow;
 use candid::{CandidType, Deserialize};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory as StableMemory, StableBTreeMap, Storable};
+use manifests::raw::FRAME_PREFIX_BYTES;
 use manifests::{
-    BlobLeaf, CapsuleLeaf, ConnectionLeaf, Leaf, ManifestHeader, ManifestPage, ManifestPageReply,
-    MemoryLeaf, PageBudget, PageCursor, PageLeaves, Section,
+    BlobLeaf, CapsuleLeaf, ConnectionLeaf, FramedLeaves, Leaf, ManifestHeader, ManifestPage,
+    ManifestPageReply, MemoryLeaf, PAGE_OVERHEAD_BYTES, PageBudget, PageCursor, PageLeaves,
+    RawPage, RawPageReply, Section, cursor_after,
 };
 use serde::Serialize;
 
@@ -27,66 +29,99 @@ pub enum StoredLeaf {
     Blob(BlobLeaf),
 }
 
-impl StoredLeaf {
-    /// Length of the leaf's canonical encoding (about its stored size).
-    fn encoded_len(&self) -> usize {
-        match self {
-            StoredLeaf::Capsule(l) => l.encoded_len(),
-            StoredLeaf::Connection(l) => l.encoded_len(),
-            StoredLeaf::Memory(l) => l.encoded_len(),
-            StoredLeaf::Blob(l) => l.encoded_len(),
-        }
-    }
-}
-
 /// Key: (scope, section tag, index in section of the entry's first leaf).
 type LeafKey = (u64, u8, u64);
 
-/// Format byte of a run of leaves (a postcard `Vec<StoredLeaf>`).
+/// Format byte of a run of leaves in postcard (a `Vec<StoredLeaf>`), the layout before
+/// [`RUN_FRAMED`]; still read.
 pub const RUN_V1: u8 = 2;
+
+/// Format byte of a run of leaves as their canonical bytes, framed
+/// ([`manifests::FramedLeaves`]): what every write stores now. The bytes an exporter hashed
+/// are the bytes it stores and serves, and an importer stores the bytes it verified, so no
+/// leaf is encoded twice or decoded before it is used.
+pub const RUN_FRAMED: u8 = 3;
 
 /// Leaves are written in runs of consecutive leaves up to this many bytes of canonical
 /// encoding (at least one leaf): one B-tree insert per run instead of one per leaf (an insert
 /// rewrites its whole node, the costliest part of staging a leaf), while reading one leaf by
-/// index decodes at most one run.
+/// index skips at most one run's frames.
 pub const RUN_BYTES: usize = 16 * 1024;
 
-/// A stored entry: one leaf (what layout 1 wrote, in candid, and the first packed layout) or
-/// a run of consecutive leaves.
+/// A stored entry: one leaf (what layout 1 wrote, in candid, and the first packed layout), a
+/// run in postcard ([`RUN_V1`]), or a run of framed canonical bytes ([`RUN_FRAMED`]).
 enum Entry {
     One(StoredLeaf),
     Run(Vec<StoredLeaf>),
+    Framed(FramedLeaves),
+}
+
+impl StoredLeaf {
+    /// The leaf of `section` whose canonical encoding is `bytes`.
+    ///
+    /// # Panics
+    /// If the bytes do not decode: the store only holds what was verified or encoded when it
+    /// was written, so this is corrupted state (as for [`Packed`]).
+    fn decode(section: Section, bytes: &[u8]) -> StoredLeaf {
+        fn get<L: Leaf>(bytes: &[u8]) -> L {
+            L::decode(bytes).unwrap_or_else(|e| panic!("manifest store: {e}"))
+        }
+        match section {
+            Section::Capsule => StoredLeaf::Capsule(get(bytes)),
+            Section::Connections => StoredLeaf::Connection(get(bytes)),
+            Section::Memories => StoredLeaf::Memory(get(bytes)),
+            Section::Blobs => StoredLeaf::Blob(get(bytes)),
+        }
+    }
+
+    /// Appends this leaf's frame to `out`.
+    fn frame_into(&self, out: &mut FramedLeaves) {
+        match self {
+            StoredLeaf::Capsule(l) => out.push(l),
+            StoredLeaf::Connection(l) => out.push(l),
+            StoredLeaf::Memory(l) => out.push(l),
+            StoredLeaf::Blob(l) => out.push(l),
+        }
+    }
 }
 
 impl Entry {
+    /// The entry's leaves as frames (entries of the earlier layouts are encoded here).
+    fn frames(&self) -> Cow<'_, FramedLeaves> {
+        match self {
+            Entry::Framed(f) => Cow::Borrowed(f),
+            Entry::One(l) => {
+                let mut f = FramedLeaves::default();
+                l.frame_into(&mut f);
+                Cow::Owned(f)
+            }
+            Entry::Run(v) => {
+                let mut f = FramedLeaves::default();
+                v.iter().for_each(|l| l.frame_into(&mut f));
+                Cow::Owned(f)
+            }
+        }
+    }
+
     fn len(&self) -> u64 {
         match self {
             Entry::One(_) => 1,
             Entry::Run(v) => v.len() as u64,
+            Entry::Framed(f) => f.count().unwrap_or_else(|e| panic!("manifest store: {e}")) as u64,
         }
     }
 
-    fn into_leaves(self) -> Vec<StoredLeaf> {
-        match self {
-            Entry::One(l) => vec![l],
-            Entry::Run(v) => v,
-        }
-    }
-
-    fn get(self, offset: u64) -> Option<StoredLeaf> {
-        match self {
-            Entry::One(l) => (offset == 0).then_some(l),
-            Entry::Run(v) => v.into_iter().nth(offset as usize),
-        }
-    }
-}
-
-impl Entry {
     fn encode(&self) -> Vec<u8> {
         match self {
             Entry::One(l) => pack(l),
             Entry::Run(v) => postcard::to_extend(v, vec![RUN_V1])
                 .expect("manifest store: a run of leaves cannot be encoded"),
+            Entry::Framed(f) => {
+                let mut out = Vec::with_capacity(1 + f.byte_len());
+                out.push(RUN_FRAMED);
+                out.extend_from_slice(&f.0);
+                out
+            }
         }
     }
 }
@@ -103,6 +138,7 @@ impl Storable for Entry {
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
         // As for `Packed`: undecodable stored bytes are corrupted state; trap.
         match bytes.first() {
+            Some(&RUN_FRAMED) => Entry::Framed(FramedLeaves(bytes[1..].to_vec())),
             Some(&RUN_V1) => Entry::Run(
                 postcard::from_bytes(&bytes[1..])
                     .unwrap_or_else(|e| panic!("manifest store: undecodable run of leaves: {e}")),
@@ -149,48 +185,42 @@ impl<M: StableMemory> ManifestStore<M> {
         self.put_at(scope, page.start, &page.leaves);
     }
 
-    /// Like [`ManifestStore::put_page`], taking the page (its leaves are moved, not copied).
-    pub fn put_owned_page(&mut self, scope: u64, page: ManifestPage) {
-        let tag = page.leaves.section().tag();
-        let leaves: Vec<StoredLeaf> = match page.leaves {
-            PageLeaves::Capsule(c) => vec![StoredLeaf::Capsule(c)],
-            PageLeaves::Connections(v) => v.into_iter().map(StoredLeaf::Connection).collect(),
-            PageLeaves::Memories(v) => v.into_iter().map(StoredLeaf::Memory).collect(),
-            PageLeaves::Blobs(v) => v.into_iter().map(StoredLeaf::Blob).collect(),
-        };
-        self.put_runs(scope, tag, page.start, leaves);
+    /// Stores a page of canonical bytes at its own start index, the bytes as they are (run
+    /// boundaries are those [`ManifestStore::put_page`] would choose for the same leaves).
+    ///
+    /// # Panics
+    /// If a frame is cut short: the caller stores pages it verified
+    /// ([`manifests::PageVerifier::push_raw`] splits every frame).
+    pub fn put_raw_page(&mut self, scope: u64, page: &RawPage) {
+        self.put_framed(scope, page.section, page.start, &page.leaves);
     }
 
     fn put_at(&mut self, scope: u64, start: u64, leaves: &PageLeaves) {
-        let tag = leaves.section().tag();
-        let leaves: Vec<StoredLeaf> = match leaves {
-            PageLeaves::Capsule(c) => vec![StoredLeaf::Capsule(c.clone())],
-            PageLeaves::Connections(v) => v.iter().cloned().map(StoredLeaf::Connection).collect(),
-            PageLeaves::Memories(v) => v.iter().cloned().map(StoredLeaf::Memory).collect(),
-            PageLeaves::Blobs(v) => v.iter().cloned().map(StoredLeaf::Blob).collect(),
-        };
-        self.put_runs(scope, tag, start, leaves);
+        self.put_framed(scope, leaves.section(), start, &FramedLeaves::of(leaves));
     }
 
-    /// Writes `leaves` from index `start` in runs of up to [`RUN_BYTES`]; the run boundaries
-    /// depend only on the leaves, so writing the same page again writes the same keys.
-    fn put_runs(&mut self, scope: u64, tag: u8, start: u64, leaves: Vec<StoredLeaf>) {
+    /// Writes `leaves` from index `start` in runs of up to [`RUN_BYTES`] of canonical bytes;
+    /// the run boundaries depend only on the leaves, so writing the same page again writes
+    /// the same keys.
+    fn put_framed(&mut self, scope: u64, section: Section, start: u64, leaves: &FramedLeaves) {
+        let tag = section.tag();
         let mut index = start;
-        let mut run: Vec<StoredLeaf> = Vec::new();
-        let mut bytes = 0usize;
-        for leaf in leaves {
-            bytes += leaf.encoded_len();
-            run.push(leaf);
+        let mut run = FramedLeaves::default();
+        let (mut bytes, mut n) = (0usize, 0u64);
+        for frame in leaves.frames() {
+            let frame = frame.unwrap_or_else(|e| panic!("manifest store: {e}"));
+            bytes += frame.len();
+            run.push_frame(frame);
+            n += 1;
             if bytes >= RUN_BYTES {
-                let n = run.len() as u64;
                 self.leaves
-                    .insert((scope, tag, index), Entry::Run(std::mem::take(&mut run)));
+                    .insert((scope, tag, index), Entry::Framed(std::mem::take(&mut run)));
                 index += n;
-                bytes = 0;
+                (bytes, n) = (0, 0);
             }
         }
-        if !run.is_empty() {
-            self.leaves.insert((scope, tag, index), Entry::Run(run));
+        if n > 0 {
+            self.leaves.insert((scope, tag, index), Entry::Framed(run));
         }
     }
 
@@ -204,13 +234,14 @@ impl<M: StableMemory> ManifestStore<M> {
         (start + entry.len() > index).then_some((start, entry))
     }
 
-    /// Leaves of `section` from `start` on, in order, as long as `keep` accepts them.
-    fn scan(
+    /// The canonical bytes of the leaves of `section` from `start` on, in order, as long as
+    /// `keep` accepts them.
+    fn scan_frames(
         &self,
         scope: u64,
         section: Section,
         start: u64,
-        mut keep: impl FnMut(StoredLeaf) -> bool,
+        mut keep: impl FnMut(&[u8]) -> bool,
     ) {
         let tag = section.tag();
         let first = self
@@ -221,15 +252,29 @@ impl<M: StableMemory> ManifestStore<M> {
             .range((scope, tag, first)..=(scope, tag, u64::MAX))
         {
             let at = e.key().2;
-            for (k, leaf) in e.value().into_leaves().into_iter().enumerate() {
+            let entry = e.value();
+            for (k, frame) in entry.frames().frames().enumerate() {
                 if at + (k as u64) < start {
                     continue;
                 }
-                if !keep(leaf) {
+                if !keep(frame.unwrap_or_else(|e| panic!("manifest store: {e}"))) {
                     return;
                 }
             }
         }
+    }
+
+    /// Leaves of `section` from `start` on, decoded, as long as `keep` accepts them.
+    fn scan(
+        &self,
+        scope: u64,
+        section: Section,
+        start: u64,
+        mut keep: impl FnMut(StoredLeaf) -> bool,
+    ) {
+        self.scan_frames(scope, section, start, |f| {
+            keep(StoredLeaf::decode(section, f))
+        })
     }
 
     pub fn set_header(&mut self, scope: u64, header: ManifestHeader) {
@@ -243,7 +288,12 @@ impl<M: StableMemory> ManifestStore<M> {
     /// The leaf at `index` of `section`.
     pub fn leaf(&self, scope: u64, section: Section, index: u64) -> Option<StoredLeaf> {
         let (start, entry) = self.entry_holding(scope, section.tag(), index)?;
-        entry.get(index - start)
+        let frames = entry.frames();
+        let frame = frames.frames().nth((index - start) as usize)?;
+        Some(StoredLeaf::decode(
+            section,
+            frame.unwrap_or_else(|e| panic!("manifest store: {e}")),
+        ))
     }
 
     /// Up to `limit` leaves of `section` from `start`.
@@ -295,6 +345,44 @@ impl<M: StableMemory> ManifestStore<M> {
         });
         let page = ManifestPage::new(&header, cursor.index, leaves);
         Some(ManifestPageReply { header, page })
+    }
+
+    /// The page starting at `cursor` as canonical bytes ([`RawPageReply`]), as many leaves as
+    /// fit in `max_bytes` of reply (at least one); no leaf is decoded. `None` if the scope has
+    /// no header or the cursor is past the section's end.
+    pub fn raw_page(
+        &self,
+        scope: u64,
+        cursor: PageCursor,
+        max_bytes: usize,
+    ) -> Option<RawPageReply> {
+        let header = self.header(scope)?;
+        let section = cursor.section;
+        if cursor.index >= header.count(section) {
+            return None;
+        }
+        let mut leaves = FramedLeaves::default();
+        let (mut used, mut n) = (PAGE_OVERHEAD_BYTES, 0u64);
+        self.scan_frames(scope, section, cursor.index, |frame| {
+            let size = FRAME_PREFIX_BYTES + frame.len();
+            if n > 0 && used + size > max_bytes {
+                return false;
+            }
+            used += size;
+            n += 1;
+            leaves.push_frame(frame);
+            section != Section::Capsule
+        });
+        let next = cursor_after(&header, section, cursor.index + n);
+        Some(RawPageReply {
+            header,
+            page: RawPage {
+                section,
+                start: cursor.index,
+                leaves,
+                next,
+            },
+        })
     }
 
     /// Removes up to `budget` entries (runs of leaves) of `scope` (and its header once no

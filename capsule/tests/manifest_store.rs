@@ -132,8 +132,66 @@ fn a_page_stored_twice_is_stored_once() {
         next: None,
     };
     store.put_page(1, &page);
-    store.put_owned_page(1, page.clone());
+    store.put_raw_page(1, &manifests::RawPage::of(&page));
     assert_eq!(store.count(1, Section::Memories), 400);
     let got = as_memories(store.leaves(1, Section::Memories, 10, 1_000));
     assert_eq!(got, (10..400).map(memory).collect::<Vec<_>>());
+}
+
+/// Raw pages (canonical bytes, no leaf decoded) serve the same leaves as typed pages, within
+/// the byte budget, across runs in postcard that the layout before framed runs wrote.
+#[test]
+fn raw_pages_serve_framed_runs_and_runs_of_the_earlier_layout() {
+    use capsule::manifest_store::RUN_V1;
+    let (leaves_mem, headers_mem) = (VectorMemory::default(), VectorMemory::default());
+    let all: Vec<MemoryLeaf> = (0..600).map(memory).collect();
+    // The layout before framed runs: postcard runs of 50 leaves.
+    {
+        let mut old: StableBTreeMap<(u64, u8, u64), Vec<u8>, VectorMemory> =
+            StableBTreeMap::init(leaves_mem.clone());
+        let cap = postcard::to_extend(&vec![StoredLeaf::Capsule(capsule())], vec![RUN_V1]).unwrap();
+        old.insert((5, 0, 0), cap);
+        for (k, run) in all[..200].chunks(50).enumerate() {
+            let run: Vec<StoredLeaf> = run.iter().cloned().map(StoredLeaf::Memory).collect();
+            old.insert(
+                (5, 2, 50 * k as u64),
+                postcard::to_extend(&run, vec![RUN_V1]).unwrap(),
+            );
+        }
+    }
+    let mut store = ManifestStore::init(leaves_mem, headers_mem);
+    store.append(5, &PageLeaves::Memories(all[200..].to_vec()));
+    let mut b = ManifestBuilder::new();
+    b.push_capsule(&capsule()).unwrap();
+    b.push_leaves(&PageLeaves::Memories(all.clone())).unwrap();
+    let header = b.finish().unwrap();
+    store.set_header(5, header.clone());
+
+    let mut verifier =
+        manifests::PageVerifier::new_expecting(header.clone(), &header.root).unwrap();
+    let mut cursor = Some(PageCursor::FIRST);
+    let mut served = vec![];
+    while let Some(c) = cursor {
+        let raw = store.raw_page(5, c, 20_000).unwrap();
+        assert!(candid::encode_one(&raw).unwrap().len() <= 20_000);
+        verifier.push_raw_reply(&raw).unwrap();
+        let typed = raw.page.decode().unwrap();
+        if let PageLeaves::Memories(v) = typed.leaves {
+            served.extend(v);
+        }
+        cursor = raw.page.next;
+    }
+    assert_eq!(served, all);
+    assert_eq!(verifier.finish().unwrap(), header);
+    assert_eq!(
+        store.raw_page(
+            5,
+            PageCursor {
+                section: Section::Memories,
+                index: 600
+            },
+            20_000
+        ),
+        None
+    );
 }
