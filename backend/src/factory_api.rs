@@ -94,9 +94,17 @@ fn personal_module_chunk(index: u32) -> ModuleChunkResult {
 
 // ---------------------------------------------------------------- the personal canister
 
+/// A manifest page with its leaves decoded (what personal canisters built before raw pages
+/// pull; an import in flight across a backend upgrade finishes with it).
 #[ic_cdk::query]
 fn export_manifest_page(migration_id: u64, cursor: PageCursor) -> ExportManifestPageResult {
     factory::with(|f| export::manifest_page(f, migration_id, caller(), cursor, false)).into()
+}
+
+/// A manifest page as the leaves' canonical bytes, copied from the stored export.
+#[ic_cdk::query]
+fn export_raw_manifest_page(migration_id: u64, cursor: PageCursor) -> ExportRawManifestPageResult {
+    factory::with(|f| export::raw_manifest_page(f, migration_id, caller(), cursor)).into()
 }
 
 #[ic_cdk::query]

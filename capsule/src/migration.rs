@@ -2,7 +2,7 @@
 //! install arguments, the export queries' arguments and replies, and the import reports.
 //!
 //! ```text
-//! personal ──query──▶ backend.export_manifest_page(migration, cursor) → ManifestPageReply
+//! personal ──query──▶ backend.export_raw_manifest_page(migration, cursor) → RawPageReply
 //! personal ──query──▶ backend.export_chunks(migration, [ChunkRef])    → ChunkBatch
 //! personal ──update─▶ backend.report_import_progress(ImportProgress)
 //! personal ──update─▶ backend.report_import_done(ImportReport)         (root recomputed from stored data)
@@ -23,10 +23,11 @@ pub const MAX_REPLY_BYTES: u64 = 2 * 1024 * 1024;
 /// framing of the batch (under 64 bytes per chunk, at most a few dozen chunks).
 pub const MAX_CHUNK_BATCH_BYTES: u64 = MAX_REPLY_BYTES - 8 * 1024;
 
-/// Bytes of leaves per manifest page reply: half the reply limit, and small enough that
-/// serving a page (reading its packed leaves and encoding them in candid, ~250 instructions
-/// per byte) stays near 5% of a query's 5 B instruction limit. Fewer, larger pages are fewer
-/// rounds: the importer pulls pages one after the other.
+/// Bytes of leaves per manifest page reply: half the reply limit. A raw page (the leaves'
+/// canonical bytes, copied from the exporter's runs) costs a few instructions per byte to
+/// serve; a typed page (`export_manifest_page`, `get_manifest_page`: leaves decoded and
+/// encoded in candid, ~250 instructions per byte) stays near 5% of a query's 5 B instruction
+/// limit. Fewer, larger pages are fewer rounds: the importer pulls pages one after the other.
 pub const MANIFEST_PAGE_BYTES: u64 = 1024 * 1024;
 
 /// Install arguments of a personal canister.

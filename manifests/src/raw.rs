@@ -139,7 +139,8 @@ impl<'a> Iterator for Frames<'a> {
     }
 }
 
-/// A page of one section with its leaves framed: [`ManifestPage`] without decoding.
+/// A page of one section with its leaves as framed canonical bytes: a `ManifestPage` that
+/// is not decoded.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct RawPage {
     pub section: Section,
@@ -179,7 +180,7 @@ impl RawPage {
     }
 }
 
-/// The reply of the exporter's raw page query: the manifest header and one [`RawPage`].
+/// The reply of the exporter's raw page query: the manifest header and one `RawPage`.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct RawPageReply {
     pub header: ManifestHeader,

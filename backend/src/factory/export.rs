@@ -8,7 +8,7 @@ use capsule::migration::{
     ChunkBatch, ChunkData, ChunkRef, ExportError, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES,
 };
 use ic_stable_structures::Memory as StableMemory;
-use manifests::{ManifestPageReply, PageCursor};
+use manifests::{ManifestPageReply, PageCursor, RawPageReply};
 use serde_bytes::ByteBuf;
 
 use super::registry::Factory;
@@ -31,6 +31,27 @@ pub fn manifest_page<M: StableMemory>(
     factory
         .manifests()
         .page(migration_id, cursor, MANIFEST_PAGE_BYTES as usize)
+        .ok_or_else(|| ExportError::CursorOutOfRange {
+            cursor: cursor.to_string(),
+        })
+}
+
+/// [`manifest_page`] as canonical bytes ([`RawPageReply`]), for the migration's personal
+/// canister: no leaf is decoded or encoded to serve it.
+pub fn raw_manifest_page<M: StableMemory>(
+    factory: &Factory<M>,
+    migration_id: u64,
+    caller: Principal,
+    cursor: PageCursor,
+) -> Result<RawPageReply, ExportError> {
+    factory.check_importer(migration_id, caller)?;
+    factory
+        .manifests()
+        .header(migration_id)
+        .ok_or(ExportError::UnknownMigration { migration_id })?;
+    factory
+        .manifests()
+        .raw_page(migration_id, cursor, MANIFEST_PAGE_BYTES as usize)
         .ok_or_else(|| ExportError::CursorOutOfRange {
             cursor: cursor.to_string(),
         })

@@ -27,6 +27,32 @@ fn the_export_serves_pages_that_verify_and_only_its_own_chunks() {
         ExportError::NotTheMigrationCanister { migration_id: id }
     );
 
+    // Raw pages: the same leaves as canonical bytes, verified the same way.
+    let mut v = PageVerifier::new_expecting(header.clone(), &header.root).unwrap();
+    let mut cursor = Some(PageCursor::FIRST);
+    while let Some(at) = cursor {
+        let raw = export::raw_manifest_page(&f, id, personal(1), at).unwrap();
+        let typed = export::manifest_page(&f, id, personal(1), at, false).unwrap();
+        assert_eq!(raw.page.decode().unwrap(), typed.page);
+        v.push_raw_reply(&raw).unwrap();
+        cursor = raw.page.next;
+    }
+    assert_eq!(v.finish().unwrap().root, header.root);
+    assert_eq!(
+        export::raw_manifest_page(&f, id, user(1), PageCursor::FIRST).unwrap_err(),
+        ExportError::NotTheMigrationCanister { migration_id: id }
+    );
+    let past = PageCursor {
+        section: manifests::Section::Memories,
+        index: header.memory_count,
+    };
+    assert_eq!(
+        export::raw_manifest_page(&f, id, personal(1), past).unwrap_err(),
+        ExportError::CursorOutOfRange {
+            cursor: past.to_string()
+        }
+    );
+
     // Chunks: the right bytes, in order; nothing outside the manifest; bounded batches.
     let blob = &blobs[0];
     let refs: Vec<ChunkRef> = (0..3)

@@ -26,7 +26,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use ic_cdk::api::time;
 use ic_cdk::call::{Call, CallFailed, Response};
-use manifests::{ManifestPageReply, PageCursor};
+use manifests::{PageCursor, RawPageReply};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -200,8 +200,8 @@ async fn fetch_page(
     migration_id: u64,
     cursor: PageCursor,
 ) {
-    let r = call(backend, "export_manifest_page", &(migration_id, cursor)).await;
-    let reply = outcome::<Result<ManifestPageReply, ExportError>>(r);
+    let r = call(backend, "export_raw_manifest_page", &(migration_id, cursor)).await;
+    let reply = outcome::<Result<RawPageReply, ExportError>>(r);
     state::importer(|imp, store| imp.on_page(store, owner, time(), call_id, reply));
 }
 

@@ -25,7 +25,7 @@
 //!
 //! | call | retried by | a repeat after a lost reply |
 //! |---|---|---|
-//! | `export_manifest_page`, `export_chunks` (queries) | the importer, with backoff, at most [`MAX_ATTEMPTS`] failures in a row | the same page or chunks: reads of the frozen export |
+//! | `export_raw_manifest_page`, `export_chunks` (queries) | the importer, with backoff, at most [`MAX_ATTEMPTS`] failures in a row | the same page or chunks: reads of the frozen export |
 //! | `report_import_progress` | nobody: the next batch reports again | overwrites the progress with a newer figure |
 //! | `report_import_done` | the importer, like the pulls | the outcome already reached: `Ok` once the backend is `Verifying` or `Completed` with this root, `RootMismatch` again after a mismatch |
 //!
@@ -64,7 +64,9 @@ use capsule::migration::{
 use capsule::storable::Packed;
 use capsule::{CapsuleStore, Error as CapsuleError, ManifestWalk};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
-use manifests::{ManifestHeader, ManifestPageReply, PageCursor, PageLeaves, PageVerifier, Section};
+use manifests::{
+    ManifestHeader, ManifestPageReply, PageCursor, PageLeaves, PageVerifier, RawPageReply, Section,
+};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteArray;
 
@@ -117,7 +119,7 @@ pub struct ImportMemories<M> {
 /// One call the driver must make, or what else to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// `export_manifest_page(migration, cursor)`; answer with [`Importer::on_page`].
+    /// `export_raw_manifest_page(migration, cursor)`; answer with [`Importer::on_page`].
     FetchPage {
         call: u64,
         migration_id: u64,

@@ -11,7 +11,7 @@ impl<M: Memory> Importer<M> {
         owner: Principal,
         now: u64,
         call: u64,
-        reply: Result<Result<ManifestPageReply, ExportError>, CallFault>,
+        reply: Result<Result<RawPageReply, ExportError>, CallFault>,
     ) {
         self.with(|imp, st| {
             let Some(c) = st.take_call(call) else {
@@ -36,7 +36,7 @@ impl<M: Memory> Importer<M> {
         store: &mut CapsuleStore<S>,
         owner: Principal,
         cursor: PageCursor,
-        reply: ManifestPageReply,
+        reply: RawPageReply,
     ) -> Outcome {
         let Some(m) = st.migration.clone() else {
             return Ok(());
@@ -69,13 +69,14 @@ impl<M: Memory> Importer<M> {
                 verifier.insert(v)
             }
         };
-        v.push_reply(&reply)
+        v.push_raw_reply(&reply)
             .map_err(|e| ImportError::PageRejected {
                 cursor,
                 reason: e.to_string(),
             })?;
         let complete = v.is_complete();
-        self.staged.put_owned_page(m.migration_id, reply.page);
+        // What was verified is stored as it came: the canonical bytes, not decoded.
+        self.staged.put_raw_page(m.migration_id, &reply.page);
         if complete {
             self.finish_manifest(st, store)?;
         }

@@ -4,7 +4,7 @@
 
 use candid::{Nat, Principal};
 use capsule::migration::{ChunkBatch, ExportError};
-use manifests::ManifestPageReply;
+use manifests::{ManifestPageReply, RawPageReply};
 use serde_bytes::ByteBuf;
 
 use super::{
@@ -18,8 +18,11 @@ capsule::candid_result! {
     CreationRecordResult(CreationRecord, FactoryError)
     /// Reply of `personal_module_chunk`: the chunk's bytes.
     ModuleChunkResult(ByteBuf, FactoryError)
-    /// Reply of `export_manifest_page` (the personal canister's import).
+    /// Reply of `export_manifest_page` (the import of personal canisters built before raw
+    /// pages).
     ExportManifestPageResult(ManifestPageReply, ExportError)
+    /// Reply of `export_raw_manifest_page` (the personal canister's import).
+    ExportRawManifestPageResult(RawPageReply, ExportError)
     /// Reply of `export_chunks` (the personal canister's import).
     ChunkBatchResult(ChunkBatch, ExportError)
     /// Reply of `report_import_progress` and `report_import_done`.

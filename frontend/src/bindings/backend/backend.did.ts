@@ -890,9 +890,15 @@ export type ExportError = {
   { 'CursorOutOfRange' : { 'cursor' : string } } |
   { 'UnknownMigration' : { 'migration_id' : bigint } };
 /**
- * Reply of `export_manifest_page` (the personal canister's import).
+ * Reply of `export_manifest_page` (the import of personal canisters built before raw
+ * pages).
  */
 export type ExportManifestPageResult = { 'Ok' : ManifestPageReply } |
+  { 'Err' : ExportError };
+/**
+ * Reply of `export_raw_manifest_page` (the personal canister's import).
+ */
+export type ExportRawManifestPageResult = { 'Ok' : RawPageReply } |
   { 'Err' : ExportError };
 /**
  * Admin-set factory parameters.
@@ -1675,6 +1681,26 @@ export interface Quote {
   'transfer' : bigint,
 }
 /**
+ * A page of one section with its leaves as framed canonical bytes: a `ManifestPage` that
+ * is not decoded.
+ */
+export interface RawPage {
+  /**
+   * Where the next page starts, `None` after the last page.
+   */
+  'next' : [] | [PageCursor],
+  'section' : Section,
+  /**
+   * Index, in its section, of the first leaf.
+   */
+  'start' : bigint,
+  'leaves' : Uint8Array,
+}
+/**
+ * The reply of the exporter's raw page query: the manifest header and one `RawPage`.
+ */
+export interface RawPageReply { 'page' : RawPage, 'header' : ManifestHeader }
+/**
  * The IC's reject codes (interface specification, "Reject codes"): why a call got a reject
  * instead of a reply. Mirrors `ic_cdk::call::RejectCode`, which is not a candid type.
  */
@@ -2006,9 +2032,20 @@ export interface _SERVICE {
    */
   'deposit_returned_cycles' : ActorMethod<[], CyclesResult>,
   'export_chunks' : ActorMethod<[bigint, Array<ChunkRef>], ChunkBatchResult>,
+  /**
+   * A manifest page with its leaves decoded (what personal canisters built before raw pages
+   * pull; an import in flight across a backend upgrade finishes with it).
+   */
   'export_manifest_page' : ActorMethod<
     [bigint, PageCursor],
     ExportManifestPageResult
+  >,
+  /**
+   * A manifest page as the leaves' canonical bytes, copied from the stored export.
+   */
+  'export_raw_manifest_page' : ActorMethod<
+    [bigint, PageCursor],
+    ExportRawManifestPageResult
   >,
   'finish_blob_upload' : ActorMethod<[bigint], BlobDescriptorResult>,
   'get_blob' : ActorMethod<[Uint8Array], BlobDescriptorResult>,
@@ -2730,6 +2767,20 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Ok' : ManifestPageReply,
     'Err' : ExportError,
   });
+  const RawPage = IDL.Record({
+    'next' : IDL.Opt(PageCursor),
+    'section' : Section,
+    'start' : IDL.Nat64,
+    'leaves' : IDL.Vec(IDL.Nat8),
+  });
+  const RawPageReply = IDL.Record({
+    'page' : RawPage,
+    'header' : ManifestHeader,
+  });
+  const ExportRawManifestPageResult = IDL.Variant({
+    'Ok' : RawPageReply,
+    'Err' : ExportError,
+  });
   const BlobDescriptor = IDL.Record({
     'memory_refs' : IDL.Nat64,
     'hash' : IDL.Vec(IDL.Nat8),
@@ -2879,6 +2930,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'export_manifest_page' : IDL.Func(
         [IDL.Nat64, PageCursor],
         [ExportManifestPageResult],
+        ['query'],
+      ),
+    'export_raw_manifest_page' : IDL.Func(
+        [IDL.Nat64, PageCursor],
+        [ExportRawManifestPageResult],
         ['query'],
       ),
     'finish_blob_upload' : IDL.Func([IDL.Nat64], [BlobDescriptorResult], []),

@@ -68,12 +68,12 @@ impl<'a> Exporter<'a> {
         &self,
         id: u64,
         cursor: PageCursor,
-    ) -> Result<Result<ManifestPageReply, ExportError>, CallFault> {
+    ) -> Result<Result<RawPageReply, ExportError>, CallFault> {
         assert_eq!(id, self.migration_id);
         // Small pages, so the manifest takes many messages.
         Ok(self
             .pages
-            .page(id, cursor, manifests::PAGE_OVERHEAD_BYTES + 600)
+            .raw_page(id, cursor, manifests::PAGE_OVERHEAD_BYTES + 600)
             .ok_or(ExportError::CursorOutOfRange {
                 cursor: cursor.to_string(),
             }))

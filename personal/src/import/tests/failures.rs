@@ -229,6 +229,28 @@ fn a_page_under_another_header_is_rejected() {
 }
 
 #[test]
+fn a_page_with_a_tampered_leaf_fails_the_import_and_is_not_staged() {
+    let (src, _) = source();
+    let exp = Exporter::new(&src, 5);
+    let disk = Disk::new();
+    let (mut imp, mut store) = disk.open();
+    let (call, cursor) = at_second_page(&exp, &mut imp, &mut store);
+    let mut reply = exp.page(5, cursor).unwrap().unwrap();
+    let staged_before = imp.staged.count(5, cursor.section);
+    // One bit of the last leaf's canonical bytes: the section root no longer checks out
+    // (a one-page section is complete with this page).
+    let last = reply.page.leaves.0.len() - 1;
+    reply.page.leaves.0[last] ^= 1;
+    imp.on_page(&mut store, owner(), 13, call, Ok(Ok(reply)));
+    let error = imp.state().error;
+    assert!(
+        matches!(&error, Some(ImportError::PageRejected { cursor: c, reason }) if *c == cursor && reason.contains("root")),
+        "{error:?}"
+    );
+    assert_eq!(imp.staged.count(5, cursor.section), staged_before);
+}
+
+#[test]
 fn a_manifest_of_another_owner_fails_the_import() {
     let (src, _) = source();
     let exp = Exporter::new(&src, 5);
