@@ -66,11 +66,19 @@ pub fn with_reserve_history<R>(f: impl FnOnce(&ReserveHistory<Mem>) -> R) -> R {
     RESERVE_HISTORY.with(|h| f(&h.borrow()))
 }
 
-/// SHA-256 of the embedded module: the `module_hash` the IC reports once it is installed.
+/// SHA-256 of the embedded module (computed by `build.rs`): the `module_hash` the IC reports
+/// once it is installed.
 pub fn personal_wasm_hash() -> [u8; 32] {
+    *include_bytes!(concat!(env!("OUT_DIR"), "/personal.wasm.gz.sha256"))
+}
+
+#[cfg(test)]
+mod module_hash_tests {
     use sha2::Digest;
-    thread_local! {
-        static HASH: [u8; 32] = sha2::Sha256::digest(PERSONAL_WASM).into();
+
+    #[test]
+    fn the_hash_computed_at_build_time_is_the_embedded_modules_sha256() {
+        let computed: [u8; 32] = sha2::Sha256::digest(super::PERSONAL_WASM).into();
+        assert_eq!(super::personal_wasm_hash(), computed);
     }
-    HASH.with(|h| *h)
 }
