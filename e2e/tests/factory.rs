@@ -249,7 +249,7 @@ fn transient_rejects_of_the_pulls_and_reports_are_retried() {
     let emu = w.emu();
     // The personal canister's pulls and reports are rejected a few times.
     for method in [
-        "export_manifest_page",
+        "export_raw_manifest_page",
         "export_chunks",
         "report_import_done",
     ] {

@@ -49,7 +49,7 @@ enum Target {
 /// The methods one canister calls on the other (rejects are aimed at these, not at the test's
 /// own ingress calls).
 const BACKEND_METHODS: [&str; 5] = [
-    "export_manifest_page",
+    "export_raw_manifest_page",
     "export_chunks",
     "report_import_progress",
     "report_import_done",

@@ -9,6 +9,11 @@
 //! packed encoding (`capsule::storable::Packed`); records of layout 1 (candid) are read as they
 //! are and rewritten packed when they change, so opening a layout-1 state needs no migration
 //! pass. A build of layout 1 refuses to open a layout-2 state.
+//!
+//! Layout 3 stores manifest leaves (the exporter's manifests, the importer's staged pages) as
+//! their canonical bytes, in framed runs (`capsule::manifest_store::RUN_FRAMED`); runs and
+//! single leaves of layouts 1 and 2 are read as they are. A build of layout 2 refuses to open a
+//! layout-3 state (it could not read the framed runs).
 
 use ic_stable_structures::{Memory, StableCell};
 

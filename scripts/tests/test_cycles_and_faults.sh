@@ -44,7 +44,7 @@ check_contains "cleanup of a Completed creation: InvalidState" "InvalidState" "$
 echo "== network failures: transient rejects of management calls, pulls and reports"
 ic fault reject --canister aaaaa-aa --method create_canister --count 2 --message "injected: create" > /dev/null
 ic fault reject --canister aaaaa-aa --method install_code --count 1 --message "injected: install" > /dev/null
-for m in export_manifest_page export_chunks report_import_done; do
+for m in export_raw_manifest_page export_chunks report_import_done; do
     ic fault reject --canister backend --method "$m" --count 2 --message "injected: $m" > /dev/null
 done
 CALL_CMD="icemu fault list"

@@ -35,7 +35,7 @@ pub struct Metrics {
     pub connections: u32,
     pub blobs: u64,
     pub export_chunks_replies: u64,
-    pub export_manifest_page_replies: u64,
+    pub export_raw_manifest_page_replies: u64,
     pub instructions: u64,
     pub backend_instructions: u64,
     pub personal_instructions: u64,
@@ -97,7 +97,7 @@ pub fn measure(s: &Scenario, queries: &[String], naive: bool) -> Metrics {
 
     let blob_bytes = s.blob_sizes.iter().sum::<usize>() as u64;
     let chunks = ours.backend.method("export_chunks");
-    let pages = ours.backend.method("export_manifest_page");
+    let pages = ours.backend.method("export_raw_manifest_page");
     let bytes = chunks.bytes_out + pages.bytes_out;
     let (reply_fill_ratio, reply_fill_basis) = if chunks.calls_received > 0 {
         (
@@ -107,7 +107,7 @@ pub fn measure(s: &Scenario, queries: &[String], naive: bool) -> Metrics {
     } else {
         (
             pages.bytes_out as f64 / pages.calls_received.max(1) as f64 / MAX_REPLY_BYTES as f64,
-            "bytes per export_manifest_page reply (no chunks)",
+            "bytes per export_raw_manifest_page reply (no chunks)",
         )
     };
     let per_byte = |i: u64| i as f64 / bytes.max(1) as f64;
@@ -144,7 +144,7 @@ pub fn measure(s: &Scenario, queries: &[String], naive: bool) -> Metrics {
         connections: s.connections,
         blobs: s.blob_sizes.len() as u64,
         export_chunks_replies: chunks.calls_received,
-        export_manifest_page_replies: pages.calls_received,
+        export_raw_manifest_page_replies: pages.calls_received,
         instructions: ours.instructions(),
         backend_instructions: ours.backend.instructions(),
         personal_instructions: ours.personal.instructions(),
