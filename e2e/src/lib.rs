@@ -15,6 +15,8 @@ use capsule::*;
 use serde_bytes::{ByteArray, ByteBuf};
 use test_support::capsules::blob_ref;
 
+pub mod layout_upgrade;
+
 /// Deterministic bytes, a user principal per number, a text-only memory: the workspace's test
 /// fixtures (`test-support`).
 pub use test_support::bytes::data;

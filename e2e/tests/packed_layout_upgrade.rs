@@ -1,63 +1,21 @@
-//! Upgrading both canisters from stable layout 1 (every record in candid) to layout 2 (packed
-//! records, `capsule::storable::Packed`), on states made by the modules of commit aef96b1
+//! Upgrading both canisters from stable layout 1 (every record in candid) to the current layout
+//! (packed records, `capsule::storable::Packed`, since layout 2; framed manifest runs since
+//! layout 3), on states made by the modules of commit aef96b1
 //! (`e2e/fixtures/backend-aef96b1.wasm.gz` and `personal-aef96b1.wasm.gz`, see
 //! `e2e/fixtures/README.md`): every capsule, memory, blob and connection reads back identical,
 //! an upload in progress finishes, a creation left mid-import completes (its personal canister
-//! upgraded from layout 1 mid-import), and an older module installed over a layout-2 state is
+//! upgraded from layout 1 mid-import), and an older module installed over the upgraded state is
 //! refused with the schema error, the state left as it was.
 
 use backend::factory::types::*;
-use candid::Principal;
 use capsule::migration::PersonalInitArgs;
 use capsule::*;
+use e2e::layout_upgrade::*;
 use e2e::*;
-use manifests::{ManifestPageReply, PageCursor};
-use serde_bytes::ByteBuf;
 
-/// Every blob of `blobs`, read back chunk by chunk, hashes to its id.
-fn assert_blobs_readable(w: &World, canister: Principal, who: Principal, blobs: &[BlobDescriptor]) {
-    for d in blobs {
-        let got: BlobDescriptor = w.capsule(canister, who, "get_blob", (d.hash,)).unwrap();
-        assert_eq!((got.size, &got.chunk_hashes), (d.size, &d.chunk_hashes));
-        let mut bytes = vec![];
-        for i in 0..d.size.div_ceil(blobstore::hash::CHUNK_SIZE as u64) {
-            let chunk: ByteBuf = w
-                .capsule(canister, who, "get_blob_chunk", (d.hash, i))
-                .unwrap();
-            bytes.extend_from_slice(&chunk);
-        }
-        assert_eq!(blobstore::hash::blob_hashes(&bytes).0, d.hash.into_array());
-    }
-}
-
-/// Begins an upload of `bytes` into `who`'s capsule and sends its first chunk only.
-fn upload_first_chunk(w: &World, canister: Principal, who: Principal, bytes: &[u8]) -> u64 {
-    let upload = w.begin_upload(canister, who, bytes.len() as u64, None);
-    w.put_chunks(canister, who, upload, bytes, ..1);
-    upload
-}
-
-/// Sends the rest of an upload begun by [`upload_first_chunk`] and finishes it.
-fn finish_upload(
-    w: &World,
-    canister: Principal,
-    who: Principal,
-    upload: u64,
-    bytes: &[u8],
-) -> BlobDescriptor {
-    w.put_chunks(canister, who, upload, bytes, 1..);
-    w.capsule(canister, who, "finish_blob_upload", (upload,))
-        .unwrap()
-}
-
-fn assert_refused_as_newer(r: Result<(), String>) {
-    let e = r.expect_err("an older module over a newer layout must be refused");
-    assert!(
-        // Layout 3 (framed manifest runs) is the current one.
-        e.contains("schema 3, newer than this build's 1"),
-        "unexpected refusal: {e}"
-    );
-}
+/// The schema version of the current stable layout and of aef96b1's.
+const CURRENT: u32 = 3;
+const LAYOUT_1: u32 = 1;
 
 #[test]
 fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downgrade() {
@@ -150,12 +108,8 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
         )
     );
     assert_blobs_readable(&w, bob_canister, bob, &bob_blobs);
-    let (page,): (Result<ManifestPageReply, Error>,) = w
-        .try_query(bob_canister, bob, "get_manifest_page", (PageCursor::FIRST,))
-        .unwrap();
-    let page = page.unwrap();
     assert_eq!(
-        page.header.root,
+        verified_personal_manifest(&w, bob_canister, bob).root,
         bob_done.manifest.as_ref().unwrap().root.into_array()
     );
     let _ = alice_blobs;
@@ -164,6 +118,8 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
     assert_refused_as_newer(
         w.upgrade_backend(fixture("backend-aef96b1.wasm.gz"))
             .map_err(|e| format!("{e:?}")),
+        CURRENT,
+        LAYOUT_1,
     );
     assert_eq!(everything_of(&w, carol), carol_now);
     w.skip_accounting_check();
@@ -234,6 +190,8 @@ fn a_personal_canister_upgrades_from_layout_1_with_everything_intact_and_refuses
             Some(admin()),
         )
         .map_err(|e| format!("{e:?}")),
+        CURRENT,
+        LAYOUT_1,
     );
     assert_eq!(everything_at(&w, pc, dave), now);
 }
