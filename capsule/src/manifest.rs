@@ -410,7 +410,36 @@ impl<M: StableMemory> CapsuleStore<M> {
         owner: Principal,
         leaves: &[MemoryLeaf],
     ) -> Result<(), (usize, Error)> {
-        self.import_leaves(owner, leaves, Self::import_memory_into)
+        let mut rec = self.record_of(owner).map_err(|e| (0, e))?;
+        let before = rec.clone();
+        // Check every leaf first; the valid ones before the first refused one are written
+        // together (one write per bucket of ids).
+        let mut valid = Vec::with_capacity(leaves.len());
+        let mut refused = None;
+        for (i, leaf) in leaves.iter().enumerate() {
+            match self.importable_memory(owner, leaf) {
+                Ok(m) => valid.push(m),
+                Err(e) => {
+                    refused = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let new = self.put_memories_if_absent(owner, &valid);
+        for (m, new) in valid.iter().zip(new) {
+            if !new {
+                continue; // Imported before a restart: nothing to do.
+            }
+            for b in &m.blobs {
+                self.attach_blob(owner, &b.hash.into_array());
+            }
+            rec.memory_count += 1;
+            rec.next_memory_id = rec.next_memory_id.max(m.id + 1);
+        }
+        if rec != before {
+            self.put_record(rec);
+        }
+        refused.map_or(Ok(()), Err)
     }
 
     /// Writes `leaves` in order with `put`, which updates the owner's capsule record in
@@ -437,12 +466,9 @@ impl<M: StableMemory> CapsuleStore<M> {
         result
     }
 
-    fn import_memory_into(
-        &mut self,
-        rec: &mut CapsuleRecord,
-        leaf: &MemoryLeaf,
-    ) -> CapsuleResult<()> {
-        let owner = rec.owner;
+    /// The memory of `leaf`, once its blobs are checked: held by `owner`'s capsule, with the
+    /// sizes the leaf declares.
+    fn importable_memory(&self, owner: Principal, leaf: &MemoryLeaf) -> CapsuleResult<Memory> {
         let memory = Memory::try_from(leaf)?;
         for b in &memory.blobs {
             let size = self.held_blob_size(owner, &b.hash)?;
@@ -454,16 +480,7 @@ impl<M: StableMemory> CapsuleStore<M> {
                 });
             }
         }
-        let hashes: Vec<Hash> = memory.blobs.iter().map(|b| b.hash.into_array()).collect();
-        if !self.put_memory_if_absent(owner, memory) {
-            return Ok(()); // Imported before a restart: nothing to do.
-        }
-        for h in &hashes {
-            self.attach_blob(owner, h);
-        }
-        rec.memory_count += 1;
-        rec.next_memory_id = rec.next_memory_id.max(leaf.id + 1);
-        Ok(())
+        Ok(memory)
     }
 
     /// Starts importing a blob whose chunk hashes come from a verified manifest. Chunks the

@@ -5,7 +5,7 @@
 use ic_stable_structures::memory_manager::MemoryId;
 
 /// The `MemoryId`s of the capsule store's memories in a canister's `MemoryManager`: the same in
-/// the backend and in every personal canister (ids 1 to 4, and the blob store's 10 to 18). The
+/// the backend and in every personal canister (ids 1 to 4 and 6, and the blob store's 10 to 18). The
 /// stable layout of deployed canisters: an id here never changes, and a canister gives its
 /// other memories ids outside these.
 pub const CAPSULE_MEMORY_IDS: CapsuleMemories<MemoryId> = CapsuleMemories {
@@ -13,6 +13,8 @@ pub const CAPSULE_MEMORY_IDS: CapsuleMemories<MemoryId> = CapsuleMemories {
     memories: MemoryId::new(2),
     connections: MemoryId::new(3),
     capsule_blobs: MemoryId::new(4),
+    // Memories in buckets (layout 3); id 2 keeps what earlier layouts stored per memory.
+    memory_buckets: MemoryId::new(6),
     blobs: blobstore::Memories {
         chunk_index: MemoryId::new(10),
         chunk_data: MemoryId::new(11),
@@ -33,9 +35,13 @@ pub const CAPSULE_MEMORY_IDS: CapsuleMemories<MemoryId> = CapsuleMemories {
 #[derive(Clone, Debug)]
 pub struct CapsuleMemories<M> {
     pub capsules: M,
+    /// Memories one entry each, as layouts before 3 stored them (read, and emptied as they
+    /// are written again).
     pub memories: M,
     pub connections: M,
     pub capsule_blobs: M,
+    /// Memories in buckets (`store::memory_table`).
+    pub memory_buckets: M,
     pub blobs: blobstore::Memories<M>,
 }
 
@@ -48,6 +54,7 @@ impl<T> CapsuleMemories<T> {
             memories: f(self.memories),
             connections: f(self.connections),
             capsule_blobs: f(self.capsule_blobs),
+            memory_buckets: f(self.memory_buckets),
             blobs: blobstore::Memories {
                 chunk_index: f(b.chunk_index),
                 chunk_data: f(b.chunk_data),
@@ -67,7 +74,7 @@ impl<T> CapsuleMemories<T> {
     where
         T: Clone,
     {
-        let mut all = Vec::with_capacity(13);
+        let mut all = Vec::with_capacity(14);
         self.clone().map(|t| all.push(t));
         all
     }
@@ -83,6 +90,7 @@ impl CapsuleMemories<ic_stable_structures::VectorMemory> {
             memories: m(),
             connections: m(),
             capsule_blobs: m(),
+            memory_buckets: m(),
             blobs: blobstore::Memories::in_memory(),
         }
     }
@@ -96,7 +104,7 @@ mod tests {
     /// would make an upgraded canister read another memory as this one.
     #[test]
     fn the_capsule_store_keeps_its_deployed_ids() {
-        let deployed: Vec<MemoryId> = [1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+        let deployed: Vec<MemoryId> = [1, 2, 3, 4, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18]
             .into_iter()
             .map(MemoryId::new)
             .collect();

@@ -11,9 +11,11 @@
 //! pass. A build of layout 1 refuses to open a layout-2 state.
 //!
 //! Layout 3 stores manifest leaves (the exporter's manifests, the importer's staged pages) as
-//! their canonical bytes, in framed runs (`capsule::manifest_store::RUN_FRAMED`); runs and
-//! single leaves of layouts 1 and 2 are read as they are. A build of layout 2 refuses to open a
-//! layout-3 state (it could not read the framed runs).
+//! their canonical bytes, in framed runs (`capsule::manifest_store::RUN_FRAMED`), and memories
+//! in buckets of consecutive ids (`capsule::store::memory_table`, a memory of its own); runs,
+//! single leaves and per-memory entries of layouts 1 and 2 are read as they are, and a memory
+//! moves to its bucket when it is written. A build of layout 2 refuses to open a layout-3
+//! state (it could not read what layout 3 writes).
 
 use ic_stable_structures::{Memory, StableCell};
 

@@ -213,12 +213,12 @@ impl<M: StableMemory> CapsuleStore<M> {
         after: Option<u64>,
         limit: usize,
     ) -> Vec<Memory> {
-        let start = after.map_or(0, |id| id.saturating_add(1));
-        self.memories
-            .range((owner, start)..=(owner, u64::MAX))
-            .take(limit)
-            .map(|e| e.value().0)
-            .collect()
+        match after {
+            Some(u64::MAX) => vec![],
+            _ => self
+                .memories
+                .from(owner, after.map_or(0, |id| id + 1), limit),
+        }
     }
 
     /// Up to `limit` connections of `owner` after peer `after`, in peer order.
@@ -238,18 +238,21 @@ impl<M: StableMemory> CapsuleStore<M> {
             .collect()
     }
 
-    /// Writes an imported memory; returns whether its id was new. Imports write records from
-    /// a verified manifest into a capsule that was empty and stays frozen, so a record already
-    /// there (written before a restart) is this one: one B-tree operation instead of a lookup
-    /// and an insert.
-    pub(crate) fn put_memory_if_absent(&mut self, owner: Principal, memory: Memory) -> bool {
-        self.memories
-            .insert((owner, memory.id), Packed(memory))
-            .is_none()
+    /// Writes imported memories (sorted by id) whose ids are not stored yet; returns, for each,
+    /// whether it was new. Imports write records from a verified manifest into a capsule that
+    /// was empty and stays frozen, so a record already there (written before a restart) is this
+    /// one. One bucket write per [`memory_table::BUCKET_IDS`] ids.
+    pub(crate) fn put_memories_if_absent(
+        &mut self,
+        owner: Principal,
+        memories: &[Memory],
+    ) -> Vec<bool> {
+        self.memories.put_absent(owner, memories)
     }
 
-    /// Writes an imported connection; returns whether its peer was new (see
-    /// [`CapsuleStore::put_memory_if_absent`]).
+    /// Writes an imported connection; returns whether its peer was new (a record already
+    /// there was written by this import before a restart): one B-tree operation instead of a
+    /// lookup and an insert.
     pub(crate) fn put_connection_if_absent(&mut self, owner: Principal, conn: Connection) -> bool {
         self.connections
             .insert((owner, conn.peer), Packed(conn))

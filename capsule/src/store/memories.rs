@@ -33,8 +33,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         rec.next_memory_id += 1;
         rec.memory_count += 1;
         rec.updated_at = ctx.now;
-        self.memories
-            .insert((rec.owner, memory.id), Packed(memory.clone()));
+        self.memories.put(rec.owner, &memory);
         self.save(rec);
         Ok(memory)
     }
@@ -42,8 +41,7 @@ impl<M: StableMemory> CapsuleStore<M> {
     pub fn get_memory(&self, ctx: &Ctx, id: MemoryId) -> CapsuleResult<Memory> {
         let rec = self.readable(ctx)?;
         self.memories
-            .get(&(rec.owner, id))
-            .map(|m| m.0)
+            .get(rec.owner, id)
             .ok_or(Error::MemoryNotFound { id })
     }
 
@@ -67,8 +65,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         let mut rec = self.writable(ctx)?;
         let old = self
             .memories
-            .get(&(rec.owner, id))
-            .map(|m| m.0)
+            .get(rec.owner, id)
             .ok_or(Error::MemoryNotFound { id })?;
         let mut new = old.clone();
         if let Some(v) = update.title {
@@ -107,7 +104,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         }
         new.updated_at = ctx.now;
         rec.updated_at = ctx.now;
-        self.memories.insert((rec.owner, id), Packed(new.clone()));
+        self.memories.put(rec.owner, &new);
         self.save(rec);
         Ok(new)
     }
@@ -116,8 +113,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         let mut rec = self.writable(ctx)?;
         let old = self
             .memories
-            .remove(&(rec.owner, id))
-            .map(|m| m.0)
+            .remove(rec.owner, id)
             .ok_or(Error::MemoryNotFound { id })?;
         for b in &old.blobs {
             self.detach_blob(&mut rec, &b.hash);

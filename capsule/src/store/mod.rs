@@ -22,6 +22,7 @@ use crate::types::*;
 mod blobs;
 mod connections;
 mod memories;
+pub mod memory_table;
 mod validation;
 
 use validation::*;
@@ -101,7 +102,7 @@ pub struct CapsuleStore<M: StableMemory> {
     limits: Limits,
     sole_owner: Option<Principal>,
     capsules: StableBTreeMap<Principal, Packed<CapsuleRecord>, M>,
-    memories: StableBTreeMap<(Principal, u64), Packed<Memory>, M>,
+    memories: memory_table::MemoryTable<M>,
     connections: StableBTreeMap<(Principal, Principal), Packed<Connection>, M>,
     /// (owner, blob hash) → number of the owner's memories that reference the blob. The capsule
     /// holds one blob-store reference per entry; an uploaded blob not yet attached has count 0.
@@ -116,7 +117,7 @@ impl<M: StableMemory> CapsuleStore<M> {
             limits,
             sole_owner: None,
             capsules: StableBTreeMap::init(mem.capsules),
-            memories: StableBTreeMap::init(mem.memories),
+            memories: memory_table::MemoryTable::init(mem.memory_buckets, mem.memories),
             connections: StableBTreeMap::init(mem.connections),
             capsule_blobs: StableBTreeMap::init(mem.capsule_blobs),
             blobs: BlobStore::init(mem.blobs, blob_limits),
@@ -258,8 +259,7 @@ impl<M: StableMemory> CapsuleStore<M> {
             return true;
         };
         let mut left = budget.max(1);
-        for m in self.memories_after(owner, None, left) {
-            self.memories.remove(&(owner, m.id));
+        for m in self.memories.take_first(owner, left) {
             for b in &m.blobs {
                 self.detach_blob(&mut rec, &b.hash);
             }
