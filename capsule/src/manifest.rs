@@ -38,6 +38,34 @@ impl From<&CapsuleRecord> for CapsuleLeaf {
     }
 }
 
+impl From<Memory> for MemoryLeaf {
+    /// The leaf of a memory read for a manifest: its strings move, nothing is copied.
+    fn from(m: Memory) -> Self {
+        MemoryLeaf {
+            id: m.id,
+            title: m.title,
+            description: m.description,
+            tags: m.tags,
+            kind: m.kind.as_str().to_string(),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            blobs: m
+                .blobs
+                .into_iter()
+                .map(|b| BlobRefLeaf {
+                    hash: b.hash.into_array(),
+                    size: b.size,
+                    mime_type: b.mime_type,
+                })
+                .collect(),
+            encryption: m.encryption.map(|e| EncryptionLeaf {
+                scheme: e.scheme,
+                wrapped_key: e.wrapped_key.into_vec(),
+            }),
+        }
+    }
+}
+
 impl From<&Memory> for MemoryLeaf {
     fn from(m: &Memory) -> Self {
         MemoryLeaf {
@@ -315,7 +343,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         limit: usize,
     ) -> Vec<MemoryLeaf> {
         self.memories_after(owner, after, limit)
-            .iter()
+            .into_iter()
             .map(MemoryLeaf::from)
             .collect()
     }
