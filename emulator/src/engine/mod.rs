@@ -64,6 +64,10 @@ fn engine() -> &'static wasmtime::Engine {
             .wasm_simd(true)
             .wasm_bulk_memory(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        #[cfg(feature = "profiling")]
+        if std::env::var_os("ICEMU_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         wasmtime::Engine::new(&config).expect("wasmtime engine")
     })
 }
