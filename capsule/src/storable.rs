@@ -10,7 +10,9 @@
 //! A format byte other than `D` (candid) names the postcard schema of the value; a type whose
 //! fields change gets a new format byte and a decoder for the older one.
 //!
-//! [`Candid`] stays for values other crates store in candid (the factory's registry).
+//! [`Candid`] stays for values stored in candid (a personal canister's configuration), which
+//! grow by `Option` fields. The factory's registry is [`Packed`]: its records of layouts 1 and
+//! 2 are candid, read as above.
 
 use std::borrow::Cow;
 

@@ -172,7 +172,7 @@ fn a_retry_queues_behind_those_already_waiting() {
 #[test]
 fn indexes_are_built_from_a_layout_without_them() {
     use backend::factory::registry::FactoryState;
-    use capsule::storable::Candid;
+    use capsule::storable::Packed;
     use ic_stable_structures::StableCell;
 
     let mem = FactoryMemories::in_memory();
@@ -201,11 +201,15 @@ fn indexes_are_built_from_a_layout_without_them() {
     let queued = request(&mut f, &mut c, 3, 9 * SEC).unwrap().migration_id;
     drop(f);
 
-    // The previous layout: the same records, no index memories, no index version.
-    let mut cell = StableCell::init(state.clone(), Candid(FactoryState::default()));
-    let mut st = cell.get().0.clone();
+    // The previous layout: the same records, no index memories, no index version (and the
+    // state in candid, as that layout stored it).
+    let mut st = StableCell::init(state.clone(), Packed(FactoryState::default()))
+        .get()
+        .0
+        .clone();
     st.index_version = None;
-    cell.set(Candid(st));
+    let mut raw = StableCell::init(state.clone(), Vec::<u8>::new());
+    raw.set(candid::encode_one(&st).unwrap());
     let m = VectorMemory::default;
     let f = Factory::init(FactoryMemories {
         state,

@@ -3,6 +3,30 @@
 
 use super::*;
 
+/// The registry's records, walks and singleton state are stored packed; what earlier layouts
+/// stored in candid still reads (and is written packed when it changes).
+#[test]
+fn registry_entries_are_packed_and_candid_entries_of_earlier_layouts_still_read() {
+    use capsule::storable::PACKED_V1;
+    use ic_stable_structures::StableBTreeMap;
+    let mem = FactoryMemories::in_memory();
+    let mut f = Factory::init(mem.clone());
+    f.top_up(100_000_000_000_000);
+    let mut c = caps();
+    with_capsule(&mut c, 1);
+    let id = to_importing(&mut f, &mut c, 1);
+    let rec = f.record(id).unwrap();
+    let mut raw: StableBTreeMap<u64, Vec<u8>, VectorMemory> =
+        StableBTreeMap::init(mem.records.clone());
+    assert_eq!(raw.get(&id).unwrap()[0], PACKED_V1);
+    drop(f);
+    // The same record as an earlier layout stored it.
+    raw.insert(id, candid::encode_one(&rec).unwrap());
+    assert!(raw.get(&id).unwrap().starts_with(b"DIDL"));
+    let f = Factory::init(mem);
+    assert_eq!(f.record(id), Some(rec));
+}
+
 #[test]
 fn exporting_freezes_the_capsule_and_builds_the_manifest() {
     let (mut f, mut c) = funded_with(&[1]);

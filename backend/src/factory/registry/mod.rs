@@ -16,7 +16,7 @@ use capsule::migration::{
     ImportConfig, ImportError, ImportErrorKind, MigrationInit, PersonalInitArgs, Progress,
     RejectCode,
 };
-use capsule::storable::Candid;
+use capsule::storable::Packed;
 use capsule::{CapsuleStore, ManifestWalk};
 use ic_stable_structures::{Memory as StableMemory, StableBTreeMap, StableCell};
 use manifests::{ManifestHeader, Section};
@@ -44,6 +44,7 @@ const DAY_NS: u64 = 86_400 * 1_000_000_000;
 const ALERTS_KEPT: usize = 30;
 
 /// The stable memories of the factory.
+#[derive(Clone)]
 pub struct FactoryMemories<M: StableMemory> {
     pub state: M,
     pub records: M,
@@ -274,10 +275,10 @@ impl FactoryError {
 }
 
 pub struct Factory<M: StableMemory> {
-    state: StableCell<Candid<FactoryState>, M>,
-    records: StableBTreeMap<u64, Candid<CreationRecord>, M>,
+    state: StableCell<Packed<FactoryState>, M>,
+    records: StableBTreeMap<u64, Packed<CreationRecord>, M>,
     by_owner: StableBTreeMap<Principal, u64, M>,
-    walks: StableBTreeMap<u64, Candid<ManifestWalk>, M>,
+    walks: StableBTreeMap<u64, Packed<ManifestWalk>, M>,
     manifests: ManifestStore<M>,
     queue: StableBTreeMap<(u64, u64), (), M>,
     active: StableBTreeMap<u64, (u64, u64), M>,
@@ -289,7 +290,7 @@ impl<M: StableMemory> Factory<M> {
     /// Opens the factory's state (building the record indexes if the layout predates them).
     pub fn init(mem: FactoryMemories<M>) -> Self {
         let mut factory = Factory {
-            state: StableCell::init(mem.state, Candid(FactoryState::default())),
+            state: StableCell::init(mem.state, Packed(FactoryState::default())),
             records: StableBTreeMap::init(mem.records),
             by_owner: StableBTreeMap::init(mem.by_owner),
             walks: StableBTreeMap::init(mem.walks),
@@ -312,7 +313,7 @@ impl<M: StableMemory> Factory<M> {
     fn update_st<R>(&mut self, f: impl FnOnce(&mut FactoryState) -> R) -> R {
         let mut s = self.st();
         let r = f(&mut s);
-        self.state.set(Candid(s));
+        self.state.set(Packed(s));
         r
     }
 
@@ -398,7 +399,7 @@ impl<M: StableMemory> Factory<M> {
             rec.migration_id,
             indexes::StoredSummary(CreationSummary::from(&rec)),
         );
-        let old = self.records.insert(rec.migration_id, Candid(rec));
+        let old = self.records.insert(rec.migration_id, Packed(rec));
         let old_key = old.map_or(indexes::IndexKey::None, |o| indexes::IndexKey::of(&o.0));
         self.reindex(old_key, new_key);
     }

@@ -133,7 +133,7 @@ impl<M: StableMemory> Factory<M> {
             }
         };
         let Some(header) = header else {
-            self.walks.insert(migration_id, Candid(walk));
+            self.walks.insert(migration_id, Packed(walk));
             return Ok(CreationState::Exporting);
         };
         self.walks.remove(&migration_id);
