@@ -11,7 +11,7 @@ use candid::{CandidType, Principal};
 use ic_stable_structures::Memory as StableMemory;
 use manifests::{
     BlobLeaf, BlobRefLeaf, CapsuleLeaf, CapsuleSettingsLeaf, ConnectionLeaf, EncryptionLeaf,
-    ManifestBuilder, ManifestError, ManifestHeader, MemoryLeaf, PageLeaves,
+    FramedLeaves, ManifestBuilder, ManifestError, ManifestHeader, MemoryLeaf, PageLeaves,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteArray, ByteBuf};
@@ -210,6 +210,17 @@ impl ManifestWalk {
         budget: usize,
         mut sink: impl FnMut(&PageLeaves),
     ) -> CapsuleResult<Option<ManifestHeader>> {
+        self.step_framed(store, budget, |leaves, _| sink(leaves))
+    }
+
+    /// [`ManifestWalk::step`] whose sink also gets the leaves framed ([`FramedLeaves`]): each
+    /// leaf is encoded once, for its hash and for what the sink stores.
+    pub fn step_framed<M: StableMemory>(
+        &mut self,
+        store: &CapsuleStore<M>,
+        budget: usize,
+        mut sink: impl FnMut(&PageLeaves, &FramedLeaves),
+    ) -> CapsuleResult<Option<ManifestHeader>> {
         let mut left = budget.max(1);
         while left > 0 {
             let (leaves, next) = match &self.position {
@@ -250,11 +261,13 @@ impl ManifestWalk {
                             after: Some(ByteArray::new(last.hash)),
                         },
                         _ => {
-                            self.builder
-                                .push_leaves(&PageLeaves::Blobs(v.clone()))
+                            let leaves = PageLeaves::Blobs(v);
+                            let framed = self
+                                .builder
+                                .push_leaves_framed(&leaves)
                                 .map_err(manifest_error)?;
-                            if !v.is_empty() {
-                                sink(&PageLeaves::Blobs(v));
+                            if !leaves.is_empty() {
+                                sink(&leaves, &framed);
                             }
                             let header = self.builder.finish().map_err(manifest_error)?;
                             self.position = WalkPosition::Done {
@@ -266,10 +279,13 @@ impl ManifestWalk {
                     (PageLeaves::Blobs(v), next)
                 }
             };
-            self.builder.push_leaves(&leaves).map_err(manifest_error)?;
+            let framed = self
+                .builder
+                .push_leaves_framed(&leaves)
+                .map_err(manifest_error)?;
             left = left.saturating_sub(leaves.len().max(1));
             if !leaves.is_empty() {
-                sink(&leaves);
+                sink(&leaves, &framed);
             }
             self.position = next;
         }
@@ -284,10 +300,10 @@ impl ManifestWalk {
         store: &CapsuleStore<M>,
         unit: usize,
         mut one_more: impl FnMut() -> bool,
-        mut sink: impl FnMut(&PageLeaves),
+        mut sink: impl FnMut(&PageLeaves, &FramedLeaves),
     ) -> CapsuleResult<Option<ManifestHeader>> {
         loop {
-            if let Some(header) = self.step(store, unit, &mut sink)? {
+            if let Some(header) = self.step_framed(store, unit, &mut sink)? {
                 return Ok(Some(header));
             }
             if !one_more() {

@@ -179,6 +179,12 @@ impl<M: StableMemory> ManifestStore<M> {
         self.put_at(scope, start, leaves);
     }
 
+    /// Appends leaves of `section`, framed, after those stored for it (bytes as they are).
+    pub fn append_framed(&mut self, scope: u64, section: Section, leaves: &FramedLeaves) {
+        let start = self.count(scope, section);
+        self.put_framed(scope, section, start, leaves);
+    }
+
     /// Stores a page at its own start index (idempotent: a page pulled twice is written twice
     /// to the same keys).
     pub fn put_page(&mut self, scope: u64, page: &ManifestPage) {

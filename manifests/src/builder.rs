@@ -8,6 +8,7 @@ use crate::model::{
     BlobLeaf, CapsuleLeaf, ConnectionLeaf, ManifestHeader, MemoryLeaf, Section, peer_order,
 };
 use crate::pages::PageLeaves;
+use crate::raw::FramedLeaves;
 use blobstore::hash::{Hash, chunk_count, merge_chunk_hashes, to_hex};
 use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
@@ -247,15 +248,34 @@ impl ManifestBuilder {
 
     /// Pushes a page's leaves, all or none: on error the builder is unchanged.
     pub fn push_leaves(&mut self, leaves: &PageLeaves) -> Result<()> {
+        self.push_leaves_framed(leaves).map(drop)
+    }
+
+    /// [`ManifestBuilder::push_leaves`], returning the leaves framed: each leaf is encoded once,
+    /// and the bytes hashed are the bytes returned (what an exporter stores and serves).
+    pub fn push_leaves_framed(&mut self, leaves: &PageLeaves) -> Result<FramedLeaves> {
         let mut next = self.clone();
+        let mut f = FramedLeaves::default();
         match leaves {
-            PageLeaves::Capsule(c) => next.push_capsule(c)?,
-            PageLeaves::Connections(v) => v.iter().try_for_each(|l| next.push_connection(l))?,
-            PageLeaves::Memories(v) => v.iter().try_for_each(|l| next.push_memory(l))?,
-            PageLeaves::Blobs(v) => v.iter().try_for_each(|l| next.push_blob(l))?,
+            PageLeaves::Capsule(c) => {
+                let h = f.push_hashed(c);
+                next.push_capsule_hashed(c, h)?
+            }
+            PageLeaves::Connections(v) => v.iter().try_for_each(|l| {
+                let h = f.push_hashed(l);
+                next.push_connection_hashed(l, h)
+            })?,
+            PageLeaves::Memories(v) => v.iter().try_for_each(|l| {
+                let h = f.push_hashed(l);
+                next.push_memory_hashed(l, h)
+            })?,
+            PageLeaves::Blobs(v) => v.iter().try_for_each(|l| {
+                let h = f.push_hashed(l);
+                next.push_blob_hashed(l, h)
+            })?,
         }
         *self = next;
-        Ok(())
+        Ok(f)
     }
 
     /// Pushes the leaf of `section` whose canonical encoding is `bytes`: decoded for the

@@ -11,7 +11,7 @@
 use candid::CandidType;
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::Leaf;
+use crate::encoding::{Leaf, leaf_hash_of_encoding};
 use crate::error::{ManifestError, Result};
 use crate::model::{BlobLeaf, CapsuleLeaf, ConnectionLeaf, ManifestHeader, MemoryLeaf};
 use crate::pages::{ManifestPage, PageLeaves};
@@ -44,6 +44,17 @@ impl FramedLeaves {
         let len = u32::try_from(leaf.encoded_len()).expect("a leaf is under 4 GiB");
         self.0.extend_from_slice(&len.to_le_bytes());
         leaf.encode_into(&mut self.0);
+    }
+
+    /// Appends `leaf`, encoded, and returns its leaf hash, computed over the bytes appended.
+    pub fn push_hashed<L: Leaf>(&mut self, leaf: &L) -> crate::Hash {
+        let start = self.0.len();
+        self.0.extend_from_slice(&[0; FRAME_PREFIX_BYTES]);
+        leaf.encode_into(&mut self.0);
+        let body = start + FRAME_PREFIX_BYTES;
+        let len = u32::try_from(self.0.len() - body).expect("a leaf is under 4 GiB");
+        self.0[start..body].copy_from_slice(&len.to_le_bytes());
+        leaf_hash_of_encoding(L::SECTION, &self.0[body..])
     }
 
     /// Appends a frame as it is (a frame read from other framed leaves).

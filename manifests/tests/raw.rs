@@ -46,6 +46,17 @@ proptest! {
     }
 
     #[test]
+    fn leaves_pushed_framed_give_the_same_header_and_the_same_frames(m in arb_manifest()) {
+        let (mut plain, mut framed) = (ManifestBuilder::new(), ManifestBuilder::new());
+        for page in m.pages(3_000).unwrap() {
+            plain.push_leaves(&page.leaves).unwrap();
+            let f = framed.push_leaves_framed(&page.leaves).unwrap();
+            prop_assert_eq!(f, FramedLeaves::of(&page.leaves));
+        }
+        prop_assert_eq!(framed.finish().unwrap(), plain.finish().unwrap());
+    }
+
+    #[test]
     fn a_cut_encoding_never_decodes(m in arb_memory_with_refs(), cut in any::<prop::sample::Index>()) {
         let bytes = m.encode();
         let at = cut.index(bytes.len());

@@ -116,7 +116,7 @@ impl<M: StableMemory> Factory<M> {
             capsules,
             cfg.export_leaves_per_step as usize,
             one_more,
-            |p| manifests.append(migration_id, p),
+            |p, framed| manifests.append_framed(migration_id, p.section(), framed),
         );
         let header = match stepped {
             Ok(h) => h,
