@@ -9,8 +9,13 @@ use manifests::{ManifestPageReply, PageCursor, PageVerifier};
 use serde_bytes::ByteBuf;
 use sha2::Digest;
 
-use crate::World;
+use crate::{BACKEND_CYCLES, World, admin, data, everything_at, fixture, wasm};
 use backend::factory::types::FactoryError;
+use capsule::migration::PersonalInitArgs;
+use capsule::{Memory, MemoryUpdate};
+
+/// The schema version of the current stable layout (`SCHEMA_VERSION` of both canisters).
+pub const CURRENT_LAYOUT: u32 = 3;
 
 /// Every blob of `blobs`, read back chunk by chunk from `who`'s capsule on `canister`, has its
 /// descriptor's size and chunk hashes and hashes to its id.
@@ -157,4 +162,81 @@ pub fn calls_received(w: &World, canister: Principal, method: &str) -> u64 {
         .methods
         .get(method)
         .map_or(0, |m| m.calls_received)
+}
+
+/// A personal canister installed from the fixture `old_module` (of stable layout `old_layout`),
+/// filled (memories, blobs, connections, an upload in progress) and upgraded to the current
+/// module: everything reads back identical, the upload finishes, an edit works; the old module
+/// installed again is refused with the schema error, the state left as it was.
+pub fn personal_upgrade_keeps_everything_and_refuses_the_old_module(
+    old_module: &str,
+    who: Principal,
+    old_layout: u32,
+) {
+    let w = World::new();
+    let pc = w.ic.create_canister_with_settings(Some(admin()), None);
+    w.ic.add_cycles(pc, BACKEND_CYCLES);
+    let init = PersonalInitArgs {
+        owner: who,
+        backend: None,
+        migration: None,
+    };
+    w.ic.install_canister(
+        pc,
+        fixture(old_module),
+        candid::encode_args((init,)).unwrap(),
+        Some(admin()),
+    );
+    let blobs = w.fill_capsule_at(pc, who, &[5_000, 400 * 1024], 6, 3);
+    let pending = data(blobstore::hash::CHUNK_SIZE + 99, 5);
+    let upload = upload_first_chunk(&w, pc, who, &pending);
+    let before = everything_at(&w, pc, who);
+
+    w.ic.upgrade_canister(
+        pc,
+        wasm("personal"),
+        candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+        Some(admin()),
+    )
+    .unwrap_or_else(|e| panic!("upgrade from layout {old_layout}: {e:?}"));
+    assert_eq!(everything_at(&w, pc, who), before);
+    assert_blobs_readable(&w, pc, who, &blobs);
+    let finished = finish_upload(&w, pc, who, upload, &pending);
+    assert_eq!(
+        finished.hash.into_array(),
+        blobstore::hash::blob_hashes(&pending).0
+    );
+    let updated: Memory = w
+        .capsule(
+            pc,
+            who,
+            "update_memory",
+            (
+                2u64,
+                MemoryUpdate {
+                    title: Some("rewritten under the current layout".into()),
+                    ..MemoryUpdate::default()
+                },
+            ),
+        )
+        .unwrap();
+    let now = everything_at(&w, pc, who);
+    // Memory ids start at 1: memory 2 is the second.
+    assert_eq!(now.1.items[1], updated);
+    assert_eq!(now.1.items[..1], before.1.items[..1]);
+    assert_eq!(now.1.items[2..], before.1.items[2..]);
+
+    w.skip_accounting_check();
+    assert_refused_as_newer(
+        w.ic.upgrade_canister(
+            pc,
+            fixture(old_module),
+            candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+            Some(admin()),
+        )
+        .map_err(|e| format!("{e:?}")),
+        CURRENT_LAYOUT,
+        old_layout,
+    );
+    assert_eq!(everything_at(&w, pc, who), now);
 }

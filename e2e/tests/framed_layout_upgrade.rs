@@ -18,86 +18,17 @@
 //! The mid-import tests stop the import between two manifest pages, which needs the
 //! emulator's delivery delays, injected rejects and message statistics.
 
-use capsule::migration::PersonalInitArgs;
-use capsule::*;
 use e2e::layout_upgrade::*;
 use e2e::*;
 
-/// The schema version of the current stable layout and of 8ca7694's.
-const CURRENT: u32 = 3;
+/// The schema version of 8ca7694's stable layout.
 const LAYOUT_2: u32 = 2;
 
 const PERSONAL_L2: &str = "personal-8ca7694.wasm.gz";
 
 #[test]
 fn a_personal_canister_upgrades_from_layout_2_with_everything_intact_and_refuses_a_downgrade() {
-    let w = World::new();
-    let erin = user(5);
-    let pc = w.ic.create_canister_with_settings(Some(admin()), None);
-    w.ic.add_cycles(pc, BACKEND_CYCLES);
-    let init = PersonalInitArgs {
-        owner: erin,
-        backend: None,
-        migration: None,
-    };
-    w.ic.install_canister(
-        pc,
-        fixture(PERSONAL_L2),
-        candid::encode_args((init,)).unwrap(),
-        Some(admin()),
-    );
-    let blobs = w.fill_capsule_at(pc, erin, &[5_000, 400 * 1024], 6, 3);
-    let pending = data(blobstore::hash::CHUNK_SIZE + 99, 5);
-    let upload = upload_first_chunk(&w, pc, erin, &pending);
-    let before = everything_at(&w, pc, erin);
-
-    w.ic.upgrade_canister(
-        pc,
-        wasm("personal"),
-        candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-        Some(admin()),
-    )
-    .expect("upgrade from layout 2");
-    assert_eq!(everything_at(&w, pc, erin), before);
-    assert_blobs_readable(&w, pc, erin, &blobs);
-    let finished = finish_upload(&w, pc, erin, upload, &pending);
-    assert_eq!(
-        finished.hash.into_array(),
-        blobstore::hash::blob_hashes(&pending).0
-    );
-    let updated: Memory = w
-        .capsule(
-            pc,
-            erin,
-            "update_memory",
-            (
-                2u64,
-                MemoryUpdate {
-                    title: Some("rewritten under layout 3".into()),
-                    ..MemoryUpdate::default()
-                },
-            ),
-        )
-        .unwrap();
-    let now = everything_at(&w, pc, erin);
-    // Memory ids start at 1: memory 2 is the second.
-    assert_eq!(now.1.items[1], updated);
-    assert_eq!(now.1.items[..1], before.1.items[..1]);
-    assert_eq!(now.1.items[2..], before.1.items[2..]);
-
-    w.skip_accounting_check();
-    assert_refused_as_newer(
-        w.ic.upgrade_canister(
-            pc,
-            fixture(PERSONAL_L2),
-            candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-            Some(admin()),
-        )
-        .map_err(|e| format!("{e:?}")),
-        CURRENT,
-        LAYOUT_2,
-    );
-    assert_eq!(everything_at(&w, pc, erin), now);
+    personal_upgrade_keeps_everything_and_refuses_the_old_module(PERSONAL_L2, user(5), LAYOUT_2);
 }
 
 /// Creations left in the middle of their manifest under the layout-2 backend (emulator only:
@@ -114,7 +45,7 @@ mod mid_import {
     use e2e::*;
     use emulator::RejectCode;
 
-    use super::{CURRENT, LAYOUT_2, PERSONAL_L2};
+    use super::{LAYOUT_2, PERSONAL_L2};
 
     const BACKEND_L2: &str = "backend-8ca7694.wasm.gz";
 
@@ -309,7 +240,7 @@ mod mid_import {
         assert_refused_as_newer(
             w.upgrade_backend(fixture(BACKEND_L2))
                 .map_err(|e| format!("{e:?}")),
-            CURRENT,
+            CURRENT_LAYOUT,
             LAYOUT_2,
         );
         assert_eq!(everything_of(&w, carol), carol_now);
@@ -386,7 +317,7 @@ mod mid_import {
                 Some(dave),
             )
             .map_err(|e| format!("{e:?}")),
-            CURRENT,
+            CURRENT_LAYOUT,
             LAYOUT_2,
         );
         assert_eq!(everything_at(&w, pc, dave), now);

@@ -13,8 +13,7 @@ use capsule::*;
 use e2e::layout_upgrade::*;
 use e2e::*;
 
-/// The schema version of the current stable layout and of aef96b1's.
-const CURRENT: u32 = 3;
+/// The schema version of aef96b1's stable layout.
 const LAYOUT_1: u32 = 1;
 
 #[test]
@@ -118,7 +117,7 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
     assert_refused_as_newer(
         w.upgrade_backend(fixture("backend-aef96b1.wasm.gz"))
             .map_err(|e| format!("{e:?}")),
-        CURRENT,
+        CURRENT_LAYOUT,
         LAYOUT_1,
     );
     assert_eq!(everything_of(&w, carol), carol_now);
@@ -127,71 +126,9 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
 
 #[test]
 fn a_personal_canister_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downgrade() {
-    let w = World::new();
-    let dave = user(4);
-    let pc = w.ic.create_canister_with_settings(Some(admin()), None);
-    w.ic.add_cycles(pc, BACKEND_CYCLES);
-    let init = PersonalInitArgs {
-        owner: dave,
-        backend: None,
-        migration: None,
-    };
-    w.ic.install_canister(
-        pc,
-        fixture("personal-aef96b1.wasm.gz"),
-        candid::encode_args((init,)).unwrap(),
-        Some(admin()),
-    );
-    let blobs = w.fill_capsule_at(pc, dave, &[5_000, 400 * 1024], 6, 3);
-    let pending = data(blobstore::hash::CHUNK_SIZE + 99, 5);
-    let upload = upload_first_chunk(&w, pc, dave, &pending);
-    let before = everything_at(&w, pc, dave);
-
-    w.ic.upgrade_canister(
-        pc,
-        wasm("personal"),
-        candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-        Some(admin()),
-    )
-    .expect("upgrade from layout 1");
-    assert_eq!(everything_at(&w, pc, dave), before);
-    assert_blobs_readable(&w, pc, dave, &blobs);
-    let finished = finish_upload(&w, pc, dave, upload, &pending);
-    assert_eq!(
-        finished.hash.into_array(),
-        blobstore::hash::blob_hashes(&pending).0
-    );
-    let updated: Memory = w
-        .capsule(
-            pc,
-            dave,
-            "update_memory",
-            (
-                2u64,
-                MemoryUpdate {
-                    title: Some("rewritten packed".into()),
-                    ..MemoryUpdate::default()
-                },
-            ),
-        )
-        .unwrap();
-    let now = everything_at(&w, pc, dave);
-    // Memory ids start at 1: memory 2 is the second.
-    assert_eq!(now.1.items[1], updated);
-    assert_eq!(now.1.items[..1], before.1.items[..1]);
-    assert_eq!(now.1.items[2..], before.1.items[2..]);
-
-    w.skip_accounting_check();
-    assert_refused_as_newer(
-        w.ic.upgrade_canister(
-            pc,
-            fixture("personal-aef96b1.wasm.gz"),
-            candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-            Some(admin()),
-        )
-        .map_err(|e| format!("{e:?}")),
-        CURRENT,
+    personal_upgrade_keeps_everything_and_refuses_the_old_module(
+        "personal-aef96b1.wasm.gz",
+        user(4),
         LAYOUT_1,
     );
-    assert_eq!(everything_at(&w, pc, dave), now);
 }

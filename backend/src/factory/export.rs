@@ -4,6 +4,7 @@
 use blobstore::hash::{chunk_count, chunk_len, to_hex};
 use candid::Principal;
 use capsule::CapsuleStore;
+use capsule::manifest_store::ManifestStore;
 use capsule::migration::{
     ChunkBatch, ChunkData, ChunkRef, ExportError, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES,
 };
@@ -21,19 +22,14 @@ pub fn manifest_page<M: StableMemory>(
     cursor: PageCursor,
     admin: bool,
 ) -> Result<ManifestPageReply, ExportError> {
-    if !admin {
-        factory.check_importer(migration_id, caller)?;
-    }
-    factory
-        .manifests()
-        .header(migration_id)
-        .ok_or(ExportError::UnknownMigration { migration_id })?;
-    factory
-        .manifests()
-        .page(migration_id, cursor, MANIFEST_PAGE_BYTES as usize)
-        .ok_or_else(|| ExportError::CursorOutOfRange {
-            cursor: cursor.to_string(),
-        })
+    serve_page(
+        factory,
+        migration_id,
+        caller,
+        cursor,
+        admin,
+        ManifestStore::page,
+    )
 }
 
 /// [`manifest_page`] as canonical bytes ([`RawPageReply`]), for the migration's personal
@@ -44,17 +40,42 @@ pub fn raw_manifest_page<M: StableMemory>(
     caller: Principal,
     cursor: PageCursor,
 ) -> Result<RawPageReply, ExportError> {
-    factory.check_importer(migration_id, caller)?;
-    factory
-        .manifests()
+    serve_page(
+        factory,
+        migration_id,
+        caller,
+        cursor,
+        false,
+        ManifestStore::raw_page,
+    )
+}
+
+/// The page at `cursor` of the exported manifest of `migration_id`, read by `page` (typed or
+/// raw), once the caller may have it.
+fn serve_page<M: StableMemory, P>(
+    factory: &Factory<M>,
+    migration_id: u64,
+    caller: Principal,
+    cursor: PageCursor,
+    admin: bool,
+    page: impl FnOnce(&ManifestStore<M>, u64, PageCursor, usize) -> Option<P>,
+) -> Result<P, ExportError> {
+    if !admin {
+        factory.check_importer(migration_id, caller)?;
+    }
+    let manifests = factory.manifests();
+    manifests
         .header(migration_id)
         .ok_or(ExportError::UnknownMigration { migration_id })?;
-    factory
-        .manifests()
-        .raw_page(migration_id, cursor, MANIFEST_PAGE_BYTES as usize)
-        .ok_or_else(|| ExportError::CursorOutOfRange {
-            cursor: cursor.to_string(),
-        })
+    page(
+        manifests,
+        migration_id,
+        cursor,
+        MANIFEST_PAGE_BYTES as usize,
+    )
+    .ok_or_else(|| ExportError::CursorOutOfRange {
+        cursor: cursor.to_string(),
+    })
 }
 
 /// The chunks asked for, in order. Every chunk must belong to a blob of the migration's

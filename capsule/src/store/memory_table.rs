@@ -130,6 +130,22 @@ fn bucket_of(id: u64) -> u64 {
     id / BUCKET_IDS
 }
 
+/// The runs of consecutive `memories` that fall in one bucket: (bucket, their index range).
+fn bucket_runs(memories: &[Memory]) -> impl Iterator<Item = (u64, std::ops::Range<usize>)> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let first = memories.get(i)?;
+        let b = bucket_of(first.id);
+        let end = i + memories[i..]
+            .iter()
+            .take_while(|m| bucket_of(m.id) == b)
+            .count();
+        let run = (b, i..end);
+        i = end;
+        Some(run)
+    })
+}
+
 /// Every capsule's memories (see the module documentation).
 pub struct MemoryTable<M: StableMemory> {
     buckets: StableBTreeMap<(Principal, u64), Bucket, M>,
@@ -258,20 +274,14 @@ impl<M: StableMemory> MemoryTable<M> {
                     .map(|e| (e.key().1, e.value()))
                     .collect()
             });
-        let mut i = 0;
-        while i < memories.len() {
-            let b = bucket_of(memories[i].id);
-            let end = i + memories[i..]
-                .iter()
-                .take_while(|m| bucket_of(m.id) == b)
-                .count();
+        for (b, run) in bucket_runs(memories) {
             let key = (owner, b);
             let bucket = match &mut known {
                 Some(k) => k.remove(&b).unwrap_or_default(),
                 None => self.buckets.get(&key).unwrap_or_default(),
             };
             let mut writes = Vec::new();
-            for m in &memories[i..end] {
+            for m in &memories[run] {
                 let held = bucket.contains(m.id)
                     || writes.iter().any(|(id, _)| *id == m.id)
                     || (!self.legacy.is_empty() && self.legacy.contains_key(&(owner, m.id)));
@@ -291,7 +301,6 @@ impl<M: StableMemory> MemoryTable<M> {
             if let Some(k) = &mut known {
                 k.insert(b, bucket);
             }
-            i = end;
         }
         new
     }
@@ -300,17 +309,11 @@ impl<M: StableMemory> MemoryTable<M> {
     /// at a time where the limit allows).
     pub fn take_first(&mut self, owner: Principal, limit: usize) -> Vec<Memory> {
         let first = self.from(owner, 0, limit);
-        let mut i = 0;
-        while i < first.len() {
-            let b = bucket_of(first[i].id);
-            let end = i + first[i..]
-                .iter()
-                .take_while(|m| bucket_of(m.id) == b)
-                .count();
+        for (b, run) in bucket_runs(&first) {
             let key = (owner, b);
             if let Some(bucket) = self.buckets.get(&key) {
                 let writes: Vec<(u64, Option<Vec<u8>>)> =
-                    first[i..end].iter().map(|m| (m.id, None)).collect();
+                    first[run.clone()].iter().map(|m| (m.id, None)).collect();
                 let rest = bucket.with(&writes);
                 if rest.0.is_empty() {
                     self.buckets.remove(&key);
@@ -318,10 +321,9 @@ impl<M: StableMemory> MemoryTable<M> {
                     self.buckets.insert(key, rest);
                 }
             }
-            for m in &first[i..end] {
+            for m in &first[run] {
                 self.remove_legacy(owner, m.id);
             }
-            i = end;
         }
         first
     }
