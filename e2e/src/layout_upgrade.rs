@@ -14,6 +14,31 @@ use backend::factory::types::FactoryError;
 use capsule::migration::PersonalInitArgs;
 use capsule::{Memory, MemoryUpdate};
 
+/// After an upgrade: the upload `upload` of `bytes` (its first chunk sent before) finishes
+/// with their hash, and a memory added now follows `memories` (the capsule's before), which are
+/// unchanged. Returns the capsule's contents now.
+pub fn finish_and_add(
+    w: &World,
+    canister: Principal,
+    who: Principal,
+    upload: u64,
+    bytes: &[u8],
+    memories: &[Memory],
+) -> crate::Everything {
+    let finished = finish_upload(w, canister, who, upload, bytes);
+    assert_eq!(
+        finished.hash.into_array(),
+        blobstore::hash::blob_hashes(bytes).0
+    );
+    let _: Memory = w
+        .capsule(canister, who, "add_memory", (crate::note("after"),))
+        .unwrap();
+    let now = crate::everything_at(w, canister, who);
+    assert_eq!(now.1.items.len(), memories.len() + 1);
+    assert_eq!(now.1.items[..memories.len()], memories[..]);
+    now
+}
+
 /// The schema version of the current stable layout (`SCHEMA_VERSION` of both canisters).
 pub const CURRENT_LAYOUT: u32 = 3;
 

@@ -9,7 +9,6 @@
 
 use backend::factory::types::*;
 use capsule::migration::PersonalInitArgs;
-use capsule::*;
 use e2e::layout_upgrade::*;
 use e2e::*;
 
@@ -45,22 +44,9 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
     assert_blobs_readable(&w, w.backend, carol, &carol_blobs);
     assert_blobs_readable(&w, w.backend, bob, &bob_blobs);
     assert_eq!(w.status(alice).unwrap().state, CreationState::Completed);
-    // Carol's upload finishes where it stopped.
-    let finished = finish_upload(&w, w.backend, carol, upload, &pending);
-    assert_eq!(
-        finished.hash.into_array(),
-        blobstore::hash::blob_hashes(&pending).0
-    );
-    // Writes after the upgrade (packed records) sit beside the untouched candid ones.
-    let _: Memory = w
-        .capsule(w.backend, carol, "add_memory", (note("after"),))
-        .unwrap();
-    let carol_now = everything_of(&w, carol);
-    assert_eq!(carol_now.1.items.len(), before[2].1.items.len() + 1);
-    assert_eq!(
-        carol_now.1.items[..before[2].1.items.len()],
-        before[2].1.items[..]
-    );
+    // Carol's upload finishes where it stopped; a memory written now (packed, in its bucket)
+    // joins the untouched candid ones.
+    let carol_now = finish_and_add(&w, w.backend, carol, upload, &pending, &before[2].1.items);
 
     // Bob's personal canister, mid-import under the layout-1 module (its importer state,
     // staged leaves and open blobs in candid), is upgraded by bob (a controller until the

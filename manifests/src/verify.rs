@@ -133,14 +133,20 @@ impl PageVerifier {
 
     /// Checks a reply's header (same manifest) and pushes its page.
     pub fn push_reply(&mut self, reply: &ManifestPageReply) -> Result<()> {
-        check_header(&reply.header)?;
-        if reply.header.root != self.header.root {
+        self.check_same_manifest(&reply.header)?;
+        self.push_page(&reply.page)
+    }
+
+    /// Checks that a reply's `header` is consistent and this verifier's.
+    fn check_same_manifest(&self, header: &ManifestHeader) -> Result<()> {
+        check_header(header)?;
+        if header.root != self.header.root {
             return Err(ManifestError::UnexpectedRoot {
                 expected: self.header.root,
-                actual: reply.header.root,
+                actual: header.root,
             });
         }
-        self.push_page(&reply.page)
+        Ok(())
     }
 
     /// Checks and accumulates the next page. On error nothing changes.
@@ -156,13 +162,7 @@ impl PageVerifier {
 
     /// Checks a raw reply's header (same manifest) and pushes its page.
     pub fn push_raw_reply(&mut self, reply: &RawPageReply) -> Result<()> {
-        check_header(&reply.header)?;
-        if reply.header.root != self.header.root {
-            return Err(ManifestError::UnexpectedRoot {
-                expected: self.header.root,
-                actual: reply.header.root,
-            });
-        }
+        self.check_same_manifest(&reply.header)?;
         self.push_raw(&reply.page)
     }
 
