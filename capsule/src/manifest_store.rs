@@ -13,8 +13,8 @@ use ic_stable_structures::{Memory as StableMemory, StableBTreeMap, Storable};
 use manifests::raw::FRAME_PREFIX_BYTES;
 use manifests::{
     BlobLeaf, CapsuleLeaf, ConnectionLeaf, FramedLeaves, Leaf, ManifestHeader, ManifestPage,
-    ManifestPageReply, MemoryLeaf, PAGE_OVERHEAD_BYTES, PageBudget, PageCursor, PageLeaves,
-    RawPage, RawPageReply, Section, cursor_after,
+    ManifestPageReply, MemoryLeaf, PAGE_OVERHEAD_BYTES, PageCursor, PageLeaves, RawPage,
+    RawPageReply, Section, cursor_after, encoding_wire_bound,
 };
 use serde::Serialize;
 
@@ -328,29 +328,15 @@ impl<M: StableMemory> ManifestStore<M> {
         cursor: PageCursor,
         max_bytes: usize,
     ) -> Option<ManifestPageReply> {
-        let header = self.header(scope)?;
-        if cursor.index >= header.count(cursor.section) {
-            return None;
-        }
-        let mut budget = PageBudget::new(max_bytes);
-        let mut leaves = empty_leaves(cursor.section);
-        self.scan(scope, cursor.section, cursor.index, |leaf| {
-            match (&mut leaves, leaf) {
-                (PageLeaves::Capsule(slot), StoredLeaf::Capsule(c)) => {
-                    *slot = c;
-                    budget.admit(slot);
-                    false
-                }
-                (PageLeaves::Connections(v), StoredLeaf::Connection(l)) => {
-                    budget.admit(&l) && push(v, l)
-                }
-                (PageLeaves::Memories(v), StoredLeaf::Memory(l)) => budget.admit(&l) && push(v, l),
-                (PageLeaves::Blobs(v), StoredLeaf::Blob(l)) => budget.admit(&l) && push(v, l),
-                _ => false,
-            }
-        });
-        let page = ManifestPage::new(&header, cursor.index, leaves);
-        Some(ManifestPageReply { header, page })
+        let raw = self.page_by(scope, cursor, max_bytes, encoding_wire_bound)?;
+        let page = raw
+            .page
+            .decode()
+            .unwrap_or_else(|e| panic!("manifest store: {e}"));
+        Some(ManifestPageReply {
+            header: raw.header,
+            page,
+        })
     }
 
     /// The page starting at `cursor` as canonical bytes ([`RawPageReply`]), as many leaves as
@@ -362,6 +348,18 @@ impl<M: StableMemory> ManifestStore<M> {
         cursor: PageCursor,
         max_bytes: usize,
     ) -> Option<RawPageReply> {
+        self.page_by(scope, cursor, max_bytes, |len| FRAME_PREFIX_BYTES + len)
+    }
+
+    /// The leaves from `cursor` on, framed, while their reply size (`size` of each leaf's
+    /// encoding length, after [`PAGE_OVERHEAD_BYTES`]) fits in `max_bytes`; at least one.
+    fn page_by(
+        &self,
+        scope: u64,
+        cursor: PageCursor,
+        max_bytes: usize,
+        size: impl Fn(usize) -> usize,
+    ) -> Option<RawPageReply> {
         let header = self.header(scope)?;
         let section = cursor.section;
         if cursor.index >= header.count(section) {
@@ -370,7 +368,7 @@ impl<M: StableMemory> ManifestStore<M> {
         let mut leaves = FramedLeaves::default();
         let (mut used, mut n) = (PAGE_OVERHEAD_BYTES, 0u64);
         self.scan_frames(scope, section, cursor.index, |frame| {
-            let size = FRAME_PREFIX_BYTES + frame.len();
+            let size = size(frame.len());
             if n > 0 && used + size > max_bytes {
                 return false;
             }
@@ -411,29 +409,5 @@ impl<M: StableMemory> ManifestStore<M> {
             self.headers.remove(&scope);
         }
         done
-    }
-}
-
-fn push<T>(v: &mut Vec<T>, x: T) -> bool {
-    v.push(x);
-    true
-}
-
-fn empty_leaves(section: Section) -> PageLeaves {
-    match section {
-        Section::Capsule => PageLeaves::Capsule(CapsuleLeaf {
-            owner: candid::Principal::anonymous(),
-            name: String::new(),
-            bio: String::new(),
-            created_at: 0,
-            updated_at: 0,
-            settings: manifests::CapsuleSettingsLeaf {
-                public_profile: false,
-                locale: String::new(),
-            },
-        }),
-        Section::Connections => PageLeaves::Connections(vec![]),
-        Section::Memories => PageLeaves::Memories(vec![]),
-        Section::Blobs => PageLeaves::Blobs(vec![]),
     }
 }

@@ -112,7 +112,7 @@ pub use model::{
 };
 pub use pages::{
     DEFAULT_PAGE_BYTES, ManifestPage, ManifestPageReply, PAGE_OVERHEAD_BYTES, PageBudget,
-    PageCursor, PageLeaves, cursor_after, leaf_wire_bound,
+    PageCursor, PageLeaves, cursor_after, encoding_wire_bound, leaf_wire_bound,
 };
 pub use raw::{FramedLeaves, RawPage, RawPageReply};
 pub use verify::{PageVerifier, check_header};

@@ -145,7 +145,11 @@ pub fn cursor_after(header: &ManifestHeader, section: Section, end: u64) -> Opti
 /// An upper bound of a leaf's size inside a candid page: its canonical encoding plus one byte
 /// per 32 (candid prefixes each hash with its length) plus slack.
 pub fn leaf_wire_bound(leaf: &impl Leaf) -> usize {
-    let n = leaf.encoded_len();
+    encoding_wire_bound(leaf.encoded_len())
+}
+
+/// [`leaf_wire_bound`] of a leaf whose canonical encoding is `n` bytes long.
+pub fn encoding_wire_bound(n: usize) -> usize {
     n + n / 32 + 16
 }
 

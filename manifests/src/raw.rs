@@ -41,20 +41,25 @@ impl CandidType for FramedLeaves {
 impl FramedLeaves {
     /// Appends `leaf`, encoded.
     pub fn push<L: Leaf>(&mut self, leaf: &L) {
-        let len = u32::try_from(leaf.encoded_len()).expect("a leaf is under 4 GiB");
-        self.0.extend_from_slice(&len.to_le_bytes());
-        leaf.encode_into(&mut self.0);
+        self.push_leaf(leaf);
     }
 
-    /// Appends `leaf`, encoded, and returns its leaf hash, computed over the bytes appended.
-    pub fn push_hashed<L: Leaf>(&mut self, leaf: &L) -> crate::Hash {
+    /// Appends `leaf`, encoded in one pass (its length written after it); returns where its
+    /// encoding lies in the bytes.
+    fn push_leaf<L: Leaf>(&mut self, leaf: &L) -> std::ops::Range<usize> {
         let start = self.0.len();
         self.0.extend_from_slice(&[0; FRAME_PREFIX_BYTES]);
         leaf.encode_into(&mut self.0);
         let body = start + FRAME_PREFIX_BYTES;
         let len = u32::try_from(self.0.len() - body).expect("a leaf is under 4 GiB");
         self.0[start..body].copy_from_slice(&len.to_le_bytes());
-        leaf_hash_of_encoding(L::SECTION, &self.0[body..])
+        body..self.0.len()
+    }
+
+    /// Appends `leaf`, encoded, and returns its leaf hash, computed over the bytes appended.
+    pub fn push_hashed<L: Leaf>(&mut self, leaf: &L) -> crate::Hash {
+        let at = self.push_leaf(leaf);
+        leaf_hash_of_encoding(L::SECTION, &self.0[at])
     }
 
     /// Appends a frame as it is (a frame read from other framed leaves).
