@@ -33,26 +33,29 @@ pub const BUCKET_V1: u8 = 1;
 /// Bytes of a frame's header: id and length.
 const FRAME_HEADER: usize = 12;
 
-/// The frames of a bucket, without its format byte.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A bucket's stored bytes, format byte first: read and written as they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Bucket(Vec<u8>);
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket(vec![BUCKET_V1])
+    }
+}
 
 impl Storable for Bucket {
     fn to_bytes(&self) -> Cow<'_, [u8]> {
-        let mut out = Vec::with_capacity(1 + self.0.len());
-        out.push(BUCKET_V1);
-        out.extend_from_slice(&self.0);
-        Cow::Owned(out)
+        Cow::Borrowed(&self.0)
     }
 
     fn into_bytes(self) -> Vec<u8> {
-        self.to_bytes().into_owned()
+        self.0
     }
 
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
         // As for `Packed`: bytes this store did not write are corrupted state; trap.
         match bytes.first() {
-            Some(&BUCKET_V1) => Bucket(bytes[1..].to_vec()),
+            Some(&BUCKET_V1) => Bucket(bytes.into_owned()),
             other => panic!("capsule store: unknown memory bucket format {other:?}"),
         }
     }
@@ -63,7 +66,7 @@ impl Storable for Bucket {
 impl Bucket {
     /// (id, packed memory) of every memory, in id order.
     fn frames(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        let mut rest = self.0.as_slice();
+        let mut rest = &self.0[1..];
         std::iter::from_fn(move || {
             if rest.is_empty() {
                 return None;
@@ -77,6 +80,11 @@ impl Bucket {
             rest = tail;
             Some((id, packed))
         })
+    }
+
+    /// Whether the bucket holds no memory.
+    fn is_empty(&self) -> bool {
+        self.0.len() == 1
     }
 
     fn push(&mut self, id: u64, packed: &[u8]) {
@@ -100,6 +108,7 @@ impl Bucket {
     /// applied.
     fn with(&self, writes: &[(u64, Option<Vec<u8>>)]) -> Bucket {
         let mut out = Bucket(Vec::with_capacity(self.0.len()));
+        out.0.push(BUCKET_V1);
         let mut writes = writes.iter().peekable();
         for (id, packed) in self.frames() {
             while let Some((w, new)) = writes.next_if(|(w, _)| *w < id) {
@@ -192,7 +201,7 @@ impl<M: StableMemory> MemoryTable<M> {
             && let Some(m) = bucket.get(id)
         {
             let rest = bucket.with(&[(id, None)]);
-            if rest.0.is_empty() {
+            if rest.is_empty() {
                 self.buckets.remove(&key);
             } else {
                 self.buckets.insert(key, rest);
@@ -315,7 +324,7 @@ impl<M: StableMemory> MemoryTable<M> {
                 let writes: Vec<(u64, Option<Vec<u8>>)> =
                     first[run.clone()].iter().map(|m| (m.id, None)).collect();
                 let rest = bucket.with(&writes);
-                if rest.0.is_empty() {
+                if rest.is_empty() {
                     self.buckets.remove(&key);
                 } else if rest != bucket {
                     self.buckets.insert(key, rest);
