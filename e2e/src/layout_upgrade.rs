@@ -39,6 +39,41 @@ pub fn finish_and_add(
     now
 }
 
+/// The backend's owners of the layout upgrade tests, filled under the old module: three
+/// capsules with blobs, memories and connections, and carol's upload in progress (one chunk of
+/// three sent).
+pub struct Owners {
+    pub alice: Principal,
+    pub bob: Principal,
+    pub carol: Principal,
+    pub alice_blobs: Vec<BlobDescriptor>,
+    pub bob_blobs: Vec<BlobDescriptor>,
+    pub carol_blobs: Vec<BlobDescriptor>,
+    /// Carol's upload: its bytes and id.
+    pub pending: Vec<u8>,
+    pub upload: u64,
+}
+
+/// Fills the backend of `w` with [`Owners`].
+pub fn fill_owners(w: &World) -> Owners {
+    let (alice, bob, carol) = (crate::user(1), crate::user(2), crate::user(3));
+    let alice_blobs = w.fill_capsule(alice, &[1000, 300 * 1024], 4, 2);
+    let bob_blobs = w.fill_capsule(bob, &[3 * 1024 * 1024, 700 * 1024], 9, 3);
+    let carol_blobs = w.fill_capsule(carol, &[600 * 1024 + 7], 3, 3);
+    let pending = data(2 * blobstore::hash::CHUNK_SIZE + 11, 77);
+    let upload = upload_first_chunk(w, w.backend, carol, &pending);
+    Owners {
+        alice,
+        bob,
+        carol,
+        alice_blobs,
+        bob_blobs,
+        carol_blobs,
+        pending,
+        upload,
+    }
+}
+
 /// The schema version of the current stable layout (`SCHEMA_VERSION` of both canisters).
 pub const CURRENT_LAYOUT: u32 = 3;
 

@@ -139,13 +139,16 @@ mod mid_import {
     fn the_backend_upgrades_from_layout_2_mid_import_with_everything_intact_and_refuses_a_downgrade()
      {
         let w = World::with_backend_wasm(fixture(BACKEND_L2), true);
-        let (alice, bob, carol) = (user(1), user(2), user(3));
-        let alice_blobs = w.fill_capsule(alice, &[1000, 300 * 1024], 4, 2);
-        let bob_blobs = w.fill_capsule(bob, &[3 * 1024 * 1024, 700 * 1024], 9, 3);
-        let carol_blobs = w.fill_capsule(carol, &[600 * 1024 + 7], 3, 3);
-        // Carol's upload is in progress: one chunk of three sent.
-        let pending = data(2 * blobstore::hash::CHUNK_SIZE + 11, 77);
-        let upload = upload_first_chunk(&w, w.backend, carol, &pending);
+        let Owners {
+            alice,
+            bob,
+            carol,
+            alice_blobs,
+            bob_blobs,
+            carol_blobs,
+            pending,
+            upload,
+        } = fill_owners(&w);
 
         // Under the layout-2 module: alice's creation completes (its export stays stored in
         // postcard runs), bob's is left in the middle of its manifest.

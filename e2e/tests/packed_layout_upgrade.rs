@@ -18,13 +18,16 @@ const LAYOUT_1: u32 = 1;
 #[test]
 fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downgrade() {
     let w = World::with_backend_wasm(fixture("backend-aef96b1.wasm.gz"), true);
-    let (alice, bob, carol) = (user(1), user(2), user(3));
-    let alice_blobs = w.fill_capsule(alice, &[1000, 300 * 1024], 4, 2);
-    let bob_blobs = w.fill_capsule(bob, &[3 * 1024 * 1024, 700 * 1024], 9, 3);
-    let carol_blobs = w.fill_capsule(carol, &[600 * 1024 + 7], 3, 3);
-    // Carol's upload is in progress: one chunk of three sent.
-    let pending = data(2 * blobstore::hash::CHUNK_SIZE + 11, 77);
-    let upload = upload_first_chunk(&w, w.backend, carol, &pending);
+    let Owners {
+        alice,
+        bob,
+        carol,
+        alice_blobs: _,
+        bob_blobs,
+        carol_blobs,
+        pending,
+        upload,
+    } = fill_owners(&w);
 
     // Under the layout-1 module: alice's creation completes, bob's is left importing.
     w.create_personal_canister(alice).unwrap();
@@ -97,7 +100,6 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
         verified_personal_manifest(&w, bob_canister, bob).root,
         bob_done.manifest.as_ref().unwrap().root.into_array()
     );
-    let _ = alice_blobs;
 
     // The layout-1 module refuses the layout-2 state; the state stays as it was.
     assert_refused_as_newer(
