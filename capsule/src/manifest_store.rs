@@ -175,8 +175,7 @@ impl<M: StableMemory> ManifestStore<M> {
 
     /// Appends a page of leaves after those stored for its section.
     pub fn append(&mut self, scope: u64, leaves: &PageLeaves) {
-        let start = self.count(scope, leaves.section());
-        self.put_at(scope, start, leaves);
+        self.append_framed(scope, leaves.section(), &FramedLeaves::of(leaves));
     }
 
     /// Appends leaves of `section`, framed, after those stored for it (bytes as they are).
@@ -188,7 +187,8 @@ impl<M: StableMemory> ManifestStore<M> {
     /// Stores a page at its own start index (idempotent: a page pulled twice is written twice
     /// to the same keys).
     pub fn put_page(&mut self, scope: u64, page: &ManifestPage) {
-        self.put_at(scope, page.start, &page.leaves);
+        let leaves = FramedLeaves::of(&page.leaves);
+        self.put_framed(scope, page.leaves.section(), page.start, &leaves);
     }
 
     /// Stores a page of canonical bytes at its own start index, the bytes as they are (run
@@ -199,10 +199,6 @@ impl<M: StableMemory> ManifestStore<M> {
     /// ([`manifests::PageVerifier::push_raw`] splits every frame).
     pub fn put_raw_page(&mut self, scope: u64, page: &RawPage) {
         self.put_framed(scope, page.section, page.start, &page.leaves);
-    }
-
-    fn put_at(&mut self, scope: u64, start: u64, leaves: &PageLeaves) {
-        self.put_framed(scope, leaves.section(), start, &FramedLeaves::of(leaves));
     }
 
     /// Writes `leaves` from index `start` in runs of up to [`RUN_BYTES`] of canonical bytes;
