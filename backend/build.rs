@@ -31,6 +31,10 @@ fn main() {
         ),
         Err(_) => Vec::new(),
     };
-    std::fs::write(out.with_extension("gz.sha256"), sha2::Sha256::digest(&module)).unwrap();
+    std::fs::write(
+        out.with_extension("gz.sha256"),
+        sha2::Sha256::digest(&module),
+    )
+    .unwrap();
     std::fs::write(&out, module).unwrap();
 }

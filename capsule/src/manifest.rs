@@ -6,12 +6,16 @@
 //! freezes, the importer runs it over what it stored (the chunk hashes it verified on arrival
 //! and the records it wrote, re-encoded), and the two roots must be equal.
 
+use std::borrow::Cow;
+
 use blobstore::hash::{Hash, to_hex};
 use candid::{CandidType, Principal};
 use ic_stable_structures::Memory as StableMemory;
+use manifests::encoding::memory_id_of_encoding;
 use manifests::{
     BlobLeaf, BlobRefLeaf, CapsuleLeaf, CapsuleSettingsLeaf, ConnectionLeaf, EncryptionLeaf,
-    FramedLeaves, ManifestBuilder, ManifestError, ManifestHeader, MemoryLeaf, PageLeaves,
+    FramedLeaves, Leaf, ManifestBuilder, ManifestError, ManifestHeader, MemoryLeaf, PageLeaves,
+    Section,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteArray, ByteBuf};
@@ -107,35 +111,49 @@ impl From<&Connection> for ConnectionLeaf {
 
 // ------------------------------------------------------------------ leaves → records
 
-impl TryFrom<&MemoryLeaf> for Memory {
+impl TryFrom<MemoryLeaf> for Memory {
     type Error = Error;
 
-    fn try_from(l: &MemoryLeaf) -> Result<Self, Error> {
-        let kind = MemoryKind::parse(&l.kind).ok_or_else(|| Error::ImportRejected {
-            reason: format!("memory {} has unknown kind {:?}", l.id, l.kind),
-        })?;
+    /// The memory of a leaf: its strings move, nothing is copied.
+    fn try_from(l: MemoryLeaf) -> Result<Self, Error> {
+        let kind = memory_kind(&l)?;
         Ok(Memory {
             id: l.id,
-            title: l.title.clone(),
-            description: l.description.clone(),
-            tags: l.tags.clone(),
+            title: l.title,
+            description: l.description,
+            tags: l.tags,
             kind,
             created_at: l.created_at,
             updated_at: l.updated_at,
             blobs: l
                 .blobs
-                .iter()
+                .into_iter()
                 .map(|b| BlobRef {
                     hash: ByteArray::new(b.hash),
                     size: b.size,
-                    mime_type: b.mime_type.clone(),
+                    mime_type: b.mime_type,
                 })
                 .collect(),
-            encryption: l.encryption.as_ref().map(|e| EncryptionEnvelope {
-                scheme: e.scheme.clone(),
-                wrapped_key: ByteBuf::from(e.wrapped_key.clone()),
+            encryption: l.encryption.map(|e| EncryptionEnvelope {
+                scheme: e.scheme,
+                wrapped_key: ByteBuf::from(e.wrapped_key),
             }),
         })
+    }
+}
+
+/// The kind a memory leaf names, or why it is refused.
+fn memory_kind(l: &MemoryLeaf) -> Result<MemoryKind, Error> {
+    MemoryKind::parse(&l.kind).ok_or_else(|| Error::ImportRejected {
+        reason: format!("memory {} has unknown kind {:?}", l.id, l.kind),
+    })
+}
+
+impl TryFrom<&MemoryLeaf> for Memory {
+    type Error = Error;
+
+    fn try_from(l: &MemoryLeaf) -> Result<Self, Error> {
+        Memory::try_from(l.clone())
     }
 }
 
@@ -210,84 +228,84 @@ impl ManifestWalk {
         budget: usize,
         mut sink: impl FnMut(&PageLeaves),
     ) -> CapsuleResult<Option<ManifestHeader>> {
-        self.step_framed(store, budget, |leaves, _| sink(leaves))
+        self.step_framed(store, budget, |section, framed| {
+            let leaves = framed
+                .decode(section)
+                .unwrap_or_else(|e| panic!("capsule store: a stored leaf does not decode: {e}"));
+            sink(&leaves)
+        })
     }
 
-    /// [`ManifestWalk::step`] whose sink also gets the leaves framed ([`FramedLeaves`]): each
-    /// leaf is encoded once, for its hash and for what the sink stores.
+    /// [`ManifestWalk::step`] whose sink gets the leaves framed ([`FramedLeaves`]), with their
+    /// section. Each leaf is encoded at most once, for its hash and for what the sink stores;
+    /// memories are not encoded at all: the store holds their canonical encodings.
     pub fn step_framed<M: StableMemory>(
         &mut self,
         store: &CapsuleStore<M>,
         budget: usize,
-        mut sink: impl FnMut(&PageLeaves, &FramedLeaves),
+        mut sink: impl FnMut(Section, &FramedLeaves),
     ) -> CapsuleResult<Option<ManifestHeader>> {
         let mut left = budget.max(1);
         while left > 0 {
-            let (leaves, next) = match &self.position {
+            let mut framed = FramedLeaves::default();
+            let (section, count, next) = match &self.position {
                 WalkPosition::Done { header } => return Ok(Some(*header.clone())),
                 WalkPosition::Capsule => {
                     let leaf = store
                         .capsule_leaf(self.owner)
                         .ok_or(Error::CapsuleNotFound)?;
-                    (
-                        PageLeaves::Capsule(leaf),
-                        WalkPosition::Connections { after: None },
-                    )
+                    framed.push(&leaf);
+                    let next = WalkPosition::Connections { after: None };
+                    (Section::Capsule, 1, Some(next))
                 }
                 WalkPosition::Connections { after } => {
                     let v = store.connection_leaves(self.owner, *after, left);
+                    v.iter().for_each(|l| framed.push(l));
                     let next = match v.last() {
                         Some(last) if v.len() == left => WalkPosition::Connections {
                             after: Some(last.peer),
                         },
                         _ => WalkPosition::Memories { after: None },
                     };
-                    (PageLeaves::Connections(v), next)
+                    (Section::Connections, v.len(), Some(next))
                 }
                 WalkPosition::Memories { after } => {
-                    let v = store.memory_leaves(self.owner, *after, left);
+                    let v = store.memory_encodings_after(self.owner, *after, left);
+                    v.iter().for_each(|e| framed.push_frame(e));
                     let next = match v.last() {
                         Some(last) if v.len() == left => WalkPosition::Memories {
-                            after: Some(last.id),
+                            after: Some(memory_id_of_encoding(last).map_err(manifest_error)?),
                         },
                         _ => WalkPosition::Blobs { after: None },
                     };
-                    (PageLeaves::Memories(v), next)
+                    (Section::Memories, v.len(), Some(next))
                 }
                 WalkPosition::Blobs { after } => {
                     let v = store.blob_leaves(self.owner, after.map(|h| h.into_array()), left);
+                    v.iter().for_each(|l| framed.push(l));
+                    // The last section: after a short batch the walk is done (`None`).
                     let next = match v.last() {
-                        Some(last) if v.len() == left => WalkPosition::Blobs {
+                        Some(last) if v.len() == left => Some(WalkPosition::Blobs {
                             after: Some(ByteArray::new(last.hash)),
-                        },
-                        _ => {
-                            let leaves = PageLeaves::Blobs(v);
-                            let framed = self
-                                .builder
-                                .push_leaves_framed(&leaves)
-                                .map_err(manifest_error)?;
-                            if !leaves.is_empty() {
-                                sink(&leaves, &framed);
-                            }
-                            let header = self.builder.finish().map_err(manifest_error)?;
-                            self.position = WalkPosition::Done {
-                                header: Box::new(header.clone()),
-                            };
-                            return Ok(Some(header));
-                        }
+                        }),
+                        _ => None,
                     };
-                    (PageLeaves::Blobs(v), next)
+                    (Section::Blobs, v.len(), next)
                 }
             };
-            let framed = self
-                .builder
-                .push_leaves_framed(&leaves)
+            self.builder
+                .push_stored(section, &framed)
                 .map_err(manifest_error)?;
-            left = left.saturating_sub(leaves.len().max(1));
-            if !leaves.is_empty() {
-                sink(&leaves, &framed);
+            left = left.saturating_sub(count.max(1));
+            if count > 0 {
+                sink(section, &framed);
             }
-            self.position = next;
+            self.position = match next {
+                Some(next) => next,
+                None => WalkPosition::Done {
+                    header: Box::new(self.builder.finish().map_err(manifest_error)?),
+                },
+            };
         }
         Ok(self.header().cloned())
     }
@@ -300,7 +318,7 @@ impl ManifestWalk {
         store: &CapsuleStore<M>,
         unit: usize,
         mut one_more: impl FnMut() -> bool,
-        mut sink: impl FnMut(&PageLeaves, &FramedLeaves),
+        mut sink: impl FnMut(Section, &FramedLeaves),
     ) -> CapsuleResult<Option<ManifestHeader>> {
         loop {
             if let Some(header) = self.step_framed(store, unit, &mut sink)? {
@@ -454,14 +472,47 @@ impl<M: StableMemory> CapsuleStore<M> {
         owner: Principal,
         leaves: &[MemoryLeaf],
     ) -> Result<(), (usize, Error)> {
+        self.write_imported_memories(
+            owner,
+            leaves
+                .iter()
+                .map(|l| Ok((Cow::Borrowed(l), Cow::Owned(l.encode())))),
+        )
+    }
+
+    /// [`CapsuleStore::import_memories`] for memories in their canonical leaf encoding (the
+    /// bytes of a verified manifest): each is decoded for the checks and stored as it came,
+    /// not encoded again. Bytes that are not a memory leaf are refused like an invalid leaf.
+    pub fn import_memory_encodings(
+        &mut self,
+        owner: Principal,
+        encodings: &[&[u8]],
+    ) -> Result<(), (usize, Error)> {
+        self.write_imported_memories(
+            owner,
+            encodings.iter().map(|bytes| {
+                let leaf = MemoryLeaf::decode(bytes).map_err(manifest_error)?;
+                Ok((Cow::Owned(leaf), Cow::Borrowed(*bytes)))
+            }),
+        )
+    }
+
+    /// Checks `memories` (leaf and canonical encoding) in order and writes the valid ones
+    /// before the first refused one together (one write per bucket of ids); returns the index
+    /// of the refused one with its error.
+    fn write_imported_memories<'a>(
+        &mut self,
+        owner: Principal,
+        memories: impl Iterator<Item = CapsuleResult<(Cow<'a, MemoryLeaf>, Cow<'a, [u8]>)>>,
+    ) -> Result<(), (usize, Error)> {
         let mut rec = self.record_of(owner).map_err(|e| (0, e))?;
         let before = rec.clone();
-        // Check every leaf first; the valid ones before the first refused one are written
-        // together (one write per bucket of ids).
-        let mut valid = Vec::with_capacity(leaves.len());
+        let mut valid = Vec::new();
         let mut refused = None;
-        for (i, leaf) in leaves.iter().enumerate() {
-            match self.importable_memory(owner, leaf) {
+        for (i, m) in memories.enumerate() {
+            match m
+                .and_then(|(leaf, enc)| self.check_importable(owner, &leaf).map(|()| (leaf, enc)))
+            {
                 Ok(m) => valid.push(m),
                 Err(e) => {
                     refused = Some((i, e));
@@ -469,16 +520,17 @@ impl<M: StableMemory> CapsuleStore<M> {
                 }
             }
         }
-        let new = self.put_memories_if_absent(owner, &valid);
-        for (m, new) in valid.iter().zip(new) {
+        let entries: Vec<(u64, &[u8])> = valid.iter().map(|(l, enc)| (l.id, &enc[..])).collect();
+        let new = self.put_memories_if_absent(owner, &entries);
+        for ((leaf, _), new) in valid.iter().zip(new) {
             if !new {
                 continue; // Imported before a restart: nothing to do.
             }
-            for b in &m.blobs {
-                self.attach_blob(owner, &b.hash.into_array());
+            for b in &leaf.blobs {
+                self.attach_blob(owner, &b.hash);
             }
             rec.memory_count += 1;
-            rec.next_memory_id = rec.next_memory_id.max(m.id + 1);
+            rec.next_memory_id = rec.next_memory_id.max(leaf.id + 1);
         }
         if rec != before {
             self.put_record(rec);
@@ -510,11 +562,11 @@ impl<M: StableMemory> CapsuleStore<M> {
         result
     }
 
-    /// The memory of `leaf`, once its blobs are checked: held by `owner`'s capsule, with the
-    /// sizes the leaf declares.
-    fn importable_memory(&self, owner: Principal, leaf: &MemoryLeaf) -> CapsuleResult<Memory> {
-        let memory = Memory::try_from(leaf)?;
-        for b in &memory.blobs {
+    /// Checks that `leaf` is a memory this store can hold: a known kind, and blobs held by
+    /// `owner`'s capsule with the sizes the leaf declares.
+    fn check_importable(&self, owner: Principal, leaf: &MemoryLeaf) -> CapsuleResult<()> {
+        memory_kind(leaf)?;
+        for b in &leaf.blobs {
             let size = self.held_blob_size(owner, &b.hash)?;
             if size != b.size {
                 return Err(Error::BlobSizeMismatch {
@@ -524,7 +576,7 @@ impl<M: StableMemory> CapsuleStore<M> {
                 });
             }
         }
-        Ok(memory)
+        Ok(())
     }
 
     /// Starts importing a blob whose chunk hashes come from a verified manifest. Chunks the

@@ -316,6 +316,21 @@ impl<M: StableMemory> ManifestStore<M> {
         out
     }
 
+    /// Up to `limit` leaves of `section` from `start`, framed as they are stored: canonical
+    /// encodings, not decoded.
+    pub fn frames(&self, scope: u64, section: Section, start: u64, limit: usize) -> FramedLeaves {
+        let mut out = FramedLeaves::default();
+        let mut n = 0;
+        if limit > 0 {
+            self.scan_frames(scope, section, start, |frame| {
+                out.push_frame(frame);
+                n += 1;
+                n < limit
+            });
+        }
+        out
+    }
+
     /// The page starting at `cursor`, as many leaves as fit in `max_bytes` of reply (at least
     /// one). `None` if the scope has no header or the cursor is past the section's end.
     pub fn page(

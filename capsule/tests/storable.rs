@@ -153,8 +153,8 @@ fn a_store_opened_over_the_earlier_candid_layout_reads_and_rewrites_its_records(
         )
         .unwrap();
     assert_eq!(page.items[0].relationship, "friend");
-    // A write moves the memory to its bucket (layout 3), packed; the untouched one stays
-    // candid in the per-memory map and still reads.
+    // A write moves the memory to its bucket (layout 4: its canonical leaf encoding); the
+    // untouched one stays candid in the per-memory map and still reads.
     let updated = store
         .update_memory(
             &ctx,
@@ -172,10 +172,13 @@ fn a_store_opened_over_the_earlier_candid_layout_reads_and_rewrites_its_records(
     let buckets: StableBTreeMap<(Principal, u64), ByteVec, VectorMemory> =
         StableBTreeMap::init(mem.memory_buckets.clone());
     let bucket = buckets.get(&(owner(), 0)).unwrap().0;
-    assert_eq!(bucket[0], capsule::store::memory_table::BUCKET_V1);
-    // The bucket's one frame: id 2, then the packed record.
+    assert_eq!(bucket[0], capsule::store::memory_table::BUCKET_V2);
+    // The bucket's one frame: id 2, the length, then the memory's leaf encoding.
     assert_eq!(bucket[1..9], 2u64.to_le_bytes());
-    assert_eq!(bucket[13], PACKED_V1);
+    assert_eq!(
+        bucket[13..],
+        capsule::store::memory_table::encode(&updated)[..]
+    );
     assert_eq!(store.get_memory(&ctx, 2).unwrap(), updated);
     assert_eq!(store.get_memory(&ctx, 1).unwrap(), memory(1));
 }

@@ -1,7 +1,7 @@
 //! [`ManifestBuilder`]: builds a manifest header from leaves pushed section by section, in
 //! canonical order, with O(log n) state that a canister persists between messages.
 
-use crate::encoding::{ENCODING_VERSION, Leaf, leaf_hash_of_encoding};
+use crate::encoding::{ENCODING_VERSION, Leaf, leaf_hash_of_encoding, memory_id_of_encoding};
 use crate::error::{ManifestError, Result};
 use crate::merkle::MerkleAccumulator;
 use crate::model::{
@@ -194,17 +194,22 @@ impl ManifestBuilder {
     }
 
     fn push_memory_hashed(&mut self, leaf: &MemoryLeaf, hash: Hash) -> Result<()> {
+        self.push_memory_id_hashed(leaf.id, hash)
+    }
+
+    /// Pushes the memory leaf with id `id` and leaf hash `hash`.
+    fn push_memory_id_hashed(&mut self, id: u64, hash: Hash) -> Result<()> {
         self.enter(Section::Memories)?;
         Self::order(
             Section::Memories,
             self.memories.count(),
             self.last_memory_id,
-            leaf.id,
+            id,
             u64::cmp,
             u64::to_string,
         )?;
         self.memories.push(hash);
-        self.last_memory_id = Some(leaf.id);
+        self.last_memory_id = Some(id);
         self.section = Section::Memories;
         Ok(())
     }
@@ -291,6 +296,25 @@ impl ManifestBuilder {
             Section::Memories => self.push_memory_hashed(&MemoryLeaf::decode(bytes)?, hash),
             Section::Blobs => self.push_blob_hashed(&BlobLeaf::decode(bytes)?, hash),
         }
+    }
+
+    /// Pushes leaves of `section` that a store wrote as canonical encodings (its own records,
+    /// not bytes received), all or none: each is hashed over its bytes as they are. Memory
+    /// leaves, the many, are read for their id only (the order check); the other kinds are
+    /// decoded for their checks as in [`ManifestBuilder::push_encoded`].
+    pub fn push_stored(&mut self, section: Section, leaves: &FramedLeaves) -> Result<()> {
+        let mut next = self.clone();
+        for bytes in leaves.frames() {
+            let bytes = bytes?;
+            if section == Section::Memories {
+                let id = memory_id_of_encoding(bytes)?;
+                next.push_memory_id_hashed(id, leaf_hash_of_encoding(section, bytes))?;
+            } else {
+                next.push_encoded(section, bytes)?;
+            }
+        }
+        *self = next;
+        Ok(())
     }
 
     /// The header of the leaves pushed so far (all sections after the last one pushed are

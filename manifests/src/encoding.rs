@@ -98,6 +98,17 @@ pub fn leaf_hash_of_encoding(section: Section, bytes: &[u8]) -> Hash {
     *hasher.finalize().as_bytes()
 }
 
+/// The id of the memory leaf whose canonical encoding is `bytes` (its first field), without
+/// decoding the rest.
+pub fn memory_id_of_encoding(bytes: &[u8]) -> crate::Result<u64> {
+    Decoder::new(bytes)
+        .u64()
+        .map_err(|e| crate::ManifestError::DecodeError {
+            what: format!("{} leaf", Section::Memories),
+            message: e.to_string(),
+        })
+}
+
 impl Leaf for CapsuleLeaf {
     const SECTION: Section = Section::Capsule;
 

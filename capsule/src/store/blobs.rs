@@ -206,6 +206,22 @@ impl<M: StableMemory> CapsuleStore<M> {
             .collect()
     }
 
+    /// The canonical encodings of up to `limit` memories of `owner` after id `after`, in id
+    /// order (a manifest's memory leaves, as stored).
+    pub(crate) fn memory_encodings_after(
+        &self,
+        owner: Principal,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Vec<Vec<u8>> {
+        match after {
+            Some(u64::MAX) => vec![],
+            _ => self
+                .memories
+                .encodings_from(owner, after.map_or(0, |id| id + 1), limit),
+        }
+    }
+
     /// Up to `limit` memories of `owner` after id `after`, in id order.
     pub(crate) fn memories_after(
         &self,
@@ -238,14 +254,15 @@ impl<M: StableMemory> CapsuleStore<M> {
             .collect()
     }
 
-    /// Writes imported memories (sorted by id) whose ids are not stored yet; returns, for each,
-    /// whether it was new. Imports write records from a verified manifest into a capsule that
-    /// was empty and stays frozen, so a record already there (written before a restart) is this
-    /// one. One bucket write per [`memory_table::BUCKET_IDS`] ids.
+    /// Writes imported memories (id and canonical encoding, sorted by id) whose ids are not
+    /// stored yet; returns, for each, whether it was new. Imports write records from a verified
+    /// manifest into a capsule that was empty and stays frozen, so a record already there
+    /// (written before a restart) is this one. One bucket write per
+    /// [`memory_table::BUCKET_IDS`] ids.
     pub(crate) fn put_memories_if_absent(
         &mut self,
         owner: Principal,
-        memories: &[Memory],
+        memories: &[(u64, &[u8])],
     ) -> Vec<bool> {
         self.memories.put_absent(owner, memories)
     }

@@ -64,8 +64,9 @@ use capsule::migration::{
 use capsule::storable::Packed;
 use capsule::{CapsuleStore, Error as CapsuleError, ManifestWalk};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
+use manifests::encoding::memory_id_of_encoding;
 use manifests::{
-    ManifestHeader, ManifestPageReply, PageCursor, PageLeaves, PageVerifier, RawPageReply, Section,
+    ManifestHeader, ManifestPageReply, PageCursor, PageVerifier, RawPageReply, Section,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteArray;

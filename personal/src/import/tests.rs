@@ -14,7 +14,7 @@ use capsule::{
     ManifestWalk, MemoryUpdate,
 };
 use ic_stable_structures::VectorMemory;
-use manifests::{ManifestHeader, ManifestPageReply, PageCursor, PageLeaves, RawPageReply};
+use manifests::{ManifestHeader, PageCursor, PageLeaves, RawPageReply};
 use serde_bytes::{ByteArray, ByteBuf};
 use test_support::bytes::data;
 use test_support::capsules::{Store, blob_ref, new_store, note, sample_capsule, upload};

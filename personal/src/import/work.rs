@@ -140,10 +140,9 @@ impl<M: Memory> Importer<M> {
                 let Some(header) = self.staged.header(scope) else {
                     return Err(ImportError::HeaderMissing);
                 };
-                let leaves = self.staged.leaves(scope, section, next, per_step);
-                let n = leaves.len();
-                match section {
+                let n = match section {
                     Section::Connections => {
+                        let leaves = self.staged.leaves(scope, section, next, per_step);
                         let v = leaves
                             .into_iter()
                             .map(|l| match l {
@@ -157,23 +156,29 @@ impl<M: Memory> Importer<M> {
                                 error,
                             }
                         })?;
-                        st.progress.connections_done += n as u64;
+                        st.progress.connections_done += v.len() as u64;
+                        v.len()
                     }
                     Section::Memories => {
-                        let v = leaves
-                            .into_iter()
-                            .map(|l| match l {
-                                StoredLeaf::Memory(m) => Ok(m),
-                                _ => Err(ImportError::UnexpectedLeaf { section }),
-                            })
-                            .collect::<Result<Vec<_>, _>>()?;
-                        store.import_memories(owner, &v).map_err(|(i, error)| {
-                            ImportError::MemoryNotImportable { id: v[i].id, error }
-                        })?;
-                        st.progress.memories_done += n as u64;
+                        // Stored as they were verified: each memory's bytes are decoded for the
+                        // checks and written as they are.
+                        let framed = self.staged.frames(scope, section, next, per_step);
+                        let v = framed
+                            .frames()
+                            .collect::<Result<Vec<&[u8]>, _>>()
+                            .unwrap_or_else(|e| panic!("importer: staged leaves: {e}"));
+                        store
+                            .import_memory_encodings(owner, &v)
+                            .map_err(|(i, error)| ImportError::MemoryNotImportable {
+                                id: memory_id_of_encoding(v[i])
+                                    .expect("staged memory leaves were decoded when verified"),
+                                error,
+                            })?;
+                        st.progress.memories_done += v.len() as u64;
+                        v.len()
                     }
                     _ => return Err(ImportError::NotARecordSection { section }),
-                }
+                };
                 let next = next + n as u64;
                 st.step = if next < header.count(section) && n > 0 {
                     Step::Records { section, next }
@@ -228,7 +233,7 @@ impl<M: Memory> Importer<M> {
                     return Ok(());
                 }
                 let header = walk
-                    .step(store, LEAVES_PER_STEP, |_: &PageLeaves| {})
+                    .step_framed(store, LEAVES_PER_STEP, |_, _| {})
                     .map_err(|error| ImportError::WalkFailed { error })?;
                 let Some(header) = header else {
                     st.step = Step::Verifying {

@@ -116,7 +116,7 @@ impl<M: StableMemory> Factory<M> {
             capsules,
             cfg.export_leaves_per_step as usize,
             one_more,
-            |p, framed| manifests.append_framed(migration_id, p.section(), framed),
+            |section, framed| manifests.append_framed(migration_id, section, framed),
         );
         let header = match stepped {
             Ok(h) => h,
