@@ -9,7 +9,7 @@ use crate::memory::{self, Mem};
 
 /// Version of the stable layout this build writes (kept in the memory `SCHEMA`; history in
 /// [`scaffold::schema`]). Bump it with a migration when it changes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 thread_local! {
     static STORE: RefCell<CapsuleStore<Mem>> = RefCell::new(CapsuleStore::init(

@@ -75,7 +75,7 @@ pub fn fill_owners(w: &World) -> Owners {
 }
 
 /// The schema version of the current stable layout (`SCHEMA_VERSION` of both canisters).
-pub const CURRENT_LAYOUT: u32 = 3;
+pub const CURRENT_LAYOUT: u32 = 4;
 
 /// Every blob of `blobs`, read back chunk by chunk from `who`'s capsule on `canister`, has its
 /// descriptor's size and chunk hashes and hashes to its id.

@@ -27,7 +27,7 @@ pub fn blob_limits() -> blobstore::Limits {
 
 /// Version of the stable layout this build writes (kept in [`Config`]; history in
 /// [`scaffold::schema`]). Bump it with a migration when it changes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Stored configuration.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]

@@ -16,6 +16,11 @@
 //! single leaves and per-memory entries of layouts 1 and 2 are read as they are, and a memory
 //! moves to its bucket when it is written. A build of layout 2 refuses to open a layout-3
 //! state (it could not read what layout 3 writes).
+//!
+//! Layout 4 stores each memory in its bucket as its canonical manifest leaf encoding (bucket
+//! format `capsule::store::memory_table::BUCKET_V2`, the bytes a manifest hashes) instead of
+//! packed; buckets of layout 3 are read as they are and rewritten in the new format when one of
+//! their memories is written. A build of layout 3 refuses to open a layout-4 state.
 
 use ic_stable_structures::{Memory, StableCell};
 
