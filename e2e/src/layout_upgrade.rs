@@ -1,6 +1,7 @@
-//! Helpers of the stable-layout upgrade tests (`tests/packed_layout_upgrade.rs`,
-//! `tests/framed_layout_upgrade.rs`): states made by the modules of earlier commits
-//! (`e2e/fixtures`), read back after an upgrade to the current modules.
+//! Helpers of the stable-layout upgrade tests (`tests/packed_layout_upgrade.rs` from layout 1,
+//! `tests/framed_layout_upgrade.rs` from layout 2, `tests/leaf_bucket_layout_upgrade.rs` from
+//! layout 3): states made by the modules of earlier commits (`e2e/fixtures`), read back after an
+//! upgrade to the current modules.
 
 use candid::Principal;
 use capsule::migration::ImportStatus;
@@ -9,10 +10,10 @@ use manifests::{ManifestPageReply, PageCursor, PageVerifier};
 use serde_bytes::ByteBuf;
 use sha2::Digest;
 
-use crate::{BACKEND_CYCLES, World, admin, data, everything_at, fixture, wasm};
+use crate::{BACKEND_CYCLES, Everything, World, admin, data, everything_at, fixture, wasm};
 use backend::factory::types::FactoryError;
 use capsule::migration::PersonalInitArgs;
-use capsule::{Memory, MemoryUpdate};
+use capsule::{CapsuleInfo, Memory, MemoryUpdate};
 
 /// After an upgrade: the upload `upload` of `bytes` (its first chunk sent before) finishes
 /// with their hash, and a memory added now follows `memories` (the capsule's before), which are
@@ -299,4 +300,114 @@ pub fn personal_upgrade_keeps_everything_and_refuses_the_old_module(
         old_layout,
     );
     assert_eq!(everything_at(&w, pc, who), now);
+}
+
+/// `who`'s capsule on the personal canister `canister` holds what it held on the backend
+/// (`before`): the same memories and connections, and the capsule's owner, name, bio,
+/// settings, creation time and counts (its `updated_at` and `moved_to` are the copy's own).
+pub fn assert_moved_intact(w: &World, canister: Principal, who: Principal, before: &Everything) {
+    let (info, memories, connections) = everything_at(w, canister, who);
+    assert_eq!(
+        (&memories, &connections),
+        (&before.1, &before.2),
+        "memories and connections"
+    );
+    let kept = |i: &CapsuleInfo| {
+        (
+            i.owner,
+            i.name.clone(),
+            i.bio.clone(),
+            i.settings.clone(),
+            i.created_at,
+            (i.memory_count, i.connection_count),
+            (i.blob_count, i.blob_bytes),
+        )
+    };
+    assert_eq!(kept(&info), kept(&before.0), "the capsule");
+}
+
+/// The manifest root of what `canister` stores for `who`, recomputed by the module it runs
+/// (`capsule_root`: a walk over every record, as `who`).
+pub fn capsule_root(w: &World, canister: Principal, who: Principal) -> [u8; 32] {
+    let root: ByteBuf = w
+        .capsule(canister, who, "capsule_root", ())
+        .unwrap_or_else(|e| panic!("capsule_root: {e:?}"));
+    root.as_slice().try_into().expect("a 32-byte root")
+}
+
+/// Manifest pages an importer of an earlier layout stages before [`leave_mid_manifest`] holds
+/// it: the capsule, connections and memories sections (a manifest of these tests has one page
+/// per section), the blobs section left to pull.
+pub const STAGED_PAGES: u64 = 3;
+
+/// Runs `who`'s creation (begun under the backend of an earlier layout, whose personal module
+/// is the fixture `personal_module`) until its personal canister has pulled [`STAGED_PAGES`]
+/// pages of its manifest through `page_method` (the backend's method its importer calls:
+/// `export_manifest_page` up to layout 2, `export_raw_manifest_page` since layout 3), and holds
+/// it there: the next page's request is rejected (`SYS_TRANSIENT`), so the importer waits out
+/// its backoff with no call in flight. Returns the canister and the `page_method` requests the
+/// backend received by then (emulator only: delivery delays, injected rejects and message
+/// statistics).
+#[cfg(not(feature = "pocketic"))]
+pub fn leave_mid_manifest(
+    w: &World,
+    who: Principal,
+    personal_module: &str,
+    page_method: &str,
+) -> (Principal, u64) {
+    use backend::factory::types::CreationState;
+    use capsule::migration::ImportPhase;
+    use emulator::RejectCode;
+    use std::time::Duration;
+
+    w.run_until_state(who, CreationState::Importing);
+    let canister = w.status(who).unwrap().canister_id.unwrap();
+    let pulled = || calls_received(w, w.backend, page_method);
+    let at_importing = pulled();
+    // Requests to the backend wait a round each, so one page is pulled per round (a message
+    // between canisters is otherwise delivered within the round that sent it).
+    w.emu().delay_delivery(w.backend, 1);
+    for _ in 0..300 {
+        if pulled() >= at_importing + STAGED_PAGES {
+            break;
+        }
+        w.ic.advance_time(Duration::from_millis(200));
+        w.ic.tick();
+    }
+    assert_eq!(
+        pulled(),
+        at_importing + STAGED_PAGES,
+        "pages pulled through {page_method} while importing"
+    );
+    // The request for the next page, queued for the next round, is rejected on delivery.
+    w.emu().reject_next(
+        w.backend,
+        Some(page_method),
+        1,
+        RejectCode::SysTransient,
+        "held mid-manifest by the test",
+    );
+    w.emu().delay_delivery(w.backend, 0);
+    w.ic.tick();
+    w.ic.tick();
+    assert_eq!(pulled(), at_importing + STAGED_PAGES);
+    assert!(
+        w.emu()
+            .trace_string()
+            .contains("held mid-manifest by the test"),
+        "the next page's request was rejected"
+    );
+    let status = import_status(w, canister, who);
+    assert_eq!(
+        (status.phase, status.error),
+        (ImportPhase::Manifest, None),
+        "the import waits inside its manifest"
+    );
+    // The canister runs the personal module the fixture holds (the backend of an earlier
+    // layout embeds the module of its own build).
+    assert_eq!(
+        installed_module_hash(w, canister, who),
+        module_hash_of(&fixture(personal_module))
+    );
+    (canister, pulled())
 }

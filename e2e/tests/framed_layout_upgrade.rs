@@ -1,6 +1,6 @@
 //! Upgrading both canisters from stable layout 2 (manifest leaves in postcard runs, format byte
-//! `RUN_V1`) to layout 3 (runs of framed canonical bytes, `RUN_FRAMED`), on states made by the
-//! modules of commit 8ca7694 (`e2e/fixtures/backend-8ca7694.wasm.gz` and
+//! `RUN_V1`) to the current layout (runs of framed canonical bytes, `RUN_FRAMED`, since
+//! layout 3), on states made by the modules of commit 8ca7694 (`e2e/fixtures/backend-8ca7694.wasm.gz` and
 //! `personal-8ca7694.wasm.gz`, see `e2e/fixtures/README.md`).
 //!
 //! - The backend: every capsule, memory, blob and connection reads back identical, an upload in
@@ -35,104 +35,21 @@ fn a_personal_canister_upgrades_from_layout_2_with_everything_intact_and_refuses
 /// delivery delays, injected rejects and message statistics).
 #[cfg(not(feature = "pocketic"))]
 mod mid_import {
-    use std::time::Duration;
-
     use backend::factory::types::*;
     use candid::Principal;
-    use capsule::migration::{ImportPhase, PersonalInitArgs};
-    use capsule::*;
+    use capsule::migration::PersonalInitArgs;
     use e2e::layout_upgrade::*;
     use e2e::*;
-    use emulator::RejectCode;
 
     use super::{LAYOUT_2, PERSONAL_L2};
 
     const BACKEND_L2: &str = "backend-8ca7694.wasm.gz";
 
-    /// Manifest pages the layout-2 importer stages before the upgrades: the capsule, connections
-    /// and memories sections (a manifest of these tests has one page per section), the blobs
-    /// section left to pull.
-    const STAGED_PAGES: u64 = 3;
-
-    /// Runs `who`'s creation (begun under the layout-2 backend) until its personal canister has
-    /// staged [`STAGED_PAGES`] pages of its manifest, and holds it there: the next page's request
-    /// is rejected (`SYS_TRANSIENT`), so the importer waits out its backoff with no call in flight.
-    /// Returns the canister and the `export_manifest_page` requests the backend received by then.
-    fn leave_mid_manifest(w: &World, who: Principal) -> (Principal, u64) {
-        w.run_until_state(who, CreationState::Importing);
-        let canister = w.status(who).unwrap().canister_id.unwrap();
-        let pulled = || calls_received(w, w.backend, "export_manifest_page");
-        let at_importing = pulled();
-        // Requests to the backend wait a round each, so one page is pulled per round (a message
-        // between canisters is otherwise delivered within the round that sent it).
-        w.emu().delay_delivery(w.backend, 1);
-        for _ in 0..300 {
-            if pulled() >= at_importing + STAGED_PAGES {
-                break;
-            }
-            w.ic.advance_time(Duration::from_millis(200));
-            w.ic.tick();
-        }
-        assert_eq!(
-            pulled(),
-            at_importing + STAGED_PAGES,
-            "pages pulled while importing"
-        );
-        // The request for the next page, queued for the next round, is rejected on delivery.
-        w.emu().reject_next(
-            w.backend,
-            Some("export_manifest_page"),
-            1,
-            RejectCode::SysTransient,
-            "held mid-manifest by the test",
-        );
-        w.emu().delay_delivery(w.backend, 0);
-        w.ic.tick();
-        w.ic.tick();
-        assert_eq!(pulled(), at_importing + STAGED_PAGES);
-        assert!(
-            w.emu()
-                .trace_string()
-                .contains("held mid-manifest by the test"),
-            "the next page's request was rejected"
-        );
-        let status = import_status(w, canister, who);
-        assert_eq!(
-            (status.phase, status.error),
-            (ImportPhase::Manifest, None),
-            "the import waits inside its manifest"
-        );
-        // The canister runs the layout-2 personal module the fixture holds (the layout-2 backend
-        // embeds the module of its own build).
-        assert_eq!(
-            installed_module_hash(w, canister, who),
-            module_hash_of(&fixture(PERSONAL_L2))
-        );
-        (canister, pulled())
-    }
-
-    /// `who`'s capsule on the personal canister `canister` holds what it held on the backend
-    /// (`before`): the same memories and connections, and the capsule's owner, name, bio,
-    /// settings, creation time and counts (its `updated_at` and `moved_to` are the copy's own).
-    fn assert_moved_intact(w: &World, canister: Principal, who: Principal, before: &Everything) {
-        let (info, memories, connections) = everything_at(w, canister, who);
-        assert_eq!(
-            (&memories, &connections),
-            (&before.1, &before.2),
-            "memories and connections"
-        );
-        let kept = |i: &CapsuleInfo| {
-            (
-                i.owner,
-                i.name.clone(),
-                i.bio.clone(),
-                i.settings.clone(),
-                i.created_at,
-                (i.memory_count, i.connection_count),
-                (i.blob_count, i.blob_bytes),
-            )
-        };
-        assert_eq!(kept(&info), kept(&before.0), "the capsule");
+    /// Runs `who`'s creation until its layout-2 personal canister has staged
+    /// [`STAGED_PAGES`] pages through the typed `export_manifest_page`, and holds it there
+    /// ([`leave_mid_manifest`]).
+    fn leave_mid_manifest_l2(w: &World, who: Principal) -> (Principal, u64) {
+        leave_mid_manifest(w, who, PERSONAL_L2, "export_manifest_page")
     }
 
     #[test]
@@ -156,7 +73,7 @@ mod mid_import {
         let alice_done = w.run_to_final(alice, 3_000);
         assert_eq!(alice_done.state, CreationState::Completed);
         w.create_personal_canister(bob).unwrap();
-        let (bob_canister, typed_before) = leave_mid_manifest(&w, bob);
+        let (bob_canister, typed_before) = leave_mid_manifest_l2(&w, bob);
         let bob_migration = w.status(bob).unwrap().migration_id;
         let before = [alice, bob, carol].map(|who| everything_of(&w, who));
 
@@ -226,7 +143,7 @@ mod mid_import {
             bob_done.manifest.as_ref().unwrap().root.into_array()
         );
 
-        // The layout-2 module refuses the layout-3 state; the state stays as it was.
+        // The layout-2 module refuses the current layout's state; the state stays as it was.
         assert_refused_as_newer(
             w.upgrade_backend(fixture(BACKEND_L2))
                 .map_err(|e| format!("{e:?}")),
@@ -245,7 +162,7 @@ mod mid_import {
         let blobs = w.fill_capsule(dave, &[2 * 1024 * 1024 + 5, 1000, 300 * 1024], 12, 4);
         let before = everything_of(&w, dave);
         w.create_personal_canister(dave).unwrap();
-        let (pc, typed_before) = leave_mid_manifest(&w, dave);
+        let (pc, typed_before) = leave_mid_manifest_l2(&w, dave);
         let migration = w.status(dave).unwrap().migration_id;
 
         // The current personal module pulls raw pages, which only the current backend serves:
@@ -297,7 +214,7 @@ mod mid_import {
         );
         assert_eq!(manifest, export);
 
-        // The layout-2 module refuses the layout-3 state; the state stays as it was.
+        // The layout-2 module refuses the current layout's state; the state stays as it was.
         let now = everything_at(&w, pc, dave);
         assert_refused_as_newer(
             w.ic.upgrade_canister(

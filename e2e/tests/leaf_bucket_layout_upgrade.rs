@@ -1,0 +1,193 @@
+//! Upgrading both canisters from stable layout 3 (memory buckets of packed memories, format byte
+//! `BUCKET_V1`) to layout 4 (buckets of each memory's canonical manifest leaf encoding,
+//! `BUCKET_V2`), on states made by the modules of commit e6034af
+//! (`e2e/fixtures/backend-e6034af.wasm.gz` and `personal-e6034af.wasm.gz`, see
+//! `e2e/fixtures/README.md`). Buckets of layout 3 are read as they are and rewritten only when
+//! one of their memories is written.
+//!
+//! - A personal canister of layout 3: its memories read back identical, an upload in progress
+//!   finishes, an edit rewrites a memory, the layout-3 module is refused.
+//! - The backend: every capsule, memory, blob and connection reads back identical, an upload in
+//!   progress finishes, the export layout 3 made serves pages that verify to its creation's
+//!   root, and a creation started after the upgrade for an owner whose memories are all still
+//!   in layout-3 buckets exports from them: its root is the one the layout-3 module computed
+//!   for that capsule, and its personal canister holds exactly what the backend held. The
+//!   layout-3 module installed over the upgraded state is refused, the state left as it was.
+//! - A creation left in the middle of its manifest under the layout-3 backend completes after
+//!   the backend's upgrade: its personal canister of layout 3 pulls the rest through
+//!   `export_raw_manifest_page`, writes its memories in layout-3 buckets, and is upgraded to
+//!   the current module at the handoff, where it serves what it imported (emulator only:
+//!   delivery delays, injected rejects and message statistics).
+
+use backend::factory::types::*;
+use e2e::layout_upgrade::*;
+use e2e::*;
+
+/// The schema version of e6034af's stable layout.
+const LAYOUT_3: u32 = 3;
+
+const BACKEND_L3: &str = "backend-e6034af.wasm.gz";
+const PERSONAL_L3: &str = "personal-e6034af.wasm.gz";
+
+#[test]
+fn a_personal_canister_upgrades_from_layout_3_with_everything_intact_and_refuses_a_downgrade() {
+    personal_upgrade_keeps_everything_and_refuses_the_old_module(PERSONAL_L3, user(6), LAYOUT_3);
+}
+
+#[test]
+fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refuses_a_downgrade() {
+    let w = World::with_backend_wasm(fixture(BACKEND_L3), true);
+    let Owners {
+        alice,
+        bob,
+        carol,
+        alice_blobs,
+        bob_blobs,
+        carol_blobs,
+        pending,
+        upload,
+    } = fill_owners(&w);
+
+    // Under the layout-3 module: alice's creation completes (its export stored as layout 3
+    // wrote it); bob's capsule root as the layout-3 module computes it from its own buckets.
+    w.create_personal_canister(alice).unwrap();
+    let alice_done = completed(&w, alice);
+    let bob_root_l3 = capsule_root(&w, w.backend, bob);
+    let before = [alice, bob, carol].map(|who| everything_of(&w, who));
+
+    w.upgrade_backend(wasm("backend"))
+        .expect("upgrade from layout 3");
+    w.check_accounting_at_end();
+
+    // Every capsule, memory, connection and blob reads back identical.
+    let after = [alice, bob, carol].map(|who| everything_of(&w, who));
+    assert_eq!(before, after);
+    assert_blobs_readable(&w, w.backend, carol, &carol_blobs);
+    assert_blobs_readable(&w, w.backend, bob, &bob_blobs);
+    assert_blobs_readable(&w, w.backend, alice, &alice_blobs);
+    assert_eq!(w.status(alice).unwrap().state, CreationState::Completed);
+    // The walk over bob's layout-3 buckets gives the root the layout-3 module gave.
+    assert_eq!(capsule_root(&w, w.backend, bob), bob_root_l3);
+    // Carol's upload finishes where it stopped; a memory written now joins the old ones.
+    let carol_now = finish_and_add(&w, w.backend, carol, upload, &pending, &before[2].1.items);
+
+    // The export layout 3 made serves pages that verify to alice's creation's root.
+    let alice_export = verified_export(&w, alice_done.migration_id);
+    assert_eq!(
+        alice_export.root,
+        alice_done.manifest.as_ref().unwrap().root.into_array()
+    );
+
+    // Bob's creation, begun now: nothing has written his memories since the upgrade, so the
+    // export reads every one of them from a layout-3 bucket.
+    w.create_personal_canister(bob).unwrap();
+    let bob_done = completed(&w, bob);
+    let bob_root = bob_done.manifest.as_ref().unwrap().root.into_array();
+    assert_eq!(bob_root, bob_root_l3, "the export's root is layout 3's");
+    let bob_export = verified_export(&w, bob_done.migration_id);
+    assert_eq!(bob_export.root, bob_root);
+    let bob_canister = bob_done.canister_id.unwrap();
+    assert_eq!(
+        installed_module_hash(&w, bob_canister, bob),
+        shipped_personal_hash(&w)
+    );
+    assert_eq!(w.ic.get_controllers(bob_canister), vec![bob]);
+    // His personal canister holds what the backend held, its manifest verifies to the root the
+    // backend reported, and a walk over what it stored gives that root again.
+    assert_moved_intact(&w, bob_canister, bob, &before[1]);
+    assert_blobs_readable(&w, bob_canister, bob, &bob_blobs);
+    assert_eq!(
+        verified_personal_manifest(&w, bob_canister, bob),
+        bob_export
+    );
+    assert_eq!(capsule_root(&w, bob_canister, bob), bob_root);
+
+    // The layout-3 module refuses the layout-4 state; the state stays as it was.
+    assert_refused_as_newer(
+        w.upgrade_backend(fixture(BACKEND_L3))
+            .map_err(|e| format!("{e:?}")),
+        CURRENT_LAYOUT,
+        LAYOUT_3,
+    );
+    assert_eq!(everything_of(&w, carol), carol_now);
+    assert_eq!(w.status(bob).unwrap(), bob_done);
+    assert_eq!(verified_export(&w, bob_done.migration_id), bob_export);
+    assert_eq!(verified_export(&w, alice_done.migration_id), alice_export);
+}
+
+/// A creation left in the middle of its manifest under the layout-3 backend (emulator only:
+/// delivery delays, injected rejects and message statistics).
+#[cfg(not(feature = "pocketic"))]
+mod mid_import {
+    use capsule::migration::PersonalInitArgs;
+    use e2e::layout_upgrade::*;
+    use e2e::*;
+
+    use super::{BACKEND_L3, LAYOUT_3, PERSONAL_L3};
+
+    #[test]
+    fn a_creation_left_mid_manifest_under_layout_3_completes_after_the_backend_upgrade() {
+        let w = World::with_backend_wasm(fixture(BACKEND_L3), true);
+        let dave = user(4);
+        let blobs = w.fill_capsule(dave, &[2 * 1024 * 1024 + 5, 1000, 300 * 1024], 12, 4);
+        let before = everything_of(&w, dave);
+        let root_l3 = capsule_root(&w, w.backend, dave);
+        w.create_personal_canister(dave).unwrap();
+        let (pc, raw_before) =
+            leave_mid_manifest(&w, dave, PERSONAL_L3, "export_raw_manifest_page");
+        let migration = w.status(dave).unwrap().migration_id;
+
+        w.upgrade_backend(wasm("backend"))
+            .expect("upgrade the backend from layout 3 mid-import");
+        w.check_accounting_at_end();
+        // The export layout 3 made verifies to the root layout 3 computed for the capsule.
+        let export = verified_export(&w, migration);
+        assert!(export.pages as u64 > STAGED_PAGES, "{export:?}");
+        assert_eq!(export.root, root_l3);
+
+        // The layout-3 importer pulls the rest of its manifest from the upgraded backend, writes
+        // the memories into layout-3 buckets, verifies and reports; at the handoff the backend
+        // upgrades the canister to the module it ships now.
+        let done = completed(&w, dave);
+        assert_eq!(done.canister_id, Some(pc));
+        assert_eq!(done.manifest.as_ref().unwrap().root.into_array(), root_l3);
+        assert_eq!(
+            calls_received(&w, w.backend, "export_raw_manifest_page") - raw_before,
+            export.pages as u64 - STAGED_PAGES,
+            "the pages layout 3 did not stage, pulled from the upgraded backend"
+        );
+        assert_eq!(calls_received(&w, w.backend, "export_manifest_page"), 0);
+        assert_eq!(
+            installed_module_hash(&w, pc, dave),
+            shipped_personal_hash(&w)
+        );
+        assert_ne!(
+            shipped_personal_hash(&w),
+            module_hash_of(&fixture(PERSONAL_L3))
+        );
+        assert_eq!(w.ic.get_controllers(pc), vec![dave]);
+        // The current module reads what layout 3 imported: the records, the blobs, the manifest
+        // pages it staged, and a walk over its layout-3 buckets gives the root.
+        assert_moved_intact(&w, pc, dave, &before);
+        assert_blobs_readable(&w, pc, dave, &blobs);
+        let manifest = verified_personal_manifest(&w, pc, dave);
+        assert_eq!(manifest, export);
+        assert_eq!(capsule_root(&w, pc, dave), root_l3);
+
+        // The layout-3 module refuses the upgraded personal canister; it stays as it was.
+        let now = everything_at(&w, pc, dave);
+        assert_refused_as_newer(
+            w.ic.upgrade_canister(
+                pc,
+                fixture(PERSONAL_L3),
+                candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+                Some(dave),
+            )
+            .map_err(|e| format!("{e:?}")),
+            CURRENT_LAYOUT,
+            LAYOUT_3,
+        );
+        assert_eq!(everything_at(&w, pc, dave), now);
+        assert_eq!(verified_personal_manifest(&w, pc, dave), manifest);
+    }
+}
