@@ -3,17 +3,22 @@
 //! layout 3): states made by the modules of earlier commits (`e2e/fixtures`), read back after an
 //! upgrade to the current modules.
 
+use std::collections::BTreeSet;
+
 use candid::Principal;
 use capsule::migration::ImportStatus;
 use capsule::{BlobDescriptor, Error};
-use manifests::{ManifestPageReply, PageCursor, PageVerifier};
+use manifests::{
+    BlobLeaf, CapsuleLeaf, CapsuleSettingsLeaf, ConnectionLeaf, ManifestBuilder, ManifestPageReply,
+    MemoryLeaf, PageCursor, PageVerifier, peer_order,
+};
 use serde_bytes::ByteBuf;
 use sha2::Digest;
 
 use crate::{BACKEND_CYCLES, Everything, World, admin, data, everything_at, fixture, wasm};
 use backend::factory::types::FactoryError;
 use capsule::migration::PersonalInitArgs;
-use capsule::{CapsuleInfo, Memory, MemoryUpdate};
+use capsule::{CapsuleInfo, Connection, Hash32, Memory, MemoryUpdate};
 
 /// After an upgrade: the upload `upload` of `bytes` (its first chunk sent before) finishes
 /// with their hash, and a memory added now follows `memories` (the capsule's before), which are
@@ -227,8 +232,9 @@ pub fn calls_received(w: &World, canister: Principal, method: &str) -> u64 {
 
 /// A personal canister installed from the fixture `old_module` (of stable layout `old_layout`),
 /// filled (memories, blobs, connections, an upload in progress) and upgraded to the current
-/// module: everything reads back identical, the upload finishes, an edit works; the old module
-/// installed again is refused with the schema error, the state left as it was.
+/// module: everything reads back identical, a walk over the stored records gives their root,
+/// the upload finishes, an edit works; the old module installed again is refused with the
+/// schema error, the state left as it was.
 pub fn personal_upgrade_keeps_everything_and_refuses_the_old_module(
     old_module: &str,
     who: Principal,
@@ -262,6 +268,12 @@ pub fn personal_upgrade_keeps_everything_and_refuses_the_old_module(
     .unwrap_or_else(|e| panic!("upgrade from layout {old_layout}: {e:?}"));
     assert_eq!(everything_at(&w, pc, who), before);
     assert_blobs_readable(&w, pc, who, &blobs);
+    // The current module's walk over the records the old layout stored gives the root of
+    // those records as read through the API.
+    assert_eq!(
+        capsule_root(&w, pc, who),
+        manifest_root_from_api(&w, pc, who)
+    );
     let finished = finish_upload(&w, pc, who, upload, &pending);
     assert_eq!(
         finished.hash.into_array(),
@@ -333,6 +345,63 @@ pub fn capsule_root(w: &World, canister: Principal, who: Principal) -> [u8; 32] 
         .capsule(canister, who, "capsule_root", ())
         .unwrap_or_else(|e| panic!("capsule_root: {e:?}"));
     root.as_slice().try_into().expect("a 32-byte root")
+}
+
+/// The manifest root of `who`'s capsule on `canister` built here ([`ManifestBuilder`], the
+/// `manifests` crate's canonical encoding) from what the capsule API returns: the capsule, its
+/// connections and memories (one page each, so at most 100), and every blob its memories
+/// reference (their descriptors from `get_blob`). Checks that those blobs are all the capsule
+/// holds (a held blob no memory references, such as a finished upload, is not supported).
+pub fn manifest_root_from_api(w: &World, canister: Principal, who: Principal) -> [u8; 32] {
+    let (info, memories, connections) = everything_at(w, canister, who);
+    assert_eq!(memories.next, None, "one page of memories");
+    assert_eq!(memories.items.len() as u64, info.memory_count);
+    assert_eq!(connections.items.len() as u64, info.connection_count);
+    let mut b = ManifestBuilder::new();
+    b.push_capsule(&CapsuleLeaf {
+        owner: info.owner,
+        name: info.name.clone(),
+        bio: info.bio.clone(),
+        created_at: info.created_at,
+        updated_at: info.updated_at,
+        settings: CapsuleSettingsLeaf {
+            public_profile: info.settings.public_profile,
+            locale: info.settings.locale.clone(),
+        },
+    })
+    .unwrap();
+    let mut peers: Vec<&Connection> = connections.items.iter().collect();
+    peers.sort_by(|a, c| peer_order(&a.peer, &c.peer));
+    for c in peers {
+        b.push_connection(&ConnectionLeaf::from(c)).unwrap();
+    }
+    let mut ids: Vec<&Memory> = memories.items.iter().collect();
+    ids.sort_by_key(|m| m.id);
+    for m in ids {
+        b.push_memory(&MemoryLeaf::from(m)).unwrap();
+    }
+    let referenced: BTreeSet<[u8; 32]> = memories
+        .items
+        .iter()
+        .flat_map(|m| m.blobs.iter().map(|r| r.hash.into_array()))
+        .collect();
+    assert_eq!(
+        referenced.len() as u64,
+        info.blob_count,
+        "every blob held is referenced"
+    );
+    for hash in referenced {
+        let d: BlobDescriptor = w
+            .capsule(canister, who, "get_blob", (Hash32::new(hash),))
+            .unwrap();
+        b.push_blob(&BlobLeaf {
+            hash,
+            size: d.size,
+            chunk_hashes: d.chunk_hashes.iter().map(|h| h.into_array()).collect(),
+        })
+        .unwrap();
+    }
+    b.finish().unwrap().root
 }
 
 /// Manifest pages an importer of an earlier layout stages before [`leave_mid_manifest`] holds

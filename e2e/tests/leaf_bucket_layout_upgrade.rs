@@ -5,14 +5,17 @@
 //! `e2e/fixtures/README.md`). Buckets of layout 3 are read as they are and rewritten only when
 //! one of their memories is written.
 //!
-//! - A personal canister of layout 3: its memories read back identical, an upload in progress
-//!   finishes, an edit rewrites a memory, the layout-3 module is refused.
+//! - A personal canister of layout 3: its memories read back identical and walk to their root,
+//!   an upload in progress finishes, an edit rewrites a memory, the layout-3 module is refused.
 //! - The backend: every capsule, memory, blob and connection reads back identical, an upload in
 //!   progress finishes, the export layout 3 made serves pages that verify to its creation's
 //!   root, and a creation started after the upgrade for an owner whose memories are all still
 //!   in layout-3 buckets exports from them: its root is the one the layout-3 module computed
-//!   for that capsule, and its personal canister holds exactly what the backend held. The
-//!   layout-3 module installed over the upgraded state is refused, the state left as it was.
+//!   for that capsule, and its personal canister holds exactly what the backend held. An owner
+//!   whose middle bucket of three was rewritten by an edit (layout-3 buckets on either side)
+//!   exports to the root of her records as the API reads them ([`manifest_root_from_api`]) and
+//!   moves intact too. The layout-3 module installed over the upgraded state is refused, the
+//!   state left as it was.
 //! - A creation left in the middle of its manifest under the layout-3 backend completes after
 //!   the backend's upgrade: its personal canister of layout 3 pulls the rest through
 //!   `export_raw_manifest_page`, writes its memories in layout-3 buckets, and is upgraded to
@@ -20,6 +23,8 @@
 //!   delivery delays, injected rejects and message statistics).
 
 use backend::factory::types::*;
+use capsule::store::memory_table::BUCKET_IDS;
+use capsule::{Memory, MemoryUpdate};
 use e2e::layout_upgrade::*;
 use e2e::*;
 
@@ -28,6 +33,13 @@ const LAYOUT_3: u32 = 3;
 
 const BACKEND_L3: &str = "backend-e6034af.wasm.gz";
 const PERSONAL_L3: &str = "personal-e6034af.wasm.gz";
+
+/// Memories of the owner whose buckets end up mixed: ids 1 to 35, in three buckets of
+/// [`BUCKET_IDS`] ids (1-15, 16-31, 32-35).
+const MIXED_MEMORIES: u64 = 35;
+
+/// The memory edited after the upgrade: in the middle bucket.
+const EDITED_MEMORY: u64 = 20;
 
 #[test]
 fn a_personal_canister_upgrades_from_layout_3_with_everything_intact_and_refuses_a_downgrade() {
@@ -48,12 +60,26 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
         upload,
     } = fill_owners(&w);
 
+    // Erin's memories span three buckets.
+    let erin = user(5);
+    let erin_blobs = w.fill_capsule(erin, &[2_000, 70 * 1024], MIXED_MEMORIES, 2);
+    let buckets = |items: &[Memory]| {
+        let mut b: Vec<u64> = items.iter().map(|m| m.id / BUCKET_IDS).collect();
+        b.dedup();
+        b
+    };
+
     // Under the layout-3 module: alice's creation completes (its export stored as layout 3
-    // wrote it); bob's capsule root as the layout-3 module computes it from its own buckets.
+    // wrote it); bob's and erin's capsule roots as the layout-3 module computes them from its
+    // own buckets.
     w.create_personal_canister(alice).unwrap();
     let alice_done = completed(&w, alice);
     let bob_root_l3 = capsule_root(&w, w.backend, bob);
+    let erin_root_l3 = capsule_root(&w, w.backend, erin);
     let before = [alice, bob, carol].map(|who| everything_of(&w, who));
+    let erin_before = everything_of(&w, erin);
+    assert_eq!(buckets(&erin_before.1.items), [0, 1, 2]);
+    assert_eq!(EDITED_MEMORY / BUCKET_IDS, 1, "the middle bucket");
 
     w.upgrade_backend(wasm("backend"))
         .expect("upgrade from layout 3");
@@ -66,8 +92,14 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
     assert_blobs_readable(&w, w.backend, bob, &bob_blobs);
     assert_blobs_readable(&w, w.backend, alice, &alice_blobs);
     assert_eq!(w.status(alice).unwrap().state, CreationState::Completed);
-    // The walk over bob's layout-3 buckets gives the root the layout-3 module gave.
+    assert_eq!(everything_of(&w, erin), erin_before);
+    assert_blobs_readable(&w, w.backend, erin, &erin_blobs);
+    // The walk over layout-3 buckets gives the roots the layout-3 module gave, which are those
+    // of the records as read through the API.
     assert_eq!(capsule_root(&w, w.backend, bob), bob_root_l3);
+    assert_eq!(manifest_root_from_api(&w, w.backend, bob), bob_root_l3);
+    assert_eq!(capsule_root(&w, w.backend, erin), erin_root_l3);
+    assert_eq!(manifest_root_from_api(&w, w.backend, erin), erin_root_l3);
     // Carol's upload finishes where it stopped; a memory written now joins the old ones.
     let carol_now = finish_and_add(&w, w.backend, carol, upload, &pending, &before[2].1.items);
 
@@ -102,6 +134,53 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
     );
     assert_eq!(capsule_root(&w, bob_canister, bob), bob_root);
 
+    // Erin edits a memory of her middle bucket, which is rewritten in the current format
+    // between two layout-3 buckets; the walk over the three gives the root of her records.
+    let edited: Memory = w
+        .capsule(
+            w.backend,
+            erin,
+            "update_memory",
+            (
+                EDITED_MEMORY,
+                MemoryUpdate {
+                    title: Some("rewritten under layout 4".into()),
+                    ..MemoryUpdate::default()
+                },
+            ),
+        )
+        .unwrap();
+    let erin_now = everything_of(&w, erin);
+    let at = erin_now
+        .1
+        .items
+        .iter()
+        .position(|m| m.id == EDITED_MEMORY)
+        .unwrap();
+    assert_eq!(erin_now.1.items[at], edited);
+    assert_eq!(erin_now.1.items[..at], erin_before.1.items[..at]);
+    assert_eq!(erin_now.1.items[at + 1..], erin_before.1.items[at + 1..]);
+    let erin_root = manifest_root_from_api(&w, w.backend, erin);
+    assert_ne!(erin_root, erin_root_l3);
+    assert_eq!(capsule_root(&w, w.backend, erin), erin_root);
+    // Her creation exports from the mixed buckets to that root and moves her records intact.
+    w.create_personal_canister(erin).unwrap();
+    let erin_done = completed(&w, erin);
+    assert_eq!(
+        erin_done.manifest.as_ref().unwrap().root.into_array(),
+        erin_root
+    );
+    let erin_export = verified_export(&w, erin_done.migration_id);
+    assert_eq!(erin_export.root, erin_root);
+    let erin_canister = erin_done.canister_id.unwrap();
+    assert_moved_intact(&w, erin_canister, erin, &erin_now);
+    assert_blobs_readable(&w, erin_canister, erin, &erin_blobs);
+    assert_eq!(
+        verified_personal_manifest(&w, erin_canister, erin),
+        erin_export
+    );
+    assert_eq!(capsule_root(&w, erin_canister, erin), erin_root);
+
     // The layout-3 module refuses the layout-4 state; the state stays as it was.
     assert_refused_as_newer(
         w.upgrade_backend(fixture(BACKEND_L3))
@@ -113,6 +192,7 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
     assert_eq!(w.status(bob).unwrap(), bob_done);
     assert_eq!(verified_export(&w, bob_done.migration_id), bob_export);
     assert_eq!(verified_export(&w, alice_done.migration_id), alice_export);
+    assert_eq!(verified_export(&w, erin_done.migration_id), erin_export);
 }
 
 /// A creation left in the middle of its manifest under the layout-3 backend (emulator only:
