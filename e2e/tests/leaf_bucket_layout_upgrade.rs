@@ -19,8 +19,10 @@
 //! - A creation left in the middle of its manifest under the layout-3 backend completes after
 //!   the backend's upgrade: its personal canister of layout 3 pulls the rest through
 //!   `export_raw_manifest_page`, writes its memories in layout-3 buckets, and is upgraded to
-//!   the current module at the handoff, where it serves what it imported (emulator only:
-//!   delivery delays, injected rejects and message statistics).
+//!   the current module at the handoff, where it serves what it imported. Upgraded by its
+//!   owner in the middle of its manifest instead, it resumes from the pages layout 3 staged and
+//!   completes under the current module (emulator only: delivery delays, injected rejects and
+//!   message statistics).
 
 use backend::factory::types::*;
 use capsule::store::memory_table::BUCKET_IDS;
@@ -195,7 +197,7 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
     assert_eq!(verified_export(&w, erin_done.migration_id), erin_export);
 }
 
-/// A creation left in the middle of its manifest under the layout-3 backend (emulator only:
+/// Creations left in the middle of their manifest under the layout-3 backend (emulator only:
 /// delivery delays, injected rejects and message statistics).
 #[cfg(not(feature = "pocketic"))]
 mod mid_import {
@@ -269,5 +271,52 @@ mod mid_import {
         );
         assert_eq!(everything_at(&w, pc, dave), now);
         assert_eq!(verified_personal_manifest(&w, pc, dave), manifest);
+    }
+
+    #[test]
+    fn a_personal_canister_of_layout_3_upgraded_mid_manifest_imports_from_its_staged_pages() {
+        let w = World::with_backend_wasm(fixture(BACKEND_L3), true);
+        let frank = user(7);
+        let blobs = w.fill_capsule(frank, &[1024 * 1024 + 3, 5_000], 20, 3);
+        let before = everything_of(&w, frank);
+        let root_l3 = capsule_root(&w, w.backend, frank);
+        w.create_personal_canister(frank).unwrap();
+        let (pc, raw_before) =
+            leave_mid_manifest(&w, frank, PERSONAL_L3, "export_raw_manifest_page");
+        let migration = w.status(frank).unwrap().migration_id;
+
+        // Both upgraded mid-import: the backend, then frank's canister (he is a controller
+        // until the handoff), whose importer resumes from the pages layout 3 staged and writes
+        // the records in the current format.
+        w.upgrade_backend(wasm("backend"))
+            .expect("upgrade the backend from layout 3");
+        w.check_accounting_at_end();
+        w.ic.upgrade_canister(
+            pc,
+            wasm("personal"),
+            candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+            Some(frank),
+        )
+        .expect("upgrade the personal canister from layout 3 mid-import");
+        let export = verified_export(&w, migration);
+        assert!(export.pages as u64 > STAGED_PAGES, "{export:?}");
+        assert_eq!(export.root, root_l3);
+
+        let done = completed(&w, frank);
+        assert_eq!(done.canister_id, Some(pc));
+        assert_eq!(done.manifest.as_ref().unwrap().root.into_array(), root_l3);
+        // The staged pages were read back, not pulled again.
+        assert_eq!(
+            calls_received(&w, w.backend, "export_raw_manifest_page") - raw_before,
+            export.pages as u64 - STAGED_PAGES
+        );
+        assert_eq!(
+            installed_module_hash(&w, pc, frank),
+            shipped_personal_hash(&w)
+        );
+        assert_moved_intact(&w, pc, frank, &before);
+        assert_blobs_readable(&w, pc, frank, &blobs);
+        assert_eq!(verified_personal_manifest(&w, pc, frank), export);
+        assert_eq!(capsule_root(&w, pc, frank), root_l3);
     }
 }
