@@ -212,9 +212,10 @@ async fn fetch_chunks(
     migration_id: u64,
     refs: Vec<ChunkRef>,
 ) {
-    let r = call(backend, "export_chunks", &(migration_id, refs)).await;
-    // Decoded in place: the chunks' bytes borrow the reply's buffer.
-    let bytes = reply_bytes(r);
+    let args = candid::encode_args((migration_id, refs)).expect("candid encodes chunk refs");
+    // Read once (not zero-filled first), then decoded in place: the chunks' bytes borrow the
+    // reply's buffer.
+    let bytes = super::reply_once::call(backend, "export_chunks", args).await;
     let reply = bytes
         .as_deref()
         .map_err(Clone::clone)

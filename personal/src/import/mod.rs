@@ -45,6 +45,8 @@
 pub mod driver;
 mod plan;
 mod receive;
+#[cfg(target_arch = "wasm32")]
+mod reply_once;
 mod stored;
 #[cfg(test)]
 mod tests;
