@@ -65,18 +65,30 @@ impl<M: Memory> Importer<M> {
                     self.todo.remove(&(leaf, start));
                     continue;
                 };
-                let len = chunk_len(ob.size, start).unwrap_or(0) as u64;
-                if !planned.is_empty() && bytes + len > max_bytes {
-                    break;
+                // As many chunks of the range as the batch takes; the range and the open blob
+                // are written once for all of them.
+                let mut next = start;
+                while next < end && planned.len() < MAX_CHUNKS_PER_BATCH {
+                    let len = chunk_len(ob.size, next).unwrap_or(0) as u64;
+                    if !planned.is_empty() && bytes + len > max_bytes {
+                        break;
+                    }
+                    planned.push((leaf, ob.hash.into_array(), next));
+                    bytes += len;
+                    next += 1;
+                }
+                if next == start {
+                    break; // The batch is full.
                 }
                 self.todo.remove(&(leaf, start));
-                if start + 1 < end {
-                    self.todo.insert((leaf, start + 1), end);
+                if next < end {
+                    self.todo.insert((leaf, next), end);
                 }
-                ob.in_flight += 1;
-                planned.push((leaf, ob.hash.into_array(), start));
+                ob.in_flight += next - start;
                 self.open.insert(leaf, Packed(ob));
-                bytes += len;
+                if next < end {
+                    break; // The batch is full.
+                }
                 continue;
             }
             let Step::Chunks { next_blob } = &mut st.step else {
