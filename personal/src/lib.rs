@@ -19,7 +19,9 @@
 //! Anyone can add cycles with the management canister's `deposit_cycles`.
 
 mod expiry;
-pub mod import;
+pub use migration::import;
+#[cfg(target_arch = "wasm32")]
+mod import_driver;
 mod memory;
 pub mod outlook;
 pub mod restore;
@@ -84,7 +86,7 @@ fn post_upgrade(args: Option<PersonalInitArgs>) {
 
 fn arm_timers(start: bool) {
     #[cfg(target_arch = "wasm32")]
-    import::driver::arm(start);
+    import_driver::arm(start);
     #[cfg(not(target_arch = "wasm32"))]
     let _ = start;
     expiry::ensure_armed(ic_cdk::api::time());

@@ -13,17 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::import::{ImportMemories, Importer};
 use crate::memory::{self, Mem};
 
-/// Blob-store limits of a personal canister: one owner, who imports many blobs at once (every
-/// blob of the batches in flight is an open import session; see `import::MAX_OPEN_BLOBS`).
-/// The owner's plain uploads count in the same budget and expire after the default TTL (24 h);
-/// a migration's imports never expire; an archive's restore expires like an upload.
-pub fn blob_limits() -> blobstore::Limits {
-    blobstore::Limits {
-        max_open_uploads: 4_096,
-        max_open_uploads_per_owner: 4_096,
-        ..blobstore::Limits::default()
-    }
-}
+pub use migration::import::blob_limits;
 
 /// Version of the stable layout this build writes (kept in [`Config`]; history in
 /// [`scaffold::schema`]). Bump it with a migration when it changes.

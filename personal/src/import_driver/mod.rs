@@ -1,18 +1,22 @@
-//! The importer's canister wiring (wasm only): timers and calls to the backend.
+//! The importer's canister wiring (wasm only): timers and calls to the backend. The importer
+//! itself, a state machine with no calls, is `migration::import` (re-exported as
+//! [`crate::import`]).
 //!
-//! One "pump" runs at a time (a Drop guard in the heap): it asks [`Importer::next`] for work,
-//! keeps up to `calls_in_flight` calls outstanding, and hands each result to the importer in
-//! the first lines after its `await` (nothing that can trap runs in between: the reply is
-//! decoded into a `Result` and passed on). Local work (records, verification) runs in bounded
-//! units, as many per message as fit in [`WORK_INSTRUCTIONS`], each message in a fresh
-//! zero-delay timer. A periodic watchdog restarts a pump that
-//! stopped (backoff over, a callback trapped, calls lost); timers do not survive upgrades, so
-//! `post_upgrade` arms them again.
+//! One "pump" runs at a time (a Drop guard in the heap): it asks
+//! [`Importer::next`](crate::import::Importer::next) for work, keeps up to `calls_in_flight`
+//! calls outstanding, and hands each result to the importer in the first lines after its
+//! `await` (nothing that can trap runs in between: the reply is decoded into a `Result` and
+//! passed on). Local work (records, verification) runs in bounded units, as many per message as
+//! fit in [`WORK_INSTRUCTIONS`], each message in a fresh zero-delay timer. A periodic watchdog
+//! restarts a pump that stopped (backoff over, a callback trapped, calls lost); timers do not
+//! survive upgrades, so `post_upgrade` arms them again.
 //!
 //! A call's failure reaches the importer as a [`CallFault`] (the reject code typed); the importer
 //! decides what is retried ([`CallFault::is_retryable`]): rejects other than SYS_FATAL and calls
-//! not sent are retried with backoff, at most [`super::MAX_ATTEMPTS`] times in a row; SYS_FATAL
-//! and undecodable replies fail the import.
+//! not sent are retried with backoff, at most [`MAX_ATTEMPTS`](crate::import::MAX_ATTEMPTS)
+//! times in a row; SYS_FATAL and undecodable replies fail the import.
+
+mod reply_once;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -30,7 +34,7 @@ use manifests::{PageCursor, RawPageReply};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Action, CallFault};
+use crate::import::{Action, CallFault};
 use crate::state;
 
 /// How often the watchdog looks for a stalled import.
@@ -215,7 +219,7 @@ async fn fetch_chunks(
     let args = candid::encode_args((migration_id, refs)).expect("candid encodes chunk refs");
     // Read once (not zero-filled first), then decoded in place: the chunks' bytes borrow the
     // reply's buffer.
-    let bytes = super::reply_once::call(backend, "export_chunks", args).await;
+    let bytes = reply_once::call(backend, "export_chunks", args).await;
     let reply = bytes
         .as_deref()
         .map_err(Clone::clone)

@@ -64,11 +64,7 @@ impl Disk {
     }
 
     fn open(&self) -> (Importer<VectorMemory>, Store) {
-        let mut store = CapsuleStore::init(
-            self.capsule.clone(),
-            Limits::default(),
-            crate::state::blob_limits(),
-        );
+        let mut store = CapsuleStore::init(self.capsule.clone(), Limits::default(), blob_limits());
         store.set_sole_owner(Some(owner()));
         let i = &self.import;
         let importer = Importer::init(ImportMemories {

@@ -1,6 +1,7 @@
 //! The importer: pulls a migration from the backend and writes it into the capsule store.
 //!
-//! Plain Rust, no canister calls: the driver (`driver.rs`, wasm only) asks [`Importer::next`]
+//! Plain Rust, no canister calls: the personal canister's driver (`personal/src/import_driver/`,
+//! wasm only) asks [`Importer::next`]
 //! what to do, performs the call and hands the result to the matching `on_*` method in the
 //! first lines after the `await`. Time and the owner are passed in. Every method persists what
 //! it changed before it returns (all state lives in stable structures), so a trap in a later
@@ -41,12 +42,8 @@
 //! it). Which call failures are retried is decided on the typed [`CallFault`]
 //! ([`CallFault::is_retryable`]) and [`ExportError`] (only `NotImporting` passes).
 
-#[cfg(target_arch = "wasm32")]
-pub mod driver;
 mod plan;
 mod receive;
-#[cfg(target_arch = "wasm32")]
-mod reply_once;
 mod stored;
 #[cfg(test)]
 mod tests;
@@ -87,8 +84,21 @@ pub const MAX_CHUNKS_PER_BATCH: usize = 100;
 pub const MAX_CALLS_IN_FLIGHT: u32 = 16;
 
 /// Most blobs open (begun, not finished) at once; the blob store's per-owner session limit
-/// must be above it (see `state.rs`).
+/// must be above it (see [`blob_limits`]).
 pub const MAX_OPEN_BLOBS: u64 = 2_000;
+
+/// Blob-store limits of a canister that imports with this importer: one owner, who imports
+/// many blobs at once (every blob of the batches in flight is an open import session; see
+/// [`MAX_OPEN_BLOBS`]). The owner's plain uploads count in the same budget and expire after the
+/// default TTL (24 h); a migration's imports never expire; an archive's restore expires like an
+/// upload.
+pub fn blob_limits() -> blobstore::Limits {
+    blobstore::Limits {
+        max_open_uploads: 4_096,
+        max_open_uploads_per_owner: 4_096,
+        ..blobstore::Limits::default()
+    }
+}
 
 /// Consecutive failed calls (rejects, timeouts, `NotImporting`) before the import fails.
 pub const MAX_ATTEMPTS: u32 = 30;
@@ -108,7 +118,8 @@ pub const LEAVES_PER_STEP: usize = 500;
 /// Version of the importer's stored layout (2: failures stored as [`ImportError`]).
 pub const IMPORT_SCHEMA_VERSION: u32 = 2;
 
-/// The stable memories of the importer (ids in `memory.rs`).
+/// The stable memories of the importer (the personal canister lists their ids in its
+/// `memory.rs`).
 pub struct ImportMemories<M> {
     pub state: M,
     pub leaves: M,
