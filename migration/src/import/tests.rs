@@ -1,13 +1,14 @@
-//! The importer over a fake in-process exporter ([`exporter`]): a source capsule store whose
-//! manifest pages and chunks are served as the backend's export queries would, with faults
-//! injected between committed steps. This root holds the fixtures; each module tests one part.
+//! The importer against the real export side ([`crate::export`], wrapped by [`exporter`]): a
+//! source capsule store exported by the export walk, its manifest pages and chunks served as
+//! the backend's export queries serve them, with faults injected around the real calls and
+//! between committed steps. This root holds the fixtures; each module tests one part.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use blobstore::hash::{CHUNK_SIZE, blob_hashes};
 use candid::Principal;
 use capsule::migration::{
-    ChunkBatch, ChunkData, ChunkRef, ExportError, ImportConfig, ImportPhase, MigrationInit,
+    ChunkBatch, ChunkRef, ExportError, ImportConfig, ImportPhase, MigrationInit,
 };
 use capsule::{
     BlobRef, CapsuleInput, CapsuleMemories, ConnectionInput, ConnectionStatus, Ctx, Error, Limits,
@@ -15,7 +16,7 @@ use capsule::{
 };
 use ic_stable_structures::VectorMemory;
 use manifests::{ManifestHeader, PageCursor, PageLeaves, RawPageReply};
-use serde_bytes::{ByteArray, ByteBuf};
+use serde_bytes::ByteArray;
 use test_support::bytes::data;
 use test_support::capsules::{Store, blob_ref, new_store, note, sample_capsule, upload};
 

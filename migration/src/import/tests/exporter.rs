@@ -1,22 +1,35 @@
-//! The importer's counterpart in these tests: the backend's export side over a source capsule
-//! store, serving manifest pages and chunks with faults injected, and the canister side run
-//! step by step with every call answered in order.
+//! The importer's counterpart in these tests: the real export side ([`crate::export`]) over a
+//! source capsule store and the manifest its export walk stored, as the backend serves them,
+//! with faults injected around the real calls (the call layer's rejects and failures, the
+//! backend's refusals, tampered or reordered replies); and the canister side run step by step
+//! with every call answered in order.
 
 use super::*;
+use crate::export;
+
+/// Leaves per unit of the export walk: small, so the stored manifest is appended in many
+/// framed runs, as the backend's bounded steps append it.
+const EXPORT_LEAVES_PER_STEP: usize = 4;
+
+/// Most bytes of a served manifest page: small, so the manifest takes many messages (the
+/// backend serves pages of up to `MANIFEST_PAGE_BYTES`).
+pub(super) const PAGE_BYTES: usize = manifests::PAGE_OVERHEAD_BYTES + 600;
 
 /// The backend's export side over a source store, with fault injection and transfer counts.
 pub(super) struct Exporter<'a> {
     src: &'a Store,
     pub(super) migration_id: u64,
+    /// The exported manifest, as the export walk stored it.
     pub(super) pages: ManifestStore<VectorMemory>,
     pub(super) header: ManifestHeader,
     /// Times each (blob, chunk) was delivered.
     pub(super) pulled: BTreeMap<(Hash, u64), u32>,
-    /// Every batch asked for: (chunk refs, bytes).
+    /// Every batch served: (chunk refs, bytes).
     pub(super) batches: Vec<(Vec<ChunkRef>, u64)>,
     /// The next this many chunk calls are rejected (SYS_TRANSIENT).
     pub(super) reject_next: u32,
-    /// The next this many chunk calls answer NotImporting.
+    /// The next this many chunk calls answer NotImporting (the backend's authorisation, before
+    /// its creation is importing).
     pub(super) not_importing_next: u32,
     /// This chunk is served with one bit flipped.
     pub(super) tamper: Option<(Hash, u64)>,
@@ -31,12 +44,22 @@ pub(super) struct Exporter<'a> {
 }
 
 impl<'a> Exporter<'a> {
+    /// The export of the owner's capsule in `src` as `migration_id`: the export walk run to its
+    /// end in bounded steps, its leaves appended to a manifest store as they come, then the
+    /// header stored (what the backend's `Exporting` state does).
     pub(super) fn new(src: &'a Store, migration_id: u64) -> Self {
-        let (header, leaves) = manifest_of(src);
         let mut pages = ManifestStore::init(mem(), mem());
-        for l in &leaves {
-            pages.append(migration_id, l);
-        }
+        let mut walk = ManifestWalk::new(owner());
+        let header = loop {
+            let stepped = walk
+                .step_framed(src, EXPORT_LEAVES_PER_STEP, |section, framed| {
+                    pages.append_framed(migration_id, section, framed)
+                })
+                .expect("the source capsule exports");
+            if let Some(header) = stepped {
+                break header;
+            }
+        };
         pages.set_header(migration_id, header.clone());
         Exporter {
             src,
@@ -64,27 +87,27 @@ impl<'a> Exporter<'a> {
         }
     }
 
+    /// `export_raw_manifest_page`, served by [`export::raw_manifest_page`].
     pub(super) fn page(
         &self,
         id: u64,
         cursor: PageCursor,
     ) -> Result<Result<RawPageReply, ExportError>, CallFault> {
-        assert_eq!(id, self.migration_id);
-        // Small pages, so the manifest takes many messages.
-        Ok(self
-            .pages
-            .raw_page(id, cursor, manifests::PAGE_OVERHEAD_BYTES + 600)
-            .ok_or(ExportError::CursorOutOfRange {
-                cursor: cursor.to_string(),
-            }))
+        Ok(export::raw_manifest_page(
+            &self.pages,
+            id,
+            cursor,
+            PAGE_BYTES,
+        ))
     }
 
+    /// `export_chunks`, served by [`export::chunks`] unless a fault is injected first; the
+    /// served batch is then counted, and tampered with, cut short or reordered if asked.
     pub(super) fn chunks(
         &mut self,
         id: u64,
         refs: Vec<ChunkRef>,
     ) -> Result<Result<ChunkBatch, ExportError>, CallFault> {
-        assert_eq!(id, self.migration_id);
         if self.reject_next > 0 {
             self.reject_next -= 1;
             return Err(CallFault::Rejected {
@@ -105,49 +128,40 @@ impl<'a> Exporter<'a> {
                 state: "Installing".into(),
             }));
         }
-        let mut chunks = vec![];
+        let mut batch = match export::chunks(self.src, owner(), id, &refs, |_| {}) {
+            Ok(batch) => batch,
+            Err(error) => return Ok(Err(error)),
+        };
         let mut bytes = 0;
-        for r in &refs {
-            let hash = self
-                .src
-                .blob_store()
-                .chunk_hash_at(&r.blob, r.index)
-                .expect("the importer asks only for chunks of the manifest");
-            let mut b = self.src.blob_store().read_chunk(&hash).unwrap();
-            if self.tamper == Some((r.blob.into_array(), r.index)) {
-                b[0] ^= 1;
+        for c in &mut batch.chunks {
+            if self.tamper == Some((c.blob.into_array(), c.index)) {
+                c.bytes[0] ^= 1;
             }
-            bytes += b.len() as u64;
+            bytes += c.bytes.len() as u64;
             *self
                 .pulled
-                .entry((r.blob.into_array(), r.index))
+                .entry((c.blob.into_array(), c.index))
                 .or_default() += 1;
-            chunks.push(ChunkData {
-                blob: r.blob,
-                index: r.index,
-                bytes: ByteBuf::from(b),
-            });
         }
-        assert!(
-            bytes <= MAX_CHUNK_BATCH_BYTES,
-            "the backend refuses {bytes} bytes"
-        );
         self.batches.push((refs, bytes));
-        if chunks.len() > 1 && std::mem::take(&mut self.short_batch) {
-            chunks.pop();
+        if batch.chunks.len() > 1 && std::mem::take(&mut self.short_batch) {
+            batch.chunks.pop();
         }
-        if chunks.len() > 1 && std::mem::take(&mut self.swap_batch) {
-            chunks.reverse();
+        if batch.chunks.len() > 1 && std::mem::take(&mut self.swap_batch) {
+            batch.chunks.reverse();
         }
-        Ok(Ok(ChunkBatch { chunks }))
+        Ok(Ok(batch))
     }
 
+    /// `report_import_done`, answered as the backend's registry answers it while the creation
+    /// is importing: `Ok` for a consistent header with the exported root (and again for a
+    /// repeat), the fatal `RootMismatch` otherwise (and again for every repeat).
     pub(super) fn done(&self, report: &ImportReport) -> Result<Result<(), ExportError>, CallFault> {
         assert_eq!(report.migration_id, self.migration_id);
-        Ok(if report.header.root == self.header.root {
+        let consistent = report.header.compute_root() == report.header.root;
+        Ok(if consistent && report.header.root == self.header.root {
             Ok(())
         } else {
-            // As the backend answers: the creation fails, and so does every repeat.
             Err(ExportError::RootMismatch {
                 detail: "the imported data does not match the export".into(),
             })

@@ -386,8 +386,9 @@ fn a_failure_stored_by_the_previous_layout_still_reads_as_failed() {
     assert!(stored::decode(&[9, 0]).is_err());
 }
 
-/// An exporter serving the source's manifest with `edit` applied to its leaves (the header
-/// computed from the edited leaves, so the manifest verifies).
+/// An exporter serving, in place of what the export walk stored, the source's manifest with
+/// `edit` applied to its leaves (the header computed from the edited leaves, so the manifest
+/// verifies); pages are still served by the export side.
 fn edited<'a>(src: &'a Store, edit: impl FnOnce(&mut Vec<PageLeaves>)) -> Exporter<'a> {
     let mut exp = Exporter::new(src, 5);
     let (_, mut leaves) = manifest_of(src);

@@ -99,3 +99,30 @@ fn a_root_mismatch_names_the_differing_section() {
             .contains("memories: 9 leaves expected, 10 stored")
     );
 }
+
+#[test]
+fn the_backends_root_mismatch_to_the_report_fails_the_import_without_retries() {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    let (_, mut imp, mut store, mut sim) = started(&exp, config());
+    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
+        imp.state().phase() == ImportPhase::Reporting
+    });
+    // The backend compares the report with another root than the one it installed.
+    exp.header.root = [7; 32];
+    sim.run(&mut imp, &mut store, &mut exp, 10_000);
+    let st = imp.state();
+    assert!(
+        matches!(
+            &st.error,
+            Some(ImportError::BackendRefused {
+                error: ExportError::RootMismatch { .. }
+            })
+        ),
+        "{:?}",
+        st.error
+    );
+    assert_eq!(st.retries, 0, "a root mismatch is final, not retried");
+    assert!(matches!(st.step, Step::Reporting { .. }));
+    assert!(st.write_block().is_some(), "the capsule stays frozen");
+}

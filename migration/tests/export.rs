@@ -1,0 +1,231 @@
+//! The export side on its own: pages of a manifest the export walk stored verify against its
+//! root, typed and raw alike; chunks come in order, verify at their index, only from the
+//! owner's capsule, in bounded batches; every refusal is typed and reads nothing.
+
+use std::cell::Cell;
+
+use blobstore::hash::{CHUNK_SIZE, chunk_hash};
+use candid::Principal;
+use capsule::manifest_store::ManifestStore;
+use capsule::migration::{ChunkRef, ExportError, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES};
+use capsule::{Ctx, ManifestWalk};
+use ic_stable_structures::VectorMemory;
+use manifests::{BlobLeaf, ManifestHeader, PageCursor, PageLeaves, PageVerifier, Section};
+use migration::export;
+use serde_bytes::ByteArray;
+use test_support::capsules::{Store, new_store, sample_capsule, user};
+
+const ID: u64 = 4;
+const PAGE: usize = MANIFEST_PAGE_BYTES as usize;
+
+fn ctx(n: u32) -> Ctx {
+    Ctx {
+        caller: user(n),
+        now: 1_000,
+    }
+}
+
+/// Two owners' capsules in one store: user 1 with blobs of 3 chunks, 1 byte and 1 chunk + 1,
+/// user 2 with one small blob.
+fn two_owners() -> Store {
+    let mut s = new_store();
+    sample_capsule(&mut s, &ctx(1), &[3 * CHUNK_SIZE, 1, CHUNK_SIZE + 1], 5, 2);
+    sample_capsule(&mut s, &ctx(2), &[10], 1, 0);
+    s
+}
+
+/// `owner`'s capsule exported as migration [`ID`] the way the backend's export step does it:
+/// the walk in bounded steps, each step's framed leaves appended, then the header.
+fn export_of(s: &Store, owner: Principal) -> (ManifestStore<VectorMemory>, ManifestHeader) {
+    let mut manifests = ManifestStore::init(VectorMemory::default(), VectorMemory::default());
+    let mut walk = ManifestWalk::new(owner);
+    let header = loop {
+        let step = walk.step_framed(s, 3, |section, framed| {
+            manifests.append_framed(ID, section, framed)
+        });
+        if let Some(h) = step.unwrap() {
+            break h;
+        }
+    };
+    manifests.set_header(ID, header.clone());
+    (manifests, header)
+}
+
+/// User 1's capsule exported.
+fn exported(s: &Store) -> (ManifestStore<VectorMemory>, ManifestHeader) {
+    export_of(s, user(1))
+}
+
+fn blob_leaves(manifests: &ManifestStore<VectorMemory>) -> Vec<BlobLeaf> {
+    let mut blobs = vec![];
+    let mut cursor = Some(PageCursor::FIRST);
+    while let Some(at) = cursor {
+        let reply = export::manifest_page(manifests, ID, at, PAGE).unwrap();
+        if let PageLeaves::Blobs(b) = &reply.page.leaves {
+            blobs.extend(b.clone());
+        }
+        cursor = reply.page.next;
+    }
+    blobs
+}
+
+fn chunk(hash: [u8; 32], index: u64) -> ChunkRef {
+    ChunkRef {
+        blob: ByteArray::new(hash),
+        index,
+    }
+}
+
+#[test]
+fn raw_and_typed_pages_carry_the_same_leaves_and_verify_against_the_root() {
+    let s = two_owners();
+    let (manifests, header) = exported(&s);
+    // Small pages, so every section takes several.
+    let small = manifests::PAGE_OVERHEAD_BYTES + 300;
+    let mut verifier = PageVerifier::new_expecting(header.clone(), &header.root).unwrap();
+    let mut cursor = Some(PageCursor::FIRST);
+    let mut pages = 0;
+    while let Some(at) = cursor {
+        let raw = export::raw_manifest_page(&manifests, ID, at, small).unwrap();
+        let typed = export::manifest_page(&manifests, ID, at, small).unwrap();
+        assert_eq!(raw.page.decode().unwrap(), typed.page);
+        assert_eq!(raw.header, header);
+        verifier.push_raw_reply(&raw).unwrap();
+        cursor = raw.page.next;
+        pages += 1;
+    }
+    assert!(pages > 4, "{pages} pages");
+    assert_eq!(verifier.finish().unwrap().root, header.root);
+}
+
+#[test]
+fn a_migration_without_a_header_is_unknown_and_a_cursor_past_the_end_is_out_of_range() {
+    let s = two_owners();
+    let (manifests, header) = exported(&s);
+    let unknown = ExportError::UnknownMigration {
+        migration_id: ID + 1,
+    };
+    assert_eq!(
+        export::raw_manifest_page(&manifests, ID + 1, PageCursor::FIRST, PAGE).unwrap_err(),
+        unknown
+    );
+    assert_eq!(
+        export::manifest_page(&manifests, ID + 1, PageCursor::FIRST, PAGE).unwrap_err(),
+        unknown
+    );
+    let past = PageCursor {
+        section: Section::Memories,
+        index: header.memory_count,
+    };
+    let out = ExportError::CursorOutOfRange {
+        cursor: past.to_string(),
+    };
+    assert_eq!(
+        export::raw_manifest_page(&manifests, ID, past, PAGE).unwrap_err(),
+        out
+    );
+    assert_eq!(
+        export::manifest_page(&manifests, ID, past, PAGE).unwrap_err(),
+        out
+    );
+}
+
+#[test]
+fn chunks_come_in_the_order_asked_and_verify_at_their_index() {
+    let s = two_owners();
+    let (manifests, _) = exported(&s);
+    let blobs = blob_leaves(&manifests);
+    let big = blobs.iter().find(|b| b.chunk_hashes.len() == 3).unwrap();
+    let tail = blobs
+        .iter()
+        .find(|b| b.size == CHUNK_SIZE as u64 + 1)
+        .unwrap();
+    let refs = [
+        chunk(big.hash, 2),
+        chunk(tail.hash, 1),
+        chunk(big.hash, 0),
+        chunk(tail.hash, 0),
+    ];
+    let batch = export::chunks(&s, user(1), ID, &refs, |_| {}).unwrap();
+    assert_eq!(batch.chunks.len(), refs.len());
+    for (r, c) in refs.iter().zip(&batch.chunks) {
+        assert_eq!((c.blob, c.index), (r.blob, r.index));
+        let leaf = if r.blob.into_array() == big.hash {
+            big
+        } else {
+            tail
+        };
+        assert_eq!(
+            chunk_hash(leaf.size, r.index, &c.bytes),
+            leaf.chunk_hashes[r.index as usize]
+        );
+    }
+    // The partial last chunk is served with its exact size.
+    assert_eq!(batch.chunks[1].bytes.len(), 1);
+}
+
+#[test]
+fn tamper_sees_every_chunk_served() {
+    let s = two_owners();
+    let (manifests, _) = exported(&s);
+    let big = blob_leaves(&manifests)
+        .into_iter()
+        .find(|b| b.chunk_hashes.len() == 3)
+        .unwrap();
+    let seen = Cell::new(0);
+    let refs = [chunk(big.hash, 0), chunk(big.hash, 1)];
+    let batch = export::chunks(&s, user(1), ID, &refs, |bytes| {
+        seen.set(seen.get() + 1);
+        bytes[0] ^= 1;
+    })
+    .unwrap();
+    assert_eq!(seen.get(), 2);
+    for (i, c) in batch.chunks.iter().enumerate() {
+        assert_ne!(
+            chunk_hash(big.size, i as u64, &c.bytes),
+            big.chunk_hashes[i]
+        );
+    }
+}
+
+#[test]
+fn chunks_outside_the_capsule_past_a_blob_or_over_the_bound_are_refused_unread() {
+    let s = two_owners();
+    let (manifests, _) = exported(&s);
+    let big = blob_leaves(&manifests)
+        .into_iter()
+        .find(|b| b.chunk_hashes.len() == 3)
+        .unwrap();
+    let others = blob_leaves(&export_of(&s, user(2)).0);
+    let read = Cell::new(0);
+    let serve =
+        |refs: &[ChunkRef]| export::chunks(&s, user(1), ID, refs, |_| read.set(read.get() + 1));
+    // Another owner's blob, even after a chunk of this capsule.
+    assert!(matches!(
+        serve(&[chunk(big.hash, 0), chunk(others[0].hash, 0)]),
+        Err(ExportError::BlobNotInManifest {
+            migration_id: ID,
+            ..
+        })
+    ));
+    assert_eq!(
+        serve(&[chunk(big.hash, 3)]).unwrap_err(),
+        ExportError::ChunkOutOfRange {
+            blob: blobstore::hash::to_hex(&big.hash),
+            index: 3,
+            chunk_count: 3,
+        }
+    );
+    let too_many: Vec<ChunkRef> = (0..9).map(|_| chunk(big.hash, 0)).collect();
+    assert_eq!(
+        serve(&too_many).unwrap_err(),
+        ExportError::BatchTooLarge {
+            bytes: 9 * CHUNK_SIZE as u64,
+            max: MAX_CHUNK_BATCH_BYTES,
+        }
+    );
+    assert_eq!(read.get(), 0, "a refused batch reads no chunk");
+    // At the bound exactly, the batch is served.
+    let at_bound = (MAX_CHUNK_BATCH_BYTES / CHUNK_SIZE as u64) as usize;
+    assert_eq!(serve(&too_many[..at_bound]).unwrap().chunks.len(), at_bound);
+}
