@@ -51,12 +51,19 @@ impl From<ImportStateV1> for ImportState {
     }
 }
 
+// `encode`, `decode` and the `Storable` methods are `#[inline]` so that they are compiled in
+// the crate that opens the importer's cell (the personal canister), which decodes the same
+// types with candid: the candid decoder of the earlier layout is then compiled once, not once
+// per crate.
+
 /// The stored bytes of `st`.
+#[inline]
 pub fn encode(st: &ImportState) -> Vec<u8> {
     postcard::to_extend(st, vec![STATE_V2]).expect("importer: state cannot be encoded")
 }
 
 /// Reads what [`encode`] wrote, or what layout 1 (postcard or candid) wrote.
+#[inline]
 pub fn decode(bytes: &[u8]) -> Result<ImportState, String> {
     match bytes.first() {
         Some(&STATE_V2) => postcard::from_bytes(&bytes[1..]).map_err(|e| e.to_string()),
@@ -72,14 +79,17 @@ pub fn decode(bytes: &[u8]) -> Result<ImportState, String> {
 }
 
 impl Storable for StoredState {
+    #[inline]
     fn to_bytes(&self) -> Cow<'_, [u8]> {
         Cow::Owned(encode(&self.0))
     }
 
+    #[inline]
     fn into_bytes(self) -> Vec<u8> {
         encode(&self.0)
     }
 
+    #[inline]
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
         // Undecodable stored state is corrupted state: trap rather than start over.
         match decode(&bytes) {
