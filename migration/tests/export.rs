@@ -69,6 +69,14 @@ fn blob_leaves(manifests: &ManifestStore<VectorMemory>) -> Vec<BlobLeaf> {
     blobs
 }
 
+/// The leaf of user 1's blob of three chunks.
+fn three_chunk_blob(s: &Store) -> BlobLeaf {
+    blob_leaves(&exported(s).0)
+        .into_iter()
+        .find(|b| b.chunk_hashes.len() == 3)
+        .unwrap()
+}
+
 fn chunk(hash: [u8; 32], index: u64) -> ChunkRef {
     ChunkRef {
         blob: ByteArray::new(hash),
@@ -167,11 +175,7 @@ fn chunks_come_in_the_order_asked_and_verify_at_their_index() {
 #[test]
 fn tamper_sees_every_chunk_served() {
     let s = two_owners();
-    let (manifests, _) = exported(&s);
-    let big = blob_leaves(&manifests)
-        .into_iter()
-        .find(|b| b.chunk_hashes.len() == 3)
-        .unwrap();
+    let big = three_chunk_blob(&s);
     let seen = Cell::new(0);
     let refs = [chunk(big.hash, 0), chunk(big.hash, 1)];
     let batch = export::chunks(&s, user(1), ID, &refs, |bytes| {
@@ -191,11 +195,7 @@ fn tamper_sees_every_chunk_served() {
 #[test]
 fn chunks_outside_the_capsule_past_a_blob_or_over_the_bound_are_refused_unread() {
     let s = two_owners();
-    let (manifests, _) = exported(&s);
-    let big = blob_leaves(&manifests)
-        .into_iter()
-        .find(|b| b.chunk_hashes.len() == 3)
-        .unwrap();
+    let big = three_chunk_blob(&s);
     let others = blob_leaves(&export_of(&s, user(2)).0);
     let read = Cell::new(0);
     let serve =
