@@ -10,7 +10,7 @@ use capsule::CapsuleStore;
 use capsule::manifest_store::ManifestStore;
 use capsule::migration::{ChunkBatch, ChunkData, ChunkRef, ExportError, MAX_CHUNK_BATCH_BYTES};
 use ic_stable_structures::Memory;
-use manifests::{ManifestPageReply, PageCursor, RawPageReply};
+use manifests::{ManifestHeader, ManifestPageReply, PageCursor, RawPageReply, Section};
 use serde_bytes::ByteBuf;
 
 /// The page at `cursor` of the exported manifest of `migration_id`, its leaves decoded, of at
@@ -121,6 +121,23 @@ pub fn chunks<C: Memory>(
         })
         .collect();
     Ok(ChunkBatch { chunks })
+}
+
+/// How the header the importer reports (recomputed from what it stored) compares with the
+/// `exported` one: `Ok` when it is self-consistent (its root is the root of its fields) and
+/// its root is the exported root; otherwise the sections whose roots differ, in manifest order
+/// (none when only header fields such as the owner or the totals differ).
+pub fn check_report(
+    exported: &ManifestHeader,
+    reported: &ManifestHeader,
+) -> Result<(), Vec<Section>> {
+    if reported.compute_root() == reported.root && reported.root == exported.root {
+        return Ok(());
+    }
+    Err(Section::ALL
+        .into_iter()
+        .filter(|s| exported.section_root(*s) != reported.section_root(*s))
+        .collect())
 }
 
 /// How much export work one message does, sized by instructions: units of work (each at most

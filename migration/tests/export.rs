@@ -229,3 +229,29 @@ fn chunks_outside_the_capsule_past_a_blob_or_over_the_bound_are_refused_unread()
     let at_bound = (MAX_CHUNK_BATCH_BYTES / CHUNK_SIZE as u64) as usize;
     assert_eq!(serve(&too_many[..at_bound]).unwrap().chunks.len(), at_bound);
 }
+
+#[test]
+fn a_report_passes_with_a_consistent_header_of_the_exported_root_and_names_what_differs() {
+    let s = two_owners();
+    let (_, header) = exported(&s);
+    assert_eq!(export::check_report(&header, &header), Ok(()));
+    // Another memories section: named, and the root differs with it.
+    let mut other = header.clone();
+    other.memories_root = [1; 32];
+    other.root = other.compute_root();
+    assert_eq!(
+        export::check_report(&header, &other),
+        Err(vec![Section::Memories])
+    );
+    // The exported root claimed over other fields: not self-consistent, refused.
+    other.root = header.root;
+    assert_eq!(
+        export::check_report(&header, &other),
+        Err(vec![Section::Memories])
+    );
+    // Only a header field differs: refused, no section named.
+    let mut total = header.clone();
+    total.total_blob_bytes += 1;
+    total.root = total.compute_root();
+    assert_eq!(export::check_report(&header, &total), Err(vec![]));
+}

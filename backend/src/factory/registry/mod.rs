@@ -19,7 +19,7 @@ use capsule::migration::{
 use capsule::storable::Packed;
 use capsule::{CapsuleStore, ManifestWalk};
 use ic_stable_structures::{Memory as StableMemory, StableBTreeMap, StableCell};
-use manifests::{ManifestHeader, Section};
+use manifests::ManifestHeader;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteArray;
 

@@ -93,7 +93,7 @@ impl<M: StableMemory> Factory<M> {
             );
             return Err(ExportError::UnknownMigration { migration_id });
         };
-        if expected.root == header.root && consistent {
+        let Err(sections) = migration::export::check_report(&expected, &header) else {
             let _ = self.transition(
                 migration_id,
                 CreationState::Importing,
@@ -108,21 +108,11 @@ impl<M: StableMemory> Factory<M> {
                 },
             );
             return Ok(());
-        }
-        let sections = [
-            Section::Capsule,
-            Section::Connections,
-            Section::Memories,
-            Section::Blobs,
-        ]
-        .into_iter()
-        .filter(|s| expected.section_root(*s) != header.section_root(*s))
-        .map(|s| s.name().to_string())
-        .collect();
+        };
         let err = FactoryError::RootMismatch {
             expected: blobstore::hash::to_hex(&expected.root),
             actual: blobstore::hash::to_hex(&header.root),
-            sections,
+            sections: sections.iter().map(|s| s.name().to_string()).collect(),
         };
         self.fail(migration_id, err.clone(), capsules, now);
         Err(ExportError::RootMismatch {

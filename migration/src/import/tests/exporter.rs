@@ -154,18 +154,18 @@ impl<'a> Exporter<'a> {
     }
 
     /// `report_import_done`, answered as the backend's registry answers it while the creation
-    /// is importing: `Ok` for a consistent header with the exported root (and again for a
-    /// repeat), the fatal `RootMismatch` otherwise (and again for every repeat).
+    /// is importing, by [`export::check_report`]: `Ok` for a consistent header with the
+    /// exported root (and again for a repeat), the fatal `RootMismatch` otherwise (and again for
+    /// every repeat).
     pub(super) fn done(&self, report: &ImportReport) -> Result<Result<(), ExportError>, CallFault> {
         assert_eq!(report.migration_id, self.migration_id);
-        let consistent = report.header.compute_root() == report.header.root;
-        Ok(if consistent && report.header.root == self.header.root {
-            Ok(())
-        } else {
-            Err(ExportError::RootMismatch {
-                detail: "the imported data does not match the export".into(),
-            })
-        })
+        Ok(
+            export::check_report(&self.header, &report.header).map_err(|sections| {
+                ExportError::RootMismatch {
+                    detail: format!("the imported data does not match the export: {sections:?}"),
+                }
+            }),
+        )
     }
 
     pub(super) fn chunks_in(&self, blob: &Hash) -> u64 {
