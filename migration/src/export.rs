@@ -1,17 +1,67 @@
-//! The export side: what the backend serves the personal canister that imports a migration
-//! (manifest pages and chunk batches, each reply within the IC's reply limit), and the
-//! instruction budget of the export walk. Authorisation (is the caller the migration's
-//! canister, is the creation importing) is the backend's: these functions serve whoever it
-//! let through.
+//! The export side: the export step (the manifest walk of a frozen capsule driven into a
+//! [`ManifestStore`] in bounded steps), what the backend serves the personal canister that
+//! imports a migration (manifest pages and chunk batches, each reply within the IC's reply
+//! limit), and the instruction budget of the export walk. Authorisation (is the caller the
+//! migration's canister, is the creation importing) is the backend's: these functions serve
+//! whoever it let through.
 
 use blobstore::hash::{chunk_count, chunk_len, to_hex};
 use candid::Principal;
-use capsule::CapsuleStore;
 use capsule::manifest_store::ManifestStore;
 use capsule::migration::{ChunkBatch, ChunkData, ChunkRef, ExportError, MAX_CHUNK_BATCH_BYTES};
+use capsule::{CapsuleResult, CapsuleStore, ManifestWalk};
 use ic_stable_structures::Memory;
 use manifests::{ManifestHeader, ManifestPageReply, PageCursor, RawPageReply, Section};
 use serde_bytes::ByteBuf;
+
+/// Manifest leaves of an earlier attempt removed per [`export_step`] before the walk begins
+/// (tens of millions of instructions).
+pub const MANIFEST_CLEAR_PER_STEP: usize = 2_000;
+
+/// Where an export stands after an [`export_step`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExportProgress {
+    /// What an earlier attempt exported under the same migration id is still being removed;
+    /// the walk has not begun.
+    Clearing,
+    /// The walk is under way: it is kept until the next step, which takes it back.
+    Walking(ManifestWalk),
+    /// The manifest is complete and its header stored: its pages can be served.
+    Done(ManifestHeader),
+}
+
+/// One export step of `owner`'s capsule (frozen while it exports) as `migration_id`. Without
+/// a `walk` (the first step), what an earlier attempt stored under `migration_id` is removed
+/// first, at most [`MANIFEST_CLEAR_PER_STEP`] entries a step, and the walk begins in the step
+/// that finds the scope empty. The walk then runs in units of at most `unit` leaves, one after
+/// another while `one_more` (asked after each unit) says so, each unit's leaves appended to
+/// `manifests` as canonical bytes; when it finishes, the header is stored. An error of the
+/// walk (the capsule gone, a stored leaf that does not decode) leaves what was appended.
+pub fn export_step<C: Memory, M: Memory>(
+    walk: Option<ManifestWalk>,
+    owner: Principal,
+    capsules: &CapsuleStore<C>,
+    manifests: &mut ManifestStore<M>,
+    migration_id: u64,
+    unit: usize,
+    one_more: impl FnMut() -> bool,
+) -> CapsuleResult<ExportProgress> {
+    let mut walk = match walk {
+        Some(walk) => walk,
+        None if manifests.clear(migration_id, MANIFEST_CLEAR_PER_STEP) => ManifestWalk::new(owner),
+        None => return Ok(ExportProgress::Clearing),
+    };
+    let stepped = walk.step_while(capsules, unit, one_more, |section, framed| {
+        manifests.append_framed(migration_id, section, framed)
+    })?;
+    Ok(match stepped {
+        Some(header) => {
+            manifests.set_header(migration_id, header.clone());
+            ExportProgress::Done(header)
+        }
+        None => ExportProgress::Walking(walk),
+    })
+}
 
 /// The page at `cursor` of the exported manifest of `migration_id`, its leaves decoded, of at
 /// most `max_bytes` (the backend serves `MANIFEST_PAGE_BYTES`).

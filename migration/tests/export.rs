@@ -6,12 +6,14 @@ use std::cell::Cell;
 
 use blobstore::hash::{CHUNK_SIZE, chunk_hash};
 use candid::Principal;
+use capsule::Ctx;
 use capsule::manifest_store::ManifestStore;
 use capsule::migration::{ChunkRef, ExportError, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES};
-use capsule::{Ctx, ManifestWalk};
 use ic_stable_structures::VectorMemory;
-use manifests::{BlobLeaf, ManifestHeader, PageCursor, PageLeaves, PageVerifier, Section};
-use migration::export;
+use manifests::{
+    BlobLeaf, FramedLeaves, ManifestHeader, PageCursor, PageLeaves, PageVerifier, Section,
+};
+use migration::export::{self, ExportProgress};
 use serde_bytes::ByteArray;
 use test_support::capsules::{Store, new_store, sample_capsule, user};
 
@@ -34,21 +36,30 @@ fn two_owners() -> Store {
     s
 }
 
-/// `owner`'s capsule exported as migration [`ID`] the way the backend's export step does it:
-/// the walk in bounded steps, each step's framed leaves appended, then the header.
+/// `owner`'s capsule exported as migration [`ID`] by [`export::export_step`], three leaves a
+/// step, as the backend's export steps run it.
 fn export_of(s: &Store, owner: Principal) -> (ManifestStore<VectorMemory>, ManifestHeader) {
     let mut manifests = ManifestStore::init(VectorMemory::default(), VectorMemory::default());
-    let mut walk = ManifestWalk::new(owner);
-    let header = loop {
-        let step = walk.step_framed(s, 3, |section, framed| {
-            manifests.append_framed(ID, section, framed)
-        });
-        if let Some(h) = step.unwrap() {
-            break h;
-        }
-    };
-    manifests.set_header(ID, header.clone());
+    let header = export_into(s, owner, &mut manifests);
     (manifests, header)
+}
+
+/// [`export::export_step`] run to its end into `manifests`, one unit of three leaves a step;
+/// every step before the last leaves no header.
+fn export_into(
+    s: &Store,
+    owner: Principal,
+    manifests: &mut ManifestStore<VectorMemory>,
+) -> ManifestHeader {
+    let mut walk = None;
+    loop {
+        match export::export_step(walk.take(), owner, s, manifests, ID, 3, || false).unwrap() {
+            ExportProgress::Done(header) => return header,
+            ExportProgress::Walking(w) => walk = Some(w),
+            ExportProgress::Clearing => {}
+        }
+        assert_eq!(manifests.header(ID), None);
+    }
 }
 
 /// User 1's capsule exported.
@@ -254,4 +265,81 @@ fn a_report_passes_with_a_consistent_header_of_the_exported_root_and_names_what_
     total.total_blob_bytes += 1;
     total.root = total.compute_root();
     assert_eq!(export::check_report(&header, &total), Err(vec![]));
+}
+
+/// Every stored leaf of migration [`ID`], framed, section by section.
+fn stored_leaves(manifests: &ManifestStore<VectorMemory>) -> Vec<(u64, FramedLeaves)> {
+    Section::ALL
+        .into_iter()
+        .map(|section| {
+            (
+                manifests.count(ID, section),
+                manifests.frames(ID, section, 0, usize::MAX),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_export_step_removes_an_earlier_attempt_first_in_bounded_steps() {
+    let s = two_owners();
+    let (fresh, fresh_header) = exported(&s);
+    // An earlier attempt under the same id: user 2's capsule exported, then more runs of
+    // leaves than one step removes.
+    let (mut manifests, _) = export_of(&s, user(2));
+    let leftover = export::manifest_page(&manifests, ID, PageCursor::FIRST, PAGE)
+        .unwrap()
+        .page
+        .leaves;
+    for _ in 0..export::MANIFEST_CLEAR_PER_STEP {
+        manifests.append(ID, &leftover);
+    }
+    // The first step only removes (the walk has not begun, `one_more` is not asked).
+    let first = export::export_step(None, user(1), &s, &mut manifests, ID, 3, || {
+        panic!("asked for one more unit while clearing")
+    });
+    assert_eq!(first.unwrap(), ExportProgress::Clearing);
+    // The next removes the rest and walks: only the new walk's leaves are left.
+    assert_eq!(export_into(&s, user(1), &mut manifests), fresh_header);
+    assert_eq!(manifests.header(ID), Some(fresh_header));
+    assert_eq!(stored_leaves(&manifests), stored_leaves(&fresh));
+}
+
+#[test]
+fn an_export_step_walks_while_one_more_says_so_and_stores_the_header_when_done() {
+    let s = two_owners();
+    let (fresh, fresh_header) = exported(&s);
+    let mut manifests = ManifestStore::init(VectorMemory::default(), VectorMemory::default());
+    // One unit of one leaf: the capsule leaf; no header yet, so no page is served.
+    let asked = Cell::new(0);
+    let one_unit = || {
+        asked.set(asked.get() + 1);
+        false
+    };
+    let step = export::export_step(None, user(1), &s, &mut manifests, ID, 1, one_unit);
+    let ExportProgress::Walking(walk) = step.unwrap() else {
+        panic!("one leaf of a capsule of many is not the whole manifest")
+    };
+    assert_eq!(asked.get(), 1);
+    assert_eq!(manifests.count(ID, Section::Capsule), 1);
+    assert_eq!(manifests.count(ID, Section::Connections), 0);
+    assert!(matches!(
+        export::raw_manifest_page(&manifests, ID, PageCursor::FIRST, PAGE),
+        Err(ExportError::UnknownMigration { migration_id: ID })
+    ));
+    // Units follow each other while `one_more` says so: the rest in one step.
+    let step = export::export_step(Some(walk), user(1), &s, &mut manifests, ID, 1, || true);
+    assert_eq!(step.unwrap(), ExportProgress::Done(fresh_header.clone()));
+    assert_eq!(manifests.header(ID), Some(fresh_header));
+    assert_eq!(stored_leaves(&manifests), stored_leaves(&fresh));
+}
+
+#[test]
+fn an_export_step_of_an_owner_without_a_capsule_fails_and_stores_no_header() {
+    let s = two_owners();
+    let mut manifests = ManifestStore::init(VectorMemory::default(), VectorMemory::default());
+    let step = export::export_step(None, user(3), &s, &mut manifests, ID, 3, || true);
+    assert_eq!(step, Err(capsule::Error::CapsuleNotFound));
+    assert_eq!(manifests.header(ID), None);
+    assert!(Section::ALL.iter().all(|s| manifests.count(ID, *s) == 0));
 }

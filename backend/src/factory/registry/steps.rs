@@ -1,11 +1,9 @@
 //! What the driver does next, and every step's result: export, create, install, import
 //! watch, handoff; failure and retry.
 
-use super::*;
+use migration::export::{ExportProgress, export_step};
 
-/// Manifest leaves of an earlier attempt removed per export step (tens of millions of
-/// instructions).
-const MANIFEST_CLEAR_PER_STEP: usize = 2_000;
+use super::*;
 
 impl<M: StableMemory> Factory<M> {
     /// What the driver should do next for `migration_id`. Exhaustive over (state, canister):
@@ -86,7 +84,8 @@ impl<M: StableMemory> Factory<M> {
 
     /// Export work in units of at most `export_leaves_per_step` leaves, one after another while
     /// `one_more` (asked after each unit; the driver asks the message's instruction budget)
-    /// says so, with the walk loaded and stored once. When the manifest is complete, the quote
+    /// says so, with the walk loaded and stored once ([`export_step`]: an earlier attempt's
+    /// leaves are removed first, in bounded steps). When the manifest is complete, the quote
     /// is computed and checked against the reserve: the creation moves to `Creating`, or fails
     /// with `InsufficientCycles` (nothing created, nothing spent, capsule unfrozen).
     pub fn export_step_while<C: StableMemory>(
@@ -101,25 +100,22 @@ impl<M: StableMemory> Factory<M> {
             return Ok(rec.state);
         }
         let cfg = self.config();
-        let mut walk = match self.walks.get(&migration_id) {
-            Some(w) => w.0,
-            None => {
-                // The first step: what an earlier attempt exported goes first, in bounded steps.
-                if !self.manifests.clear(migration_id, MANIFEST_CLEAR_PER_STEP) {
-                    return Ok(CreationState::Exporting);
-                }
-                ManifestWalk::new(rec.owner)
-            }
-        };
-        let manifests = &mut self.manifests;
-        let stepped = walk.step_while(
+        let stepped = export_step(
+            self.walks.get(&migration_id).map(|w| w.0),
+            rec.owner,
             capsules,
+            &mut self.manifests,
+            migration_id,
             cfg.export_leaves_per_step as usize,
             one_more,
-            |section, framed| manifests.append_framed(migration_id, section, framed),
         );
         let header = match stepped {
-            Ok(h) => h,
+            Ok(ExportProgress::Clearing) => return Ok(CreationState::Exporting),
+            Ok(ExportProgress::Walking(walk)) => {
+                self.walks.insert(migration_id, Packed(walk));
+                return Ok(CreationState::Exporting);
+            }
+            Ok(ExportProgress::Done(header)) => header,
             Err(e) => {
                 self.fail(
                     migration_id,
@@ -132,12 +128,7 @@ impl<M: StableMemory> Factory<M> {
                 return Ok(CreationState::Failed);
             }
         };
-        let Some(header) = header else {
-            self.walks.insert(migration_id, Packed(walk));
-            return Ok(CreationState::Exporting);
-        };
         self.walks.remove(&migration_id);
-        self.manifests.set_header(migration_id, header.clone());
         let q = quote(&header, &cfg);
         // What create_canister carries and the funding deposited after install.
         let required = cfg.reserve_threshold.saturating_add(q.reserved());

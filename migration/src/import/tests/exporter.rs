@@ -5,7 +5,7 @@
 //! with every call answered in order.
 
 use super::*;
-use crate::export;
+use crate::export::{self, ExportProgress};
 
 /// Leaves per unit of the export walk: small, so the stored manifest is appended in many
 /// framed runs, as the backend's bounded steps append it.
@@ -44,23 +44,28 @@ pub(super) struct Exporter<'a> {
 }
 
 impl<'a> Exporter<'a> {
-    /// The export of the owner's capsule in `src` as `migration_id`: the export walk run to its
-    /// end in bounded steps, its leaves appended to a manifest store as they come, then the
-    /// header stored (what the backend's `Exporting` state does).
+    /// The export of the owner's capsule in `src` as `migration_id`: [`export::export_step`]
+    /// run to its end, one unit a step, as the backend's `Exporting` state runs it.
     pub(super) fn new(src: &'a Store, migration_id: u64) -> Self {
         let mut pages = ManifestStore::init(mem(), mem());
-        let mut walk = ManifestWalk::new(owner());
+        let mut walk = None;
         let header = loop {
-            let stepped = walk
-                .step_framed(src, EXPORT_LEAVES_PER_STEP, |section, framed| {
-                    pages.append_framed(migration_id, section, framed)
-                })
-                .expect("the source capsule exports");
-            if let Some(header) = stepped {
-                break header;
+            let progress = export::export_step(
+                walk.take(),
+                owner(),
+                src,
+                &mut pages,
+                migration_id,
+                EXPORT_LEAVES_PER_STEP,
+                || false,
+            )
+            .expect("the source capsule exports");
+            match progress {
+                ExportProgress::Clearing => {}
+                ExportProgress::Walking(w) => walk = Some(w),
+                ExportProgress::Done(header) => break header,
             }
         };
-        pages.set_header(migration_id, header.clone());
         Exporter {
             src,
             migration_id,
