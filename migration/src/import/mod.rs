@@ -22,6 +22,11 @@
 //!   → Reporting (report_import_done) → Done (capsule unfrozen) | Failed (stays frozen)
 //! ```
 //!
+//! The state and its steps are in `state.rs` (stored as `stored.rs` lays them out); what to do
+//! next and which chunks to ask for in `plan.rs`; replies received in `receive.rs`; local work
+//! in `work.rs`, one file a step: `reset.rs`, `records.rs` (with the prune after them) and
+//! `verify.rs` (with the report).
+//!
 //! ## The protocol with the backend (who retries, what a repeat returns)
 //!
 //! | call | retried by | a repeat after a lost reply |
@@ -44,9 +49,13 @@
 
 mod plan;
 mod receive;
+mod records;
+mod reset;
+mod state;
 mod stored;
 #[cfg(test)]
 mod tests;
+mod verify;
 mod work;
 
 use std::collections::BTreeMap;
@@ -69,6 +78,12 @@ use manifests::{
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteArray;
+
+use plan::ranges;
+use receive::answer;
+pub use state::{CallKind, ImportState, InFlight, OpenBlob, ResetStage, Step, freeze_reason};
+#[cfg(test)]
+use verify::root_mismatch;
 
 /// Scope of the [`ManifestStore`] under which an earlier layout copied the manifest of what
 /// this canister holds after verification; now the verified migration's staged pages serve it,
@@ -156,183 +171,6 @@ pub enum Action {
     Wait { until: Option<u64> },
     /// Nothing to do: idle, done or failed.
     Stop,
-}
-
-/// A call in flight.
-#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct InFlight {
-    pub call: u64,
-    pub since: u64,
-    pub kind: CallKind,
-}
-
-#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-pub enum CallKind {
-    Page(PageCursor),
-    /// (blob leaf index, chunk index) of every chunk asked for, in order.
-    Chunks(Vec<(u64, u64)>),
-    Report,
-}
-
-/// Where the importer stands.
-#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-pub enum Step {
-    Idle,
-    /// Undoing the import of an older migration (`old`), in stages.
-    Resetting {
-        old: u64,
-        stage: ResetStage,
-    },
-    Manifest {
-        verifier: Option<PageVerifier>,
-    },
-    Chunks {
-        next_blob: u64,
-    },
-    Records {
-        section: Section,
-        next: u64,
-    },
-    /// Releasing pins and stale sessions left by a replaced migration.
-    Prune,
-    Verifying {
-        cleared: bool,
-        walk: ManifestWalk,
-    },
-    Reporting {
-        header: ManifestHeader,
-    },
-    Done {
-        header: ManifestHeader,
-    },
-}
-
-#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-pub enum ResetStage {
-    ClearStaged,
-    ClearOwn,
-    KeepUploads,
-    PinBlobs { after: Option<ByteArray<32>> },
-    DropRecords,
-}
-
-/// An open blob import.
-#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct OpenBlob {
-    pub hash: ByteArray<32>,
-    pub size: u64,
-    pub upload: u64,
-    /// Chunks asked for and not answered yet.
-    pub in_flight: u64,
-}
-
-/// Everything the importer keeps in its cell.
-#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct ImportState {
-    pub schema_version: u32,
-    pub migration: Option<MigrationInit>,
-    pub step: Step,
-    /// Set when the import failed; `step` says where (a restart with the same migration
-    /// resumes there).
-    pub error: Option<ImportError>,
-    pub progress: Progress,
-    /// Consecutive failed calls.
-    pub attempts: u32,
-    /// Failed calls over the whole import.
-    pub retries: u64,
-    /// No call before this time (backoff).
-    pub retry_at: u64,
-    pub in_flight: Vec<InFlight>,
-    pub next_call: u64,
-}
-
-impl Default for ImportState {
-    fn default() -> Self {
-        ImportState {
-            schema_version: IMPORT_SCHEMA_VERSION,
-            migration: None,
-            step: Step::Idle,
-            error: None,
-            progress: Progress::default(),
-            attempts: 0,
-            retries: 0,
-            retry_at: 0,
-            in_flight: vec![],
-            next_call: 1,
-        }
-    }
-}
-
-impl ImportState {
-    pub fn phase(&self) -> ImportPhase {
-        if self.error.is_some() {
-            return ImportPhase::Failed;
-        }
-        match self.step {
-            Step::Idle => ImportPhase::Idle,
-            Step::Resetting { .. } | Step::Manifest { .. } => ImportPhase::Manifest,
-            Step::Chunks { .. } => ImportPhase::Chunks,
-            Step::Records { .. } | Step::Prune => ImportPhase::Records,
-            Step::Verifying { .. } => ImportPhase::Verifying,
-            Step::Reporting { .. } => ImportPhase::Reporting,
-            Step::Done { .. } => ImportPhase::Done,
-        }
-    }
-
-    /// Why the owner's capsule writes are refused, while a migration is being imported (or
-    /// failed to be).
-    pub fn write_block(&self) -> Option<String> {
-        match (self.phase(), &self.migration) {
-            (ImportPhase::Idle | ImportPhase::Done, _) | (_, None) => None,
-            (_, Some(m)) => Some(freeze_reason(m.migration_id)),
-        }
-    }
-
-    fn scope(&self) -> u64 {
-        self.migration.as_ref().map_or(0, |m| m.migration_id)
-    }
-
-    fn fail(&mut self, error: ImportError) {
-        self.error = Some(error);
-    }
-
-    fn call(&mut self, now: u64, kind: CallKind) -> u64 {
-        let call = self.next_call;
-        self.next_call += 1;
-        self.in_flight.push(InFlight {
-            call,
-            since: now,
-            kind,
-        });
-        call
-    }
-
-    fn take_call(&mut self, call: u64) -> Option<InFlight> {
-        let pos = self.in_flight.iter().position(|c| c.call == call)?;
-        Some(self.in_flight.remove(pos))
-    }
-
-    /// A call failed in a way that may pass: back off, and fail after too many in a row.
-    fn backoff(&mut self, now: u64, last: RetryCause) {
-        self.attempts = self.attempts.saturating_add(1);
-        self.retries += 1;
-        if self.attempts >= MAX_ATTEMPTS {
-            self.fail(ImportError::RetriesExhausted {
-                attempts: self.attempts,
-                last,
-            });
-            return;
-        }
-        let delay = BACKOFF_BASE_NS
-            .saturating_mul(1u64 << self.attempts.min(16))
-            .min(BACKOFF_MAX_NS);
-        self.retry_at = now.saturating_add(delay);
-    }
-}
-
-/// The reason the imported capsule is frozen with until the import is verified.
-pub fn freeze_reason(migration_id: u64) -> String {
-    format!("migration {migration_id} is being imported into this personal canister")
 }
 
 /// The importer over its stable memories; the capsule store is passed to each call.
@@ -465,180 +303,6 @@ impl<M: Memory> Importer<M> {
     pub fn restart(&mut self) -> bool {
         self.start(None)
     }
-
-    /// What to do next; starts (registers) the call it returns.
-    pub fn next<S: Memory>(
-        &mut self,
-        store: &mut CapsuleStore<S>,
-        owner: Principal,
-        now: u64,
-    ) -> Action {
-        self.with(|imp, st| imp.next_inner(st, store, owner, now))
-    }
-
-    fn next_inner<S: Memory>(
-        &mut self,
-        st: &mut ImportState,
-        store: &mut CapsuleStore<S>,
-        owner: Principal,
-        now: u64,
-    ) -> Action {
-        if st.error.is_some() {
-            return Action::Stop;
-        }
-        let Some(m) = st.migration.clone() else {
-            return Action::Stop;
-        };
-        // Calls that never came back: plan their work again.
-        let (stale, live): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut st.in_flight)
-            .into_iter()
-            .partition(|c| now.saturating_sub(c.since) > STALE_CALL_NS);
-        st.in_flight = live;
-        for c in stale {
-            self.requeue(c);
-        }
-        let calls_cap = m.config.calls_in_flight.clamp(1, MAX_CALLS_IN_FLIGHT) as usize;
-        let backing_off = st.retry_at > now;
-        let wait = |st: &ImportState| Action::Wait {
-            until: (st.retry_at > now).then_some(st.retry_at),
-        };
-        match st.step.clone() {
-            Step::Idle | Step::Done { .. } => Action::Stop,
-            Step::Resetting { .. }
-            | Step::Records { .. }
-            | Step::Prune
-            | Step::Verifying { .. } => Action::Work,
-            Step::Manifest { verifier } => {
-                if !st.in_flight.is_empty() || backing_off {
-                    return wait(st);
-                }
-                let cursor = match &verifier {
-                    None => PageCursor::FIRST,
-                    Some(v) => match v.next_cursor() {
-                        Some(c) => c,
-                        None => return Action::Work,
-                    },
-                };
-                let call = st.call(now, CallKind::Page(cursor));
-                Action::FetchPage {
-                    call,
-                    migration_id: m.migration_id,
-                    cursor,
-                }
-            }
-            Step::Chunks { .. } => {
-                if st.in_flight.len() >= calls_cap || backing_off {
-                    return wait(st);
-                }
-                let mut planned = Vec::new();
-                let result = self.plan_batch(st, store, owner, now, &m, &mut planned);
-                match result.map(|()| planned) {
-                    Err(e) => {
-                        st.fail(e);
-                        Action::Stop
-                    }
-                    Ok(refs) if refs.is_empty() => {
-                        if st.in_flight.is_empty() && self.open.is_empty() {
-                            st.step = Step::Records {
-                                section: Section::Connections,
-                                next: 0,
-                            };
-                            Action::Work
-                        } else {
-                            wait(st)
-                        }
-                    }
-                    Ok(planned) => {
-                        let refs = planned
-                            .iter()
-                            .map(|(_, blob, index)| ChunkRef {
-                                blob: ByteArray::new(*blob),
-                                index: *index,
-                            })
-                            .collect();
-                        let call = st.call(
-                            now,
-                            CallKind::Chunks(planned.iter().map(|(l, _, i)| (*l, *i)).collect()),
-                        );
-                        Action::FetchChunks {
-                            call,
-                            migration_id: m.migration_id,
-                            refs,
-                        }
-                    }
-                }
-            }
-            Step::Reporting { header } => {
-                if !st.in_flight.is_empty() || backing_off {
-                    return wait(st);
-                }
-                let call = st.call(now, CallKind::Report);
-                Action::ReportDone {
-                    call,
-                    report: Box::new(ImportReport {
-                        migration_id: m.migration_id,
-                        header,
-                    }),
-                }
-            }
-        }
-    }
-
-    /// The answer to a [`Action::ReportDone`]: `Ok` means the backend verified the root.
-    pub fn on_report<S: Memory>(
-        &mut self,
-        store: &mut CapsuleStore<S>,
-        owner: Principal,
-        now: u64,
-        call: u64,
-        reply: Result<Result<(), ExportError>, CallFault>,
-    ) {
-        self.with(|_, st| {
-            if st.take_call(call).is_none() {
-                return;
-            }
-            if answer(st, now, reply).is_none() {
-                return;
-            }
-            let Step::Reporting { header } = st.step.clone() else {
-                return;
-            };
-            if let Err(error) = store.set_frozen(owner, None) {
-                st.fail(ImportError::UnfreezeFailed { error });
-                return;
-            }
-            st.step = Step::Done { header };
-        })
-    }
-}
-
-/// Sorts out a call's result: `Some(reply)` to act on; `None` when the call must be retried
-/// later (backoff counted) or failed the import (error set).
-fn answer<T>(
-    st: &mut ImportState,
-    now: u64,
-    reply: Result<Result<T, ExportError>, CallFault>,
-) -> Option<T> {
-    match reply {
-        Ok(Ok(r)) => Some(r),
-        Ok(Err(e @ ExportError::NotImporting { .. })) => {
-            // The backend is not (yet, or no longer) importing: wait, a bounded number of times.
-            st.backoff(now, RetryCause::Backend(e));
-            None
-        }
-        Ok(Err(error)) => {
-            st.fail(ImportError::BackendRefused { error });
-            None
-        }
-        Err(fault) if fault.is_retryable() => {
-            st.backoff(now, RetryCause::Call(fault));
-            None
-        }
-        Err(fault) => {
-            st.fail(ImportError::CallFailed { fault });
-            None
-        }
-    }
 }
 
 /// Progress is reported after every stored batch during the first [`REPORT_BYTES`], then
@@ -656,41 +320,4 @@ pub fn report_due(before: u64, after: u64) -> bool {
 /// [`MAX_CHUNK_BATCH_BYTES`].
 pub fn batch_limit(batch_bytes: u64) -> u64 {
     batch_bytes.clamp(blobstore::hash::CHUNK_SIZE as u64, MAX_CHUNK_BATCH_BYTES)
-}
-
-/// Sorted indices as half-open ranges.
-fn ranges(indices: &[u64]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for &i in indices {
-        match out.last_mut() {
-            Some((_, end)) if *end == i => *end = i + 1,
-            _ => out.push((i, i + 1)),
-        }
-    }
-    out
-}
-
-/// Names what differs between the verified manifest and the one recomputed from storage.
-fn root_mismatch(expected: Option<&ManifestHeader>, actual: &ManifestHeader) -> ImportError {
-    let mut parts = vec![];
-    if let Some(expected) = expected {
-        for section in Section::ALL {
-            if expected.count(section) != actual.count(section) {
-                parts.push(format!(
-                    "{section}: {} leaves expected, {} stored",
-                    expected.count(section),
-                    actual.count(section)
-                ));
-            } else if expected.section_root(section) != actual.section_root(section) {
-                parts.push(format!("{section}: section root differs"));
-            }
-        }
-    }
-    if parts.is_empty() {
-        parts.push("header fields (owner or totals) differ".into());
-    }
-    ImportError::StoredRootMismatch {
-        actual: to_hex(&actual.root),
-        differences: parts,
-    }
 }

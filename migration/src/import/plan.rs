@@ -1,9 +1,128 @@
-//! Planning: the next batch of chunks to ask for (bounded by bytes per reply), and calls
-//! that failed put back in the queue.
+//! Planning: what to do next (the call to make, local work, or waiting), the next batch of
+//! chunks to ask for (bounded by bytes per reply), and calls that failed put back in the
+//! queue.
 
 use super::*;
 
 impl<M: Memory> Importer<M> {
+    /// What to do next; starts (registers) the call it returns.
+    pub fn next<S: Memory>(
+        &mut self,
+        store: &mut CapsuleStore<S>,
+        owner: Principal,
+        now: u64,
+    ) -> Action {
+        self.with(|imp, st| imp.next_inner(st, store, owner, now))
+    }
+
+    fn next_inner<S: Memory>(
+        &mut self,
+        st: &mut ImportState,
+        store: &mut CapsuleStore<S>,
+        owner: Principal,
+        now: u64,
+    ) -> Action {
+        if st.error.is_some() {
+            return Action::Stop;
+        }
+        let Some(m) = st.migration.clone() else {
+            return Action::Stop;
+        };
+        // Calls that never came back: plan their work again.
+        let (stale, live): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut st.in_flight)
+            .into_iter()
+            .partition(|c| now.saturating_sub(c.since) > STALE_CALL_NS);
+        st.in_flight = live;
+        for c in stale {
+            self.requeue(c);
+        }
+        let calls_cap = m.config.calls_in_flight.clamp(1, MAX_CALLS_IN_FLIGHT) as usize;
+        let backing_off = st.retry_at > now;
+        let wait = |st: &ImportState| Action::Wait {
+            until: (st.retry_at > now).then_some(st.retry_at),
+        };
+        match st.step.clone() {
+            Step::Idle | Step::Done { .. } => Action::Stop,
+            Step::Resetting { .. }
+            | Step::Records { .. }
+            | Step::Prune
+            | Step::Verifying { .. } => Action::Work,
+            Step::Manifest { verifier } => {
+                if !st.in_flight.is_empty() || backing_off {
+                    return wait(st);
+                }
+                let cursor = match &verifier {
+                    None => PageCursor::FIRST,
+                    Some(v) => match v.next_cursor() {
+                        Some(c) => c,
+                        None => return Action::Work,
+                    },
+                };
+                let call = st.call(now, CallKind::Page(cursor));
+                Action::FetchPage {
+                    call,
+                    migration_id: m.migration_id,
+                    cursor,
+                }
+            }
+            Step::Chunks { .. } => {
+                if st.in_flight.len() >= calls_cap || backing_off {
+                    return wait(st);
+                }
+                let mut planned = Vec::new();
+                let result = self.plan_batch(st, store, owner, now, &m, &mut planned);
+                match result.map(|()| planned) {
+                    Err(e) => {
+                        st.fail(e);
+                        Action::Stop
+                    }
+                    Ok(refs) if refs.is_empty() => {
+                        if st.in_flight.is_empty() && self.open.is_empty() {
+                            st.step = Step::Records {
+                                section: Section::Connections,
+                                next: 0,
+                            };
+                            Action::Work
+                        } else {
+                            wait(st)
+                        }
+                    }
+                    Ok(planned) => {
+                        let refs = planned
+                            .iter()
+                            .map(|(_, blob, index)| ChunkRef {
+                                blob: ByteArray::new(*blob),
+                                index: *index,
+                            })
+                            .collect();
+                        let call = st.call(
+                            now,
+                            CallKind::Chunks(planned.iter().map(|(l, _, i)| (*l, *i)).collect()),
+                        );
+                        Action::FetchChunks {
+                            call,
+                            migration_id: m.migration_id,
+                            refs,
+                        }
+                    }
+                }
+            }
+            Step::Reporting { header } => {
+                if !st.in_flight.is_empty() || backing_off {
+                    return wait(st);
+                }
+                let call = st.call(now, CallKind::Report);
+                Action::ReportDone {
+                    call,
+                    report: Box::new(ImportReport {
+                        migration_id: m.migration_id,
+                        header,
+                    }),
+                }
+            }
+        }
+    }
+
     /// Puts the work of a lost or failed call back to be planned again.
     pub(super) fn requeue(&mut self, call: InFlight) {
         if let CallKind::Chunks(refs) = call.kind {
@@ -149,4 +268,16 @@ impl<M: Memory> Importer<M> {
         }
         Ok(())
     }
+}
+
+/// Sorted indices as half-open ranges.
+pub(super) fn ranges(indices: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &i in indices {
+        match out.last_mut() {
+            Some((_, end)) if *end == i => *end = i + 1,
+            _ => out.push((i, i + 1)),
+        }
+    }
+    out
 }

@@ -279,3 +279,32 @@ impl<M: Memory> Importer<M> {
         Ok(())
     }
 }
+
+/// Sorts out a call's result: `Some(reply)` to act on; `None` when the call must be retried
+/// later (backoff counted) or failed the import (error set).
+pub(super) fn answer<T>(
+    st: &mut ImportState,
+    now: u64,
+    reply: Result<Result<T, ExportError>, CallFault>,
+) -> Option<T> {
+    match reply {
+        Ok(Ok(r)) => Some(r),
+        Ok(Err(e @ ExportError::NotImporting { .. })) => {
+            // The backend is not (yet, or no longer) importing: wait, a bounded number of times.
+            st.backoff(now, RetryCause::Backend(e));
+            None
+        }
+        Ok(Err(error)) => {
+            st.fail(ImportError::BackendRefused { error });
+            None
+        }
+        Err(fault) if fault.is_retryable() => {
+            st.backoff(now, RetryCause::Call(fault));
+            None
+        }
+        Err(fault) => {
+            st.fail(ImportError::CallFailed { fault });
+            None
+        }
+    }
+}
