@@ -23,6 +23,7 @@ use test_support::capsules::{Store, blob_ref, new_store, note, sample_capsule, u
 use super::*;
 
 mod batches;
+mod corrupted;
 mod exporter;
 mod failures;
 mod import;
