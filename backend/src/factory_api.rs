@@ -1,8 +1,8 @@
 //! The factory's endpoints: thin wrappers that check the caller and call the factory.
 
 use candid::{Nat, Principal};
-use capsule::migration::{ChunkRef, ImportProgress, ImportReport};
 use manifests::PageCursor;
+use migration::protocol::{ChunkRef, ImportProgress, ImportReport};
 
 use crate::factory::driver::now;
 use crate::factory::types::*;

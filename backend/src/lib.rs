@@ -65,9 +65,9 @@ fn post_upgrade() {
 #[allow(unused_imports)]
 use {
     candid::{Nat, Principal},
-    capsule::migration::{ChunkRef, ImportProgress, ImportReport},
     factory::types::*,
     manifests::PageCursor,
+    migration::protocol::{ChunkRef, ImportProgress, ImportReport},
 };
 #[allow(unused_imports)]
 use {

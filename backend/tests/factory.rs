@@ -7,10 +7,10 @@ use backend::factory::registry::{CallError, Factory, FactoryMemories, Step, Step
 use backend::factory::types::*;
 use blobstore::hash::CHUNK_SIZE;
 use candid::Principal;
-use capsule::migration::{ChunkRef, ExportError, MAX_CHUNK_BATCH_BYTES, Progress};
 use capsule::*;
 use ic_stable_structures::VectorMemory;
 use manifests::{PageCursor, PageVerifier};
+use migration::protocol::{ChunkRef, ExportError, MAX_CHUNK_BATCH_BYTES, Progress};
 use serde_bytes::ByteArray;
 use test_support::capsules::{blob_ref, new_store as caps, note, upload};
 
@@ -230,8 +230,8 @@ fn fail_import(f: &mut F, c: &mut Caps, id: u64, reason: &str, now: u64) {
     );
 }
 
-fn status(phase: capsule::migration::ImportPhase) -> capsule::migration::ImportStatus {
-    capsule::migration::ImportStatus {
+fn status(phase: migration::protocol::ImportPhase) -> migration::protocol::ImportStatus {
+    migration::protocol::ImportStatus {
         migration_id: Some(1),
         phase,
         progress: Progress::default(),

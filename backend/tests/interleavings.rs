@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use backend::factory::registry::{CallError, Factory, FactoryMemories, Step, StepFailure};
 use backend::factory::types::*;
 use candid::Principal;
-use capsule::migration::{ImportPhase, ImportStatus, Progress};
 use capsule::*;
 use ic_stable_structures::VectorMemory;
+use migration::protocol::{ImportPhase, ImportStatus, Progress};
 use proptest::prelude::*;
 use test_support::capsules::note;
 

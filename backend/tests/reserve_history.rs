@@ -6,8 +6,8 @@
 use backend::factory::registry::history::{ENTRY_BYTES, HISTORY_CAPACITY, ReserveHistory, Written};
 use backend::factory::registry::{CallError, Factory, FactoryMemories};
 use backend::factory::types::*;
-use capsule::migration::RejectCode;
 use ic_stable_structures::{Memory, VectorMemory};
+use migration::protocol::RejectCode;
 use test_support::blobs::CountingMemory;
 
 const SEC: u64 = 1_000_000_000;

@@ -11,7 +11,6 @@ pub mod limits;
 pub mod manifest;
 pub mod manifest_store;
 pub mod memories;
-pub mod migration;
 pub mod restore;
 pub mod storable;
 pub mod store;

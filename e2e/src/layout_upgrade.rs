@@ -6,19 +6,19 @@
 use std::collections::BTreeSet;
 
 use candid::Principal;
-use capsule::migration::ImportStatus;
 use capsule::{BlobDescriptor, Error};
 use manifests::{
     BlobLeaf, CapsuleLeaf, CapsuleSettingsLeaf, ConnectionLeaf, ManifestBuilder, ManifestPageReply,
     MemoryLeaf, PageCursor, PageVerifier, peer_order,
 };
+use migration::protocol::ImportStatus;
 use serde_bytes::ByteBuf;
 use sha2::Digest;
 
 use crate::{BACKEND_CYCLES, Everything, World, admin, data, everything_at, fixture, wasm};
 use backend::factory::types::FactoryError;
-use capsule::migration::PersonalInitArgs;
 use capsule::{CapsuleInfo, Connection, Hash32, Memory, MemoryUpdate};
+use migration::protocol::PersonalInitArgs;
 
 /// After an upgrade: the upload `upload` of `bytes` (its first chunk sent before) finishes
 /// with their hash, and a memory added now follows `memories` (the capsule's before), which are
@@ -425,8 +425,8 @@ pub fn leave_mid_manifest(
     page_method: &str,
 ) -> (Principal, u64) {
     use backend::factory::types::CreationState;
-    use capsule::migration::ImportPhase;
     use emulator::RejectCode;
+    use migration::protocol::ImportPhase;
     use std::time::Duration;
 
     w.run_until_state(who, CreationState::Importing);

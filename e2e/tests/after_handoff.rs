@@ -191,7 +191,7 @@ fn a_canister_that_never_answers_or_lost_its_data_holds_only_its_own_purge() {
     w.ic.reinstall_canister(
         c,
         wasm("personal"),
-        candid::encode_one(capsule::migration::PersonalInitArgs {
+        candid::encode_one(migration::protocol::PersonalInitArgs {
             owner: carol,
             backend: Some(w.backend),
             migration: None,

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use backend::factory::types::CreationState;
 use blobstore::hash::CHUNK_SIZE;
 use candid::Principal;
-use capsule::migration::PersonalInitArgs;
 use capsule::{BlobDescriptor, CapsuleInfo, Error, Hash32};
 use e2e::*;
 use manifests::archive;
 use manifests::{Manifest, ManifestPageReply, PageCursor};
+use migration::protocol::PersonalInitArgs;
 use serde_bytes::{ByteArray, ByteBuf};
 
 /// The archive of `who`'s capsule on `canister`, as a client writes it: the manifest from

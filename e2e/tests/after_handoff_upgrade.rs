@@ -61,7 +61,7 @@ fn chunked_upgrade(
 }
 
 /// `opt PersonalInitArgs` = null: an upgrade that keeps the stored configuration.
-type PersonalInitArgsNone = capsule::migration::PersonalInitArgs;
+type PersonalInitArgsNone = migration::protocol::PersonalInitArgs;
 
 #[test]
 fn the_owner_upgrades_to_the_shipped_minor_release_and_keeps_everything() {

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use backend::factory::types::*;
 use candid::{Nat, Principal};
-use capsule::migration::{ChunkBatch, ChunkRef, ExportError};
 use capsule::*;
 use e2e::*;
 #[cfg(not(feature = "pocketic"))]
 use emulator::RejectCode;
+use migration::protocol::{ChunkBatch, ChunkRef, ExportError};
 use serde_bytes::ByteArray;
 
 const BLOBS: [usize; 3] = [1000, 256 * 1024 + 5, 600 * 1024];
@@ -423,7 +423,7 @@ fn a_tampered_chunk_fails_the_creation_and_the_data_stays_intact() {
             &rec.error,
             Some(FactoryError::ImportFailed {
                 reason,
-                cause: Some(capsule::migration::ImportErrorKind::ChunkRejected),
+                cause: Some(migration::protocol::ImportErrorKind::ChunkRejected),
             }) if reason.contains("chunk")
         ),
         "{:?}",
@@ -583,7 +583,7 @@ fn an_older_personal_module_is_upgraded_before_handoff() {
     let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::best());
     std::io::Write::write_all(&mut gz, &other).unwrap();
     let other = gz.finish().unwrap();
-    let arg = candid::encode_one(None::<capsule::migration::PersonalInitArgs>).unwrap();
+    let arg = candid::encode_one(None::<migration::protocol::PersonalInitArgs>).unwrap();
     w.ic.upgrade_canister(personal, other.clone(), arg, Some(alice))
         .unwrap();
     let hash = |bytes: &[u8]| sha2::Sha256::digest(bytes).to_vec();

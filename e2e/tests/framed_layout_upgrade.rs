@@ -37,9 +37,9 @@ fn a_personal_canister_upgrades_from_layout_2_with_everything_intact_and_refuses
 mod mid_import {
     use backend::factory::types::*;
     use candid::Principal;
-    use capsule::migration::PersonalInitArgs;
     use e2e::layout_upgrade::*;
     use e2e::*;
+    use migration::protocol::PersonalInitArgs;
 
     use super::{LAYOUT_2, PERSONAL_L2};
 

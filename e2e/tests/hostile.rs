@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use backend::factory::types::*;
 use candid::{Nat, Principal};
-use capsule::migration::{ImportPhase, ImportStatus};
 use capsule::*;
 use e2e::*;
+use migration::protocol::{ImportPhase, ImportStatus};
 
 /// Big enough that the import is still running when the owner acts right at `Importing`.
 const BIG: [usize; 2] = [3 * 1024 * 1024, 5 * 1024 * 1024];
@@ -653,7 +653,7 @@ fn upgrades_of_either_side_in_every_state_create_once_and_debit_once() {
             w.ic.upgrade_canister(
                 personal,
                 wasm("personal"),
-                candid::encode_one(None::<capsule::migration::PersonalInitArgs>).unwrap(),
+                candid::encode_one(None::<migration::protocol::PersonalInitArgs>).unwrap(),
                 Some(alice),
             )
             .expect("the owner upgrades their canister mid-import");

@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use backend::factory::types::*;
 use candid::Principal;
-use capsule::migration::ImportStatus;
 use capsule::*;
 use e2e::*;
 use emulator::RejectCode;
+use migration::protocol::ImportStatus;
 use proptest::prelude::*;
 
 /// The timer executor of ic-cdk-timers: every timer message of both canisters runs in it.
@@ -302,7 +302,8 @@ impl Run {
             }
             (OwnerAction::Drain, Some(c)) => w.emu().drain_cycles(c),
             (OwnerAction::Upgrade, Some(c)) => {
-                let arg = candid::encode_one(None::<capsule::migration::PersonalInitArgs>).unwrap();
+                let arg =
+                    candid::encode_one(None::<migration::protocol::PersonalInitArgs>).unwrap();
                 let _ = w.ic.upgrade_canister(c, wasm("personal"), arg, Some(who));
             }
         }

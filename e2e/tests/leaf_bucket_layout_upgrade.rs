@@ -201,9 +201,9 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
 /// delivery delays, injected rejects and message statistics).
 #[cfg(not(feature = "pocketic"))]
 mod mid_import {
-    use capsule::migration::PersonalInitArgs;
     use e2e::layout_upgrade::*;
     use e2e::*;
+    use migration::protocol::PersonalInitArgs;
 
     use super::{BACKEND_L3, LAYOUT_3, PERSONAL_L3};
 

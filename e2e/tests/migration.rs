@@ -3,10 +3,10 @@
 use backend::factory::types::{CreationState, FactoryError};
 use blobstore::hash::blob_hashes;
 use candid::Principal;
-use capsule::migration::{ImportPhase, ImportStatus};
 use capsule::*;
 use e2e::*;
 use manifests::{ManifestPageReply, PageCursor, PageVerifier};
+use migration::protocol::{ImportPhase, ImportStatus};
 
 /// Pulls every manifest page of `canister`'s `method` and returns the verified root.
 fn manifest_root(

@@ -8,9 +8,9 @@
 //! refused with the schema error, the state left as it was.
 
 use backend::factory::types::*;
-use capsule::migration::PersonalInitArgs;
 use e2e::layout_upgrade::*;
 use e2e::*;
+use migration::protocol::PersonalInitArgs;
 
 /// The schema version of aef96b1's stable layout.
 const LAYOUT_1: u32 = 1;

@@ -344,7 +344,7 @@ fn a_personal_canister_upgraded_from_the_previous_layout_mid_import_keeps_its_im
 
     // Its owner upgrades it to the current module mid-import: the import sessions are indexed
     // (counted for the owner) and none of them can expire.
-    let arg = candid::encode_one(None::<capsule::migration::PersonalInitArgs>).unwrap();
+    let arg = candid::encode_one(None::<migration::protocol::PersonalInitArgs>).unwrap();
     w.ic.upgrade_canister(personal, wasm("personal"), arg, Some(bob))
         .expect("upgrade of the personal canister from the previous layout");
     let snap = snapshot(&w, personal);

@@ -5,10 +5,10 @@
 //! migration's canister, is the creation importing) is the backend's: these functions serve
 //! whoever it let through.
 
+use crate::protocol::{ChunkBatch, ChunkData, ChunkRef, ExportError, MAX_CHUNK_BATCH_BYTES};
 use blobstore::hash::{chunk_count, chunk_len, to_hex};
 use candid::Principal;
 use capsule::manifest_store::ManifestStore;
-use capsule::migration::{ChunkBatch, ChunkData, ChunkRef, ExportError, MAX_CHUNK_BATCH_BYTES};
 use capsule::{CapsuleResult, CapsuleStore, ManifestWalk};
 use ic_stable_structures::Memory;
 use manifests::{ManifestHeader, ManifestPageReply, PageCursor, RawPageReply, Section};

@@ -8,12 +8,12 @@ use blobstore::hash::{CHUNK_SIZE, chunk_hash};
 use candid::Principal;
 use capsule::Ctx;
 use capsule::manifest_store::ManifestStore;
-use capsule::migration::{ChunkRef, ExportError, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES};
 use ic_stable_structures::VectorMemory;
 use manifests::{
     BlobLeaf, FramedLeaves, ManifestHeader, PageCursor, PageLeaves, PageVerifier, Section,
 };
 use migration::export::{self, ExportProgress};
+use migration::protocol::{ChunkRef, ExportError, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES};
 use serde_bytes::ByteArray;
 use test_support::capsules::{Store, new_store, sample_capsule, user};
 

@@ -31,10 +31,10 @@ pub mod upgrade;
 use candid::{Nat, Principal};
 use capsule::Error;
 use capsule::endpoints::{BlobDescriptorResult, BytesResult, EmptyResult, RestoreUploadResult};
-use capsule::migration::ImportStatus;
-pub use capsule::migration::PersonalInitArgs;
 use ic_cdk::api::{is_controller, msg_caller};
 use manifests::{ManifestPageReply, PageCursor};
+use migration::protocol::ImportStatus;
+pub use migration::protocol::PersonalInitArgs;
 use outlook::CyclesOutlook;
 use upgrade::ApiVersion;
 
@@ -124,7 +124,7 @@ async fn cycles_outlook() -> CyclesOutlook {
     .unwrap_or_else(|e| ic_cdk::trap(format!("canister_status of this canister failed: {e}")));
     let nat = |n: &Nat| -> u128 { n.0.clone().try_into().unwrap_or(u128::MAX) };
     let import = state::importer(|imp, _| imp.status(capsule::API_VERSION));
-    use capsule::migration::ImportPhase::*;
+    use migration::protocol::ImportPhase::*;
     let readings = outlook::Readings {
         balance: nat(&status.cycles),
         memory_bytes: nat(&status.memory_size).min(u64::MAX as u128) as u64,

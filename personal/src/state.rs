@@ -4,10 +4,10 @@
 use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
-use capsule::migration::PersonalInitArgs;
 use capsule::storable::Candid;
 use capsule::{CapsuleResult, CapsuleStore, Error, Limits};
 use ic_stable_structures::StableCell;
+use migration::protocol::PersonalInitArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::import::{ImportMemories, Importer};

@@ -28,7 +28,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use candid::{Encode, Nat, Principal};
-use capsule::migration::PersonalInitArgs;
 use ic_cdk::call::{Call, Error as CallErr};
 use ic_cdk_management_canister::{
     CanisterInfoArgs, CanisterInstallMode, CanisterSettings, CanisterStatusArgs,
@@ -37,6 +36,7 @@ use ic_cdk_management_canister::{
     deposit_cycles, install_code, start_canister, stop_canister, update_settings,
 };
 use ic_cdk_timers::TimerId;
+use migration::protocol::PersonalInitArgs;
 
 use super::export::ExportBudget;
 use super::registry::purge::{PURGE_CHECK_CALL_SECONDS, PurgeGate};
@@ -277,7 +277,7 @@ async fn watch_import(id: u64, canister_id: Principal) {
 /// The personal canister's `import_status` (a bounded wait; an undecodable reply is fatal).
 async fn import_status(
     canister_id: Principal,
-) -> Result<capsule::migration::ImportStatus, StepFailure> {
+) -> Result<migration::protocol::ImportStatus, StepFailure> {
     let reply = Call::bounded_wait(canister_id, "import_status").await;
     match reply {
         Ok(reply) => decode_untrusted(&reply, "import_status"),
@@ -566,8 +566,8 @@ async fn handoff_steps(
         // answered `Ok` again, see `report_done`) and holds the export root.
         let status = import_status(canister_id).await?;
         match status.phase {
-            capsule::migration::ImportPhase::Done => {}
-            capsule::migration::ImportPhase::Failed => {
+            migration::protocol::ImportPhase::Done => {}
+            migration::protocol::ImportPhase::Failed => {
                 return Err(StepFailure::Fatal(FactoryError::import_failed(
                     status.error,
                 )));

@@ -5,9 +5,9 @@
 
 use candid::Principal;
 use capsule::CapsuleStore;
-use capsule::migration::{ChunkBatch, ChunkRef, ExportError, MANIFEST_PAGE_BYTES};
 use ic_stable_structures::Memory as StableMemory;
 use manifests::{ManifestPageReply, PageCursor, RawPageReply};
+use migration::protocol::{ChunkBatch, ChunkRef, ExportError, MANIFEST_PAGE_BYTES};
 
 pub use migration::export::ExportBudget;
 

@@ -24,7 +24,7 @@
 use manifests::ManifestHeader;
 
 use super::types::{FactoryConfig, Quote};
-use capsule::migration::{MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES};
+use migration::protocol::{MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES};
 
 const GIB: u128 = 1 << 30;
 /// Stored bytes per memory or connection record, a generous estimate.

@@ -2,7 +2,7 @@
 
 use candid::{CandidType, Principal};
 use capsule::Hash32;
-use capsule::migration::{ImportErrorKind, Progress, RejectCode};
+use migration::protocol::{ImportErrorKind, Progress, RejectCode};
 use serde::{Deserialize, Serialize};
 
 pub use super::registry::history::{ReserveHistoryPage, ReserveSnapshot};

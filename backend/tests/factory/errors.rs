@@ -1,7 +1,7 @@
 //! Typed call failures and import failures: how each is classified, retried, and recorded.
 
 use candid::{CandidType, Deserialize};
-use capsule::migration::{ImportError, ImportErrorKind, ImportPhase, RejectCode};
+use migration::protocol::{ImportError, ImportErrorKind, ImportPhase, RejectCode};
 
 use super::*;
 

@@ -80,7 +80,7 @@ fn a_repeated_report_gets_the_outcome_already_reached() {
 
 #[test]
 fn the_import_watch_fails_on_garbage_at_once_and_on_silence_after_bounded_retries() {
-    use capsule::migration::ImportPhase;
+    use migration::protocol::ImportPhase;
     let (mut f, mut c, id) = importing();
     f.import_checked(
         id,

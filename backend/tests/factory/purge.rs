@@ -72,7 +72,7 @@ fn next_wake_follows_the_work_in_flight() {
     );
     f.import_checked(
         id,
-        Ok(status(capsule::migration::ImportPhase::Chunks)),
+        Ok(status(migration::protocol::ImportPhase::Chunks)),
         &mut c,
         6 * SEC,
     );

@@ -60,15 +60,15 @@ mod work;
 
 use std::collections::BTreeMap;
 
+pub use crate::protocol::{CallFault, ImportError, RetryCause};
+use crate::protocol::{
+    ChunkBatch, ChunkBatchRef, ChunkRef, ExportError, ImportPhase, ImportProgress, ImportReport,
+    ImportStatus, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES, MigrationInit, Progress,
+};
 use blobstore::BlobError;
 use blobstore::hash::{Hash, chunk_len, to_hex};
 use candid::{CandidType, Principal};
 use capsule::manifest_store::{ManifestStore, StoredLeaf};
-pub use capsule::migration::{CallFault, ImportError, RetryCause};
-use capsule::migration::{
-    ChunkBatch, ChunkBatchRef, ChunkRef, ExportError, ImportPhase, ImportProgress, ImportReport,
-    ImportStatus, MANIFEST_PAGE_BYTES, MAX_CHUNK_BATCH_BYTES, MigrationInit, Progress,
-};
 use capsule::storable::Packed;
 use capsule::{CapsuleStore, Error as CapsuleError, ManifestWalk};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};

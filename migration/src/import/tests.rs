@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use blobstore::hash::{CHUNK_SIZE, blob_hashes};
-use candid::Principal;
-use capsule::migration::{
+use crate::protocol::{
     ChunkBatch, ChunkRef, ExportError, ImportConfig, ImportPhase, MigrationInit,
 };
+use blobstore::hash::{CHUNK_SIZE, blob_hashes};
+use candid::Principal;
 use capsule::{
     BlobRef, CapsuleInput, CapsuleMemories, ConnectionInput, ConnectionStatus, Ctx, Error, Limits,
     ManifestWalk, MemoryUpdate,

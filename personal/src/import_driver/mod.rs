@@ -25,12 +25,12 @@ use std::time::Duration;
 
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
-use capsule::migration::{ChunkBatchRef, ChunkRef, ExportError, ImportProgress, ImportReport};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use ic_cdk::api::time;
 use ic_cdk::call::{Call, CallFailed, Response};
 use manifests::{PageCursor, RawPageReply};
+use migration::protocol::{ChunkBatchRef, ChunkRef, ExportError, ImportProgress, ImportReport};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 

@@ -23,8 +23,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use candid::Principal;
-use capsule::migration::CallFault;
 use ic_cdk_executor::{MethodHandle, TaskHandle};
+use migration::protocol::CallFault;
 
 /// The timeout of a bounded-wait call, as `Call::bounded_wait` sets it.
 const TIMEOUT_SECONDS: u32 = 300;

@@ -12,14 +12,14 @@
 
 use candid::{CandidType, Principal};
 use capsule::manifest_store::ManifestStore;
-use capsule::migration::{
-    ImportConfig, ImportError, ImportErrorKind, MigrationInit, PersonalInitArgs, Progress,
-    RejectCode,
-};
 use capsule::storable::Packed;
 use capsule::{CapsuleStore, ManifestWalk};
 use ic_stable_structures::{Memory as StableMemory, StableBTreeMap, StableCell};
 use manifests::ManifestHeader;
+use migration::protocol::{
+    ImportConfig, ImportError, ImportErrorKind, MigrationInit, PersonalInitArgs, Progress,
+    RejectCode,
+};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteArray;
 

@@ -8,8 +8,8 @@ impl<M: StableMemory> Factory<M> {
         &self,
         migration_id: u64,
         caller: Principal,
-    ) -> Result<CreationRecord, capsule::migration::ExportError> {
-        use capsule::migration::ExportError;
+    ) -> Result<CreationRecord, migration::protocol::ExportError> {
+        use migration::protocol::ExportError;
         let rec = self
             .record(migration_id)
             .ok_or(ExportError::UnknownMigration { migration_id })?;
@@ -31,7 +31,7 @@ impl<M: StableMemory> Factory<M> {
         caller: Principal,
         progress: Progress,
         now: u64,
-    ) -> Result<(), capsule::migration::ExportError> {
+    ) -> Result<(), migration::protocol::ExportError> {
         self.check_importer(migration_id, caller)?;
         let _ = self.with_record(migration_id, |r| {
             r.progress = progress;
@@ -53,8 +53,8 @@ impl<M: StableMemory> Factory<M> {
         header: ManifestHeader,
         capsules: &mut CapsuleStore<C>,
         now: u64,
-    ) -> Result<(), capsule::migration::ExportError> {
-        use capsule::migration::ExportError;
+    ) -> Result<(), migration::protocol::ExportError> {
+        use migration::protocol::ExportError;
         let rec = self
             .record(migration_id)
             .ok_or(ExportError::UnknownMigration { migration_id })?;

@@ -408,7 +408,7 @@ impl<M: StableMemory> Factory<M> {
     pub fn import_checked<C: StableMemory>(
         &mut self,
         migration_id: u64,
-        status: Result<capsule::migration::ImportStatus, StepFailure>,
+        status: Result<migration::protocol::ImportStatus, StepFailure>,
         capsules: &mut CapsuleStore<C>,
         now: u64,
     ) {
@@ -416,7 +416,7 @@ impl<M: StableMemory> Factory<M> {
             return;
         }
         match status {
-            Ok(s) if s.phase == capsule::migration::ImportPhase::Failed => {
+            Ok(s) if s.phase == migration::protocol::ImportPhase::Failed => {
                 self.fail(
                     migration_id,
                     FactoryError::import_failed(s.error),

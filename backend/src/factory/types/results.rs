@@ -3,8 +3,8 @@
 //! `Result<T, E>`. One type per shape: candid names structurally equal types once.
 
 use candid::{Nat, Principal};
-use capsule::migration::{ChunkBatch, ExportError};
 use manifests::{ManifestPageReply, RawPageReply};
+use migration::protocol::{ChunkBatch, ExportError};
 use serde_bytes::ByteBuf;
 
 use super::{

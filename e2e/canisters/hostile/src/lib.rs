@@ -56,7 +56,7 @@ fn api_version() -> u32 {
     1
 }
 
-/// The same shape as `capsule::migration::Progress`.
+/// The same shape as `migration::protocol::Progress`.
 #[derive(CandidType, Deserialize, Default)]
 struct Progress {
     bytes_done: u64,
@@ -69,7 +69,7 @@ struct Progress {
     connections_total: u64,
 }
 
-/// The same shape as `capsule::migration::ImportPhase`.
+/// The same shape as `migration::protocol::ImportPhase`.
 #[allow(dead_code)]
 #[derive(CandidType, Deserialize)]
 enum ImportPhase {
@@ -83,7 +83,7 @@ enum ImportPhase {
     Failed,
 }
 
-/// The same shape as `capsule::migration::ImportStatus`.
+/// The same shape as `migration::protocol::ImportStatus`.
 #[derive(CandidType, Deserialize)]
 struct ImportStatus {
     migration_id: Option<u64>,

@@ -41,11 +41,11 @@ use std::time::Duration;
 
 use backend::factory::types::{CreationRecord, CreationState, FactoryError};
 use candid::{CandidType, Principal};
-use capsule::migration::{ImportPhase, ImportStatus, MAX_REPLY_BYTES, PersonalInitArgs};
 use capsule::*;
 use e2e::*;
 use emulator::MessageId;
 use emulator::stats::{CanisterStats, MethodStats};
+use migration::protocol::{ImportPhase, ImportStatus, MAX_REPLY_BYTES, PersonalInitArgs};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 

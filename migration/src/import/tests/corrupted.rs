@@ -2,7 +2,7 @@
 //! corrupts the importer's own stable state (or the capsule store behind its back) between
 //! committed steps and checks the typed failure the status reports.
 
-use capsule::migration::ImportStatus;
+use crate::protocol::ImportStatus;
 
 use super::*;
 

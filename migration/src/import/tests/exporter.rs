@@ -116,7 +116,7 @@ impl<'a> Exporter<'a> {
         if self.reject_next > 0 {
             self.reject_next -= 1;
             return Err(CallFault::Rejected {
-                code: capsule::migration::RejectCode::SysTransient,
+                code: crate::protocol::RejectCode::SysTransient,
                 message: "the backend's queue is full".into(),
             });
         }

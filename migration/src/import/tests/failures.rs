@@ -1,7 +1,7 @@
 //! Every failure the importer can meet, each producing its own [`ImportError`] variant, and the
 //! retry decisions taken on the typed [`CallFault`].
 
-use capsule::migration::RejectCode;
+use crate::protocol::RejectCode;
 use capsule::storable::{Packed, pack};
 use ic_stable_structures::StableCell;
 
@@ -328,7 +328,7 @@ fn the_status_reports_the_typed_failure() {
     assert_eq!(status.error, imp.state().error);
     // The candid form carries the variant.
     let bytes = candid::encode_one(&status).unwrap();
-    let back: capsule::migration::ImportStatus = candid::decode_one(&bytes).unwrap();
+    let back: crate::protocol::ImportStatus = candid::decode_one(&bytes).unwrap();
     assert_eq!(back.error, status.error);
 }
 

@@ -91,7 +91,7 @@ fn too_many_failed_calls_in_a_row_fail_the_import() {
         ImportError::RetriesExhausted {
             attempts: MAX_ATTEMPTS,
             last: RetryCause::Call(CallFault::Rejected {
-                code: capsule::migration::RejectCode::SysTransient,
+                code: crate::protocol::RejectCode::SysTransient,
                 message: "the backend's queue is full".into(),
             }),
         }

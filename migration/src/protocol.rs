@@ -9,12 +9,11 @@
 //! ```
 
 use candid::{CandidType, Principal};
+use capsule::Error;
+use capsule::types::Hash32;
 use manifests::{ManifestHeader, PageCursor, Section};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-
-use crate::Error;
-use crate::types::Hash32;
 
 /// Largest reply the IC delivers between canisters (and to users).
 pub const MAX_REPLY_BYTES: u64 = 2 * 1024 * 1024;
