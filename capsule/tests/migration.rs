@@ -3,23 +3,11 @@
 //! index), and the root recomputed from what the importer stored.
 
 use blobstore::hash::{CHUNK_SIZE, blob_hashes};
-use candid::Principal;
 use capsule::*;
 use manifests::{ManifestHeader, ManifestPage, PageLeaves, PageVerifier};
 use serde_bytes::ByteArray;
 
-use test_support::capsules::{Store, new_store, note, sample_capsule};
-
-fn owner() -> Principal {
-    Principal::from_slice(&[42; 29])
-}
-
-fn ctx() -> Ctx {
-    Ctx {
-        caller: owner(),
-        now: 7_000,
-    }
-}
+use test_support::capsules::{Store, ctx, new_store, note, owner, sample_capsule};
 
 /// A capsule with 12 memories (some sharing blobs, one encrypted, one with an empty blob) and
 /// 5 connections.

@@ -10,10 +10,7 @@ use capsule::*;
 use ic_stable_structures::{StableBTreeMap, Storable, VectorMemory};
 use manifests::{BlobRefLeaf, EncryptionLeaf, MemoryLeaf};
 use serde_bytes::ByteBuf;
-
-fn owner() -> Principal {
-    Principal::from_slice(&[42; 29])
-}
+use test_support::capsules::owner;
 
 fn memory(id: u64) -> Memory {
     Memory {

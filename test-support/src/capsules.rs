@@ -38,6 +38,19 @@ pub fn user(n: u32) -> Principal {
     Principal::from_slice(&b)
 }
 
+/// The owner of the capsule a migration test moves.
+pub fn owner() -> Principal {
+    Principal::from_slice(&[42; 29])
+}
+
+/// [`owner`] calling at a fixed time.
+pub fn ctx() -> Ctx {
+    Ctx {
+        caller: owner(),
+        now: 7_000,
+    }
+}
+
 /// A text-only memory.
 pub fn note(title: &str) -> MemoryInput {
     MemoryInput {

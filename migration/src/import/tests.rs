@@ -11,14 +11,16 @@ use crate::protocol::{
 use blobstore::hash::{CHUNK_SIZE, blob_hashes};
 use candid::Principal;
 use capsule::{
-    BlobRef, CapsuleInput, CapsuleMemories, ConnectionInput, ConnectionStatus, Ctx, Error, Limits,
+    BlobRef, CapsuleInput, CapsuleMemories, ConnectionInput, ConnectionStatus, Error, Limits,
     ManifestWalk, MemoryUpdate,
 };
 use ic_stable_structures::VectorMemory;
 use manifests::{ManifestHeader, PageCursor, PageLeaves, RawPageReply};
 use serde_bytes::ByteArray;
 use test_support::bytes::data;
-use test_support::capsules::{Store, blob_ref, new_store, note, sample_capsule, upload};
+use test_support::capsules::{
+    Store, blob_ref, ctx, new_store, note, owner, sample_capsule, upload,
+};
 
 use super::*;
 
@@ -33,17 +35,6 @@ mod verify;
 use exporter::{Exporter, Sim};
 
 type Hash = [u8; 32];
-
-fn owner() -> Principal {
-    Principal::from_slice(&[42; 29])
-}
-
-fn ctx() -> Ctx {
-    Ctx {
-        caller: owner(),
-        now: 7_000,
-    }
-}
 
 fn mem() -> VectorMemory {
     VectorMemory::default()
