@@ -15,35 +15,12 @@ use migration::protocol::ImportStatus;
 use serde_bytes::ByteBuf;
 use sha2::Digest;
 
-use crate::{BACKEND_CYCLES, Everything, World, admin, data, everything_at, fixture, wasm};
-use backend::factory::types::FactoryError;
+use crate::{
+    BACKEND_CYCLES, Everything, World, admin, data, everything_at, everything_of, fixture, wasm,
+};
+use backend::factory::types::{CreationRecord, CreationState, FactoryError};
 use capsule::{CapsuleInfo, Connection, Hash32, Memory, MemoryUpdate};
 use migration::protocol::PersonalInitArgs;
-
-/// After an upgrade: the upload `upload` of `bytes` (its first chunk sent before) finishes
-/// with their hash, and a memory added now follows `memories` (the capsule's before), which are
-/// unchanged. Returns the capsule's contents now.
-pub fn finish_and_add(
-    w: &World,
-    canister: Principal,
-    who: Principal,
-    upload: u64,
-    bytes: &[u8],
-    memories: &[Memory],
-) -> crate::Everything {
-    let finished = finish_upload(w, canister, who, upload, bytes);
-    assert_eq!(
-        finished.hash.into_array(),
-        blobstore::hash::blob_hashes(bytes).0
-    );
-    let _: Memory = w
-        .capsule(canister, who, "add_memory", (crate::note("after"),))
-        .unwrap();
-    let now = crate::everything_at(w, canister, who);
-    assert_eq!(now.1.items.len(), memories.len() + 1);
-    assert_eq!(now.1.items[..memories.len()], memories[..]);
-    now
-}
 
 /// The backend's owners of the layout upgrade tests, filled under the old module: three
 /// capsules with blobs, memories and connections, and carol's upload in progress (one chunk of
@@ -58,6 +35,57 @@ pub struct Owners {
     /// Carol's upload: its bytes and id.
     pub pending: Vec<u8>,
     pub upload: u64,
+}
+
+impl Owners {
+    /// The three capsules as their owners read them on the backend (alice, bob, carol).
+    pub fn everything(&self, w: &World) -> [Everything; 3] {
+        [self.alice, self.bob, self.carol].map(|who| everything_of(w, who))
+    }
+
+    /// After the backend's upgrade, with alice's creation completed before it: the three
+    /// capsules read back as `before`, every blob of the three reads back, and alice's creation
+    /// is still `Completed`.
+    pub fn assert_read_back(&self, w: &World, before: &[Everything; 3]) {
+        assert_eq!(before, &self.everything(w));
+        assert_blobs_readable(w, w.backend, self.carol, &self.carol_blobs);
+        assert_blobs_readable(w, w.backend, self.bob, &self.bob_blobs);
+        assert_blobs_readable(w, w.backend, self.alice, &self.alice_blobs);
+        assert_eq!(
+            w.status(self.alice).unwrap().state,
+            CreationState::Completed
+        );
+    }
+
+    /// Carol's upload finishes on the backend where it stopped, with its bytes' hash, and a
+    /// memory added now follows her memories of `before`, which are unchanged. Returns her
+    /// capsule's contents now.
+    pub fn finish_carols_upload(&self, w: &World, before: &[Everything; 3]) -> Everything {
+        let (carol, memories) = (self.carol, &before[2].1.items);
+        let finished = finish_upload(w, w.backend, carol, self.upload, &self.pending);
+        assert_eq!(
+            finished.hash.into_array(),
+            blobstore::hash::blob_hashes(&self.pending).0
+        );
+        let _: Memory = w
+            .capsule(w.backend, carol, "add_memory", (crate::note("after"),))
+            .unwrap();
+        let now = everything_of(w, carol);
+        assert_eq!(now.1.items.len(), memories.len() + 1);
+        assert_eq!(now.1.items[..memories.len()], memories[..]);
+        now
+    }
+}
+
+/// The manifest of the creation `done` read back from the backend page by page, verified to
+/// the root its record holds.
+pub fn assert_export_verifies(w: &World, done: &CreationRecord) -> VerifiedManifest {
+    let export = verified_export(w, done.migration_id);
+    assert_eq!(
+        export.root,
+        done.manifest.as_ref().unwrap().root.into_array()
+    );
+    export
 }
 
 /// Fills the backend of `w` with [`Owners`].
@@ -94,15 +122,26 @@ pub fn assert_blobs_readable(
     for d in blobs {
         let got: BlobDescriptor = w.capsule(canister, who, "get_blob", (d.hash,)).unwrap();
         assert_eq!((got.size, &got.chunk_hashes), (d.size, &d.chunk_hashes));
-        let mut bytes = vec![];
-        for i in 0..d.size.div_ceil(blobstore::hash::CHUNK_SIZE as u64) {
-            let chunk: ByteBuf = w
-                .capsule(canister, who, "get_blob_chunk", (d.hash, i))
-                .unwrap();
-            bytes.extend_from_slice(&chunk);
-        }
-        assert_eq!(blobstore::hash::blob_hashes(&bytes).0, d.hash.into_array());
+        assert_chunks_hash_to_id(w, canister, who, d);
     }
+}
+
+/// The blob `d` of `who`'s capsule on `canister`, read back chunk by chunk (`get_blob_chunk`),
+/// hashes to its id.
+pub fn assert_chunks_hash_to_id(
+    w: &World,
+    canister: Principal,
+    who: Principal,
+    d: &BlobDescriptor,
+) {
+    let mut bytes = vec![];
+    for i in 0..d.size.div_ceil(blobstore::hash::CHUNK_SIZE as u64) {
+        let chunk: ByteBuf = w
+            .capsule(canister, who, "get_blob_chunk", (d.hash, i))
+            .unwrap();
+        bytes.extend_from_slice(&chunk);
+    }
+    assert_eq!(blobstore::hash::blob_hashes(&bytes).0, d.hash.into_array());
 }
 
 /// Begins an upload of `bytes` into `who`'s capsule and sends its first chunk only.
@@ -230,15 +269,112 @@ pub fn calls_received(w: &World, canister: Principal, method: &str) -> u64 {
         .map_or(0, |m| m.calls_received)
 }
 
-/// A personal canister installed from the fixture `old_module` (of stable layout `old_layout`),
-/// filled (memories, blobs, connections, an upload in progress) and upgraded to the current
-/// module: everything reads back identical, a walk over the stored records gives their root,
-/// the upload finishes, an edit works; the old module installed again is refused with the
-/// schema error, the state left as it was.
+/// The modules of an earlier stable layout (fixtures in `e2e/fixtures`) and the backend method
+/// their importer pulls manifest pages through.
+#[derive(Debug, Clone, Copy)]
+pub struct OldLayout {
+    /// Its schema version.
+    pub layout: u32,
+    /// The fixture of its backend module.
+    pub backend: &'static str,
+    /// The fixture of its personal module (the one its backend ships).
+    pub personal: &'static str,
+    /// The backend method its importer pulls manifest pages through: `export_manifest_page` up
+    /// to layout 2, `export_raw_manifest_page` since layout 3.
+    pub page_method: &'static str,
+}
+
+impl OldLayout {
+    /// A world whose backend runs this layout's module, its reserve funded.
+    pub fn world(&self) -> World {
+        World::with_backend_wasm(fixture(self.backend), true)
+    }
+
+    /// A world on this layout's backend where `who`'s capsule is filled
+    /// ([`World::fill_capsule`]: blobs of `blob_sizes`, `memories` memories, `connections`
+    /// connections). Returns the world, the blobs and the capsule's contents.
+    pub fn world_with_capsule(
+        &self,
+        who: Principal,
+        blob_sizes: &[usize],
+        memories: u64,
+        connections: u32,
+    ) -> (World, Vec<BlobDescriptor>, Everything) {
+        let w = self.world();
+        let blobs = w.fill_capsule(who, blob_sizes, memories, connections);
+        let before = everything_of(&w, who);
+        (w, blobs, before)
+    }
+
+    /// Upgrades the backend of `w` to the current module; the reserve's books are checked when
+    /// `w` goes out of scope.
+    pub fn upgrade_backend(&self, w: &World) {
+        w.upgrade_backend(wasm("backend"))
+            .unwrap_or_else(|e| panic!("upgrade the backend from layout {}: {e:?}", self.layout));
+        w.check_accounting_at_end();
+    }
+
+    /// This layout's backend module installed over the upgraded backend of `w` is refused with
+    /// the schema error.
+    pub fn assert_backend_refused(&self, w: &World) {
+        assert_refused_as_newer(
+            w.upgrade_backend(fixture(self.backend))
+                .map_err(|e| format!("{e:?}")),
+            CURRENT_LAYOUT,
+            self.layout,
+        );
+    }
+
+    /// Upgrades the personal canister `canister` to the current module, as its controller
+    /// `controller`.
+    pub fn upgrade_personal(&self, w: &World, canister: Principal, controller: Principal) {
+        w.ic.upgrade_canister(
+            canister,
+            wasm("personal"),
+            candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+            Some(controller),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "upgrade the personal canister from layout {}: {e:?}",
+                self.layout
+            )
+        });
+    }
+
+    /// This layout's personal module installed over `canister` (as its controller `controller`)
+    /// is refused with the schema error, and `who`'s capsule there reads as it did.
+    pub fn assert_personal_refused(
+        &self,
+        w: &World,
+        canister: Principal,
+        controller: Principal,
+        who: Principal,
+    ) {
+        let now = everything_at(w, canister, who);
+        assert_refused_as_newer(
+            w.ic.upgrade_canister(
+                canister,
+                fixture(self.personal),
+                candid::encode_one(None::<PersonalInitArgs>).unwrap(),
+                Some(controller),
+            )
+            .map_err(|e| format!("{e:?}")),
+            CURRENT_LAYOUT,
+            self.layout,
+        );
+        assert_eq!(everything_at(w, canister, who), now);
+    }
+}
+
+/// A personal canister installed from `old`'s personal module, filled (memories, blobs,
+/// connections, an upload in progress) and upgraded to the current module: everything reads
+/// back identical, a walk over the stored records gives their root, the upload finishes, an
+/// edit works; the old module installed again is refused with the schema error, the state left
+/// as it was.
 pub fn personal_upgrade_keeps_everything_and_refuses_the_old_module(
-    old_module: &str,
+    old: &OldLayout,
     who: Principal,
-    old_layout: u32,
 ) {
     let w = World::new();
     let pc = w.ic.create_canister_with_settings(Some(admin()), None);
@@ -250,7 +386,7 @@ pub fn personal_upgrade_keeps_everything_and_refuses_the_old_module(
     };
     w.ic.install_canister(
         pc,
-        fixture(old_module),
+        fixture(old.personal),
         candid::encode_args((init,)).unwrap(),
         Some(admin()),
     );
@@ -259,13 +395,7 @@ pub fn personal_upgrade_keeps_everything_and_refuses_the_old_module(
     let upload = upload_first_chunk(&w, pc, who, &pending);
     let before = everything_at(&w, pc, who);
 
-    w.ic.upgrade_canister(
-        pc,
-        wasm("personal"),
-        candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-        Some(admin()),
-    )
-    .unwrap_or_else(|e| panic!("upgrade from layout {old_layout}: {e:?}"));
+    old.upgrade_personal(&w, pc, admin());
     assert_eq!(everything_at(&w, pc, who), before);
     assert_blobs_readable(&w, pc, who, &blobs);
     // The current module's walk over the records the old layout stored gives the root of
@@ -300,17 +430,7 @@ pub fn personal_upgrade_keeps_everything_and_refuses_the_old_module(
     assert_eq!(now.1.items[2..], before.1.items[2..]);
 
     w.skip_accounting_check();
-    assert_refused_as_newer(
-        w.ic.upgrade_canister(
-            pc,
-            fixture(old_module),
-            candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-            Some(admin()),
-        )
-        .map_err(|e| format!("{e:?}")),
-        CURRENT_LAYOUT,
-        old_layout,
-    );
+    old.assert_personal_refused(&w, pc, admin(), who);
     assert_eq!(everything_at(&w, pc, who), now);
 }
 
@@ -404,79 +524,187 @@ pub fn manifest_root_from_api(w: &World, canister: Principal, who: Principal) ->
     b.finish().unwrap().root
 }
 
-/// Manifest pages an importer of an earlier layout stages before [`leave_mid_manifest`] holds
-/// it: the capsule, connections and memories sections (a manifest of these tests has one page
-/// per section), the blobs section left to pull.
+/// Manifest pages an importer of an earlier layout stages before
+/// [`OldLayout::hold_mid_manifest`] holds it: the capsule, connections and memories sections (a
+/// manifest of these tests has one page per section), the blobs section left to pull.
 pub const STAGED_PAGES: u64 = 3;
 
-/// Runs `who`'s creation (begun under the backend of an earlier layout, whose personal module
-/// is the fixture `personal_module`) until its personal canister has pulled [`STAGED_PAGES`]
-/// pages of its manifest through `page_method` (the backend's method its importer calls:
-/// `export_manifest_page` up to layout 2, `export_raw_manifest_page` since layout 3), and holds
-/// it there: the next page's request is rejected (`SYS_TRANSIENT`), so the importer waits out
-/// its backoff with no call in flight. Returns the canister and the `page_method` requests the
-/// backend received by then (emulator only: delivery delays, injected rejects and message
-/// statistics).
+/// A creation begun under the backend of an earlier layout and held in the middle of its
+/// manifest ([`OldLayout::hold_mid_manifest`]; emulator only).
 #[cfg(not(feature = "pocketic"))]
-pub fn leave_mid_manifest(
-    w: &World,
-    who: Principal,
-    personal_module: &str,
-    page_method: &str,
-) -> (Principal, u64) {
-    use backend::factory::types::CreationState;
-    use emulator::RejectCode;
-    use migration::protocol::ImportPhase;
-    use std::time::Duration;
+#[derive(Debug, Clone, Copy)]
+pub struct MidManifest {
+    /// The layout of the backend it began under, whose personal module its canister runs.
+    pub old: OldLayout,
+    pub who: Principal,
+    /// Its personal canister.
+    pub canister: Principal,
+    pub migration: u64,
+    /// The `page_method` requests the backend had received when the import was held.
+    pub pulled: u64,
+}
 
-    w.run_until_state(who, CreationState::Importing);
-    let canister = w.status(who).unwrap().canister_id.unwrap();
-    let pulled = || calls_received(w, w.backend, page_method);
-    let at_importing = pulled();
-    // Requests to the backend wait a round each, so one page is pulled per round (a message
-    // between canisters is otherwise delivered within the round that sent it).
-    w.emu().delay_delivery(w.backend, 1);
-    for _ in 0..300 {
-        if pulled() >= at_importing + STAGED_PAGES {
-            break;
+#[cfg(not(feature = "pocketic"))]
+impl OldLayout {
+    /// Begins `who`'s creation on the backend of `w` (still of this layout) and runs it until
+    /// its personal canister has pulled [`STAGED_PAGES`] pages of its manifest through
+    /// `page_method`, and holds it there: the next page's request is rejected
+    /// (`SYS_TRANSIENT`), so the importer waits out its backoff with no call in flight.
+    pub fn hold_mid_manifest(&self, w: &World, who: Principal) -> MidManifest {
+        use emulator::RejectCode;
+        use migration::protocol::ImportPhase;
+        use std::time::Duration;
+
+        w.create_personal_canister(who).unwrap();
+        w.run_until_state(who, CreationState::Importing);
+        let canister = w.status(who).unwrap().canister_id.unwrap();
+        let pulled = || calls_received(w, w.backend, self.page_method);
+        let at_importing = pulled();
+        // Requests to the backend wait a round each, so one page is pulled per round (a message
+        // between canisters is otherwise delivered within the round that sent it).
+        w.emu().delay_delivery(w.backend, 1);
+        for _ in 0..300 {
+            if pulled() >= at_importing + STAGED_PAGES {
+                break;
+            }
+            w.ic.advance_time(Duration::from_millis(200));
+            w.ic.tick();
         }
-        w.ic.advance_time(Duration::from_millis(200));
+        assert_eq!(
+            pulled(),
+            at_importing + STAGED_PAGES,
+            "pages pulled through {} while importing",
+            self.page_method
+        );
+        // The request for the next page, queued for the next round, is rejected on delivery.
+        w.emu().reject_next(
+            w.backend,
+            Some(self.page_method),
+            1,
+            RejectCode::SysTransient,
+            "held mid-manifest by the test",
+        );
+        w.emu().delay_delivery(w.backend, 0);
         w.ic.tick();
+        w.ic.tick();
+        assert_eq!(pulled(), at_importing + STAGED_PAGES);
+        assert!(
+            w.emu()
+                .trace_string()
+                .contains("held mid-manifest by the test"),
+            "the next page's request was rejected"
+        );
+        let status = import_status(w, canister, who);
+        assert_eq!(
+            (status.phase, status.error),
+            (ImportPhase::Manifest, None),
+            "the import waits inside its manifest"
+        );
+        // The canister runs the personal module the fixture holds (the backend of an earlier
+        // layout embeds the module of its own build).
+        assert_eq!(
+            installed_module_hash(w, canister, who),
+            module_hash_of(&fixture(self.personal))
+        );
+        MidManifest {
+            old: *self,
+            who,
+            canister,
+            migration: w.status(who).unwrap().migration_id,
+            pulled: pulled(),
+        }
     }
-    assert_eq!(
-        pulled(),
-        at_importing + STAGED_PAGES,
-        "pages pulled through {page_method} while importing"
-    );
-    // The request for the next page, queued for the next round, is rejected on delivery.
-    w.emu().reject_next(
-        w.backend,
-        Some(page_method),
-        1,
-        RejectCode::SysTransient,
-        "held mid-manifest by the test",
-    );
-    w.emu().delay_delivery(w.backend, 0);
-    w.ic.tick();
-    w.ic.tick();
-    assert_eq!(pulled(), at_importing + STAGED_PAGES);
-    assert!(
-        w.emu()
-            .trace_string()
-            .contains("held mid-manifest by the test"),
-        "the next page's request was rejected"
-    );
-    let status = import_status(w, canister, who);
-    assert_eq!(
-        (status.phase, status.error),
-        (ImportPhase::Manifest, None),
-        "the import waits inside its manifest"
-    );
-    // The canister runs the personal module the fixture holds (the backend of an earlier
-    // layout embeds the module of its own build).
-    assert_eq!(
-        installed_module_hash(w, canister, who),
-        module_hash_of(&fixture(personal_module))
-    );
-    (canister, pulled())
+}
+
+#[cfg(not(feature = "pocketic"))]
+impl MidManifest {
+    /// The manifest of the creation as the backend serves it, verified: more pages than the
+    /// importer staged before it was held.
+    pub fn export(&self, w: &World) -> VerifiedManifest {
+        let export = verified_export(w, self.migration);
+        assert!(export.pages as u64 > STAGED_PAGES, "{export:?}");
+        export
+    }
+
+    /// Upgrades the personal canister to the current module, as its owner (a controller until
+    /// the handoff).
+    pub fn upgrade_personal(&self, w: &World) {
+        self.old.upgrade_personal(w, self.canister, self.who);
+    }
+
+    /// Runs the creation to its end: `Completed`, with the canister it was held with.
+    pub fn completed(&self, w: &World) -> CreationRecord {
+        let done = crate::completed(w, self.who);
+        assert_eq!(done.canister_id, Some(self.canister));
+        done
+    }
+
+    /// The creation completes with its importer of the old layout: `check_done` checks its
+    /// record; the pages not staged before the hold (`export` has them all) were pulled through
+    /// the old `page_method` and none through the other page method; at the handoff the backend
+    /// upgraded the canister to the module it ships now (not the old one) and handed it to
+    /// `who` alone; the canister holds what the backend held (`before`, `blobs`) and serves
+    /// `export`'s pages. Returns the record and the manifest the canister serves.
+    pub fn completes_with_the_old_importer(
+        &self,
+        w: &World,
+        export: &VerifiedManifest,
+        before: &Everything,
+        blobs: &[BlobDescriptor],
+        check_done: impl FnOnce(&CreationRecord),
+    ) -> (CreationRecord, VerifiedManifest) {
+        const PAGE_METHODS: [&str; 2] = ["export_manifest_page", "export_raw_manifest_page"];
+        let done = self.completed(w);
+        check_done(&done);
+        assert_eq!(
+            calls_received(w, w.backend, self.old.page_method) - self.pulled,
+            export.pages as u64 - STAGED_PAGES,
+            "the pages layout {} did not stage, pulled from the upgraded backend",
+            self.old.layout
+        );
+        for other in PAGE_METHODS.iter().filter(|m| **m != self.old.page_method) {
+            assert_eq!(calls_received(w, w.backend, other), 0, "{other}");
+        }
+        assert_eq!(
+            installed_module_hash(w, self.canister, self.who),
+            shipped_personal_hash(w)
+        );
+        assert_ne!(
+            shipped_personal_hash(w),
+            module_hash_of(&fixture(self.old.personal))
+        );
+        assert_eq!(w.ic.get_controllers(self.canister), vec![self.who]);
+        assert_moved_intact(w, self.canister, self.who, before);
+        assert_blobs_readable(w, self.canister, self.who, blobs);
+        let manifest = verified_personal_manifest(w, self.canister, self.who);
+        assert_eq!(&manifest, export);
+        (done, manifest)
+    }
+
+    /// The personal canister runs the module the backend ships and holds what the backend held
+    /// (`before`, `blobs`).
+    pub fn assert_runs_the_shipped_module_holding(
+        &self,
+        w: &World,
+        before: &Everything,
+        blobs: &[BlobDescriptor],
+    ) {
+        assert_eq!(
+            installed_module_hash(w, self.canister, self.who),
+            shipped_personal_hash(w)
+        );
+        assert_moved_intact(w, self.canister, self.who, before);
+        assert_blobs_readable(w, self.canister, self.who, blobs);
+    }
+
+    /// The old personal module is refused by the upgraded canister (as its owner); the capsule
+    /// and the manifest it serves (`manifest`) stay as they were.
+    pub fn assert_old_module_refused(&self, w: &World, manifest: &VerifiedManifest) {
+        self.old
+            .assert_personal_refused(w, self.canister, self.who, self.who);
+        assert_eq!(
+            &verified_personal_manifest(w, self.canister, self.who),
+            manifest
+        );
+    }
 }

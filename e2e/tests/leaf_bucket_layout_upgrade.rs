@@ -24,17 +24,18 @@
 //!   completes under the current module (emulator only: delivery delays, injected rejects and
 //!   message statistics).
 
-use backend::factory::types::*;
 use capsule::store::memory_table::BUCKET_IDS;
 use capsule::{Memory, MemoryUpdate};
 use e2e::layout_upgrade::*;
 use e2e::*;
 
-/// The schema version of e6034af's stable layout.
-const LAYOUT_3: u32 = 3;
-
-const BACKEND_L3: &str = "backend-e6034af.wasm.gz";
-const PERSONAL_L3: &str = "personal-e6034af.wasm.gz";
+/// e6034af's modules, of stable layout 3; its importer pulls raw manifest pages.
+const L3: OldLayout = OldLayout {
+    layout: 3,
+    backend: "backend-e6034af.wasm.gz",
+    personal: "personal-e6034af.wasm.gz",
+    page_method: "export_raw_manifest_page",
+};
 
 /// Memories of the owner whose buckets end up mixed: ids 1 to 35, in three buckets of
 /// [`BUCKET_IDS`] ids (1-15, 16-31, 32-35).
@@ -45,22 +46,14 @@ const EDITED_MEMORY: u64 = 20;
 
 #[test]
 fn a_personal_canister_upgrades_from_layout_3_with_everything_intact_and_refuses_a_downgrade() {
-    personal_upgrade_keeps_everything_and_refuses_the_old_module(PERSONAL_L3, user(6), LAYOUT_3);
+    personal_upgrade_keeps_everything_and_refuses_the_old_module(&L3, user(6));
 }
 
 #[test]
 fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refuses_a_downgrade() {
-    let w = World::with_backend_wasm(fixture(BACKEND_L3), true);
-    let Owners {
-        alice,
-        bob,
-        carol,
-        alice_blobs,
-        bob_blobs,
-        carol_blobs,
-        pending,
-        upload,
-    } = fill_owners(&w);
+    let w = L3.world();
+    let o = fill_owners(&w);
+    let (alice, bob, carol) = (o.alice, o.bob, o.carol);
 
     // Erin's memories span three buckets.
     let erin = user(5);
@@ -78,22 +71,15 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
     let alice_done = completed(&w, alice);
     let bob_root_l3 = capsule_root(&w, w.backend, bob);
     let erin_root_l3 = capsule_root(&w, w.backend, erin);
-    let before = [alice, bob, carol].map(|who| everything_of(&w, who));
+    let before = o.everything(&w);
     let erin_before = everything_of(&w, erin);
     assert_eq!(buckets(&erin_before.1.items), [0, 1, 2]);
     assert_eq!(EDITED_MEMORY / BUCKET_IDS, 1, "the middle bucket");
 
-    w.upgrade_backend(wasm("backend"))
-        .expect("upgrade from layout 3");
-    w.check_accounting_at_end();
+    L3.upgrade_backend(&w);
 
     // Every capsule, memory, connection and blob reads back identical.
-    let after = [alice, bob, carol].map(|who| everything_of(&w, who));
-    assert_eq!(before, after);
-    assert_blobs_readable(&w, w.backend, carol, &carol_blobs);
-    assert_blobs_readable(&w, w.backend, bob, &bob_blobs);
-    assert_blobs_readable(&w, w.backend, alice, &alice_blobs);
-    assert_eq!(w.status(alice).unwrap().state, CreationState::Completed);
+    o.assert_read_back(&w, &before);
     assert_eq!(everything_of(&w, erin), erin_before);
     assert_blobs_readable(&w, w.backend, erin, &erin_blobs);
     // The walk over layout-3 buckets gives the roots the layout-3 module gave, which are those
@@ -103,14 +89,10 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
     assert_eq!(capsule_root(&w, w.backend, erin), erin_root_l3);
     assert_eq!(manifest_root_from_api(&w, w.backend, erin), erin_root_l3);
     // Carol's upload finishes where it stopped; a memory written now joins the old ones.
-    let carol_now = finish_and_add(&w, w.backend, carol, upload, &pending, &before[2].1.items);
+    let carol_now = o.finish_carols_upload(&w, &before);
 
     // The export layout 3 made serves pages that verify to alice's creation's root.
-    let alice_export = verified_export(&w, alice_done.migration_id);
-    assert_eq!(
-        alice_export.root,
-        alice_done.manifest.as_ref().unwrap().root.into_array()
-    );
+    let alice_export = assert_export_verifies(&w, &alice_done);
 
     // Bob's creation, begun now: nothing has written his memories since the upgrade, so the
     // export reads every one of them from a layout-3 bucket.
@@ -129,7 +111,7 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
     // His personal canister holds what the backend held, its manifest verifies to the root the
     // backend reported, and a walk over what it stored gives that root again.
     assert_moved_intact(&w, bob_canister, bob, &before[1]);
-    assert_blobs_readable(&w, bob_canister, bob, &bob_blobs);
+    assert_blobs_readable(&w, bob_canister, bob, &o.bob_blobs);
     assert_eq!(
         verified_personal_manifest(&w, bob_canister, bob),
         bob_export
@@ -184,12 +166,7 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
     assert_eq!(capsule_root(&w, erin_canister, erin), erin_root);
 
     // The layout-3 module refuses the layout-4 state; the state stays as it was.
-    assert_refused_as_newer(
-        w.upgrade_backend(fixture(BACKEND_L3))
-            .map_err(|e| format!("{e:?}")),
-        CURRENT_LAYOUT,
-        LAYOUT_3,
-    );
+    L3.assert_backend_refused(&w);
     assert_eq!(everything_of(&w, carol), carol_now);
     assert_eq!(w.status(bob).unwrap(), bob_done);
     assert_eq!(verified_export(&w, bob_done.migration_id), bob_export);
@@ -203,120 +180,61 @@ fn the_backend_upgrades_from_layout_3_and_exports_from_layout_3_buckets_and_refu
 mod mid_import {
     use e2e::layout_upgrade::*;
     use e2e::*;
-    use migration::protocol::PersonalInitArgs;
 
-    use super::{BACKEND_L3, LAYOUT_3, PERSONAL_L3};
+    use super::L3;
 
     #[test]
     fn a_creation_left_mid_manifest_under_layout_3_completes_after_the_backend_upgrade() {
-        let w = World::with_backend_wasm(fixture(BACKEND_L3), true);
         let dave = user(4);
-        let blobs = w.fill_capsule(dave, &[2 * 1024 * 1024 + 5, 1000, 300 * 1024], 12, 4);
-        let before = everything_of(&w, dave);
+        let (w, blobs, before) =
+            L3.world_with_capsule(dave, &[2 * 1024 * 1024 + 5, 1000, 300 * 1024], 12, 4);
         let root_l3 = capsule_root(&w, w.backend, dave);
-        w.create_personal_canister(dave).unwrap();
-        let (pc, raw_before) =
-            leave_mid_manifest(&w, dave, PERSONAL_L3, "export_raw_manifest_page");
-        let migration = w.status(dave).unwrap().migration_id;
+        let m = L3.hold_mid_manifest(&w, dave);
 
-        w.upgrade_backend(wasm("backend"))
-            .expect("upgrade the backend from layout 3 mid-import");
-        w.check_accounting_at_end();
+        L3.upgrade_backend(&w);
         // The export layout 3 made verifies to the root layout 3 computed for the capsule.
-        let export = verified_export(&w, migration);
-        assert!(export.pages as u64 > STAGED_PAGES, "{export:?}");
+        let export = m.export(&w);
         assert_eq!(export.root, root_l3);
 
         // The layout-3 importer pulls the rest of its manifest from the upgraded backend, writes
         // the memories into layout-3 buckets, verifies and reports; at the handoff the backend
-        // upgrades the canister to the module it ships now.
-        let done = completed(&w, dave);
-        assert_eq!(done.canister_id, Some(pc));
-        assert_eq!(done.manifest.as_ref().unwrap().root.into_array(), root_l3);
-        assert_eq!(
-            calls_received(&w, w.backend, "export_raw_manifest_page") - raw_before,
-            export.pages as u64 - STAGED_PAGES,
-            "the pages layout 3 did not stage, pulled from the upgraded backend"
-        );
-        assert_eq!(calls_received(&w, w.backend, "export_manifest_page"), 0);
-        assert_eq!(
-            installed_module_hash(&w, pc, dave),
-            shipped_personal_hash(&w)
-        );
-        assert_ne!(
-            shipped_personal_hash(&w),
-            module_hash_of(&fixture(PERSONAL_L3))
-        );
-        assert_eq!(w.ic.get_controllers(pc), vec![dave]);
-        // The current module reads what layout 3 imported: the records, the blobs, the manifest
-        // pages it staged, and a walk over its layout-3 buckets gives the root.
-        assert_moved_intact(&w, pc, dave, &before);
-        assert_blobs_readable(&w, pc, dave, &blobs);
-        let manifest = verified_personal_manifest(&w, pc, dave);
-        assert_eq!(manifest, export);
-        assert_eq!(capsule_root(&w, pc, dave), root_l3);
+        // upgrades the canister to the module it ships now, which reads what layout 3 imported:
+        // the records, the blobs, the manifest pages it staged, and a walk over its layout-3
+        // buckets gives the root.
+        let (_, manifest) =
+            m.completes_with_the_old_importer(&w, &export, &before, &blobs, |done| {
+                assert_eq!(done.manifest.as_ref().unwrap().root.into_array(), root_l3);
+            });
+        assert_eq!(capsule_root(&w, m.canister, dave), root_l3);
 
         // The layout-3 module refuses the upgraded personal canister; it stays as it was.
-        let now = everything_at(&w, pc, dave);
-        assert_refused_as_newer(
-            w.ic.upgrade_canister(
-                pc,
-                fixture(PERSONAL_L3),
-                candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-                Some(dave),
-            )
-            .map_err(|e| format!("{e:?}")),
-            CURRENT_LAYOUT,
-            LAYOUT_3,
-        );
-        assert_eq!(everything_at(&w, pc, dave), now);
-        assert_eq!(verified_personal_manifest(&w, pc, dave), manifest);
+        m.assert_old_module_refused(&w, &manifest);
     }
 
     #[test]
     fn a_personal_canister_of_layout_3_upgraded_mid_manifest_imports_from_its_staged_pages() {
-        let w = World::with_backend_wasm(fixture(BACKEND_L3), true);
         let frank = user(7);
-        let blobs = w.fill_capsule(frank, &[1024 * 1024 + 3, 5_000], 20, 3);
-        let before = everything_of(&w, frank);
+        let (w, blobs, before) = L3.world_with_capsule(frank, &[1024 * 1024 + 3, 5_000], 20, 3);
         let root_l3 = capsule_root(&w, w.backend, frank);
-        w.create_personal_canister(frank).unwrap();
-        let (pc, raw_before) =
-            leave_mid_manifest(&w, frank, PERSONAL_L3, "export_raw_manifest_page");
-        let migration = w.status(frank).unwrap().migration_id;
+        let m = L3.hold_mid_manifest(&w, frank);
 
         // Both upgraded mid-import: the backend, then frank's canister (he is a controller
         // until the handoff), whose importer resumes from the pages layout 3 staged and writes
         // the records in the current format.
-        w.upgrade_backend(wasm("backend"))
-            .expect("upgrade the backend from layout 3");
-        w.check_accounting_at_end();
-        w.ic.upgrade_canister(
-            pc,
-            wasm("personal"),
-            candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-            Some(frank),
-        )
-        .expect("upgrade the personal canister from layout 3 mid-import");
-        let export = verified_export(&w, migration);
-        assert!(export.pages as u64 > STAGED_PAGES, "{export:?}");
+        L3.upgrade_backend(&w);
+        m.upgrade_personal(&w);
+        let export = m.export(&w);
         assert_eq!(export.root, root_l3);
 
-        let done = completed(&w, frank);
-        assert_eq!(done.canister_id, Some(pc));
+        let done = m.completed(&w);
         assert_eq!(done.manifest.as_ref().unwrap().root.into_array(), root_l3);
         // The staged pages were read back, not pulled again.
         assert_eq!(
-            calls_received(&w, w.backend, "export_raw_manifest_page") - raw_before,
+            calls_received(&w, w.backend, "export_raw_manifest_page") - m.pulled,
             export.pages as u64 - STAGED_PAGES
         );
-        assert_eq!(
-            installed_module_hash(&w, pc, frank),
-            shipped_personal_hash(&w)
-        );
-        assert_moved_intact(&w, pc, frank, &before);
-        assert_blobs_readable(&w, pc, frank, &blobs);
-        assert_eq!(verified_personal_manifest(&w, pc, frank), export);
-        assert_eq!(capsule_root(&w, pc, frank), root_l3);
+        m.assert_runs_the_shipped_module_holding(&w, &before, &blobs);
+        assert_eq!(verified_personal_manifest(&w, m.canister, frank), export);
+        assert_eq!(capsule_root(&w, m.canister, frank), root_l3);
     }
 }

@@ -10,67 +10,48 @@
 use backend::factory::types::*;
 use e2e::layout_upgrade::*;
 use e2e::*;
-use migration::protocol::PersonalInitArgs;
 
-/// The schema version of aef96b1's stable layout.
-const LAYOUT_1: u32 = 1;
+/// aef96b1's modules, of stable layout 1; its importer pulls typed manifest pages.
+const L1: OldLayout = OldLayout {
+    layout: 1,
+    backend: "backend-aef96b1.wasm.gz",
+    personal: "personal-aef96b1.wasm.gz",
+    page_method: "export_manifest_page",
+};
 
 #[test]
 fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downgrade() {
-    let w = World::with_backend_wasm(fixture("backend-aef96b1.wasm.gz"), true);
-    let Owners {
-        alice,
-        bob,
-        carol,
-        alice_blobs: _,
-        bob_blobs,
-        carol_blobs,
-        pending,
-        upload,
-    } = fill_owners(&w);
+    let w = L1.world();
+    let o = fill_owners(&w);
+    let (alice, bob, carol) = (o.alice, o.bob, o.carol);
 
     // Under the layout-1 module: alice's creation completes, bob's is left importing.
     w.create_personal_canister(alice).unwrap();
-    let alice_done = w.run_to_final(alice, 3_000);
-    assert_eq!(alice_done.state, CreationState::Completed);
+    completed(&w, alice);
     w.create_personal_canister(bob).unwrap();
     w.run_until_state(bob, CreationState::Importing);
     let bob_canister = w.status(bob).unwrap().canister_id.unwrap();
-    let before = [alice, bob, carol].map(|who| everything_of(&w, who));
+    let before = o.everything(&w);
 
     w.upgrade_backend(wasm("backend"))
         .expect("upgrade from layout 1");
 
     // Every capsule, memory, connection and blob reads back identical.
-    let after = [alice, bob, carol].map(|who| everything_of(&w, who));
-    assert_eq!(before, after);
-    assert_blobs_readable(&w, w.backend, carol, &carol_blobs);
-    assert_blobs_readable(&w, w.backend, bob, &bob_blobs);
+    assert_eq!(before, o.everything(&w));
+    assert_blobs_readable(&w, w.backend, carol, &o.carol_blobs);
+    assert_blobs_readable(&w, w.backend, bob, &o.bob_blobs);
     assert_eq!(w.status(alice).unwrap().state, CreationState::Completed);
     // Carol's upload finishes where it stopped; a memory written now (packed, in its bucket)
     // joins the untouched candid ones.
-    let carol_now = finish_and_add(&w, w.backend, carol, upload, &pending, &before[2].1.items);
+    let carol_now = o.finish_carols_upload(&w, &before);
 
     // Bob's personal canister, mid-import under the layout-1 module (its importer state,
     // staged leaves and open blobs in candid), is upgraded by bob (a controller until the
     // handoff) to the layout-2 module; the import resumes from what layout 1 stored and
     // the creation completes. Its manifest is served from the pages verified before.
     assert_eq!(w.status(bob).unwrap().state, CreationState::Importing);
-    w.ic.upgrade_canister(
-        bob_canister,
-        wasm("personal"),
-        candid::encode_one(None::<PersonalInitArgs>).unwrap(),
-        Some(bob),
-    )
-    .expect("upgrade the personal canister from layout 1 mid-import");
-    let bob_done = w.run_to_final(bob, 3_000);
-    assert_eq!(
-        bob_done.state,
-        CreationState::Completed,
-        "{:?}\n{}",
-        bob_done.error,
-        w.tail_of_trace()
-    );
+    L1.upgrade_personal(&w, bob_canister, bob);
+    let bob_done = completed(&w, bob);
     assert_eq!(bob_done.canister_id, Some(bob_canister));
     let (info, memories, connections) = everything_at(&w, bob_canister, bob);
     assert_eq!(
@@ -95,28 +76,19 @@ fn the_backend_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downg
             before[1].0.blob_bytes
         )
     );
-    assert_blobs_readable(&w, bob_canister, bob, &bob_blobs);
+    assert_blobs_readable(&w, bob_canister, bob, &o.bob_blobs);
     assert_eq!(
         verified_personal_manifest(&w, bob_canister, bob).root,
         bob_done.manifest.as_ref().unwrap().root.into_array()
     );
 
     // The layout-1 module refuses the layout-2 state; the state stays as it was.
-    assert_refused_as_newer(
-        w.upgrade_backend(fixture("backend-aef96b1.wasm.gz"))
-            .map_err(|e| format!("{e:?}")),
-        CURRENT_LAYOUT,
-        LAYOUT_1,
-    );
+    L1.assert_backend_refused(&w);
     assert_eq!(everything_of(&w, carol), carol_now);
     w.skip_accounting_check();
 }
 
 #[test]
 fn a_personal_canister_upgrades_from_layout_1_with_everything_intact_and_refuses_a_downgrade() {
-    personal_upgrade_keeps_everything_and_refuses_the_old_module(
-        "personal-aef96b1.wasm.gz",
-        user(4),
-        LAYOUT_1,
-    );
+    personal_upgrade_keeps_everything_and_refuses_the_old_module(&L1, user(4));
 }

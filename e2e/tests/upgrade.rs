@@ -7,6 +7,7 @@
 //! still decode, and that creations it left open finish under the new module.
 
 use backend::factory::types::*;
+use e2e::layout_upgrade::assert_chunks_hash_to_id;
 use e2e::*;
 
 #[test]
@@ -38,14 +39,7 @@ fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
     assert_eq!(before, after);
     for (who, blobs) in [(carol, &carol_blobs), (bob, &bob_blobs)] {
         for d in blobs.iter() {
-            let mut bytes = vec![];
-            for i in 0..d.size.div_ceil(blobstore::hash::CHUNK_SIZE as u64) {
-                let chunk: serde_bytes::ByteBuf = w
-                    .capsule(w.backend, who, "get_blob_chunk", (d.hash, i))
-                    .unwrap();
-                bytes.extend_from_slice(&chunk);
-            }
-            assert_eq!(blobstore::hash::blob_hashes(&bytes).0, d.hash.into_array());
+            assert_chunks_hash_to_id(&w, w.backend, who, d);
         }
     }
     // Records written by the previous module decode, with the new fields empty.
@@ -61,14 +55,7 @@ fn the_backend_upgrades_from_the_previous_layout_with_everything_intact() {
     assert_eq!((st.in_progress, st.queued, st.succeeded), (1, 0, 1));
 
     // The creation the previous module left importing completes under the new one.
-    let bob_done = w.run_to_final(bob, 3_000);
-    assert_eq!(
-        bob_done.state,
-        CreationState::Completed,
-        "{:?}\n{}",
-        bob_done.error,
-        w.tail_of_trace()
-    );
+    let bob_done = completed(&w, bob);
     assert_eq!(
         w.ic.get_controllers(bob_done.canister_id.unwrap()),
         vec![bob]
