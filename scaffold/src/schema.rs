@@ -20,7 +20,9 @@
 //! Layout 4 stores each memory in its bucket as its canonical manifest leaf encoding (bucket
 //! format `capsule::store::memory_table::BUCKET_V2`, the bytes a manifest hashes) instead of
 //! packed; buckets of layout 3 are read as they are and rewritten in the new format when one of
-//! their memories is written. A build of layout 3 refuses to open a layout-4 state.
+//! their memories is written. The importer's state drops the version field of its own that
+//! nothing read (format byte `STATE_V3` in `migration::import::stored`; `STATE_V2` is still
+//! read). A build of layout 3 refuses to open a layout-4 state.
 
 use ic_stable_structures::{Memory, StableCell};
 

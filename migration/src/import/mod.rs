@@ -130,9 +130,6 @@ pub const BACKOFF_MAX_NS: u64 = 60 * 1_000_000_000;
 /// while its instruction budget lasts ([`Importer::work_for`]).
 pub const LEAVES_PER_STEP: usize = 500;
 
-/// Version of the importer's stored layout (2: failures stored as [`ImportError`]).
-pub const IMPORT_SCHEMA_VERSION: u32 = 2;
-
 /// The stable memories of the importer (the personal canister lists their ids in its
 /// `memory.rs`).
 pub struct ImportMemories<M> {

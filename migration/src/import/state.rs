@@ -76,7 +76,6 @@ pub struct OpenBlob {
 /// Everything the importer keeps in its cell.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct ImportState {
-    pub schema_version: u32,
     pub migration: Option<MigrationInit>,
     pub step: Step,
     /// Set when the import failed; `step` says where (a restart with the same migration
@@ -96,7 +95,6 @@ pub struct ImportState {
 impl Default for ImportState {
     fn default() -> Self {
         ImportState {
-            schema_version: IMPORT_SCHEMA_VERSION,
             migration: None,
             step: Step::Idle,
             error: None,

@@ -350,7 +350,6 @@ fn v1_failed() -> stored::ImportStateV1 {
 #[test]
 fn a_failure_stored_by_the_previous_layout_still_reads_as_failed() {
     let expected = ImportState {
-        schema_version: IMPORT_SCHEMA_VERSION,
         migration: None,
         step: Step::Chunks { next_blob: 3 },
         error: Some(ImportError::Recorded {
@@ -382,8 +381,63 @@ fn a_failure_stored_by_the_previous_layout_still_reads_as_failed() {
         error: Some(ImportError::ChunkCountMismatch { asked: 3, sent: 2 }),
         ..expected
     };
-    assert_eq!(stored::decode(&stored::encode(&typed)), Ok(typed));
+    assert_eq!(stored::decode(&stored::encode(&typed)), Ok(typed.clone()));
+    assert_eq!(stored::encode(&typed)[0], stored::STATE_V3);
     assert!(stored::decode(&[9, 0]).is_err());
+}
+
+#[test]
+fn a_state_stored_with_the_importers_own_version_field_reads_without_it() {
+    let v2 = stored::ImportStateV2 {
+        schema_version: 2,
+        migration: None,
+        step: Step::Records {
+            section: Section::Memories,
+            next: 40,
+        },
+        error: Some(ImportError::ChunkCountMismatch { asked: 3, sent: 2 }),
+        progress: Progress::default(),
+        attempts: 1,
+        retries: 5,
+        retry_at: 11,
+        in_flight: vec![],
+        next_call: 23,
+    };
+    let bytes = postcard::to_extend(&v2, vec![stored::STATE_V2]).unwrap();
+    let expected = ImportState {
+        migration: None,
+        step: v2.step.clone(),
+        error: v2.error.clone(),
+        progress: Progress::default(),
+        attempts: 1,
+        retries: 5,
+        retry_at: 11,
+        in_flight: vec![],
+        next_call: 23,
+    };
+    assert_eq!(stored::decode(&bytes), Ok(expected.clone()));
+    // Through the importer's cell, as an upgrade from layout 3 finds it.
+    let disk = Disk::new();
+    StableCell::init(disk.import[0].clone(), RawState(bytes));
+    let (imp, _) = disk.open();
+    assert_eq!(imp.state(), expected);
+}
+
+/// Bytes stored in the importer's cell as they are.
+struct RawState(Vec<u8>);
+
+impl ic_stable_structures::Storable for RawState {
+    fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.0)
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+    fn from_bytes(bytes: std::borrow::Cow<[u8]>) -> Self {
+        RawState(bytes.into_owned())
+    }
+    const BOUND: ic_stable_structures::storable::Bound =
+        ic_stable_structures::storable::Bound::Unbounded;
 }
 
 /// An exporter serving, in place of what the export walk stored, the source's manifest with
