@@ -8,10 +8,7 @@ use ic_stable_structures::StableCell;
 use super::*;
 
 fn rejected(code: RejectCode) -> CallFault {
-    CallFault::Rejected {
-        code,
-        message: "test".into(),
-    }
+    rejected_with(code, "test")
 }
 
 #[test]
@@ -441,12 +438,12 @@ impl ic_stable_structures::Storable for RawState {
 }
 
 /// An exporter serving, in place of what the export walk stored, the source's manifest with
-/// `edit` applied to its leaves (the header computed from the edited leaves, so the manifest
-/// verifies); pages are still served by the export side.
-fn edited<'a>(src: &'a Store, edit: impl FnOnce(&mut Vec<PageLeaves>)) -> Exporter<'a> {
+/// `edit` applied to each of its pages of leaves (the header computed from the edited leaves,
+/// so the manifest verifies); pages are still served by the export side.
+fn edited<'a>(src: &'a Store, edit: impl FnMut(&mut PageLeaves)) -> Exporter<'a> {
     let mut exp = Exporter::new(src, 5);
     let (_, mut leaves) = manifest_of(src);
-    edit(&mut leaves);
+    leaves.iter_mut().for_each(edit);
     let mut builder = manifests::ManifestBuilder::new();
     for l in &leaves {
         builder.push_leaves(l).unwrap();
@@ -460,17 +457,21 @@ fn edited<'a>(src: &'a Store, edit: impl FnOnce(&mut Vec<PageLeaves>)) -> Export
     exp
 }
 
+/// The failed state of an import of [`source`] whose manifest has `edit` applied to each of its
+/// pages of leaves (see [`edited`]).
+fn failed_with_edited(edit: impl FnMut(&mut PageLeaves)) -> ImportState {
+    let (src, _) = source();
+    let mut exp = edited(&src, edit);
+    failed_with(&mut exp).0
+}
+
 #[test]
 fn a_memory_the_store_refuses_fails_the_import_naming_it() {
-    let (src, _) = source();
-    let mut exp = edited(&src, |leaves| {
-        for l in leaves.iter_mut() {
-            if let PageLeaves::Memories(ms) = l {
-                ms[0].kind = "hologram".into();
-            }
+    let st = failed_with_edited(|l| {
+        if let PageLeaves::Memories(ms) = l {
+            ms[0].kind = "hologram".into();
         }
     });
-    let (st, _) = failed_with(&mut exp);
     assert!(
         matches!(
             &st.error,
@@ -485,15 +486,11 @@ fn a_memory_the_store_refuses_fails_the_import_naming_it() {
 
 #[test]
 fn a_connection_the_store_refuses_fails_the_import_naming_it() {
-    let (src, _) = source();
-    let mut exp = edited(&src, |leaves| {
-        for l in leaves.iter_mut() {
-            if let PageLeaves::Connections(cs) = l {
-                cs[0].status = "frenemy".into();
-            }
+    let st = failed_with_edited(|l| {
+        if let PageLeaves::Connections(cs) = l {
+            cs[0].status = "frenemy".into();
         }
     });
-    let (st, _) = failed_with(&mut exp);
     let peer = Principal::from_slice(&[1; 10]);
     assert!(
         matches!(
