@@ -297,18 +297,24 @@ function structuredCloneSafe(b: FakeBackend) {
   return { ...r, timeline: [...r.timeline], progress: { ...r.progress } };
 }
 
+/** The times (`Date.now()`) at which `backend` is polled for the creation's status, from now on. */
+function recordPollTimes(backend: FakeBackend): number[] {
+  const times: number[] = [];
+  const real = backend.get_creation_status.bind(backend);
+  backend.get_creation_status = () => {
+    times.push(Date.now());
+    return real();
+  };
+  return times;
+}
+
 describe('backoff (fake timers)', () => {
   it('doubles the delay while nothing changes, caps it, and resets it on a change', async () => {
     vi.useFakeTimers();
     vi.setSystemTime(0);
     const script: Step[] = [{ state: 'Exporting' }];
     const { backend, client } = setup([script], { sleep: undefined });
-    const times: number[] = [];
-    const real = backend.get_creation_status.bind(backend);
-    backend.get_creation_status = () => {
-      times.push(Date.now());
-      return real();
-    };
+    const times = recordPollTimes(backend);
     await client.createPersonalCanister();
     const done = client.watchCreation();
 
@@ -330,12 +336,7 @@ describe('backoff (fake timers)', () => {
       sleep: undefined,
       backoff: { initialMs: 100, factor: 3, maxMs: 1_000, maxErrors: 10 },
     });
-    const times: number[] = [];
-    const real = backend.get_creation_status.bind(backend);
-    backend.get_creation_status = () => {
-      times.push(Date.now());
-      return real();
-    };
+    const times = recordPollTimes(backend);
     await client.createPersonalCanister();
     backend.pollErrors = [1, 2, 3, 4].map(() => new TypeError('fetch failed'));
     const done = client.watchCreation();
