@@ -77,6 +77,18 @@ fn import(dst: &mut Store, src: &Store, header: &ManifestHeader, pages: &[PageLe
     dst.set_frozen(owner(), None).unwrap();
 }
 
+/// Walks `src` (100 leaves a step) and imports only its capsule leaf into a new store; returns
+/// the walk's pages and that store.
+fn capsule_imported(src: &Store) -> (Vec<PageLeaves>, Store) {
+    let (_, pages) = walk(src, 100);
+    let mut dst = new_store();
+    let PageLeaves::Capsule(c) = &pages[0] else {
+        panic!("the capsule leaf comes first")
+    };
+    dst.import_capsule(c, "importing").unwrap();
+    (pages, dst)
+}
+
 #[test]
 fn the_root_does_not_depend_on_the_step_size() {
     let s = exporter();
@@ -151,12 +163,7 @@ fn a_changed_capsule_has_another_root() {
 #[test]
 fn tampered_or_misplaced_chunks_are_rejected() {
     let src = exporter();
-    let (_, pages) = walk(&src, 100);
-    let mut dst = new_store();
-    let PageLeaves::Capsule(c) = &pages[0] else {
-        panic!("the capsule leaf comes first")
-    };
-    dst.import_capsule(c, "importing").unwrap();
+    let (pages, mut dst) = capsule_imported(&src);
     let leaf = pages
         .iter()
         .find_map(|p| match p {
@@ -232,12 +239,7 @@ fn importing_twice_changes_nothing() {
 #[test]
 fn importing_leaves_with_unknown_names_is_rejected() {
     let src = exporter();
-    let (_, pages) = walk(&src, 100);
-    let mut dst = new_store();
-    let PageLeaves::Capsule(c) = &pages[0] else {
-        panic!("the capsule leaf comes first")
-    };
-    dst.import_capsule(c, "importing").unwrap();
+    let (_, mut dst) = capsule_imported(&src);
     let mut leaf = src.memory_leaves(owner(), None, 1).remove(0);
     leaf.blobs.clear();
     leaf.kind = "hologram".into();
@@ -264,12 +266,7 @@ fn importing_leaves_with_unknown_names_is_rejected() {
 #[test]
 fn a_batch_of_imported_memories_stops_at_the_first_bad_leaf() {
     let src = exporter();
-    let (_, pages) = walk(&src, 100);
-    let mut dst = new_store();
-    let PageLeaves::Capsule(c) = &pages[0] else {
-        panic!("the capsule leaf comes first")
-    };
-    dst.import_capsule(c, "importing").unwrap();
+    let (_, mut dst) = capsule_imported(&src);
     let mut leaves = src.memory_leaves(owner(), None, 3);
     leaves[0].blobs.clear();
     leaves[2].blobs.clear();
