@@ -214,7 +214,19 @@ impl Emulator {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, RejectResponse> {
-        let id = self.submit(canister, sender, method, arg)?;
+        self.update_with_cycles(canister, sender, method, arg, 0)
+    }
+
+    /// [`update`](Self::update) carrying `cycles`, as [`submit_with_cycles`](Self::submit_with_cycles).
+    pub fn update_with_cycles(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+        cycles: u128,
+    ) -> Result<Vec<u8>, RejectResponse> {
+        let id = self.submit_with_cycles(canister, sender, method, arg, cycles)?;
         let result = self.await_message(id);
         self.lock().book.ingress.remove(&id.0);
         result

@@ -25,10 +25,9 @@ pub(crate) fn call(st: &mut StateDir, a: CallArgs, io: &mut Io) -> Result<()> {
     } else if st.served {
         // `serve`'s background rounds run the message; wait for them.
         served_update(&st.emu, id, sender, &a.method, arg, cycles.unwrap_or(0))
-    } else if let Some(c) = cycles {
-        st.emu.update_with_cycles(id, sender, &a.method, arg, c)
     } else {
-        st.emu.update(id, sender, &a.method, arg)
+        st.emu
+            .update_with_cycles(id, sender, &a.method, arg, cycles.unwrap_or(0))
     }
     .map_err(Rejected)?;
     if a.raw {

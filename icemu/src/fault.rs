@@ -153,31 +153,3 @@ pub(crate) fn fault(st: &mut StateDir, f: FaultCmd, io: &mut Io) -> Result<()> {
     }
     Ok(())
 }
-
-/// Emulator extension used by `call --with-cycles`.
-pub(crate) trait WithCycles {
-    fn update_with_cycles(
-        &self,
-        canister: Principal,
-        sender: Principal,
-        method: &str,
-        arg: Vec<u8>,
-        cycles: u128,
-    ) -> Result<Vec<u8>, RejectResponse>;
-}
-
-impl WithCycles for Emulator {
-    fn update_with_cycles(
-        &self,
-        canister: Principal,
-        sender: Principal,
-        method: &str,
-        arg: Vec<u8>,
-        cycles: u128,
-    ) -> Result<Vec<u8>, RejectResponse> {
-        let id = self.submit_with_cycles(canister, sender, method, arg, cycles)?;
-        let r = self.await_message(id);
-        let _ = self.take_ingress_status(id);
-        r
-    }
-}
