@@ -9,12 +9,13 @@
 use std::ops::Deref;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use candid::Principal;
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
+use candid::{CandidType, Principal};
 use ic_management_canister_types as mgmt;
 pub use ic_management_canister_types::{
     CanisterId, CanisterInstallMode, CanisterLogRecord, CanisterSettings, CanisterStatusResult,
 };
+use serde::de::DeserializeOwned;
 
 use crate::cycles::Config;
 use crate::emulator::{Emulator, MessageId};
@@ -151,6 +152,20 @@ fn anon(sender: Option<Principal>) -> Principal {
 }
 
 impl PocketIc {
+    /// Calls management method `method`, whose argument is `{ canister_id }`, as `sender`.
+    fn on_canister<R: DeserializeOwned + CandidType>(
+        &self,
+        sender: Option<Principal>,
+        method: &str,
+        canister_id: CanisterId,
+    ) -> Result<R, RejectResponse> {
+        self.emu.management(
+            anon(sender),
+            method,
+            &mgmt::CanisterIdRecord { canister_id },
+        )
+    }
+
     /// A fresh instance.
     pub fn new() -> Self {
         PocketIcBuilder::new().build()
@@ -333,11 +348,7 @@ impl PocketIc {
         canister_id: CanisterId,
         sender: Option<Principal>,
     ) -> Result<CanisterStatusResult, RejectResponse> {
-        self.emu.management(
-            anon(sender),
-            "canister_status",
-            &mgmt::CanisterIdRecord { canister_id },
-        )
+        self.on_canister(sender, "canister_status", canister_id)
     }
 
     /// Creates a canister (anonymous controller, default cycles).
@@ -444,11 +455,7 @@ impl PocketIc {
         canister_id: CanisterId,
         sender: Option<Principal>,
     ) -> Result<(), RejectResponse> {
-        self.emu.management(
-            anon(sender),
-            "uninstall_code",
-            &mgmt::CanisterIdRecord { canister_id },
-        )
+        self.on_canister(sender, "uninstall_code", canister_id)
     }
 
     /// Uploads a chunk; returns its hash.
@@ -472,11 +479,7 @@ impl PocketIc {
         canister_id: CanisterId,
         sender: Option<Principal>,
     ) -> Result<Vec<Vec<u8>>, RejectResponse> {
-        let r: Vec<mgmt::ChunkHash> = self.emu.management(
-            anon(sender),
-            "stored_chunks",
-            &mgmt::CanisterIdRecord { canister_id },
-        )?;
+        let r: Vec<mgmt::ChunkHash> = self.on_canister(sender, "stored_chunks", canister_id)?;
         Ok(r.into_iter().map(|h| h.hash).collect())
     }
 
@@ -486,11 +489,7 @@ impl PocketIc {
         canister_id: CanisterId,
         sender: Option<Principal>,
     ) -> Result<(), RejectResponse> {
-        self.emu.management(
-            anon(sender),
-            "clear_chunk_store",
-            &mgmt::CanisterIdRecord { canister_id },
-        )
+        self.on_canister(sender, "clear_chunk_store", canister_id)
     }
 
     /// Installs code assembled from chunks.
@@ -556,11 +555,7 @@ impl PocketIc {
         canister_id: CanisterId,
         sender: Option<Principal>,
     ) -> Result<(), RejectResponse> {
-        self.emu.management(
-            anon(sender),
-            "start_canister",
-            &mgmt::CanisterIdRecord { canister_id },
-        )
+        self.on_canister(sender, "start_canister", canister_id)
     }
 
     /// Stops a canister (runs rounds until its open call contexts are closed).
@@ -569,11 +564,7 @@ impl PocketIc {
         canister_id: CanisterId,
         sender: Option<Principal>,
     ) -> Result<(), RejectResponse> {
-        self.emu.management(
-            anon(sender),
-            "stop_canister",
-            &mgmt::CanisterIdRecord { canister_id },
-        )
+        self.on_canister(sender, "stop_canister", canister_id)
     }
 
     /// Deletes a stopped canister.
@@ -582,11 +573,7 @@ impl PocketIc {
         canister_id: CanisterId,
         sender: Option<Principal>,
     ) -> Result<(), RejectResponse> {
-        self.emu.management(
-            anon(sender),
-            "delete_canister",
-            &mgmt::CanisterIdRecord { canister_id },
-        )
+        self.on_canister(sender, "delete_canister", canister_id)
     }
 
     /// Whether the canister exists.
