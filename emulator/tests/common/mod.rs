@@ -3,9 +3,10 @@
 #![allow(dead_code)]
 
 use candid::Principal;
-use candid::utils::{ArgumentDecoder, ArgumentEncoder};
-use emulator::RejectResponse;
 use emulator::pocket_ic::PocketIc;
+
+/// Candid update and query as the anonymous principal.
+pub use emulator::pocket_ic::{query_candid as query, update_candid as update};
 
 /// The probe canister's wasm (built by `cargo build` on first use, then cached).
 pub fn probe_wasm() -> Vec<u8> {
@@ -26,26 +27,6 @@ pub fn setup(n: usize) -> (PocketIc, Vec<Principal>) {
         })
         .collect();
     (pic, ids)
-}
-
-/// Candid update as the anonymous principal.
-pub fn update<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
-    pic: &PocketIc,
-    id: Principal,
-    method: &str,
-    args: A,
-) -> Result<R, RejectResponse> {
-    pic.update_candid(id, Principal::anonymous(), method, args)
-}
-
-/// Candid query as the anonymous principal.
-pub fn query<A: ArgumentEncoder, R: for<'a> ArgumentDecoder<'a>>(
-    pic: &PocketIc,
-    id: Principal,
-    method: &str,
-    args: A,
-) -> Result<R, RejectResponse> {
-    pic.query_candid(id, Principal::anonymous(), method, args)
 }
 
 /// `(heap counter, stable counter)` of a probe.
