@@ -107,7 +107,12 @@ impl Drop for CleanupMarker {
 /// Expected: step stays 1 (callback rolled back), the cleanup callback ran once.
 #[ic_cdk::update]
 async fn call_then_trap(target: Principal) {
-    let marker = CleanupMarker;
+    call_then_trap_holding(CleanupMarker, target).await
+}
+
+/// Sets step 1, calls `target.inc`, sets step 2 and traps in the callback, holding `marker`
+/// across the call: only the cleanup callback drops it.
+async fn call_then_trap_holding<M>(marker: M, target: Principal) {
     STEP.set(1);
     let _ = Call::unbounded_wait(target, "inc").await;
     STEP.set(2);
@@ -348,14 +353,7 @@ impl Drop for TrappingMarker {
 /// Like `call_then_trap`, but the cleanup callback traps too.
 #[ic_cdk::update]
 async fn call_then_trap_twice(target: Principal) {
-    let marker = TrappingMarker;
-    STEP.set(1);
-    let _ = Call::unbounded_wait(target, "inc").await;
-    STEP.set(2);
-    if STEP.get() == 2 {
-        ic_cdk::trap("trap in callback");
-    }
-    std::mem::forget(marker);
+    call_then_trap_holding(TrappingMarker, target).await
 }
 
 /// `in_replicated_execution()` from a query method.
