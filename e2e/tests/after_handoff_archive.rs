@@ -168,17 +168,8 @@ fn the_downloaded_archive_verifies_and_restores_into_a_fresh_canister_with_the_s
         Some(alice),
     );
     // Only the owner restores.
-    let (refused,): (Result<(), Error>,) = candid::decode_args(
-        &w.ic
-            .update_call(
-                fresh,
-                user(2),
-                "restore_capsule",
-                candid::encode_one(&manifest.capsule).unwrap(),
-            )
-            .unwrap(),
-    )
-    .unwrap();
+    let refused: Result<(), Error> =
+        w.capsule(fresh, user(2), "restore_capsule", (&manifest.capsule,));
     assert_eq!(refused, Err(Error::NotOwner { owner: alice }));
     assert_eq!(restore(&w, fresh, alice, &tar), root);
     // The same records, read through the capsule API.
@@ -217,17 +208,8 @@ fn the_downloaded_archive_verifies_and_restores_into_a_fresh_canister_with_the_s
 
     // Back into the shared backend: refused while the moved copy is there, restored once it
     // is purged, with the same root.
-    let (refused,): (Result<(), Error>,) = candid::decode_args(
-        &w.ic
-            .update_call(
-                w.backend,
-                alice,
-                "restore_capsule",
-                candid::encode_one(&manifest.capsule).unwrap(),
-            )
-            .unwrap(),
-    )
-    .unwrap();
+    let refused: Result<(), Error> =
+        w.capsule(w.backend, alice, "restore_capsule", (&manifest.capsule,));
     assert_eq!(
         refused,
         Err(Error::CapsuleMoved {
@@ -242,34 +224,16 @@ fn the_downloaded_archive_verifies_and_restores_into_a_fresh_canister_with_the_s
     assert_eq!(memories(w.backend), memories(canister));
     assert_eq!(connections(w.backend), connections(canister));
     // Someone else cannot restore alice's capsule into their own name.
-    let (refused,): (Result<(), Error>,) = candid::decode_args(
-        &w.ic
-            .update_call(
-                w.backend,
-                user(5),
-                "restore_capsule",
-                candid::encode_one(&manifest.capsule).unwrap(),
-            )
-            .unwrap(),
-    )
-    .unwrap();
+    let refused: Result<(), Error> =
+        w.capsule(w.backend, user(5), "restore_capsule", (&manifest.capsule,));
     assert!(
         matches!(refused, Err(Error::ImportRejected { .. })),
         "{refused:?}"
     );
 
     // Restoring into a canister that holds a migration is refused.
-    let (refused,): (Result<(), Error>,) = candid::decode_args(
-        &w.ic
-            .update_call(
-                canister,
-                alice,
-                "restore_capsule",
-                candid::encode_one(&manifest.capsule).unwrap(),
-            )
-            .unwrap(),
-    )
-    .unwrap();
+    let refused: Result<(), Error> =
+        w.capsule(canister, alice, "restore_capsule", (&manifest.capsule,));
     assert!(
         matches!(refused, Err(Error::ImportRejected { .. })),
         "{refused:?}"
