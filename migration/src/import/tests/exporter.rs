@@ -257,6 +257,17 @@ impl Sim {
         }
     }
 
+    /// Runs one action at a time until the importer is in `phase`.
+    pub(super) fn step_until_phase(
+        &mut self,
+        imp: &mut Importer<VectorMemory>,
+        store: &mut Store,
+        exp: &mut Exporter,
+        phase: ImportPhase,
+    ) {
+        self.step_until(imp, store, exp, |imp, _| imp.state().phase() == phase)
+    }
+
     fn answer(
         &mut self,
         imp: &mut Importer<VectorMemory>,

@@ -508,9 +508,7 @@ fn a_store_changed_before_verification_fails_with_the_stored_root_mismatch() {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, 5);
     let (_, mut imp, mut store, mut sim) = started(&exp, config());
-    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
-        imp.state().phase() == ImportPhase::Verifying
-    });
+    sim.step_until_phase(&mut imp, &mut store, &mut exp, ImportPhase::Verifying);
     // Something writes to the capsule behind the importer's back.
     store.set_frozen(owner(), None).unwrap();
     store.add_memory(&ctx(), note("stray")).unwrap();

@@ -47,9 +47,7 @@ fn calls_lost_without_a_restart_are_planned_again_when_stale() {
     let mut exp = Exporter::new(&src, 3);
     let (_, mut imp, mut store, mut sim) = started(&exp, config());
     // Run into the chunk phase, then lose every call in flight (their callbacks trapped).
-    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
-        imp.state().phase() == ImportPhase::Chunks
-    });
+    sim.step_until_phase(&mut imp, &mut store, &mut exp, ImportPhase::Chunks);
     sim.run(&mut imp, &mut store, &mut exp, 3);
     assert!(!imp.state().in_flight.is_empty());
     sim.pending.clear();

@@ -105,9 +105,7 @@ fn the_backends_root_mismatch_to_the_report_fails_the_import_without_retries() {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, 5);
     let (_, mut imp, mut store, mut sim) = started(&exp, config());
-    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
-        imp.state().phase() == ImportPhase::Reporting
-    });
+    sim.step_until_phase(&mut imp, &mut store, &mut exp, ImportPhase::Reporting);
     // The backend compares the report with another root than the one it installed.
     exp.header.root = [7; 32];
     sim.run(&mut imp, &mut store, &mut exp, 10_000);
