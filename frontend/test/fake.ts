@@ -83,6 +83,11 @@ function progress(bytes: bigint, m: ManifestSummary = FAKE_MANIFEST): Progress {
   };
 }
 
+/** A capsule method the fakes do not model: every call rejects. */
+async function notFaked(): Promise<never> {
+  throw new Error('not faked');
+}
+
 /** An in-memory capsule API (enough for uploads, memories and reading blobs back). */
 export class FakeCapsule implements CapsuleService {
   capsule: CapsuleInfo | null = null;
@@ -117,9 +122,7 @@ export class FakeCapsule implements CapsuleService {
     this.capsule = capsuleInfo(input.name);
     return { Ok: this.capsule };
   }
-  async update_capsule(): Promise<never> {
-    throw new Error('not faked');
-  }
+  update_capsule = notFaked;
   /** Like the store: a capsule served elsewhere since its handoff takes no more writes. */
   protected moved(): { Err: { CapsuleMoved: { canister_id: Principal } } } | null {
     const to = this.capsule?.moved_to[0];
@@ -190,30 +193,14 @@ export class FakeCapsule implements CapsuleService {
     if (!b) return { Err: { Blob: { UnknownBlob: { blob: hex(hash) } } } };
     return { Ok: b.slice(Number(index) * CHUNK_SIZE, (Number(index) + 1) * CHUNK_SIZE) };
   }
-  async get_blob(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async read_blob_range(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async delete_memory(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async update_memory(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async add_connection(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async remove_connection(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async update_connection(): Promise<never> {
-    throw new Error('not faked');
-  }
-  async list_connections(): Promise<never> {
-    throw new Error('not faked');
-  }
+  get_blob = notFaked;
+  read_blob_range = notFaked;
+  delete_memory = notFaked;
+  update_memory = notFaked;
+  add_connection = notFaked;
+  remove_connection = notFaked;
+  update_connection = notFaked;
+  list_connections = notFaked;
 }
 
 export function capsuleInfo(name: string): CapsuleInfo {
