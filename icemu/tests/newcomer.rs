@@ -74,16 +74,22 @@ fn ada_with_a_photo(s: &Path, dir: &Path, size: usize) -> (std::path::PathBuf, S
     (file, id)
 }
 
-const UNTIL_COMPLETED: [&str; 8] = [
-    "run-until-idle",
-    "--until",
-    "Completed",
-    "--as",
-    "ada",
-    "--poll",
-    "backend",
-    "get_creation_status",
-];
+/// `run-until-idle` arguments: `limits` (e.g. `--max 3`), then poll ada's
+/// `get_creation_status` until its reply contains `status`.
+fn until_status<'a>(limits: &[&'a str], status: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["run-until-idle"];
+    args.extend_from_slice(limits);
+    args.extend([
+        "--until",
+        status,
+        "--as",
+        "ada",
+        "--poll",
+        "backend",
+        "get_creation_status",
+    ]);
+    args
+}
 
 #[test]
 fn a_migration_runs_to_its_end_in_one_command_and_the_personal_canister_has_a_name_and_types() {
@@ -103,7 +109,7 @@ fn a_migration_runs_to_its_end_in_one_command_and_the_personal_canister_has_a_na
     );
     assert!(out.contains("NotStarted"), "{out}");
     // One command to the end, with emulated time passing 1 s per round.
-    let out = ok(s, &UNTIL_COMPLETED);
+    let out = ok(s, &until_status(&[], "Completed"));
     assert!(out.starts_with("reached: "), "{out}");
     let rounds: u64 = out
         .split(": ")
@@ -200,18 +206,7 @@ fn run_until_idle_says_when_it_stops_short() {
     );
     let o = fails(
         s,
-        &[
-            "run-until-idle",
-            "--max",
-            "3",
-            "--until",
-            "Completed",
-            "--as",
-            "ada",
-            "--poll",
-            "backend",
-            "get_creation_status",
-        ],
+        &until_status(&["--max", "3"], "Completed"),
         3,
         "not done (the reply of `backend get_creation_status` contains `Completed`) after --max 3 rounds",
     );
@@ -221,23 +216,9 @@ fn run_until_idle_says_when_it_stops_short() {
         stderr(&o)
     );
     // The rounds ran and were saved although the command failed: the migration goes on.
-    ok(s, &UNTIL_COMPLETED);
+    ok(s, &until_status(&[], "Completed"));
     // Waiting for something that never comes on an idle subnet: exit 3 once idle.
-    fails(
-        s,
-        &[
-            "run-until-idle",
-            "--until",
-            "Failed",
-            "--as",
-            "ada",
-            "--poll",
-            "backend",
-            "get_creation_status",
-        ],
-        3,
-        "idle before the reply",
-    );
+    fails(s, &until_status(&[], "Failed"), 3, "idle before the reply");
     // A poll that is rejected is the call's exit status.
     let o = icemu(
         s,

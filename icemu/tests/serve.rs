@@ -8,6 +8,16 @@ use std::process::Command;
 
 use common::{Served, http, ok, with_backend};
 
+/// `icemu call` arguments: `webuser` creates the capsule "Web" on the backend.
+const CREATE_WEB_CAPSULE: &[&str] = &[
+    "call",
+    "--as",
+    "webuser",
+    "backend",
+    "create_capsule",
+    r#"(record { name = "Web"; bio = "b"; settings = null })"#,
+];
+
 #[test]
 fn serve_answers_status_refusals_preflights_static_files_and_stops_cleanly() {
     let t = with_backend("serve");
@@ -123,17 +133,7 @@ fn serve_answers_status_refusals_preflights_static_files_and_stops_cleanly() {
     assert_eq!(http(port, "GET", "/../etc/passwd", &[], b"").status, 400);
 
     // A command while serving runs on the server's state (forwarded) ...
-    let out = ok(
-        &t.0,
-        &[
-            "call",
-            "--as",
-            "webuser",
-            "backend",
-            "create_capsule",
-            r#"(record { name = "Web"; bio = "b"; settings = null })"#,
-        ],
-    );
+    let out = ok(&t.0, CREATE_WEB_CAPSULE);
     assert!(out.contains("\"Web\""), "{out}");
     // ... and a clean stop on SIGTERM saves it: the capsule is there for the next process.
     let status = served.terminate();
@@ -198,19 +198,7 @@ fn commands_on_a_served_state_dir_are_forwarded_to_serve() {
     );
     let list = String::from_utf8(icemu_nowait(&t.0, &["fault", "list"]).stdout).unwrap();
     assert!(list.contains("forwarded fault"), "{list}");
-    let create = || {
-        icemu_nowait(
-            &t.0,
-            &[
-                "call",
-                "--as",
-                "webuser",
-                "backend",
-                "create_capsule",
-                r#"(record { name = "Web"; bio = "b"; settings = null })"#,
-            ],
-        )
-    };
+    let create = || icemu_nowait(&t.0, CREATE_WEB_CAPSULE);
     let out = create();
     assert_eq!(
         out.status.code(),
