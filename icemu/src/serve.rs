@@ -168,20 +168,10 @@ fn lock(st: &Mutex<StateDir>) -> MutexGuard<'_, StateDir> {
 
 /// Writes `DIR/serve.json` readable by the owner only (it holds the admin token).
 fn write_serve_info(dir: &Path, info: &ServeInfo) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dir.join("serve.json.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .context("writing serve.json")?;
-    f.write_all(&serde_json::to_vec_pretty(info)?)?;
-    drop(f);
-    std::fs::rename(&tmp, state::serve_info_path(dir)).context("writing serve.json")?;
-    Ok(())
+    crate::http::keys::write_private(
+        &state::serve_info_path(dir),
+        &serde_json::to_vec_pretty(info)?,
+    )
 }
 
 fn header(name: &str, value: &str) -> Header {

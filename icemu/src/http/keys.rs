@@ -136,7 +136,9 @@ impl Keys {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path` readable by the owner only (mode 0600), through a temporary file
+/// beside it renamed into place.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
