@@ -10,6 +10,7 @@ use capsule::*;
 use ic_stable_structures::{StableBTreeMap, Storable, VectorMemory};
 use manifests::{BlobRefLeaf, EncryptionLeaf, MemoryLeaf};
 use serde_bytes::ByteBuf;
+use test_support::bytes::RawBytes;
 use test_support::capsules::owner;
 
 fn memory(id: u64) -> Memory {
@@ -162,11 +163,11 @@ fn a_store_opened_over_the_earlier_candid_layout_reads_and_rewrites_its_records(
             },
         )
         .unwrap();
-    let raw: StableBTreeMap<(Principal, u64), ByteVec, VectorMemory> =
+    let raw: StableBTreeMap<(Principal, u64), RawBytes, VectorMemory> =
         StableBTreeMap::init(mem.memories.clone());
     assert!(raw.get(&(owner(), 2)).is_none());
     assert!(raw.get(&(owner(), 1)).unwrap().0.starts_with(CANDID_MAGIC));
-    let buckets: StableBTreeMap<(Principal, u64), ByteVec, VectorMemory> =
+    let buckets: StableBTreeMap<(Principal, u64), RawBytes, VectorMemory> =
         StableBTreeMap::init(mem.memory_buckets.clone());
     let bucket = buckets.get(&(owner(), 0)).unwrap().0;
     assert_eq!(bucket[0], capsule::store::memory_table::BUCKET_V2);
@@ -178,23 +179,6 @@ fn a_store_opened_over_the_earlier_candid_layout_reads_and_rewrites_its_records(
     );
     assert_eq!(store.get_memory(&ctx, 2).unwrap(), updated);
     assert_eq!(store.get_memory(&ctx, 1).unwrap(), memory(1));
-}
-
-/// Raw stored bytes, to look at the format byte.
-struct ByteVec(Vec<u8>);
-
-impl Storable for ByteVec {
-    fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.0)
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        self.0
-    }
-    fn from_bytes(bytes: std::borrow::Cow<[u8]>) -> Self {
-        ByteVec(bytes.into_owned())
-    }
-    const BOUND: ic_stable_structures::storable::Bound =
-        ic_stable_structures::storable::Bound::Unbounded;
 }
 
 #[test]

@@ -78,3 +78,22 @@ mod tests {
         assert_eq!(pattern(253)[250..], [250, 0, 1]);
     }
 }
+
+/// Stored bytes as they are: a [`Storable`](ic_stable_structures::Storable) that reads a stable
+/// structure's values without decoding them, or writes bytes in a layout of the test's making.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawBytes(pub Vec<u8>);
+
+impl ic_stable_structures::Storable for RawBytes {
+    fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.0)
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+    fn from_bytes(bytes: std::borrow::Cow<[u8]>) -> Self {
+        RawBytes(bytes.into_owned())
+    }
+    const BOUND: ic_stable_structures::storable::Bound =
+        ic_stable_structures::storable::Bound::Unbounded;
+}

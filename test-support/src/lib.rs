@@ -1,6 +1,7 @@
 //! Fixtures shared by the workspace's tests, so that a fixture is written once:
 //!
-//! - [`bytes`]: deterministic byte generators (xorshift streams, the BLAKE3 test pattern);
+//! - [`bytes`]: deterministic byte generators (xorshift streams, the BLAKE3 test pattern), and
+//!   stored bytes read or written as they are ([`bytes::RawBytes`]);
 //! - [`blobs`]: blob store builders over in-memory stable memories, uploads, whole-blob reads,
 //!   a digest of every byte stored, a memory that counts its traffic;
 //! - [`capsules`] (feature `capsule`): capsule store builders, principals, contexts, uploads

@@ -4,6 +4,7 @@
 use crate::protocol::RejectCode;
 use capsule::storable::{Packed, pack};
 use ic_stable_structures::StableCell;
+use test_support::bytes::RawBytes;
 
 use super::*;
 
@@ -415,26 +416,9 @@ fn a_state_stored_with_the_importers_own_version_field_reads_without_it() {
     assert_eq!(stored::decode(&bytes), Ok(expected.clone()));
     // Through the importer's cell, as an upgrade from layout 3 finds it.
     let disk = Disk::new();
-    StableCell::init(disk.import[0].clone(), RawState(bytes));
+    StableCell::init(disk.import[0].clone(), RawBytes(bytes));
     let (imp, _) = disk.open();
     assert_eq!(imp.state(), expected);
-}
-
-/// Bytes stored in the importer's cell as they are.
-struct RawState(Vec<u8>);
-
-impl ic_stable_structures::Storable for RawState {
-    fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.0)
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        self.0
-    }
-    fn from_bytes(bytes: std::borrow::Cow<[u8]>) -> Self {
-        RawState(bytes.into_owned())
-    }
-    const BOUND: ic_stable_structures::storable::Bound =
-        ic_stable_structures::storable::Bound::Unbounded;
 }
 
 /// An exporter serving, in place of what the export walk stored, the source's manifest with
