@@ -5,7 +5,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use blobstore::hash::to_hex;
 use manifests::archive::{self, Difference};
@@ -158,16 +159,21 @@ fn every_entry_that_differs_is_named() {
     assert!(archive::verify(&rebuild(&e)[..]).is_err());
 }
 
+/// Runs `manifest verify <path>`.
+fn cli_verify(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_manifest"))
+        .args(["verify", path.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_cli_verifies_an_archive_and_names_what_differs() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::manifest();
     let good = dir.path().join("capsule.tar");
     std::fs::write(&good, archive_of(&m)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_manifest"))
-        .args(["verify", good.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = cli_verify(&good);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
@@ -182,10 +188,7 @@ fn the_cli_verifies_an_archive_and_names_what_differs() {
     e[2].1 = br#"{"not":"a capsule"}"#.to_vec();
     let bad = dir.path().join("bad.tar");
     std::fs::write(&bad, rebuild(&e)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_manifest"))
-        .args(["verify", bad.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = cli_verify(&bad);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -193,9 +196,6 @@ fn the_cli_verifies_an_archive_and_names_what_differs() {
         "{stdout}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_manifest"))
-        .args(["verify", dir.path().join("missing.tar").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = cli_verify(&dir.path().join("missing.tar"));
     assert_eq!(out.status.code(), Some(2));
 }

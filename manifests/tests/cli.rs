@@ -43,6 +43,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 
+/// The manifest a successful `manifest show --json` printed.
+fn shown_json(out: &Output) -> Manifest {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap()
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -256,9 +262,7 @@ fn show_reads_numeric_field_ids_and_pages_in_separate_files_in_any_order() {
     let mut args = vec!["show", "--json"];
     args.extend(files.iter().map(String::as_str));
     let out = run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let back: Manifest = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(back, m);
+    assert_eq!(shown_json(&out), m);
 }
 
 #[test]
@@ -268,9 +272,7 @@ fn show_reads_underscore_field_ids() {
     assert!(text.contains("_4244638093_ = record"), "{text}");
     assert!(text.contains("variant { _1600918133_ }"), "{text}");
     let out = run_stdin(&["show", "--json"], &text);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let back: Manifest = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(back, m);
+    assert_eq!(shown_json(&out), m);
 }
 
 #[test]
