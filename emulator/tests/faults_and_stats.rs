@@ -3,7 +3,7 @@
 mod common;
 
 use candid::Principal;
-use common::{counters, setup, update};
+use common::{call_unbounded, counters, setup, update};
 use emulator::{ErrorCode, RejectCode};
 
 fn anon() -> Principal {
@@ -22,11 +22,11 @@ fn reject_next_n_calls_then_recover() {
         "injected: queue full",
     );
     for _ in 0..2 {
-        let r: (String,) = update(&pic, a, "call_unbounded", (b, "inc".to_string())).unwrap();
-        assert_eq!(r.0, "reject:2:injected: queue full");
+        let r = call_unbounded(&pic, a, b, "inc");
+        assert_eq!(r, "reject:2:injected: queue full");
     }
-    let r: (String,) = update(&pic, a, "call_unbounded", (b, "inc".to_string())).unwrap();
-    assert!(r.0.starts_with("reply:"), "{}", r.0);
+    let r = call_unbounded(&pic, a, b, "inc");
+    assert!(r.starts_with("reply:"), "{r}");
     assert_eq!(counters(&pic, b), (1, 1));
 }
 

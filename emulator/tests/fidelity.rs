@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use candid::Principal;
-use common::{counters, flags, query, setup, update};
+use common::{call_unbounded, counters, flags, query, setup, update};
 use emulator::ErrorCode;
 use ic_management_canister_types::{CanisterInfoResult, ChangeDetails, ChangeOrigin};
 
@@ -114,8 +114,8 @@ fn calls_between_canisters_complete_within_the_round() {
         "ingress, 3 self-calls and 3 responses: one round"
     );
     let round = pic.round();
-    let r: (String,) = update(&pic, a, "call_unbounded", (b, "inc".to_string())).unwrap();
-    assert!(r.0.starts_with("reply:"), "{}", r.0);
+    let r = call_unbounded(&pic, a, b, "inc");
+    assert!(r.starts_with("reply:"), "{r}");
     assert_eq!(pic.round() - round, 1);
     assert_eq!(counters(&pic, b), (1, 1));
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use candid::Principal;
-use common::{counters, flags, probe_wasm, query, setup, update};
+use common::{call_unbounded, counters, flags, probe_wasm, query, setup, update};
 use emulator::pocket_ic::{PocketIc, RawMessageId};
 use emulator::{ErrorCode, RejectCode};
 
@@ -75,8 +75,8 @@ fn query_changes_are_not_kept_also_when_called_by_a_canister() {
         update::<_, (u64,)>(&pic, a, "query_mutate", ()).unwrap().0,
         101
     );
-    let r: (String,) = update(&pic, b, "call_unbounded", (a, "query_mutate".to_string())).unwrap();
-    assert!(r.0.starts_with("reply:"), "{}", r.0);
+    let r = call_unbounded(&pic, b, a, "query_mutate");
+    assert!(r.starts_with("reply:"), "{r}");
     assert_eq!(counters(&pic, a), (1, 1));
 }
 
@@ -226,8 +226,8 @@ fn stopped_canister_rejects_calls() {
     let err = update::<_, (u64,)>(&pic, b, "inc", ()).unwrap_err();
     assert_eq!(err.reject_code, RejectCode::CanisterError);
     assert_eq!(err.error_code, ErrorCode::CanisterStopped);
-    let r: (String,) = update(&pic, a, "call_unbounded", (b, "inc".to_string())).unwrap();
-    assert!(r.0.starts_with("reject:5:"), "{}", r.0);
+    let r = call_unbounded(&pic, a, b, "inc");
+    assert!(r.starts_with("reject:5:"), "{r}");
     assert_eq!(
         query::<_, (u64, u64)>(&pic, b, "get", ())
             .unwrap_err()
@@ -243,8 +243,8 @@ fn stopped_canister_rejects_calls() {
     );
     pic.stop_canister(b, None).unwrap();
     pic.delete_canister(b, None).unwrap();
-    let r: (String,) = update(&pic, a, "call_unbounded", (b, "inc".to_string())).unwrap();
-    assert!(r.0.starts_with("reject:3:"), "{}", r.0);
+    let r = call_unbounded(&pic, a, b, "inc");
+    assert!(r.starts_with("reject:3:"), "{r}");
 }
 
 #[test]
@@ -478,9 +478,8 @@ fn explicit_rejects_are_canister_reject() {
     assert_eq!(err.reject_code, RejectCode::CanisterReject);
     assert_eq!(err.error_code, ErrorCode::CanisterRejectedMessage);
     assert_eq!(err.reject_message, "no thanks");
-    let r: (String,) =
-        update(&pic, a, "call_unbounded", (b, "no_such_method".to_string())).unwrap();
-    assert!(r.0.starts_with("reject:5:"), "{}", r.0);
+    let r = call_unbounded(&pic, a, b, "no_such_method");
+    assert!(r.starts_with("reject:5:"), "{r}");
     let err = update::<_, ()>(&pic, a, "no_such_method", ()).unwrap_err();
     assert_eq!(err.error_code, ErrorCode::CanisterMethodNotFound);
 }
@@ -512,14 +511,8 @@ fn inspect_message_filters_ingress_only() {
     let err = update::<_, (u64,)>(&pic, a, "refused_by_inspect", ()).unwrap_err();
     assert_eq!(err.error_code, ErrorCode::CanisterRejectedMessage);
     assert_eq!(counters(&pic, a), (0, 0));
-    let r: (String,) = update(
-        &pic,
-        b,
-        "call_unbounded",
-        (a, "refused_by_inspect".to_string()),
-    )
-    .unwrap();
-    assert!(r.0.starts_with("reply:"), "{}", r.0);
+    let r = call_unbounded(&pic, b, a, "refused_by_inspect");
+    assert!(r.starts_with("reply:"), "{r}");
     assert_eq!(counters(&pic, a), (1, 1));
 }
 

@@ -29,6 +29,14 @@ pub fn setup(n: usize) -> (PocketIc, Vec<Principal>) {
     (pic, ids)
 }
 
+/// Probe `from` calls `to.method` (no arguments) with `call_unbounded`; the outcome as the probe
+/// reports it: `reply:...` or `reject:<code>:<message>`.
+pub fn call_unbounded(pic: &PocketIc, from: Principal, to: Principal, method: &str) -> String {
+    let (outcome,): (String,) =
+        update(pic, from, "call_unbounded", (to, method.to_string())).unwrap();
+    outcome
+}
+
 /// `(heap counter, stable counter)` of a probe.
 pub fn counters(pic: &PocketIc, id: Principal) -> (u64, u64) {
     query(pic, id, "get", ()).unwrap()
