@@ -214,12 +214,9 @@ impl<M: StableMemory> CapsuleStore<M> {
         after: Option<u64>,
         limit: usize,
     ) -> Vec<Vec<u8>> {
-        match after {
-            Some(u64::MAX) => vec![],
-            _ => self
-                .memories
-                .encodings_from(owner, after.map_or(0, |id| id + 1), limit),
-        }
+        first_id_after(after).map_or(vec![], |first| {
+            self.memories.encodings_from(owner, first, limit)
+        })
     }
 
     /// Up to `limit` memories of `owner` after id `after`, in id order.
@@ -229,12 +226,7 @@ impl<M: StableMemory> CapsuleStore<M> {
         after: Option<u64>,
         limit: usize,
     ) -> Vec<Memory> {
-        match after {
-            Some(u64::MAX) => vec![],
-            _ => self
-                .memories
-                .from(owner, after.map_or(0, |id| id + 1), limit),
-        }
+        first_id_after(after).map_or(vec![], |first| self.memories.from(owner, first, limit))
     }
 
     /// Up to `limit` connections of `owner` after peer `after`, in peer order.
@@ -303,5 +295,13 @@ impl<M: StableMemory> CapsuleStore<M> {
             .expect("blob store: a held blob cannot be released");
         rec.blob_count -= 1;
         rec.blob_bytes -= size;
+    }
+}
+
+/// The first memory id after `after` (0 without one); `None` after the last possible id.
+fn first_id_after(after: Option<u64>) -> Option<u64> {
+    match after {
+        None => Some(0),
+        Some(id) => id.checked_add(1),
     }
 }
