@@ -13,7 +13,7 @@ use candid::Principal;
 
 use crate::engine::{ApiType, Entry, Response};
 use crate::reject::{ErrorCode, RejectResponse};
-use crate::scheduler::{Inner, trap_reject};
+use crate::scheduler::{Inner, callback_entry, trap_reject};
 use crate::state::{Canister, reject};
 
 /// The deepest call graph a composite query may build (the replica's `MAX_QUERY_CALL_DEPTH`).
@@ -91,20 +91,7 @@ impl Inner {
             let answer =
                 self.graph_call(id, &call.callee, &call.method, call.payload, depth, graph);
             let stable = std::mem::take(&mut ex.msg.stable);
-            let (api, entry, arg, rej) = match answer {
-                Ok(b) => (
-                    ApiType::ReplyCallback,
-                    Entry::Closure(call.reply.0, call.reply.1),
-                    b,
-                    None,
-                ),
-                Err(r) => (
-                    ApiType::RejectCallback,
-                    Entry::Closure(call.reject.0, call.reject.1),
-                    Vec::new(),
-                    Some((r.reject_code as u32, r.reject_message)),
-                ),
-            };
+            let (api, entry, arg, rej) = callback_entry(answer, call.reply, call.reject);
             let mut msg = self.base_ctx(c, api, sender, limit);
             // Callbacks of a composite query run in non-replicated mode, as the query did.
             msg.replicated = false;

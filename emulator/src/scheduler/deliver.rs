@@ -226,20 +226,7 @@ impl Inner {
         };
         self.trace(TraceKind::Response, cb.callee, to, &cb.method, detail);
         if runnable && self.book.call_contexts.contains_key(&cb.call_context) {
-            let (api, entry, arg, rej) = match payload {
-                Ok(bytes) => (
-                    ApiType::ReplyCallback,
-                    Entry::Closure(cb.reply.0, cb.reply.1),
-                    bytes,
-                    None,
-                ),
-                Err(r) => (
-                    ApiType::RejectCallback,
-                    Entry::Closure(cb.reject.0, cb.reject.1),
-                    Vec::new(),
-                    Some((r.reject_code as u32, r.reject_message)),
-                ),
-            };
+            let (api, entry, arg, rej) = callback_entry(payload, cb.reply, cb.reject);
             if let Some(trap) =
                 self.execute(to, cb.call_context, api, entry, arg, rej, refund, true)
             {

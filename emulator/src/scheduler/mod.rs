@@ -86,6 +86,29 @@ pub fn trap_reject(canister: Principal, trap: &TrapKind) -> RejectResponse {
     reject(code, format!("Error from Canister {canister}: {trap}"))
 }
 
+/// What a call's answer runs in the caller: its reply closure on the reply's bytes, or its
+/// reject closure with the reject's code and message. Returns `(api, entry, arg, reject)`.
+pub(crate) fn callback_entry(
+    answer: Result<Vec<u8>, RejectResponse>,
+    reply: (u32, u32),
+    reject: (u32, u32),
+) -> (ApiType, Entry, Vec<u8>, Option<(u32, String)>) {
+    match answer {
+        Ok(bytes) => (
+            ApiType::ReplyCallback,
+            Entry::Closure(reply.0, reply.1),
+            bytes,
+            None,
+        ),
+        Err(r) => (
+            ApiType::RejectCallback,
+            Entry::Closure(reject.0, reject.1),
+            Vec::new(),
+            Some((r.reject_code as u32, r.reject_message)),
+        ),
+    }
+}
+
 /// An error code that fits a reject code (for injected rejects).
 pub fn error_code_for(code: RejectCode) -> ErrorCode {
     match code {
@@ -272,20 +295,10 @@ impl Inner {
     }
 
     fn fire_timers(&mut self) {
-        let due: Vec<Principal> = self
-            .canisters
-            .values()
-            .filter(|c| {
-                c.status == Status::Running
-                    && c.global_timer != 0
-                    && c.global_timer <= self.time
-                    && c.instance
-                        .as_ref()
-                        .is_some_and(|i| i.module().exports("canister_global_timer"))
-                    && !self.faults.paused.contains(&c.id)
-            })
-            .map(|c| c.id)
-            .collect();
+        let time = self.time;
+        let due = self.due_for("canister_global_timer", |c| {
+            c.global_timer != 0 && c.global_timer <= time
+        });
         for id in due {
             self.canisters.get_mut(&id).unwrap().global_timer = 0;
             self.run_system_task(id, "canister_global_timer");
@@ -294,21 +307,26 @@ impl Inner {
 
     /// Runs `canister_heartbeat` of every running canister that exports it.
     fn run_heartbeats(&mut self) {
-        let due: Vec<Principal> = self
-            .canisters
+        for id in self.due_for("canister_heartbeat", |_| true) {
+            self.run_system_task(id, "canister_heartbeat");
+        }
+    }
+
+    /// The running, unpaused canisters that export system task `export` and for which `due`
+    /// holds.
+    fn due_for(&self, export: &str, due: impl Fn(&Canister) -> bool) -> Vec<Principal> {
+        self.canisters
             .values()
             .filter(|c| {
                 c.status == Status::Running
+                    && due(c)
                     && c.instance
                         .as_ref()
-                        .is_some_and(|i| i.module().exports("canister_heartbeat"))
+                        .is_some_and(|i| i.module().exports(export))
                     && !self.faults.paused.contains(&c.id)
             })
             .map(|c| c.id)
-            .collect();
-        for id in due {
-            self.run_system_task(id, "canister_heartbeat");
-        }
+            .collect()
     }
 
     /// Runs a system task (global timer, heartbeat) in a call context nobody waits on.
