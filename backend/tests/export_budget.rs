@@ -23,8 +23,9 @@ fn user(n: u8) -> Principal {
 }
 
 /// A capsule of user 1 with `memories` memories and a few connections, and a factory whose
-/// units are at most `unit` leaves.
-fn setup(memories: u64, unit: u32) -> (F, Caps) {
+/// units are at most `unit` leaves, with user 1's creation requested and admitted: the
+/// factory, the store and the creation's migration id.
+fn admitted(memories: u64, unit: u32) -> (F, Caps, u64) {
     let mut c = CapsuleStore::init(
         CapsuleMemories::in_memory(),
         Limits::default(),
@@ -66,7 +67,12 @@ fn setup(memories: u64, unit: u32) -> (F, Caps) {
         ..FactoryConfig::default()
     });
     f.top_up(100_000_000_000_000);
-    (f, c)
+    let id = f
+        .request(user(1), CreatePersonalCanisterConfig::default(), &mut c, 0)
+        .unwrap()
+        .migration_id;
+    f.admit_queued(&mut c, SEC);
+    (f, c, id)
 }
 
 #[test]
@@ -96,12 +102,7 @@ fn one_more_unit_while_the_largest_unit_still_fits() {
 fn a_large_export_completes_in_several_messages_each_within_its_budget() {
     const CEILING: u64 = 10_000;
     const FIRST_UNIT: u64 = 500;
-    let (mut f, mut c) = setup(2_000, 40);
-    let id = f
-        .request(user(1), CreatePersonalCanisterConfig::default(), &mut c, 0)
-        .unwrap()
-        .migration_id;
-    f.admit_queued(&mut c, SEC);
+    let (mut f, mut c, id) = admitted(2_000, 40);
     // The first step clears an earlier attempt's manifest (none here).
     let mut messages = 0;
     let mut units = 0u64;
@@ -147,12 +148,7 @@ fn a_large_export_completes_in_several_messages_each_within_its_budget() {
     assert_eq!(rec.progress.connections_total, 5);
 
     // The same capsule exported in one message with one unit of everything: the same root.
-    let (mut g, mut d) = setup(2_000, 10_000);
-    let gid = g
-        .request(user(1), CreatePersonalCanisterConfig::default(), &mut d, 0)
-        .unwrap()
-        .migration_id;
-    g.admit_queued(&mut d, SEC);
+    let (mut g, mut d, gid) = admitted(2_000, 10_000);
     assert_eq!(
         g.export_step_while(gid, &mut d, 2 * SEC, || true),
         Ok(CreationState::Creating)
@@ -163,12 +159,7 @@ fn a_large_export_completes_in_several_messages_each_within_its_budget() {
 /// `export_step` is one unit: a capsule larger than a unit needs more than one call.
 #[test]
 fn export_step_is_one_unit() {
-    let (mut f, mut c) = setup(100, 10);
-    let id = f
-        .request(user(1), CreatePersonalCanisterConfig::default(), &mut c, 0)
-        .unwrap()
-        .migration_id;
-    f.admit_queued(&mut c, SEC);
+    let (mut f, mut c, id) = admitted(100, 10);
     let mut calls = 0;
     while f.export_step(id, &mut c, 2 * SEC).unwrap() == CreationState::Exporting {
         calls += 1;
