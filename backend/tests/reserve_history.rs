@@ -23,6 +23,11 @@ fn snap(at: u64, reserve: u128) -> ReserveSnapshot {
     }
 }
 
+/// The reserve figure of each snapshot, in order.
+fn reserves(snapshots: &[ReserveSnapshot]) -> Vec<u128> {
+    snapshots.iter().map(|s| s.reserve).collect()
+}
+
 #[test]
 fn the_ring_keeps_the_newest_snapshots_oldest_first() {
     let mut h = ReserveHistory::init_with_capacity(VectorMemory::default(), 4);
@@ -34,7 +39,7 @@ fn the_ring_keeps_the_newest_snapshots_oldest_first() {
     }
     assert_eq!(h.len(), 4);
     assert_eq!(h.capacity(), 4);
-    let kept: Vec<u128> = h.all().iter().map(|s| s.reserve).collect();
+    let kept = reserves(&h.all());
     assert_eq!(kept, vec![6, 7, 8, 9]);
     assert_eq!(h.newest(), Some(snap(90 * SEC, 9)));
     assert_eq!(
@@ -101,25 +106,11 @@ fn pages_follow_since_and_limit() {
         h.record(snap(i * SEC, i.into()), SEC);
     }
     let first = h.page(None, 4, 1);
-    assert_eq!(
-        first
-            .snapshots
-            .iter()
-            .map(|s| s.reserve)
-            .collect::<Vec<_>>(),
-        vec![1, 2, 3, 4]
-    );
+    assert_eq!(reserves(&first.snapshots), vec![1, 2, 3, 4]);
     assert_eq!(first.next, Some(4 * SEC));
     assert_eq!((first.capacity, first.interval_seconds), (16, 1));
     let second = h.page(first.next, 100, 1);
-    assert_eq!(
-        second
-            .snapshots
-            .iter()
-            .map(|s| s.reserve)
-            .collect::<Vec<_>>(),
-        (5..=10).collect::<Vec<u128>>()
-    );
+    assert_eq!(reserves(&second.snapshots), (5..=10).collect::<Vec<u128>>());
     assert_eq!(second.next, None, "the page reaches the newest");
     assert!(h.page(Some(10 * SEC), 10, 1).snapshots.is_empty());
     assert_eq!(
@@ -198,7 +189,7 @@ fn observing_the_factory_records_each_change_of_the_reserve() {
     f.credit_returned(0, 1_000);
     assert_eq!(h.observe(&f, liquid, 200 * SEC), Some(Written::Appended));
     assert_eq!(h.newest().unwrap().total_returned, 1_000);
-    let reserves: Vec<u128> = h.all().iter().map(|s| s.reserve).collect();
+    let reserves = reserves(&h.all());
     assert_eq!(
         reserves,
         vec![50_000_000_000_000, 60_000_000_000_000, 60_000_000_001_000]
@@ -291,7 +282,7 @@ fn a_refused_create_call_gives_its_cycles_back_and_the_history_shows_both() {
         h.observe(&f, || u128::MAX, 4 * SEC),
         Some(Written::Appended)
     );
-    let r: Vec<u128> = h.all().iter().map(|s| s.reserve).collect();
+    let r = reserves(&h.all());
     assert_eq!(
         r,
         vec![
