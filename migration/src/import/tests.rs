@@ -24,6 +24,14 @@ use test_support::capsules::{
 
 use super::*;
 
+/// Asserts that the state `$st`'s error matches the pattern (guards allowed), printing the
+/// error when it does not.
+macro_rules! assert_error_matches {
+    ($st:expr, $($pattern:tt)+) => {
+        assert!(matches!(&$st.error, $($pattern)+), "{:?}", $st.error)
+    };
+}
+
 mod batches;
 mod corrupted;
 mod exporter;

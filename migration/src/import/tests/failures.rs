@@ -301,15 +301,11 @@ fn importing_over_a_capsule_with_data_fails_and_keeps_it() {
     }
     let (imp, store, _) = import_all(&mut exp, &disk);
     let st = imp.state();
-    assert!(
-        matches!(
-            &st.error,
-            Some(ImportError::CapsuleNotCreated {
-                error: Error::ImportRejected { .. }
-            })
-        ),
-        "{:?}",
-        st.error
+    assert_error_matches!(
+        st,
+        Some(ImportError::CapsuleNotCreated {
+            error: Error::ImportRejected { .. }
+        })
     );
     assert_eq!(store.get_capsule(&ctx()).unwrap().name, "mine");
 }
@@ -456,14 +452,10 @@ fn a_memory_the_store_refuses_fails_the_import_naming_it() {
             ms[0].kind = "hologram".into();
         }
     });
-    assert!(
-        matches!(
-            &st.error,
-            Some(ImportError::MemoryNotImportable { id: 1, error: Error::ImportRejected { reason } })
-                if reason.contains("hologram")
-        ),
-        "{:?}",
-        st.error
+    assert_error_matches!(
+        st,
+        Some(ImportError::MemoryNotImportable { id: 1, error: Error::ImportRejected { reason } })
+            if reason.contains("hologram")
     );
     assert!(matches!(st.step, Step::Records { .. }));
 }
@@ -476,14 +468,10 @@ fn a_connection_the_store_refuses_fails_the_import_naming_it() {
         }
     });
     let peer = Principal::from_slice(&[1; 10]);
-    assert!(
-        matches!(
-            &st.error,
-            Some(ImportError::ConnectionNotImportable { peer: p, error: Error::ImportRejected { .. } })
-                if *p == peer
-        ),
-        "{:?}",
-        st.error
+    assert_error_matches!(
+        st,
+        Some(ImportError::ConnectionNotImportable { peer: p, error: Error::ImportRejected { .. } })
+            if *p == peer
     );
 }
 

@@ -60,16 +60,12 @@ fn a_manifest_with_another_root_fails_at_the_manifest() {
     let st = imp.state();
     assert_eq!(st.phase(), ImportPhase::Failed);
     assert!(matches!(st.step, Step::Manifest { .. }));
-    assert!(
-        matches!(
-            st.error,
-            Some(ImportError::ManifestRootMismatch {
-                migration_id: 4,
-                ..
-            })
-        ),
-        "{:?}",
-        st.error
+    assert_error_matches!(
+        st,
+        Some(ImportError::ManifestRootMismatch {
+            migration_id: 4,
+            ..
+        })
     );
     assert!(exp.pulled.is_empty());
     assert_eq!(
@@ -110,15 +106,11 @@ fn the_backends_root_mismatch_to_the_report_fails_the_import_without_retries() {
     exp.header.root = [7; 32];
     sim.run(&mut imp, &mut store, &mut exp, 10_000);
     let st = imp.state();
-    assert!(
-        matches!(
-            &st.error,
-            Some(ImportError::BackendRefused {
-                error: ExportError::RootMismatch { .. }
-            })
-        ),
-        "{:?}",
-        st.error
+    assert_error_matches!(
+        st,
+        Some(ImportError::BackendRefused {
+            error: ExportError::RootMismatch { .. }
+        })
     );
     assert_eq!(st.retries, 0, "a root mismatch is final, not retried");
     assert!(matches!(st.step, Step::Reporting { .. }));
