@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// Asserts that `value` comes back equal from its candid encoding.
+fn assert_round_trips<T>(value: &T)
+where
+    T: candid::CandidType + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let bytes = candid::encode_one(value).expect("encode");
+    assert_eq!(&candid::decode_one::<T>(&bytes).expect("decode"), value);
+}
+
 #[test]
 fn api_types_have_stable_candid_types_and_round_trip() {
     use candid::types::CandidType;
@@ -20,36 +29,20 @@ fn api_types_have_stable_candid_types_and_round_trip() {
     ] {
         assert!(ty.contains(field), "{ty} lacks {field}");
     }
-    let bytes = candid::encode_one(&info).expect("encode");
-    assert_eq!(
-        candid::decode_one::<BlobInfo>(&bytes).expect("decode"),
-        info
-    );
+    assert_round_trips(&info);
 
     let err = BlobError::ChunkHashMismatch {
         index: 1,
         expected: "aa".into(),
         actual: "bb".into(),
     };
-    let bytes = candid::encode_one(&err).expect("encode");
-    assert_eq!(
-        candid::decode_one::<BlobError>(&bytes).expect("decode"),
-        err
-    );
+    assert_round_trips(&err);
     let limits = Limits::default();
-    let bytes = candid::encode_one(&limits).expect("encode");
-    assert_eq!(
-        candid::decode_one::<Limits>(&bytes).expect("decode"),
-        limits
-    );
+    assert_round_trips(&limits);
     let stats = blobstore::StoreStats {
         blobs: 1,
         chunks: 2,
         ..Default::default()
     };
-    let bytes = candid::encode_one(&stats).expect("encode");
-    assert_eq!(
-        candid::decode_one::<blobstore::StoreStats>(&bytes).expect("decode"),
-        stats
-    );
+    assert_round_trips(&stats);
 }
