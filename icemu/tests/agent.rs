@@ -64,6 +64,25 @@ async fn whoami(agent: &Agent, probe: Principal) -> Principal {
     caller
 }
 
+/// The key of icemu's identity `name`: its seed is the SHA-256 of `icemu identity\0<name>`.
+fn icemu_identity(name: &str) -> BasicIdentity {
+    let seed: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        format!("icemu identity\0{name}"),
+    ))
+    .into();
+    BasicIdentity::from_raw_key(&seed)
+}
+
+/// Asserts that `err` is an HTTP 403 (forbidden) answer.
+#[track_caller]
+fn assert_forbidden(err: &AgentError) {
+    assert!(
+        matches!(err, AgentError::HttpError(p) if p.status == 403),
+        "{err:?}"
+    );
+}
+
 fn args(text: &str) -> Vec<u8> {
     candid_parser::parse_idl_args(text)
         .unwrap()
@@ -210,10 +229,7 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
         .request_status_raw(&signed.request_id, probe)
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, AgentError::HttpError(p) if p.status == 403),
-        "{err:?}"
-    );
+    assert_forbidden(&err);
 
     // Without the served root key (the IC's by default), nothing verifies.
     let stranger = Agent::builder()
@@ -259,12 +275,7 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
     // icemu's identity names are keys: an agent signing with the key of `ada` (SHA-256 of
     // "icemu identity\0ada") is the principal `icemu identity ada` prints, so the CLI and a
     // browser calling as `ada` are the same caller.
-    let seed: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
-        <sha2::Sha256 as sha2::Digest>::new(),
-        b"icemu identity\0ada",
-    ))
-    .into();
-    let named = agent(s.port, Arc::new(BasicIdentity::from_raw_key(&seed))).await;
+    let named = agent(s.port, Arc::new(icemu_identity("ada"))).await;
     let caller = whoami(&named, probe).await;
     assert_eq!(caller.to_text(), ok(&t.0, &["identity", "ada"]).trim());
 
@@ -334,16 +345,8 @@ async fn ic_agent_calls_queries_and_reads_state_with_verified_certificates() {
         .read_state_canister_metadata(secret, "secret")
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, AgentError::HttpError(p) if p.status == 403),
-        "{err:?}"
-    );
-    let admin_seed: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
-        <sha2::Sha256 as sha2::Digest>::new(),
-        b"icemu identity\0admin",
-    ))
-    .into();
-    let admin_agent = agent(s.port, Arc::new(BasicIdentity::from_raw_key(&admin_seed))).await;
+    assert_forbidden(&err);
+    let admin_agent = agent(s.port, Arc::new(icemu_identity("admin"))).await;
     assert_eq!(
         admin_agent
             .read_state_canister_metadata(secret, "secret")
