@@ -64,17 +64,22 @@ fn import(dst: &mut Store, src: &Store, header: &ManifestHeader, pages: &[PageLe
         }
     }
     for leaves in pages {
-        match leaves {
-            PageLeaves::Connections(v) => v
-                .iter()
-                .for_each(|l| dst.import_connection(owner(), l).unwrap()),
-            PageLeaves::Memories(v) => v
-                .iter()
-                .for_each(|l| dst.import_memory(owner(), l).unwrap()),
-            _ => {}
-        }
+        import_records(dst, leaves);
     }
     dst.set_frozen(owner(), None).unwrap();
+}
+
+/// Imports a page of connection or memory leaves into `dst` (other pages are left alone).
+fn import_records(dst: &mut Store, leaves: &PageLeaves) {
+    match leaves {
+        PageLeaves::Connections(v) => v
+            .iter()
+            .for_each(|l| dst.import_connection(owner(), l).unwrap()),
+        PageLeaves::Memories(v) => v
+            .iter()
+            .for_each(|l| dst.import_memory(owner(), l).unwrap()),
+        PageLeaves::Capsule(_) | PageLeaves::Blobs(_) => {}
+    }
 }
 
 /// Walks `src` (100 leaves a step) and imports only its capsule leaf into a new store; returns
@@ -212,24 +217,17 @@ fn importing_twice_changes_nothing() {
     let capsule = dst.get_capsule(&ctx()).unwrap();
     // A restart replays leaves already written: they are skipped, blobs are held already.
     for leaves in &pages {
-        match leaves {
-            PageLeaves::Memories(v) => v
-                .iter()
-                .for_each(|l| dst.import_memory(owner(), l).unwrap()),
-            PageLeaves::Connections(v) => v
-                .iter()
-                .for_each(|l| dst.import_connection(owner(), l).unwrap()),
-            PageLeaves::Blobs(v) => {
-                for leaf in v {
-                    let (up, missing) = dst.begin_blob_import(owner(), leaf, 2).unwrap();
-                    assert!(
-                        missing.is_empty(),
-                        "held chunks are linked, not transferred again"
-                    );
-                    dst.finish_blob_import(owner(), up).unwrap();
-                }
+        if let PageLeaves::Blobs(v) = leaves {
+            for leaf in v {
+                let (up, missing) = dst.begin_blob_import(owner(), leaf, 2).unwrap();
+                assert!(
+                    missing.is_empty(),
+                    "held chunks are linked, not transferred again"
+                );
+                dst.finish_blob_import(owner(), up).unwrap();
             }
-            PageLeaves::Capsule(_) => {}
+        } else {
+            import_records(&mut dst, leaves);
         }
     }
     assert_eq!(dst.get_capsule(&ctx()).unwrap(), capsule);

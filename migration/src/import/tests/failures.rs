@@ -170,34 +170,36 @@ fn chunks_in_another_order_fail_the_import() {
     assert_ne!((blob, index), (sent_blob, sent_index));
 }
 
-/// Starts an import and answers its first page; returns the second page's call and cursor.
-fn at_second_page(
-    exp: &Exporter,
-    imp: &mut Importer<VectorMemory>,
-    store: &mut Store,
-) -> (u64, PageCursor) {
+/// Starts an import on a fresh canister and answers its first page; returns the importer, its
+/// store, and the second page's call and cursor.
+fn at_second_page(exp: &Exporter) -> (Importer<VectorMemory>, Store, u64, PageCursor) {
+    let (mut imp, mut store) = Disk::new().open();
     assert!(imp.start(Some(exp.init(config()))));
-    let Action::FetchPage { call, cursor, .. } = imp.next(store, owner(), 10) else {
+    let Action::FetchPage { call, cursor, .. } = imp.next(&mut store, owner(), 10) else {
         panic!("the import starts with the manifest");
     };
-    imp.on_page(store, owner(), 11, call, exp.page(exp.migration_id, cursor));
-    let Action::FetchPage { call, cursor, .. } = imp.next(store, owner(), 12) else {
+    imp.on_page(
+        &mut store,
+        owner(),
+        11,
+        call,
+        exp.page(exp.migration_id, cursor),
+    );
+    let Action::FetchPage { call, cursor, .. } = imp.next(&mut store, owner(), 12) else {
         panic!(
             "the manifest takes more than one page: {:?}",
             imp.state().error
         );
     };
     assert_ne!(cursor, PageCursor::FIRST);
-    (call, cursor)
+    (imp, store, call, cursor)
 }
 
 #[test]
 fn a_page_out_of_order_fails_the_import() {
     let (src, _) = source();
     let exp = Exporter::new(&src, 5);
-    let disk = Disk::new();
-    let (mut imp, mut store) = disk.open();
-    let (call, cursor) = at_second_page(&exp, &mut imp, &mut store);
+    let (mut imp, mut store, call, cursor) = at_second_page(&exp);
     let first = exp.page(5, PageCursor::FIRST);
     imp.on_page(&mut store, owner(), 13, call, first);
     assert_eq!(
@@ -213,9 +215,7 @@ fn a_page_out_of_order_fails_the_import() {
 fn a_page_under_another_header_is_rejected() {
     let (src, _) = source();
     let exp = Exporter::new(&src, 5);
-    let disk = Disk::new();
-    let (mut imp, mut store) = disk.open();
-    let (call, cursor) = at_second_page(&exp, &mut imp, &mut store);
+    let (mut imp, mut store, call, cursor) = at_second_page(&exp);
     let mut reply = exp.page(5, cursor).unwrap().unwrap();
     reply.header.memory_count += 1;
     imp.on_page(&mut store, owner(), 13, call, Ok(Ok(reply)));
@@ -230,9 +230,7 @@ fn a_page_under_another_header_is_rejected() {
 fn a_page_with_a_tampered_leaf_fails_the_import_and_is_not_staged() {
     let (src, _) = source();
     let exp = Exporter::new(&src, 5);
-    let disk = Disk::new();
-    let (mut imp, mut store) = disk.open();
-    let (call, cursor) = at_second_page(&exp, &mut imp, &mut store);
+    let (mut imp, mut store, call, cursor) = at_second_page(&exp);
     let mut reply = exp.page(5, cursor).unwrap().unwrap();
     let staged_before = imp.staged.count(5, cursor.section);
     // One bit of the last leaf's canonical bytes: the section root no longer checks out
