@@ -150,14 +150,19 @@ fn check_restore(caller: Principal) -> Result<(), Error> {
     restore::check_caller(caller, state::owner(), migrating)
 }
 
+/// One restore step on the store as the caller, once [`check_restore`] lets the caller in.
+fn restoring<T>(
+    step: impl FnOnce(&mut capsule::CapsuleStore<memory::Mem>, Principal) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let caller = msg_caller();
+    check_restore(caller).and_then(|()| state::store_mut(|s| step(s, caller)))
+}
+
 /// Restores an archive's capsule metadata (ids and timestamps as they were) into this fresh
 /// canister; then upload the blobs and call `restore_records` (see [`restore`]). Owner only.
 #[ic_cdk::update]
 fn restore_capsule(leaf: manifests::CapsuleLeaf) -> EmptyResult {
-    let caller = msg_caller();
-    check_restore(caller)
-        .and_then(|()| state::store_mut(|s| restore::restore_capsule(s, caller, &leaf)))
-        .into()
+    restoring(|s, caller| restore::restore_capsule(s, caller, &leaf)).into()
 }
 
 /// Begins restoring one of an archive's blobs (its manifest leaf); returns the upload and the
@@ -178,28 +183,19 @@ fn restore_blob_begin(leaf: manifests::BlobLeaf) -> RestoreUploadResult {
 /// One chunk of a blob being restored, checked against its hash at `index` on arrival.
 #[ic_cdk::update]
 fn restore_blob_chunk(upload: u64, index: u64, bytes: serde_bytes::ByteBuf) -> EmptyResult {
-    let caller = msg_caller();
-    check_restore(caller)
-        .and_then(|()| state::store_mut(|s| s.put_imported_chunk(caller, upload, index, &bytes)))
-        .into()
+    restoring(|s, caller| s.put_imported_chunk(caller, upload, index, &bytes)).into()
 }
 
 /// Finishes a blob being restored (every chunk arrived and verified).
 #[ic_cdk::update]
 fn restore_blob_finish(upload: u64) -> BlobDescriptorResult {
-    let caller = msg_caller();
-    check_restore(caller)
-        .and_then(|()| state::store_mut(|s| s.finish_blob_import(caller, upload)))
-        .into()
+    restoring(|s, caller| s.finish_blob_import(caller, upload)).into()
 }
 
 /// Restores a batch of an archive's connections and memories (their blobs uploaded first).
 #[ic_cdk::update]
 fn restore_records(records: restore::RestoreRecords) -> EmptyResult {
-    let caller = msg_caller();
-    check_restore(caller)
-        .and_then(|()| state::store_mut(|s| restore::restore_records(s, caller, &records)))
-        .into()
+    restoring(|s, caller| restore::restore_records(s, caller, &records)).into()
 }
 
 /// The manifest root of what this canister stores for its owner, recomputed now (an update:
