@@ -237,29 +237,16 @@ fn check_delegations(
 
 /// Verifies `sig` of `msg` by the DER public key `der`.
 pub fn verify_signature(der: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), String> {
-    use p256::ecdsa::signature::Verifier;
     if der.len() == 44 && der.starts_with(&ED25519_DER_PREFIX) {
         let key = ed25519_dalek::VerifyingKey::from_bytes(der[12..].try_into().expect("32 bytes"))
             .map_err(|e| format!("Ed25519 public key: {e}"))?;
-        let sig = ed25519_dalek::Signature::from_slice(sig)
-            .map_err(|e| format!("Ed25519 signature: {e}"))?;
-        return key
-            .verify(msg, &sig)
-            .map_err(|_| "the Ed25519 signature does not verify".into());
+        return verify_with::<ed25519_dalek::Signature>(&key, "Ed25519", msg, sig);
     }
     if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(der) {
-        let sig = p256::ecdsa::Signature::from_slice(sig)
-            .map_err(|e| format!("ECDSA P-256 signature: {e}"))?;
-        return key
-            .verify(msg, &sig)
-            .map_err(|_| "the ECDSA P-256 signature does not verify".into());
+        return verify_with::<p256::ecdsa::Signature>(&key, "ECDSA P-256", msg, sig);
     }
     if let Ok(key) = k256::ecdsa::VerifyingKey::from_public_key_der(der) {
-        let sig = k256::ecdsa::Signature::from_slice(sig)
-            .map_err(|e| format!("ECDSA secp256k1 signature: {e}"))?;
-        return key
-            .verify(msg, &sig)
-            .map_err(|_| "the ECDSA secp256k1 signature does not verify".into());
+        return verify_with::<k256::ecdsa::Signature>(&key, "ECDSA secp256k1", msg, sig);
     }
     // 1.3.6.1.4.1.56387.1.2, the canister signature scheme's OID.
     const CANISTER_SIG_OID: [u8; 12] = [
@@ -269,6 +256,21 @@ pub fn verify_signature(der: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), String
         return Err("canister signatures are not modelled by the emulator".into());
     }
     Err("the public key is not Ed25519, ECDSA P-256 or ECDSA secp256k1 (DER)".into())
+}
+
+/// Verifies `sig` of `msg` with `key` of signature `scheme` (named in the errors).
+fn verify_with<S>(
+    key: &impl p256::ecdsa::signature::Verifier<S>,
+    scheme: &str,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), String>
+where
+    S: for<'a> TryFrom<&'a [u8], Error = p256::ecdsa::signature::Error>,
+{
+    let sig = S::try_from(sig).map_err(|e| format!("{scheme} signature: {e}"))?;
+    key.verify(msg, &sig)
+        .map_err(|_| format!("the {scheme} signature does not verify"))
 }
 
 #[cfg(test)]
