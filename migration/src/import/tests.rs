@@ -141,6 +141,15 @@ fn failed_with(exp: &mut Exporter) -> (ImportState, Store) {
     (st, store)
 }
 
+/// Imports [`source`] on a fresh canister from an exporter of migration 5 that `setup` prepares
+/// (the faults to inject), which fails; its state.
+fn failed_after(setup: impl FnOnce(&mut Exporter)) -> ImportState {
+    let (src, _) = source();
+    let mut exp = Exporter::new(&src, 5);
+    setup(&mut exp);
+    failed_with(&mut exp).0
+}
+
 fn blob_bytes(store: &Store, hash: &Hash) -> Vec<u8> {
     let d = store.get_blob(&ctx(), &ByteArray::new(*hash)).unwrap();
     let mut bytes = vec![];

@@ -64,10 +64,7 @@ fn every_fault_but_sys_fatal_and_an_undecodable_reply_is_retried() {
 
 #[test]
 fn a_sys_fatal_reject_fails_the_import_at_once() {
-    let (src, _) = source();
-    let mut exp = Exporter::new(&src, 5);
-    exp.fault_next = Some(rejected(RejectCode::SysFatal));
-    let (st, _) = failed_with(&mut exp);
+    let st = failed_after(|exp| exp.fault_next = Some(rejected(RejectCode::SysFatal)));
     assert_eq!(
         st.error,
         Some(ImportError::CallFailed {
@@ -80,13 +77,10 @@ fn a_sys_fatal_reject_fails_the_import_at_once() {
 
 #[test]
 fn an_undecodable_reply_fails_the_import_at_once() {
-    let (src, _) = source();
-    let mut exp = Exporter::new(&src, 5);
     let fault = CallFault::UndecodableReply {
         reason: "not a ChunkBatch".into(),
     };
-    exp.fault_next = Some(fault.clone());
-    let (st, _) = failed_with(&mut exp);
+    let st = failed_after(|exp| exp.fault_next = Some(fault.clone()));
     assert_eq!(st.error, Some(ImportError::CallFailed { fault }));
     assert_eq!(
         st.error.unwrap().to_string(),
@@ -110,24 +104,18 @@ fn a_call_not_sent_is_retried() {
 
 #[test]
 fn an_export_error_other_than_not_importing_fails_the_import() {
-    let (src, _) = source();
-    let mut exp = Exporter::new(&src, 5);
     let error = ExportError::BatchTooLarge {
         bytes: 3_000_000,
         max: MAX_CHUNK_BATCH_BYTES,
     };
-    exp.refuse_next = Some(error.clone());
-    let (st, _) = failed_with(&mut exp);
+    let st = failed_after(|exp| exp.refuse_next = Some(error.clone()));
     assert_eq!(st.error, Some(ImportError::BackendRefused { error }));
     assert_eq!(st.retries, 0);
 }
 
 #[test]
 fn not_importing_past_the_bound_fails_with_the_backends_answer() {
-    let (src, _) = source();
-    let mut exp = Exporter::new(&src, 5);
-    exp.not_importing_next = MAX_ATTEMPTS;
-    let (st, _) = failed_with(&mut exp);
+    let st = failed_after(|exp| exp.not_importing_next = MAX_ATTEMPTS);
     assert_eq!(
         st.error,
         Some(ImportError::RetriesExhausted {
@@ -142,10 +130,7 @@ fn not_importing_past_the_bound_fails_with_the_backends_answer() {
 
 #[test]
 fn a_batch_missing_a_chunk_fails_the_import() {
-    let (src, _) = source();
-    let mut exp = Exporter::new(&src, 5);
-    exp.short_batch = true;
-    let (st, _) = failed_with(&mut exp);
+    let st = failed_after(|exp| exp.short_batch = true);
     let Some(ImportError::ChunkCountMismatch { asked, sent }) = st.error else {
         panic!("{:?}", st.error);
     };
@@ -154,10 +139,7 @@ fn a_batch_missing_a_chunk_fails_the_import() {
 
 #[test]
 fn chunks_in_another_order_fail_the_import() {
-    let (src, _) = source();
-    let mut exp = Exporter::new(&src, 5);
-    exp.swap_batch = true;
-    let (st, _) = failed_with(&mut exp);
+    let st = failed_after(|exp| exp.swap_batch = true);
     let Some(ImportError::ChunkOutOfOrder {
         blob,
         index,

@@ -79,10 +79,7 @@ fn rejected_batches_are_retried_with_backoff() {
 
 #[test]
 fn too_many_failed_calls_in_a_row_fail_the_import() {
-    let (src, _) = source();
-    let mut exp = Exporter::new(&src, 5);
-    exp.reject_next = MAX_ATTEMPTS;
-    let (st, _) = failed_with(&mut exp);
+    let st = failed_after(|exp| exp.reject_next = MAX_ATTEMPTS);
     let error = st.error.unwrap();
     assert_eq!(
         error,
