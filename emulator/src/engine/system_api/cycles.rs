@@ -4,22 +4,12 @@ use super::*;
 
 pub(super) fn link(l: &mut Linker<Ctx>) -> wasmtime::Result<()> {
     // ---- cycles
-    l.func_wrap(
-        "ic0",
-        "msg_cycles_available128",
-        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-            let v = c.data().msg.cycles_available;
-            write_u128(&mut c, dst, v)
-        },
-    )?;
-    l.func_wrap(
-        "ic0",
-        "msg_cycles_refunded128",
-        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-            let v = c.data().msg.cycles_refunded;
-            write_u128(&mut c, dst, v)
-        },
-    )?;
+    link_u128(l, "msg_cycles_available128", |c| {
+        c.data().msg.cycles_available
+    })?;
+    link_u128(l, "msg_cycles_refunded128", |c| {
+        c.data().msg.cycles_refunded
+    })?;
     l.func_wrap(
         "ic0",
         "msg_cycles_accept128",
@@ -45,22 +35,8 @@ pub(super) fn link(l: &mut Linker<Ctx>) -> wasmtime::Result<()> {
             write_u128(&mut c, dst, burn)
         },
     )?;
-    l.func_wrap(
-        "ic0",
-        "canister_cycle_balance128",
-        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-            let v = c.data().msg.balance;
-            write_u128(&mut c, dst, v)
-        },
-    )?;
-    l.func_wrap(
-        "ic0",
-        "canister_liquid_cycle_balance128",
-        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-            let v = liquid(&c);
-            write_u128(&mut c, dst, v)
-        },
-    )?;
+    link_u128(l, "canister_cycle_balance128", |c| c.data().msg.balance)?;
+    link_u128(l, "canister_liquid_cycle_balance128", liquid)?;
     l.func_wrap(
         "ic0",
         "cost_call",
@@ -70,11 +46,23 @@ pub(super) fn link(l: &mut Linker<Ctx>) -> wasmtime::Result<()> {
             write_u128(&mut c, dst, v)
         },
     )?;
+    link_u128(l, "cost_create_canister", |c| {
+        c.data().msg.limits.create_fee
+    })?;
+    Ok(())
+}
+
+/// Links `ic0.<name>(dst)`, which writes the 128-bit `value` of the message's context to `dst`.
+fn link_u128(
+    l: &mut Linker<Ctx>,
+    name: &'static str,
+    value: fn(&Caller<'_, Ctx>) -> u128,
+) -> wasmtime::Result<()> {
     l.func_wrap(
         "ic0",
-        "cost_create_canister",
-        |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
-            let v = c.data().msg.limits.create_fee;
+        name,
+        move |mut c: Caller<'_, Ctx>, dst: u32| -> R<()> {
+            let v = value(&c);
             write_u128(&mut c, dst, v)
         },
     )?;
