@@ -312,3 +312,32 @@ fn encode_prints_candid_bytes() {
     let expect = candid::encode_args((serde_bytes::ByteBuf::from(vec![1u8, 2]), 3u64)).unwrap();
     assert_eq!(hex.trim(), hex::encode(expect));
 }
+
+#[test]
+fn fault_limits_are_set_kept_and_reset() {
+    let t = common::Temp::new("limits");
+    let s = &t.0;
+    let defaults = ok(s, &["fault", "limits"]);
+    assert!(defaults.starts_with("ingress "), "{defaults}");
+    let set = ok(
+        s,
+        &[
+            "fault",
+            "limits",
+            "--max-ingress-bytes",
+            "1000",
+            "--round-instructions",
+            "5",
+        ],
+    );
+    assert!(set.starts_with("ingress 1000 B, "), "{set}");
+    assert!(set.contains(", 5 instructions/round, "), "{set}");
+    // Kept for the next process.
+    assert_eq!(ok(s, &["fault", "limits"]), set);
+    // --reset restores every limit; a value given with it applies after the reset.
+    let reset = ok(s, &["fault", "limits", "--reset", "--max-call-bytes", "7"]);
+    assert!(reset.contains(", call 7 B, "), "{reset}");
+    assert!(!reset.contains("ingress 1000 B"), "{reset}");
+    assert!(!reset.contains(", 5 instructions/round"), "{reset}");
+    assert_eq!(ok(s, &["fault", "limits", "--reset"]), defaults);
+}
