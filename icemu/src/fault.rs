@@ -102,19 +102,12 @@ pub(crate) fn fault(st: &mut StateDir, f: FaultCmd, io: &mut Io) -> Result<()> {
         FaultCmd::Limits(l) => {
             let d = emulator::Config::default();
             st.emu.update_config(|c| {
-                if l.reset {
-                    c.max_ingress_bytes = d.max_ingress_bytes;
-                    c.max_call_bytes = d.max_call_bytes;
-                    c.max_reply_bytes = d.max_reply_bytes;
-                    c.update_instruction_limit = d.update_instruction_limit;
-                    c.query_instruction_limit = d.query_instruction_limit;
-                    c.install_instruction_limit = d.install_instruction_limit;
-                    c.heap_delta_per_round = d.heap_delta_per_round;
-                    c.round_instructions_per_canister = d.round_instructions_per_canister;
-                    c.max_stable_bytes = d.max_stable_bytes;
-                }
+                // Each limit: back to the default with --reset, then the value given, if any.
                 macro_rules! set {
                     ($f:ident, $g:ident) => {
+                        if l.reset {
+                            c.$g = d.$g;
+                        }
                         if let Some(v) = l.$f {
                             c.$g = v;
                         }
