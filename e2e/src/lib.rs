@@ -356,6 +356,13 @@ impl World {
         r
     }
 
+    /// Whether the creation of every one of `owners` is in a final state.
+    pub fn all_final(&self, owners: &[Principal]) -> bool {
+        owners
+            .iter()
+            .all(|o| self.status(*o).unwrap().state.is_final())
+    }
+
     /// Advances time and rounds until `done` holds or `max_rounds` passed; returns the rounds.
     pub fn run_until(&self, max_rounds: u64, mut done: impl FnMut(&World) -> bool) -> u64 {
         for round in 0..max_rounds {

@@ -38,11 +38,7 @@ fn fifty_owners_purging_together_do_not_stop_others_migrating() {
         w.fill_capsule(*who, &[40_000, 300_000], 120, 5);
         w.create_personal_canister(*who).unwrap();
     }
-    w.run_until(20_000, |w| {
-        purging
-            .iter()
-            .all(|who| w.status(*who).unwrap().state.is_final())
-    });
+    w.run_until(20_000, |w| w.all_final(&purging));
     for who in &purging {
         completed(&w, *who);
     }
@@ -63,9 +59,7 @@ fn fifty_owners_purging_together_do_not_stop_others_migrating() {
         purging
             .iter()
             .all(|who| w.status(*who).unwrap().shared_capsule_purged)
-            && migrating
-                .iter()
-                .all(|who| w.status(*who).unwrap().state.is_final())
+            && w.all_final(&migrating)
     });
     for who in &migrating {
         completed(&w, *who);

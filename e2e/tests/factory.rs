@@ -338,15 +338,9 @@ fn traps_between_steps_are_resumed_by_the_timer() {
         }
         seen.push(state);
         w.emu().trap_method(w.backend, timer);
-        for _ in 0..5 {
-            w.ic.advance_time(Duration::from_millis(500));
-            w.ic.tick();
-        }
+        w.run_rounds(5, Duration::from_millis(500));
         w.emu().clear_faults();
-        for _ in 0..3 {
-            w.ic.advance_time(Duration::from_millis(200));
-            w.ic.tick();
-        }
+        w.run_rounds(3, Duration::from_millis(200));
     }
     let rec = completed(&w, alice);
     assert!(
@@ -367,16 +361,10 @@ fn a_stopped_backend_and_a_stopped_personal_canister_are_waited_for() {
     });
     let personal = w.status(alice).unwrap().canister_id.unwrap();
     w.ic.stop_canister(w.backend, Some(admin())).unwrap();
-    for _ in 0..20 {
-        w.ic.advance_time(Duration::from_millis(500));
-        w.ic.tick();
-    }
+    w.run_rounds(20, Duration::from_millis(500));
     w.ic.start_canister(w.backend, Some(admin())).unwrap();
     w.ic.stop_canister(personal, Some(w.backend)).unwrap();
-    for _ in 0..20 {
-        w.ic.advance_time(Duration::from_millis(500));
-        w.ic.tick();
-    }
+    w.run_rounds(20, Duration::from_millis(500));
     w.ic.start_canister(personal, Some(w.backend)).unwrap();
     let rec = completed(&w, alice);
     assert_eq!(rec.canister_id, Some(personal));
@@ -512,9 +500,7 @@ fn twenty_users_migrate_at_once() {
     for u in &users {
         w.create_personal_canister(*u).unwrap();
     }
-    w.run_until(10_000, |w| {
-        users.iter().all(|u| w.status(*u).unwrap().state.is_final())
-    });
+    w.run_until(10_000, |w| w.all_final(&users));
     let mut consumed = 0;
     for u in &users {
         let r = w.status(*u).unwrap();
@@ -621,15 +607,9 @@ fn an_idle_backend_runs_no_timer_and_still_purges_on_time() {
     w.fill_capsule(alice, &BLOBS, 3, 1);
     w.create_personal_canister(alice).unwrap();
     completed(&w, alice);
-    for _ in 0..20 {
-        w.ic.advance_time(Duration::from_secs(1));
-        w.ic.tick();
-    }
+    w.run_rounds(20, Duration::from_secs(1));
     w.emu().clear_observations();
-    for _ in 0..60 {
-        w.ic.advance_time(Duration::from_secs(60));
-        w.ic.tick();
-    }
+    w.run_rounds(60, Duration::from_secs(60));
     assert_eq!(
         timer_messages(&w),
         0,
@@ -637,10 +617,7 @@ fn an_idle_backend_runs_no_timer_and_still_purges_on_time() {
         w.emu().stats(w.backend).methods.keys().collect::<Vec<_>>()
     );
     assert!(!w.status(alice).unwrap().shared_capsule_purged);
-    for _ in 0..70 {
-        w.ic.advance_time(Duration::from_secs(60));
-        w.ic.tick();
-    }
+    w.run_rounds(70, Duration::from_secs(60));
     assert!(
         w.status(alice).unwrap().shared_capsule_purged,
         "purged after the retention: {:?}",

@@ -580,10 +580,7 @@ fn the_backend_refuses_an_upgrade_while_create_canister_is_in_flight() {
         w.status(alice).unwrap().create_call_since.is_some()
     });
     // Held: the call stays in flight for as long as the management canister is paused.
-    for _ in 0..20 {
-        w.ic.advance_time(STEP);
-        w.ic.tick();
-    }
+    w.run_rounds(20, STEP);
     let rec = w.status(alice).unwrap();
     assert_eq!(rec.state, CreationState::Creating);
     assert!(rec.create_call_since.is_some());

@@ -193,10 +193,7 @@ impl Run {
     }
 
     fn rounds(&self, n: u64, step: Duration) {
-        for _ in 0..n {
-            self.w.ic.advance_time(step);
-            self.w.ic.tick();
-        }
+        self.w.run_rounds(n, step);
     }
 
     fn apply(&mut self, e: &Event) {

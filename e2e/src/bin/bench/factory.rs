@@ -114,19 +114,12 @@ pub fn run(past: u64, in_flight: u32) -> Scale {
     let (_, pump_max_with_steps) = timer_messages(&emu.stats(w.backend));
     // A minute with every creation in flight and importing: the scheduler's own cost.
     emu.clear_observations();
-    for _ in 0..60 {
-        w.ic.advance_time(Duration::from_secs(1));
-        w.ic.tick();
-    }
+    w.run_rounds(60, Duration::from_secs(1));
     let (pump_messages, pump_max_instructions) = timer_messages(&emu.stats(w.backend));
     for p in &held {
         emu.resume(*p);
     }
-    w.run_until(20_000, |w| {
-        owners
-            .iter()
-            .all(|o| w.status(*o).unwrap().state.is_final())
-    });
+    w.run_until(20_000, |w| w.all_final(&owners));
     for o in &owners {
         completed(&w, *o);
     }
@@ -153,16 +146,10 @@ pub fn run(past: u64, in_flight: u32) -> Scale {
     // Timers cleared while creations ran still wake the canister once at their old time (an
     // ic-cdk-timers property): they are counted apart, in the minute after the last completion.
     emu.clear_observations();
-    for _ in 0..6 {
-        w.ic.advance_time(Duration::from_secs(10));
-        w.ic.tick();
-    }
+    w.run_rounds(6, Duration::from_secs(10));
     let (settle_timer_messages, _) = timer_messages(&emu.stats(w.backend));
     emu.clear_observations();
-    for _ in 0..60 {
-        w.ic.advance_time(Duration::from_secs(60));
-        w.ic.tick();
-    }
+    w.run_rounds(60, Duration::from_secs(60));
     let (idle_timer_messages_per_hour, _) = timer_messages(&emu.stats(w.backend));
     Scale {
         completed_records: past + in_flight as u64,
