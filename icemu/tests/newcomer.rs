@@ -74,6 +74,16 @@ fn ada_with_a_photo(s: &Path, dir: &Path, size: usize) -> (std::path::PathBuf, S
     (file, id)
 }
 
+/// `icemu call` arguments: ada asks the backend for her personal canister.
+const ADA_CREATES_PERSONAL: &[&str] = &[
+    "call",
+    "--as",
+    "ada",
+    "backend",
+    "create_personal_canister",
+    "(record {})",
+];
+
 /// `run-until-idle` arguments: `limits` (e.g. `--max 3`), then poll ada's
 /// `get_creation_status` until its reply contains `status`.
 fn until_status<'a>(limits: &[&'a str], status: &'a str) -> Vec<&'a str> {
@@ -96,17 +106,7 @@ fn a_migration_runs_to_its_end_in_one_command_and_the_personal_canister_has_a_na
     let t = with_backend("newcomer");
     let s = &t.0;
     let (file, id) = ada_with_a_photo(s, s, 1_300_000);
-    let out = ok(
-        s,
-        &[
-            "call",
-            "--as",
-            "ada",
-            "backend",
-            "create_personal_canister",
-            "(record {})",
-        ],
-    );
+    let out = ok(s, ADA_CREATES_PERSONAL);
     assert!(out.contains("NotStarted"), "{out}");
     // One command to the end, with emulated time passing 1 s per round.
     let out = ok(s, &until_status(&[], "Completed"));
@@ -186,17 +186,7 @@ fn run_until_idle_says_when_it_stops_short() {
     let t = with_backend("short");
     let s = &t.0;
     ada_with_a_photo(s, s, 300_000);
-    ok(
-        s,
-        &[
-            "call",
-            "--as",
-            "ada",
-            "backend",
-            "create_personal_canister",
-            "(record {})",
-        ],
-    );
+    ok(s, ADA_CREATES_PERSONAL);
     // Three rounds are not enough: exit 3, and it says so.
     fails(
         s,
