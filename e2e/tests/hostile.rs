@@ -63,6 +63,26 @@ fn importing(w: &World, who: Principal, blobs: &[usize]) -> (CreationRecord, Pri
     (rec, personal)
 }
 
+/// A fresh world with alice's (user 1's) creation of a capsule over `BIG` mid-import
+/// ([`importing`]): the world, alice, her record and her personal canister.
+fn alice_importing() -> (World, Principal, CreationRecord, Principal) {
+    let w = World::new();
+    let alice = user(1);
+    let (rec, personal) = importing(&w, alice, &BIG);
+    (w, alice, rec, personal)
+}
+
+/// Asserts that `rec` failed calling `import_status` with reject code `code`; `why` says what
+/// the code means.
+#[track_caller]
+fn assert_import_status_rejected(rec: &CreationRecord, code: u32, why: &str) {
+    assert!(
+        matches!(&rec.error, Some(FactoryError::CallFailed { step, code: c, .. }) if step == "import_status" && *c == code),
+        "{why}: {:?}",
+        rec.error
+    );
+}
+
 /// The owner installs the hostile module in `mode` over the personal canister mid-import.
 fn hostile_takes_over(w: &World, who: Principal, mode: &str) -> (CreationRecord, Principal) {
     let (rec, personal) = importing(w, who, &BIG);
@@ -190,18 +210,16 @@ fn cleaned_up(w: &World, who: Principal, personal: Principal) -> u128 {
 
 #[test]
 fn the_owner_stops_and_deletes_the_personal_canister_mid_import() {
-    let w = World::new();
-    let alice = user(1);
-    let (_, personal) = importing(&w, alice, &BIG);
+    let (w, alice, _, personal) = alice_importing();
     w.ic.stop_canister(personal, Some(alice)).unwrap();
     w.ic.delete_canister(personal, Some(alice)).unwrap();
     assert!(!w.ic.canister_exists(personal));
 
     let rec = fails_in_importing(&w, alice, STEP, 100, "deleted");
-    assert!(
-        matches!(&rec.error, Some(FactoryError::CallFailed { step, code: 3, .. }) if step == "import_status"),
-        "a deleted canister is a non-retryable reject (destination invalid): {:?}",
-        rec.error
+    assert_import_status_rejected(
+        &rec,
+        3,
+        "a deleted canister is a non-retryable reject (destination invalid)",
     );
     released(&w, alice);
     // Nothing to return: the cleanup ends at once, with 0.
@@ -223,16 +241,14 @@ fn the_owner_stops_and_deletes_the_personal_canister_mid_import() {
 
 #[test]
 fn the_owner_uninstalls_the_personal_canister_mid_import() {
-    let w = World::new();
-    let alice = user(1);
-    let (_, personal) = importing(&w, alice, &BIG);
+    let (w, alice, _, personal) = alice_importing();
     w.ic.uninstall_canister(personal, Some(alice)).unwrap();
 
     let rec = fails_in_importing(&w, alice, STEP, 100, "uninstalled");
-    assert!(
-        matches!(&rec.error, Some(FactoryError::CallFailed { step, code: 5, .. }) if step == "import_status"),
-        "a canister without a module is a non-retryable reject: {:?}",
-        rec.error
+    assert_import_status_rejected(
+        &rec,
+        5,
+        "a canister without a module is a non-retryable reject",
     );
     released(&w, alice);
     // The canister still holds its cycles: the cleanup (our module reinstalled) returns them.
@@ -245,17 +261,15 @@ fn the_owner_uninstalls_the_personal_canister_mid_import() {
 #[test]
 #[cfg(not(feature = "pocketic"))] // uses the emulator's fault controls
 fn the_owner_drains_the_personal_canister_mid_import() {
-    let w = World::new();
-    let alice = user(1);
-    let (_, personal) = importing(&w, alice, &BIG);
+    let (w, alice, _, personal) = alice_importing();
     w.emu().drain_cycles(personal);
 
     // Out of cycles is a transient reject: retried with backoff (1, 2, 4 .. 128 s), then failed.
     let rec = fails_in_importing(&w, alice, Duration::from_secs(1), 400, "drained");
-    assert!(
-        matches!(&rec.error, Some(FactoryError::CallFailed { step, code: 2, .. }) if step == "import_status"),
-        "{:?}",
-        rec.error
+    assert_import_status_rejected(
+        &rec,
+        2,
+        "out of cycles is a transient reject, retried and then failed",
     );
     let max_retries = config(&w).max_step_retries as u64;
     let failed_after = entered(&rec) - rec.timeline[rec.timeline.len() - 2].at;
@@ -403,9 +417,7 @@ fn a_lying_return_cycles_is_credited_only_with_what_arrived() {
 #[test]
 #[cfg(not(feature = "pocketic"))] // uses the emulator's fault controls
 fn a_personal_canister_that_never_answers_fails_within_the_bound() {
-    let w = World::new();
-    let alice = user(1);
-    let (rec, personal) = importing(&w, alice, &BIG);
+    let (w, alice, rec, personal) = alice_importing();
     let deadline = rec.deadline_at.unwrap();
     w.emu().pause(personal);
     // Every import_status call times out (300 s bounded wait, SYS_UNKNOWN): retried, then failed.
