@@ -83,6 +83,18 @@ fn assert_import_status_rejected(rec: &CreationRecord, code: u32, why: &str) {
     );
 }
 
+/// Sets the bound of `Importing` to 60 s, whatever the capsule's size.
+fn bound_importing_to_60_seconds(w: &World) {
+    set_config(
+        w,
+        FactoryConfig {
+            import_timeout_seconds: Some(60),
+            import_seconds_per_gib: Some(0),
+            ..config(w)
+        },
+    );
+}
+
 /// The owner installs the hostile module in `mode` over the personal canister mid-import.
 fn hostile_takes_over(w: &World, who: Principal, mode: &str) -> (CreationRecord, Principal) {
     let (rec, personal) = importing(w, who, &BIG);
@@ -295,14 +307,7 @@ fn an_undecodable_status_fails_the_creation(mode: &str, step: Duration, max_roun
     let alice = user(1);
     // Set before the creation: the deadline is fixed when a state is entered (and recomputed
     // when the record is saved, which a callback that traps never does).
-    set_config(
-        &w,
-        FactoryConfig {
-            import_timeout_seconds: Some(60),
-            import_seconds_per_gib: Some(0),
-            ..config(&w)
-        },
-    );
+    bound_importing_to_60_seconds(&w);
     let (_, personal) = hostile_takes_over(&w, alice, mode);
     let balance = w.ic.cycle_balance(w.backend);
     let rec = fails_in_importing(&w, alice, step, max_rounds, mode);
@@ -346,14 +351,7 @@ fn a_personal_canister_that_claims_to_import_forever_times_out() {
     let alice = user(1);
     let (rec, _) = hostile_takes_over(&w, alice, "lying");
     // A small bound for Importing (the default is an hour plus an hour per GiB).
-    set_config(
-        &w,
-        FactoryConfig {
-            import_timeout_seconds: Some(60),
-            import_seconds_per_gib: Some(0),
-            ..config(&w)
-        },
-    );
+    bound_importing_to_60_seconds(&w);
     let since = entered(&rec);
     let failed = fails_in_importing(&w, alice, Duration::from_secs(1), 200, "lying");
     assert_eq!(
