@@ -8,14 +8,18 @@ use super::*;
 use crate::factory::quote::{capsule_bytes, funding_deposit};
 
 impl<M: StableMemory> Factory<M> {
-    /// A deposit's call was rejected: its cycles (refunded by the IC) go back to the reserve.
-    fn give_back(&mut self, migration_id: u64, cycles: u128) {
+    /// A deposit's call was rejected: its cycles (refunded by the IC) go back to the reserve,
+    /// and `undo` takes the deposit out of the record's `funding` (when it has one).
+    fn give_back(&mut self, migration_id: u64, cycles: u128, undo: impl FnOnce(&mut Funding)) {
         self.update_st(|s| {
             s.reserve = s.reserve.saturating_add(cycles);
             s.total_consumed = s.total_consumed.saturating_sub(cycles);
         });
         let _ = self.with_record(migration_id, |r| {
-            r.cycles_consumed = r.cycles_consumed.saturating_sub(cycles)
+            r.cycles_consumed = r.cycles_consumed.saturating_sub(cycles);
+            if let Some(f) = r.funding.as_mut() {
+                undo(f);
+            }
         });
     }
 
@@ -62,12 +66,9 @@ impl<M: StableMemory> Factory<M> {
     /// The funding's `deposit_cycles` was rejected: the reserve gets its cycles back and the
     /// funding is forgotten, so the step measures and deposits again when retried.
     pub fn funding_rejected(&mut self, migration_id: u64, cycles: u128) {
-        self.give_back(migration_id, cycles);
-        let _ = self.with_record(migration_id, |r| {
-            if let Some(f) = r.funding.as_mut() {
-                f.deposited = f.deposited.saturating_sub(cycles);
-                f.funded_canister = None;
-            }
+        self.give_back(migration_id, cycles, |f| {
+            f.deposited = f.deposited.saturating_sub(cycles);
+            f.funded_canister = None;
         });
     }
 
@@ -116,11 +117,8 @@ impl<M: StableMemory> Factory<M> {
     /// A sponsored top-up's `deposit_cycles` was rejected: the reserve and the user's
     /// allowance get the cycles back.
     pub fn sponsor_rejected(&mut self, migration_id: u64, cycles: u128) {
-        self.give_back(migration_id, cycles);
-        let _ = self.with_record(migration_id, |r| {
-            if let Some(f) = r.funding.as_mut() {
-                f.sponsored = f.sponsored.saturating_sub(cycles);
-            }
+        self.give_back(migration_id, cycles, |f| {
+            f.sponsored = f.sponsored.saturating_sub(cycles);
         });
     }
 }
