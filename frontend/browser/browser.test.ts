@@ -12,7 +12,7 @@ import { deflateSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect } from 'vitest';
 import { Principal } from '@icp-sdk/core/principal';
 import { connect, readBlob, unwrapCapsule } from '../src/client';
 import { FAULTS, SCREENSHOTS, browserTest, fileBytes } from './harness';
@@ -167,136 +167,124 @@ async function expectMemoryReadBack(page: Page, user: string, personal: Principa
 }
 
 describe('the page against icemu serve and the real backend', () => {
-  it('alice: capsule with files → create → byte progress to Completed → memory read back from her canister', async () => {
-    try {
-      const page = await openAs('alice');
-      const added = await createCapsuleWithFiles(page, 'alice', 1);
-      await page.click('#create');
-      const seen = await watchPage(page, 'alice', '1');
-      writeFileSync(join(SCREENSHOTS, 'alice-progress.json'), JSON.stringify(seen, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
-      expectProgressReachedCompleted(
-        seen,
-        added.reduce((n, m) => n + m.bytes.length, 0),
-      );
-      expect(await page.isHidden('#error')).toBe(true);
-      const { id: personal, timeline } = await expectServedByPersonal(page);
-      expect(timeline).toEqual(ALL_STATES);
-      await expectMemoryReadBack(page, 'alice', personal, added[0]!);
-      await page.close();
-    } catch (e) {
-      throw t.contextError(e);
-    }
+  t.test('alice: capsule with files → create → byte progress to Completed → memory read back from her canister', async () => {
+    const page = await openAs('alice');
+    const added = await createCapsuleWithFiles(page, 'alice', 1);
+    await page.click('#create');
+    const seen = await watchPage(page, 'alice', '1');
+    writeFileSync(join(SCREENSHOTS, 'alice-progress.json'), JSON.stringify(seen, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+    expectProgressReachedCompleted(
+      seen,
+      added.reduce((n, m) => n + m.bytes.length, 0),
+    );
+    expect(await page.isHidden('#error')).toBe(true);
+    const { id: personal, timeline } = await expectServedByPersonal(page);
+    expect(timeline).toEqual(ALL_STATES);
+    await expectMemoryReadBack(page, 'alice', personal, added[0]!);
+    await page.close();
   });
 
-  it('bob: with a fault injected the creation fails with a readable error, and the retry button recovers', async () => {
-    try {
-      const page = await openAs('bob');
-      const added = await createCapsuleWithFiles(page, 'bob', 7);
-      FAULTS.inject(icemu);
-      await page.click('#create');
-      const failed = await watchPage(page, 'bob', '1');
-      expect(failed[failed.length - 1]?.state).toBe('Failed');
-      await page.waitForSelector('#error:not([hidden])');
-      const message = ((await page.textContent('#error-text')) ?? '').trim();
-      expect(message).toMatch(/^[A-Z].*[.!]$/);
-      expect(message).not.toMatch(/Err|undefined|\[object|FactoryError/);
-      expect(await page.getAttribute('#served-by', 'data-served-by')).toBe('backend');
-      await shot(page, 'bob-2-error-shown');
+  t.test('bob: with a fault injected the creation fails with a readable error, and the retry button recovers', async () => {
+    const page = await openAs('bob');
+    const added = await createCapsuleWithFiles(page, 'bob', 7);
+    FAULTS.inject(icemu);
+    await page.click('#create');
+    const failed = await watchPage(page, 'bob', '1');
+    expect(failed[failed.length - 1]?.state).toBe('Failed');
+    await page.waitForSelector('#error:not([hidden])');
+    const message = ((await page.textContent('#error-text')) ?? '').trim();
+    expect(message).toMatch(/^[A-Z].*[.!]$/);
+    expect(message).not.toMatch(/Err|undefined|\[object|FactoryError/);
+    expect(await page.getAttribute('#served-by', 'data-served-by')).toBe('backend');
+    await shot(page, 'bob-2-error-shown');
 
-      FAULTS.clear(icemu);
-      await page.click('#retry');
-      await page.waitForFunction(() => (document.querySelector('#state') as HTMLElement).dataset.state !== 'Failed', null, {
-        timeout: 60_000,
-      });
-      const retried = await watchPage(page, 'bob', '3-retry');
-      writeFileSync(
-        join(SCREENSHOTS, 'bob-progress.json'),
-        JSON.stringify({ failed, retried }, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
-      );
-      expectProgressReachedCompleted(
-        retried,
-        added.reduce((n, m) => n + m.bytes.length, 0),
-      );
-      expect(await page.isHidden('#error')).toBe(true);
-      expect(await page.textContent('#attempts')).toContain('attempt 2');
-      const { id: personal, timeline } = await expectServedByPersonal(page);
-      expectRetryTimeline(timeline);
-      await expectMemoryReadBack(page, 'bob', personal, added[0]!);
-      await page.close();
-    } catch (e) {
-      throw t.contextError(e);
-    }
+    FAULTS.clear(icemu);
+    await page.click('#retry');
+    await page.waitForFunction(() => (document.querySelector('#state') as HTMLElement).dataset.state !== 'Failed', null, {
+      timeout: 60_000,
+    });
+    const retried = await watchPage(page, 'bob', '3-retry');
+    writeFileSync(
+      join(SCREENSHOTS, 'bob-progress.json'),
+      JSON.stringify({ failed, retried }, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2),
+    );
+    expectProgressReachedCompleted(
+      retried,
+      added.reduce((n, m) => n + m.bytes.length, 0),
+    );
+    expect(await page.isHidden('#error')).toBe(true);
+    expect(await page.textContent('#attempts')).toContain('attempt 2');
+    const { id: personal, timeline } = await expectServedByPersonal(page);
+    expectRetryTimeline(timeline);
+    await expectMemoryReadBack(page, 'bob', personal, added[0]!);
+    await page.close();
   });
 
-  it('dave: per-file upload progress, an image thumbnail, and a reload mid-import that keeps the estimate', async () => {
-    try {
-      const page = await openAs('dave');
-      await page.waitForSelector('#capsule-form:not([hidden])');
-      await page.fill('#capsule-name', "dave's capsule");
-      await page.click('#create-capsule');
-      await page.waitForSelector('#memory-form:not([hidden])', { timeout: 60_000 });
-      const png = pngBytes(8, 8);
-      const big = fileBytes(1_200_000, 33);
-      await page.fill('#memory-title', 'dave');
-      await page.setInputFiles('#memory-file', [
-        { name: 'dot.png', mimeType: 'image/png', buffer: Buffer.from(png) },
-        { name: 'tape.bin', mimeType: 'application/octet-stream', buffer: Buffer.from(big) },
-      ]);
-      await page.click('#add-memory');
-      await page.waitForFunction(() => document.querySelectorAll('#memories li').length === 2, null, { timeout: 120_000 });
-      // Each file had its own progress, ending at its size.
-      const uploads = await page.$$eval('#uploads li', (lis) =>
-        lis.map((l) => {
-          const d = (l as HTMLElement).dataset;
-          const value = (l.querySelector('progress') as HTMLProgressElement).value;
-          return { file: d.file, state: d.state, bytesSent: d.bytesSent, bytesTotal: d.bytesTotal, value };
-        }),
-      );
-      expect(uploads.map((u) => [u.file, u.state, u.bytesSent, u.bytesTotal, u.value])).toEqual([
-        ['dot.png', 'done', String(png.length), String(png.length), png.length],
-        ['tape.bin', 'done', String(big.length), String(big.length), big.length],
-      ]);
-      // The image's thumbnail, decoded from the bytes read back; the other file has none.
-      const thumb = page.locator('#memories li', { hasText: 'dave: dot.png' }).locator('img.thumb');
-      await thumb.and(page.locator('[data-loaded="true"]')).waitFor({ timeout: 60_000 });
-      expect(await thumb.evaluate((i) => (i as HTMLImageElement).naturalWidth)).toBe(8);
-      expect(await page.locator('#memories li', { hasText: 'dave: tape.bin' }).locator('img').count()).toBe(0);
-      await shot(page, 'dave-1-uploads-and-thumbnail');
+  t.test('dave: per-file upload progress, an image thumbnail, and a reload mid-import that keeps the estimate', async () => {
+    const page = await openAs('dave');
+    await page.waitForSelector('#capsule-form:not([hidden])');
+    await page.fill('#capsule-name', "dave's capsule");
+    await page.click('#create-capsule');
+    await page.waitForSelector('#memory-form:not([hidden])', { timeout: 60_000 });
+    const png = pngBytes(8, 8);
+    const big = fileBytes(1_200_000, 33);
+    await page.fill('#memory-title', 'dave');
+    await page.setInputFiles('#memory-file', [
+      { name: 'dot.png', mimeType: 'image/png', buffer: Buffer.from(png) },
+      { name: 'tape.bin', mimeType: 'application/octet-stream', buffer: Buffer.from(big) },
+    ]);
+    await page.click('#add-memory');
+    await page.waitForFunction(() => document.querySelectorAll('#memories li').length === 2, null, { timeout: 120_000 });
+    // Each file had its own progress, ending at its size.
+    const uploads = await page.$$eval('#uploads li', (lis) =>
+      lis.map((l) => {
+        const d = (l as HTMLElement).dataset;
+        const value = (l.querySelector('progress') as HTMLProgressElement).value;
+        return { file: d.file, state: d.state, bytesSent: d.bytesSent, bytesTotal: d.bytesTotal, value };
+      }),
+    );
+    expect(uploads.map((u) => [u.file, u.state, u.bytesSent, u.bytesTotal, u.value])).toEqual([
+      ['dot.png', 'done', String(png.length), String(png.length), png.length],
+      ['tape.bin', 'done', String(big.length), String(big.length), big.length],
+    ]);
+    // The image's thumbnail, decoded from the bytes read back; the other file has none.
+    const thumb = page.locator('#memories li', { hasText: 'dave: dot.png' }).locator('img.thumb');
+    await thumb.and(page.locator('[data-loaded="true"]')).waitFor({ timeout: 60_000 });
+    expect(await thumb.evaluate((i) => (i as HTMLImageElement).naturalWidth)).toBe(8);
+    expect(await page.locator('#memories li', { hasText: 'dave: tape.bin' }).locator('img').count()).toBe(0);
+    await shot(page, 'dave-1-uploads-and-thumbnail');
 
-      // Slow every message to the backend down (20 rounds of 50 ms), so the import takes seconds.
-      icemu.run(['fault', 'delay', '--canister', 'backend', '--rounds', '20']);
-      try {
-        await page.click('#create');
-        await page.waitForSelector('#state[data-state="Importing"]', { timeout: 120_000 });
-        await page.waitForFunction(() => Number((document.querySelector('#progress-rate') as HTMLElement).dataset.samples ?? 0) >= 1);
-        const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('capsule-progress:')));
-        expect(stored).toHaveLength(1);
-        await shot(page, 'dave-2-importing');
-        await page.reload();
-        await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
-        expect(await page.getAttribute('body', 'data-ready')).toBe('true');
-        const after = await page.evaluate(() => ({
-          state: (document.querySelector('#state') as HTMLElement).dataset.state,
-          samples: Number((document.querySelector('#progress-rate') as HTMLElement).dataset.samples ?? 0),
-        }));
-        expect(['Importing', 'Verifying', 'Completed']).toContain(after.state);
-        // The samples from before the reload are still there (one more from the reloaded page).
-        expect(after.samples).toBeGreaterThanOrEqual(2);
-        await shot(page, 'dave-3-after-reload');
-        const seen = await watchPage(page, 'dave', '4');
-        expect(seen[seen.length - 1]?.state).toBe('Completed');
-      } finally {
-        icemu.run(['fault', 'delay', '--canister', 'backend', '--rounds', '0']);
-      }
-      expect(await page.textContent('#progress-rate')).toMatch(/^1\.2 MB of 1\.2 MB · [0-9.]+ [kM]?B\/s · all copied$/);
-      expect(Number(await page.getAttribute('#progress-rate', 'data-bytes-per-second'))).toBeGreaterThan(0);
-      expect(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('capsule-progress:')))).toEqual([]);
-      await expectServedByPersonal(page);
-      await shot(page, 'dave-5-completed');
-      await page.close();
-    } catch (e) {
-      throw t.contextError(e);
+    // Slow every message to the backend down (20 rounds of 50 ms), so the import takes seconds.
+    icemu.run(['fault', 'delay', '--canister', 'backend', '--rounds', '20']);
+    try {
+      await page.click('#create');
+      await page.waitForSelector('#state[data-state="Importing"]', { timeout: 120_000 });
+      await page.waitForFunction(() => Number((document.querySelector('#progress-rate') as HTMLElement).dataset.samples ?? 0) >= 1);
+      const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('capsule-progress:')));
+      expect(stored).toHaveLength(1);
+      await shot(page, 'dave-2-importing');
+      await page.reload();
+      await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+      expect(await page.getAttribute('body', 'data-ready')).toBe('true');
+      const after = await page.evaluate(() => ({
+        state: (document.querySelector('#state') as HTMLElement).dataset.state,
+        samples: Number((document.querySelector('#progress-rate') as HTMLElement).dataset.samples ?? 0),
+      }));
+      expect(['Importing', 'Verifying', 'Completed']).toContain(after.state);
+      // The samples from before the reload are still there (one more from the reloaded page).
+      expect(after.samples).toBeGreaterThanOrEqual(2);
+      await shot(page, 'dave-3-after-reload');
+      const seen = await watchPage(page, 'dave', '4');
+      expect(seen[seen.length - 1]?.state).toBe('Completed');
+    } finally {
+      icemu.run(['fault', 'delay', '--canister', 'backend', '--rounds', '0']);
     }
+    expect(await page.textContent('#progress-rate')).toMatch(/^1\.2 MB of 1\.2 MB · [0-9.]+ [kM]?B\/s · all copied$/);
+    expect(Number(await page.getAttribute('#progress-rate', 'data-bytes-per-second'))).toBeGreaterThan(0);
+    expect(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('capsule-progress:')))).toEqual([]);
+    await expectServedByPersonal(page);
+    await shot(page, 'dave-5-completed');
+    await page.close();
   });
 });
 

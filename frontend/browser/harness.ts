@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, it } from 'vitest';
 import {
   BACKEND_WASM,
   DEPLOY_CYCLES,
@@ -108,6 +108,17 @@ export class BrowserTest {
         this.served?.output() ?? '',
       )}`,
     );
+  }
+
+  /** A test of this file whose failure carries the pages' console and the server's output ([`contextError`]). */
+  test(name: string, body: () => Promise<void>): void {
+    it(name, async () => {
+      try {
+        await body();
+      } catch (e) {
+        throw this.contextError(e);
+      }
+    });
   }
 
   /** A full-page screenshot, SCREENSHOTS/<prefix><name>.png. */
