@@ -112,7 +112,7 @@ pub fn capsule_header<M: Memory>(
 ) -> Result<ManifestHeader, Error> {
     let mut walk = ManifestWalk::new(owner);
     loop {
-        if let Some(header) = walk.step(store, WALK_STEP, |_| {})? {
+        if let Some(header) = walk.step_framed(store, WALK_STEP, |_, _| {})? {
             return Ok(header);
         }
     }
