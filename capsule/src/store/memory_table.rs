@@ -360,18 +360,24 @@ impl<M: StableMemory> MemoryTable<M> {
         // are): one B-tree walk instead of one lookup per bucket.
         let lo = ids.iter().map(|id| bucket_of(*id)).min().unwrap_or(0);
         let hi = ids.iter().map(|id| bucket_of(*id)).max().unwrap_or(0);
-        let mut known: Option<std::collections::BTreeMap<u64, Bucket>> =
+        // `None` for a bucket written by this call: read it again from the map if its ids come
+        // back (no copy of every bucket written kept in memory).
+        let mut known: Option<std::collections::BTreeMap<u64, Option<Bucket>>> =
             (!ids.is_empty() && hi - lo <= ids.len() as u64).then(|| {
                 self.buckets
                     .range((owner, lo)..=(owner, hi))
-                    .map(|e| (e.key().1, e.value()))
+                    .map(|e| (e.key().1, Some(e.value())))
                     .collect()
             });
         for (b, run) in bucket_runs(&ids) {
             let key = (owner, b);
-            let bucket = match &mut known {
-                Some(k) => k.remove(&b).unwrap_or_default(),
-                None => self.buckets.get(&key).unwrap_or_default(),
+            let bucket = match known.as_mut().map(|k| k.remove(&b)) {
+                // Read in the walk (or left as it was by an earlier run).
+                Some(Some(Some(bucket))) => bucket,
+                // Not there when the walk read the range.
+                Some(None) => Bucket::default(),
+                // Written by an earlier run (ids not sorted), or no walk.
+                Some(Some(None)) | None => self.buckets.get(&key).unwrap_or_default(),
             };
             let mut writes: Vec<(u64, Option<&[u8]>)> = Vec::new();
             for &(id, enc) in &memories[run] {
@@ -383,16 +389,15 @@ impl<M: StableMemory> MemoryTable<M> {
                 }
                 new.push(!held);
             }
-            let bucket = if writes.is_empty() {
-                bucket
+            let left = if writes.is_empty() {
+                Some(bucket)
             } else {
                 writes.sort_unstable_by_key(|(id, _)| *id);
-                let written = bucket.with(&writes);
-                self.buckets.insert(key, written.clone());
-                written
+                self.buckets.insert(key, bucket.with(&writes));
+                None
             };
             if let Some(k) = &mut known {
-                k.insert(b, bucket);
+                k.insert(b, left);
             }
         }
         new
