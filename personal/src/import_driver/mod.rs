@@ -28,7 +28,6 @@ use candid::{CandidType, Principal};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use ic_cdk::api::time;
-use ic_cdk::call::{Call, CallFailed, Response};
 use manifests::{PageCursor, RawPageReply};
 use migration::protocol::{ChunkBatchRef, ChunkRef, ExportError, ImportProgress, ImportReport};
 use serde::Deserialize;
@@ -163,9 +162,9 @@ async fn pump() {
 
 /// Decodes a call's outcome into what the importer takes; never traps.
 fn outcome<T: CandidType + DeserializeOwned>(
-    r: Result<Response, CallFailed>,
+    r: Result<Vec<u8>, CallFault>,
 ) -> Result<T, CallFault> {
-    reply_bytes(r).and_then(|bytes| decode(&bytes))
+    r.and_then(|bytes| decode(&bytes))
 }
 
 /// Decodes a reply, borrowing from `bytes` where `T` does; never traps.
@@ -175,26 +174,15 @@ fn decode<'a, T: CandidType + Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Cal
     })
 }
 
-/// A reply's bytes, or the fault of a call that gave none.
-fn reply_bytes(r: Result<Response, CallFailed>) -> Result<Vec<u8>, CallFault> {
-    match r {
-        Ok(response) => Ok(response.into_bytes()),
-        Err(CallFailed::CallRejected(rej)) => Err(CallFault::rejected(
-            rej.raw_reject_code(),
-            rej.reject_message().to_string(),
-        )),
-        Err(e) => Err(CallFault::NotSent {
-            reason: e.to_string(),
-        }),
-    }
-}
-
+/// Calls `method` of the backend (bounded wait, no cycles) and returns the reply's bytes, read
+/// into memory once ([`reply_once`]: pages and chunk batches are replies of up to 2 MB).
 async fn call<A: ArgumentEncoder>(
     backend: Principal,
     method: &str,
-    args: &A,
-) -> Result<Response, CallFailed> {
-    Call::bounded_wait(backend, method).with_args(args).await
+    args: A,
+) -> Result<Vec<u8>, CallFault> {
+    let args = candid::encode_args(args).expect("importer: call arguments encode in candid");
+    reply_once::call(backend, method, args).await
 }
 
 async fn fetch_page(
@@ -204,7 +192,7 @@ async fn fetch_page(
     migration_id: u64,
     cursor: PageCursor,
 ) {
-    let r = call(backend, "export_raw_manifest_page", &(migration_id, cursor)).await;
+    let r = call(backend, "export_raw_manifest_page", (migration_id, cursor)).await;
     let reply = outcome::<Result<RawPageReply, ExportError>>(r);
     state::importer(|imp, store| imp.on_page(store, owner, time(), call_id, reply));
 }
@@ -216,10 +204,8 @@ async fn fetch_chunks(
     migration_id: u64,
     refs: Vec<ChunkRef>,
 ) {
-    let args = candid::encode_args((migration_id, refs)).expect("candid encodes chunk refs");
-    // Read once (not zero-filled first), then decoded in place: the chunks' bytes borrow the
-    // reply's buffer.
-    let bytes = reply_once::call(backend, "export_chunks", args).await;
+    // Decoded in place: the chunks' bytes borrow the reply's buffer.
+    let bytes = call(backend, "export_chunks", (migration_id, refs)).await;
     let reply = bytes
         .as_deref()
         .map_err(Clone::clone)
@@ -234,7 +220,7 @@ async fn fetch_chunks(
 
 /// Progress reports are informative: a failed one is not retried (the next batch reports).
 async fn report_progress(backend: Principal, progress: ImportProgress) {
-    let r = call(backend, "report_import_progress", &(progress,)).await;
+    let r = call(backend, "report_import_progress", (progress,)).await;
     let _ = outcome::<Result<(), ExportError>>(r);
 }
 
@@ -244,7 +230,7 @@ async fn report_done(
     call_id: u64,
     report: Box<ImportReport>,
 ) {
-    let r = call(backend, "report_import_done", &(report,)).await;
+    let r = call(backend, "report_import_done", (report,)).await;
     let reply = outcome::<Result<(), ExportError>>(r);
     state::importer(|imp, store| imp.on_report(store, owner, time(), call_id, reply));
 }
