@@ -149,14 +149,6 @@ fn memory_kind(l: &MemoryLeaf) -> Result<MemoryKind, Error> {
     })
 }
 
-impl TryFrom<&MemoryLeaf> for Memory {
-    type Error = Error;
-
-    fn try_from(l: &MemoryLeaf) -> Result<Self, Error> {
-        Memory::try_from(l.clone())
-    }
-}
-
 impl TryFrom<&ConnectionLeaf> for Connection {
     type Error = Error;
 
