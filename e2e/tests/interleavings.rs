@@ -258,6 +258,11 @@ impl Run {
     /// controllers, that is before control passed to the owner (the record may say `Verifying`
     /// a little longer: the handoff's last callback has not run yet). Afterwards the canister
     /// is theirs to do anything with, and nothing is checked of it.
+    ///
+    /// The controllers are read when the owner's call is sent; the call runs in the next
+    /// round, and the handoff's `update_settings` (to the owner alone) may run before it in
+    /// that round. The owner's call then acts on a canister that is already theirs: `check`
+    /// tells these apart by the canister's history (`owner_changed_code_after_handoff`).
     fn owner(&mut self, i: usize, action: &OwnerAction) {
         let who = self.owners[i];
         let w = &self.w;
@@ -343,19 +348,25 @@ impl Run {
                     let c = rec
                         .canister_id
                         .expect("a completed creation has its canister");
-                    assert_eq!(
-                        w.ic.get_controllers(c),
-                        vec![*who],
-                        "only the owner controls it"
-                    );
-                    // The owner may have stopped it or drained it while it was importing: as
-                    // its only controller they start it, and anyone may top it up.
-                    let _ = w.ic.start_canister(c, Some(*who));
-                    w.ic.add_cycles(c, 1_000_000_000_000);
-                    let (status,): (ImportStatus,) =
-                        w.try_query(c, *who, "import_status", ()).unwrap();
-                    let root = rec.manifest.as_ref().unwrap().root;
-                    assert_eq!(status.root.map(|r| r.into_array()), Some(root.into_array()));
+                    // Gone only if the owner deleted it after the handoff (see `owner`): the
+                    // backend stops being a controller before the record says `Completed`.
+                    if w.ic.canister_exists(c) {
+                        assert_eq!(
+                            w.ic.get_controllers(c),
+                            vec![*who],
+                            "only the owner controls it"
+                        );
+                    }
+                    if w.ic.canister_exists(c) && !owner_changed_code_after_handoff(w, c, *who) {
+                        // The owner may have stopped it or drained it while it was importing:
+                        // as its only controller they start it, and anyone may top it up.
+                        let _ = w.ic.start_canister(c, Some(*who));
+                        w.ic.add_cycles(c, 1_000_000_000_000);
+                        let (status,): (ImportStatus,) =
+                            w.try_query(c, *who, "import_status", ()).unwrap();
+                        let root = rec.manifest.as_ref().unwrap().root;
+                        assert_eq!(status.root.map(|r| r.into_array()), Some(root.into_array()));
+                    }
                     let shared: CapsuleInfo =
                         w.capsule(w.backend, *who, "get_capsule", ()).unwrap();
                     assert_eq!(
@@ -397,6 +408,36 @@ impl Run {
             .collect();
         eprintln!("run ended: {ends:?}");
     }
+}
+
+/// Whether the owner installed, reinstalled, upgraded or uninstalled code on `c` after the
+/// backend handed it over (its `update_settings` to the owner alone, in the canister's history).
+/// From then on the canister is theirs, and what it runs is no longer the factory's doing.
+fn owner_changed_code_after_handoff(w: &World, c: Principal, owner: Principal) -> bool {
+    use ic_management_canister_types::{
+        CanisterInfoArgs, CanisterInfoResult, ChangeDetails, ChangeOrigin,
+    };
+    let args = CanisterInfoArgs {
+        canister_id: c,
+        num_requested_changes: Some(20),
+    };
+    let info: CanisterInfoResult = w.emu().management(owner, "canister_info", &args).unwrap();
+    let changes = &info.recent_changes;
+    let handoff = changes
+        .iter()
+        .rposition(|ch| {
+            matches!(&ch.origin, ChangeOrigin::FromCanister(o) if o.canister_id == w.backend)
+                && matches!(&ch.details,
+                    Some(ChangeDetails::ControllersChange(r)) if r.controllers == [owner])
+        })
+        .expect("a completed creation's canister was handed to its owner by the backend");
+    changes[handoff + 1..].iter().any(|ch| {
+        matches!(&ch.origin, ChangeOrigin::FromUser(u) if u.user_id == owner)
+            && matches!(
+                &ch.details,
+                Some(ChangeDetails::CodeUninstall | ChangeDetails::CodeDeployment(_))
+            )
+    })
 }
 
 proptest! {
