@@ -3,10 +3,15 @@
 //! committed steps and checks the typed failure the status reports.
 
 use crate::protocol::ImportStatus;
+use manifests::PageVerifier;
+use serde::{Deserialize, Serialize};
 
 use super::*;
 
 const ID: u64 = 5;
+
+/// The migration that replaces [`ID`] in the reset tests.
+const NEXT: u64 = 6;
 
 /// The import of the sample capsule driven until `at` holds, then `corrupt` run on the
 /// importer and its store, then the import driven on until it stops; its status, which must
@@ -15,16 +20,57 @@ fn corrupted_at(
     at: impl Fn(&ImportState) -> bool,
     corrupt: impl FnOnce(&mut Importer<VectorMemory>, &mut Store),
 ) -> ImportStatus {
+    corrupted_when(|imp| at(&imp.state()), corrupt)
+}
+
+/// [`corrupted_at`] with `at` asked of the whole importer (its open blobs and queued chunks
+/// too).
+fn corrupted_when(
+    at: impl Fn(&Importer<VectorMemory>) -> bool,
+    corrupt: impl FnOnce(&mut Importer<VectorMemory>, &mut Store),
+) -> ImportStatus {
     let (src, _) = source();
     let mut exp = Exporter::new(&src, ID);
     let (_, mut imp, mut store, mut sim) = started(&exp, config());
+    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| at(imp));
+    corrupt(&mut imp, &mut store);
+    failed(&mut imp, &mut store, &mut sim, &mut exp)
+}
+
+/// The import of the sample capsule as [`ID`] driven into its records (every blob stored and
+/// held by the capsule), then replaced by the same capsule exported as [`NEXT`], whose reset
+/// is driven until `at` holds; then `corrupt` run and the import driven on until it stops; its
+/// status, which must say `Failed`.
+fn replaced_at(
+    at: impl Fn(&ImportState) -> bool,
+    corrupt: impl FnOnce(&mut Importer<VectorMemory>, &mut Store),
+) -> ImportStatus {
+    let (src, _) = source();
+    let mut first = Exporter::new(&src, ID);
+    let (_, mut imp, mut store, mut sim) = started(&first, config());
+    sim.step_until(&mut imp, &mut store, &mut first, |imp, _| {
+        in_records(&imp.state())
+    });
+    let mut exp = Exporter::new(&src, NEXT);
+    assert!(imp.start(Some(exp.init(config()))));
     sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| at(&imp.state()));
     corrupt(&mut imp, &mut store);
-    let steps = sim.run(&mut imp, &mut store, &mut exp, 10_000);
+    failed(&mut imp, &mut store, &mut sim, &mut exp)
+}
+
+/// Drives the import of `exp`'s migration on until it stops; its status, which must say
+/// `Failed` for that migration.
+fn failed(
+    imp: &mut Importer<VectorMemory>,
+    store: &mut Store,
+    sim: &mut Sim,
+    exp: &mut Exporter,
+) -> ImportStatus {
+    let steps = sim.run(imp, store, exp, 10_000);
     assert!(steps < 10_000, "the import does not stop");
     let status = imp.status(capsule::API_VERSION);
     assert_eq!(status.phase, ImportPhase::Failed, "{:?}", status.error);
-    assert_eq!(status.migration_id, Some(ID));
+    assert_eq!(status.migration_id, Some(exp.migration_id));
     status
 }
 
@@ -150,6 +196,213 @@ fn the_capsule_gone_when_the_backend_confirms_fails_with_unfreeze_failed() {
         status.error,
         Some(ImportError::UnfreezeFailed {
             error: Error::CapsuleNotFound
+        })
+    );
+}
+
+/// The fields of a [`PageVerifier`] in the order it stores them.
+#[derive(Serialize, Deserialize)]
+struct StoredVerifier {
+    header: ManifestHeader,
+    builder: manifests::ManifestBuilder,
+    expected: Option<PageCursor>,
+}
+
+/// `v` as stored with its next cursor erased: it claims every page arrived.
+fn claiming_every_page(v: &PageVerifier) -> PageVerifier {
+    let bytes = postcard::to_extend(v, vec![]).unwrap();
+    let mut fields: StoredVerifier = postcard::from_bytes(&bytes).unwrap();
+    assert!(fields.expected.is_some(), "pages are still to come");
+    fields.expected = None;
+    let v: PageVerifier =
+        postcard::from_bytes(&postcard::to_extend(&fields, vec![]).unwrap()).unwrap();
+    assert!(v.is_complete());
+    v
+}
+
+#[test]
+fn a_stored_verifier_claiming_every_page_after_the_first_fails_with_manifest_unverified() {
+    // Only the capsule leaf's page verified; the stored verifier then says the manifest is
+    // complete, so the importer finishes it at once.
+    let first_page_only = |st: &ImportState| match &st.step {
+        Step::Manifest { verifier: Some(v) } => v.next_cursor().is_some(),
+        _ => false,
+    };
+    let status = corrupted_at(first_page_only, |imp, _| {
+        imp.with(|_, st| {
+            let Step::Manifest { verifier: Some(v) } = &mut st.step else {
+                unreachable!("stopped in the manifest with a verifier");
+            };
+            *v = claiming_every_page(v);
+        })
+    });
+    let reason = manifests::ManifestError::CountMismatch {
+        section: Section::Connections,
+        expected: 4,
+        actual: 0,
+    }
+    .to_string();
+    assert_eq!(
+        status.error,
+        Some(ImportError::ManifestUnverified { reason })
+    );
+}
+
+/// Every blob of the migration begun, none with chunks still to ask for, some asked for.
+fn every_blob_begun(imp: &Importer<VectorMemory>) -> bool {
+    let st = imp.state();
+    let blobs = imp
+        .staged
+        .header(st.scope())
+        .map(|h| h.count(Section::Blobs));
+    matches!(st.step, Step::Chunks { next_blob } if Some(next_blob) == blobs)
+        && imp.todo.is_empty()
+        && !st.in_flight.is_empty()
+}
+
+/// The open blob the answer to the first call in flight completes (calls are answered in
+/// order): the first blob that call asks for, all of whose chunks in flight it asks for.
+/// Its hash and upload session.
+fn first_to_complete(imp: &Importer<VectorMemory>) -> (Hash, u64) {
+    let st = imp.state();
+    let CallKind::Chunks(asked) = &st.in_flight[0].kind else {
+        panic!("the first call in flight asks for chunks");
+    };
+    let leaf = asked[0].0;
+    let Packed(ob) = imp.open.get(&leaf).expect("its first blob is open");
+    let in_call = asked.iter().filter(|(l, _)| *l == leaf).count() as u64;
+    assert_eq!(
+        ob.in_flight, in_call,
+        "the first answer completes its first blob"
+    );
+    (ob.hash.into_array(), ob.upload)
+}
+
+#[test]
+fn the_capsule_purged_while_the_last_chunks_are_in_flight_fails_a_finish_with_blob_not_finished() {
+    // One call left in flight: no later answer stores chunks after the failure.
+    let last_call =
+        |imp: &Importer<VectorMemory>| every_blob_begun(imp) && imp.state().in_flight.len() == 1;
+    let mut first = None;
+    let status = corrupted_when(last_call, |imp, store| {
+        let (blob, upload) = first_to_complete(imp);
+        // The capsule record and what it holds go; the blobs' import sessions stay, so the
+        // chunks in flight are still stored when they arrive.
+        assert!(store.purge_step(owner(), usize::MAX));
+        assert!(store.blob_store().upload(upload).is_some());
+        first = Some(to_hex(&blob));
+    });
+    assert_eq!(
+        status.error,
+        Some(ImportError::BlobNotFinished {
+            blob: first.unwrap(),
+            error: Error::CapsuleNotFound
+        })
+    );
+}
+
+#[test]
+fn a_kept_upload_whose_chunks_all_arrived_fails_when_planned_without_a_capsule_with_blob_not_finished()
+ {
+    let (src, _) = source();
+    let mut first = Exporter::new(&src, ID);
+    let (_, mut imp, mut store, mut sim) = started(&first, config());
+    // The first migration fails as in the test above: the blob whose chunks all arrived keeps
+    // its complete, unfinished upload session.
+    sim.step_until(&mut imp, &mut store, &mut first, |imp, _| {
+        every_blob_begun(imp)
+    });
+    let (blob, upload) = first_to_complete(&imp);
+    assert!(store.purge_step(owner(), usize::MAX));
+    let st = failed(&mut imp, &mut store, &mut sim, &mut first);
+    assert_error_matches!(st, Some(ImportError::BlobNotFinished { .. }));
+    // A newer migration of the same capsule keeps that upload for its blob and imports the
+    // capsule again; then the capsule is purged once more before the first blob is planned.
+    let mut exp = Exporter::new(&src, NEXT);
+    assert!(imp.start(Some(exp.init(config()))));
+    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
+        chunks_begin(&imp.state())
+    });
+    match imp.staged.leaf(NEXT, Section::Blobs, 0) {
+        Some(StoredLeaf::Blob(leaf)) => assert_eq!(leaf.hash, blob, "it is the first blob"),
+        other => panic!("the first blob leaf is staged: {other:?}"),
+    }
+    assert_eq!(imp.orphans.get(&blob), Some(upload));
+    assert!(
+        store
+            .blob_store()
+            .missing_chunks(upload)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.purge_step(owner(), usize::MAX));
+    let status = failed(&mut imp, &mut store, &mut sim, &mut exp);
+    assert_eq!(
+        status.error,
+        Some(ImportError::BlobNotFinished {
+            blob: to_hex(&blob),
+            error: Error::CapsuleNotFound
+        })
+    );
+    assert!(
+        exp.batches.is_empty(),
+        "it failed before a chunk was asked for"
+    );
+}
+
+#[test]
+fn a_held_blob_released_behind_the_capsule_fails_the_reset_with_pin_failed() {
+    let pinning = |st: &ImportState| {
+        matches!(
+            st.step,
+            Step::Resetting {
+                stage: ResetStage::PinBlobs { after: None },
+                ..
+            }
+        )
+    };
+    let mut first = None;
+    let status = replaced_at(pinning, |_, store| {
+        // The first blob the capsule holds loses its only reference: the blob store deletes
+        // it while the capsule still lists it.
+        let held = store.held_blobs(owner(), None, 1)[0];
+        store.unpin_blob(&held).unwrap();
+        assert!(store.blob_store().blob(&held).is_none());
+        first = Some(to_hex(&held));
+    });
+    let blob = first.unwrap();
+    assert_eq!(
+        status.error,
+        Some(ImportError::PinFailed {
+            blob: blob.clone(),
+            error: Error::Blob(BlobError::UnknownBlob { blob })
+        })
+    );
+}
+
+#[test]
+fn the_capsule_marked_moved_fails_the_reset_dropping_its_records_with_reset_failed() {
+    let dropping = |st: &ImportState| {
+        matches!(
+            st.step,
+            Step::Resetting {
+                stage: ResetStage::DropRecords,
+                ..
+            }
+        )
+    };
+    let elsewhere = Principal::from_slice(&[4; 10]);
+    let status = replaced_at(dropping, |_, store| {
+        // A record only the backend writes: the capsule served by another canister, its
+        // contents read-only.
+        store.set_moved(owner(), elsewhere).unwrap();
+    });
+    assert_eq!(
+        status.error,
+        Some(ImportError::ResetFailed {
+            error: Error::CapsuleMoved {
+                canister_id: elsewhere
+            }
         })
     );
 }
