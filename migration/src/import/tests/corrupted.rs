@@ -406,3 +406,68 @@ fn the_capsule_marked_moved_fails_the_reset_dropping_its_records_with_reset_fail
         })
     );
 }
+
+/// Bytes of the short second chunk of the blobs of
+/// [`an_open_blob_naming_the_upload_of_another_fails_with_blob_session_lost_when_it_finishes`].
+const TAIL: usize = 100;
+
+#[test]
+fn an_open_blob_naming_the_upload_of_another_fails_with_blob_session_lost_when_it_finishes() {
+    // Three blobs of two chunks sharing chunks at the same index: z = B·N, x = A·M, y = B·M
+    // (A and B a chunk each, M and N short). A chunk's hash depends on its bytes and its
+    // index, so y's first chunk is z's and its second is x's.
+    let (a, b) = (data(CHUNK_SIZE, 101), data(CHUNK_SIZE, 102));
+    let (m, n) = (data(TAIL, 103), data(TAIL, 122));
+    let mut src = new_store();
+    src.create_capsule(
+        &ctx(),
+        CapsuleInput {
+            name: "Ada".into(),
+            bio: String::new(),
+            settings: None,
+        },
+    )
+    .unwrap();
+    let [z, x, y] = [[&b[..], &n[..]], [&a[..], &m[..]], [&b[..], &m[..]]]
+        .map(|parts| upload_blob(&mut src, &parts.concat()).hash.into_array());
+    assert!(z < x && x < y, "the blob leaves are z, x, y");
+    let mut exp = Exporter::new(&src, ID);
+    // One call at a time, each of one chunk and two short ones.
+    let config = ImportConfig {
+        calls_in_flight: 1,
+        batch_bytes: (CHUNK_SIZE + 2 * TAIL) as u64,
+        records_per_step: 3,
+    };
+    let (_, mut imp, mut store, mut sim) = started(&exp, config);
+    // z arrived and was finished; y began with its first chunk linked to z's, and the call in
+    // flight asks for x's two chunks and y's second.
+    sim.step_until(&mut imp, &mut store, &mut exp, |imp, _| {
+        imp.open.contains_key(&2)
+    });
+    let st = imp.state();
+    assert_eq!(st.in_flight.len(), 1);
+    assert_eq!(
+        st.in_flight[0].kind,
+        CallKind::Chunks(vec![(1, 0), (1, 1), (2, 1)])
+    );
+    // The corruption: y's open import names x's upload session. y's chunk is stored there
+    // (x's chunk at that index is the same), then x's finish closes the session.
+    let Packed(open_x) = imp.open.get(&1).unwrap();
+    let Packed(mut open_y) = imp.open.get(&2).unwrap();
+    open_y.upload = open_x.upload;
+    imp.open.insert(2, Packed(open_y));
+    let status = failed(&mut imp, &mut store, &mut sim, &mut exp);
+    assert_eq!(
+        status.error,
+        Some(ImportError::BlobSessionLost {
+            blob: to_hex(&y),
+            error: Error::Blob(BlobError::UnknownUpload {
+                upload: open_x.upload
+            })
+        })
+    );
+    assert_eq!(
+        store.blob_store().blob(&x).map(|b| b.size),
+        Some((CHUNK_SIZE + TAIL) as u64)
+    );
+}
