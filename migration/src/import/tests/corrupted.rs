@@ -280,7 +280,8 @@ fn first_to_complete(imp: &Importer<VectorMemory>) -> (Hash, u64) {
 
 #[test]
 fn the_capsule_purged_while_the_last_chunks_are_in_flight_fails_a_finish_with_blob_not_finished() {
-    // One call left in flight: no later answer stores chunks after the failure.
+    // One call left in flight: answers that arrive after a failure are still handled, and
+    // a blob they complete would report its own failure in place of the first.
     let last_call =
         |imp: &Importer<VectorMemory>| every_blob_begun(imp) && imp.state().in_flight.len() == 1;
     let mut first = None;
