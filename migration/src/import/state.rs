@@ -137,8 +137,13 @@ impl ImportState {
         self.migration.as_ref().map_or(0, |m| m.migration_id)
     }
 
+    /// Fails the import with `error`, unless it failed already: the first failure is the one
+    /// the status reports. (Answers to calls still in flight are handled after a failure, their
+    /// chunks stored for a resumed import, and may fail too.)
     pub(super) fn fail(&mut self, error: ImportError) {
-        self.error = Some(error);
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
     }
 
     pub(super) fn call(&mut self, now: u64, kind: CallKind) -> u64 {

@@ -279,13 +279,15 @@ fn first_to_complete(imp: &Importer<VectorMemory>) -> (Hash, u64) {
 }
 
 #[test]
-fn the_capsule_purged_while_the_last_chunks_are_in_flight_fails_a_finish_with_blob_not_finished() {
-    // One call left in flight: answers that arrive after a failure are still handled, and
-    // a blob they complete would report its own failure in place of the first.
-    let last_call =
-        |imp: &Importer<VectorMemory>| every_blob_begun(imp) && imp.state().in_flight.len() == 1;
+fn the_capsule_purged_with_chunks_in_flight_fails_the_first_finish_with_blob_not_finished_and_keeps_it()
+ {
+    // Several calls in flight: the answers after the first failure are handled too (their
+    // chunks stored for a resumed import), and the blobs they complete fail to finish as well;
+    // the status keeps the first failure.
+    let calls_in_flight =
+        |imp: &Importer<VectorMemory>| every_blob_begun(imp) && imp.state().in_flight.len() > 1;
     let mut first = None;
-    let status = corrupted_when(last_call, |imp, store| {
+    let status = corrupted_when(calls_in_flight, |imp, store| {
         let (blob, upload) = first_to_complete(imp);
         // The capsule record and what it holds go; the blobs' import sessions stay, so the
         // chunks in flight are still stored when they arrive.
