@@ -414,15 +414,8 @@ impl Run {
 /// backend handed it over (its `update_settings` to the owner alone, in the canister's history).
 /// From then on the canister is theirs, and what it runs is no longer the factory's doing.
 fn owner_changed_code_after_handoff(w: &World, c: Principal, owner: Principal) -> bool {
-    use ic_management_canister_types::{
-        CanisterInfoArgs, CanisterInfoResult, ChangeDetails, ChangeOrigin,
-    };
-    let args = CanisterInfoArgs {
-        canister_id: c,
-        num_requested_changes: Some(20),
-    };
-    let info: CanisterInfoResult = w.emu().management(owner, "canister_info", &args).unwrap();
-    let changes = &info.recent_changes;
+    use ic_management_canister_types::{ChangeDetails, ChangeOrigin};
+    let changes = w.emu().canister_history(c).expect("the canister exists");
     let handoff = changes
         .iter()
         .rposition(|ch| {

@@ -476,6 +476,19 @@ impl Emulator {
             .then(|| g.status_of(canister))
     }
 
+    /// The full history of `canister` (every change `canister_info` would list, oldest first),
+    /// without access checks (`None` if it does not exist). On the IC only canisters may call
+    /// `canister_info`; this is the test's view of the same record.
+    pub fn canister_history(
+        &self,
+        canister: Principal,
+    ) -> Option<Vec<ic_management_canister_types::Change>> {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .map(|c| c.history.clone())
+    }
+
     /// Sets who makes the certificates non-replicated queries see (`ic0.data_certificate_*`).
     pub fn set_certifier(&self, certifier: std::sync::Arc<dyn crate::Certifier>) {
         self.lock().certifier = Some(certifier);
