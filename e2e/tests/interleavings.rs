@@ -15,8 +15,9 @@
 //! - every creation is final;
 //! - no canister exists that no record names;
 //! - reserve + spent − returned = topped up, to the cycle, and the reserve is backed;
-//! - a `Completed` creation's canister holds the export root and has only the owner as
-//!   controller, and the shared capsule points to it;
+//! - a `Completed` creation's canister has only the owner as controller and holds the export
+//!   root (unless the owner changed its code after the handoff: an owner's call sent just
+//!   before it may run just after, see `Run::owner`), and the shared capsule points to it;
 //! - a `Failed` creation's capsule is unchanged (as the owner last wrote it) and writable.
 //!
 //! `PROPTEST_CASES` sets the number of runs (default 24; each is a few emulated hours).
