@@ -78,6 +78,14 @@ fn in_records(st: &ImportState) -> bool {
     matches!(st.step, Step::Records { .. })
 }
 
+/// Manifest pages staged (the first holds the capsule leaf), more to come.
+fn more_pages(st: &ImportState) -> bool {
+    match &st.step {
+        Step::Manifest { verifier: Some(v) } => v.next_cursor().is_some(),
+        _ => false,
+    }
+}
+
 fn chunks_begin(st: &ImportState) -> bool {
     matches!(st.step, Step::Chunks { next_blob: 0 })
 }
@@ -99,11 +107,6 @@ fn the_staged_header_gone_fails_the_records_with_header_missing() {
 
 #[test]
 fn the_staged_capsule_leaf_gone_fails_the_manifest_with_no_capsule_leaf() {
-    // The first page (the capsule leaf first) staged, more pages to come.
-    let more_pages = |st: &ImportState| match &st.step {
-        Step::Manifest { verifier: Some(v) } => v.next_cursor().is_some(),
-        _ => false,
-    };
     let status = corrupted_at(more_pages, |imp, _| {
         assert!(imp.staged.clear(ID, usize::MAX));
     });
@@ -224,11 +227,7 @@ fn claiming_every_page(v: &PageVerifier) -> PageVerifier {
 fn a_stored_verifier_claiming_every_page_after_the_first_fails_with_manifest_unverified() {
     // Only the capsule leaf's page verified; the stored verifier then says the manifest is
     // complete, so the importer finishes it at once.
-    let first_page_only = |st: &ImportState| match &st.step {
-        Step::Manifest { verifier: Some(v) } => v.next_cursor().is_some(),
-        _ => false,
-    };
-    let status = corrupted_at(first_page_only, |imp, _| {
+    let status = corrupted_at(more_pages, |imp, _| {
         imp.with(|_, st| {
             let Step::Manifest { verifier: Some(v) } = &mut st.step else {
                 unreachable!("stopped in the manifest with a verifier");
