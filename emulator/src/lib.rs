@@ -20,6 +20,7 @@ pub mod error;
 pub mod faults;
 pub mod management;
 pub mod pocket_ic;
+mod query;
 pub mod reject;
 pub mod scheduler;
 pub mod serde_helpers;
