@@ -91,6 +91,14 @@ impl Storable for Bucket {
     const BOUND: Bound = Bound::Unbounded;
 }
 
+/// A bucket of [`MemoryTable::put_absent`]'s range walk: as read (or left unchanged by an
+/// earlier run of the same call), or written since, to be read again from the map if its ids
+/// come back (no copy of every bucket written is kept in memory).
+enum Seen {
+    Read(Bucket),
+    Written,
+}
+
 impl Bucket {
     fn is_v1(&self) -> bool {
         self.0[0] == BUCKET_V1
@@ -360,24 +368,20 @@ impl<M: StableMemory> MemoryTable<M> {
         // are): one B-tree walk instead of one lookup per bucket.
         let lo = ids.iter().map(|id| bucket_of(*id)).min().unwrap_or(0);
         let hi = ids.iter().map(|id| bucket_of(*id)).max().unwrap_or(0);
-        // `None` for a bucket written by this call: read it again from the map if its ids come
-        // back (no copy of every bucket written kept in memory).
-        let mut known: Option<std::collections::BTreeMap<u64, Option<Bucket>>> =
+        let mut known: Option<std::collections::BTreeMap<u64, Seen>> =
             (!ids.is_empty() && hi - lo <= ids.len() as u64).then(|| {
                 self.buckets
                     .range((owner, lo)..=(owner, hi))
-                    .map(|e| (e.key().1, Some(e.value())))
+                    .map(|e| (e.key().1, Seen::Read(e.value())))
                     .collect()
             });
         for (b, run) in bucket_runs(&ids) {
             let key = (owner, b);
             let bucket = match known.as_mut().map(|k| k.remove(&b)) {
-                // Read in the walk (or left as it was by an earlier run).
-                Some(Some(Some(bucket))) => bucket,
+                Some(Some(Seen::Read(bucket))) => bucket,
                 // Not there when the walk read the range.
                 Some(None) => Bucket::default(),
-                // Written by an earlier run (ids not sorted), or no walk.
-                Some(Some(None)) | None => self.buckets.get(&key).unwrap_or_default(),
+                Some(Some(Seen::Written)) | None => self.buckets.get(&key).unwrap_or_default(),
             };
             let mut writes: Vec<(u64, Option<&[u8]>)> = Vec::new();
             for &(id, enc) in &memories[run] {
@@ -389,15 +393,15 @@ impl<M: StableMemory> MemoryTable<M> {
                 }
                 new.push(!held);
             }
-            let left = if writes.is_empty() {
-                Some(bucket)
+            let seen = if writes.is_empty() {
+                Seen::Read(bucket)
             } else {
                 writes.sort_unstable_by_key(|(id, _)| *id);
                 self.buckets.insert(key, bucket.with(&writes));
-                None
+                Seen::Written
             };
             if let Some(k) = &mut known {
-                k.insert(b, left);
+                k.insert(b, seen);
             }
         }
         new
