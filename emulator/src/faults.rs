@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use candid::Principal;
 
-use crate::reject::RejectCode;
+use crate::reject::{ErrorCode, RejectCode, RejectResponse};
 
 /// Reject the next `remaining` requests to a canister (and method, if given).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -40,20 +40,34 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// The reject to answer a request with, consuming one use of the matching rule.
-    pub fn take_reject(
-        &mut self,
-        canister: Principal,
-        method: &str,
-    ) -> Option<(RejectCode, String)> {
+    /// The reject to answer a request to `canister`.`method` with, if a rule applies,
+    /// consuming one use of it.
+    pub fn take_reject(&mut self, canister: Principal, method: &str) -> Option<RejectResponse> {
         let rule = self.reject_rules.iter_mut().find(|r| {
             r.remaining > 0
                 && r.canister == canister
                 && r.method.as_deref().is_none_or(|m| m == method)
         })?;
         rule.remaining -= 1;
-        let out = (rule.code, rule.message.clone());
+        let out = RejectResponse {
+            reject_code: rule.code,
+            reject_message: rule.message.clone(),
+            error_code: error_code_for(rule.code),
+            certified: true,
+        };
         self.reject_rules.retain(|r| r.remaining > 0);
         Some(out)
+    }
+}
+
+/// An error code that fits a reject code (for injected rejects).
+fn error_code_for(code: RejectCode) -> ErrorCode {
+    match code {
+        RejectCode::SysFatal => ErrorCode::SubnetOversubscribed,
+        RejectCode::SysTransient => ErrorCode::CanisterQueueFull,
+        RejectCode::DestinationInvalid => ErrorCode::CanisterNotFound,
+        RejectCode::CanisterReject => ErrorCode::CanisterRejectedMessage,
+        RejectCode::CanisterError => ErrorCode::CanisterCalledTrap,
+        RejectCode::SysUnknown => ErrorCode::DeadlineExpired,
     }
 }

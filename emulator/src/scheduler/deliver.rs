@@ -1,19 +1,6 @@
 //! Delivering messages: requests start call contexts, responses run callbacks (and cleanup).
 
 use super::*;
-use crate::faults::Faults;
-
-/// The reject an injected fault answers a request to `to`.`method` with, if one applies
-/// (consuming one use of its rule, see [`Faults::take_reject`]).
-fn injected_reject(faults: &mut Faults, to: Principal, method: &str) -> Option<RejectResponse> {
-    let (code, msg) = faults.take_reject(to, method)?;
-    Some(RejectResponse {
-        reject_code: code,
-        reject_message: msg,
-        error_code: error_code_for(code),
-        certified: true,
-    })
-}
 
 impl Inner {
     pub(super) fn deliver(&mut self, message: Message) {
@@ -32,7 +19,7 @@ impl Inner {
                     return;
                 }
                 if to == Principal::management_canister() {
-                    if let Some(r) = injected_reject(&mut self.faults, to, &method) {
+                    if let Some(r) = self.faults.take_reject(to, &method) {
                         self.trace(
                             TraceKind::Rejected,
                             from,
@@ -94,7 +81,7 @@ impl Inner {
                 ),
             );
         };
-        if let Some(r) = injected_reject(&mut self.faults, to, &method) {
+        if let Some(r) = self.faults.take_reject(to, &method) {
             return fail(self, r);
         }
         match c.status {

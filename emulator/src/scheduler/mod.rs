@@ -20,7 +20,7 @@ use crate::cycles::Config;
 use crate::engine::system_api::ApiLimits;
 use crate::engine::{ApiType, CanisterInstance, Entry, Execution, MessageCtx, Response, TrapKind};
 use crate::faults::Faults;
-use crate::reject::{ErrorCode, RejectCode, RejectResponse};
+use crate::reject::{ErrorCode, RejectResponse};
 use crate::state::{
     Bookkeeping, CallContext, Callback, Canister, Message, Origin, Payload, Queued, Status, reject,
 };
@@ -106,18 +106,6 @@ pub(crate) fn callback_entry(
             Vec::new(),
             Some((r.reject_code as u32, r.reject_message)),
         ),
-    }
-}
-
-/// An error code that fits a reject code (for injected rejects).
-pub fn error_code_for(code: RejectCode) -> ErrorCode {
-    match code {
-        RejectCode::SysFatal => ErrorCode::SubnetOversubscribed,
-        RejectCode::SysTransient => ErrorCode::CanisterQueueFull,
-        RejectCode::DestinationInvalid => ErrorCode::CanisterNotFound,
-        RejectCode::CanisterReject => ErrorCode::CanisterRejectedMessage,
-        RejectCode::CanisterError => ErrorCode::CanisterCalledTrap,
-        RejectCode::SysUnknown => ErrorCode::DeadlineExpired,
     }
 }
 
